@@ -1,0 +1,520 @@
+"""The modem: the sans-IO state machine the shell drives.
+
+Inputs are bytes from the host (``receive_from_host``), network events (``handle_event``), the
+DTR line (``set_dtr``) and the passing of time (``tick``); each takes the current monotonic time.
+Outputs are collected and taken by the shell: bytes for the host (``take_host_bytes``) and
+effects for the network (``take_effects``). ``next_deadline`` tells the shell when to call
+``tick`` next. Nothing here reads a clock, a file descriptor or a socket.
+
+The host side is in one of five modes:
+
+- ``BOOTING``: before ``RDY``; bytes the host sends wait until the module is up.
+- ``COMMAND``: the line editor collects a command line (echo, backspace, ``A/``).
+- ``BUSY``: a command is waiting for an event (``Pending``); host bytes wait, in order.
+- ``DATA``: raw bytes go to a data sink (the ``>`` prompt, AT+QFUPL's CONNECT).
+- ``ONLINE``: transparent transmission; bytes go to the connection (``online`` session).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol
+
+import emulator.commands  # noqa: F401  (registers every command family)
+from emulator.core import events as ev
+from emulator.core.clock import ModuleClock
+from emulator.core.parser import CommandCall, SyntaxProblem, parse_command_line
+from emulator.core.registry import (
+    COMMANDS,
+    AwaitData,
+    CommandFailed,
+    Outcome,
+    ParamError,
+    Pending,
+    Reply,
+)
+from emulator.core.results import ERROR, OK, CmeError, FinalResult, encode_block
+from emulator.profile import Profile
+
+log = logging.getLogger(__name__)
+
+BACKSPACE = 0x08  # S5
+DELETE = 0x7F  # what most terminal programs send for the backspace key; treated the same (chosen)
+CR = 0x0D  # S3
+LF = 0x0A  # S4
+
+# Families whose commands answer plain ERROR and leave their code for AT+QIGETERROR
+# (REFERENCE.md "Boot and basics": TCP/IP and SSL commands).
+QI_ERROR_FAMILIES = {"pdp", "ssl"}
+QI_INVALID_PARAMETER = 552
+QI_UNKNOWN_ERROR = 550
+
+
+class HostMode(enum.Enum):
+    BOOTING = "booting"
+    COMMAND = "command"
+    BUSY = "busy"
+    DATA = "data"
+    ONLINE = "online"
+
+
+@dataclass
+class Settings:
+    """The V.250 / 27.007 settings that ATZ and AT&F restore."""
+
+    echo: bool
+    verbose: bool
+    cmee: int
+    dtr_mode: int
+    urc_port: str
+    registration_report: dict[str, int] = field(default_factory=lambda: {"+CREG": 0, "+CGREG": 0, "+CEREG": 0})
+
+    @classmethod
+    def factory(cls, profile: Profile) -> "Settings":
+        d = profile.defaults
+        return cls(echo=d.echo, verbose=d.verbose, cmee=d.cmee, dtr_mode=d.dtr_mode, urc_port=d.urc_port)
+
+
+class OnlineSession(Protocol):
+    """A connection in transparent transmission mode (see the transparent-mode commands)."""
+
+    def feed_host(self, modem: "Modem", data: bytes) -> None: ...
+
+    def leave(self, modem: "Modem") -> None: ...
+
+
+class Timer:
+    __slots__ = ("deadline", "callback", "cancelled")
+
+    def __init__(self, deadline: float, callback: Callable[[], None]):
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Modem:
+    """One emulated module. See the module docstring for the contract with the shell."""
+
+    def __init__(self, profile: Profile, files: Any, *, now: float, wall_clock: datetime | None = None,
+                 escape_guard: float = 1.0):
+        self.profile = profile
+        self.files = files  # the UFS store (emulator.core.ufs); its backing is the shell's business
+        self.escape_guard = escape_guard
+        self.now = now
+        self._wall_clock_at_boot = wall_clock or datetime(2000, 1, 1, tzinfo=timezone.utc)
+        self._host_out = bytearray()
+        self._effects: list[ev.Effect] = []
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._timer_seq = itertools.count()
+        self._conn_ids = itertools.count(1)
+        self._event_handlers: dict[int, Callable[[ev.NetworkEvent], None]] = {}
+        self.boot_count = 0
+        self._fresh_state()
+
+    # --- state -----------------------------------------------------------------------------
+
+    def _fresh_state(self) -> None:
+        """Everything a power cycle forgets (SSL settings included: REFERENCE.md)."""
+        self.mode = HostMode.BOOTING
+        self.settings = Settings.factory(self.profile)
+        self.functionality = 1
+        self.signal: tuple[int, int] = self.profile.network.csq  # AT+CSQ; fault injection changes it
+        self.clock = ModuleClock(self._wall_clock_at_boot, self.now)
+        self.last_qi_error = 0
+        self.online: OnlineSession | None = None
+        self._line = bytearray()
+        self._line_overflow = False
+        self._last_line: bytes | None = None
+        self._input = bytearray()
+        self._processing = False
+        self._remaining_calls: list[CommandCall] = []
+        self._current_call: CommandCall | None = None
+        self._sink = None
+        self._sink_echo = True
+        self._sink_timer: Timer | None = None
+        self._pending: Pending | None = None
+        self._pending_timer: Timer | None = None
+        self._held_urcs: list[bytes] = []
+        self.reset_hooks: list[Callable[[], None]] = []
+        self.network = self._make_network_state()
+
+    def _make_network_state(self) -> dict[str, Any]:
+        """Per-family state objects that families attach (PDP contexts, SSL contexts and clients)."""
+        from emulator.commands import STATE_FACTORIES
+
+        return {name: factory(self) for name, factory in STATE_FACTORIES.items()}
+
+    def power_on(self, now: float) -> None:
+        """Start the boot sequence: the profile's boot URCs at their times, RDY first."""
+        self.now = now
+        self.boot_count += 1
+        boot = self.boot_count
+        urcs = sorted(self.profile.boot_urcs, key=lambda u: u.after_ms)
+        if not urcs:
+            self._booted()
+            return
+        for index, urc in enumerate(urcs):
+            def fire(text=urc.text, first=(index == 0)) -> None:
+                if boot != self.boot_count:
+                    return
+                if first:
+                    self._booted()
+                self.emit_urc(text)
+            self.call_at(now + urc.after_ms / 1000.0, fire)
+
+    def _booted(self) -> None:
+        self.mode = HostMode.COMMAND
+        self._process_input()
+
+    def reboot(self) -> None:
+        """A power cycle: every connection dropped, every setting back to its default, boot again."""
+        for hook in list(self.reset_hooks):
+            hook()
+        self._timers.clear()
+        self._event_handlers.clear()
+        pending_input = bytes(self._input)
+        self._fresh_state()
+        self._input.extend(pending_input)
+        self.power_on(self.now)
+
+    # --- output ------------------------------------------------------------------------------
+
+    def write_host(self, data: bytes) -> None:
+        self._host_out += data
+
+    def take_host_bytes(self) -> bytes:
+        out = bytes(self._host_out)
+        self._host_out.clear()
+        return out
+
+    def effect(self, effect: ev.Effect) -> None:
+        self._effects.append(effect)
+
+    def take_effects(self) -> list[ev.Effect]:
+        out, self._effects = self._effects, []
+        return out
+
+    def block(self, lines: list[bytes]) -> bytes:
+        return encode_block(lines, self.settings.verbose)
+
+    def emit_urc(self, *lines: str | bytes) -> None:
+        """An unsolicited result code; held while a command runs or data mode owns the port."""
+        data = self.block([l.encode("latin-1") if isinstance(l, str) else l for l in lines])
+        if self.mode in (HostMode.COMMAND,) and not self._held_urcs:
+            self.write_host(data)
+        else:
+            self._held_urcs.append(data)
+
+    def _flush_urcs(self) -> None:
+        if self.mode is not HostMode.COMMAND:
+            return
+        while self._held_urcs:
+            self.write_host(self._held_urcs.pop(0))
+
+    # --- time --------------------------------------------------------------------------------
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(deadline, callback)
+        heapq.heappush(self._timers, (deadline, next(self._timer_seq), timer))
+        return timer
+
+    def next_deadline(self) -> float | None:
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def tick(self, now: float) -> None:
+        self.now = now
+        while self._timers and self._timers[0][0] <= now:
+            _, _, timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                self._guarded(timer.callback)
+
+    def _guarded(self, fn: Callable[[], None]) -> None:
+        """Run ``fn``; a bug in one handler is logged and never stops the modem."""
+        try:
+            fn()
+        except Exception:
+            log.exception("internal error")
+
+    # --- network -----------------------------------------------------------------------------
+
+    def new_conn_id(self, on_event: Callable[[ev.NetworkEvent], None]) -> int:
+        conn_id = next(self._conn_ids)
+        self._event_handlers[conn_id] = on_event
+        return conn_id
+
+    def forget_conn(self, conn_id: int) -> None:
+        self._event_handlers.pop(conn_id, None)
+
+    def handle_event(self, event: ev.NetworkEvent, now: float) -> None:
+        self.tick(now)
+        handler = self._event_handlers.get(event.conn_id)
+        if handler is None:
+            log.debug("event for a forgotten connection: %r", event)
+            return
+        self._guarded(lambda: handler(event))
+
+    # --- DTR ---------------------------------------------------------------------------------
+
+    def set_dtr(self, active: bool, now: float) -> None:
+        """The host's DTR line. With AT&D1 or AT&D2 a drop leaves transparent mode (SSL note 1.4)."""
+        self.tick(now)
+        if not active and self.mode is HostMode.ONLINE and self.settings.dtr_mode in (1, 2):
+            self._guarded(lambda: self.online.leave(self) if self.online else None)
+
+    # --- host input --------------------------------------------------------------------------
+
+    def receive_from_host(self, data: bytes, now: float) -> None:
+        self.tick(now)
+        self._input += data
+        self._process_input()
+
+    def _process_input(self) -> None:
+        if self._processing:
+            return  # the outer loop goes on with whatever is left
+        self._processing = True
+        try:
+            self._consume_input()
+        finally:
+            self._processing = False
+
+    def _consume_input(self) -> None:
+        while self._input:
+            mode = self.mode
+            if mode in (HostMode.BOOTING, HostMode.BUSY):
+                return
+            if mode is HostMode.ONLINE:
+                data = bytes(self._input)
+                self._input.clear()
+                if self.online is not None:
+                    self._guarded(lambda: self.online.feed_host(self, data))
+                continue
+            if mode is HostMode.DATA:
+                self._feed_sink()
+                continue
+            self._edit_line()
+
+    def _edit_line(self) -> None:
+        """The command-line editor: consume bytes until a line completes or input runs out."""
+        limit = self.profile.limits.line_length + 2  # "AT" plus the body
+        data = self._input
+        i = 0
+        try:
+            while i < len(data):
+                byte = data[i]
+                i += 1
+                if byte == LF and not self._line:
+                    continue  # the LF of a CR LF pair, or a stray one between lines
+                if self.settings.echo:
+                    self.write_host(bytes((byte,)))
+                if byte == CR:
+                    self._complete_line()
+                    return
+                if byte in (BACKSPACE, DELETE):
+                    if self._line and not self._line_overflow:
+                        self._line.pop()
+                    continue
+                if self._line_overflow:
+                    continue
+                if byte == ord("/") and self._line in (b"A", b"a"):
+                    self._line.clear()
+                    if self._last_line is None:
+                        self._finish(ERROR)
+                    else:
+                        self._execute_line(self._last_line)
+                    return
+                if len(self._line) >= limit:
+                    self._line_overflow = True
+                    continue
+                self._line.append(byte)
+        finally:
+            del data[:i]
+
+    def _complete_line(self) -> None:
+        line = bytes(self._line)
+        overflow = self._line_overflow
+        self._line.clear()
+        self._line_overflow = False
+        if overflow:
+            log.info("command line longer than %d characters", self.profile.limits.line_length)
+            self._finish(ERROR)
+            return
+        line = line.lstrip(b" \x00")
+        if not line:
+            return  # an empty line gets no answer, as on the module
+        if line[:2] not in (b"AT", b"at"):
+            self._finish(ERROR)
+            return
+        self._last_line = line
+        self._execute_line(line)
+
+    def _execute_line(self, line: bytes) -> None:
+        body = line[2:].decode("latin-1")
+        try:
+            calls = parse_command_line(body)
+        except SyntaxProblem as problem:
+            log.debug("syntax error in %r: %s", line, problem)
+            self._finish(ERROR)
+            return
+        self._remaining_calls = calls
+        self._run_calls()
+
+    def _run_calls(self) -> None:
+        """Run the remaining calls of the line until one waits or fails, or all are done."""
+        while self._remaining_calls:
+            call = self._remaining_calls.pop(0)
+            self._current_call = call
+            spec = COMMANDS.get(call.name)
+            if spec is None:
+                self._remaining_calls.clear()
+                self._finish(ERROR)
+                return
+            try:
+                outcome = spec.handler(self, call)
+            except CommandFailed as failure:
+                self._fail(spec.family, failure)
+                return
+            except Exception:
+                log.exception("internal error in %s", call.name)
+                self._fail(spec.family, CommandFailed(qi_error=QI_UNKNOWN_ERROR))
+                return
+            if spec.family in QI_ERROR_FAMILIES:
+                self.last_qi_error = 0
+            if not self._apply(outcome):
+                return
+        self._finish(OK)
+
+    def _fail(self, family: str, failure: CommandFailed) -> None:
+        self._remaining_calls.clear()
+        if family in QI_ERROR_FAMILIES:
+            if failure.qi_error is not None:
+                self.last_qi_error = failure.qi_error
+            elif isinstance(failure, ParamError) or failure.cme is None:
+                self.last_qi_error = QI_INVALID_PARAMETER
+            self._finish(failure.result or ERROR)
+            return
+        if failure.result is not None:
+            self._finish(failure.result)
+        elif failure.cme is not None:
+            self._finish(CmeError(failure.cme))
+        else:
+            self._finish(ERROR)
+
+    def _apply(self, outcome: Outcome) -> bool:
+        """Show an outcome; True when the line may go on with its next command."""
+        if isinstance(outcome, Reply):
+            if outcome.lines:
+                self.write_host(self.block(outcome.lines))
+            if outcome.raw:
+                self.write_host(outcome.raw)
+            if outcome.final is not OK or outcome.online is not None:
+                self._remaining_calls.clear()
+                self._finish(outcome.final, outcome.online)
+                return False
+            return True
+        if isinstance(outcome, AwaitData):
+            self.write_host(outcome.prompt)
+            self.mode = HostMode.DATA
+            self._sink = outcome.sink
+            self._sink_echo = outcome.echo
+            deadline = outcome.sink.deadline()
+            if deadline is not None:
+                self._sink_timer = self.call_at(deadline, self._sink_expired)
+            return False
+        if isinstance(outcome, Pending):
+            self.mode = HostMode.BUSY
+            self._pending = outcome
+            if outcome.deadline is not None:
+                self._pending_timer = self.call_at(outcome.deadline, self._pending_expired)
+            return False
+        raise TypeError(f"unknown outcome {outcome!r}")
+
+    def _finish(self, final: FinalResult | CmeError, online: OnlineSession | None = None) -> None:
+        """Write the line's final result; with ``online`` the port then enters transparent mode."""
+        if isinstance(final, CmeError):
+            final = final.as_final(self.settings.cmee)
+        self.write_host(final.encode(self.settings.verbose))
+        self._current_call = None
+        if online is not None:
+            self.online = online
+            self.mode = HostMode.ONLINE
+            return
+        self.mode = HostMode.COMMAND
+        self._flush_urcs()
+
+    def finish_pending(self, outcome: Outcome) -> None:
+        """Complete the command that returned ``Pending``; the rest of its line runs after it."""
+        if self.mode is not HostMode.BUSY:
+            return
+        self._pending = None
+        if self._pending_timer:
+            self._pending_timer.cancel()
+            self._pending_timer = None
+        self._resume(outcome)
+
+    def fail_pending(self, failure: CommandFailed, family: str) -> None:
+        if self.mode is not HostMode.BUSY:
+            return
+        self._pending = None
+        if self._pending_timer:
+            self._pending_timer.cancel()
+            self._pending_timer = None
+        self._fail(family, failure)
+        self._process_input()
+
+    def _resume(self, outcome: Outcome) -> None:
+        self.mode = HostMode.COMMAND
+        if self._apply(outcome):
+            self._run_calls()
+        self._process_input()
+
+    def _pending_expired(self) -> None:
+        pending = self._pending
+        if pending is None or self.mode is not HostMode.BUSY:
+            return
+        self._pending_timer = None
+        outcome = pending.on_timeout(self) if pending.on_timeout else Reply(final=ERROR)
+        self.finish_pending(outcome)
+
+    def _feed_sink(self) -> None:
+        sink = self._sink
+        consumed, outcome = sink.feed(self, bytes(self._input))
+        if consumed and self.settings.echo and self._sink_echo:
+            self.write_host(bytes(self._input[:consumed]))
+        del self._input[:consumed]
+        if outcome is not None:
+            self._end_sink()
+            self._resume(outcome)
+
+    def _end_sink(self) -> None:
+        self._sink = None
+        if self._sink_timer:
+            self._sink_timer.cancel()
+            self._sink_timer = None
+
+    def _sink_expired(self) -> None:
+        if self.mode is not HostMode.DATA or self._sink is None:
+            return
+        sink = self._sink
+        self._sink_timer = None
+        self._end_sink()
+        self._resume(sink.expire(self))
+
+    # --- transparent mode hooks --------------------------------------------------------------
+
+    def leave_online(self, result: FinalResult) -> None:
+        """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed)."""
+        self.online = None
+        self.mode = HostMode.COMMAND
+        self.write_host(result.encode(self.settings.verbose))
+        self._flush_urcs()
+        self._process_input()
