@@ -1,0 +1,71 @@
+"""Drives the sans-IO modem directly: no pty, no sockets, time chosen by the test."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from emulator.core import events as ev
+from emulator.core.modem import Modem
+from emulator.core.ufs import MemoryFileStore
+from emulator.profile import load_profile
+
+BOOT_WALL_CLOCK = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+class CoreHarness:
+    """A modem, its clock and what it has said, for tests of the core.
+
+    ``command`` sends one line and returns everything the host received in answer; effects for
+    the network pile up in ``effects`` until the test takes them.
+    """
+
+    def __init__(self, profile: str = "EC200M-CN", files=None, boot: bool = True, echo: bool = False,
+                 escape_guard: float = 1.0):
+        self.now = 100.0
+        self.files = files if files is not None else MemoryFileStore()
+        self.modem = Modem(load_profile(profile), self.files, now=self.now, wall_clock=BOOT_WALL_CLOCK,
+                           escape_guard=escape_guard)
+        self.effects: list[ev.Effect] = []
+        self.modem.power_on(self.now)
+        if boot:
+            self.boot_output = self.advance(5.0)
+            if not echo:
+                assert self.command("ATE0") == b"ATE0\r\r\nOK\r\n"
+
+    def _collect(self) -> bytes:
+        self.effects.extend(self.modem.take_effects())
+        return self.modem.take_host_bytes()
+
+    def send(self, data: bytes) -> bytes:
+        self.modem.receive_from_host(data, self.now)
+        return self._collect()
+
+    def command(self, line: str | bytes) -> bytes:
+        if isinstance(line, str):
+            line = line.encode("latin-1")
+        return self.send(line + b"\r")
+
+    def advance(self, seconds: float) -> bytes:
+        """Let ``seconds`` pass, firing every timer due on the way, in order."""
+        end = self.now + seconds
+        out = bytearray()
+        while True:
+            deadline = self.modem.next_deadline()
+            if deadline is None or deadline > end:
+                break
+            self.now = max(self.now, deadline)
+            self.modem.tick(self.now)
+            out += self._collect()
+        self.now = end
+        self.modem.tick(self.now)
+        out += self._collect()
+        return bytes(out)
+
+    def event(self, event: ev.NetworkEvent) -> bytes:
+        self.modem.handle_event(event, self.now)
+        return self._collect()
+
+    def take_effects(self) -> list[ev.Effect]:
+        self._collect()
+        out, self.effects = self.effects, []
+        return out
