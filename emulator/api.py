@@ -1,0 +1,100 @@
+"""The Python API: run an emulator in a background thread.
+
+    with Emulator(profile="EC800N-CN", ufs=path) as modem:
+        port = serial.Serial(modem.port)
+
+The emulator runs on its own asyncio loop in a daemon thread; ``call`` runs a function on that
+loop (with the runner) and returns its result, which is how the control operations reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable
+
+from emulator.profile import DEFAULT_PROFILE, load_profile
+from emulator.shell.runner import ModemRunner
+
+START_TIMEOUT = 10.0
+
+
+class Emulator:
+    def __init__(self, profile: str = DEFAULT_PROFILE, ufs: str | Path | None = None,
+                 link: str | Path | None = None, escape_guard_ms: int = 1000):
+        self.profile = load_profile(profile)
+        self._own_ufs = ufs is None
+        self.ufs = Path(ufs) if ufs is not None else Path(tempfile.mkdtemp(prefix="ecemu-ufs-"))
+        self.link = Path(link) if link is not None else None
+        self.escape_guard = escape_guard_ms / 1000.0
+        self.runner: ModemRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def port(self) -> str:
+        """The device path of the pty slave, e.g. ``/dev/pts/5``."""
+        if self.runner is None or self.runner.port is None:
+            raise RuntimeError("the emulator is not running")
+        return self.runner.port.path
+
+    def start(self) -> "Emulator":
+        self._thread = threading.Thread(target=self._run, name="ecemu", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT):
+            raise RuntimeError("the emulator did not start in time")
+        if self._error is not None:
+            raise RuntimeError("the emulator failed to start") from self._error
+        return self
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        try:
+            self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard)
+            self.runner.start()
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            self.runner.stop()
+
+    def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
+        """Run ``fn(runner)`` on the emulator's loop and return its result."""
+        future: Future = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(self.runner))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(START_TIMEOUT)
+        if self._own_ufs:
+            shutil.rmtree(self.ufs, ignore_errors=True)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
