@@ -49,6 +49,10 @@ class PtyPort:
         except (BlockingIOError, InterruptedError):
             return 0
 
+    def discard_unread(self) -> None:
+        """Drop what the emulator wrote that no host has read."""
+        termios.tcflush(self._slave, termios.TCIFLUSH)
+
     def close(self) -> None:
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
             self.link.unlink()

@@ -16,6 +16,7 @@ from emulator.core.modem import Modem
 from emulator.core.ufs import DirectoryFileStore
 from emulator.profile import Profile
 from emulator.shell.network import Network
+from emulator.shell.opens import OpenWatcher
 from emulator.shell.pty_port import PtyPort
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class ModemRunner:
         self._timer_deadline: float | None = None
         self._host_queue = bytearray()
         self._writer_registered = False
+        self._watcher: OpenWatcher | None = None
+        self.host_opens = 0  # how many descriptors hosts hold on the port now
+        self.host_has_left = False  # a host closed the port and none holds it now
 
     def start(self) -> None:
         """Open the port and power the modem on; call on the running loop."""
@@ -48,6 +52,9 @@ class ModemRunner:
         self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
         loop.add_reader(self.port.master, self._on_host_readable)
+        self._watcher = OpenWatcher(self.port.path)
+        if self._watcher.fd is not None:
+            loop.add_reader(self._watcher.fd, self._on_open_or_close)
         self.modem.power_on(loop.time())
         self.pump()
 
@@ -60,6 +67,10 @@ class ModemRunner:
                 self._writer_registered = False
         if self._timer is not None:
             self._timer.cancel()
+        if self._watcher is not None:
+            if self._watcher.fd is not None and loop is not None:
+                loop.remove_reader(self._watcher.fd)
+            self._watcher.close()
         if self.network is not None:
             self.network.close_all()
         if self.port is not None:
@@ -69,6 +80,12 @@ class ModemRunner:
     # --- into the core -----------------------------------------------------------------------
 
     def _on_host_readable(self) -> None:
+        # Opens and closes first: a host opens the port before it writes, so this keeps the
+        # order in which the two reach the emulator through separate channels.
+        self._on_open_or_close()
+        self._read_host()
+
+    def _read_host(self) -> None:
         data = self.port.read()
         if data:
             self.modem.receive_from_host(data, self._loop.time())
@@ -77,6 +94,57 @@ class ModemRunner:
     def on_network_event(self, event: ev.NetworkEvent) -> None:
         self.modem.handle_event(event, self._loop.time())
         self.pump()
+
+    def _apply_open_changes(self, changes: list[int]) -> tuple[bool, bool]:
+        """Count opens and closes; returns (a host was attached before, someone left)."""
+        was_open = self.host_opens > 0
+        someone_left = False
+        for change in changes:
+            self.host_opens = max(0, self.host_opens + change)
+            someone_left |= self.host_opens == 0
+        return was_open, someone_left
+
+    def _on_open_or_close(self) -> None:
+        changes = self._watcher.read() if self._watcher is not None else []
+        if not changes:
+            return
+        was_open, someone_left = self._apply_open_changes(changes)
+        log.debug("port opens/closes %s: %d host descriptors now", changes, self.host_opens)
+        if self.host_opens == 0:
+            self._host_left()
+        elif someone_left or not was_open:
+            # A host left and another is already there: what the first was not shown is stale.
+            self._discard_host_output()
+            self.host_has_left = False
+            if not was_open:
+                self.set_dtr(True)
+
+    def _host_left(self) -> None:
+        """The last host closed the port: what it wrote is still executed (nothing received is
+        dropped), but what the module says while nobody listens is lost, as on a real port, and
+        closing drops DTR as a serial driver does on hang-up."""
+        data = self.port.read()
+        # A host opens before it writes: if nobody opened since, all of ``data`` came from the
+        # host that left; otherwise part of it may be the next host's, which gets the answers.
+        self._apply_open_changes(self._watcher.read())
+        self.host_has_left = self.host_opens == 0
+        self._discard_host_output()
+        if data:
+            self.modem.receive_from_host(data, self._loop.time())
+            self.pump()
+        if self.host_has_left:
+            self.set_dtr(False)
+            self._discard_host_output()
+        else:
+            self.set_dtr(True)
+
+    def _discard_host_output(self) -> None:
+        self._host_queue.clear()
+        if self._writer_registered:
+            self._loop.remove_writer(self.port.master)
+            self._writer_registered = False
+        self.port.discard_unread()
+        self.network.set_host_backpressure(False)
 
     def set_dtr(self, active: bool) -> None:
         self.modem.set_dtr(active, self._loop.time())
@@ -116,6 +184,8 @@ class ModemRunner:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _send_to_host(self, data: bytes) -> None:
+        if self.host_has_left:
+            return
         if not self._host_queue:
             written = self.port.write(data)
             if written == len(data):

@@ -1,0 +1,62 @@
+"""Noticing when a host opens and closes the port, through inotify on the pty slave's path.
+
+A pty has no carrier or DTR line, and because the emulator keeps the slave open itself it never
+sees a hangup; inotify's open and close events on /dev/pts/N are what tell it that a host came
+or went. Where inotify is not available the watcher reports nothing and the port simply keeps
+its output for the next opener.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import struct
+
+log = logging.getLogger(__name__)
+
+IN_CLOSE_WRITE = 0x08
+IN_CLOSE_NOWRITE = 0x10
+IN_OPEN = 0x20
+_EVENT_HEADER = struct.Struct("iIII")
+
+
+class OpenWatcher:
+    def __init__(self, path: str):
+        self.fd: int | None = None
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                raise OSError(ctypes.get_errno(), "inotify_init1")
+            if libc.inotify_add_watch(fd, path.encode(), IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0:
+                os.close(fd)
+                raise OSError(ctypes.get_errno(), "inotify_add_watch")
+            self.fd = fd
+        except (OSError, AttributeError) as exc:
+            log.info("cannot watch %s for opens and closes (%s); output is kept for the next opener", path, exc)
+
+    def read(self) -> list[int]:
+        """+1 for each open and -1 for each close since the last call, in order."""
+        if self.fd is None:
+            return []
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return []
+        changes = []
+        offset = 0
+        while offset + _EVENT_HEADER.size <= len(data):
+            _wd, mask, _cookie, name_len = _EVENT_HEADER.unpack_from(data, offset)
+            offset += _EVENT_HEADER.size + name_len
+            if mask & IN_OPEN:
+                changes.append(+1)
+            if mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE):
+                changes.append(-1)
+        return changes
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

@@ -1,0 +1,88 @@
+"""Starting ``ecemu run`` as a real process and talking to its port, with bounded waits only."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+START_TIMEOUT = 15.0
+
+
+class RunningEmulator:
+    """``python -m emulator run ARGS`` with its announced port and link."""
+
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "emulator", "run", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        )
+        self.announced: dict[str, str] = {}
+        self.stdout_lines: list[str] = []
+        wanted = {"port"} | ({"link"} if "--link" in args else set())
+        deadline = time.monotonic() + START_TIMEOUT
+        while not wanted <= self.announced.keys():
+            line = self._readline(deadline)
+            self.stdout_lines.append(line)
+            key, _, value = line.partition(": ")
+            self.announced[key] = value
+
+    def _readline(self, deadline: float) -> str:
+        buf = b""
+        fd = self.process.stdout.fileno()
+        while not buf.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                self.kill()
+                raise TimeoutError(f"no announcement from ecemu; stderr: {self.process.stderr.read()!r}")
+            chunk = os.read(fd, 1)
+            if not chunk:
+                raise RuntimeError(f"ecemu exited early; stderr: {self.process.stderr.read()!r}")
+            buf += chunk
+        return buf.decode().rstrip("\n")
+
+    def wait_for_boot(self, last_urc: bytes = b"+QIND: PB DONE\r\n") -> bytes:
+        """Read the boot URCs up to the last one; until a host first opens the port they wait for it."""
+        fd = os.open(self.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            return read_until(fd, last_urc)
+        finally:
+            os.close(fd)
+
+    @property
+    def port(self) -> str:
+        return self.announced["port"]
+
+    @property
+    def link(self) -> Path:
+        return Path(self.announced["link"])
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.process.stdout.close()
+            self.process.stderr.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def read_until(fd: int, expected: bytes, timeout: float = 5.0) -> bytes:
+    """Read a raw descriptor until ``expected`` has arrived; everything read so far is returned."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while expected not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise TimeoutError(f"waited for {expected!r}, got {buf!r}")
+        buf += os.read(fd, 4096)
+    return buf
