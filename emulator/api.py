@@ -41,9 +41,9 @@ class Emulator:
     @property
     def port(self) -> str:
         """The device path of the pty slave, e.g. ``/dev/pts/5``."""
-        if self.runner is None or self.runner.port is None:
+        if self.runner is None or not self._ready.is_set():
             raise RuntimeError("the emulator is not running")
-        return self.runner.port.path
+        return self.runner.host.address
 
     def start(self) -> "Emulator":
         self._thread = threading.Thread(target=self._run, name="ecemu", daemon=True)

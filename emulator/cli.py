@@ -63,7 +63,7 @@ async def _serve(profile, ufs: Path, link: Path | None, escape_guard: float) -> 
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        click.echo(f"port: {runner.port.path}")
+        click.echo(f"port: {runner.host.address}")
         if link is not None:
             click.echo(f"link: {link}")
         sys.stdout.flush()
