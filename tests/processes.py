@@ -23,7 +23,7 @@ class RunningEmulator:
         )
         self.announced: dict[str, str] = {}
         self.stdout_lines: list[str] = []
-        wanted = {"port"} | ({"link"} if "--link" in args else set())
+        wanted = {"port"} | ({"link"} if "--link" in args and "--tcp" not in args else set())
         deadline = time.monotonic() + START_TIMEOUT
         while not wanted <= self.announced.keys():
             line = self._readline(deadline)

@@ -171,6 +171,7 @@ class ModemRunner:
             self.host.want_writable(on)
 
     def discard_host_output(self) -> None:
+        """Forget what the module said that no host has read."""
         self._host_queue.clear()
         self._set_want_writable(False)
         self.host.discard_unread()

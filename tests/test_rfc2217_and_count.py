@@ -1,0 +1,74 @@
+"""``ecemu run --tcp`` (RFC 2217) and ``--count`` (many modems in one process), end to end."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import serial
+
+from tests.processes import RunningEmulator, read_until
+
+IAC = 0xFF
+
+
+def test_rfc2217_client_talks_to_the_modem_and_reconnects():
+    running = RunningEmulator("--tcp", "127.0.0.1:0")
+    try:
+        assert running.port.startswith("rfc2217://127.0.0.1:")
+        for _ in range(3):
+            port = serial.serial_for_url(running.port, timeout=5)
+            try:
+                port.write(b"ATI\r")
+                assert port.read_until(b"OK\r\n").endswith(b"Revision: EC200MCNLAR02A02M16\r\n\r\nOK\r\n")
+            finally:
+                port.close()
+    finally:
+        assert running.stop() == 0
+
+
+def test_rfc2217_keeps_the_boot_urcs_for_the_first_client_and_refuses_a_second():
+    running = RunningEmulator("--tcp", "127.0.0.1:0")
+    try:
+        host, port = running.port.removeprefix("rfc2217://").rsplit(":", 1)
+        first = socket.create_connection((host, int(port)), timeout=5)
+        try:
+            received = read_until(first.fileno(), b"+QIND: PB DONE\r\n")
+            assert b"\r\nRDY\r\n" in received  # after the telnet negotiation bytes
+            second = socket.create_connection((host, int(port)), timeout=5)
+            try:
+                second.settimeout(5)
+                assert second.recv(100) == b""  # closed at once: the port is busy
+            finally:
+                second.close()
+        finally:
+            first.close()
+    finally:
+        running.stop()
+
+
+def test_count_runs_independent_modems_with_their_own_links(tmp_path):
+    running = RunningEmulator("--count", "3", "--link", str(tmp_path / "modem"), "--ufs", str(tmp_path / "ufs"))
+    try:
+        ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
+        while len(ports) < 3:
+            line = running._readline(time.monotonic() + 10)
+            running.stdout_lines.append(line)
+            if line.startswith("port: "):
+                ports.append(line.removeprefix("port: "))
+        assert len(set(ports)) == 3
+        for index, path in enumerate(ports):
+            assert os.path.realpath(tmp_path / f"modem-{index}") == path
+        # Echo off on the first modem leaves the others echoing: separate state.
+        with serial.Serial(ports[0], timeout=5) as first, serial.Serial(ports[1], timeout=5) as second:
+            first.write(b"ATE0\r")
+            assert first.read_until(b"OK\r\n").endswith(b"ATE0\r\r\nOK\r\n")
+            first.write(b"AT\r")
+            assert first.read_until(b"OK\r\n").endswith(b"\r\nOK\r\n")
+            second.write(b"AT\r")
+            assert second.read_until(b"OK\r\n").endswith(b"AT\r\r\nOK\r\n")
+        assert sorted(p.name for p in (tmp_path / "ufs").iterdir()) == ["0", "1", "2"]
+    finally:
+        assert running.stop() == 0
+    assert not any(os.path.lexists(tmp_path / f"modem-{i}") for i in range(3))
