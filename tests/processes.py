@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,9 +18,11 @@ class RunningEmulator:
     """``python -m emulator run ARGS`` with its announced port and link."""
 
     def __init__(self, *args: str):
+        # The log goes to a file: a pipe nobody reads would block the emulator once full.
+        self.log = tempfile.NamedTemporaryFile(prefix="ecemu-log-", suffix=".txt")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "emulator", "run", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
         )
         self.announced: dict[str, str] = {}
         self.stdout_lines: list[str] = []
@@ -38,10 +41,10 @@ class RunningEmulator:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
                 self.kill()
-                raise TimeoutError(f"no announcement from ecemu; stderr: {self.process.stderr.read()!r}")
+                raise TimeoutError(f"no announcement from ecemu; log: {self.log_text()!r}")
             chunk = os.read(fd, 1)
             if not chunk:
-                raise RuntimeError(f"ecemu exited early; stderr: {self.process.stderr.read()!r}")
+                raise RuntimeError(f"ecemu exited early; log: {self.log_text()!r}")
             buf += chunk
         return buf.decode().rstrip("\n")
 
@@ -68,7 +71,11 @@ class RunningEmulator:
             return self.process.wait(timeout)
         finally:
             self.process.stdout.close()
-            self.process.stderr.close()
+            self.log.close()
+
+    def log_text(self) -> str:
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
 
     def kill(self) -> None:
         if self.process.poll() is None:

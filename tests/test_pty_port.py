@@ -26,10 +26,12 @@ def ask(port: serial.Serial, line: bytes, final: bytes = b"OK\r\n") -> bytes:
 
 
 @pytest.fixture
-def emulator(tmp_path):
-    running = RunningEmulator("--link", str(tmp_path / "modem"), "--ufs", str(tmp_path / "ufs"))
+def emulator(tmp_path, request):
+    running = RunningEmulator("--link", str(tmp_path / "modem"), "--ufs", str(tmp_path / "ufs"), "--log-level", "debug")
     running.wait_for_boot()
     yield running
+    if getattr(request.node, "failed_call", False):
+        print("emulator log:\n" + running.log_text()[-8000:])
     running.stop()
 
 

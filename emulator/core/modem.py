@@ -112,6 +112,8 @@ class Modem:
         self._wall_clock_at_boot = wall_clock or datetime(2000, 1, 1, tzinfo=timezone.utc)
         self._host_out = bytearray()
         self._effects: list[ev.Effect] = []
+        # Told of every command line, final result and URC (the session trace); pure notification.
+        self.observer: Callable[[str, dict], None] | None = None
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_seq = itertools.count()
         self._conn_ids = itertools.count(1)
@@ -205,9 +207,15 @@ class Modem:
     def block(self, lines: list[bytes]) -> bytes:
         return encode_block(lines, self.settings.verbose)
 
+    def observe(self, kind: str, **details: Any) -> None:
+        if self.observer is not None:
+            self.observer(kind, details)
+
     def emit_urc(self, *lines: str | bytes) -> None:
         """An unsolicited result code; held while a command runs or data mode owns the port."""
-        data = self.block([l.encode("latin-1") if isinstance(l, str) else l for l in lines])
+        encoded = [l.encode("latin-1") if isinstance(l, str) else l for l in lines]
+        self.observe("urc", lines=encoded)
+        data = self.block(encoded)
         if self.mode in (HostMode.COMMAND,) and not self._held_urcs:
             self.write_host(data)
         else:
@@ -358,6 +366,7 @@ class Modem:
         self._execute_line(line)
 
     def _execute_line(self, line: bytes) -> None:
+        self.observe("command", line=line)
         body = line[2:].decode("latin-1")
         try:
             calls = parse_command_line(body)
@@ -442,6 +451,7 @@ class Modem:
         """Write the line's final result; with ``online`` the port then enters transparent mode."""
         if isinstance(final, CmeError):
             final = final.as_final(self.settings.cmee)
+        self.observe("result", text=final.text)
         self.write_host(final.encode(self.settings.verbose))
         self._current_call = None
         if online is not None:

@@ -60,6 +60,7 @@ class ModemRunner:
         self._host_queue = bytearray()
         self._want_writable = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
+        self._host_came_before = False  # until the first host, output waits for it (boot URCs)
 
     @property
     def port(self) -> "PtyPort | None":
@@ -90,8 +91,10 @@ class ModemRunner:
             self.pump()
 
     def host_attached(self) -> None:
-        """A host opened the port (or connected); anything older than it is stale."""
-        self.discard_host_output()
+        """A host opened the port (or connected); output left over from an earlier host is stale."""
+        if self._host_came_before:
+            self.discard_host_output()
+        self._host_came_before = True
         self.host_has_left = False
         self.set_dtr(True)
 
