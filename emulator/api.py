@@ -86,6 +86,11 @@ class Emulator:
         self._loop.call_soon_threadsafe(run)
         return future.result(timeout)
 
+    @property
+    def control(self) -> "ControlProxy":
+        """The control operations (see ``ecemu ctl --list``) as methods: ``modem.control.signal(rssi=5)``."""
+        return ControlProxy(self)
+
     def stop(self) -> None:
         if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stopped.set)
@@ -98,3 +103,16 @@ class Emulator:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+class ControlProxy:
+    def __init__(self, emulator: Emulator):
+        self._emulator = emulator
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        op = name.replace("_", "-")
+
+        def invoke(**kwargs: Any) -> Any:
+            return self._emulator.call(lambda runner: runner.controller.invoke(op, kwargs))
+
+        return invoke

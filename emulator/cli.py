@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import click
 
 from emulator import __version__
@@ -46,12 +48,18 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
               help="Guard time of silence around +++ in transparent mode.")
 @click.option("--tcp", "tcp", metavar="[HOST:]PORT",
               help="Serve the port over TCP as RFC 2217 instead of a pty (HOST defaults to 127.0.0.1).")
+@click.option("--control", "control", type=click.Path(path_type=Path),
+              help="Path of the control socket; default LINK.ctl, or a private temporary folder.")
+@click.option("--trace", "trace", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write a session trace (JSON lines) to this file; read it with `ecemu trace`.")
+@click.option("--keylog", "keylog", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write TLS keys in the NSS key log format (for Wireshark) to this file.")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Run this many independent modems in one process.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
-        count: int, log_level: str) -> None:
+        control: Path | None, trace: Path | None, keylog: Path | None, count: int, log_level: str) -> None:
     """Run emulated modules until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,11 +70,21 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     tcp_address = _parse_tcp(tcp)
     temporary_ufs = ufs is None
     ufs_root = Path(tempfile.mkdtemp(prefix="ecemu-ufs-")) if temporary_ufs else ufs
+    control_dir = None
+    if control is None and link is None:
+        control_dir = Path(tempfile.mkdtemp(prefix="ecemu-ctl-"))  # mode 0700
+        control = control_dir / "control.sock"
+    elif control is None:
+        control = link.with_name(link.name + ".ctl")
+    options = RunOptions(profile, ufs_root, link, escape_guard_ms / 1000.0, tcp_address, count, control,
+                         trace, keylog)
     try:
-        asyncio.run(_serve(profile, ufs_root, link, escape_guard_ms / 1000.0, tcp_address, count))
+        asyncio.run(_serve(options))
     finally:
         if temporary_ufs:
             shutil.rmtree(ufs_root, ignore_errors=True)
+        if control_dir is not None:
+            shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def _nth(count: int, index: int, path: Path | None) -> Path | None:
@@ -76,8 +94,21 @@ def _nth(count: int, index: int, path: Path | None) -> Path | None:
     return path.with_name(f"{path.name}-{index}")
 
 
-async def _serve(profile, ufs_root: Path, link: Path | None, escape_guard: float,
-                 tcp: tuple[str, int] | None, count: int) -> None:
+@dataclass
+class RunOptions:
+    profile: object
+    ufs_root: Path
+    link: Path | None
+    escape_guard: float
+    tcp: tuple[str, int] | None
+    count: int
+    control: Path
+    trace: Path | None
+    keylog: Path | None
+
+
+async def _serve(o: RunOptions) -> None:
+    from emulator.shell.control_socket import ControlServer
     from emulator.shell.rfc2217 import Rfc2217Host
     from emulator.shell.runner import ModemRunner
 
@@ -85,28 +116,89 @@ async def _serve(profile, ufs_root: Path, link: Path | None, escape_guard: float
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runners = []
+    started: list = []  # runners and control servers, stopped in reverse
+    keylog_file = open(o.keylog, "ab") if o.keylog is not None else None
     try:
-        for index in range(count):
-            ufs = ufs_root if count == 1 else ufs_root / str(index)
+        for index in range(o.count):
+            ufs = o.ufs_root if o.count == 1 else o.ufs_root / str(index)
             host = None
-            if tcp is not None:
-                host = Rfc2217Host(tcp[0], tcp[1] + index if tcp[1] else 0)
-            runner = ModemRunner(profile, ufs, _nth(count, index, link), escape_guard, host=host)
+            if o.tcp is not None:
+                host = Rfc2217Host(o.tcp[0], o.tcp[1] + index if o.tcp[1] else 0)
+            modem_link = _nth(o.count, index, o.link)
+            runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
+                                 modem_index=index)
+            control = ControlServer(_nth(o.count, index, o.control), runner)
             try:
                 runner.start()
+                started.append(runner)
+                control.start()
+                started.append(control)
             except (FileExistsError, OSError) as exc:
                 raise click.ClickException(str(exc)) from None
-            runners.append(runner)
+            if keylog_file is not None:
+                runner.modem.keylog = lambda line, f=keylog_file: (f.write(line + b"\n"), f.flush())
             click.echo(f"port: {runner.host.address}")
-            modem_link = _nth(count, index, link)
-            if modem_link is not None and tcp is None:
+            if modem_link is not None and o.tcp is None:
                 click.echo(f"link: {modem_link}")
+            click.echo(f"control: {control.path}")
         sys.stdout.flush()
         await stop.wait()
     finally:
-        for runner in runners:
-            runner.stop()
+        for item in reversed(started):
+            item.close() if hasattr(item, "close") else item.stop()
+        if keylog_file is not None:
+            keylog_file.close()
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--socket", "socket_path", type=click.Path(path_type=Path),
+              help="The control socket `ecemu run` announced.")
+@click.option("--link", type=click.Path(path_type=Path), help="The port link given to `ecemu run` (uses LINK.ctl).")
+@click.option("--list", "list_ops", is_flag=True, help="List the operations and their arguments.")
+@click.argument("operation", required=False)
+@click.argument("arguments", nargs=-1)
+def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: str | None,
+        arguments: tuple[str, ...]) -> None:
+    """Control a running emulator: ecemu ctl --socket PATH OPERATION [NAME=VALUE ...]."""
+    import json
+
+    from emulator.control import OPERATIONS
+    from emulator.shell.control_socket import request
+
+    if list_ops or operation is None:
+        for name, op in sorted(OPERATIONS.items()):
+            params = " ".join(p.name.replace("_", "-") + ("" if p.default is p.empty else f"={p.default}")
+                              for p in op.parameters)
+            click.echo(f"{name} {params}".rstrip() + f"\n    {op.summary}")
+        return
+    if socket_path is None:
+        if link is None:
+            raise click.UsageError("give --socket PATH (announced by `ecemu run` as control:) or --link PATH")
+        socket_path = link.with_name(link.name + ".ctl")
+    args = {}
+    for item in arguments:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"arguments are NAME=VALUE, not {item!r}")
+        args[name.replace("-", "_")] = value
+    try:
+        answer = request(socket_path, operation, args)
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach {socket_path}: {exc}") from None
+    if not answer.get("ok"):
+        raise click.ClickException(answer.get("error", "failed"))
+    if answer.get("result") is not None:
+        click.echo(json.dumps(answer["result"], indent=2))
+
+
+@main.command()
+@click.argument("file", type=click.File("r"))
+def trace(file) -> None:
+    """Print a session trace written with `ecemu run --trace` as a timed transcript."""
+    from emulator.shell.trace import render
+
+    for line in render(file):
+        click.echo(line)
 
 
 @main.command()

@@ -26,7 +26,7 @@ class RunningEmulator:
         )
         self.announced: dict[str, str] = {}
         self.stdout_lines: list[str] = []
-        wanted = {"port"} | ({"link"} if "--link" in args and "--tcp" not in args else set())
+        wanted = {"port", "control"} | ({"link"} if "--link" in args and "--tcp" not in args else set())
         deadline = time.monotonic() + START_TIMEOUT
         while not wanted <= self.announced.keys():
             line = self._readline(deadline)
@@ -48,13 +48,8 @@ class RunningEmulator:
             buf += chunk
         return buf.decode().rstrip("\n")
 
-    def wait_for_boot(self, last_urc: bytes = b"+QIND: PB DONE\r\n") -> bytes:
-        """Read the boot URCs up to the last one; until a host first opens the port they wait for it."""
-        fd = os.open(self.port, os.O_RDWR | os.O_NOCTTY)
-        try:
-            return read_until(fd, last_urc)
-        finally:
-            os.close(fd)
+    def wait_for_boot(self) -> bytes:
+        return wait_for_boot(self.port)
 
     @property
     def port(self) -> str:
@@ -93,3 +88,12 @@ def read_until(fd: int, expected: bytes, timeout: float = 5.0) -> bytes:
             raise TimeoutError(f"waited for {expected!r}, got {buf!r}")
         buf += os.read(fd, 4096)
     return buf
+
+
+def wait_for_boot(port: str, last_urc: bytes = b"+QIND: PB DONE\r\n") -> bytes:
+    """Read the boot URCs up to the last one; until a host first opens the port they wait for it."""
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY)
+    try:
+        return read_until(fd, last_urc)
+    finally:
+        os.close(fd)

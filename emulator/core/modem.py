@@ -114,6 +114,8 @@ class Modem:
         self._effects: list[ev.Effect] = []
         # Told of every command line, final result and URC (the session trace); pure notification.
         self.observer: Callable[[str, dict], None] | None = None
+        # Given each TLS key log line (NSS key log format) when the shell was asked to keep them.
+        self.keylog: Callable[[bytes], None] | None = None
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_seq = itertools.count()
         self._conn_ids = itertools.count(1)

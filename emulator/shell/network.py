@@ -16,6 +16,47 @@ from emulator.core import events as ev
 log = logging.getLogger(__name__)
 
 
+class _Delay:
+    """Bytes held back for latency and a bandwidth cap, released in order."""
+
+    def __init__(self, net: "Network", deliver):
+        self.net = net
+        self.deliver = deliver
+        self.queue: list[tuple[float, bytes]] = []
+        self.next_free = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def push(self, data: bytes) -> None:
+        net = self.net
+        loop = asyncio.get_running_loop()
+        if not self.queue and not net.latency and not net.bandwidth:
+            self.deliver(data)
+            return
+        due = max(loop.time() + net.latency, self.next_free)
+        if net.bandwidth:
+            due += len(data) / net.bandwidth
+        self.next_free = due
+        self.queue.append((due, data))
+        self._arm(loop)
+
+    def _arm(self, loop) -> None:
+        if self.timer is None and self.queue:
+            self.timer = loop.call_at(self.queue[0][0], self._release)
+
+    def _release(self) -> None:
+        self.timer = None
+        loop = asyncio.get_running_loop()
+        while self.queue and self.queue[0][0] <= loop.time():
+            self.deliver(self.queue.pop(0)[1])
+        self._arm(loop)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.queue.clear()
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, net: "Network", conn_id: int):
         self.net = net
@@ -23,6 +64,21 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed_reported = False
         self.closing = False
+        self.stalled = False
+        self.stalled_out = bytearray()
+        self.inbound = _Delay(net, lambda data: net.report(ev.TcpData(conn_id, data)))
+        self.outbound = _Delay(net, self._write_now)
+
+    def _write_now(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.stalled:
+            self.stalled_out += data
+            return
+        self.transport.write(data)
+        if self.transport.get_write_buffer_size() == 0:
+            # Reported on the next loop turn: the caller may still be handing out effects.
+            asyncio.get_running_loop().call_soon(self.net.report, ev.TcpDrained(self.conn_id))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -31,7 +87,7 @@ class _Connection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=0, low=0)
 
     def data_received(self, data: bytes) -> None:
-        self.net.report(ev.TcpData(self.conn_id, data))
+        self.inbound.push(data)
 
     def eof_received(self) -> bool:
         self._report_closed(reset=False)
@@ -40,6 +96,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._report_closed(reset=isinstance(exc, ConnectionResetError))
         self.net.connections.pop(self.conn_id, None)
+        self.outbound.cancel()
 
     def pause_writing(self) -> None:
         pass
@@ -57,14 +114,21 @@ class _Connection(asyncio.Protocol):
 class Network:
     """Carries out OpenTcp/SendTcp/CloseTcp/PauseReading/ResumeReading; reports events."""
 
-    def __init__(self, report: Callable[[ev.NetworkEvent], None]):
+    def __init__(self, report: Callable[[ev.NetworkEvent], None],
+                 on_effect: Callable[[ev.Effect], None] | None = None):
         self.report = report
+        self.on_effect = on_effect
+        self.latency = 0.0  # seconds added to every byte, each way (fault injection)
+        self.bandwidth = 0  # bytes per second per connection and direction; 0: no cap
+        self._failing_opens: list[str] = []  # reasons the next OpenTcp effects fail with
         self.connections: dict[int, _Connection] = {}
         self._opening: dict[int, asyncio.Task] = {}
         self.paused_by_core: set[int] = set()
         self.host_backpressure = False
 
     def execute(self, effect: ev.Effect) -> None:
+        if self.on_effect is not None:
+            self.on_effect(effect)
         if isinstance(effect, ev.OpenTcp):
             task = asyncio.get_running_loop().create_task(self._open(effect))
             self._opening[effect.conn_id] = task
@@ -79,11 +143,7 @@ class Network:
             return
         transport = conn.transport
         if isinstance(effect, ev.SendTcp):
-            if not transport.is_closing():
-                transport.write(effect.data)
-                if transport.get_write_buffer_size() == 0:
-                    # Reported on the next loop turn: the caller is still busy handing out effects.
-                    asyncio.get_running_loop().call_soon(self.report, ev.TcpDrained(effect.conn_id))
+            conn.outbound.push(effect.data)
         elif isinstance(effect, ev.CloseTcp):
             conn.closing = True
             self.connections.pop(effect.conn_id, None)
@@ -101,7 +161,7 @@ class Network:
             transport.pause_reading()
         elif isinstance(effect, ev.ResumeReading):
             self.paused_by_core.discard(effect.conn_id)
-            if not self.host_backpressure:
+            if not self.host_backpressure and not conn.stalled:
                 transport.resume_reading()
 
     def set_host_backpressure(self, on: bool) -> None:
@@ -114,11 +174,76 @@ class Network:
                 continue
             if on:
                 conn.transport.pause_reading()
-            elif conn_id not in self.paused_by_core:
+            elif conn_id not in self.paused_by_core and not conn.stalled:
                 conn.transport.resume_reading()
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def fail_next_opens(self, count: int, reason: str) -> None:
+        """The next ``count`` connection attempts fail: dns, connect, timeout or handshake."""
+        self._failing_opens = [reason] * count
+
+    def fault_reset(self, conn_id: int) -> None:
+        """The server resets the connection: RST on the wire, TcpClosed(reset) to the core."""
+        conn = self.connections.pop(conn_id, None)
+        if conn is None or conn.transport is None:
+            return
+        self._report_closed_now(conn, reset=True)
+        sock = conn.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.transport.abort()
+
+    def fault_close(self, conn_id: int) -> None:
+        """The server closes the connection cleanly: the core sees the peer's FIN."""
+        conn = self.connections.pop(conn_id, None)
+        if conn is None or conn.transport is None:
+            return
+        self._report_closed_now(conn, reset=False)
+        conn.transport.close()
+
+    def _report_closed_now(self, conn: _Connection, reset: bool) -> None:
+        conn.inbound.cancel()
+        conn.outbound.cancel()
+        conn.closing = True  # nothing more reaches the core from this socket
+        if not conn.closed_reported:
+            conn.closed_reported = True
+            self.report(ev.TcpClosed(conn.conn_id, reset=reset))
+
+    def fault_stall(self, conn_id: int, seconds: float) -> None:
+        """Nothing moves either way; after ``seconds`` (if not 0) traffic resumes, in order."""
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.transport is None:
+            return
+        conn.stalled = True
+        conn.transport.pause_reading()
+        if seconds:
+            asyncio.get_running_loop().call_later(seconds, self._unstall, conn)
+
+    def _unstall(self, conn: _Connection) -> None:
+        if not conn.stalled or conn.transport is None or conn.transport.is_closing():
+            return
+        conn.stalled = False
+        held, conn.stalled_out = bytes(conn.stalled_out), bytearray()
+        if held:
+            conn._write_now(held)
+        if conn.conn_id not in self.paused_by_core and not self.host_backpressure:
+            conn.transport.resume_reading()
 
     async def _open(self, effect: ev.OpenTcp) -> None:
         loop = asyncio.get_running_loop()
+        injected = self._failing_opens.pop(0) if self._failing_opens else None
+        if injected == "dns":
+            self.report(ev.TcpConnectFailed(effect.conn_id, "dns"))
+            return
+        if injected == "connect":
+            self.report(ev.TcpConnectFailed(effect.conn_id, "refused"))
+            return
+        if injected == "timeout":
+            # The attempt hangs as an unanswered SYN would, until the module gives up.
+            await asyncio.sleep(effect.timeout)
+            self.report(ev.TcpConnectFailed(effect.conn_id, "timeout"))
+            return
         try:
             address = await asyncio.wait_for(self._resolve(effect), timeout=effect.timeout)
         except (socket.gaierror, UnicodeError, OSError, asyncio.TimeoutError) as exc:
@@ -146,6 +271,9 @@ class Network:
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.report(ev.TcpConnected(effect.conn_id, peer[0], peer[1], local[1]))
+        if injected == "handshake":
+            # The server answers the ClientHello with a reset: the handshake fails.
+            self.fault_reset(effect.conn_id)
 
     async def _resolve(self, effect: ev.OpenTcp) -> str:
         try:

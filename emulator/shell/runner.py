@@ -20,6 +20,8 @@ from emulator.profile import Profile
 from emulator.shell.network import Network
 from emulator.shell.opens import OpenWatcher
 from emulator.shell.pty_port import PtyPort
+from emulator.shell.shaping import OutputShaper
+from emulator.shell.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,16 @@ class HostLink(Protocol):
 
 class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
-                 host: HostLink | None = None):
+                 host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0):
         self.profile = profile
+        self.trace_path = trace
+        self.modem_index = modem_index
+        self.tracer: Tracer | None = None
+        self.shaper = OutputShaper()
+        self._frozen_until: float | None = None
+        self._held_input = bytearray()
+        self._shaped: list[tuple[float, bytes]] = []
+        self._shaped_timer: asyncio.TimerHandle | None = None
         self.ufs = Path(ufs)
         self.host = host if host is not None else PtyHost(link)
         self.escape_guard = escape_guard
@@ -68,10 +78,17 @@ class ModemRunner:
 
     def start(self) -> None:
         """Open the host side and power the modem on; call on the running loop."""
+        from emulator.control import Controller
+
         loop = self.loop = asyncio.get_running_loop()
-        self.network = Network(self.on_network_event)
+        if self.trace_path is not None:
+            self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
+        self.network = Network(self.on_network_event, on_effect=self._trace_effect)
         self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
+        if self.tracer is not None:
+            self.modem.observer = lambda kind, details: self.trace(kind, **details)
+        self.controller = Controller(self)
         self.host.start(self)
         self.modem.power_on(loop.time())
         self.pump()
@@ -79,16 +96,51 @@ class ModemRunner:
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._shaped_timer is not None:
+            self._shaped_timer.cancel()
         if self.network is not None:
             self.network.close_all()
         self.host.close()
+        if self.tracer is not None:
+            self.tracer.close()
+            self.tracer = None
+
+    # --- the trace ---------------------------------------------------------------------------
+
+    def trace(self, kind: str, **details) -> None:
+        if self.tracer is not None:
+            self.tracer.record(self.loop.time(), kind, **details)
+
+    def _trace_effect(self, effect: ev.Effect) -> None:
+        if self.tracer is not None:
+            self.trace("net_effect", effect=type(effect).__name__, **_fields(effect))
+
+    def fault(self, name: str, args: dict) -> None:
+        """A fault was injected: into the trace with its arguments."""
+        self.trace("fault", name=name, args=args)
+
+    def freeze(self, seconds: float) -> None:
+        """The module stops answering: host bytes wait until the freeze ends."""
+        self._frozen_until = self.loop.time() + seconds
+        self.loop.call_at(self._frozen_until, self._thaw)
+
+    def _thaw(self) -> None:
+        if self._frozen_until is not None and self.loop.time() >= self._frozen_until:
+            self._frozen_until = None
+            held, self._held_input = bytes(self._held_input), bytearray()
+            self.host_data(held)
 
     # --- into the core -----------------------------------------------------------------------
 
     def host_data(self, data: bytes) -> None:
-        if data:
-            self.modem.receive_from_host(data, self.loop.time())
-            self.pump()
+        if not data:
+            return
+        self.trace("host_in", data=data)
+        if self._frozen_until is not None:
+            self._held_input += data
+            return
+        self.modem.receive_from_host(data, self.loop.time())
+        self.pump()
 
     def host_attached(self) -> None:
         """A host opened the port (or connected); output left over from an earlier host is stale."""
@@ -108,6 +160,8 @@ class ModemRunner:
         self.discard_host_output()
 
     def on_network_event(self, event: ev.NetworkEvent) -> None:
+        if self.tracer is not None:
+            self.trace("net_event", event=type(event).__name__, **_fields(event))
         self.modem.handle_event(event, self.loop.time())
         self.pump()
 
@@ -150,6 +204,24 @@ class ModemRunner:
     def _send_to_host(self, data: bytes) -> None:
         if self.host_has_left:
             return
+        if self.shaper.active or self._shaped:
+            self._shaped.extend(self.shaper.shape(data, self.loop.time()))
+            self._release_shaped()
+            return
+        self._write_host(data)
+
+    def _release_shaped(self) -> None:
+        if self._shaped_timer is not None:
+            self._shaped_timer.cancel()
+            self._shaped_timer = None
+        now = self.loop.time()
+        while self._shaped and self._shaped[0][0] <= now:
+            self._write_host(self._shaped.pop(0)[1])
+        if self._shaped:
+            self._shaped_timer = self.loop.call_at(self._shaped[0][0], self._release_shaped)
+
+    def _write_host(self, data: bytes) -> None:
+        self.trace("host_out", data=data)
         if not self._host_queue:
             written = self.host.write(data)
             if written == len(data):
@@ -176,9 +248,15 @@ class ModemRunner:
     def discard_host_output(self) -> None:
         """Forget what the module said that no host has read."""
         self._host_queue.clear()
+        self._shaped.clear()
         self._set_want_writable(False)
         self.host.discard_unread()
         self.network.set_host_backpressure(False)
+
+
+def _fields(record) -> dict:
+    return {k: v for k, v in vars(record).items()} if hasattr(record, "__dict__") else {
+        name: getattr(record, name) for name in record.__dataclass_fields__}
 
 
 class PtyHost:

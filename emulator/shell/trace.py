@@ -1,0 +1,85 @@
+"""The session trace: one JSON line per event, and its rendering as a timed transcript.
+
+Bytes are stored as latin-1 text, so JSON's escapes keep every byte and the file reads as text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any, Iterable
+
+
+class Tracer:
+    def __init__(self, path: Path, start: float, modem_index: int = 0):
+        self._file: IO[str] = open(path, "a", encoding="utf-8")
+        self.start = start
+        self.modem_index = modem_index
+
+    def record(self, now: float, kind: str, **details: Any) -> None:
+        entry = {"t": round(now - self.start, 6), "modem": self.modem_index, "kind": kind}
+        for key, value in details.items():
+            if isinstance(value, (bytes, bytearray)):
+                value = bytes(value).decode("latin-1")
+            elif isinstance(value, list):
+                value = [v.decode("latin-1") if isinstance(v, (bytes, bytearray)) else v for v in value]
+            entry[key] = value
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _show(text: str) -> str:
+    """Bytes as a person reads them: printable as is, CR/LF/control bytes escaped."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\r":
+            out.append("\\r")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif 32 <= code < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\x{code:02x}")
+    return "".join(out)
+
+
+ARROWS = {
+    "host_in": "host → module",
+    "host_out": "module → host",
+    "command": "command",
+    "result": "result",
+    "urc": "URC",
+    "net_effect": "network ←",
+    "net_event": "network →",
+    "fault": "FAULT",
+}
+
+
+def render(lines: Iterable[str]) -> Iterable[str]:
+    """The trace as ``seconds  modem  what  detail`` lines."""
+    for raw in lines:
+        if not raw.strip():
+            continue
+        entry = json.loads(raw)
+        kind = entry.pop("kind")
+        t = entry.pop("t")
+        modem = entry.pop("modem", 0)
+        label = ARROWS.get(kind, kind)
+        if "data" in entry:
+            detail = _show(entry.pop("data"))
+        elif "line" in entry:
+            detail = _show(entry.pop("line"))
+        elif "lines" in entry:
+            detail = " | ".join(_show(l) for l in entry.pop("lines"))
+        elif "text" in entry:
+            detail = _show(entry.pop("text"))
+        else:
+            detail = ""
+        rest = " ".join(f"{k}={v}" for k, v in entry.items())
+        yield f"{t:10.3f}  #{modem}  {label:<14} {detail}{('  ' + rest) if rest else ''}".rstrip()
