@@ -35,6 +35,7 @@ class Emulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._booted = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
 
@@ -62,6 +63,7 @@ class Emulator:
         self._stopped = asyncio.Event()
         try:
             self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard)
+            self.runner.on_booted = self._booted.set
             self.runner.start()
         except BaseException as exc:  # reported to start()
             self._error = exc
@@ -85,6 +87,11 @@ class Emulator:
 
         self._loop.call_soon_threadsafe(run)
         return future.result(timeout)
+
+    def wait_for_boot(self, timeout: float = 10.0) -> None:
+        """Return once the module has printed its boot URCs (it then answers at once)."""
+        if not self._booted.wait(timeout):
+            raise TimeoutError("the module did not finish booting")
 
     @property
     def control(self) -> "ControlProxy":

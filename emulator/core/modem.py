@@ -128,6 +128,7 @@ class Modem:
     def _fresh_state(self) -> None:
         """Everything a power cycle forgets (SSL settings included: REFERENCE.md)."""
         self.mode = HostMode.BOOTING
+        self.booted = False  # every boot URC is out
         self.settings = Settings.factory(self.profile)
         self.functionality = 1
         self.signal: tuple[int, int] = self.profile.network.csq  # AT+CSQ; fault injection changes it
@@ -164,14 +165,17 @@ class Modem:
         urcs = sorted(self.profile.boot_urcs, key=lambda u: u.after_ms)
         if not urcs:
             self._booted()
+            self.booted = True
             return
         for index, urc in enumerate(urcs):
-            def fire(text=urc.text, first=(index == 0)) -> None:
+            def fire(text=urc.text, first=(index == 0), last=(index == len(urcs) - 1)) -> None:
                 if boot != self.boot_count:
                     return
                 if first:
                     self._booted()
                 self.emit_urc(text)
+                if last:
+                    self.booted = True
             self.call_at(now + urc.after_ms / 1000.0, fire)
 
     def _booted(self) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from emulator.core import events as ev
 from emulator.core.modem import Modem
@@ -59,6 +59,8 @@ class ModemRunner:
         self._held_input = bytearray()
         self._shaped: list[tuple[float, bytes]] = []
         self._shaped_timer: asyncio.TimerHandle | None = None
+        self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
+        self._boot_reported = False
         self.ufs = Path(ufs)
         self.host = host if host is not None else PtyHost(link)
         self.escape_guard = escape_guard
@@ -190,6 +192,10 @@ class ModemRunner:
             for effect in effects:
                 self.network.execute(effect)
         self._arm_timer(modem.next_deadline())
+        if modem.booted != self._boot_reported:
+            self._boot_reported = modem.booted
+            if modem.booted and self.on_booted is not None:
+                self.on_booted()
 
     def _arm_timer(self, deadline: float | None) -> None:
         if deadline == self._timer_deadline:

@@ -1,0 +1,93 @@
+"""A TLS echo server on loopback, for the pytest plugin, the demo and users' own tests.
+
+It serves with the test PKI's server certificate (``emulator.pki``) unless told otherwise, speaks
+TLS 1.0 to 1.2 (what the module can speak), and sends back every byte it receives.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+
+
+class TlsEchoServer:
+    def __init__(self, cert_chain: bytes | None = None, key: bytes | None = None, host: str = "127.0.0.1",
+                 port: int = 0, client_ca: bytes | None = None):
+        if cert_chain is None or key is None:
+            from emulator.pki import generate_test_pki
+
+            pki = generate_test_pki()
+            cert_chain, key = pki["server-rsa-chain.pem"], pki["server-rsa.key"]
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1
+        self.context.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.context.set_ciphers("ALL:@SECLEVEL=0")
+        with tempfile.TemporaryDirectory() as folder:
+            chain_path, key_path = Path(folder, "chain.pem"), Path(folder, "key.pem")
+            chain_path.write_bytes(cert_chain)
+            key_path.write_bytes(key)
+            self.context.load_cert_chain(chain_path, key_path)
+        if client_ca is not None:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(cadata=client_ca.decode())
+        self._listener = socket.create_server((host, port))
+        self._listener.settimeout(0.2)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.connections = 0
+
+    def start(self) -> "TlsEchoServer":
+        thread = threading.Thread(target=self._accept_loop, name="tls-echo", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._echo, args=(sock,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _echo(self, sock: socket.socket) -> None:
+        sock.settimeout(0.2)
+        try:
+            with self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False) as tls:
+                while not self._stop.is_set():
+                    try:
+                        tls.do_handshake()
+                        break
+                    except (TimeoutError, socket.timeout, ssl.SSLWantReadError):
+                        continue
+                while not self._stop.is_set():
+                    try:
+                        data = tls.recv(65536)
+                    except (TimeoutError, socket.timeout, ssl.SSLWantReadError):
+                        continue
+                    if not data:
+                        return
+                    tls.sendall(data)
+        except (ssl.SSLError, OSError):
+            return  # a client that failed its handshake or went away
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(2)
+
+    def __enter__(self) -> "TlsEchoServer":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

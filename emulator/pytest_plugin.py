@@ -1,0 +1,52 @@
+"""pytest plugin (registered by entry point): a fresh emulated modem per test and a local TLS
+echo server, so host-side tests need no code of their own to get a modem and a server.
+
+    def test_my_driver(ecemu_modem, ecemu_tls_server):
+        port = serial.Serial(ecemu_modem.port, 115200, timeout=5)
+        ...  # upload ecemu_tls_server.ca_pem, AT+QSSLOPEN to 127.0.0.1:ecemu_tls_server.port
+
+Choose the module with ``@pytest.mark.ecemu_profile("EC800N-CN")`` or ``--ecemu-profile``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator.profile import DEFAULT_PROFILE
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ecemu")
+    group.addoption("--ecemu-profile", default=DEFAULT_PROFILE,
+                    help=f"module profile for the ecemu_modem fixture (default {DEFAULT_PROFILE})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ecemu_profile(name): the module profile ecemu_modem emulates")
+
+
+@pytest.fixture
+def ecemu_modem(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A running emulator (``emulator.api.Emulator``) with its own UFS, booted, stopped after the test.
+
+    ``.port`` is the device path; ``.control`` injects faults; ``.ufs`` is its file storage.
+    """
+    from emulator.api import Emulator
+
+    marker = request.node.get_closest_marker("ecemu_profile")
+    profile = marker.args[0] if marker else request.config.getoption("--ecemu-profile")
+    with Emulator(profile=profile, ufs=tmp_path_factory.mktemp("ufs")) as modem:
+        modem.wait_for_boot()
+        yield modem
+
+
+@pytest.fixture
+def ecemu_tls_server():
+    """A TLS echo server on 127.0.0.1 with the test PKI: ``.port``, ``.ca_pem`` (the CA to upload
+    as cacert.pem), stopped after the test."""
+    from emulator.echo_server import TlsEchoServer
+    from emulator.pki import generate_test_pki
+
+    with TlsEchoServer() as server:
+        server.ca_pem = generate_test_pki()["ca.pem"]
+        yield server
