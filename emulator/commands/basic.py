@@ -32,6 +32,12 @@ URC_PORTS = ("usbat", "usbmodem", "uart1")
 RADIO_OFF = (0, 4)
 
 
+def _at_most(call: CommandCall, count: int) -> None:
+    """More parameters than the command defines is a parameter error (chosen: +CME ERROR: 50)."""
+    if len(call.args) > count:
+        raise ParamError()
+
+
 def _digit_setting(call: CommandCall, high: int) -> int:
     """``E``, ``V``, ``&D`` ...: a missing number means 0 (V.250 5.3.1)."""
     require_form(call, Form.EXEC)
@@ -132,6 +138,7 @@ def error_reporting(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok(f"+CMEE: {modem.settings.cmee}")
     if call.form is Form.WRITE:
+        _at_most(call, 1)
         modem.settings.cmee = int_arg(call, 0, 0, 2)
         return ok()
     return ok()
@@ -160,21 +167,36 @@ def signal_quality(modem: "Modem", call: CommandCall) -> Reply:
     return ok(f"+CSQ: {rssi},{ber}")
 
 
+def _registration_state(modem: "Modem", n: int) -> str:
+    """``<stat>``, and with ``<n>``=2 while registered ``,"<tac>","<ci>",<AcT>`` (27.007 7.2)."""
+    net = modem.profile.network
+    stat = net.registration if radio_on(modem) else 0
+    if n == 2 and stat in (1, 5):
+        return f'{stat},"{net.tac}","{net.cell_id}",{net.access_technology}'
+    return str(stat)
+
+
+def report_registration(modem: "Modem") -> None:
+    """The registration URCs (``+CREG: <stat>`` ...) the host asked for with ``<n>`` 1 or 2, sent
+    when the registration state changes (27.007 7.2, 10.1.19); the radio switching on or off is the
+    only change the emulated network makes."""
+    for name, n in modem.settings.registration_report.items():
+        if n:
+            modem.emit_urc(f"{name}: {_registration_state(modem, n)}")
+
+
 def _registration(name: str, high: int):
     def handler(modem: "Modem", call: CommandCall) -> Reply:
         report = modem.settings.registration_report
         if call.form is Form.TEST:
             return ok(f"{name}: (0-{high})")
         if call.form is Form.WRITE:
+            _at_most(call, 1)
             report[name] = int_arg(call, 0, 0, high)
             return ok()
         require_form(call, Form.READ)
-        net = modem.profile.network
         n = report[name]
-        stat = net.registration if radio_on(modem) else 0
-        if n == 2 and stat in (1, 5):
-            return ok(f'{name}: {n},{stat},"{net.tac}","{net.cell_id}",{net.access_technology}')
-        return ok(f"{name}: {n},{stat}")
+        return ok(f"{name}: {n},{_registration_state(modem, n)}")
 
     handler.__doc__ = f"AT{name}: network registration, ``<n>,<stat>[,<tac>,<ci>,<AcT>]`` (27.007 7.2, 10.1.19)."
     return handler
@@ -192,6 +214,7 @@ def operator(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f'+COPS: (2,"{net.operator}","{net.operator}","46000",{net.access_technology}),,(0-4),(0-2)')
     if call.form is Form.WRITE:
+        _at_most(call, 4)
         int_arg(call, 0, 0, 4)
         return ok()
     require_form(call, Form.READ)
@@ -206,6 +229,7 @@ def attach_status(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok("+CGATT: (0,1)")
     if call.form is Form.WRITE:
+        _at_most(call, 1)
         int_arg(call, 0, 0, 1)
         return ok()
     require_form(call, Form.READ)
@@ -225,6 +249,7 @@ def functionality(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok(f"+CFUN: {modem.functionality}")
     require_form(call, Form.WRITE)
+    _at_most(call, 2)
     fun = int_arg(call, 0, 0, 4)
     if fun not in (0, 1, 4):
         raise ParamError()
@@ -232,11 +257,14 @@ def functionality(modem: "Modem", call: CommandCall) -> Reply:
     if reset:
         modem.call_at(modem.now, modem.reboot)
         return ok()
+    was_on = radio_on(modem)
     modem.functionality = fun
     if fun in RADIO_OFF:
         for state in modem.network.values():
             if hasattr(state, "radio_off"):
                 state.radio_off()
+    if radio_on(modem) != was_on:
+        report_registration(modem)
     return ok()
 
 

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-_CCLK = re.compile(r"^(\d\d)/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-])(\d\d)$")
+# ASCII digits only, and the whole string: "$" would also match before a trailing newline.
+_CCLK = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{2}),([0-9]{2}):([0-9]{2}):([0-9]{2})([+-])([0-9]{2})")
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ModuleClock:
 
 def parse_cclk(text: str) -> tuple[datetime, int]:
     """Parse ``yy/MM/dd,hh:mm:ss±zz``; raises ValueError when malformed or out of range."""
-    m = _CCLK.match(text)
+    m = _CCLK.fullmatch(text)
     if not m:
         raise ValueError(text)
     yy, mo, dd, hh, mi, ss, sign, zz = m.groups()

@@ -41,6 +41,14 @@ class CommandCall:
 
 BASIC_LETTERS = set("ABDEHILMNOPQTVXZ")
 AMPERSAND_LETTERS = set("CDFVWK")
+DIGITS = set("0123456789")  # not str.isdigit(): "\xb2" (superscript two) is a digit to Python
+
+
+def _digits_end(text: str, i: int) -> int:
+    """The index after the run of ASCII digits starting at ``i``."""
+    while i < len(text) and text[i] in DIGITS:
+        i += 1
+    return i
 
 
 def split_args(text: str) -> list[Arg | None]:
@@ -130,9 +138,9 @@ def parse_command_line(body: str) -> list[CommandCall]:
             i += 1
         else:
             raise SyntaxProblem(f"unexpected character {ch!r}")
-        j = i
-        while j < n and body[j].isdigit():
-            j += 1
+        while i < n and body[i] == " ":
+            i += 1  # "ATE 1" is ATE1: spaces are ignored outside constants (V.250 5.2.1)
+        j = _digits_end(body, i)
         digits = body[i:j]
         if j < n and body[j] == "?" and not digits:
             calls.append(CommandCall(name, Form.READ))
@@ -145,18 +153,14 @@ def parse_command_line(body: str) -> list[CommandCall]:
 
 
 def _parse_s_register(body: str, i: int) -> tuple[int, CommandCall]:
-    j = i
-    while j < len(body) and body[j].isdigit():
-        j += 1
+    j = _digits_end(body, i)
     if j == i:
         raise SyntaxProblem("S without a register number")
     name = "S" + str(int(body[i:j]))
     if j < len(body) and body[j] == "?":
         return j + 1, CommandCall(name, Form.READ)
     if j < len(body) and body[j] == "=":
-        k = j + 1
-        while k < len(body) and body[k].isdigit():
-            k += 1
+        k = _digits_end(body, j + 1)
         value = body[j + 1 : k]
         return k, CommandCall(name, Form.WRITE, [Arg(value, False) if value else None], value)
     raise SyntaxProblem("S register without ? or =")

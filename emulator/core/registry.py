@@ -130,7 +130,7 @@ def int_arg(call: CommandCall, index: int, low: int, high: int, default: int | N
         if default is None:
             raise error()
         return default
-    if arg.quoted or not arg.text.isdigit():
+    if arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):
         raise error()
     value = int(arg.text)
     if not low <= value <= high:
