@@ -63,7 +63,13 @@ class Network:
     registration: int
     tac: str
     cell_id: str
-    ip_pool: str
+    ip_pool: str  # AT+QIACT: context N of an IPv4 (or IPv4v6) type gets this network's Nth host
+    ip6_pool: str  # the same for IPv6 contexts
+    dns: tuple[str, str]  # the primary and secondary DNS servers AT+QIDNSCFG shows by default
+
+    def __post_init__(self) -> None:
+        # TOML gives a list; a frozen profile keeps a tuple.
+        object.__setattr__(self, "dns", tuple(self.dns))
 
 
 @dataclass(frozen=True)

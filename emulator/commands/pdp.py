@@ -1,0 +1,380 @@
+"""PDP contexts and the TCP/IP commands around them: AT+QICSGP, AT+QIACT, AT+QIDEACT,
+AT+QIDNSCFG and AT+QIGETERROR.
+
+Sources: REFERENCE.md "PDP context" (facts from the TCP/IP note, marked doc or seen there) and the
+SSL note (1.3 the steps, 3.1 the examples, 4 the checks, 5 the result codes). Where both are
+silent the emulator does what a real Quectel module does, marked ``chosen``.
+
+The family keeps its state (``PdpState``) in ``modem.network["pdp"]``; it is rebuilt at every
+power cycle, so a reboot forgets every context. The SSL family reads it (``is_active``,
+``address``, ``dns_servers``) and appends to ``listeners`` to close its sockets when a context
+goes down.
+
+Every command of this family answers plain ``ERROR`` on failure and leaves the code for
+AT+QIGETERROR (REFERENCE.md "Boot and basics", doc): a bad parameter leaves 552.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
+
+from emulator.commands import STATE_FACTORIES
+from emulator.commands.basic import radio_on
+from emulator.core.parser import CommandCall, Form
+from emulator.core.registry import (
+    CommandFailed,
+    ParamError,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    require_form,
+    str_arg,
+)
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+
+log = logging.getLogger(__name__)
+
+FAMILY = "pdp"
+# AT+QIGETERROR is registered outside the "pdp" family on purpose: the modem sets the stored
+# code back to 0 after every command of a family in QI_ERROR_FAMILIES that succeeds, so reading
+# the code from inside such a family would wipe it. The code must survive being read (the host
+# may ask twice, or log it and ask again), and REFERENCE.md (seen) says it reports the last
+# command that itself answered ERROR -- which AT+QIGETERROR is not.
+REPORT_FAMILY = "qigeterror"
+
+IPV4, IPV6, IPV4V6 = 1, 2, 3
+AUTH_MAX = 3  # 0 none, 1 PAP, 2 CHAP, 3 PAP or CHAP (REFERENCE.md, doc)
+REGISTERED = (1, 5)  # home, roaming (27.007 7.2)
+
+QI_OPEN_PDP_FAILED = 561
+
+# SSL note chapter 5, in lower case as the module prints them; 0 and 552 read as seen on a real
+# module (REFERENCE.md), not as the table spells them.
+QI_ERROR_TEXTS = {
+    0: "operate successfully",
+    550: "unknown error",
+    551: "operation blocked",
+    552: "invalid parameters",
+    553: "memory not enough",
+    554: "create socket failed",
+    555: "operation not supported",
+    556: "socket bind failed",
+    557: "socket listen failed",
+    558: "socket write failed",
+    559: "socket read failed",
+    560: "socket accept failed",
+    561: "open pdp context failed",
+    562: "close pdp context failed",
+    563: "socket identity has been used",
+    564: "dns busy",
+    565: "dns parse failed",
+    566: "socket connection failed",
+    567: "socket has been closed",
+    568: "operation busy",
+    569: "operation timeout",
+    570: "pdp context break down",
+    571: "cancel send",
+    572: "operation not allowed",
+    573: "apn not configured",
+    574: "port busy",
+}
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    """What AT+QICSGP sets. An unconfigured context reads ``1,"","","",0`` (chosen: IPv4, the
+    network's default APN, no authentication, as a fresh module reads)."""
+
+    context_type: int = IPV4
+    apn: str = ""
+    username: str = ""
+    password: str = ""
+    authentication: int = 0
+
+
+@dataclass(frozen=True)
+class ActiveContext:
+    """An activated context keeps the type it was activated with; a later AT+QICSGP changes only
+    the next activation (chosen)."""
+
+    context_type: int
+    address: str
+
+
+@dataclass
+class DnsConfig:
+    primary: str
+    secondary: str
+    # Only the servers the host named itself are asked (see PdpState.dns_servers).
+    primary_set: bool = False
+    secondary_set: bool = False
+
+
+@functools.lru_cache(maxsize=None)
+def _pool_addresses(pool: str, count: int) -> tuple[str, ...]:
+    """The pool's 1st..count-th host addresses; a profile whose pool is too small is refused.
+
+    Cached: every power cycle of every modem asks again, and the arithmetic is not free.
+    """
+    network = ipaddress.ip_network(pool)
+    addresses = [network.network_address + n for n in range(1, count + 1)]
+    last = addresses[-1]
+    if last not in network or (network.version == 4 and last == network.broadcast_address):
+        raise ValueError(f"address pool {pool} is too small for {count} PDP contexts")
+    return tuple(str(a) for a in addresses)
+
+
+class PdpState:
+    """The PDP contexts of one power cycle, and the interface the SSL family uses."""
+
+    def __init__(self, modem: "Modem"):
+        self.modem = modem
+        self.count = modem.profile.limits.pdp_contexts
+        net = modem.profile.network
+        self._addresses = {
+            IPV4: _pool_addresses(net.ip_pool, self.count),
+            IPV6: _pool_addresses(net.ip6_pool, self.count),
+        }
+        self.configs = {cid: ContextConfig() for cid in self.ids}
+        self.dns = {cid: DnsConfig(*net.dns) for cid in self.ids}
+        self.active: dict[int, ActiveContext] = {}
+        # Called with (cid, by_network) after a context has gone down.
+        self.listeners: list[Callable[[int, bool], None]] = []
+
+    @property
+    def ids(self) -> range:
+        return range(1, self.count + 1)
+
+    @property
+    def id_range(self) -> str:
+        return f"(1-{self.count})"
+
+    # --- what other families read ------------------------------------------------------------
+
+    def is_active(self, cid: int) -> bool:
+        return cid in self.active
+
+    def address(self, cid: int) -> str | None:
+        context = self.active.get(cid)
+        return context.address if context else None
+
+    def dns_servers(self, cid: int) -> tuple[str, ...]:
+        """The servers the host set with AT+QIDNSCFG, primary first; () until it sets one.
+
+        The profile's defaults are only shown: the shell resolves through the host's own resolver
+        unless the host asked for particular servers (emulator/shell/dns.py).
+        """
+        dns = self.dns.get(cid)
+        if dns is None:
+            return ()
+        named = [server for server, explicit in ((dns.primary, dns.primary_set),
+                                                  (dns.secondary, dns.secondary_set)) if explicit]
+        # 0.0.0.0 / :: is how a host clears a server; there is nothing to ask there (chosen).
+        return tuple(s for s in named if not ipaddress.ip_address(s.partition("#")[0]).is_unspecified)
+
+    # --- changes ----------------------------------------------------------------------------
+
+    def activate(self, cid: int) -> None:
+        context_type = self.configs[cid].context_type
+        family = IPV6 if context_type == IPV6 else IPV4  # IPv4v6 shows its IPv4 address
+        self.active[cid] = ActiveContext(context_type, self._addresses[family][cid - 1])
+
+    def deactivate(self, cid: int) -> None:
+        """AT+QIDEACT: the host takes the context down; nothing happens to an inactive one."""
+        if self.active.pop(cid, None) is not None:
+            self._tell(cid, by_network=False)
+
+    def network_drop(self, cid: int) -> None:
+        """The network drops the context: the URC first, then each socket's own closed URC."""
+        if cid not in self.active:
+            return
+        self.modem.emit_urc(f'+QIURC: "pdpdeact",{cid}')
+        del self.active[cid]
+        self._tell(cid, by_network=True)
+
+    def radio_off(self) -> None:
+        """AT+CFUN=0/4: every context is lost as if the network had dropped it, URC included.
+
+        chosen: the module reports ``+QIURC: "pdpdeact"`` for each, as for any context it did not
+        take down on the host's request, so a host that waits for the URC learns of it the same way.
+        """
+        for cid in sorted(self.active):
+            self.network_drop(cid)
+
+    def _tell(self, cid: int, by_network: bool) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(cid, by_network)
+            except Exception:
+                # One family's bug must not keep the others from hearing the context went down.
+                log.exception("PDP listener failed for context %d", cid)
+
+
+STATE_FACTORIES["pdp"] = PdpState
+
+
+def _state(modem: "Modem") -> PdpState:
+    return modem.network["pdp"]
+
+
+def _cid(pdp: PdpState, call: CommandCall) -> int:
+    return int_arg(call, 0, 1, pdp.count)
+
+
+def _one_cid(pdp: PdpState, call: CommandCall) -> int:
+    if len(call.args) != 1:
+        raise ParamError()
+    return _cid(pdp, call)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@command("+QICSGP", family=FAMILY)
+def configure_context(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QICSGP=<cid>[,<type>,<APN>[,<user>,<pwd>[,<auth>]]]; AT+QICSGP=<cid> reads it back as
+    ``+QICSGP: <type>,"<APN>","<user>","<pwd>",<auth>`` (REFERENCE.md, PDP context (doc); SSL
+    note 3.1.1).
+
+    The SSL note's own example has seven parameters, ``AT+QICSGP=1,1,"UNINET","","","",1``, one
+    string more than the TCP/IP note's syntax. chosen: with seven parameters the sixth is a
+    reserved string (it must be quoted; its value is ignored) and the seventh is <auth>, which
+    makes the example read as APN "UNINET" with PAP authentication, as its "1" suggests.
+
+    Parameters left out keep their previous values (SSL note 2.1.1). The bracket pairs go together:
+    a type without an APN, or a user name without a password, is refused (chosen).
+    """
+    pdp = _state(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QICSGP: {pdp.id_range},(1-3),<APN>,<username>,<password>,(0-{AUTH_MAX})")
+    require_form(call, Form.WRITE)
+    cid = _cid(pdp, call)
+    count = len(call.args)
+    if count == 1:
+        c = pdp.configs[cid]
+        return ok(f'+QICSGP: {c.context_type},"{c.apn}","{c.username}","{c.password}",{c.authentication}')
+    if count not in (3, 5, 6, 7):
+        raise ParamError()
+    old = pdp.configs[cid]
+    if count == 7:
+        str_arg(call, 5)
+        auth = int_arg(call, 6, 0, AUTH_MAX)
+    else:
+        auth = int_arg(call, 5, 0, AUTH_MAX, default=old.authentication)
+    # Everything is checked before anything is kept: a refused command changes nothing.
+    new = replace(old, context_type=int_arg(call, 1, IPV4, IPV4V6), apn=str_arg(call, 2),
+                  username=str_arg(call, 3, default=old.username),
+                  password=str_arg(call, 4, default=old.password), authentication=auth)
+    pdp.configs[cid] = new
+    return ok()
+
+
+@command("+QIACT", family=FAMILY)
+def activate_context(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QIACT=<cid> activates; AT+QIACT? lists ``+QIACT: <cid>,1,<type>,"<IP>"`` per active
+    context in order (REFERENCE.md, PDP context (doc); SSL note 1.3 step 2, 3.1.2).
+
+    The address is the profile pool's <cid>-th host, so context 1 reads 10.7.157.1 as in 3.1.2.
+    Activation answers at once, not after the real network's seconds (chosen).
+
+    chosen, as real modules do: activating a context that is already active answers ERROR, as does
+    activating with the radio off (AT+CFUN=0/4) or unregistered; both leave 561 ("open PDP context
+    failed") for AT+QIGETERROR. An empty APN activates: the network gives its default one.
+    """
+    pdp = _state(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QIACT: {pdp.id_range}")
+    if call.form is Form.READ:
+        return ok(*(f'+QIACT: {cid},1,{c.context_type},"{c.address}"' for cid, c in sorted(pdp.active.items())))
+    require_form(call, Form.WRITE)
+    cid = _one_cid(pdp, call)
+    attached = radio_on(modem) and modem.profile.network.registration in REGISTERED
+    if pdp.is_active(cid) or not attached:
+        raise CommandFailed(qi_error=QI_OPEN_PDP_FAILED)
+    pdp.activate(cid)
+    return ok()
+
+
+@command("+QIDEACT", family=FAMILY)
+def deactivate_context(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QIDEACT=<cid>: the context goes down and every socket on it is closed (REFERENCE.md, PDP
+    context (doc); SSL note 1.3 step 7, 3.1.3).
+
+    The sockets' families hear it through the listeners (by_network False) before the OK.
+    chosen: deactivating a context that is not active answers OK, as real modules do: the host
+    asked for the context to be down, and it is.
+    """
+    pdp = _state(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QIDEACT: {pdp.id_range}")
+    require_form(call, Form.WRITE)
+    pdp.deactivate(_one_cid(pdp, call))
+    return ok()
+
+
+def _dns_address(call: CommandCall, index: int) -> str:
+    """A quoted IPv4 or IPv6 address; ``<ip>#<port>`` also names a port (chosen: an emulator
+    extension so that tests can point the module at a DNS server of their own)."""
+    text = str_arg(call, index)
+    host, sep, port = text.partition("#")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ParamError() from None
+    if sep and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ParamError()
+    return text
+
+
+@command("+QIDNSCFG", family=FAMILY)
+def configure_dns(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QIDNSCFG=<cid>[,<pri>[,<sec>]]; AT+QIDNSCFG=<cid> reads ``+QIDNSCFG: <cid>,"<pri>","<sec>"``
+    (REFERENCE.md, PDP context (doc); SSL note 4 item 2).
+
+    Until the host sets them the servers shown are the profile's (chosen: as if the network had
+    given them), whether or not the context is active. A secondary left out keeps its previous
+    value (SSL note 2.1.1). The settings last until the next power cycle (chosen).
+    """
+    pdp = _state(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QIDNSCFG: {pdp.id_range},<pridnsaddr>,<secdnsaddr>")
+    require_form(call, Form.WRITE)
+    cid = _cid(pdp, call)
+    count = len(call.args)
+    dns = pdp.dns[cid]
+    if count == 1:
+        return ok(f'+QIDNSCFG: {cid},"{dns.primary}","{dns.secondary}"')
+    if count > 3:
+        raise ParamError()
+    primary = _dns_address(call, 1)
+    secondary = _dns_address(call, 2) if count == 3 else None
+    dns.primary, dns.primary_set = primary, True
+    if secondary is not None:
+        dns.secondary, dns.secondary_set = secondary, True
+    return ok()
+
+
+@command("+QIGETERROR", family=REPORT_FAMILY)
+def last_error(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QIGETERROR: ``+QIGETERROR: <err>,<description>`` for the last TCP/IP or SSL command that
+    answered ERROR (REFERENCE.md, PDP context (seen); SSL note chapter 5).
+
+    Reading the code does not reset it (see REPORT_FAMILY). chosen: the test form answers OK; a
+    code outside the table reads "unknown error".
+    """
+    if call.form is Form.TEST:
+        return ok()
+    require_form(call, Form.EXEC)
+    code = modem.last_qi_error
+    return ok(f"+QIGETERROR: {code},{QI_ERROR_TEXTS.get(code, QI_ERROR_TEXTS[550])}")
+
