@@ -7,6 +7,8 @@ Names reaching a store are already validated bare names (no ``UFS:`` prefix).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -84,9 +86,18 @@ class DirectoryFileStore:
 
     def write(self, name: str, data: bytes) -> None:
         path = self._path(name)
-        tmp = path.with_name(f".{name}.partial")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # a crash mid-write never leaves half a file under the real name
+        # A fresh dot file, created exclusively (never through a link someone left in the
+        # folder), then renamed: a crash mid-write never leaves half a file under the real name.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=self.folder)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide the file from other users
+                f.write(data)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def delete(self, name: str) -> None:
         path = self._path(name)
@@ -95,7 +106,10 @@ class DirectoryFileStore:
         path.unlink()
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        # Links are not files of the module's (one may point outside the folder), nor are the
+        # dot files that hold partial writes.
+        return sorted(p.name for p in self.folder.iterdir()
+                      if p.is_file() and not p.is_symlink() and not p.name.startswith("."))
 
     def size(self, name: str) -> int:
         path = self._path(name)
