@@ -65,6 +65,10 @@ class CoreHarness:
         self.modem.handle_event(event, self.now)
         return self._collect()
 
+    def take_output(self) -> bytes:
+        """What the host received from calls the test made on the modem directly (DTR ...)."""
+        return self._collect()
+
     def take_effects(self) -> list[ev.Effect]:
         self._collect()
         out, self.effects = self.effects, []

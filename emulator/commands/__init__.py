@@ -13,3 +13,6 @@ from typing import Any, Callable
 STATE_FACTORIES: dict[str, Callable[[Any], Any]] = {}
 
 from emulator.commands import basic  # noqa: E402,F401
+from emulator.commands import pdp  # noqa: E402,F401
+from emulator.commands import files  # noqa: E402,F401
+from emulator.commands import ssl  # noqa: E402,F401  (after pdp: it listens to PDP contexts)

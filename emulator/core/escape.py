@@ -24,7 +24,7 @@ class EscapeDetector:
         out = bytearray(self._expire(now))
         for byte in data:
             if self._held:
-                if byte == PLUS and len(self._held) < 3 and now - self._held_since <= self.guard:
+                if byte == PLUS and len(self._held) < 3 and now - self._held_since < self.guard:
                     self._held.append(byte)
                 else:
                     out += self._held
@@ -39,7 +39,9 @@ class EscapeDetector:
         return bytes(out)
 
     def deadline(self) -> float | None:
-        """When ``poll`` must next be called: the escape completes or the held bytes become data."""
+        """When ``poll`` must next be called: the escape completes or the held bytes become data.
+        At that instant ``poll`` always settles them, so a caller never waits on the same time twice.
+        The three ``+`` must come within [first, first + guard)."""
         if not self._held:
             return None
         if len(self._held) == 3:
@@ -54,7 +56,7 @@ class EscapeDetector:
         return self._expire(now), False
 
     def _expire(self, now: float) -> bytes:
-        if self._held and len(self._held) < 3 and now - self._held_since > self.guard:
+        if self._held and len(self._held) < 3 and now - self._held_since >= self.guard:
             held = bytes(self._held)
             self._held.clear()
             return held

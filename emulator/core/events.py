@@ -30,6 +30,13 @@ class SendTcp:
 
 
 @dataclass(frozen=True)
+class ShutdownTcp:
+    """Send FIN once everything queued is sent, and keep reading until the peer closes too."""
+
+    conn_id: int
+
+
+@dataclass(frozen=True)
 class CloseTcp:
     conn_id: int
     abort: bool = False  # reset rather than an orderly FIN
@@ -45,7 +52,7 @@ class ResumeReading:
     conn_id: int
 
 
-Effect = OpenTcp | SendTcp | CloseTcp | PauseReading | ResumeReading
+Effect = OpenTcp | SendTcp | ShutdownTcp | CloseTcp | PauseReading | ResumeReading
 
 
 # Events: shell -> core ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ import heapq
 import itertools
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
 import emulator.commands  # noqa: F401  (registers every command family)
@@ -81,11 +81,21 @@ class Settings:
 
 
 class OnlineSession(Protocol):
-    """A connection in transparent transmission mode (see the transparent-mode commands)."""
+    """A connection in transparent transmission mode (SSL note 1.4; see the SSL family)."""
+
+    def entered(self, modem: "Modem") -> None:
+        """The port has just become this connection's (after CONNECT)."""
+
+    def ready_for_host(self) -> bool:
+        """False while the connection cannot take more: host bytes then wait in order."""
 
     def feed_host(self, modem: "Modem", data: bytes) -> None: ...
 
-    def leave(self, modem: "Modem") -> None: ...
+    def leave(self, modem: "Modem") -> None:
+        """Back to command mode, the connection kept (+++ or a DTR drop with AT&D1)."""
+
+    def hang_up(self, modem: "Modem") -> None:
+        """Back to command mode, the connection closed (a DTR drop with AT&D2)."""
 
 
 class Timer:
@@ -110,6 +120,7 @@ class Modem:
         self.escape_guard = escape_guard
         self.now = now
         self._wall_clock_at_boot = wall_clock or datetime(2000, 1, 1, tzinfo=timezone.utc)
+        self._created_at = now
         self._host_out = bytearray()
         self._effects: list[ev.Effect] = []
         # Told of every command line, final result and URC (the session trace); pure notification.
@@ -132,7 +143,9 @@ class Modem:
         self.settings = Settings.factory(self.profile)
         self.functionality = 1
         self.signal: tuple[int, int] = self.profile.network.csq  # AT+CSQ; fault injection changes it
-        self.clock = ModuleClock(self._wall_clock_at_boot, self.now)
+        # The module keeps its own time across a reboot (the network's time update sets it again
+        # on a real one): the clock reads the wall clock given at creation, moved on since then.
+        self.clock = ModuleClock(self._wall_clock_at_boot + timedelta(seconds=self.now - self._created_at), self.now)
         self.last_qi_error = 0
         self.online: OnlineSession | None = None
         self._line = bytearray()
@@ -142,6 +155,7 @@ class Modem:
         self._processing = False
         self._remaining_calls: list[CommandCall] = []
         self._current_call: CommandCall | None = None
+        self._in_command = False  # a command line is being executed: URCs wait for its result
         self._sink = None
         self._sink_echo = True
         self._sink_timer: Timer | None = None
@@ -149,13 +163,19 @@ class Modem:
         self._pending_timer: Timer | None = None
         self._held_urcs: list[bytes] = []
         self.reset_hooks: list[Callable[[], None]] = []
-        self.network = self._make_network_state()
+        # Called whenever the port is back in command mode with nothing held (direct push data
+        # waits for that: it is a URC, and URCs never cut into a command's answer).
+        self.idle_hooks: list[Callable[[], None]] = []
+        self.network: dict[str, Any] = {}
+        self._make_network_state()
 
-    def _make_network_state(self) -> dict[str, Any]:
-        """Per-family state objects that families attach (PDP contexts, SSL contexts and clients)."""
+    def _make_network_state(self) -> None:
+        """Per-family state objects (PDP contexts, SSL contexts and clients), built in the order the
+        families registered, so that a family may look up the ones registered before it."""
         from emulator.commands import STATE_FACTORIES
 
-        return {name: factory(self) for name, factory in STATE_FACTORIES.items()}
+        for name, factory in STATE_FACTORIES.items():
+            self.network[name] = factory(self)
 
     def power_on(self, now: float) -> None:
         """Start the boot sequence: the profile's boot URCs at their times, RDY first."""
@@ -172,10 +192,12 @@ class Modem:
                 if boot != self.boot_count:
                     return
                 if first:
-                    self._booted()
-                self.emit_urc(text)
+                    self.mode = HostMode.COMMAND
+                self.emit_urc(text)  # RDY goes out before anything the host sent while booting
                 if last:
                     self.booted = True
+                if first:
+                    self._process_input()
             self.call_at(now + urc.after_ms / 1000.0, fire)
 
     def _booted(self) -> None:
@@ -222,7 +244,7 @@ class Modem:
         encoded = [l.encode("latin-1") if isinstance(l, str) else l for l in lines]
         self.observe("urc", lines=encoded)
         data = self.block(encoded)
-        if self.mode in (HostMode.COMMAND,) and not self._held_urcs:
+        if self.idle:
             self.write_host(data)
         else:
             self._held_urcs.append(data)
@@ -232,6 +254,14 @@ class Modem:
             return
         while self._held_urcs:
             self.write_host(self._held_urcs.pop(0))
+        for hook in list(self.idle_hooks):
+            self._guarded(hook)
+
+    @property
+    def idle(self) -> bool:
+        """In command mode, no command running and no URC held: a URC written now reaches the
+        host at once, never inside a command's answer."""
+        return self.mode is HostMode.COMMAND and not self._in_command and not self._held_urcs
 
     # --- time --------------------------------------------------------------------------------
 
@@ -280,16 +310,32 @@ class Modem:
     # --- DTR ---------------------------------------------------------------------------------
 
     def set_dtr(self, active: bool, now: float) -> None:
-        """The host's DTR line. With AT&D1 or AT&D2 a drop leaves transparent mode (SSL note 1.4)."""
+        """The host's DTR line. In transparent mode a drop with AT&D1 leaves for command mode and
+        keeps the connection (SSL note 1.4); with AT&D2 it also closes the connection, as V.250
+        defines &D2 (chosen: the note names only &D1); with AT&D0 it does nothing."""
         self.tick(now)
-        if not active and self.mode is HostMode.ONLINE and self.settings.dtr_mode in (1, 2):
-            self._guarded(lambda: self.online.leave(self) if self.online else None)
+        if active or self.mode is not HostMode.ONLINE or self.online is None:
+            return
+        session = self.online
+        if self.settings.dtr_mode == 1:
+            self._guarded(lambda: session.leave(self))
+        elif self.settings.dtr_mode == 2:
+            self._guarded(lambda: session.hang_up(self))
 
     # --- host input --------------------------------------------------------------------------
 
     def receive_from_host(self, data: bytes, now: float) -> None:
         self.tick(now)
         self._input += data
+        self._process_input()
+
+    @property
+    def input_backlog(self) -> int:
+        """Host bytes received and not yet consumed; the shell stops reading the port when high."""
+        return len(self._input)
+
+    def resume_input(self) -> None:
+        """Go on with waiting host bytes (a connection in transparent mode can take more)."""
         self._process_input()
 
     def _process_input(self) -> None:
@@ -307,10 +353,15 @@ class Modem:
             if mode in (HostMode.BOOTING, HostMode.BUSY):
                 return
             if mode is HostMode.ONLINE:
+                session = self.online
+                if session is None:
+                    self._input.clear()  # cannot happen: ONLINE always has a session
+                    return
+                if not session.ready_for_host():
+                    return  # flow control: the bytes wait here, in order
                 data = bytes(self._input)
                 self._input.clear()
-                if self.online is not None:
-                    self._guarded(lambda: self.online.feed_host(self, data))
+                self._guarded(lambda: session.feed_host(self, data))
                 continue
             if mode is HostMode.DATA:
                 self._feed_sink()
@@ -319,6 +370,12 @@ class Modem:
 
     def _edit_line(self) -> None:
         """The command-line editor: consume bytes until a line completes or input runs out."""
+        # Timers already due (AT+CFUN=1,1's reboot) run before the next line is read, as they would
+        # have had the host sent that line in a later write: the output never depends on how the
+        # host's bytes were split (chosen).
+        self.tick(self.now)
+        if self.mode is not HostMode.COMMAND:
+            return
         limit = self.profile.limits.line_length + 2  # "AT" plus the body
         data = self._input
         i = 0
@@ -381,10 +438,16 @@ class Modem:
             self._finish(ERROR)
             return
         self._remaining_calls = calls
-        self._run_calls()
+        try:
+            self._run_calls()
+        except Exception:  # a malformed outcome: logged; the line ends in ERROR, never half-finished
+            log.exception("internal error in %r", line)
+            self._remaining_calls.clear()
+            self._finish(ERROR)
 
     def _run_calls(self) -> None:
         """Run the remaining calls of the line until one waits or fails, or all are done."""
+        self._in_command = True
         while self._remaining_calls:
             call = self._remaining_calls.pop(0)
             self._current_call = call
@@ -460,9 +523,11 @@ class Modem:
         self.observe("result", text=final.text)
         self.write_host(final.encode(self.settings.verbose))
         self._current_call = None
+        self._in_command = False
         if online is not None:
             self.online = online
             self.mode = HostMode.ONLINE
+            self._guarded(lambda: online.entered(self))
             return
         self.mode = HostMode.COMMAND
         self._flush_urcs()

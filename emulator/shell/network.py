@@ -16,6 +16,13 @@ from emulator.core import events as ev
 log = logging.getLogger(__name__)
 
 
+class _Eof(bytes):
+    """Queued after the last bytes of a connection being shut down: send FIN when its turn comes."""
+
+
+EOF = _Eof()
+
+
 class _Delay:
     """Bytes held back for latency and a bandwidth cap, released in order."""
 
@@ -38,6 +45,10 @@ class _Delay:
         self.next_free = due
         self.queue.append((due, data))
         self._arm(loop)
+
+    def push_eof(self) -> None:
+        """Half-close once every byte queued before it has gone (latency and caps included)."""
+        self.push(EOF)
 
     def _arm(self, loop) -> None:
         if self.timer is None and self.queue:
@@ -66,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.stalled = False
         self.stalled_out = bytearray()
+        self.eof_after_stall = False
         self.inbound = _Delay(net, lambda data: net.report(ev.TcpData(conn_id, data)))
         self.outbound = _Delay(net, self._write_now)
 
@@ -73,7 +85,13 @@ class _Connection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         if self.stalled:
+            if data is EOF:
+                self.eof_after_stall = True
             self.stalled_out += data
+            return
+        if data is EOF:
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
             return
         self.transport.write(data)
         if self.transport.get_write_buffer_size() == 0:
@@ -120,7 +138,7 @@ class Network:
         self.on_effect = on_effect
         self.latency = 0.0  # seconds added to every byte, each way (fault injection)
         self.bandwidth = 0  # bytes per second per connection and direction; 0: no cap
-        self._failing_opens: list[str] = []  # reasons the next OpenTcp effects fail with
+        self._failing_opens: list[tuple[str, float | None]] = []  # (reason, seconds) for the next opens
         self.connections: dict[int, _Connection] = {}
         self._opening: dict[int, asyncio.Task] = {}
         self.paused_by_core: set[int] = set()
@@ -156,6 +174,8 @@ class Network:
                 transport.abort()
             else:
                 transport.close()
+        elif isinstance(effect, ev.ShutdownTcp):
+            conn.outbound.push_eof()
         elif isinstance(effect, ev.PauseReading):
             self.paused_by_core.add(effect.conn_id)
             transport.pause_reading()
@@ -179,9 +199,11 @@ class Network:
 
     # --- faults ----------------------------------------------------------------------------
 
-    def fail_next_opens(self, count: int, reason: str) -> None:
-        """The next ``count`` connection attempts fail: dns, connect, timeout or handshake."""
-        self._failing_opens = [reason] * count
+    def fail_next_opens(self, count: int, reason: str, seconds: float | None = None) -> None:
+        """The next ``count`` connection attempts fail: dns, connect, timeout (after ``seconds``, or
+        the module's own connect timeout), handshake (the server resets it) or silent (the server
+        accepts and never says a word)."""
+        self._failing_opens = [(reason, seconds)] * count
 
     def fault_reset(self, conn_id: int) -> None:
         """The server resets the connection: RST on the wire, TcpClosed(reset) to the core."""
@@ -227,12 +249,15 @@ class Network:
         held, conn.stalled_out = bytes(conn.stalled_out), bytearray()
         if held:
             conn._write_now(held)
+        if conn.eof_after_stall:
+            conn.eof_after_stall = False
+            conn._write_now(EOF)
         if conn.conn_id not in self.paused_by_core and not self.host_backpressure:
             conn.transport.resume_reading()
 
     async def _open(self, effect: ev.OpenTcp) -> None:
         loop = asyncio.get_running_loop()
-        injected = self._failing_opens.pop(0) if self._failing_opens else None
+        injected, seconds = self._failing_opens.pop(0) if self._failing_opens else (None, None)
         if injected == "dns":
             self.report(ev.TcpConnectFailed(effect.conn_id, "dns"))
             return
@@ -241,7 +266,7 @@ class Network:
             return
         if injected == "timeout":
             # The attempt hangs as an unanswered SYN would, until the module gives up.
-            await asyncio.sleep(effect.timeout)
+            await asyncio.sleep(effect.timeout if seconds is None else min(seconds, effect.timeout))
             self.report(ev.TcpConnectFailed(effect.conn_id, "timeout"))
             return
         try:
@@ -274,6 +299,9 @@ class Network:
         if injected == "handshake":
             # The server answers the ClientHello with a reset: the handshake fails.
             self.fault_reset(effect.conn_id)
+        elif injected == "silent":
+            # The server accepts and then says nothing, for as long as the module waits.
+            self.fault_stall(effect.conn_id, 0.0)
 
     async def _resolve(self, effect: ev.OpenTcp) -> str:
         try:

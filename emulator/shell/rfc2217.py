@@ -147,6 +147,14 @@ class Rfc2217Host:
     def discard_unread(self) -> None:
         pass  # bytes already on their way through TCP cannot be called back
 
+    def pause_reading(self, paused: bool) -> None:
+        client = self.client
+        if client is not None and client.transport is not None and not client.transport.is_closing():
+            if paused:
+                client.transport.pause_reading()
+            else:
+                client.transport.resume_reading()
+
     def close(self) -> None:
         if self.client is not None and self.client.transport is not None:
             self.client.transport.close()

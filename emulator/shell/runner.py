@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 # Bytes waiting for the host above which the sockets stop being read, and below which they resume.
 HOST_QUEUE_HIGH = 256 * 1024
 HOST_QUEUE_LOW = 64 * 1024
+# Host bytes the modem has not consumed yet (a transparent connection whose server is slow) above
+# which the port stops being read, so that the host's own writes block, as on a real UART with
+# flow control; below the low mark reading resumes.
+INPUT_BACKLOG_HIGH = 256 * 1024
+INPUT_BACKLOG_LOW = 64 * 1024
 
 
 class HostLink(Protocol):
@@ -44,13 +49,19 @@ class HostLink(Protocol):
 
     def discard_unread(self) -> None: ...
 
+    def pause_reading(self, paused: bool) -> None:
+        """Stop (True) or resume (False) taking bytes from the host."""
+
     def close(self) -> None: ...
 
 
 class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
-                 host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0):
+                 host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
+                 scenario=None):
         self.profile = profile
+        self.scenario = scenario  # emulator.scenario.Scenario: faults fired on cue
+        self.scenario_player = None
         self.trace_path = trace
         self.modem_index = modem_index
         self.tracer: Tracer | None = None
@@ -71,6 +82,7 @@ class ModemRunner:
         self._timer_deadline: float | None = None
         self._host_queue = bytearray()
         self._want_writable = False
+        self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
         self._host_came_before = False  # until the first host, output waits for it (boot URCs)
 
@@ -88,9 +100,13 @@ class ModemRunner:
         self.network = Network(self.on_network_event, on_effect=self._trace_effect)
         self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
-        if self.tracer is not None:
-            self.modem.observer = lambda kind, details: self.trace(kind, **details)
+        self.modem.observer = self._observe
         self.controller = Controller(self)
+        if self.scenario is not None:
+            from emulator.scenario import ScenarioPlayer
+
+            self.scenario_player = ScenarioPlayer(self, self.scenario)
+            self.scenario_player.start()
         self.host.start(self)
         self.modem.power_on(loop.time())
         self.pump()
@@ -112,6 +128,13 @@ class ModemRunner:
     def trace(self, kind: str, **details) -> None:
         if self.tracer is not None:
             self.tracer.record(self.loop.time(), kind, **details)
+
+    def _observe(self, kind: str, details: dict) -> None:
+        """What the core reports (commands, results, URCs, TLS): to the trace and the scenario."""
+        if self.tracer is not None:
+            self.trace(kind, **details)
+        if self.scenario_player is not None:
+            self.scenario_player.observe(kind, details)
 
     def _trace_effect(self, effect: ev.Effect) -> None:
         if self.tracer is not None:
@@ -192,6 +215,13 @@ class ModemRunner:
             for effect in effects:
                 self.network.execute(effect)
         self._arm_timer(modem.next_deadline())
+        backlog = modem.input_backlog
+        if not self._host_reading_paused and backlog > INPUT_BACKLOG_HIGH:
+            self._host_reading_paused = True
+            self.host.pause_reading(True)
+        elif self._host_reading_paused and backlog < INPUT_BACKLOG_LOW:
+            self._host_reading_paused = False
+            self.host.pause_reading(False)
         if modem.booted != self._boot_reported:
             self._boot_reported = modem.booted
             if modem.booted and self.on_booted is not None:
@@ -299,6 +329,12 @@ class PtyHost:
 
     def discard_unread(self) -> None:
         self.port.discard_unread()
+
+    def pause_reading(self, paused: bool) -> None:
+        if paused:
+            self.runner.loop.remove_reader(self.port.master)
+        else:
+            self.runner.loop.add_reader(self.port.master, self._on_readable)
 
     def _on_readable(self) -> None:
         # Opens and closes first: a host opens the port before it writes, so this keeps the

@@ -1,0 +1,388 @@
+"""The SSL commands (SSL note chapter 2) and AT+QISWTMD (SSL note 1.4; Quectel TCP/IP note).
+
+Each handler reads and checks its parameters and hands the work to the family's state
+(``emulator.commands.ssl_state``). Errors answer plain ``ERROR`` and leave their chapter 5 code
+for AT+QIGETERROR (REFERENCE.md); the codes chosen where the note names none are marked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emulator.commands import STATE_FACTORIES
+from emulator.commands.ssl_state import (
+    BUFFER,
+    ERR_CANCEL_SEND,
+    ERR_INVALID_PARAMETER,
+    ERR_NOT_ALLOWED,
+    ERR_SOCKET_CLOSED,
+    TRANSPARENT,
+    ClientState,
+    OpenFailed,
+    SslClient,
+    SslFamily,
+)
+from emulator.core.parser import Arg, CommandCall, Form
+from emulator.core.registry import AwaitData, CommandFailed, Outcome, Pending, Reply, command, ok
+from emulator.core.results import ERROR, SEND_FAIL, SEND_OK
+from emulator.core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+
+FAMILY = "ssl"
+CTRL_Z = 0x1A
+ESC = 0x1B
+SEND_PROMPT = b"\r\n> "  # what Quectel modules print before taking data (TCP/IP notes)
+
+STATE_FACTORIES["ssl"] = SslFamily
+
+
+def _family(modem: "Modem") -> SslFamily:
+    return modem.network["ssl"]
+
+
+def _invalid() -> CommandFailed:
+    return CommandFailed(qi_error=ERR_INVALID_PARAMETER)
+
+
+def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
+    arg = call.args[index] if index < len(call.args) else None
+    if arg is None:
+        if default is None:
+            raise _invalid()
+        return default
+    if arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):
+        raise _invalid()
+    value = int(arg.text)
+    if not low <= value <= high:
+        raise _invalid()
+    return value
+
+
+def _text(call: CommandCall, index: int) -> str:
+    arg = call.args[index] if index < len(call.args) else None
+    if arg is None or not arg.quoted:
+        raise _invalid()
+    return arg.text
+
+
+def _at_most(call: CommandCall, count: int) -> None:
+    if len(call.args) > count:
+        raise _invalid()
+
+
+def _range(count: int, first: int = 0) -> str:
+    return f"({first}-{first + count - 1})"
+
+
+# --- AT+QSSLCFG (SSL note 2.2.1) --------------------------------------------------------------
+
+
+def _hex_suite(arg: Arg) -> int:
+    """``0X0035``: a code of table 3 or 0XFFFF. Quoted or not, 0x or 0X, as hosts write it."""
+    text = arg.text.strip()
+    if text[:2].lower() != "0x" or not text[2:] or len(text) > 6:
+        raise _invalid()
+    try:
+        code = int(text[2:], 16)
+    except ValueError:
+        raise _invalid() from None
+    if code != ALL_CIPHER_SUITES and code not in CIPHER_SUITES:
+        raise _invalid()
+    return code
+
+
+class Setting:
+    """One <name> of AT+QSSLCFG: how its value is read, shown and offered in the test form."""
+
+    def __init__(self, attribute: str, choices: tuple[int, ...] | None = None, low: int = 0, high: int = 0,
+                 kind: str = "int"):
+        self.attribute = attribute
+        self.choices = choices
+        self.low, self.high = (min(choices), max(choices)) if choices else (low, high)
+        self.kind = kind
+
+    def parse(self, arg: Arg) -> int | str:
+        if self.kind == "path":
+            if not arg.quoted:
+                raise _invalid()
+            return arg.text
+        if self.kind == "suite":
+            return _hex_suite(arg)
+        if arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):
+            raise _invalid()
+        value = int(arg.text)
+        if not self.low <= value <= self.high or (self.choices and value not in self.choices):
+            raise _invalid()
+        return value
+
+    def show(self, value: int | str) -> str:
+        if self.kind == "path":
+            return f'"{value}"'
+        if self.kind == "suite":
+            return f"0X{value:04X}"
+        return str(value)
+
+    def offered(self) -> str:
+        if self.kind == "path":
+            return {"cacert": "<cacertpath>", "clientcert": "<client_cert_path>",
+                    "clientkey": "<client_key_path>"}[self.attribute]
+        if self.kind == "suite":
+            return "(" + ",".join(f"0X{code:04X}" for code in [*CIPHER_SUITES, ALL_CIPHER_SUITES]) + ")"
+        if self.choices and len(self.choices) == 2:
+            return "(" + ",".join(str(c) for c in self.choices) + ")"
+        return f"({self.low}-{self.high})"
+
+
+BINARY = (0, 1)
+SETTINGS: dict[str, Setting] = {
+    "sslversion": Setting("sslversion", low=0, high=4),
+    "ciphersuite": Setting("ciphersuite", kind="suite"),
+    "cacert": Setting("cacert", kind="path"),
+    "cacertex": Setting("cacert", kind="path"),  # chosen: the same path, queried for all contexts at once
+    "clientcert": Setting("clientcert", kind="path"),
+    "clientkey": Setting("clientkey", kind="path"),
+    "secllevel": Setting("secllevel", low=0, high=2),
+    "seclevel": Setting("secllevel", low=0, high=2),  # the sibling notes' spelling (REFERENCE.md, seen)
+    "ignorelocaltime": Setting("ignorelocaltime", BINARY),
+    "negotiatetime": Setting("negotiatetime", low=10, high=300),
+    "sni": Setting("sni", BINARY),
+    "closetimemode": Setting("closetimemode", BINARY),
+    "ignoremulticertchainverify": Setting("ignoremulticertchainverify", BINARY),
+    "ignoreinvalidcertsign": Setting("ignoreinvalidcertsign", BINARY),
+    "session_cache": Setting("session_cache", BINARY),
+}
+TEST_FORM_ORDER = [name for name in SETTINGS if name != "seclevel"]
+
+
+@command("+QSSLCFG", family=FAMILY)
+def ssl_config(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QSSLCFG="<name>",<SSL_ctxID>[,<value>] (SSL note 2.2.1): query or set one setting of
+    an SSL context. Settings apply to connections opened afterwards and are lost at a reboot."""
+    contexts = _family(modem).contexts
+    ids = _range(len(contexts))
+    if call.form is Form.TEST:
+        return ok(*(f'+QSSLCFG: "{name}",{ids},{SETTINGS[name].offered()}' for name in TEST_FORM_ORDER))
+    if call.form is not Form.WRITE:
+        raise _invalid()
+    name = _text(call, 0).lower()
+    setting = SETTINGS.get(name)
+    if setting is None:
+        raise _invalid()
+    _at_most(call, 3)
+    if name == "cacertex" and len(call.args) == 1:
+        return ok(*(f'+QSSLCFG: "{name}",{i},{setting.show(c.cacert)}' for i, c in enumerate(contexts)))
+    ctx_id = _int(call, 1, 0, len(contexts) - 1)
+    settings = contexts[ctx_id]
+    value_arg = call.args[2] if len(call.args) > 2 else None
+    if value_arg is None:
+        if len(call.args) > 2:
+            raise _invalid()  # a comma with nothing after it
+        return ok(f'+QSSLCFG: "{name}",{ctx_id},{setting.show(getattr(settings, setting.attribute))}')
+    setattr(settings, setting.attribute, setting.parse(value_arg))
+    return ok()
+
+
+# --- AT+QSSLOPEN (SSL note 2.2.2) -------------------------------------------------------------
+
+
+@command("+QSSLOPEN", family=FAMILY)
+def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QSSLOPEN=<PDP_ctxID>,<SSL_ctxID>,<clientID>,"<serveraddr>",<server_port>[,<access_mode>]
+    (SSL note 2.2.2): OK, then ``+QSSLOPEN: <clientID>,<err>``; in transparent mode CONNECT or
+    ERROR once the handshake is over."""
+    family = _family(modem)
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QSSLOPEN: {_range(limits.pdp_contexts, 1)},{_range(limits.ssl_contexts)},"
+                  f"{_range(limits.clients)},<serveraddr>,<server_port>,(0-2)")
+    if call.form is not Form.WRITE:
+        raise _invalid()
+    _at_most(call, 6)
+    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
+    ssl_ctx = _int(call, 1, 0, limits.ssl_contexts - 1)
+    client_id = _int(call, 2, 0, limits.clients - 1)
+    address = _text(call, 3).strip()
+    port = _int(call, 4, 1, 65535)
+    access_mode = _int(call, 5, 0, 2, default=BUFFER)
+    if not address:
+        raise _invalid()
+    client = family.client(client_id)
+    try:
+        client.open(pdp_ctx, ssl_ctx, address, port, access_mode)
+    except OpenFailed as failure:
+        if failure.code == 563 or access_mode == TRANSPARENT:
+            raise CommandFailed(qi_error=failure.code) from None
+        # The command itself was fine: the failure comes as the URC, as every other one does.
+        modem.emit_urc(f"+QSSLOPEN: {client_id},{failure.code}")
+        return ok()
+    if access_mode == TRANSPARENT:
+        return Pending("+QSSLOPEN")
+    return ok()
+
+
+# --- AT+QSSLSEND (SSL note 2.2.3) -------------------------------------------------------------
+
+
+def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
+    client = _family(modem).client(_int(call, 0, 0, modem.profile.limits.clients - 1))
+    if client.state is ClientState.CLOSING:
+        raise CommandFailed(qi_error=ERR_SOCKET_CLOSED)
+    if client.state is not ClientState.CONNECTED:
+        raise CommandFailed(qi_error=ERR_NOT_ALLOWED)  # chosen: never opened, or still opening
+    return client
+
+
+class SendSink:
+    """The data after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
+
+    def __init__(self, client: SslClient, length: int | None, limit: int):
+        self.client = client
+        self.length = length
+        self.limit = limit
+        self.data = bytearray()
+
+    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | None]:
+        if self.length is not None:
+            take = data[: self.length - len(self.data)]
+            self.data += take
+            if len(self.data) == self.length:
+                return len(take), self._send(modem)
+            return len(take), None
+        for index, byte in enumerate(data):
+            if byte == CTRL_Z:
+                return index + 1, self._send(modem)
+            if byte == ESC:
+                # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel
+                # send", the chapter 5 code that exists for it; nothing is sent.
+                modem.last_qi_error = ERR_CANCEL_SEND
+                return index + 1, Reply(final=ERROR)
+            if len(self.data) == self.limit:
+                # chosen: more than <sendlen>'s maximum before Ctrl+Z is refused whole; the
+                # byte that overflowed starts the next command line.
+                modem.last_qi_error = ERR_INVALID_PARAMETER
+                return index, Reply(final=ERROR)
+            self.data.append(byte)
+        return len(data), None
+
+    def _send(self, modem: "Modem") -> Outcome:
+        client = self.client
+        if client.state is not ClientState.CONNECTED:
+            modem.last_qi_error = ERR_SOCKET_CLOSED
+            return Reply(final=ERROR)
+        if not self.data:
+            return Reply(final=SEND_OK)
+        if not client.send_buffer_has_room(len(self.data)):
+            return Reply(final=SEND_FAIL)
+        client.send(bytes(self.data))
+        return Reply(final=SEND_OK)
+
+    def deadline(self) -> float | None:
+        return None
+
+    def expire(self, modem: "Modem") -> Outcome:
+        return Reply(final=ERROR)
+
+
+@command("+QSSLSEND", family=FAMILY)
+def ssl_send(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QSSLSEND=<clientID>[,<sendlen>] (SSL note 2.2.3): ``>``, the data (fixed length, or up
+    to Ctrl+Z; ESC cancels), then SEND OK, or SEND FAIL when the send buffer is full."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QSSLSEND: {_range(limits.clients)},(1-{limits.send_max})")
+    if call.form is not Form.WRITE:
+        raise _invalid()
+    _at_most(call, 2)
+    client = _connected_client(modem, call)
+    length = _int(call, 1, 1, limits.send_max) if len(call.args) > 1 else None
+    return AwaitData(SEND_PROMPT, SendSink(client, length, limits.send_max))
+
+
+# --- AT+QSSLRECV (SSL note 2.2.4) -------------------------------------------------------------
+
+
+@command("+QSSLRECV", family=FAMILY)
+def ssl_receive(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QSSLRECV=<clientID>[,<readlen>] (SSL note 2.2.4): ``+QSSLRECV: <n>`` and the data, or
+    ``+QSSLRECV: 0`` when the buffer is empty. Data a closed connection left is still read."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QSSLRECV: {_range(limits.clients)},(0-{limits.recv_max})")
+    if call.form is not Form.WRITE:
+        raise _invalid()
+    _at_most(call, 2)
+    client = _family(modem).client(_int(call, 0, 0, limits.clients - 1))
+    length = _int(call, 1, 0, limits.recv_max, default=limits.recv_max)
+    if client.state in (ClientState.INITIAL, ClientState.OPENING):
+        raise CommandFailed(qi_error=ERR_NOT_ALLOWED)
+    if client.access_mode != BUFFER:
+        raise CommandFailed(qi_error=ERR_NOT_ALLOWED)  # chosen: nothing is buffered in the other modes
+    if client.state is ClientState.CLOSING and not client.received:
+        # The note: ERROR once the connection is "abnormally closed"; its data is read first.
+        raise CommandFailed(qi_error=ERR_SOCKET_CLOSED)
+    data = client.read(length)
+    if not data:
+        return ok("+QSSLRECV: 0")
+    return ok(f"+QSSLRECV: {len(data)}".encode(), data)
+
+
+# --- AT+QSSLCLOSE (SSL note 2.2.5) ------------------------------------------------------------
+
+
+@command("+QSSLCLOSE", family=FAMILY)
+def ssl_close(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QSSLCLOSE=<clientID>[,<close_timeout>] (SSL note 2.2.5): close_notify and FIN, then OK
+    once the server has closed too or <close_timeout> (seconds, or milliseconds with
+    ``closetimemode`` 1) has passed; 0 closes at once."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QSSLCLOSE: {_range(limits.clients)},(0-65535)")
+    if call.form is not Form.WRITE:
+        raise _invalid()
+    _at_most(call, 2)
+    family = _family(modem)
+    client = family.client(_int(call, 0, 0, limits.clients - 1))
+    timeout = _int(call, 1, 0, 65535, default=10)
+    per_second = 1000.0 if family.contexts[client.ssl_ctx].closetimemode else 1.0
+    reply = client.close(timeout / per_second)
+    return reply if reply is not None else Pending("+QSSLCLOSE")
+
+
+# --- AT+QSSLSTATE (SSL note 2.2.6) ------------------------------------------------------------
+
+
+@command("+QSSLSTATE", family=FAMILY)
+def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QSSLSTATE[=<clientID>] (SSL note 2.2.6): one line per client in use."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok()
+    if call.form is Form.EXEC:
+        clients = family.clients
+    elif call.form is Form.WRITE:
+        _at_most(call, 1)
+        clients = [family.client(_int(call, 0, 0, modem.profile.limits.clients - 1))]
+    else:
+        raise _invalid()
+    return ok(*(c.state_line() for c in clients if c.state is not ClientState.INITIAL))
+
+
+# --- AT+QISWTMD (SSL note 1.4; Quectel TCP/IP note) -------------------------------------------
+
+
+@command("+QISWTMD", family=FAMILY)
+def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QISWTMD=<clientID>,<access_mode> (SSL note 1.4): OK for buffer access and direct push;
+    CONNECT for transparent mode, where data that waited in the buffer comes first."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QISWTMD: {_range(limits.clients)},(0-2)")
+    if call.form is not Form.WRITE:
+        raise _invalid()
+    _at_most(call, 2)
+    mode = _int(call, 1, BUFFER, TRANSPARENT)
+    client = _connected_client(modem, call)
+    return client.switch_mode(mode)
+

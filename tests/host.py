@@ -1,0 +1,84 @@
+"""A host program as tests need one: pyserial on the emulator's port, reads bounded by timeouts.
+
+``AtHost.ask`` sends a line and returns everything up to its final result, byte for byte, so
+tests compare whole answers; ``expect`` waits for bytes that arrive unasked (URCs). Bytes read
+past what a call returns are kept for the next call, never lost.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import serial
+
+FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: [^\r]*|SEND OK|SEND FAIL|CONNECT|NO CARRIER)\r\n")
+
+
+class AtHost:
+    def __init__(self, port: str, timeout: float = 15.0):
+        self.serial = serial.Serial(port, 115200, timeout=0.05)
+        self.timeout = timeout
+        self._buffer = bytearray()
+
+    def close(self) -> None:
+        self.serial.close()
+
+    def __enter__(self) -> "AtHost":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def write(self, data: bytes) -> None:
+        self.serial.write(data)
+
+    def _fill(self, deadline: float, what: str) -> None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited for {what}; got {bytes(self._buffer)!r}")
+        self._buffer += self.serial.read(max(1, self.serial.in_waiting))
+
+    def _take(self, end: int) -> bytes:
+        out = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return out
+
+    def ask(self, line: str | bytes, final: bytes | None = None) -> bytes:
+        """Send ``line`` + CR; read up to ``final`` (default: the first final result code)."""
+        if isinstance(line, str):
+            line = line.encode("latin-1")
+        self.serial.write(line + b"\r")
+        return self.expect(final) if final is not None else self.until_final()
+
+    def until_final(self, timeout: float | None = None) -> bytes:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while (match := FINAL.search(self._buffer)) is None:
+            self._fill(deadline, "a final result")
+        return self._take(match.end())
+
+    def expect(self, wanted: bytes, timeout: float | None = None) -> bytes:
+        """Everything up to and including the first ``wanted``."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while (index := self._buffer.find(wanted)) < 0:
+            self._fill(deadline, repr(wanted))
+        return self._take(index + len(wanted))
+
+    def read_exactly(self, count: int, timeout: float | None = None) -> bytes:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while len(self._buffer) < count:
+            self._fill(deadline, f"{count} bytes")
+        return self._take(count)
+
+    def nothing_more(self, within: float = 0.3) -> bytes:
+        """Whatever arrives within ``within`` seconds (tests assert b"" where nothing may come)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            self._buffer += self.serial.read(max(1, self.serial.in_waiting))
+        return self._take(len(self._buffer))
+
+    def upload(self, name: str, data: bytes) -> bytes:
+        """AT+QFUPL the file; returns the whole answer."""
+        self.serial.write(f'AT+QFUPL="{name}",{len(data)}\r'.encode())
+        answer = self.expect(b"CONNECT\r\n")
+        self.serial.write(data)
+        return answer + self.until_final()

@@ -1,0 +1,203 @@
+"""TLS servers on 127.0.0.1 that record what they see, for the end-to-end SSL tests.
+
+Each accepted connection is served on its own thread with OpenSSL (Python's ``ssl``) and leaves a
+``Seen`` record: SNI, version, cipher, the suites the client offered (``shared_ciphers`` against
+a server that enables everything), whether the session was resumed, the client certificate, and
+every byte received. What the server does with a connection is a ``behaviour`` function; the
+usual ones are below. Every wait is bounded; ``stop`` ends everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from emulator.pki import generate_test_pki
+
+IO_TIMEOUT = 0.2  # how often loops look at the stop flag
+WAIT = 10.0
+
+
+@dataclass
+class Seen:
+    sni: str | None = None
+    version: str | None = None
+    cipher: str | None = None
+    offered: list[str] = field(default_factory=list)
+    resumed: bool = False
+    client_cert: dict | None = None
+    received: bytearray = field(default_factory=bytearray)
+    handshake_error: str | None = None
+    closed_by_client: bool = False
+    handshake_over: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class TlsServer:
+    """``TlsServer(cert="server-rsa", behaviour=echo)``: serves that PKI leaf (with its chain)."""
+
+    def __init__(self, cert: str = "server-rsa", behaviour: Callable[["TlsServer", ssl.SSLSocket, Seen], None] | None = None,
+                 chain: bool = True, client_ca: bool = False, min_version=ssl.TLSVersion.MINIMUM_SUPPORTED,
+                 max_version=ssl.TLSVersion.TLSv1_2, ciphers: str = "ALL:@SECLEVEL=0"):
+        pki = generate_test_pki()
+        self.pki = pki
+        self.behaviour = behaviour or echo
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = min_version
+        context.maximum_version = max_version
+        context.set_ciphers(ciphers)
+        with tempfile.TemporaryDirectory() as folder:
+            cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
+            cert_path.write_bytes(pki[f"{cert}-chain.pem" if chain else f"{cert}.pem"])
+            key_path.write_bytes(pki[f"{cert}.key"])
+            context.load_cert_chain(cert_path, key_path)
+        if client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cadata=pki["ca.pem"].decode())
+        context.sni_callback = self._sni
+        self.context = context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(IO_TIMEOUT)
+        self.port = self.listener.getsockname()[1]
+        self.seen: list[Seen] = []
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sni_by_socket: dict[int, str] = {}
+        self._arrivals = threading.Condition()
+
+    def _sni(self, sock: ssl.SSLObject, name: str | None, _context) -> None:
+        self._sni_by_socket[id(sock)] = name
+
+    def start(self) -> "TlsServer":
+        thread = threading.Thread(target=self._accept_loop, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def _accept_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                raw, _ = self.listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            seen = Seen()
+            with self._arrivals:
+                self.seen.append(seen)
+                self._arrivals.notify_all()
+            thread = threading.Thread(target=self._serve, args=(raw, seen), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, raw: socket.socket, seen: Seen) -> None:
+        raw.settimeout(WAIT)
+        try:
+            try:
+                tls = self.context.wrap_socket(raw, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                seen.handshake_error = str(exc)
+                seen.handshake_over.set()
+                raw.close()
+                return
+            seen.sni = self._sni_by_socket.get(id(tls))
+            seen.version = tls.version()
+            seen.cipher = tls.cipher()[0]
+            seen.offered = [c[0] for c in (tls.shared_ciphers() or [])]
+            seen.resumed = tls.session_reused
+            seen.client_cert = tls.getpeercert() or None
+            seen.handshake_over.set()
+            tls.settimeout(IO_TIMEOUT)
+            try:
+                self.behaviour(self, tls, seen)
+            except (ssl.SSLError, OSError):
+                pass
+            finally:
+                tls.close()
+        finally:
+            seen.handshake_over.set()
+            seen.done.set()
+
+    def recv_some(self, tls: ssl.SSLSocket, seen: Seen) -> bytes | None:
+        """Bytes, b"" when the client closed, None when nothing came for a moment."""
+        try:
+            data = tls.recv(65536)
+        except (TimeoutError, socket.timeout, ssl.SSLWantReadError):
+            return None
+        if not data:
+            seen.closed_by_client = True
+            return b""
+        seen.received += data
+        return data
+
+    def connection(self, index: int = 0, timeout: float = WAIT) -> Seen:
+        """The record of the index-th connection once its handshake is over (or failed)."""
+        with self._arrivals:
+            if not self._arrivals.wait_for(lambda: len(self.seen) > index, timeout):
+                raise TimeoutError(f"no connection {index} within {timeout} s")
+        seen = self.seen[index]
+        if not seen.handshake_over.wait(timeout):
+            raise TimeoutError(f"connection {index}: handshake not over within {timeout} s")
+        return seen
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+        for thread in self._threads:
+            thread.join(WAIT)
+
+    def __enter__(self) -> "TlsServer":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+# Behaviours ----------------------------------------------------------------------------------
+
+
+def echo(server: TlsServer, tls: ssl.SSLSocket, seen: Seen) -> None:
+    """Send back every byte, until the client closes."""
+    while not server.stopping.is_set():
+        data = server.recv_some(tls, seen)
+        if data == b"":
+            return
+        if data:
+            tls.sendall(data)
+
+
+def send_then_echo(payload: bytes) -> Callable:
+    """Send ``payload`` at once, then echo."""
+    def behaviour(server: TlsServer, tls: ssl.SSLSocket, seen: Seen) -> None:
+        tls.sendall(payload)
+        echo(server, tls, seen)
+    return behaviour
+
+
+def send_then_close(payload: bytes) -> Callable:
+    """Send ``payload`` and close the connection (close_notify and FIN)."""
+    def behaviour(server: TlsServer, tls: ssl.SSLSocket, seen: Seen) -> None:
+        tls.sendall(payload)
+        tls.settimeout(WAIT)
+        try:
+            tls.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
+    return behaviour
+
+
+def hold_until_client_closes(server: TlsServer, tls: ssl.SSLSocket, seen: Seen) -> None:
+    """Read and keep everything, answer nothing, until the client closes."""
+    while not server.stopping.is_set():
+        if server.recv_some(tls, seen) == b"":
+            return
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
