@@ -25,8 +25,17 @@ START_TIMEOUT = 10.0
 
 class Emulator:
     def __init__(self, profile: str = DEFAULT_PROFILE, ufs: str | Path | None = None,
-                 link: str | Path | None = None, escape_guard_ms: int = 1000):
+                 link: str | Path | None = None, escape_guard_ms: int = 1000,
+                 scenario: str | Path | None = None, trace: str | Path | None = None,
+                 keylog: str | Path | None = None):
         self.profile = load_profile(profile)
+        self.scenario = None
+        if scenario is not None:
+            from emulator.scenario import load_scenario
+
+            self.scenario = load_scenario(scenario)
+        self.trace = Path(trace) if trace is not None else None
+        self.keylog = Path(keylog) if keylog is not None else None
         self._own_ufs = ufs is None
         self.ufs = Path(ufs) if ufs is not None else Path(tempfile.mkdtemp(prefix="ecemu-ufs-"))
         self.link = Path(link) if link is not None else None
@@ -38,6 +47,7 @@ class Emulator:
         self._booted = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def port(self) -> str:
@@ -62,9 +72,14 @@ class Emulator:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         try:
-            self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard)
+            self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
+                                      trace=self.trace, scenario=self.scenario)
             self.runner.on_booted = self._booted.set
             self.runner.start()
+            if self.keylog is not None:
+                keylog_file = open(self.keylog, "ab")
+                self._closers.append(keylog_file.close)
+                self.runner.modem.keylog = lambda line: (keylog_file.write(line + b"\n"), keylog_file.flush())
         except BaseException as exc:  # reported to start()
             self._error = exc
             self._ready.set()
@@ -74,6 +89,8 @@ class Emulator:
             await self._stopped.wait()
         finally:
             self.runner.stop()
+            for close in self._closers:
+                close()
 
     def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
         """Run ``fn(runner)`` on the emulator's loop and return its result."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import shutil
 import signal
@@ -54,12 +55,15 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
               help="Write a session trace (JSON lines) to this file; read it with `ecemu trace`.")
 @click.option("--keylog", "keylog", type=click.Path(path_type=Path, dir_okay=False),
               help="Write TLS keys in the NSS key log format (for Wireshark) to this file.")
+@click.option("--scenario", "scenario_name", metavar="FILE|NAME",
+              help="Fire the faults of a scenario file (see profiles/scenarios and `ecemu scenarios`).")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Run this many independent modems in one process.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
-        control: Path | None, trace: Path | None, keylog: Path | None, count: int, log_level: str) -> None:
+        control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
+        log_level: str) -> None:
     """Run emulated modules until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -68,6 +72,14 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
     tcp_address = _parse_tcp(tcp)
+    scenario = None
+    if scenario_name is not None:
+        from emulator.scenario import ScenarioError, load_scenario
+
+        try:
+            scenario = load_scenario(scenario_name)
+        except ScenarioError as exc:
+            raise click.BadParameter(str(exc), param_hint="--scenario") from None
     temporary_ufs = ufs is None
     ufs_root = Path(tempfile.mkdtemp(prefix="ecemu-ufs-")) if temporary_ufs else ufs
     control_dir = None
@@ -77,7 +89,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     elif control is None:
         control = link.with_name(link.name + ".ctl")
     options = RunOptions(profile, ufs_root, link, escape_guard_ms / 1000.0, tcp_address, count, control,
-                         trace, keylog)
+                         trace, keylog, scenario)
     try:
         asyncio.run(_serve(options))
     finally:
@@ -105,6 +117,7 @@ class RunOptions:
     control: Path
     trace: Path | None
     keylog: Path | None
+    scenario: object = None
 
 
 async def _serve(o: RunOptions) -> None:
@@ -125,8 +138,9 @@ async def _serve(o: RunOptions) -> None:
             if o.tcp is not None:
                 host = Rfc2217Host(o.tcp[0], o.tcp[1] + index if o.tcp[1] else 0)
             modem_link = _nth(o.count, index, o.link)
+            scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
             runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
-                                 modem_index=index)
+                                 modem_index=index, scenario=scenario)
             control = ControlServer(_nth(o.count, index, o.control), runner)
             try:
                 runner.start()
@@ -206,6 +220,15 @@ def profiles() -> None:
     """List the module profiles."""
     for name in available_profiles():
         click.echo(name)
+
+
+@main.command()
+def scenarios() -> None:
+    """List the scenarios shipped in profiles/scenarios, with what each reproduces."""
+    from emulator.scenario import available_scenarios, load_scenario
+
+    for name in available_scenarios():
+        click.echo(f"{name}\n    {load_scenario(name).description}")
 
 
 @main.command()

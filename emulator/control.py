@@ -65,6 +65,7 @@ def _convert(op: str, name: str, value: Any, annotation: Any) -> Any:
 
 
 OPERATIONS: dict[str, Operation] = {}
+OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
 INSPECTIONS = {"status"}  # operations that change nothing and so are not faults in the trace
 
 
@@ -168,6 +169,13 @@ class Controller:
         """The next response with information text gets the URC TEXT between that text and its OK."""
         self.runner.shaper.urc_to_insert = text.encode("latin-1")
 
+    @operation
+    def urc_burst(self, text: str, count: int = 10) -> None:
+        """COUNT copies of the URC TEXT come just before the next final result (OK, SEND OK ...)."""
+        if not 1 <= count <= 10000:
+            raise ControlError("urc-burst: count must be 1-10000")
+        self.runner.shaper.burst_before_final = (text.encode("latin-1"), count)
+
     # --- the network -------------------------------------------------------------------------
 
     @operation
@@ -200,13 +208,15 @@ class Controller:
         self.runner.network.fault_stall(self._conn_of(client), seconds)
 
     @operation
-    def fail_opens(self, count: int, error: str) -> None:
-        """The next COUNT AT+QSSLOPEN fail with ERROR: dns, connect, timeout or handshake."""
-        if error not in ("dns", "connect", "timeout", "handshake"):
-            raise ControlError("fail-opens: error must be dns, connect, timeout or handshake")
+    def fail_opens(self, count: int, error: str, seconds: float = -1.0) -> None:
+        """The next COUNT AT+QSSLOPEN fail with ERROR: dns (565), connect (566), timeout (569, after
+        SECONDS or the module's 150 s), handshake (the server resets it: 566) or silent (no answer
+        until negotiatetime: 569)."""
+        if error not in OPEN_FAILURES:
+            raise ControlError(f"fail-opens: error must be one of {', '.join(OPEN_FAILURES)}")
         if count < 0:
             raise ControlError("fail-opens: count must be >= 0")
-        self.runner.network.fail_next_opens(count, error)
+        self.runner.network.fail_next_opens(count, error, None if seconds < 0 else seconds)
 
     @operation
     def latency(self, ms: int) -> None:

@@ -3,7 +3,10 @@ middle of a response. Sits between the modem's output and the host link."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+FINAL_RESULT = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: [^\r]*|SEND OK|SEND FAIL|CONNECT|NO CARRIER)\r\n")
 
 
 @dataclass
@@ -12,11 +15,12 @@ class OutputShaper:
     chunk_size: int = 0  # 0: no splitting
     chunk_gap: float = 0.02
     urc_to_insert: bytes | None = None  # goes between the information text and the final result
+    burst_before_final: tuple[bytes, int] | None = None  # (URC, copies) before the next final result
     _next_free: float = field(default=0.0, repr=False)
 
     @property
     def active(self) -> bool:
-        return bool(self.delay or self.chunk_size or self.urc_to_insert)
+        return bool(self.delay or self.chunk_size or self.urc_to_insert or self.burst_before_final)
 
     def shape(self, data: bytes, now: float) -> list[tuple[float, bytes]]:
         """When (absolute) each piece of ``data`` may go to the host, in order."""
@@ -28,6 +32,13 @@ class OutputShaper:
                 cut = boundary + 2
                 data = data[:cut] + b"\r\n" + self.urc_to_insert + b"\r\n" + data[cut:]
                 self.urc_to_insert = None
+        if self.burst_before_final is not None:
+            # Where a driver waiting for SEND OK (or OK) meets a crowd of URCs first.
+            final = FINAL_RESULT.search(data)
+            if final is not None:
+                text, copies = self.burst_before_final
+                data = data[:final.start()] + (b"\r\n" + text + b"\r\n") * copies + data[final.start():]
+                self.burst_before_final = None
         pieces = [data]
         if self.chunk_size:
             pieces = [data[i:i + self.chunk_size] for i in range(0, len(data), self.chunk_size)]

@@ -58,6 +58,8 @@ ARROWS = {
     "net_effect": "network ←",
     "net_event": "network →",
     "fault": "FAULT",
+    "tls": "TLS",
+    "received": "received",
 }
 
 
@@ -79,6 +81,8 @@ def render(lines: Iterable[str]) -> Iterable[str]:
             detail = " | ".join(_show(l) for l in entry.pop("lines"))
         elif "text" in entry:
             detail = _show(entry.pop("text"))
+        elif "event" in entry:
+            detail = " ".join(str(part) for part in (entry.pop("event"), entry.pop("detail", "")) if part)
         else:
             detail = ""
         rest = " ".join(f"{k}={v}" for k, v in entry.items())
