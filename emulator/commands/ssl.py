@@ -23,7 +23,17 @@ from emulator.commands.ssl_state import (
     SslFamily,
 )
 from emulator.core.parser import Arg, CommandCall, Form
-from emulator.core.registry import AwaitData, CommandFailed, Outcome, Pending, Reply, command, ok
+from emulator.core.registry import (
+    AwaitData,
+    CommandFailed,
+    Outcome,
+    Pending,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    str_arg,
+)
 from emulator.core.results import ERROR, SEND_FAIL, SEND_OK
 from emulator.core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
@@ -47,24 +57,11 @@ def _invalid() -> CommandFailed:
 
 
 def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
-    arg = call.args[index] if index < len(call.args) else None
-    if arg is None:
-        if default is None:
-            raise _invalid()
-        return default
-    if arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):
-        raise _invalid()
-    value = int(arg.text)
-    if not low <= value <= high:
-        raise _invalid()
-    return value
+    return int_arg(call, index, low, high, default, error=_invalid)
 
 
 def _text(call: CommandCall, index: int) -> str:
-    arg = call.args[index] if index < len(call.args) else None
-    if arg is None or not arg.quoted:
-        raise _invalid()
-    return arg.text
+    return str_arg(call, index, error=_invalid)
 
 
 def _at_most(call: CommandCall, count: int) -> None:
