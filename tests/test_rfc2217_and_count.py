@@ -72,3 +72,31 @@ def test_count_runs_independent_modems_with_their_own_links(tmp_path):
     finally:
         assert running.stop() == 0
     assert not any(os.path.lexists(tmp_path / f"modem-{i}") for i in range(3))
+
+
+def test_rfc2217_dtr_drives_at_and_d_in_transparent_mode():
+    """The RFC 2217 client's DTR line is the modem's: with AT&D1 a drop leaves transparent mode."""
+    from tests.tls_servers import TlsServer, echo
+
+    running = RunningEmulator("--tcp", "127.0.0.1:0", "--escape-guard-ms", "200")
+    try:
+        with TlsServer(behaviour=echo) as server:
+            port = serial.serial_for_url(running.port, timeout=10)
+            try:
+                port.reset_input_buffer()
+                for line in (b"ATE0", b"AT&D1", b"AT+QIACT=1"):
+                    port.write(line + b"\r")
+                    assert port.read_until(b"OK\r\n").endswith(b"OK\r\n")
+                port.write(f'AT+QSSLOPEN=1,1,0,"127.0.0.1",{server.port},2\r'.encode())
+                assert port.read_until(b"CONNECT\r\n").endswith(b"\r\nCONNECT\r\n")
+                port.write(b"through")
+                assert port.read(7) == b"through"
+                port.dtr = False
+                assert port.read_until(b"OK\r\n") == b"\r\nOK\r\n"
+                port.dtr = True
+                port.write(b"AT+QSSLSTATE=0\r")
+                assert port.read_until(b"OK\r\n").endswith(b',2,1,0,0,"usbmodem",1\r\n\r\nOK\r\n')
+            finally:
+                port.close()
+    finally:
+        assert running.stop() == 0
