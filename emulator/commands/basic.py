@@ -1,4 +1,5 @@
-"""Basic commands: identity, V.250 settings, SIM and network status, the module clock.
+"""Basic commands: identity, V.250 settings (E, Q, V, X, &C, &D, S-registers, the serial port's
++IPR/+IFC/+ICF), SIM and network status, the module clock.
 
 Answers come from the module profile (``profiles/*.toml``). Formats follow REFERENCE.md "Boot and
 basics" (seen on a real module) and 3GPP TS 27.007 where REFERENCE.md is silent.
@@ -31,6 +32,22 @@ FAMILY = "basic"
 URC_PORTS = ("usbat", "usbmodem", "uart1")
 RADIO_OFF = (0, 4)
 
+# Each S-register's meaning and range (V.250 6.2.1 - 6.2.3, 6.3.8 - 6.3.12). S7 also takes 0, the
+# module's default (V.250: 1-255). Only S3, S4 and S5 change what the emulator does.
+S_REGISTERS = {
+    0: ("rings before an incoming call is answered, 0 never", 0, 255),
+    3: ("the command line terminator", 0, 127),
+    4: ("the response formatting character, after S3 in headers and trailers", 0, 127),
+    5: ("the command line editing (erase) character", 0, 127),
+    6: ("seconds to wait before blind dialling", 2, 10),
+    7: ("seconds to wait for a connection to complete", 0, 255),
+    8: ("seconds a comma in a dial string pauses", 0, 255),
+    10: ("tenths of a second before hanging up after the carrier is lost", 1, 254),
+}
+# AT+IPR rates the EC200 family's UART takes (Quectel EC200x AT manual).
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+FLOW_CONTROL = ((0, 0), (2, 2))  # AT+IFC: none, or RTS/CTS both ways
+
 
 def _at_most(call: CommandCall, count: int) -> None:
     """More parameters than the command defines is a parameter error (chosen: +CME ERROR: 50)."""
@@ -61,6 +78,62 @@ def verbose(modem: "Modem", call: CommandCall) -> Reply:
     return ok()
 
 
+@command("Q", family=FAMILY)
+def quiet(modem: "Modem", call: CommandCall) -> Reply:
+    """ATQ<n>: 0 result codes are sent, 1 none are: final, intermediate (CONNECT) or unsolicited;
+    information text still is (V.250 6.2.5). Q0 is the default (REFERENCE.md AT&V, seen).
+
+    As with ATV, the setting applies to the line's own result: ATQ1 answers nothing.
+    """
+    modem.settings.quiet = bool(_digit_setting(call, 1))
+    return ok()
+
+
+@command("X", family=FAMILY)
+def result_code_selection(modem: "Modem", call: CommandCall) -> Reply:
+    """ATX<n>, 0-4: which call progress result codes a call reports (V.250 6.2.7; Quectel EC2x AT
+    manual: 0-4). X4 is the default (REFERENCE.md AT&V, seen). There are no calls in the emulator:
+    the value is kept and shown in AT&V."""
+    modem.settings.result_codes = _digit_setting(call, 4)
+    return ok()
+
+
+@command("&C", family=FAMILY)
+def dcd_mode(modem: "Modem", call: CommandCall) -> Reply:
+    """AT&C<n>: DCD always on (0) or following the data carrier (1) (V.250 6.2.8). &C1 is the
+    default (REFERENCE.md AT&V, seen). A pty has no DCD line: the value is kept and shown in AT&V."""
+    modem.settings.dcd_mode = _digit_setting(call, 1)
+    return ok()
+
+
+@command("H", family=FAMILY)
+def hang_up(modem: "Modem", call: CommandCall) -> Reply:
+    """ATH / ATH0: hang up the call (V.250 6.3.6). The emulator has no voice or data call, so there is
+    nothing to end and the answer is OK; TCP/IP and SSL connections stay as they are (chosen: they
+    are closed by their own commands)."""
+    _digit_setting(call, 0)
+    return ok()
+
+
+def _s_register(number: int, meaning: str, low: int, high: int):
+    def handler(modem: "Modem", call: CommandCall) -> Reply:
+        registers = modem.settings.s_registers
+        if call.form is Form.READ:
+            return ok(f"{registers[number]:03d}")
+        require_form(call, Form.WRITE)
+        # V.250 5.3.2 lets ATSn= without a value set 0 or answer ERROR; ERROR, nothing changed (chosen).
+        registers[number] = int_arg(call, 0, low, high, error=CommandFailed)
+        return ok()
+
+    handler.__doc__ = (f"ATS{number}? / ATS{number}=<n>, {low}-{high}, {meaning}: read as exactly three "
+                       "decimal digits with leading zeros (V.250 5.3.2); a value out of range answers ERROR.")
+    return handler
+
+
+for _number, _spec in S_REGISTERS.items():
+    command(f"S{_number}", family=FAMILY)(_s_register(_number, *_spec))
+
+
 @command("&D", family=FAMILY)
 def dtr_mode(modem: "Modem", call: CommandCall) -> Reply:
     """AT&D<n>: what a DTR drop does; 1 leaves transparent mode (SSL note 1.4). Default 2."""
@@ -88,7 +161,9 @@ def show_settings(modem: "Modem", call: CommandCall) -> Reply:
     """AT&V: the current settings on one line, in the module's style (REFERENCE.md)."""
     require_form(call, Form.EXEC)
     s = modem.settings
-    return ok(f"&C1 &D{s.dtr_mode} &F0 &W0 E{int(s.echo)} Q0 V{int(s.verbose)} X4 Z0 S0:0 S3:13 S4:10 S5:8 S6:2 S7:0 S8:2 S10:15")
+    registers = " ".join(f"S{n}:{s.s_registers[n]}" for n in sorted(S_REGISTERS))
+    return ok(f"&C{s.dcd_mode} &D{s.dtr_mode} &F0 &W0 E{int(s.echo)} Q{int(s.quiet)} V{int(s.verbose)} "
+              f"X{s.result_codes} Z0 {registers}")
 
 
 @command("I", family=FAMILY)
@@ -104,6 +179,64 @@ def _identity_line(call: CommandCall, value: str) -> Reply:
         return ok()
     require_form(call, Form.EXEC)
     return ok(value)
+
+
+def _v250_write(call: CommandCall, count: int) -> None:
+    """The write form of AT+IPR, AT+IFC, AT+ICF with at most ``count`` parameters. A wrong form or
+    value answers plain ERROR, as the V.250 basic commands do (chosen: these are not 3GPP commands)."""
+    require_form(call, Form.WRITE)
+    if not 1 <= len(call.args) <= count:
+        raise CommandFailed()
+
+
+@command("+IPR", family=FAMILY)
+def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+IPR=<rate>: the UART's fixed rate, one of 9600 ... 921600 (V.250 6.2.10; Quectel EC200x AT
+    manual); 115200 by default. The test form lists no auto-detected rates, then the fixed ones
+    (chosen). A pty has no rate: the value is kept and reported; ATZ, AT&F and a power cycle restore it."""
+    if call.form is Form.TEST:
+        return ok(f"+IPR: (),({','.join(map(str, BAUD_RATES))})")
+    if call.form is Form.READ:
+        return ok(f"+IPR: {modem.settings.baud_rate}")
+    _v250_write(call, 1)
+    rate = int_arg(call, 0, BAUD_RATES[0], BAUD_RATES[-1], error=CommandFailed)
+    if rate not in BAUD_RATES:
+        raise CommandFailed()
+    modem.settings.baud_rate = rate
+    return ok()
+
+
+@command("+IFC", family=FAMILY)
+def flow_control(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+IFC=<dce_by_dte>,<dte_by_dce>: 0,0 no flow control (the default) or 2,2 RTS/CTS (V.250
+    6.2.12; Quectel EC2x AT manual: 0 none, 2 RTS/CTS). Mixed pairs answer ERROR (chosen). The pty's
+    flow control is the emulator's own: the value is kept and reported."""
+    if call.form is Form.TEST:
+        return ok("+IFC: (0,2),(0,2)")
+    if call.form is Form.READ:
+        return ok("+IFC: {},{}".format(*modem.settings.flow_control))
+    _v250_write(call, 2)
+    pair = (int_arg(call, 0, 0, 2, error=CommandFailed), int_arg(call, 1, 0, 2, error=CommandFailed))
+    if pair not in FLOW_CONTROL:
+        raise CommandFailed()
+    modem.settings.flow_control = pair
+    return ok()
+
+
+@command("+ICF", family=FAMILY)
+def character_framing(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+ICF=<format>[,<parity>]: data, parity and stop bits, format 1-6 and parity 0-3 (V.250
+    6.2.11); 3,3 (8 data bits, no parity, 1 stop bit) by default (Quectel EC2x AT manual). Without
+    <parity> the parity stays as it was (chosen). Kept and reported; a pty has no framing."""
+    if call.form is Form.TEST:
+        return ok("+ICF: (1-6),(0-3)")
+    if call.form is Form.READ:
+        return ok("+ICF: {},{}".format(*modem.settings.char_framing))
+    _v250_write(call, 2)
+    fmt = int_arg(call, 0, 1, 6, error=CommandFailed)
+    parity = int_arg(call, 1, 0, 3, default=modem.settings.char_framing[1], error=CommandFailed)
+    modem.settings.char_framing = (fmt, parity)
+    return ok()
 
 
 @command("+GMI", "+CGMI", family=FAMILY)

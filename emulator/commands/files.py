@@ -220,7 +220,7 @@ def upload(modem: "Modem", call: CommandCall) -> Outcome:
         raise _fail(FILE_EXISTS)
     _check_space(modem, size)
     sink = UploadSink(name, size, float(timeout), bool(ack), last_byte_at=modem.now)
-    return AwaitData(CONNECT.encode(modem.settings.verbose), sink, echo=False)
+    return AwaitData(modem.result_bytes(CONNECT), sink, echo=False)
 
 
 # --- AT+QFLST, AT+QFDEL, AT+QFDWL, AT+QFLDS ------------------------------------------------
@@ -286,9 +286,8 @@ def download(modem: "Modem", call: CommandCall) -> Reply:
         raise _fail(FILE_NOT_FOUND) from None
     except OSError:
         raise _fail(READ_FAILED) from None
-    verbose = modem.settings.verbose
     trailer = modem.block([f"+QFDWL: {len(data)},{checksum(data)}".encode()])
-    return Reply(raw=CONNECT.encode(verbose) + data + trailer)
+    return Reply(raw=modem.result_bytes(CONNECT) + data + trailer)
 
 
 @command("+QFLDS", family=FAMILY)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 FAMILY = "ssl"
 CTRL_Z = 0x1A
 ESC = 0x1B
-SEND_PROMPT = b"\r\n> "  # what Quectel modules print before taking data (TCP/IP notes)
+SEND_PROMPT = b"> "  # after S3 S4 (<CR><LF>), as Quectel modules print it before taking data (TCP/IP notes)
 
 STATE_FACTORIES["ssl"] = SslFamily
 
@@ -294,7 +294,9 @@ def ssl_send(modem: "Modem", call: CommandCall) -> Outcome:
     _at_most(call, 2)
     client = _connected_client(modem, call)
     length = _int(call, 1, 1, limits.send_max) if len(call.args) > 1 else None
-    return AwaitData(SEND_PROMPT, SendSink(client, length, limits.send_max))
+    registers = modem.settings.s_registers
+    prompt = bytes((registers[3], registers[4])) + SEND_PROMPT
+    return AwaitData(prompt, SendSink(client, length, limits.send_max))
 
 
 # --- AT+QSSLRECV (SSL note 2.2.4) -------------------------------------------------------------

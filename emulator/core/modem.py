@@ -43,10 +43,12 @@ from emulator.profile import Profile
 
 log = logging.getLogger(__name__)
 
-BACKSPACE = 0x08  # S5
-DELETE = 0x7F  # what most terminal programs send for the backspace key; treated the same (chosen)
-CR = 0x0D  # S3
-LF = 0x0A  # S4
+DELETE = 0x7F  # what most terminal programs send for the backspace key; erases as S5 does (chosen)
+LF = 0x0A  # ignored at the start of a line (the LF of a CR LF pair) unless it is the S3 character
+# The S-registers and their power-on values: S0 0 and S3 13 seen (REFERENCE.md, AT&V); S4 10, S5 8,
+# S6 2 and S8 2 are V.250's defaults; S7 0 and S10 15 are the Quectel EC2x AT manual's (doc). S3 ends
+# a command line, S4 follows S3 in every header and trailer, S5 erases (V.250 6.2.1 - 6.2.3).
+S_REGISTER_DEFAULTS = {0: 0, 3: 13, 4: 10, 5: 8, 6: 2, 7: 0, 8: 2, 10: 15}
 
 # Families whose commands answer plain ERROR and leave their code for AT+QIGETERROR
 # (REFERENCE.md "Boot and basics": TCP/IP and SSL commands).
@@ -73,6 +75,13 @@ class Settings:
     dtr_mode: int
     urc_port: str
     registration_report: dict[str, int] = field(default_factory=lambda: {"+CREG": 0, "+CGREG": 0, "+CEREG": 0})
+    quiet: bool = False  # ATQ1: no result codes (V.250 6.2.5); Q0 is the default (REFERENCE.md AT&V)
+    result_codes: int = 4  # ATX (REFERENCE.md AT&V: X4)
+    dcd_mode: int = 1  # AT&C (REFERENCE.md AT&V: &C1)
+    s_registers: dict[int, int] = field(default_factory=lambda: dict(S_REGISTER_DEFAULTS))
+    baud_rate: int = 115200  # AT+IPR; kept and reported, the port ignores it
+    flow_control: tuple[int, int] = (0, 0)  # AT+IFC
+    char_framing: tuple[int, int] = (3, 3)  # AT+ICF
 
     @classmethod
     def factory(cls, profile: Profile) -> "Settings":
@@ -233,7 +242,16 @@ class Modem:
         return out
 
     def block(self, lines: list[bytes]) -> bytes:
-        return encode_block(lines, self.settings.verbose)
+        s = self.settings
+        return encode_block(lines, s.verbose, s.s_registers[3], s.s_registers[4])
+
+    def result_bytes(self, final: FinalResult) -> bytes:
+        """A result code as the host gets it: framed per ATV, S3 and S4; nothing at all with ATQ1
+        (V.250 6.2.5: no part of a final, intermediate or unsolicited result code is sent)."""
+        s = self.settings
+        if s.quiet:
+            return b""
+        return final.encode(s.verbose, s.s_registers[3], s.s_registers[4])
 
     def observe(self, kind: str, **details: Any) -> None:
         if self.observer is not None:
@@ -243,6 +261,8 @@ class Modem:
         """An unsolicited result code; held while a command runs or data mode owns the port."""
         encoded = [l.encode("latin-1") if isinstance(l, str) else l for l in lines]
         self.observe("urc", lines=encoded)
+        if self.settings.quiet:
+            return  # ATQ1 suppresses unsolicited result codes too (V.250 6.2.5)
         data = self.block(encoded)
         if self.idle:
             self.write_host(data)
@@ -377,20 +397,23 @@ class Modem:
         if self.mode is not HostMode.COMMAND:
             return
         limit = self.profile.limits.line_length + 2  # "AT" plus the body
+        # S3 and S5 as they are when the line starts: the line that sets S3 still ends at the old
+        # terminator (V.250 6.2.1).
+        terminator, erase = self.settings.s_registers[3], self.settings.s_registers[5]
         data = self._input
         i = 0
         try:
             while i < len(data):
                 byte = data[i]
                 i += 1
-                if byte == LF and not self._line:
+                if byte == LF and not self._line and terminator != LF:
                     continue  # the LF of a CR LF pair, or a stray one between lines
                 if self.settings.echo:
                     self.write_host(bytes((byte,)))
-                if byte == CR:
+                if byte == terminator:
                     self._complete_line()
                     return
-                if byte in (BACKSPACE, DELETE):
+                if byte in (erase, DELETE):
                     if self._line and not self._line_overflow:
                         self._line.pop()
                     continue
@@ -521,7 +544,7 @@ class Modem:
         if isinstance(final, CmeError):
             final = final.as_final(self.settings.cmee)
         self.observe("result", text=final.text)
-        self.write_host(final.encode(self.settings.verbose))
+        self.write_host(self.result_bytes(final))
         self._current_call = None
         self._in_command = False
         if online is not None:
@@ -596,6 +619,6 @@ class Modem:
         """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed)."""
         self.online = None
         self.mode = HostMode.COMMAND
-        self.write_host(result.encode(self.settings.verbose))
+        self.write_host(self.result_bytes(result))
         self._flush_urcs()
         self._process_input()

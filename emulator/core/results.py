@@ -1,8 +1,12 @@
-"""Result codes and how they are framed on the wire (SSL note 2.1.2, V.250 6.2.6 - 6.2.7).
+"""Result codes and how they are framed on the wire (SSL note 2.1.2, V.250 6.2.1 - 6.2.6).
 
 With ATV1 every information block and result code is framed ``<CR><LF>text<CR><LF>``. With ATV0
 an information block is ``text<CR><LF>`` and a basic result code is its number and ``<CR>``;
 extended result codes (``+CME ERROR``, ``SEND OK`` ...) keep their text.
+
+``<CR>`` is the character in S3 and ``<LF>`` the one in S4 (V.250 6.2.1, 6.2.2: both are part of
+the header, trailer and terminator of result codes and information text); by default 13 and 10.
+Whether a result code is sent at all (ATQ) is the modem's business: see ``Modem._finish``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CRLF = b"\r\n"
+S3_DEFAULT = 13  # V.250 6.2.1: CR
+S4_DEFAULT = 10  # V.250 6.2.2: LF
 
 
 @dataclass(frozen=True)
@@ -19,12 +25,13 @@ class FinalResult:
     text: str
     number: int | None = None  # V.250 numeric form, for the basic result codes only
 
-    def encode(self, verbose: bool) -> bytes:
+    def encode(self, verbose: bool, s3: int = S3_DEFAULT, s4: int = S4_DEFAULT) -> bytes:
+        cr, crlf = bytes((s3,)), bytes((s3, s4))
         if verbose:
-            return CRLF + self.text.encode() + CRLF
+            return crlf + self.text.encode() + crlf
         if self.number is not None:
-            return str(self.number).encode() + b"\r"
-        return self.text.encode() + CRLF
+            return str(self.number).encode() + cr
+        return self.text.encode() + crlf
 
 
 OK = FinalResult("OK", 0)
@@ -78,9 +85,10 @@ class CmeError:
         return FinalResult(f"+CME ERROR: {self.code}")
 
 
-def encode_block(lines: list[bytes], verbose: bool) -> bytes:
-    """An information response or URC: its lines joined by CRLF and framed per ATV."""
-    body = CRLF.join(lines)
+def encode_block(lines: list[bytes], verbose: bool, s3: int = S3_DEFAULT, s4: int = S4_DEFAULT) -> bytes:
+    """An information response or URC: its lines joined by S3 S4 (CRLF) and framed per ATV."""
+    crlf = bytes((s3, s4))
+    body = crlf.join(lines)
     if verbose:
-        return CRLF + body + CRLF
-    return body + CRLF
+        return crlf + body + crlf
+    return body + crlf
