@@ -164,6 +164,55 @@ async def _serve(o: RunOptions) -> None:
             keylog_file.close()
 
 
+@main.command()
+@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True,
+              help="Module profile (see `ecemu profiles`).")
+@click.option("--escape-guard-ms", default=200, show_default=True, type=click.IntRange(1, 10000),
+              help="Guard time around +++ in example 3.5; shorter than the module's 1000 to keep the demo quick.")
+@click.option("--quiet", is_flag=True, help="Print only each example's PASS or FAIL.")
+def demo(profile_name: str, escape_guard_ms: int, quiet: bool) -> None:
+    """Play the SSL note's chapter 3 examples through the port against a local TLS server.
+
+    Prints what the host sent and what the module answered, and per example PASS or FAIL against
+    the bytes the note shows; exits 0 when all pass. Needs no network beyond 127.0.0.1.
+    """
+    from emulator.demo import run_demo
+
+    try:
+        load_profile(profile_name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
+    if not run_demo(profile_name, escape_guard_ms, quiet, echo=click.echo):
+        sys.exit(1)
+
+
+@main.command("echo-server")
+@click.option("--port", default=4433, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port on 127.0.0.1; 0 picks a free one.")
+@click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the CA certificate of the server's chain here, to upload for secllevel 1.")
+def echo_server(port: int, ca_path: Path | None) -> None:
+    """A TLS echo server on 127.0.0.1 with the test PKI, until SIGINT or SIGTERM."""
+    import threading
+
+    from emulator.echo_server import TlsEchoServer
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        server = TlsEchoServer(port=port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
+    with server:
+        click.echo(f"port: {server.port}")
+        if ca_path is not None:
+            ca_path.write_bytes(server.ca_pem)
+            click.echo(f"ca: {ca_path}")
+        sys.stdout.flush()
+        stop.wait()
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--socket", "socket_path", type=click.Path(path_type=Path),
               help="The control socket `ecemu run` announced.")

@@ -1,7 +1,11 @@
 """A TLS echo server on loopback, for the pytest plugin, the demo and users' own tests.
 
 It serves with the test PKI's server certificate (``emulator.pki``) unless told otherwise, speaks
-TLS 1.0 to 1.2 (what the module can speak), and sends back every byte it receives.
+TLS 1.0 to 1.2 (what the module can speak), and sends back every byte it receives. ``ca_pem`` is
+the CA certificate its chain leads to (None when given a chain of one's own), ready for AT+QFUPL.
+
+With ``answer`` it is the SSL note's example server instead: on each connection it sends
+``answer`` once, when ``answer_after`` bytes have come, and sends nothing else.
 """
 
 from __future__ import annotations
@@ -10,19 +14,26 @@ import socket
 import ssl
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 
 class TlsEchoServer:
     def __init__(self, cert_chain: bytes | None = None, key: bytes | None = None, host: str = "127.0.0.1",
-                 port: int = 0, client_ca: bytes | None = None):
+                 port: int = 0, client_ca: bytes | None = None, answer: bytes | None = None,
+                 answer_after: int = 0):
+        self.ca_pem: bytes | None = None
         if cert_chain is None or key is None:
             from emulator.pki import generate_test_pki
 
             pki = generate_test_pki()
             cert_chain, key = pki["server-rsa-chain.pem"], pki["server-rsa.key"]
+            self.ca_pem = pki["ca.pem"]
+        self.answer, self.answer_after = answer, answer_after
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1
+        with warnings.catch_warnings():  # TLS 1.0 is deprecated, and is what the module may speak
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.context.minimum_version = ssl.TLSVersion.TLSv1
         self.context.maximum_version = ssl.TLSVersion.TLSv1_2
         self.context.set_ciphers("ALL:@SECLEVEL=0")
         with tempfile.TemporaryDirectory() as folder:
@@ -61,6 +72,7 @@ class TlsEchoServer:
 
     def _echo(self, sock: socket.socket) -> None:
         sock.settimeout(0.2)
+        received, answered = 0, False
         try:
             with self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False) as tls:
                 while not self._stop.is_set():
@@ -76,7 +88,13 @@ class TlsEchoServer:
                         continue
                     if not data:
                         return
-                    tls.sendall(data)
+                    if self.answer is None:
+                        tls.sendall(data)
+                        continue
+                    received += len(data)
+                    if not answered and received >= self.answer_after:
+                        tls.sendall(self.answer)
+                        answered = True
         except (ssl.SSLError, OSError):
             return  # a client that failed its handshake or went away
 

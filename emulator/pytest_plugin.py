@@ -45,8 +45,6 @@ def ecemu_tls_server():
     """A TLS echo server on 127.0.0.1 with the test PKI: ``.port``, ``.ca_pem`` (the CA to upload
     as cacert.pem), stopped after the test."""
     from emulator.echo_server import TlsEchoServer
-    from emulator.pki import generate_test_pki
 
     with TlsEchoServer() as server:
-        server.ca_pem = generate_test_pki()["ca.pem"]
         yield server

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import serial
 
+from tests.readme_blocks import example
+
 
 def test_ecemu_modem_is_booted_and_answers(ecemu_modem):
     with serial.Serial(ecemu_modem.port, 115200, timeout=5) as port:
@@ -30,3 +32,18 @@ def test_profile_option_is_used_without_a_marker(pytester):
     """)
     result = pytester.runpytest_subprocess("--ecemu-profile", "EC200N-CN", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_the_readme_ci_example_passes_with_only_the_plugin(pytester):
+    """The README's "In CI" test, as a firmware team would copy it: pyserial and the fixtures, an
+    uploaded CA, a verified TLS connection to the echo server, the echo checked."""
+    pytester.makepyfile(test_from_readme=example("ci"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1)
+
+
+def test_the_tls_server_fixture_gives_its_ca(ecemu_tls_server):
+    from emulator.pki import generate_test_pki
+
+    assert ecemu_tls_server.ca_pem == generate_test_pki()["ca.pem"]
+    assert ecemu_tls_server.host == "127.0.0.1" and ecemu_tls_server.port > 0

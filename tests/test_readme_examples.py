@@ -1,0 +1,291 @@
+"""The README's examples for a firmware developer at a terminal, for reproducing a field bug, and for
+Docker, run as written: the blocks come from README.md (``<!-- example: NAME -->``), the ``ecemu``
+commands run as real processes, and pyserial stands in for the person at the terminal. (The "In CI"
+example runs in test_pytest_plugin.py.) Servers listen on 127.0.0.1 only; the README's fixed port
+4433 becomes a free one, and /tmp/modem a link in the test's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import serial
+
+from emulator.profile import profiles_dir
+from tests.processes import wait_for_boot
+from tests.readme_blocks import ROOT, example
+
+START_TIMEOUT = 15.0
+SCREEN_TIMEOUT = 10.0
+PAYLOAD = b"0123456789" * 60  # what "(600 bytes)" stands for in the field-bug session
+PAYLOAD_SHOWN = "(600 bytes)"
+
+
+def shell_commands(block: str) -> list[list[str]]:
+    """The commands of a sh block, comments and a trailing ``&`` dropped."""
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words and words[-1] == "&":
+            words = words[:-1]
+        if words:
+            commands.append(words)
+    return commands
+
+
+class Background:
+    """A command started as in a shell with ``&``; it announces ``key: value`` lines on stdout."""
+
+    def __init__(self, words: list[str], wanted: set[str], cwd: Path | None = None, env: dict | None = None):
+        assert words[0] == "ecemu"
+        self.log = tempfile.NamedTemporaryFile(prefix="ecemu-log-")
+        self.process = subprocess.Popen([*ecemu(), *words[1:]], stdout=subprocess.PIPE, stderr=self.log,
+                                        stdin=subprocess.DEVNULL, cwd=cwd, env=env)
+        self.announced: dict[str, str] = {}
+        deadline = time.monotonic() + START_TIMEOUT
+        fd = self.process.stdout.fileno()
+        pending = b""
+        while not wanted <= self.announced.keys():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                self.stop()
+                raise TimeoutError(f"{words} announced only {self.announced}; log: {self.log_text()}")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                self.stop()
+                raise RuntimeError(f"{words} exited early; log: {self.log_text()}")
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                key, _, value = line.decode().partition(": ")
+                self.announced[key] = value
+
+    def log_text(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(10)
+        finally:
+            self.process.stdout.close()
+            self.log.close()
+
+
+def ecemu() -> list[str]:
+    """How the tests run the `ecemu` command: the installed script next to this Python."""
+    script = Path(sys.executable).parent / "ecemu"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "emulator"]
+
+
+def start_echo_server(words: list[str]) -> tuple[Background, str]:
+    """Start ``ecemu echo-server --port N`` on a free port instead; returns it and the README's N."""
+    assert words[:2] == ["ecemu", "echo-server"] and "--port" in words
+    index = words.index("--port") + 1
+    readme_port = words[index]
+    return Background([*words[:index], "0", *words[index + 1:]], {"port"}), readme_port
+
+
+class Screen:
+    """What a terminal shows of the module's output: its bytes, the CRs gone (picocom's view)."""
+
+    def __init__(self, port: serial.Serial):
+        self.port = port
+        self.received = bytearray()
+
+    def text(self) -> str:
+        return self.received.decode("latin-1").replace("\r", "").replace(PAYLOAD.decode(), PAYLOAD_SHOWN)
+
+    def wait_for(self, expected: str) -> None:
+        deadline = time.monotonic() + SCREEN_TIMEOUT
+        while self.text() != expected and time.monotonic() < deadline:
+            self.received += self.port.read(max(1, self.port.in_waiting))
+        assert self.text() == expected
+
+
+def play(port: serial.Serial, session: str) -> None:
+    """Type what the session shows typed: lines starting with AT (then Enter, a CR), and the data
+    after a `> ` prompt; before each, the screen must show exactly the session up to that point."""
+    inputs: list[tuple[int, bytes]] = []  # where on the screen the typing starts, what is typed
+    offset = 0
+    for line in session.splitlines(keepends=True):
+        if line.startswith("AT"):
+            inputs.append((offset, line.rstrip("\n").encode() + b"\r"))
+        elif line.startswith("> "):
+            typed = line[2:].rstrip("\n")
+            inputs.append((offset + 2, PAYLOAD if typed == PAYLOAD_SHOWN else typed.encode()))
+        offset += len(line)
+    screen = Screen(port)
+    for at, typed in inputs:
+        screen.wait_for(session[:at])
+        port.write(typed)
+    screen.wait_for(session)
+
+
+def test_firmware_developer_at_a_terminal(tmp_path):
+    commands = shell_commands(example("terminal"))
+    assert [words[:2] for words in commands] == [["ecemu", "echo-server"], ["ecemu", "run"], ["picocom", "/tmp/modem"]]
+    link = tmp_path / "modem"
+    server, readme_port = start_echo_server(commands[0])
+    try:
+        run_words = [str(link) if word == "/tmp/modem" else word for word in commands[1]]
+        emulator = Background(run_words, {"port", "link", "control"})
+        try:
+            wait_for_boot(str(link))  # the boot URCs, which the person sees first
+            with serial.Serial(str(link), 115200, timeout=0.05) as port:  # picocom /tmp/modem
+                play(port, example("terminal-session").replace(readme_port, server.announced["port"]))
+        finally:
+            assert emulator.stop() == 0
+    finally:
+        assert server.stop() == 0
+    assert not link.exists()
+
+
+def test_reproducing_a_field_bug(tmp_path):
+    commands = shell_commands(example("field-bug"))
+    assert [words[:2] for words in commands] == [["ecemu", "echo-server"], ["ecemu", "run"], ["ecemu", "trace"]]
+    link = tmp_path / "modem"
+    server, readme_port = start_echo_server(commands[0])
+    try:
+        run_words = [str(link) if word == "/tmp/modem" else word for word in commands[1]]
+        emulator = Background(run_words, {"port", "link", "control"}, cwd=tmp_path)
+        try:
+            wait_for_boot(str(link))
+            with serial.Serial(str(link), 115200, timeout=0.05) as port:  # the firmware
+                play(port, example("field-bug-session").replace(readme_port, server.announced["port"]))
+            shown = subprocess.run([*ecemu(), *commands[2][1:]], cwd=tmp_path, capture_output=True, text=True,
+                                   timeout=30, check=True).stdout
+        finally:
+            assert emulator.stop() == 0
+    finally:
+        server.stop()
+    # The README's excerpt of the trace is there, in order (times differ from run to run).
+    lines = iter(shown.splitlines())
+    for wanted in example("field-bug-trace").splitlines():
+        pattern = re.compile(r"\s+".join(re.escape(part) for part in wanted.split()[1:]))
+        assert any(pattern.search(line) for line in lines), f"not in the trace, in order: {wanted}"
+    entries = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    assert {"name": "server-close", "args": {"client": 0}}.items() <= next(
+        e for e in entries if e["kind"] == "fault").items()
+    assert re.search(r"^CLIENT_RANDOM [0-9a-f]{64} [0-9a-f]{96}$", (tmp_path / "keys.txt").read_text(), re.M)
+
+
+# --- Docker -------------------------------------------------------------------------------------
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            instruction, _, rest = line.partition(" ")
+            out.append((instruction.upper(), rest.strip()))
+    return out
+
+
+def one(instructions: list[tuple[str, str]], name: str) -> str:
+    values = [rest for instruction, rest in instructions if instruction == name]
+    assert len(values) == 1, f"{name}: {values}"
+    return values[0]
+
+
+def pip_install_target(command: str, extra: str = "") -> tuple[str, str]:
+    """(the Python that runs pip, the project it installs editable) of a `python -m pip install -e` line."""
+    match = re.search(r"(\S+) -m pip install (?:-\S+ )*-e (\S+)", command)
+    assert match, command
+    target = match.group(2).strip('"').replace("${extra:+[$extra]}", f"[{extra}]" if extra else "")
+    return match.group(1), target
+
+
+def test_the_docker_image_installs_as_the_scripts_do_and_serves_the_port_over_rfc2217(tmp_path):
+    instructions = dockerfile()
+    assert one(instructions, "FROM") == "python:3.11-slim"
+    workdir = one(instructions, "WORKDIR")
+
+    # The install: a venv in the project's folder and pip installing the project editable, as
+    # scripts/_venv.sh does (scripts/run installs with no extra).
+    run = one(instructions, "RUN")
+    venv_script = (ROOT / "scripts" / "_venv.sh").read_text()
+    assert "python -m venv .venv" in run and '"$python" -m venv .venv' in venv_script
+    script_pip = next(line for line in venv_script.splitlines() if "pip install" in line and " -e " in line)
+    assert pip_install_target(run) == pip_install_target(script_pip) == (".venv/bin/python", ".")
+    assert f"{workdir}/.venv/bin" in one(instructions, "ENV")
+
+    # The files: what pip needs to install the project, and what the package reads at run time.
+    copies = {}
+    for instruction, rest in instructions:
+        if instruction == "COPY":
+            *sources, destination = rest.split()
+            for source in sources:
+                copies[source] = destination
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {"pyproject.toml", project["project"]["readme"], profiles_dir().relative_to(ROOT).as_posix()}
+    needed |= {package.split(".")[0] for package in project["tool"]["setuptools"]["packages"]}
+    assert needed <= copies.keys()
+
+    # What it runs, and the README's commands agree with it.
+    command = json.loads(one(instructions, "ENTRYPOINT")) + json.loads(one(instructions, "CMD"))
+    port = one(instructions, "EXPOSE")
+    assert command == ["ecemu", "run", "--tcp", f"0.0.0.0:{port}"]
+    build, docker_run, attach = shell_commands(example("docker"))
+    assert build[:2] == ["docker", "build"] and build[-1] == "."
+    tag = build[build.index("-t") + 1]
+    assert docker_run == ["docker", "run", "-p", f"{port}:{port}", tag]
+    assert attach[:4] == ["python", "-m", "serial.tools.miniterm", f"rfc2217://localhost:{port}"]
+
+    # Run that command on the copied files alone, as the image would (RFC 2217 on a free port).
+    app = tmp_path / "app"
+    app.mkdir()
+    for source, destination in copies.items():
+        target = app / destination
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / source, target / source if destination.endswith("/") else target)
+    env = {k: v for k, v in os.environ.items() if k != "ECEMU_PROFILES"} | {"PYTHONPATH": str(app)}
+    where = subprocess.run([sys.executable, "-c", "import emulator; print(emulator.__file__)"], cwd=app, env=env,
+                           capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    assert Path(where).is_relative_to(app)
+    words = ["127.0.0.1:0" if word == f"0.0.0.0:{port}" else word for word in command]
+    emulator = Background(words, {"port", "control"}, cwd=app, env=env)
+    try:
+        assert emulator.announced["port"].startswith("rfc2217://127.0.0.1:")
+        client = serial.serial_for_url(emulator.announced["port"], timeout=5)
+        try:
+            client.write(b"AT\r")
+            assert client.read_until(b"AT\r\r\nOK\r\n").endswith(b"AT\r\r\nOK\r\n")
+        finally:
+            client.close()
+    finally:
+        assert emulator.stop() == 0
+
+
+def test_the_echo_server_writes_the_ca_that_verifies_it(tmp_path):
+    """`ecemu echo-server --ca ca.pem`, as the terminal section says, for secllevel 1."""
+    import socket
+    import ssl
+
+    server = Background(["ecemu", "echo-server", "--port", "0", "--ca", str(tmp_path / "ca.pem")], {"port", "ca"})
+    try:
+        context = ssl.create_default_context(cafile=server.announced["ca"])
+        with socket.create_connection(("127.0.0.1", int(server.announced["port"])), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"hello")
+            assert tls.recv(100) == b"hello"
+    finally:
+        assert server.stop() == 0
