@@ -1,7 +1,8 @@
 """The basic commands (emulator/commands/basic.py) through the sans-IO core, byte for byte, every
 answer taken from the module profile: identity, SIM and network status, AT+CFUN (and the reboot of
 AT+CFUN=1,1), AT+QURCCFG and the V.250 settings (AT&D, AT&F, ATZ, AT&V, AT&W). AT+CCLK is in
-test_clock.py, ATE/ATV/AT+CMEE framing in test_interpreter.py.
+test_clock.py, ATE/ATV/AT+CMEE framing in test_interpreter.py, ATQ/ATX/AT&C/ATH, the S-registers and
+AT+IPR/AT+IFC/AT+ICF in test_v250_basics.py.
 """
 
 from __future__ import annotations
