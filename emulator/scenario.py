@@ -129,6 +129,7 @@ class ScenarioPlayer:
         self.runner = runner
         self.scenario = scenario
         self._received: dict[int | None, int] = {}
+        self._due: list[Fault] = []
 
     def start(self) -> None:
         loop = self.runner.loop
@@ -143,9 +144,7 @@ class ScenarioPlayer:
             if self._matches(fault, kind, details):
                 fault.seen += 1
                 if fault.seen >= fault.count:
-                    fault.fired = True
-                    # Never from inside the core's own call: the fault runs on the next loop turn.
-                    self.runner.loop.call_later(fault.delay, self._fire, fault)
+                    self._schedule(fault)
         if kind == "received":
             size = details.get("size", 0)
             self._received[details.get("client")] = self._received.get(details.get("client"), 0) + size
@@ -153,8 +152,20 @@ class ScenarioPlayer:
             for fault in self.scenario.faults:
                 if not fault.fired and fault.trigger == "received_bytes":
                     if self._received.get(fault.client, 0) >= fault.value:
-                        fault.fired = True
-                        self.runner.loop.call_later(fault.delay, self._fire, fault)
+                        self._schedule(fault)
+
+    def _schedule(self, fault: Fault) -> None:
+        fault.fired = True
+        if fault.delay:
+            self.runner.loop.call_later(fault.delay, self._fire, fault)
+        else:
+            # Never from inside the core's own call, but before anything else reaches the
+            # modem: the runner fires it as soon as the call that triggered it is over.
+            self._due.append(fault)
+
+    def fire_due(self) -> None:
+        while self._due:
+            self._fire(self._due.pop(0))
 
     def _matches(self, fault: Fault, kind: str, details: dict) -> bool:
         if fault.trigger == "command" and kind == "command":

@@ -222,6 +222,8 @@ class ModemRunner:
         elif self._host_reading_paused and backlog < INPUT_BACKLOG_LOW:
             self._host_reading_paused = False
             self.host.pause_reading(False)
+        if self.scenario_player is not None:
+            self.scenario_player.fire_due()
         if modem.booted != self._boot_reported:
             self._boot_reported = modem.booted
             if modem.booted and self.on_booted is not None:
