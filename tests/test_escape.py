@@ -80,3 +80,45 @@ def test_every_byte_is_delivered_once_in_order_unless_it_was_the_escape(chunks):
     assert len(out) == len(sent) - 3 * escapes
     # Removing escapes only ever removes "+++" runs: the output is the input with some of them cut.
     assert bytes(out).replace(b"+", b"") == bytes(sent).replace(b"+", b"")
+
+
+class OneByteAtATime(EscapeDetector):
+    """The detector's rules applied one byte at a time, with no shortcut: the reference."""
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        out = bytearray(self._expire(now))
+        for byte in data:
+            if self._held:
+                if byte == ord("+") and len(self._held) < 3 and now - self._held_since < self.guard:
+                    self._held.append(byte)
+                else:
+                    out += self._held
+                    self._held.clear()
+                    out.append(byte)
+            elif byte == ord("+") and now - self._last_byte >= self.guard:
+                self._held.append(byte)
+                self._held_since = now
+            else:
+                out.append(byte)
+            self._last_byte = now
+        return bytes(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=0, max_size=8).map(lambda b: b.replace(b"\x00", b"+")),
+                          st.floats(min_value=0.0, max_value=2.5)), max_size=25),
+       st.sampled_from([0.0, GUARD]))
+def test_taking_the_rest_of_a_batch_at_once_changes_nothing(chunks, guard):
+    """feed() takes the bytes after the first of a batch whole when none can start an escape: the
+    same output, deadlines and escapes as the rules applied byte by byte."""
+    fast, slow = EscapeDetector(guard, now=0.0), OneByteAtATime(guard, now=0.0)
+    now = 0.0
+    for data, gap in chunks:
+        target = now + gap
+        while (deadline := slow.deadline()) is not None and deadline <= target:
+            assert fast.deadline() == deadline
+            assert fast.poll(deadline) == slow.poll(deadline)
+        now = target
+        assert fast.feed(data, now) == slow.feed(data, now)
+        assert fast.deadline() == slow.deadline()
+    assert fast.flush() == slow.flush()

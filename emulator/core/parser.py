@@ -9,6 +9,7 @@ execution (bare name). Spaces outside quoted strings are ignored, as V.250 allow
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 
@@ -41,6 +42,9 @@ class CommandCall:
 
 BASIC_LETTERS = set("ABDEHILMNOPQTVXZ")
 AMPERSAND_LETTERS = set("CDFVWK")
+# What an extended command's name is made of after its "+": str.isalnum() characters, "_" and
+# "." (\w is exactly isalnum() or "_", for every character).
+_NAME_CHARS = re.compile(r"[\w.]*")
 DIGITS = set("0123456789")  # not str.isdigit(): "\xb2" (superscript two) is a digit to Python
 
 
@@ -84,6 +88,8 @@ def split_args(text: str) -> list[Arg | None]:
 
 
 def _strip_spaces_outside_quotes(text: str) -> str:
+    if " " not in text:
+        return text  # the usual line: nothing to strip, no loop over its characters
     out = []
     quoted = False
     for ch in text:
@@ -97,6 +103,11 @@ def _strip_spaces_outside_quotes(text: str) -> str:
 
 def _extended_end(body: str, start: int) -> int:
     """Index of the ``;`` that ends the extended command starting at ``start`` (or the end)."""
+    semicolon, quote = body.find(";", start), body.find('"', start)
+    if quote < 0 or 0 <= semicolon < quote:
+        # No string before the first ";": it ends the command. Found without a Python loop over
+        # the characters, since every extended command of every line passes here.
+        return len(body) if semicolon < 0 else semicolon
     quoted = False
     for i in range(start, len(body)):
         ch = body[i]
@@ -167,9 +178,7 @@ def _parse_s_register(body: str, i: int) -> tuple[int, CommandCall]:
 
 
 def _parse_extended(text: str) -> CommandCall:
-    j = 1
-    while j < len(text) and (text[j].isalnum() or text[j] in "_."):
-        j += 1
+    j = _NAME_CHARS.match(text, 1).end()
     name = text[:j].upper()
     if len(name) < 2:
         raise SyntaxProblem("empty extended command name")

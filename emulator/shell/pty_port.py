@@ -13,6 +13,10 @@ import tty
 from pathlib import Path
 
 
+# What one read of a pty gives at most on Linux (N_TTY_BUF_SIZE less one).
+LINE_DISCIPLINE_BUFFER = 4095
+
+
 class PtyPort:
     def __init__(self, link: Path | None = None):
         self.master, self._slave = os.openpty()
@@ -33,14 +37,26 @@ class PtyPort:
         link.symlink_to(self.path)
 
     def read(self, size: int = 65536) -> bytes:
-        """What the host wrote; b"" when there is nothing to read now."""
-        try:
-            return os.read(self.master, size)
-        except (BlockingIOError, InterruptedError):
-            return b""
-        except OSError:
-            # EIO would mean no slave is open; ours always is, so this is a passing condition.
-            return b""
+        """What the host wrote, up to ``size`` bytes; b"" when there is nothing to read now."""
+        # One read of a pty gives at most the line discipline's buffer (4 KiB) although the host
+        # may have written much more; reading on while reads come back full hands the modem bigger
+        # batches, so transparent mode makes fewer TLS records, socket writes and trips through
+        # the core. A shorter read found the pty drained: asking again would only cost an EAGAIN.
+        chunks = []
+        left = size
+        while left > 0:
+            try:
+                chunk = os.read(self.master, left)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                # EIO would mean no slave is open; ours always is, so this is a passing condition.
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+            if len(chunk) < LINE_DISCIPLINE_BUFFER:
+                break
+        return b"".join(chunks)
 
     def write(self, data: bytes) -> int:
         """Write what the pty takes now; returns the count written (0 when its buffer is full)."""
