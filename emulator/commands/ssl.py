@@ -365,7 +365,7 @@ def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
         clients = [family.client(_int(call, 0, 0, modem.profile.limits.clients - 1))]
     else:
         raise _invalid()
-    return ok(*(c.state_line() for c in clients if c.state is not ClientState.INITIAL))
+    return Reply([c.state_line() for c in clients if c.state is not ClientState.INITIAL])  # lines are bytes
 
 
 # --- AT+QISWTMD (SSL note 1.4; Quectel TCP/IP note) -------------------------------------------

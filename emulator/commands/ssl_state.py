@@ -148,8 +148,12 @@ class SslFamily:
 
     def push_pending(self) -> None:
         """Direct push data and the closed URCs queued behind it, now that the port is idle."""
+        # This runs after every command line; most clients have nothing waiting, and skipping
+        # them here (the same test SslClient.push_pending makes, inlined) is a fifth of an AT
+        # round trip's work in the core.
         for client in self.clients:
-            client.push_pending()
+            if client.received or client.closed_to_report or client.reading_paused:
+                client.push_pending()
 
     def openssl_context(self, ctx_id: int, settings: ContextSettings):
         cached = self._openssl.get(ctx_id)
@@ -204,6 +208,10 @@ class SslClient:
     _close_waiting: bool = False
     _close_timer: "Timer | None" = None
     _session_key: tuple[int, str, int] | None = None
+    # The last +QSSLSTATE line and the fields it shows: hosts poll AT+QSSLSTATE, and formatting
+    # twelve lines afresh each time was a third of its answer's work.
+    _state_line: bytes = b""
+    _state_line_of: tuple | None = None
 
     @property
     def modem(self) -> "Modem":
@@ -323,6 +331,10 @@ class SslClient:
                 self._open_failed(ERR_CONNECT)
             else:
                 log.warning("client %d: connection broken: %s", self.client_id, step.failure)
+                if step.plaintext:
+                    # The records before the broken one decrypted: they are the server's data and
+                    # reach the host ahead of the closed URC, as data before an orderly close does.
+                    self._received(step.plaintext)
                 self._abort_connection()
                 self._peer_gone()
             return
@@ -404,7 +416,10 @@ class SslClient:
         if self.online is not None:
             return
         modem = self.modem
-        while self.access_mode == DIRECT_PUSH and self.received and modem.idle:
+        # Not while DTR is low: no host has the port, and data pushed now would be lost without a
+        # word. It waits, as in the buffer, and goes out at the first idle moment once DTR is back
+        # (after the host's first command: a host opening the port flushes what came before).
+        while self.access_mode == DIRECT_PUSH and self.received and modem.idle and modem.dtr:
             chunk = bytes(self.received[: self.limits.recv_max])
             del self.received[: len(chunk)]
             modem.emit_urc(f'+QSSLURC: "recv",{self.client_id},{len(chunk)}'.encode(), chunk)
@@ -532,6 +547,10 @@ class SslClient:
         if self.state is ClientState.CONNECTED:
             self._peer_gone()
         if not by_network:
+            if self.closed_to_report:
+                # Its closed URC was waiting behind direct push data for an idle port; the data
+                # goes with the socket, the URC must not.
+                self.modem.emit_urc(f'+QSSLURC: "closed",{self.client_id}')
             self._release()
 
     # --- transparent mode (SSL note 1.4, 3.5) ---------------------------------------------------
@@ -558,13 +577,19 @@ class SslClient:
             self.modem.emit_urc(f'+QSSLURC: "recv",{self.client_id}')
         return Reply()
 
-    def state_line(self) -> str:
+    def state_line(self) -> bytes:
         """One +QSSLSTATE line (SSL note 2.2.6). <serverID> is reserved; the note's and the seen
         examples show the client ID there, so it does too."""
-        at_port = self.modem.profile.defaults.at_port
-        return (f'+QSSLSTATE: {self.client_id},"SSLClient","{self.remote_ip}",{self.remote_port},'
+        shown = (self.remote_ip, self.remote_port, self.local_port, self.state, self.pdp_ctx,
+                 self.access_mode, self.ssl_ctx)
+        if shown != self._state_line_of:
+            at_port = self.modem.profile.defaults.at_port
+            self._state_line_of = shown
+            self._state_line = (
+                f'+QSSLSTATE: {self.client_id},"SSLClient","{self.remote_ip}",{self.remote_port},'
                 f'{self.local_port},{int(self.state)},{self.pdp_ctx},{self.client_id},{self.access_mode},'
-                f'"{at_port}",{self.ssl_ctx}')
+                f'"{at_port}",{self.ssl_ctx}').encode("latin-1")
+        return self._state_line
 
 
 class TransparentSession:
@@ -596,6 +621,9 @@ class TransparentSession:
     def leave(self, modem: "Modem") -> None:
         """+++ or DTR with AT&D1: command mode, the connection carries on in buffer access mode."""
         self._stop()
+        # What the host sent before a DTR drop is still the connection's: a "+" held as the start
+        # of a possible escape, and the bytes waiting for room in the send buffer.
+        self._forward(self.escape.flush() + modem.take_input())
         client = self.client
         client.online = None
         client.access_mode = BUFFER
@@ -605,7 +633,9 @@ class TransparentSession:
         """DTR with AT&D2: the connection is closed and the port back in command mode."""
         self._stop()
         client = self.client
+        sent_before_the_drop = self.escape.flush() + modem.take_input()
         if client.tls is not None and client.conn_id is not None:
+            self._forward(sent_before_the_drop)  # ahead of close_notify, as an orderly close sends it
             client._send_ciphertext(client.tls.close_notify())
             modem.effect(ev.CloseTcp(client.conn_id))
         client._release()
@@ -616,6 +646,11 @@ class TransparentSession:
     def lost(self, result) -> None:
         """The connection ended under the host: NO CARRIER, and command mode (SSL note 3.5)."""
         self._stop()
+        # Bytes the host sent that still waited for room in the send buffer go with the connection;
+        # NO CARRIER tells the host so. Left in place they would be read as command lines.
+        lost = len(self.client.modem.take_input())
+        if lost:
+            log.info("client %d: %d bytes from the host lost with the connection", self.client.client_id, lost)
         self.client.online = None
         self.client.modem.leave_online(result)
 

@@ -18,9 +18,11 @@ The host side is in one of five modes:
 from __future__ import annotations
 
 import enum
+import functools
 import heapq
 import itertools
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
@@ -50,11 +52,21 @@ LF = 0x0A  # ignored at the start of a line (the LF of a CR LF pair) unless it i
 # a command line, S4 follows S3 in every header and trailer, S5 erases (V.250 6.2.1 - 6.2.3).
 S_REGISTER_DEFAULTS = {0: 0, 3: 13, 4: 10, 5: 8, 6: 2, 7: 0, 8: 2, 10: 15}
 
+# Timers in the heap, cancelled ones included, above which call_at drops the cancelled ones.
+TIMERS_COMPACT_MIN = 64
+
 # Families whose commands answer plain ERROR and leave their code for AT+QIGETERROR
 # (REFERENCE.md "Boot and basics": TCP/IP and SSL commands).
 QI_ERROR_FAMILIES = {"pdp", "ssl"}
 QI_INVALID_PARAMETER = 552
 QI_UNKNOWN_ERROR = 550
+
+
+@functools.lru_cache(maxsize=None)
+def _plain_run(terminator: int, erase: int) -> re.Pattern[bytes]:
+    """Bytes the line editor only appends: anything but LF, S3, S5, DEL and the ``/`` of ``A/``."""
+    special = bytes(sorted({LF, terminator, erase, DELETE, ord("/")}))
+    return re.compile(b"[^" + re.escape(special) + b"]+")
 
 
 class HostMode(enum.Enum):
@@ -137,9 +149,11 @@ class Modem:
         # Given each TLS key log line (NSS key log format) when the shell was asked to keep them.
         self.keylog: Callable[[bytes], None] | None = None
         self._timers: list[tuple[float, int, Timer]] = []
+        self._timers_compact_above = TIMERS_COMPACT_MIN
         self._timer_seq = itertools.count()
         self._conn_ids = itertools.count(1)
         self._event_handlers: dict[int, Callable[[ev.NetworkEvent], None]] = {}
+        self.dtr = True  # the host's DTR line (set_dtr): the host's, so a power cycle keeps it
         self.boot_count = 0
         self._fresh_state()
 
@@ -288,6 +302,13 @@ class Modem:
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer:
         timer = Timer(deadline, callback)
         heapq.heappush(self._timers, (deadline, next(self._timer_seq), timer))
+        if len(self._timers) > self._timers_compact_above:
+            # A cancelled timer stays in the heap until it comes to the top; behind a live one (a
+            # handshake waiting up to negotiatetime) every connection's cancelled timers would pile
+            # up for minutes. Dropped whenever the heap has doubled: amortised O(1) per timer.
+            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._timers_compact_above = max(TIMERS_COMPACT_MIN, 2 * len(self._timers))
         return timer
 
     def next_deadline(self) -> float | None:
@@ -332,8 +353,10 @@ class Modem:
     def set_dtr(self, active: bool, now: float) -> None:
         """The host's DTR line. In transparent mode a drop with AT&D1 leaves for command mode and
         keeps the connection (SSL note 1.4); with AT&D2 it also closes the connection, as V.250
-        defines &D2 (chosen: the note names only &D1); with AT&D0 it does nothing."""
+        defines &D2 (chosen: the note names only &D1); with AT&D0 it does nothing. While DTR is
+        low (no host has the port) direct push data waits in the module (see the SSL family)."""
         self.tick(now)
+        self.dtr = active
         if active or self.mode is not HostMode.ONLINE or self.online is None:
             return
         session = self.online
@@ -357,6 +380,14 @@ class Modem:
     def resume_input(self) -> None:
         """Go on with waiting host bytes (a connection in transparent mode can take more)."""
         self._process_input()
+
+    def take_input(self) -> bytes:
+        """Take every host byte received and not yet consumed. Transparent mode takes them as it
+        ends: what flow control held back was sent as data for the connection and must never be
+        read as command lines afterwards."""
+        data = bytes(self._input)
+        self._input.clear()
+        return data
 
     def _process_input(self) -> None:
         if self._processing:
@@ -401,9 +432,19 @@ class Modem:
         # terminator (V.250 6.2.1).
         terminator, erase = self.settings.s_registers[3], self.settings.s_registers[5]
         data = self._input
+        plain = _plain_run(terminator, erase)
         i = 0
         try:
             while i < len(data):
+                # A run of bytes that can only extend the line is taken whole, with one echo: the
+                # same bytes as one at a time, without a trip through this loop for each.
+                run = plain.match(data, i)
+                if run is not None and not self._line_overflow and len(self._line) + run.end() - i <= limit:
+                    if self.settings.echo:
+                        self.write_host(data[i:run.end()])
+                    self._line += data[i:run.end()]
+                    i = run.end()
+                    continue
                 byte = data[i]
                 i += 1
                 if byte == LF and not self._line and terminator != LF:

@@ -17,10 +17,13 @@ log = logging.getLogger(__name__)
 
 
 class _Eof(bytes):
-    """Queued after the last bytes of a connection being shut down: send FIN when its turn comes."""
+    """A marker queued behind a connection's bytes: its end, carried out when its turn comes, so
+    that with latency or a bandwidth cap an end never overtakes the data sent before it."""
 
 
-EOF = _Eof()
+EOF = _Eof()  # outbound: send FIN (ShutdownTcp); inbound: the peer's FIN
+RESET = _Eof()  # inbound: the peer reset the connection
+CLOSE = _Eof()  # outbound: close the socket (an orderly CloseTcp)
 
 
 class _Delay:
@@ -78,11 +81,20 @@ class _Connection(asyncio.Protocol):
         self.stalled = False
         self.stalled_out = bytearray()
         self.eof_after_stall = False
-        self.inbound = _Delay(net, lambda data: net.report(ev.TcpData(conn_id, data)))
+        self.inbound = _Delay(net, self._deliver)
         self.outbound = _Delay(net, self._write_now)
+
+    def _deliver(self, data: bytes) -> None:
+        if isinstance(data, _Eof):
+            self._report_closed(reset=data is RESET)
+        else:
+            self.net.report(ev.TcpData(self.conn_id, data))
 
     def _write_now(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
+            return
+        if data is CLOSE:
+            self.transport.close()
             return
         if self.stalled:
             if data is EOF:
@@ -108,11 +120,16 @@ class _Connection(asyncio.Protocol):
         self.inbound.push(data)
 
     def eof_received(self) -> bool:
-        self._report_closed(reset=False)
+        self.inbound.push(EOF)  # behind the bytes latency still holds: the core sees them first
+        if self.outbound.queue:
+            # The peer only stopped sending: what the module already took (SEND OK) and latency
+            # still holds goes out before the socket closes, instead of with it.
+            self.outbound.push(CLOSE)
+            return True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._report_closed(reset=isinstance(exc, ConnectionResetError))
+        self.inbound.push(RESET if isinstance(exc, ConnectionResetError) else EOF)
         self.net.connections.pop(self.conn_id, None)
         self.outbound.cancel()
 
@@ -172,6 +189,10 @@ class Network:
                     # SO_LINGER 0 turns the close into a reset, as the module's abort does.
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 transport.abort()
+            elif conn.outbound.queue and not conn.stalled:
+                # Bytes the latency or bandwidth faults hold back go first, as a socket's close
+                # sends what it has queued.
+                conn.outbound.push(CLOSE)
             else:
                 transport.close()
         elif isinstance(effect, ev.ShutdownTcp):
