@@ -27,6 +27,7 @@ import serial
 from emulator.api import Emulator
 from emulator.echo_server import TlsEchoServer
 from emulator.profile import DEFAULT_PROFILE
+from emulator.shell.trace import visible
 
 DEMO_ESCAPE_GUARD_MS = 200  # the module's is 1000 ms; shorter keeps the demo quick
 STEP_TIMEOUT = 10.0  # longest wait for one answer
@@ -155,28 +156,9 @@ def examples(port: int, ca_pem: bytes) -> list[Example]:
 
 
 def show(data: bytes) -> list[str]:
-    """Bytes as lines a person reads: broken after each LF and after a CR not followed by LF,
-    with CR, LF and Ctrl+Z shown as \\r, \\n and ^Z."""
+    """Bytes as lines a person reads: broken after each LF and after a CR not followed by LF."""
     pieces = re.findall(rb"[^\r\n]*(?:\r\n|\r(?!\n)|\n)|[^\r\n]+$", data)
-    lines = []
-    for piece in pieces:
-        text = []
-        for byte in piece:
-            char = chr(byte)
-            if char == "\r":
-                text.append("\\r")
-            elif char == "\n":
-                text.append("\\n")
-            elif char == "\\":
-                text.append("\\\\")
-            elif byte == 0x1A:
-                text.append("^Z")
-            elif 32 <= byte < 127:
-                text.append(char)
-            else:
-                text.append(f"\\x{byte:02x}")
-        lines.append("".join(text))
-    return lines or [""]
+    return [visible(piece.decode("latin-1")) for piece in pieces] or [""]
 
 
 def _read_boot(port: str, last: bytes, timeout: float) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from emulator.core import events as ev
@@ -73,3 +75,23 @@ class CoreHarness:
         self._collect()
         out, self.effects = self.effects, []
         return out
+
+
+@contextmanager
+def no_internal_errors():
+    """Fail when the emulator logs an error: a handler, a timer or the editor raised, and was caught
+    (the modem never lets an exception out; this is how a test still sees one)."""
+    records: list[logging.LogRecord] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    catch = Catch(level=logging.ERROR)
+    logger = logging.getLogger("emulator")
+    logger.addHandler(catch)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(catch)
+    assert not records, [r.getMessage() for r in records]

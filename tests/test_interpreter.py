@@ -9,9 +9,7 @@ silent"; where all of them are silent the test says ``chosen`` and pins what the
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
-from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +19,7 @@ from emulator.core.parser import Arg, CommandCall, Form, SyntaxProblem, parse_co
 from emulator.core.registry import COMMANDS, CommandSpec, Pending, ok
 from emulator.core.results import CME_TEXTS, ERROR as ERROR_RESULT, OK as OK_RESULT, CmeError, FinalResult, encode_block
 from emulator.profile import BootUrc, available_profiles, load_profile
-from tests.harness import CoreHarness
+from tests.harness import CoreHarness, no_internal_errors
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -56,23 +54,6 @@ def he() -> CoreHarness:
     return CoreHarness(echo=True)
 
 
-@contextmanager
-def no_internal_errors():
-    """Fail when the modem logs an error (a handler or the editor raised, and was caught)."""
-    records: list[logging.LogRecord] = []
-
-    class Catch(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    catch = Catch(level=logging.ERROR)
-    logger = logging.getLogger("emulator")
-    logger.addHandler(catch)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(catch)
-    assert not records, [r.getMessage() for r in records]
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import gc
-import logging
 import os
 import queue
 import random
@@ -38,7 +37,7 @@ from emulator.core import events as ev
 from emulator.core.escape import EscapeDetector
 from emulator.core.modem import HostMode
 from tests.core_network import SimulatedNetwork, server_context
-from tests.harness import CoreHarness
+from tests.harness import CoreHarness, no_internal_errors
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 
@@ -53,23 +52,6 @@ CLIENTS = 12  # SSL note 2.2.2: <clientID> 0-11
 SERVER_CONTEXT = server_context()  # one OpenSSL server context for every example: they are slow to make
 
 
-@contextmanager
-def no_internal_errors():
-    """Fail when the emulator logs an error: a handler, a timer or the editor raised, and was caught."""
-    records: list[logging.LogRecord] = []
-
-    class Catch(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    catch = Catch(level=logging.ERROR)
-    logger = logging.getLogger("emulator")
-    logger.addHandler(catch)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(catch)
-    assert not records, [r.getMessage() for r in records]
 
 
 def core_rig(echo_server: bool = True) -> tuple[CoreHarness, SimulatedNetwork]:
@@ -706,7 +688,7 @@ class CoreSoak:
                                 if c % CLIENTS not in self.open) % CLIENTS)  # itself when all others are open
 
     def step(self) -> None:
-        h, net, rng = self.h, self.net, self.rng
+        h, rng = self.h, self.rng
         client = rng.randrange(CLIENTS)
         if h.now - self.silent_since > 250:
             self.renew_silent()

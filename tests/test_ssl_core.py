@@ -523,7 +523,7 @@ def test_all_twelve_clients_on_six_contexts(h, net):
     for client in range(12):
         assert open_client(h, net, client=client, ctx=client % 6) == OK + f"\r\n+QSSLOPEN: {client},0\r\n".encode()
     for client in range(12):
-        h.command(f"AT+QSSLSEND=4,2".replace("4", str(client)))
+        h.command(f"AT+QSSLSEND={client},2")
         assert h.send(f"{client:02d}".encode()) == b"\r\nSEND OK\r\n"
     net.run()
     assert sorted(bytes(s.received) for s in net.servers.values()) == [f"{c:02d}".encode() for c in range(12)]

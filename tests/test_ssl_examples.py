@@ -90,7 +90,7 @@ def test_spec_3_4_direct_push_mode(modem):
         assert host.ask(open_line) == open_line.encode() + b"\r" + OK
         assert host.expect(b"\r\n+QSSLOPEN: 4,0\r\n") == b"\r\n+QSSLOPEN: 4,0\r\n"
         state = host.ask("AT+QSSLSTATE")
-        assert state.endswith(f',2,1,4,1,"usbmodem",1\r\n'.encode() + OK)
+        assert state.endswith(',2,1,4,1,"usbmodem",1\r\n'.encode() + OK)
         host.ask("AT+QSSLSEND=4", final=b"> ")
         host.write(b"Test data from SSL\x1a")
         assert host.until_final() == b"Test data from SSL\x1a\r\nSEND OK\r\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.commands import STATE_FACTORIES
 from emulator.core.clock import parse_cclk
 from emulator.core.parser import CommandCall, Form
 from emulator.core.registry import (

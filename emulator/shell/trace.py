@@ -31,8 +31,9 @@ class Tracer:
         self._file.close()
 
 
-def _show(text: str) -> str:
-    """Bytes as a person reads them: printable as is, CR/LF/control bytes escaped."""
+def visible(text: str) -> str:
+    """Bytes (as latin-1 text) as a person reads them: printable as is, CR and LF as ``\\r`` and
+    ``\\n``, Ctrl+Z (the end of AT+QSSLSEND data) as ``^Z``, other bytes as ``\\xNN``."""
     out = []
     for ch in text:
         code = ord(ch)
@@ -42,6 +43,8 @@ def _show(text: str) -> str:
             out.append("\\n")
         elif ch == "\\":
             out.append("\\\\")
+        elif code == 0x1A:
+            out.append("^Z")
         elif 32 <= code < 127:
             out.append(ch)
         else:
@@ -74,13 +77,13 @@ def render(lines: Iterable[str]) -> Iterable[str]:
         modem = entry.pop("modem", 0)
         label = ARROWS.get(kind, kind)
         if "data" in entry:
-            detail = _show(entry.pop("data"))
+            detail = visible(entry.pop("data"))
         elif "line" in entry:
-            detail = _show(entry.pop("line"))
+            detail = visible(entry.pop("line"))
         elif "lines" in entry:
-            detail = " | ".join(_show(l) for l in entry.pop("lines"))
+            detail = " | ".join(visible(l) for l in entry.pop("lines"))
         elif "text" in entry:
-            detail = _show(entry.pop("text"))
+            detail = visible(entry.pop("text"))
         elif "event" in entry:
             detail = " ".join(str(part) for part in (entry.pop("event"), entry.pop("detail", "")) if part)
         else:
