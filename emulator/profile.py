@@ -15,11 +15,14 @@ DEFAULT_PROFILE = "EC200M-CN"
 
 
 def profiles_dir() -> Path:
-    """The folder holding the profile files; ``ECEMU_PROFILES`` overrides the checkout's ``profiles/``."""
+    """The folder holding the profile files: ``ECEMU_PROFILES`` when set, else the checkout's
+    ``profiles/``, else the copy an installed package carries (``emulator/profiles``)."""
     override = os.environ.get("ECEMU_PROFILES")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "profiles"
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "profiles"
+    return checkout if checkout.is_dir() else here / "profiles"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,25 @@
+"""An installed (not editable) package carries the profiles and scenarios it reads at run time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from emulator.profile import available_profiles
+from emulator.scenario import available_scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_carries_every_profile_and_scenario(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True, timeout=240)
+    wheel = next(tmp_path.glob("ecemu-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for profile in available_profiles():
+        assert f"emulator/profiles/{profile}.toml" in names
+    for scenario in available_scenarios():
+        assert f"emulator/profiles/scenarios/{scenario}.toml" in names
+    assert "emulator/pki.py" in names and "emulator/shell/runner.py" in names
