@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 import re
+import time
 
 import pytest
 
 from emulator.api import Emulator
 from tests.host import AtHost
-from tests.tls_servers import TlsServer, digest, echo
+from tests.tls_servers import IO_TIMEOUT, TlsServer, digest, echo
 
 OK = b"\r\nOK\r\n"
 RECV = re.compile(rb"\+QSSLRECV: (\d+)\r\n")
@@ -184,3 +185,41 @@ def _read_all(host: AtHost) -> bytes:
     while chunk := recv_data(host.ask("AT+QSSLRECV=0,1500")):
         data += chunk
     return bytes(data)
+
+
+def test_a_server_faster_than_the_host_is_held_back_and_nothing_is_lost(modem):
+    """The server sends 640 KiB at once (ten times the module's buffer); the host reads slowly. The module's buffer fills up to its
+    limit, it stops reading from the server (TCP flow control holds the rest on the way), and
+    every byte arrives, in order."""
+    running, host = modem
+    payload = random.Random(11).randbytes(640 * 1024)
+    limit = running.profile.limits.recv_buffer
+    # What one socket read can add after the pause was asked for (asyncio reads up to 256 KiB).
+    slack = 256 * 1024
+
+    def flood(server, tls, seen):
+        tls.settimeout(60)  # the send blocks while the module holds the server back
+        tls.sendall(payload)
+        tls.settimeout(IO_TIMEOUT)
+        echo(server, tls, seen)
+
+    def client_buffer() -> tuple[bool, int]:
+        return running.call(lambda r: (r.modem.network["ssl"].clients[0].reading_paused,
+                                       len(r.modem.network["ssl"].clients[0].received)))
+
+    with TlsServer(behaviour=flood) as server:
+        prepare(host, server, echo_on=False)
+        host.ask(f'AT+QSSLOPEN=1,1,0,"127.0.0.1",{server.port},0')
+        host.expect(b"+QSSLOPEN: 0,0\r\n")
+        host.expect(b'+QSSLURC: "recv",0\r\n')
+        deadline = time.monotonic() + 10
+        while not client_buffer()[0]:
+            assert time.monotonic() < deadline, "the module never stopped reading from the server"
+        received, largest, reads = bytearray(), 0, 0
+        while len(received) < len(payload):
+            received += recv_data(host.ask("AT+QSSLRECV=0,1500"))
+            reads += 1
+            if reads % 20 == 0:
+                largest = max(largest, client_buffer()[1])
+        assert largest <= limit + slack
+        assert digest(bytes(received)) == digest(payload)
