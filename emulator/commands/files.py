@@ -181,12 +181,8 @@ class UploadSink:
         return self.last_byte_at + self.timeout
 
     def expire(self, modem: "Modem") -> Outcome:
-        """421 once ``<timeout>`` seconds passed without data. The core sets its timer once, at
-        CONNECT; when bytes came since, the answer is to go on waiting (the same sink again, no
-        prompt), which arms a timer for the new deadline."""
-        if modem.now < self.deadline():
-            # Bytes came after the timer was set: keep waiting, with a timer for the new deadline.
-            return AwaitData(b"", self, echo=False)
+        """421 once ``<timeout>`` seconds passed without data (the core moves its timer with
+        ``deadline`` after every byte)."""
         return Reply(final=CmeError(TIMED_OUT))  # nothing is stored (chosen)
 
     def _store(self, modem: "Modem") -> Outcome:

@@ -240,7 +240,7 @@ class SendSink:
         self.limit = limit
         self.data = bytearray()
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | None]:
+    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
         if self.length is not None:
             take = data[: self.length - len(self.data)]
             self.data += take
@@ -253,21 +253,18 @@ class SendSink:
             if byte == ESC:
                 # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel
                 # send", the chapter 5 code that exists for it; nothing is sent.
-                modem.last_qi_error = ERR_CANCEL_SEND
-                return index + 1, Reply(final=ERROR)
+                return index + 1, CommandFailed(qi_error=ERR_CANCEL_SEND)
             if len(self.data) == self.limit:
                 # chosen: more than <sendlen>'s maximum before Ctrl+Z is refused whole; the
                 # byte that overflowed starts the next command line.
-                modem.last_qi_error = ERR_INVALID_PARAMETER
-                return index, Reply(final=ERROR)
+                return index, _invalid()
             self.data.append(byte)
         return len(data), None
 
-    def _send(self, modem: "Modem") -> Outcome:
+    def _send(self, modem: "Modem") -> Outcome | CommandFailed:
         client = self.client
         if client.state is not ClientState.CONNECTED:
-            modem.last_qi_error = ERR_SOCKET_CLOSED
-            return Reply(final=ERROR)
+            return CommandFailed(qi_error=ERR_SOCKET_CLOSED)
         if not self.data:
             return Reply(final=SEND_OK)
         if not client.send_buffer_has_room(len(self.data)):

@@ -366,7 +366,7 @@ class SslClient:
         self._release()
         if self.opening_transparent:
             self.opening_transparent = False
-            self.modem.fail_pending(CommandFailed(qi_error=code), "ssl")
+            self.modem.finish_pending(CommandFailed(qi_error=code))
         else:
             self.modem.emit_urc(f"+QSSLOPEN: {self.client_id},{code}")
 

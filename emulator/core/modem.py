@@ -568,9 +568,7 @@ class Modem:
             self.mode = HostMode.DATA
             self._sink = outcome.sink
             self._sink_echo = outcome.echo
-            deadline = outcome.sink.deadline()
-            if deadline is not None:
-                self._sink_timer = self.call_at(deadline, self._sink_expired)
+            self._arm_sink_timer(outcome.sink)
             return False
         if isinstance(outcome, Pending):
             self.mode = HostMode.BUSY
@@ -596,8 +594,9 @@ class Modem:
         self.mode = HostMode.COMMAND
         self._flush_urcs()
 
-    def finish_pending(self, outcome: Outcome) -> None:
-        """Complete the command that returned ``Pending``; the rest of its line runs after it."""
+    def finish_pending(self, outcome: Outcome | CommandFailed) -> None:
+        """Complete the command that returned ``Pending``; the rest of its line runs after it. A
+        ``CommandFailed`` ends it (and its line) as a failure of its family, as if raised."""
         if self.mode is not HostMode.BUSY:
             return
         self._pending = None
@@ -606,19 +605,12 @@ class Modem:
             self._pending_timer = None
         self._resume(outcome)
 
-    def fail_pending(self, failure: CommandFailed, family: str) -> None:
-        if self.mode is not HostMode.BUSY:
-            return
-        self._pending = None
-        if self._pending_timer:
-            self._pending_timer.cancel()
-            self._pending_timer = None
-        self._fail(family, failure)
-        self._process_input()
-
-    def _resume(self, outcome: Outcome) -> None:
+    def _resume(self, outcome: Outcome | CommandFailed) -> None:
+        """The running command goes on after a wait or its data: with its outcome, or failed."""
         self.mode = HostMode.COMMAND
-        if self._apply(outcome):
+        if isinstance(outcome, CommandFailed):
+            self._fail(COMMANDS[self._current_call.name].family, outcome)
+        elif self._apply(outcome):
             self._run_calls()
         self._process_input()
 
@@ -639,6 +631,19 @@ class Modem:
         if outcome is not None:
             self._end_sink()
             self._resume(outcome)
+        elif consumed:
+            self._arm_sink_timer(sink)  # a sink's deadline may move with its data (AT+QFUPL's does)
+
+    def _arm_sink_timer(self, sink) -> None:
+        deadline = sink.deadline()
+        timer = self._sink_timer
+        if timer is not None:
+            if timer.deadline == deadline:
+                return
+            timer.cancel()
+            self._sink_timer = None
+        if deadline is not None:
+            self._sink_timer = self.call_at(deadline, self._sink_expired)
 
     def _end_sink(self) -> None:
         self._sink = None

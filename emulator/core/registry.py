@@ -60,13 +60,15 @@ class Reply:
 class DataSink(Protocol):
     """Receives the raw bytes the host sends after a prompt or CONNECT."""
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, "Outcome | None"]:
-        """Take bytes; return how many were consumed and, once the data is complete, the outcome."""
+    def feed(self, modem: "Modem", data: bytes) -> tuple[int, "Outcome | CommandFailed | None"]:
+        """Take bytes; return how many were consumed and, once the data is complete, the outcome
+        (a ``CommandFailed`` ends the command as if its handler had raised it)."""
 
     def deadline(self) -> float | None:
-        """When the data entry times out (absolute, modem time), or None."""
+        """When the data entry times out (absolute, modem time), or None; read again after each
+        feed, so it may move with the data."""
 
-    def expire(self, modem: "Modem") -> "Outcome":
+    def expire(self, modem: "Modem") -> "Outcome | CommandFailed":
         """The outcome when the deadline passes."""
 
 
