@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from emulator.core import events as ev
@@ -88,9 +88,6 @@ class SslSettings:
     ignoremulticertchainverify: int = 0
     ignoreinvalidcertsign: int = 0
     session_cache: int = 0
-
-    def copy(self) -> "SslSettings":
-        return SslSettings(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
 class OpenFailed(Exception):
@@ -233,7 +230,7 @@ class SslClient:
             # chosen: the module tries to use the context and reports that it cannot (561); the
             # SSL note's chapter 4 tells the host to check AT+QIACT? first for this reason.
             raise OpenFailed(ERR_OPEN_PDP, f"PDP context {pdp_ctx} is not active")
-        settings = self.family.contexts[ssl_ctx].copy()
+        settings = replace(self.family.contexts[ssl_ctx])  # as they are now, at open time
         self.pdp_ctx, self.ssl_ctx, self.address, self.remote_port = pdp_ctx, ssl_ctx, address, port
         self.remote_ip, self.local_port = address, 0
         self.access_mode = access_mode
@@ -386,9 +383,17 @@ class SslClient:
         if self.access_mode == DIRECT_PUSH:
             self.push_pending()
         elif not self.recv_reported:
-            self.recv_reported = True
-            self.modem.emit_urc(f'+QSSLURC: "recv",{self.client_id}')
+            self._report_recv()
         self._pause_if_full()
+
+    def _report_recv(self) -> None:
+        """Buffer access mode's "recv" (SSL note 2.3.1), once until the buffer has been emptied."""
+        self.recv_reported = True
+        self.modem.emit_urc(f'+QSSLURC: "recv",{self.client_id}')
+
+    def _report_closed(self) -> None:
+        """SSL note 2.3.2."""
+        self.modem.emit_urc(f'+QSSLURC: "closed",{self.client_id}')
 
     def _pause_if_full(self) -> None:
         if not self.reading_paused and len(self.received) >= self.limits.recv_buffer and self.conn_id:
@@ -425,7 +430,7 @@ class SslClient:
             modem.emit_urc(f'+QSSLURC: "recv",{self.client_id},{len(chunk)}'.encode(), chunk)
         if self.closed_to_report and not (self.access_mode == DIRECT_PUSH and self.received):
             self.closed_to_report = False
-            modem.emit_urc(f'+QSSLURC: "closed",{self.client_id}')
+            self._report_closed()
         self._resume_if_room()
 
     # --- sending (SSL note 2.2.3) ---------------------------------------------------------------
@@ -468,7 +473,7 @@ class SslClient:
             self.closed_to_report = True
             self.push_pending()
             return
-        self.modem.emit_urc(f'+QSSLURC: "closed",{self.client_id}')
+        self._report_closed()
 
     def close(self, timeout: float) -> Reply | None:
         """AT+QSSLCLOSE. Returns the reply now, or None when the command waits for the peer."""
@@ -550,7 +555,7 @@ class SslClient:
             if self.closed_to_report:
                 # Its closed URC was waiting behind direct push data for an idle port; the data
                 # goes with the socket, the URC must not.
-                self.modem.emit_urc(f'+QSSLURC: "closed",{self.client_id}')
+                self._report_closed()
             self._release()
 
     # --- transparent mode (SSL note 1.4, 3.5) ---------------------------------------------------
@@ -573,8 +578,7 @@ class SslClient:
             self.push_pending()
         elif self.received and not self.recv_reported:
             # Data that was waiting to be pushed now waits to be read: say so, once.
-            self.recv_reported = True
-            self.modem.emit_urc(f'+QSSLURC: "recv",{self.client_id}')
+            self._report_recv()
         return Reply()
 
     def state_line(self) -> bytes:
