@@ -79,8 +79,7 @@ class _Connection(asyncio.Protocol):
         self.closed_reported = False
         self.closing = False
         self.stalled = False
-        self.stalled_out = bytearray()
-        self.eof_after_stall = False
+        self.stalled_out: list[bytes] = []  # what a stall holds back, the FIN marker included, in order
         self.inbound = _Delay(net, self._deliver)
         self.outbound = _Delay(net, self._write_now)
 
@@ -97,9 +96,7 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
             return
         if self.stalled:
-            if data is EOF:
-                self.eof_after_stall = True
-            self.stalled_out += data
+            self.stalled_out.append(data)
             return
         if data is EOF:
             if self.transport.can_write_eof():
@@ -267,12 +264,9 @@ class Network:
         if not conn.stalled or conn.transport is None or conn.transport.is_closing():
             return
         conn.stalled = False
-        held, conn.stalled_out = bytes(conn.stalled_out), bytearray()
-        if held:
-            conn._write_now(held)
-        if conn.eof_after_stall:
-            conn.eof_after_stall = False
-            conn._write_now(EOF)
+        held, conn.stalled_out = conn.stalled_out, []
+        for chunk in held:
+            conn._write_now(chunk)
         if conn.conn_id not in self.paused_by_core and not self.host_backpressure:
             conn.transport.resume_reading()
 
