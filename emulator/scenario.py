@@ -22,6 +22,7 @@ Triggers (``when``), exactly one kind each:
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from emulator.control import OPERATIONS, ControlError
 
 if TYPE_CHECKING:
     from emulator.shell.runner import ModemRunner
+
+log = logging.getLogger(__name__)
 
 TRIGGER_KINDS = ("at", "command", "urc", "result", "received_bytes")
 
@@ -181,7 +184,4 @@ class ScenarioPlayer:
         try:
             self.runner.controller.invoke(fault.operation, dict(fault.args))
         except ControlError as exc:
-            import logging
-
-            logging.getLogger(__name__).warning("scenario %s: %s did not apply: %s",
-                                                self.scenario.name, fault.operation, exc)
+            log.warning("scenario %s: %s did not apply: %s", self.scenario.name, fault.operation, exc)

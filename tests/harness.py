@@ -95,3 +95,33 @@ def no_internal_errors():
     finally:
         logger.removeHandler(catch)
     assert not records, [r.getMessage() for r in records]
+
+
+def complete_lines(command_bytes: bytes, limit: int) -> int:
+    """How many complete command lines ``command_bytes`` hold by the README's editing rules, each of
+    which gets exactly one final result: CR ends a line, an LF at its start is dropped, BS/DEL erase,
+    an empty line gets nothing, an overlong one ERROR, ``A/`` repeats the last line."""
+    count = 0
+    line = bytearray()
+    overflow = False
+    for b in command_bytes:
+        if b == 0x0A and not line:
+            continue
+        if b == 0x0D:
+            if overflow or bytes(line).lstrip(b" \x00"):
+                count += 1
+            line.clear()
+            overflow = False
+        elif b in (0x08, 0x7F):
+            if line and not overflow:
+                line.pop()
+        elif overflow:
+            continue
+        elif b == ord("/") and line in (b"A", b"a"):
+            count += 1
+            line.clear()
+        elif len(line) >= limit:
+            overflow = True
+        else:
+            line.append(b)
+    return count

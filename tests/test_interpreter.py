@@ -19,7 +19,7 @@ from emulator.core.parser import Arg, CommandCall, Form, SyntaxProblem, parse_co
 from emulator.core.registry import COMMANDS, CommandSpec, Pending, ok
 from emulator.core.results import CME_TEXTS, ERROR as ERROR_RESULT, OK as OK_RESULT, CmeError, FinalResult, encode_block
 from emulator.profile import BootUrc, available_profiles, load_profile
-from tests.harness import CoreHarness, no_internal_errors
+from tests.harness import CoreHarness, complete_lines, no_internal_errors
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -846,34 +846,7 @@ def line_strategy(pieces: list[bytes], alphabet: bytes):
 
 def expected_finals(lines: list[bytes], limit: int) -> int:
     """How many final results the README's editing rules give for ``lines`` (each sent with CR)."""
-    count = 0
-    line = bytearray()
-    overflow = False
-    for raw in lines:
-        for b in raw + b"\r":
-            if b == 0x0A and not line:
-                continue
-            if b == 0x0D:
-                if overflow or bytes(line).lstrip(b" \x00"):
-                    count += 1
-                line.clear()
-                overflow = False
-                continue
-            if b in (0x08, 0x7F):
-                if line and not overflow:
-                    line.pop()
-                continue
-            if overflow:
-                continue
-            if b == ord("/") and line in (b"A", b"a"):
-                count += 1
-                line.clear()
-                continue
-            if len(line) >= limit:
-                overflow = True
-                continue
-            line.append(b)
-    return count
+    return complete_lines(b"".join(raw + b"\r" for raw in lines), limit)
 
 
 @settings(max_examples=100, deadline=None)

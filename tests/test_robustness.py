@@ -37,7 +37,7 @@ from emulator.core import events as ev
 from emulator.core.escape import EscapeDetector
 from emulator.core.modem import HostMode
 from tests.core_network import SimulatedNetwork, server_context
-from tests.harness import CoreHarness, no_internal_errors
+from tests.harness import CoreHarness, complete_lines, no_internal_errors
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 
@@ -133,34 +133,6 @@ FUZZ_INPUT = st.lists(st.tuples(FUZZ_PIECE, st.booleans()), min_size=6, max_size
         st.lists(st.tuples(st.integers(0, sum(len(p) for p, _ in pieces)), FUZZ_EVENT), max_size=10)))
 
 
-def complete_lines(command_bytes: bytes, limit: int) -> int:
-    """How many complete command lines ``command_bytes`` hold by the README's editing rules, each of
-    which gets exactly one final result: CR ends a line, an LF at its start is dropped, BS/DEL erase,
-    an empty line gets nothing, an overlong one ERROR, ``A/`` repeats the last line."""
-    count = 0
-    line = bytearray()
-    overflow = False
-    for b in command_bytes:
-        if b == 0x0A and not line:
-            continue
-        if b == 0x0D:
-            if overflow or bytes(line).lstrip(b" \x00"):
-                count += 1
-            line.clear()
-            overflow = False
-        elif b in (0x08, 0x7F):
-            if line and not overflow:
-                line.pop()
-        elif overflow:
-            continue
-        elif b == ord("/") and line in (b"A", b"a"):
-            count += 1
-            line.clear()
-        elif len(line) >= limit:
-            overflow = True
-        else:
-            line.append(b)
-    return count
 
 
 def record_command_bytes(modem) -> bytearray:
