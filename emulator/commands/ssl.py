@@ -32,6 +32,7 @@ from emulator.core.registry import (
     command,
     int_arg,
     ok,
+    require_form,
     str_arg,
 )
 from emulator.core.results import ERROR, SEND_FAIL, SEND_OK
@@ -161,8 +162,7 @@ def ssl_config(modem: "Modem", call: CommandCall) -> Reply:
     ids = _range(len(contexts))
     if call.form is Form.TEST:
         return ok(*(f'+QSSLCFG: "{name}",{ids},{SETTINGS[name].offered()}' for name in TEST_FORM_ORDER))
-    if call.form is not Form.WRITE:
-        raise _invalid()
+    require_form(call, Form.WRITE)
     name = _text(call, 0).lower()
     setting = SETTINGS.get(name)
     if setting is None:
@@ -194,8 +194,7 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
     if call.form is Form.TEST:
         return ok(f"+QSSLOPEN: {_range(limits.pdp_contexts, 1)},{_range(limits.ssl_contexts)},"
                   f"{_range(limits.clients)},<serveraddr>,<server_port>,(0-2)")
-    if call.form is not Form.WRITE:
-        raise _invalid()
+    require_form(call, Form.WRITE)
     _at_most(call, 6)
     pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
     ssl_ctx = _int(call, 1, 0, limits.ssl_contexts - 1)
@@ -286,8 +285,7 @@ def ssl_send(modem: "Modem", call: CommandCall) -> Outcome:
     limits = modem.profile.limits
     if call.form is Form.TEST:
         return ok(f"+QSSLSEND: {_range(limits.clients)},(1-{limits.send_max})")
-    if call.form is not Form.WRITE:
-        raise _invalid()
+    require_form(call, Form.WRITE)
     _at_most(call, 2)
     client = _connected_client(modem, call)
     length = _int(call, 1, 1, limits.send_max) if len(call.args) > 1 else None
@@ -306,8 +304,7 @@ def ssl_receive(modem: "Modem", call: CommandCall) -> Reply:
     limits = modem.profile.limits
     if call.form is Form.TEST:
         return ok(f"+QSSLRECV: {_range(limits.clients)},(0-{limits.recv_max})")
-    if call.form is not Form.WRITE:
-        raise _invalid()
+    require_form(call, Form.WRITE)
     _at_most(call, 2)
     client = _family(modem).client(_int(call, 0, 0, limits.clients - 1))
     length = _int(call, 1, 0, limits.recv_max, default=limits.recv_max)
@@ -335,8 +332,7 @@ def ssl_close(modem: "Modem", call: CommandCall) -> Outcome:
     limits = modem.profile.limits
     if call.form is Form.TEST:
         return ok(f"+QSSLCLOSE: {_range(limits.clients)},(0-65535)")
-    if call.form is not Form.WRITE:
-        raise _invalid()
+    require_form(call, Form.WRITE)
     _at_most(call, 2)
     family = _family(modem)
     client = family.client(_int(call, 0, 0, limits.clients - 1))
@@ -375,8 +371,7 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
     limits = modem.profile.limits
     if call.form is Form.TEST:
         return ok(f"+QISWTMD: {_range(limits.clients)},(0-2)")
-    if call.form is not Form.WRITE:
-        raise _invalid()
+    require_form(call, Form.WRITE)
     _at_most(call, 2)
     mode = _int(call, 1, BUFFER, TRANSPARENT)
     client = _connected_client(modem, call)
