@@ -16,6 +16,7 @@ into plaintext and back. What the module's SSL settings mean for OpenSSL is deci
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
@@ -94,18 +95,13 @@ def usable_cipher_suites() -> list[int]:
     return [code for code in CIPHER_SUITES if _openssl_knows(CIPHER_SUITES[code][1])]
 
 
-_known: dict[str, bool] = {}
-
-
+@functools.cache
 def _openssl_knows(name: str) -> bool:
-    if name not in _known:
-        context = SSL.Context(SSL.TLS_METHOD)
-        try:
-            context.set_cipher_list(f"{name}:@SECLEVEL=0".encode())
-            _known[name] = True
-        except SSL.Error:
-            _known[name] = False
-    return _known[name]
+    try:
+        SSL.Context(SSL.TLS_METHOD).set_cipher_list(f"{name}:@SECLEVEL=0".encode())
+    except SSL.Error:
+        return False
+    return True
 
 
 def suite_label(code: int) -> str:
