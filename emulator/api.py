@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
+from emulator.control import Controller
 from emulator.profile import DEFAULT_PROFILE, load_profile
 from emulator.shell.runner import ModemRunner
 
@@ -73,7 +74,7 @@ class Emulator:
         self._stopped = asyncio.Event()
         try:
             self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                      trace=self.trace, scenario=self.scenario)
+                                      trace=self.trace, scenario=self.scenario, control=Controller)
             self.runner.on_booted = self._booted.set
             self.runner.start()
             if self.keylog is not None:

@@ -121,6 +121,7 @@ class RunOptions:
 
 
 async def _serve(o: RunOptions) -> None:
+    from emulator.control import Controller
     from emulator.shell.control_socket import ControlServer
     from emulator.shell.rfc2217 import Rfc2217Host
     from emulator.shell.runner import ModemRunner
@@ -140,7 +141,7 @@ async def _serve(o: RunOptions) -> None:
             modem_link = _nth(o.count, index, o.link)
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
             runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
-                                 modem_index=index, scenario=scenario)
+                                 modem_index=index, scenario=scenario, control=Controller)
             control = ControlServer(_nth(o.count, index, o.control), runner)
             try:
                 runner.start()

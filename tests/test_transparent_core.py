@@ -323,7 +323,7 @@ def test_a_random_stream_survives_any_sequence_of_switches(steps, seed):
                 assert escape(h) == OK
                 mode = "buffer"
             if target == "transparent":
-                out = h.command("ATO") if h.modem.network["ssl"].last_transparent else h.command("AT+QISWTMD=4,2")
+                out = h.command("ATO") if h.modem.families["ssl"].last_transparent else h.command("AT+QISWTMD=4,2")
                 assert out.startswith(CONNECT)
                 got_by_host += out[len(CONNECT):]
             elif target != mode:

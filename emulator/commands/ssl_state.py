@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from emulator.core import events as ev
 from emulator.core.escape import EscapeDetector
-from emulator.core.registry import CommandFailed, Reply
-from emulator.core.results import CONNECT, NO_CARRIER, OK
+from emulator.core.registry import CommandFailed, FamilyState, Reply
+from emulator.core.results import CONNECT, NO_CARRIER, OK, FinalResult, QiError
 from emulator.core.tls import (
     ContextSettings,
     TlsClient,
@@ -42,20 +42,9 @@ log = logging.getLogger(__name__)
 # Access modes (SSL note 2.2.2 <access_mode>).
 BUFFER, DIRECT_PUSH, TRANSPARENT = 0, 1, 2
 
-# Result codes of SSL note chapter 5 that the SSL commands give.
-ERR_UNKNOWN = 550
-ERR_INVALID_PARAMETER = 552
-ERR_SOCKET_IN_USE = 563
-ERR_DNS = 565
-ERR_CONNECT = 566  # connect, handshake and certificate failures alike (REFERENCE.md, seen)
-ERR_SOCKET_CLOSED = 567
-ERR_TIMEOUT = 569
-ERR_PDP_BROKEN = 570
-ERR_CANCEL_SEND = 571
-ERR_NOT_ALLOWED = 572
-ERR_OPEN_PDP = 561
-
-CONNECT_FAILURES = {"dns": ERR_DNS, "refused": ERR_CONNECT, "unreachable": ERR_CONNECT, "timeout": ERR_TIMEOUT}
+# How each way a connection attempt fails is reported (SSL note chapter 5).
+CONNECT_FAILURES = {"dns": QiError.DNS_FAILED, "refused": QiError.CONNECT_FAILED,
+                    "unreachable": QiError.CONNECT_FAILED, "timeout": QiError.TIMEOUT}
 
 # Below this share of the buffer limit a paused client reads from the server again.
 RESUME_FRACTION = 0.5
@@ -93,13 +82,13 @@ class SslSettings:
 class OpenFailed(Exception):
     """An open that fails before any network work; ``code`` is the chapter 5 result code."""
 
-    def __init__(self, code: int, why: str):
+    def __init__(self, code: QiError, why: str):
         super().__init__(why)
         self.code = code
 
 
-class SslFamily:
-    """``modem.network["ssl"]``: every SSL context and client of one module."""
+class SslFamily(FamilyState):
+    """``modem.families["ssl"]``: every SSL context and client of one module."""
 
     def __init__(self, modem: "Modem"):
         self.modem = modem
@@ -111,9 +100,7 @@ class SslFamily:
         self._openssl: dict[int, tuple[ContextSettings, object]] = {}
         self.sessions: dict[tuple[int, str, int], object] = {}
         self.last_transparent: SslClient | None = None  # what ATO returns to (SSL note 1.4)
-        modem.reset_hooks.append(self._power_off)
-        modem.idle_hooks.append(self.push_pending)
-        pdp = modem.network.get("pdp")
+        pdp = modem.families.get("pdp")
         if pdp is not None:
             pdp.listeners.append(self._pdp_down)
 
@@ -130,10 +117,9 @@ class SslFamily:
         return client.conn_id if client.state is not ClientState.INITIAL else None
 
     def set_send_buffer_full(self, client_id: int, full: bool) -> None:
-        from emulator.control import ControlError
-
+        """A fault: the client's send buffer reads full (True) or as it is (False)."""
         if not 0 <= client_id < len(self.clients):
-            raise ControlError(f"no client {client_id}")
+            raise LookupError(f"no client {client_id}")
         self.clients[client_id].send_buffer_forced_full = full
 
     def resume_online(self) -> Reply | None:
@@ -143,7 +129,7 @@ class SslFamily:
             return None
         return client.enter_transparent()
 
-    def push_pending(self) -> None:
+    def port_idle(self) -> None:
         """Direct push data and the closed URCs queued behind it, now that the port is idle."""
         # This runs after every command line; most clients have nothing waiting, and skipping
         # them here (the same test SslClient.push_pending makes, inlined) is a fifth of an AT
@@ -165,7 +151,7 @@ class SslFamily:
         if self.modem.keylog is not None:
             self.modem.keylog(line)
 
-    def _power_off(self) -> None:
+    def power_off(self) -> None:
         for client in self.clients:
             client.drop_silently()
 
@@ -224,12 +210,12 @@ class SslClient:
         """Start connecting; the result comes later (URC, or CONNECT/ERROR in transparent mode).
         Raises OpenFailed when the attempt cannot even start."""
         if self.state is not ClientState.INITIAL:
-            raise OpenFailed(ERR_SOCKET_IN_USE, f"client {self.client_id} is in use")
-        pdp = self.modem.network.get("pdp")
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
+        pdp = self.modem.families.get("pdp")
         if pdp is None or not pdp.is_active(pdp_ctx):
             # chosen: the module tries to use the context and reports that it cannot (561); the
             # SSL note's chapter 4 tells the host to check AT+QIACT? first for this reason.
-            raise OpenFailed(ERR_OPEN_PDP, f"PDP context {pdp_ctx} is not active")
+            raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
         settings = replace(self.family.contexts[ssl_ctx])  # as they are now, at open time
         self.pdp_ctx, self.ssl_ctx, self.address, self.remote_port = pdp_ctx, ssl_ctx, address, port
         self.remote_ip, self.local_port = address, 0
@@ -242,7 +228,7 @@ class SslClient:
         except TlsUnavailable as exc:
             self.state = ClientState.INITIAL
             log.warning("client %d: SSL context %d cannot be used: %s", self.client_id, ssl_ctx, exc)
-            raise OpenFailed(ERR_CONNECT, str(exc)) from None
+            raise OpenFailed(QiError.CONNECT_FAILED, str(exc)) from None
         self.conn_id = self.modem.new_conn_id(self._on_event)
         dns = pdp.dns_servers(pdp_ctx)
         self.modem.effect(ev.OpenTcp(self.conn_id, address, port, dns_servers=dns))
@@ -271,7 +257,7 @@ class SslClient:
         elif isinstance(event, ev.TcpConnectFailed):
             log.info("client %d: cannot connect to %s:%d (%s)", self.client_id, self.address,
                      self.remote_port, event.reason)
-            self._open_failed(CONNECT_FAILURES.get(event.reason, ERR_CONNECT), close=False)
+            self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
         elif isinstance(event, ev.TcpData):
             self._ciphertext(event.data)
         elif isinstance(event, ev.TcpClosed):
@@ -310,7 +296,7 @@ class SslClient:
         if self.state is ClientState.OPENING:
             log.warning("client %d: handshake with %s:%d took longer than negotiatetime (%d s)",
                         self.client_id, self.address, self.remote_port, self._settings.negotiatetime)
-            self._open_failed(ERR_TIMEOUT)
+            self._open_failed(QiError.TIMEOUT)
 
     def _ciphertext(self, data: bytes) -> None:
         if self.tls is None or self.state not in (ClientState.OPENING, ClientState.CONNECTED):
@@ -325,7 +311,7 @@ class SslClient:
             if self.state is ClientState.OPENING:
                 log.warning("client %d: TLS to %s:%d failed: %s", self.client_id, self.address,
                             self.remote_port, step.failure)
-                self._open_failed(ERR_CONNECT)
+                self._open_failed(QiError.CONNECT_FAILED)
             else:
                 log.warning("client %d: connection broken: %s", self.client_id, step.failure)
                 if step.plaintext:
@@ -357,15 +343,15 @@ class SslClient:
         else:
             self.modem.emit_urc(f"+QSSLOPEN: {self.client_id},0")
 
-    def _open_failed(self, code: int, close: bool = True) -> None:
+    def _open_failed(self, code: QiError, close: bool = True) -> None:
         if close:
             self._abort_connection()
         self._release()
         if self.opening_transparent:
             self.opening_transparent = False
-            self.modem.finish_pending(CommandFailed(qi_error=code))
+            self.modem.finish_pending(CommandFailed(code))
         else:
-            self.modem.emit_urc(f"+QSSLOPEN: {self.client_id},{code}")
+            self.modem.emit_urc(f"+QSSLOPEN: {self.client_id},{int(code)}")
 
     def _cancel_negotiation_timer(self) -> None:
         if self._negotiation_timer is not None:
@@ -452,7 +438,7 @@ class SslClient:
     def _tcp_closed(self, reset: bool) -> None:
         if self.state is ClientState.OPENING:
             log.info("client %d: %s closed the connection during the handshake", self.client_id, self.address)
-            self._open_failed(ERR_CONNECT, close=False)
+            self._open_failed(QiError.CONNECT_FAILED, close=False)
             return
         if self._close_waiting:
             self._finish_close()
@@ -543,7 +529,7 @@ class SslClient:
         "closing" for AT+QSSLCLOSE, its unread data still readable) or by AT+QIDEACT (the sockets
         are closed with it, each with its closed URC; REFERENCE.md)."""
         if self.state is ClientState.OPENING:
-            self._open_failed(ERR_PDP_BROKEN)
+            self._open_failed(QiError.PDP_BROKEN)
             return
         self._abort_connection()
         if self._close_waiting:
@@ -647,7 +633,7 @@ class TransparentSession:
 
     # ---------------------------------------------------------------------------------------------
 
-    def lost(self, result) -> None:
+    def lost(self, result: FinalResult) -> None:
         """The connection ended under the host: NO CARRIER, and command mode (SSL note 3.5)."""
         self._stop()
         # Bytes the host sent that still waited for room in the send buffer go with the connection;

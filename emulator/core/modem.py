@@ -27,20 +27,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
-import emulator.commands  # noqa: F401  (registers every command family)
 from emulator.core import events as ev
 from emulator.core.clock import ModuleClock
 from emulator.core.parser import CommandCall, SyntaxProblem, parse_command_line
 from emulator.core.registry import (
-    COMMANDS,
     AwaitData,
     CommandFailed,
+    CommandSet,
+    DataSink,
+    FamilyState,
     Outcome,
-    ParamError,
     Pending,
     Reply,
 )
-from emulator.core.results import ERROR, OK, CmeError, FinalResult, encode_block
+from emulator.core.results import ERROR, OK, CmeError, FinalResult, Refusal, encode_block
+from emulator.core.ufs import FileStore
 from emulator.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,6 @@ S_REGISTER_DEFAULTS = {0: 0, 3: 13, 4: 10, 5: 8, 6: 2, 7: 0, 8: 2, 10: 15}
 
 # Timers in the heap, cancelled ones included, above which call_at drops the cancelled ones.
 TIMERS_COMPACT_MIN = 64
-
-# Families whose commands answer plain ERROR and leave their code for AT+QIGETERROR
-# (REFERENCE.md "Boot and basics": TCP/IP and SSL commands).
-QI_ERROR_FAMILIES = {"pdp", "ssl"}
-QI_INVALID_PARAMETER = 552
-QI_UNKNOWN_ERROR = 550
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,10 +129,11 @@ class Timer:
 class Modem:
     """One emulated module. See the module docstring for the contract with the shell."""
 
-    def __init__(self, profile: Profile, files: Any, *, now: float, wall_clock: datetime | None = None,
-                 escape_guard: float = 1.0):
+    def __init__(self, profile: Profile, files: FileStore, *, commands: CommandSet, now: float,
+                 wall_clock: datetime | None = None, escape_guard: float = 1.0):
         self.profile = profile
-        self.files = files  # the UFS store (emulator.core.ufs); its backing is the shell's business
+        self.files = files  # the UFS store; its backing is the shell's business
+        self.commands = commands  # the command table and the families, handed in by the assembler
         self.escape_guard = escape_guard
         self.now = now
         self._wall_clock_at_boot = wall_clock or datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -179,26 +175,19 @@ class Modem:
         self._remaining_calls: list[CommandCall] = []
         self._current_call: CommandCall | None = None
         self._in_command = False  # a command line is being executed: URCs wait for its result
-        self._sink = None
+        self._sink: Any = None  # the DataSink while the mode is DATA
         self._sink_echo = True
         self._sink_timer: Timer | None = None
         self._pending: Pending | None = None
         self._pending_timer: Timer | None = None
         self._held_urcs: list[bytes] = []
-        self.reset_hooks: list[Callable[[], None]] = []
-        # Called whenever the port is back in command mode with nothing held (direct push data
-        # waits for that: it is a URC, and URCs never cut into a command's answer).
-        self.idle_hooks: list[Callable[[], None]] = []
-        self.network: dict[str, Any] = {}
-        self._make_network_state()
-
-    def _make_network_state(self) -> None:
-        """Per-family state objects (PDP contexts, SSL contexts and clients), built in the order the
-        families registered, so that a family may look up the ones registered before it."""
-        from emulator.commands import STATE_FACTORIES
-
-        for name, factory in STATE_FACTORIES.items():
-            self.network[name] = factory(self)
+        # Per-family state (PDP contexts, SSL contexts and clients), built anew at every power cycle.
+        self.families: dict[str, FamilyState] = {}
+        self.families = self.commands.build_states(self)
+        # The families that wait for an idle port (direct push data is a URC, and URCs never cut
+        # into a command's answer): only those that override the hook, as it runs after every line.
+        self._idle_hooks = [state.port_idle for state in self.families.values()
+                            if type(state).port_idle is not FamilyState.port_idle]
 
     def power_on(self, now: float) -> None:
         """Start the boot sequence: the profile's boot URCs at their times, RDY first."""
@@ -210,8 +199,9 @@ class Modem:
             self._booted()
             self.booted = True
             return
+        last_index = len(urcs) - 1
         for index, urc in enumerate(urcs):
-            def fire(text=urc.text, first=(index == 0), last=(index == len(urcs) - 1)) -> None:
+            def fire(text: str = urc.text, first: bool = index == 0, last: bool = index == last_index) -> None:
                 if boot != self.boot_count:
                     return
                 if first:
@@ -229,8 +219,8 @@ class Modem:
 
     def reboot(self) -> None:
         """A power cycle: every connection dropped, every setting back to its default, boot again."""
-        for hook in list(self.reset_hooks):
-            hook()
+        for state in list(self.families.values()):
+            self._guarded(state.power_off)
         self._timers.clear()
         self._event_handlers.clear()
         pending_input = bytes(self._input)
@@ -240,7 +230,7 @@ class Modem:
 
     # --- output ------------------------------------------------------------------------------
 
-    def write_host(self, data: bytes) -> None:
+    def write_host(self, data: bytes | bytearray) -> None:
         self._host_out += data
 
     def take_host_bytes(self) -> bytes:
@@ -288,7 +278,7 @@ class Modem:
             return
         while self._held_urcs:
             self.write_host(self._held_urcs.pop(0))
-        for hook in list(self.idle_hooks):
+        for hook in self._idle_hooks:
             self._guarded(hook)
 
     @property
@@ -515,7 +505,7 @@ class Modem:
         while self._remaining_calls:
             call = self._remaining_calls.pop(0)
             self._current_call = call
-            spec = COMMANDS.get(call.name)
+            spec = self.commands.commands.get(call.name)
             if spec is None:
                 self._remaining_calls.clear()
                 self._finish(ERROR)
@@ -527,29 +517,17 @@ class Modem:
                 return
             except Exception:
                 log.exception("internal error in %s", call.name)
-                self._fail(spec.family, CommandFailed(qi_error=QI_UNKNOWN_ERROR))
+                self._fail(spec.family, CommandFailed(Refusal.INTERNAL))
                 return
-            if spec.family in QI_ERROR_FAMILIES:
-                self.last_qi_error = 0
+            self.commands.family(spec.family).errors.succeeded(self)
             if not self._apply(outcome):
                 return
         self._finish(OK)
 
     def _fail(self, family: str, failure: CommandFailed) -> None:
+        """The line ends with the failure, shown as its family reports failures."""
         self._remaining_calls.clear()
-        if family in QI_ERROR_FAMILIES:
-            if failure.qi_error is not None:
-                self.last_qi_error = failure.qi_error
-            elif isinstance(failure, ParamError) or failure.cme is None:
-                self.last_qi_error = QI_INVALID_PARAMETER
-            self._finish(failure.result or ERROR)
-            return
-        if failure.result is not None:
-            self._finish(failure.result)
-        elif failure.cme is not None:
-            self._finish(CmeError(failure.cme))
-        else:
-            self._finish(ERROR)
+        self._finish(self.commands.family(family).errors.failed(self, failure.code))
 
     def _apply(self, outcome: Outcome) -> bool:
         """Show an outcome; True when the line may go on with its next command."""
@@ -609,7 +587,9 @@ class Modem:
         """The running command goes on after a wait or its data: with its outcome, or failed."""
         self.mode = HostMode.COMMAND
         if isinstance(outcome, CommandFailed):
-            self._fail(COMMANDS[self._current_call.name].family, outcome)
+            current = self._current_call
+            family = self.commands.commands[current.name].family if current is not None else ""
+            self._fail(family, outcome)
         elif self._apply(outcome):
             self._run_calls()
         self._process_input()
@@ -634,7 +614,7 @@ class Modem:
         elif consumed:
             self._arm_sink_timer(sink)  # a sink's deadline may move with its data (AT+QFUPL's does)
 
-    def _arm_sink_timer(self, sink) -> None:
+    def _arm_sink_timer(self, sink: DataSink) -> None:
         deadline = sink.deadline()
         timer = self._sink_timer
         if timer is not None:

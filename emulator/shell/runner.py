@@ -11,8 +11,9 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
+from emulator.commands import COMMAND_SET
 from emulator.core import events as ev
 from emulator.core.modem import Modem
 from emulator.core.ufs import DirectoryFileStore
@@ -55,13 +56,37 @@ class HostLink(Protocol):
     def close(self) -> None: ...
 
 
+class ControlInterface(Protocol):
+    """The control operations on one modem (``emulator.control.Controller``)."""
+
+    def invoke(self, name: str, raw_args: dict[str, Any]) -> Any: ...
+
+
+class CuePlayer(Protocol):
+    """Fires faults on cue (``emulator.scenario.ScenarioPlayer``)."""
+
+    def start(self) -> None: ...
+
+    def observe(self, kind: str, details: dict) -> None: ...
+
+    def fire_due(self) -> None: ...
+
+
+class Cues(Protocol):
+    """A scenario (``emulator.scenario.Scenario``): what plays it on a runner."""
+
+    def player(self, runner: "ModemRunner") -> CuePlayer: ...
+
+
 class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
-                 scenario=None):
+                 scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None):
         self.profile = profile
-        self.scenario = scenario  # emulator.scenario.Scenario: faults fired on cue
-        self.scenario_player = None
+        self.scenario = scenario  # faults fired on cue
+        self.scenario_player: CuePlayer | None = None
+        self._make_controller = control
+        self.controller: ControlInterface | None = None
         self.trace_path = trace
         self.modem_index = modem_index
         self.tracer: Tracer | None = None
@@ -92,20 +117,17 @@ class ModemRunner:
 
     def start(self) -> None:
         """Open the host side and power the modem on; call on the running loop."""
-        from emulator.control import Controller
-
         loop = self.loop = asyncio.get_running_loop()
         if self.trace_path is not None:
             self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
         self.network = Network(self.on_network_event, on_effect=self._trace_effect)
-        self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), now=loop.time(),
+        self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), commands=COMMAND_SET, now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
         self.modem.observer = self._observe
-        self.controller = Controller(self)
+        if self._make_controller is not None:
+            self.controller = self._make_controller(self)
         if self.scenario is not None:
-            from emulator.scenario import ScenarioPlayer
-
-            self.scenario_player = ScenarioPlayer(self, self.scenario)
+            self.scenario_player = self.scenario.player(self)
             self.scenario_player.start()
         self.host.start(self)
         self.modem.power_on(loop.time())
