@@ -2,6 +2,11 @@
 
 import pytest
 
+from emulator.core import lifecycle
+
+# An illegal state transition in the emulator fails the test that caused it.
+lifecycle.strict = True
+
 # What one unit of --robustness-scale may take, per test (pytest-timeout's limit is scaled with it).
 ROBUSTNESS_TIMEOUT_PER_SCALE = 120
 

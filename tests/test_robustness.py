@@ -762,7 +762,7 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
                 next_drop += 400
             # Timers of closed connections (a handshake's negotiatetime, a close's timeout) must
             # not pile up until their deadlines: the heap follows the live ones, not the cycles.
-            assert len(modem._timers) <= 256, f"{len(modem._timers)} timers after {soak.cycles} cycles"
+            assert len(modem.timers) <= 256, f"{len(modem.timers)} timers after {soak.cycles} cycles"
 
     with no_internal_errors():
         run_until(cycles - traced)  # every cache and pool at its working size before measuring
@@ -776,7 +776,7 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
     assert modem._event_handlers == {}
     assert all(client.state == 0 and not client.received for client in modem.families["ssl"].clients)
     soak.h.advance(301.0)
-    assert modem.next_deadline() is None and modem._timers == []
+    assert modem.next_deadline() is None and len(modem.timers) == 0
     # A leak of one small object per cycle shows as tens of kilobytes here.
     assert grown < 48 * 1024, f"the emulator's memory grew by {grown} bytes over {traced} cycles"
 
@@ -1056,7 +1056,7 @@ def resources(emulator: Emulator) -> dict:
             "connections": len(network.connections),
             "connections opening": len(network._opening),
             "connections paused": len(network.paused_by_core),
-            "live modem timers": sum(1 for _, _, timer in modem._timers if not timer.cancelled),
+            "live modem timers": sum(1 for timer in modem.timers if not timer.cancelled),
             "connection handlers": len(modem._event_handlers),
         }
 

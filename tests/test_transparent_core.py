@@ -254,7 +254,7 @@ def test_a_second_transparent_open_takes_the_port_the_first_stays_buffered(hn):
     escape(h)
     assert h.command("AT+QSSLSTATE") .count(b",0,\"usbmodem\"") == 2
     assert h.command("ATO") == CONNECT  # back to the one that left last
-    assert h.modem.online.client.client_id == 2
+    assert h.modem.online.socket.client_id == 2
 
 
 def test_host_bytes_wait_while_the_server_does_not_take_them(hn):

@@ -17,6 +17,7 @@ from emulator.commands.ssl_state import (
     SslClient,
     SslFamily,
 )
+from emulator.core.sockets import AccessMode
 from emulator.core.parser import Arg, CommandCall, Form
 from emulator.core.registry import (
     AwaitData,
@@ -205,7 +206,7 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
         raise _invalid()
     client = family.client(client_id)
     try:
-        client.open(pdp_ctx, ssl_ctx, address, port, access_mode)
+        client.open_tls(pdp_ctx, ssl_ctx, address, port, AccessMode(access_mode))
     except OpenFailed as failure:
         if failure.code is QiError.SOCKET_IN_USE or access_mode == TRANSPARENT:
             raise CommandFailed(failure.code) from None
@@ -374,5 +375,5 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
     _at_most(call, 2)
     mode = _int(call, 1, BUFFER, TRANSPARENT)
     client = _connected_client(modem, call)
-    return client.switch_mode(mode)
+    return client.switch_mode(AccessMode(mode))
 

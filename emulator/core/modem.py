@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import heapq
 import itertools
 import logging
 import re
@@ -29,7 +28,9 @@ from typing import Any, Callable, Protocol
 
 from emulator.core import events as ev
 from emulator.core.clock import ModuleClock
+from emulator.core.lifecycle import Transitions
 from emulator.core.parser import CommandCall, SyntaxProblem, parse_command_line
+from emulator.core.timers import Timer, TimerHeap
 from emulator.core.registry import (
     AwaitData,
     CommandFailed,
@@ -53,9 +54,6 @@ LF = 0x0A  # ignored at the start of a line (the LF of a CR LF pair) unless it i
 # a command line, S4 follows S3 in every header and trailer, S5 erases (V.250 6.2.1 - 6.2.3).
 S_REGISTER_DEFAULTS = {0: 0, 3: 13, 4: 10, 5: 8, 6: 2, 7: 0, 8: 2, 10: 15}
 
-# Timers in the heap, cancelled ones included, above which call_at drops the cancelled ones.
-TIMERS_COMPACT_MIN = 64
-
 
 @functools.lru_cache(maxsize=None)
 def _plain_run(terminator: int, erase: int) -> re.Pattern[bytes]:
@@ -70,6 +68,19 @@ class HostMode(enum.Enum):
     BUSY = "busy"
     DATA = "data"
     ONLINE = "online"
+
+
+# Every change of host mode; a power cycle starts again at BOOTING.
+HOST_MODES = Transitions("host mode", {
+    (HostMode.BOOTING, "booted"): HostMode.COMMAND,  # RDY is out
+    (HostMode.COMMAND, "line_done"): HostMode.COMMAND,  # a final result
+    (HostMode.COMMAND, "wait"): HostMode.BUSY,  # a handler returned Pending
+    (HostMode.COMMAND, "take_data"): HostMode.DATA,  # a handler returned AwaitData
+    (HostMode.COMMAND, "connect"): HostMode.ONLINE,  # CONNECT with a session
+    (HostMode.BUSY, "resume"): HostMode.COMMAND,  # finish_pending, or the wait timed out
+    (HostMode.DATA, "resume"): HostMode.COMMAND,  # the data is complete, or timed out
+    (HostMode.ONLINE, "leave"): HostMode.COMMAND,  # +++, DTR, or the connection ended
+})
 
 
 @dataclass
@@ -114,18 +125,6 @@ class OnlineSession(Protocol):
         """Back to command mode, the connection closed (a DTR drop with AT&D2)."""
 
 
-class Timer:
-    __slots__ = ("deadline", "callback", "cancelled")
-
-    def __init__(self, deadline: float, callback: Callable[[], None]):
-        self.deadline = deadline
-        self.callback = callback
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
 class Modem:
     """One emulated module. See the module docstring for the contract with the shell."""
 
@@ -144,9 +143,7 @@ class Modem:
         self.observer: Callable[[str, dict], None] | None = None
         # Given each TLS key log line (NSS key log format) when the shell was asked to keep them.
         self.keylog: Callable[[bytes], None] | None = None
-        self._timers: list[tuple[float, int, Timer]] = []
-        self._timers_compact_above = TIMERS_COMPACT_MIN
-        self._timer_seq = itertools.count()
+        self.timers = TimerHeap()
         self._conn_ids = itertools.count(1)
         self._event_handlers: dict[int, Callable[[ev.NetworkEvent], None]] = {}
         self.dtr = True  # the host's DTR line (set_dtr): the host's, so a power cycle keeps it
@@ -205,7 +202,7 @@ class Modem:
                 if boot != self.boot_count:
                     return
                 if first:
-                    self.mode = HostMode.COMMAND
+                    self._mode_event("booted")
                 self.emit_urc(text)  # RDY goes out before anything the host sent while booting
                 if last:
                     self.booted = True
@@ -214,19 +211,22 @@ class Modem:
             self.call_at(now + urc.after_ms / 1000.0, fire)
 
     def _booted(self) -> None:
-        self.mode = HostMode.COMMAND
+        self._mode_event("booted")
         self._process_input()
 
     def reboot(self) -> None:
         """A power cycle: every connection dropped, every setting back to its default, boot again."""
         for state in list(self.families.values()):
             self._guarded(state.power_off)
-        self._timers.clear()
+        self.timers.clear()
         self._event_handlers.clear()
         pending_input = bytes(self._input)
         self._fresh_state()
         self._input.extend(pending_input)
         self.power_on(self.now)
+
+    def _mode_event(self, event: str) -> None:
+        self.mode = HOST_MODES.next(self.mode, event)
 
     # --- output ------------------------------------------------------------------------------
 
@@ -290,28 +290,18 @@ class Modem:
     # --- time --------------------------------------------------------------------------------
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(deadline, callback)
-        heapq.heappush(self._timers, (deadline, next(self._timer_seq), timer))
-        if len(self._timers) > self._timers_compact_above:
-            # A cancelled timer stays in the heap until it comes to the top; behind a live one (a
-            # handshake waiting up to negotiatetime) every connection's cancelled timers would pile
-            # up for minutes. Dropped whenever the heap has doubled: amortised O(1) per timer.
-            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
-            heapq.heapify(self._timers)
-            self._timers_compact_above = max(TIMERS_COMPACT_MIN, 2 * len(self._timers))
-        return timer
+        return self.timers.call_at(deadline, callback)
 
     def next_deadline(self) -> float | None:
-        while self._timers and self._timers[0][2].cancelled:
-            heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        return self.timers.next_deadline()
 
     def tick(self, now: float) -> None:
         self.now = now
-        while self._timers and self._timers[0][0] <= now:
-            _, _, timer = heapq.heappop(self._timers)
-            if not timer.cancelled:
-                self._guarded(timer.callback)
+        due = self.timers.pop_due
+        timer = due(now)
+        while timer is not None:
+            self._guarded(timer.callback)
+            timer = due(now)
 
     def _guarded(self, fn: Callable[[], None]) -> None:
         """Run ``fn``; a bug in one handler is logged and never stops the modem."""
@@ -543,13 +533,13 @@ class Modem:
             return True
         if isinstance(outcome, AwaitData):
             self.write_host(outcome.prompt)
-            self.mode = HostMode.DATA
+            self._mode_event("take_data")
             self._sink = outcome.sink
             self._sink_echo = outcome.echo
             self._arm_sink_timer(outcome.sink)
             return False
         if isinstance(outcome, Pending):
-            self.mode = HostMode.BUSY
+            self._mode_event("wait")
             self._pending = outcome
             if outcome.deadline is not None:
                 self._pending_timer = self.call_at(outcome.deadline, self._pending_expired)
@@ -566,16 +556,18 @@ class Modem:
         self._in_command = False
         if online is not None:
             self.online = online
-            self.mode = HostMode.ONLINE
+            self._mode_event("connect")
             self._guarded(lambda: online.entered(self))
             return
-        self.mode = HostMode.COMMAND
+        self._mode_event("line_done")
         self._flush_urcs()
 
     def finish_pending(self, outcome: Outcome | CommandFailed) -> None:
         """Complete the command that returned ``Pending``; the rest of its line runs after it. A
-        ``CommandFailed`` ends it (and its line) as a failure of its family, as if raised."""
-        if self.mode is not HostMode.BUSY:
+        ``CommandFailed`` ends it (and its line) as a failure of its family, as if raised. Only
+        while a command waits: anything else is an illegal transition."""
+        if not HOST_MODES.allows(self.mode, "resume") or self._pending is None:
+            HOST_MODES.next(self.mode, "finish_pending")  # raises in strict mode, else logs
             return
         self._pending = None
         if self._pending_timer:
@@ -585,7 +577,7 @@ class Modem:
 
     def _resume(self, outcome: Outcome | CommandFailed) -> None:
         """The running command goes on after a wait or its data: with its outcome, or failed."""
-        self.mode = HostMode.COMMAND
+        self._mode_event("resume")
         if isinstance(outcome, CommandFailed):
             current = self._current_call
             family = self.commands.commands[current.name].family if current is not None else ""
@@ -644,7 +636,7 @@ class Modem:
     def leave_online(self, result: FinalResult) -> None:
         """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed)."""
         self.online = None
-        self.mode = HostMode.COMMAND
+        self._mode_event("leave")
         self.write_host(self.result_bytes(result))
         self._flush_urcs()
         self._process_input()
