@@ -73,7 +73,7 @@ class SslFamily(SocketFamily):
         self.clients = [SslClient(self, client_id) for client_id in range(limits.clients)]
         self.contexts = [SslSettings() for _ in range(limits.ssl_contexts)]
         # One OpenSSL context per SSL context ID and settings: sessions resume only on the
-        # OpenSSL context that made them.
+        # OpenSSL context that made them (REFERENCE.md "TLS engines").
         self._openssl: dict[int, tuple[ContextSettings, SSL.Context]] = {}
         self.sessions: dict[tuple[int, str, int], SSL.Session | None] = {}
 
