@@ -112,7 +112,7 @@ class Option:
         return ",".join(shown)
 
     def set(self, config: MqttConfig, call: CommandCall) -> None:
-        values = []
+        values: list[tuple[str, int | str]] = []
         for offset, spec in enumerate(self.fields):
             index = 2 + offset
             if not _given(call, index):
