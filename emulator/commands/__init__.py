@@ -18,6 +18,7 @@ from emulator.commands import pdp  # noqa: F401
 from emulator.commands import files  # noqa: F401
 from emulator.commands import ssl  # noqa: F401
 from emulator.commands import mqtt  # noqa: F401
+from emulator.commands import http  # noqa: F401
 
 
 def _family_modules() -> list[ModuleType]:
