@@ -174,6 +174,7 @@ def test_error_codes_from_their_causes(host, http_server):
     set_url(host, f"{http_server.url}/status/404")
     assert said(host, "AT+QHTTPGET=80") == OK
     urc(host, "+QHTTPGET: 0,404,11")
+    assert read_body(host, 11) == b"status 404\n"  # (a GET while it still arrived would be 703, busy)
     assert said(host, 'AT+QHTTPCFG="contextid",2') == OK
     assert said(host, "AT+QHTTPGET=80") == b"\r\n+CME ERROR: 709\r\n"  # context 2 is not active
     assert said(host, 'AT+QHTTPCFG="contenttype",9') == b"\r\n+CME ERROR: 730\r\n"
