@@ -217,6 +217,7 @@ class Socket:
         self.family = family
         self.client_id = client_id
         self.phase = Phase.INITIAL
+        self.state = SocketState.INITIAL  # the phase as the state query shows it
         self.pdp_ctx = 0
         self.address = ""  # as the host gave it
         self.remote_ip = ""  # resolved, as the state query shows it (REFERENCE.md, seen)
@@ -240,15 +241,12 @@ class Socket:
         return self.modem.profile.limits
 
     @property
-    def state(self) -> SocketState:
-        return SHOWN_STATE[self.phase]
-
-    @property
     def online(self) -> "TransparentSession | None":
         return self.session
 
     def _to(self, event: str) -> None:
         self.phase = SOCKET_LIFECYCLE.next(self.phase, event)
+        self.state = SHOWN_STATE[self.phase]
 
     # --- what a family's socket gives ---------------------------------------------------------
 
