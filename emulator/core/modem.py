@@ -22,19 +22,20 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from emulator.core import events as ev
 from emulator.core.clock import ModuleClock
+from emulator.core.command_line import CommandLineRunner
+from emulator.core.data_entry import DataEntry
 from emulator.core.lifecycle import Transitions
 from emulator.core.line_editor import REJECTED, LineEditor
-from emulator.core.data_entry import DataEntry
-from emulator.core.command_line import CommandLineRunner
 from emulator.core.registry import (
     AwaitData,
     CommandFailed,
     CommandSet,
     FamilyState,
+    OnlineSession,
     Outcome,
     Pending,
     Reply,
@@ -96,24 +97,6 @@ class Settings:
     def factory(cls, profile: Profile) -> "Settings":
         d = profile.defaults
         return cls(echo=d.echo, verbose=d.verbose, cmee=d.cmee, dtr_mode=d.dtr_mode, urc_port=d.urc_port)
-
-
-class OnlineSession(Protocol):
-    """A connection in transparent transmission mode (SSL note 1.4; see the SSL family)."""
-
-    def entered(self, modem: "Modem") -> None:
-        """The port has just become this connection's (after CONNECT)."""
-
-    def ready_for_host(self) -> bool:
-        """False while the connection cannot take more: host bytes then wait in order."""
-
-    def feed_host(self, modem: "Modem", data: bytes) -> None: ...
-
-    def leave(self, modem: "Modem") -> None:
-        """Back to command mode, the connection kept (+++ or a DTR drop with AT&D1)."""
-
-    def hang_up(self, modem: "Modem") -> None:
-        """Back to command mode, the connection closed (a DTR drop with AT&D2)."""
 
 
 class Modem:
