@@ -140,7 +140,9 @@ class HttpTestServer:
             # finishes it holds up no one else.
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
                                                      do_handshake_on_connect=False)
-        self.host, self.port = self.server.server_address[:2]
+        bound = self.server.server_address
+        self.host: str = bound[0] if isinstance(bound[0], str) else bound[0].decode()
+        self.port: int = bound[1]
         self._thread: threading.Thread | None = None
 
     @property

@@ -11,6 +11,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from emulator.commands.ssl_state import ContextTls, SslFamily
+from emulator.core import events as ev
+from emulator.core.inbox import Inbox
 from emulator.core.results import QiError
 from emulator.core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
 from emulator.core.tls import TlsClient, TlsUnavailable
@@ -21,15 +23,56 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AppInbox(Inbox):
+    """An application stack takes what arrives itself (MQTT packets, an HTTP response): its inbox
+    holds no data, only the flow control, and hands the connection's end to the stack."""
+
+    socket: "AppSocket"
+
+    def closed_by_peer(self, pushing: bool) -> None:
+        self.socket.peer_closed()
+
+    def report_closed(self) -> None:
+        self.socket.peer_closed()
+
+    def push(self) -> None:
+        self.socket.resume_if_room()
+
+    def pause(self) -> None:
+        """Stop reading from the server until ``resume`` (the stack holds enough)."""
+        sock = self.socket
+        if not self.paused and sock.conn_id is not None:
+            self.paused = True
+            sock.modem.effect(ev.PauseReading(sock.conn_id))
+
+    def resume(self) -> None:
+        sock = self.socket
+        if self.paused:
+            self.paused = False
+            if sock.conn_id is not None and sock.is_open:
+                sock.modem.effect(ev.ResumeReading(sock.conn_id))
+
+
 class AppSocket(Socket):
     """A socket an application stack opens itself; ``family_name`` names it in the trace."""
 
     family_name = "app"
+    inbox: AppInbox
 
     def __init__(self, family, client_id: int):
         super().__init__(family, client_id)
+        self.inbox = AppInbox(self)
         self.tls_context: ContextTls | None = None
         self._negotiation_timer: Timer | None = None
+
+    # --- what the stack gives -------------------------------------------------------------------
+
+    def peer_closed(self) -> None:
+        """The server or the network ended the connection."""
+        raise NotImplementedError
+
+    def resume_if_room(self) -> None:
+        """The port is idle: read from the server again if the stack has room."""
 
     def open_on(self, pdp_ctx: int, address: str, port: int, ssl_ctx: int | None) -> None:
         """Start connecting, over TLS on SSL context ``ssl_ctx`` unless it is None. The outcome comes

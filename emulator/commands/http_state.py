@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 import h11
 
 from emulator.commands.app_sockets import AppSocket
-from emulator.core import events as ev
 from emulator.core.registry import CommandFailed
 from emulator.core.results import QiError, Refusal
 from emulator.core.sockets import OpenFailed, Phase, SocketFamily
@@ -158,10 +157,10 @@ class HttpSocket(AppSocket):
         self.modem.observe("received", client=self.client_id, family=self.family_name, size=len(data))
         self.family.from_server(data)
 
-    def _report_closed(self) -> None:
+    def peer_closed(self) -> None:
         self.family.server_closed()
 
-    def _resume_if_room(self) -> None:
+    def resume_if_room(self) -> None:
         self.family.resume_if_room()
 
     def pdp_down(self, by_network: bool) -> None:
@@ -308,18 +307,13 @@ class HttpFamily(SocketFamily):
             self.body_taker()
         response = self.response
         socket = self.socket
-        if response is not None and len(response.body) >= self.modem.profile.limits.recv_buffer \
-                and not socket.reading_paused and socket.conn_id is not None:
-            socket.reading_paused = True
-            self.modem.effect(ev.PauseReading(socket.conn_id))
+        if response is not None and len(response.body) >= self.modem.profile.limits.recv_buffer:
+            socket.inbox.pause()
 
     def resume_if_room(self) -> None:
-        socket = self.socket
         response = self.response
-        if socket.reading_paused and (response is None or len(response.body) < self.modem.profile.limits.recv_buffer // 2):
-            socket.reading_paused = False
-            if socket.conn_id is not None and socket.phase is not Phase.INITIAL:
-                self.modem.effect(ev.ResumeReading(socket.conn_id))
+        if response is None or len(response.body) < self.modem.profile.limits.recv_buffer // 2:
+            self.socket.inbox.resume()
 
     def take_body(self) -> bytes:
         response = self.response

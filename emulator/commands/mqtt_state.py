@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from emulator.commands import mqtt_codec as codec
 from emulator.commands.app_sockets import AppSocket
-from emulator.core import events as ev
 from emulator.core.results import QiError
 from emulator.core.sockets import Phase, SocketFamily
 
@@ -393,9 +392,7 @@ class MqttClient(AppSocket):
             # Every slot is full: the message waits here and the socket stops reading, so that the
             # broker holds the rest (nothing is dropped; TCP's flow control does the rest).
             self.waiting.append(message)
-            if not self.reading_paused and self.conn_id is not None:
-                self.reading_paused = True
-                self.modem.effect(ev.PauseReading(self.conn_id))
+            self.inbox.pause()
 
     def _store(self, message: Message) -> bool:
         for index, slot in enumerate(self.slots):
@@ -419,18 +416,16 @@ class MqttClient(AppSocket):
         if message is not None and self.waiting:
             self.slots[index] = self.waiting.pop(0)
             self.modem.emit_urc(f"+QMTRECV: {self.client_id},{index}")
-        self._resume_if_room()
+        self.resume_if_room()
         return message
 
-    def _resume_if_room(self) -> None:
-        if self.reading_paused and not self.waiting:
-            self.reading_paused = False
-            if self.conn_id is not None and self.phase is not Phase.INITIAL:
-                self.modem.effect(ev.ResumeReading(self.conn_id))
+    def resume_if_room(self) -> None:
+        if not self.waiting:
+            self.inbox.resume()
 
     # --- the connection going -----------------------------------------------------------------
 
-    def _report_closed(self) -> None:
+    def peer_closed(self) -> None:
         """The broker or the network ended the connection: +QMTSTAT, and the client is free again."""
         link = self.link
         code = link.stat_code if link is not None else Stat.CLOSED_BY_PEER
