@@ -30,7 +30,7 @@ class BrokerUnavailable(RuntimeError):
 def mosquitto_binary() -> str | None:
     named = os.environ.get("ECEMU_MOSQUITTO")
     if named:
-        return named
+        return named if os.access(named, os.X_OK) else None
     return shutil.which("mosquitto") or next(
         (path for path in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(path, os.X_OK)), None)
 
