@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 
@@ -93,10 +93,20 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     try:
         asyncio.run(_serve(options))
     finally:
+        _print_coverage(options.coverages)
         if temporary_ufs:
             shutil.rmtree(ufs_root, ignore_errors=True)
         if control_dir is not None:
             shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def _print_coverage(coverages: list) -> None:
+    """The coverage table of every modem of the run, on standard error, once a command came."""
+    from emulator.coverage import Coverage
+
+    total = Coverage.merged(coverages)
+    if total.seen:
+        click.echo("\n".join(total.render()), err=True)
 
 
 def _nth(count: int, index: int, path: Path | None) -> Path | None:
@@ -118,6 +128,15 @@ class RunOptions:
     trace: Path | None
     keylog: Path | None
     scenario: object = None
+    coverages: list = field(default_factory=list)  # emulator.coverage.Coverage, one per modem
+
+
+def _coverage_of(runner):
+    from emulator.coverage import Coverage
+
+    coverage = Coverage()
+    coverage.attach(runner.modem)
+    return coverage
 
 
 async def _serve(o: RunOptions) -> None:
@@ -149,6 +168,7 @@ async def _serve(o: RunOptions) -> None:
                 started.append(control)
             except (FileExistsError, OSError) as exc:
                 raise click.ClickException(str(exc)) from None
+            o.coverages.append(_coverage_of(runner))
             if keylog_file is not None:
                 runner.modem.keylog = lambda line, f=keylog_file: (f.write(line + b"\n"), f.flush())
             click.echo(f"port: {runner.host.address}")
@@ -255,13 +275,30 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
 
 
 @main.command()
-@click.argument("file", type=click.File("r"))
-def trace(file) -> None:
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="replace"))
+@click.option("--summary", is_flag=True,
+              help="Print the coverage table (each command, its count and results) instead of the transcript.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the session as a sequence diagram to this self-contained HTML file.")
+def trace(file, summary: bool, html_path: Path | None) -> None:
     """Print a session trace written with `ecemu run --trace` as a timed transcript."""
-    from emulator.shell.trace import render
+    from emulator.shell.trace import read_entries, render
 
-    for line in render(file):
-        click.echo(line)
+    if not summary and html_path is None:
+        for line in render(file):
+            click.echo(line)
+        return
+    entries = list(read_entries(file))
+    if summary:
+        from emulator.coverage import coverage_of_trace
+
+        for line in coverage_of_trace(entries).render():
+            click.echo(line)
+    if html_path is not None:
+        from emulator.trace_html import render_html
+
+        html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+        click.echo(f"html: {html_path}")
 
 
 @main.command()

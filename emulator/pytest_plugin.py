@@ -48,3 +48,37 @@ def ecemu_tls_server():
 
     with TlsEchoServer() as server:
         yield server
+
+
+# --- the coverage summary: what the tests' host code used of the modems the fixtures made ----
+
+_COVERAGES = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+    """Every emulator a fixture of this plugin yields is observed from then on."""
+    outcome = yield
+    if fixturedef.func.__module__ != __name__ or outcome.excinfo is not None:
+        return
+    from emulator.api import Emulator
+    from emulator.coverage import Coverage
+
+    value = outcome.get_result()
+    for emulator in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(emulator, Emulator):
+            coverage = Coverage()
+            emulator.call(lambda runner: coverage.attach(runner.modem))
+            request.config.stash.setdefault(_COVERAGES, []).append(coverage)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The coverage table (see ``emulator.coverage``), when the fixtures' modems saw a command."""
+    from emulator.coverage import Coverage
+
+    total = Coverage.merged(config.stash.get(_COVERAGES, []))
+    if not total.seen:
+        return
+    terminalreporter.write_sep("=", "ecemu coverage")
+    for line in total.render(title="commands the tests sent"):
+        terminalreporter.write_line(line)
