@@ -12,8 +12,9 @@ therefore counted on the line's last command: the observations do not say which 
 
 Lines the module refuses before any command runs (not starting with ``AT``, too long, ``A/`` with
 nothing to repeat) count as ``(refused line)``; lines that cannot be split into commands as
-``(unparsable line)``. A command whose line had no result yet when the session ended (or when the
-module restarted under it) shows ``no result``.
+``(unparsable line)``; past ``ROWS_MAX`` different commands, the rest as one row. A command whose
+line had no result yet when the session ended (or when the module restarted under it) shows
+``no result``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,16 @@ UNPARSABLE_LINE = "(unparsable line)"
 BARE_AT = "AT"
 _FORM_SUFFIX = {Form.EXEC: "", Form.READ: "?", Form.TEST: "=?", Form.WRITE: "="}
 _FORM_ORDER = {"": 0, "?": 1, "=?": 2, "=": 3}
+# Rows kept per table (commands; URC names, TLS events, faults each); a host sending ever new names
+# would otherwise grow it without end. What comes beyond counts in one row.
+ROWS_MAX = 500
+MORE_ROWS = "(more, not listed)"
+KNOWN_LINES_MAX = 1024  # lines remembered as split; beyond, the memory starts again
 _DETAIL_WIDTH = 60  # a TLS failure's reason is cut here in the summary
+
+
+def _count(counter: Counter, name: str) -> None:
+    counter[name if name in counter or len(counter) < ROWS_MAX else MORE_ROWS] += 1
 
 
 def _text(value: Any) -> str:
@@ -111,7 +121,10 @@ class Coverage:
         self.urcs: Counter = Counter()
         self.tls: Counter = Counter()
         self.faults: Counter = Counter()
-        self._open_line: list[Command] | None = None  # the line still waiting for its result
+        self._open_line: tuple[tuple[CommandUse, ...], int] | None = None  # waiting for its result
+        # What each line seen holds, and where it stops: drivers send the same lines again and
+        # again, and the table is kept while the module answers, so a line is split only once.
+        self._known_lines: dict[bytes | str, tuple[tuple[CommandUse, ...], int]] = {}
 
     # --- taking observations -----------------------------------------------------------------
 
@@ -119,16 +132,17 @@ class Coverage:
         if kind == "command":
             self._command_line(_text(details.get("line", "")))
         elif kind == "result":
-            self._result(_text(details.get("text", "")))
+            text = details.get("text", "")
+            self._result(text if isinstance(text, str) else _text(text))
         elif kind == "urc":
-            self.urcs[_urc_name(details.get("lines", ""))] += 1
+            _count(self.urcs, _urc_name(details.get("lines", "")))
         elif kind == "tls":
             event = _text(details.get("event", ""))
             if event == "failed" and details.get("detail"):
                 event = f"failed: {_text(details['detail'])[:_DETAIL_WIDTH]}"
-            self.tls[event] += 1
+            _count(self.tls, event)
         elif kind == "fault":
-            self.faults[_text(details.get("name", ""))] += 1
+            _count(self.faults, _text(details.get("name", "")))
 
     def attach(self, modem: Any) -> None:
         """Observe a running modem, after whatever observes it already (the trace, a scenario)."""
@@ -144,28 +158,41 @@ class Coverage:
     def _use(self, command: Command) -> CommandUse:
         use = self.uses.get(command.key)
         if use is None:
+            if len(self.uses) >= ROWS_MAX:
+                command = Command(MORE_ROWS, True)
+                use = self.uses.get(MORE_ROWS)
+                if use is not None:
+                    return use
             use = self.uses[command.key] = CommandUse(command)
         return use
 
-    def _command_line(self, line: str) -> None:
+    def _command_line(self, line: Any) -> None:
         self.lines += 1  # an earlier line still open never got its result: it keeps "no result"
-        commands = commands_of_line(line)
-        for command in commands:
-            self._use(command).count += 1
-        self._open_line = commands
+        if not isinstance(line, (bytes, str)):
+            line = str(line)
+        known = self._known_lines.get(line)
+        if known is None:
+            commands = commands_of_line(_text(line))
+            stop = next((i for i, c in enumerate(commands) if not c.implemented), len(commands) - 1)
+            known = (tuple(self._use(command) for command in commands), stop)
+            if len(self._known_lines) >= KNOWN_LINES_MAX:
+                self._known_lines.clear()
+            self._known_lines[line] = known
+        for use in known[0]:
+            use.count += 1
+        self._open_line = known
 
     def _result(self, text: str) -> None:
-        commands, self._open_line = self._open_line, None
-        if commands is None:
+        known, self._open_line = self._open_line, None
+        if known is None:
             use = self._use(Command(REFUSED_LINE, True))
             use.count += 1
             use.results[text] += 1
             self.lines += 1
             return
-        stop = next((i for i, c in enumerate(commands) if not c.implemented), len(commands) - 1)
-        for index, command in enumerate(commands):
-            outcome = "OK" if index < stop else text if index == stop else NOT_RUN
-            self._use(command).results[outcome] += 1
+        uses, stop = known
+        for index, use in enumerate(uses):
+            use.results["OK" if index < stop else text if index == stop else NOT_RUN] += 1
 
     # --- reading it --------------------------------------------------------------------------
 

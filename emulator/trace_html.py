@@ -285,7 +285,7 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
         previous = t
         modem = str(entry.get("modem", 0))
         badge = f' <span class="modem">#{esc(modem)}</span>' if several else ""
-        body = _row_body(kind_text, entry) if kind != "other" else _note(kind_text, entry)
+        body = _row_body(kind_text, entry)  # an unknown kind gets a note naming it, escaped
         rows.append(f'<div class="row" data-kind="{kind}" data-modem="{esc(modem)}">'
                     f'<div class="time mono">{t:.3f}{badge}<span class="delta">+{delta * 1000:.1f} ms</span></div>'
                     f'<div class="lanes">{body}</div></div>')

@@ -10,7 +10,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from emulator.coverage import NO_RESULT, NOT_RUN, REFUSED_LINE, UNPARSABLE_LINE, Coverage, coverage_of_trace
+from emulator.coverage import (MORE_ROWS, NO_RESULT, NOT_RUN, REFUSED_LINE, ROWS_MAX, UNPARSABLE_LINE, Coverage,
+                               coverage_of_trace)
 from emulator.shell.trace import read_entries
 from tests.harness import CoreHarness
 from tests.host import AtHost
@@ -136,6 +137,18 @@ def test_merged_adds_modems_up_and_a_trace_pairs_each_modem_s_lines_with_its_res
     assert results(coverage) == {"AT+CSQ": (1, {"OK": 1}, True), "AT+FOO": (1, {"ERROR": 1}, False)}
     assert coverage.urcs == {"RDY": 1}
     assert not Coverage().seen and coverage.seen
+
+
+def test_the_table_stays_bounded_whatever_names_a_host_sends():
+    coverage = Coverage()
+    for n in range(ROWS_MAX + 50):
+        coverage.observe("command", {"line": f"AT+X{n}".encode()})
+        coverage.observe("result", {"text": "ERROR"})
+        coverage.observe("urc", {"lines": [f"+U{n}: 1"]})
+    assert len(coverage.uses) == ROWS_MAX + 1 and len(coverage.urcs) == ROWS_MAX + 1
+    more = coverage.rows()[-1]
+    assert (more.command.key, more.count, dict(more.results)) == (MORE_ROWS, 50, {"ERROR": 50})
+    assert coverage.urcs[MORE_ROWS] == 50 and coverage.lines == ROWS_MAX + 50
 
 
 def test_ecemu_run_prints_the_table_on_exit_and_trace_summary_prints_it_from_the_trace(tmp_path):
