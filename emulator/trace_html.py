@@ -99,6 +99,7 @@ summary { cursor: pointer; }
 SCRIPT = """
 (function () {
   var rows = Array.prototype.slice.call(document.querySelectorAll('.row[data-kind]'));
+  var pauses = Array.prototype.slice.call(document.querySelectorAll('.row.pause'));
   var boxes = Array.prototype.slice.call(document.querySelectorAll('input[data-show]'));
   var modem = document.getElementById('modem');
   var shown = document.getElementById('shown');
@@ -114,6 +115,9 @@ SCRIPT = """
       var visible = kinds[kind] !== false && (!wanted || row.getAttribute('data-modem') === wanted);
       row.classList.toggle('hidden', !visible);
       if (visible) { count += 1; }
+    });
+    pauses.forEach(function (row) {
+      row.classList.toggle('hidden', !!wanted && row.getAttribute('data-modem') !== wanted);
     });
     shown.textContent = count + ' of ' + rows.length + ' rows shown';
   }
@@ -193,7 +197,7 @@ def _data_html(data: str) -> str:
 def _fields_text(entry: dict, skip: Iterable[str]) -> str:
     skipped = set(skip) | {"t", "modem", "kind"}
     return " ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-                    for key, value in entry.items() if key not in skipped)
+                    for key, value in entry.items() if key not in skipped and value not in ([], {}, ""))
 
 
 def _arrow(kind: str, entry: dict) -> str:
@@ -230,10 +234,10 @@ def _note(kind: str, entry: dict) -> str:
         data = _data_html("\r\n".join(lines[1:])) if len(lines) > 1 else ""
         return f'<div class="note on-module urc"><span class="mono">{first}</span>{data}</div>'
     if kind == "tls":
-        client, event = entry.get("client", "?"), entry.get("event", "")
-        rest = _fields_text(entry, ("client", "event"))
+        client, event, detail = entry.get("client", "?"), entry.get("event", ""), entry.get("detail", "")
+        rest = _fields_text(entry, ("client", "event", "detail"))
         return (f'<div class="note on-module tls">TLS client {esc(client)}: <span class="event">{esc(event)}</span> '
-                f'<span class="mono">{esc(rest)}</span></div>')
+                f'{esc(detail)} <span class="mono">{esc(rest)}</span></div>')
     if kind == "received":
         size = entry.get("size", "?")
         return (f'<div class="note on-module received">client {esc(entry.get("client", "?"))} received '
@@ -273,17 +277,18 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
     modems = sorted({str(entry.get("modem", 0)) for entry in entries})
     several = len(modems) > 1
     rows: list[str] = []
-    previous: float | None = None
+    # Each modem's times count from its own start (--count): deltas and pauses are per modem.
+    previous: dict[str, float] = {}
     for entry in entries:
         kind_text = entry.get("kind", "")
         kind = kind_text if _KIND_NAME.fullmatch(kind_text) else "other"
         t = entry["t"]
-        delta = 0.0 if previous is None else t - previous
-        if previous is not None and delta >= PAUSE_MARKED:
-            rows.append(f'<div class="row pause"><div class="time"></div><div class="lanes">'
-                        f'… {delta:.3f} s pass …</div></div>')
-        previous = t
         modem = str(entry.get("modem", 0))
+        delta = t - previous.get(modem, t)
+        if delta >= PAUSE_MARKED:
+            rows.append(f'<div class="row pause" data-modem="{esc(modem)}"><div class="time"></div>'
+                        f'<div class="lanes">… {delta:.3f} s pass …</div></div>')
+        previous[modem] = t
         badge = f' <span class="modem">#{esc(modem)}</span>' if several else ""
         body = _row_body(kind_text, entry)  # an unknown kind gets a note naming it, escaped
         rows.append(f'<div class="row" data-kind="{kind}" data-modem="{esc(modem)}">'

@@ -160,17 +160,37 @@ def test_a_real_session_is_drawn_with_its_lanes_rows_and_arrows(session_trace, t
 
 
 
+TWO_MODEMS = [  # as `ecemu run --count 2` writes: each modem's times count from its own start
+    {"t": 0.020, "modem": 0, "kind": "command", "line": "AT+CSQ"},
+    {"t": 0.010, "modem": 1, "kind": "command", "line": "AT+CGSN"},
+    {"t": 0.021, "modem": 0, "kind": "result", "text": "OK"},
+    {"t": 0.011, "modem": 1, "kind": "host_out", "data": "\r\nOK\r\n"},
+    {"t": 0.012, "modem": 1, "kind": "result", "text": "OK"},
+    {"t": 1.500, "modem": 0, "kind": "urc", "lines": ["+CSQ: 5,99"]},
+    {"t": 1.501, "modem": 1, "kind": "urc", "lines": ["RDY"]},
+]
+
+
+def test_times_pauses_and_badges_are_each_modem_s_own():
+    dom = Dom(render_html(TWO_MODEMS))
+    assert [b.text for b in dom.find("span", "modem")] == ["#0", "#1", "#0", "#1", "#1", "#0", "#1"]
+    deltas = [r.text.rsplit("+", 1)[1] for r in dom.find("span", "delta")]
+    assert deltas == ["0.0 ms", "0.0 ms", "1.0 ms", "1.0 ms", "1.0 ms", "1479.0 ms", "1489.0 ms"]
+    assert [(p.attrs["data-modem"], p.text) for p in dom.find("div", "pause")] == [
+        ("0", "… 1.479 s pass …"), ("1", "… 1.489 s pass …")]
+
+
 @needs_chromium
-def test_a_link_chooses_what_the_diagram_shows(session_trace, tmp_path):
-    page = tmp_path / "session.html"
-    write_html(session_trace, page)
-    dom = browser_dom(tmp_path, page, "#kinds=command,urc")
-    entries = entries_of(session_trace)
-    wanted = {"command", "result", "urc"}  # the box of commands shows their results too
-    expected = sum(1 for e in entries if e["kind"] in wanted)
-    assert dom.by_id("shown").text == f"{expected} of {len(entries)} rows shown"
-    shown = [r.attrs["data-kind"] for r in dom.find("div", "row") if "data-kind" in r.attrs and "hidden" not in r.classes]
-    assert set(shown) == wanted and len(shown) == expected
+def test_a_link_chooses_what_the_diagram_shows(tmp_path):
+    trace = tmp_path / "two.jsonl"
+    trace.write_text("".join(json.dumps(e) + "\n" for e in TWO_MODEMS))
+    page = tmp_path / "two.html"
+    write_html(trace, page)
+    dom = browser_dom(tmp_path, page, "#kinds=command,urc&modem=1")
+    assert dom.by_id("shown").text == f"3 of {len(TWO_MODEMS)} rows shown"  # not host_out, not modem 0
+    shown = [(r.attrs["data-modem"], r.attrs.get("data-kind")) for r in dom.find("div", "row")
+             if "hidden" not in r.classes]
+    assert shown == [("1", "command"), ("1", "result"), ("1", None), ("1", "urc")]
 
 
 HOSTILE = [
