@@ -281,7 +281,8 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the session as a sequence diagram to this self-contained HTML file.")
 def trace(file, summary: bool, html_path: Path | None) -> None:
-    """Print a session trace written with `ecemu run --trace` as a timed transcript."""
+    """Show a session trace written with `ecemu run --trace`: a timed transcript, the coverage table
+    (--summary) or a sequence diagram (--html)."""
     from emulator.shell.trace import read_entries, render
 
     if not summary and html_path is None:

@@ -223,6 +223,8 @@ class Coverage:
 
     def render(self, title: str = "ecemu coverage") -> list[str]:
         """The table as text lines: command, count, results, and the unimplemented ones marked."""
+        if not self.seen:
+            return [f"{title}: no command line"]
         rows = self.rows()
         missing = self.not_implemented()
         uses = sum(use.count for use in rows)

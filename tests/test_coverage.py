@@ -137,6 +137,7 @@ def test_merged_adds_modems_up_and_a_trace_pairs_each_modem_s_lines_with_its_res
     assert results(coverage) == {"AT+CSQ": (1, {"OK": 1}, True), "AT+FOO": (1, {"ERROR": 1}, False)}
     assert coverage.urcs == {"RDY": 1}
     assert not Coverage().seen and coverage.seen
+    assert Coverage().render() == ["ecemu coverage: no command line"]
 
 
 def test_the_table_stays_bounded_whatever_names_a_host_sends():
