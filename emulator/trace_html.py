@@ -236,13 +236,15 @@ def _note(kind: str, entry: dict) -> str:
     if kind == "tls":
         client, event, detail = entry.get("client", "?"), entry.get("event", ""), entry.get("detail", "")
         rest = _fields_text(entry, ("client", "event", "detail"))
-        return (f'<div class="note on-module tls">TLS client {esc(client)}: <span class="event">{esc(event)}</span> '
-                f'{esc(detail)} <span class="mono">{esc(rest)}</span></div>')
+        return (f'<div class="note on-module tls">TLS client {esc(client)}: '
+                f'<span class="event">{esc(event)}</span> {esc(detail)} '
+                f'<span class="mono">{esc(rest)}</span></div>')
     if kind == "received":
         size = entry.get("size", "?")
         return (f'<div class="note on-module received">client {esc(entry.get("client", "?"))} received '
                 f'<span class="size">{esc(size)} bytes</span> of plaintext</div>')
-    return f'<div class="note on-module other"><span class="event">{esc(kind)}</span> <span class="mono">{esc(_fields_text(entry, ()))}</span></div>'
+    return (f'<div class="note on-module other"><span class="event">{esc(kind)}</span> '
+            f'<span class="mono">{esc(_fields_text(entry, ()))}</span></div>')
 
 
 def _row_body(kind: str, entry: dict) -> str:
@@ -251,7 +253,8 @@ def _row_body(kind: str, entry: dict) -> str:
     if kind == "fault":
         args = entry.get("args", {})
         args_text = " ".join(f"{k}={v}" for k, v in args.items()) if isinstance(args, dict) else str(args)
-        return f'<div class="fault">FAULT {esc(entry.get("name", "?"))} <span class="mono">{esc(args_text)}</span></div>'
+        return (f'<div class="fault">FAULT {esc(entry.get("name", "?"))} '
+                f'<span class="mono">{esc(args_text)}</span></div>')
     return _note(kind, entry)
 
 
@@ -294,8 +297,8 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
         rows.append(f'<div class="row" data-kind="{kind}" data-modem="{esc(modem)}">'
                     f'<div class="time mono">{t:.3f}{badge}<span class="delta">+{delta * 1000:.1f} ms</span></div>'
                     f'<div class="lanes">{body}</div></div>')
-    filters = "".join(f'<label><input type="checkbox" data-show="{kinds}"{" checked" if on else ""}> {esc(label)}</label>'
-                      for label, kinds, on in FILTERS)
+    filters = "".join(f'<label><input type="checkbox" data-show="{kinds}"{" checked" if on else ""}> '
+                      f'{esc(label)}</label>' for label, kinds, on in FILTERS)
     modem_select = ""
     if several:
         options = "".join(f'<option value="{esc(m)}">modem {esc(m)}</option>' for m in modems)
@@ -315,9 +318,13 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
 <header>
 <h1>ecemu trace: {esc(title)}</h1>
 {_coverage_html(coverage_of_trace(entries))}
-<div class="controls">{filters}{modem_select}<button type="button" id="expand">expand all data</button><button type="button" id="collapse">collapse all</button><span id="shown">{len(entries)} rows</span></div>
+<div class="controls">{filters}{modem_select}
+<button type="button" id="expand">expand all data</button><button type="button" id="collapse">collapse all</button>
+<span id="shown">{len(entries)} rows</span></div>
 </header>
-<div class="lanes-head"><div class="time">seconds</div><div class="lane-names"><span class="lane-name host">host</span><span class="lane-name module">module</span><span class="lane-name network">network</span></div></div>
+<div class="lanes-head"><div class="time">seconds</div><div class="lane-names">
+<span class="lane-name host">host</span><span class="lane-name module">module</span>
+<span class="lane-name network">network</span></div></div>
 <main id="diagram">
 {chr(10).join(rows)}
 </main>

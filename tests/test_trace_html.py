@@ -137,11 +137,13 @@ def test_a_real_session_is_drawn_with_its_lanes_rows_and_arrows(session_trace, t
     def count(kind: str) -> int:
         return sum(1 for e in entries if e["kind"] == kind)
 
-    assert len(dom.find("div", "arrow")) == sum(count(k) for k in ("host_in", "host_out", "net_effect", "net_event"))
-    assert len([a for a in dom.find("div", "arrow") if {"from-host", "to-module", "right"} <= a.classes]) == count("host_in")
-    assert len([a for a in dom.find("div", "arrow") if {"from-module", "to-host", "left"} <= a.classes]) == count("host_out")
-    assert len([a for a in dom.find("div", "arrow") if {"from-module", "to-network", "right"} <= a.classes]) == count("net_effect")
-    assert len([a for a in dom.find("div", "arrow") if {"from-network", "to-module", "left"} <= a.classes]) == count("net_event")
+    arrows = dom.find("div", "arrow")
+    assert len(arrows) == sum(count(k) for k in ("host_in", "host_out", "net_effect", "net_event"))
+    for kind, classes in [("host_in", {"from-host", "to-module", "right"}),
+                          ("host_out", {"from-module", "to-host", "left"}),
+                          ("net_effect", {"from-module", "to-network", "right"}),
+                          ("net_event", {"from-network", "to-module", "left"})]:
+        assert len([a for a in arrows if classes <= a.classes]) == count(kind), kind
 
     assert [n.text for n in dom.find("div", "command")] == [e["line"] for e in entries if e["kind"] == "command"]
     assert [n.text for n in dom.find("div", "error")] == ["ERROR"]
@@ -194,10 +196,12 @@ def test_a_link_chooses_what_the_diagram_shows(tmp_path):
 
 
 HOSTILE = [
-    {"t": 0.1, "modem": 0, "kind": "host_in", "data": "AT</pre></details><script>document.title='pwned'</script>\r"},
+    {"t": 0.1, "modem": 0, "kind": "host_in",
+     "data": "AT</pre></details><script>document.title='pwned'</script>\r"},
     {"t": 0.1, "modem": 0, "kind": "command", "line": "AT<img src=x onerror=\"document.title='pwned'\">"},
     {"t": 0.2, "modem": 0, "kind": "result", "text": "<b id=\"injected\">OK</b>"},
-    {"t": 0.3, "modem": 1, "kind": "urc", "lines": ["+X: \"</div><iframe src='http://127.0.0.1:9/'>", "<svg onload=alert(1)>"]},
+    {"t": 0.3, "modem": 1, "kind": "urc",
+     "lines": ["+X: \"</div><iframe src='http://127.0.0.1:9/'>", "<svg onload=alert(1)>"]},
     {"t": 1.5, "modem": 1, "kind": "<script>alert(1)</script>", "x\" onmouseover=\"alert(1)": "y"},
     {"t": 1.6, "modem": "\"><script>alert(2)</script>", "kind": "fault", "name": "<u>x</u>",
      "args": {"<k>": "</span>"}},
@@ -232,7 +236,8 @@ def test_the_page_is_self_contained_and_allows_only_its_own_style_and_script(ses
     assert "://" not in render_html(entries_of(session_trace))  # nothing to fetch from anywhere
     page = render_html(HOSTILE, title="</title><script>alert(1)</script>")
     dom = Dom(page)
-    (csp,) = [m.attrs["content"] for m in dom.find("meta") if m.attrs.get("http-equiv") == "Content-Security-Policy"]
+    (csp,) = [m.attrs["content"] for m in dom.find("meta")
+              if m.attrs.get("http-equiv") == "Content-Security-Policy"]
     (style,) = dom.find("style")
     (script,) = dom.find("script")
 
@@ -254,3 +259,15 @@ def test_pauses_are_marked_and_big_data_is_cut_when_shown():
     assert pres[0] == "A" * 4096 + "\n… 5904 more bytes"
     assert pres[1].startswith("000000  00 00 00 ")
     assert [s.text for s in dom.find("summary")][-2:] == ["10000 bytes " + "A" * 40 + "…", "3 bytes 00 00 00"]
+
+
+def test_the_transcript_and_the_summary_read_the_same_hostile_file(tmp_path):
+    trace = hostile_trace(tmp_path)
+    for option in ([], ["--summary"]):
+        shown = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace), *option],
+                               check=True, capture_output=True, text=True, timeout=30).stdout.splitlines()
+        if not option:
+            assert len(shown) == len(HOSTILE)  # the three lines that are no entries are left out
+            assert "AT<img src=x onerror=" in shown[1]
+        else:
+            assert shown[0] == "ecemu coverage: 1 command line, 1 command, 0 not implemented by the emulator"

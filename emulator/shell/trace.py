@@ -102,7 +102,9 @@ def render(lines: Iterable[str]) -> Iterable[str]:
             detail = visible(str(entry.pop("line")))
         elif "lines" in entry:
             entry_lines = entry.pop("lines")
-            detail = " | ".join(visible(str(l)) for l in (entry_lines if isinstance(entry_lines, list) else [entry_lines]))
+            if not isinstance(entry_lines, list):
+                entry_lines = [entry_lines]
+            detail = " | ".join(visible(str(line)) for line in entry_lines)
         elif "text" in entry:
             detail = visible(str(entry.pop("text")))
         elif "event" in entry:
