@@ -167,28 +167,30 @@ def _bytes_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _hex_dump(data: str) -> str:
-    out = []
-    for offset in range(0, len(data), 16):
-        chunk = data[offset:offset + 16]
-        hexes = " ".join(f"{ord(ch) & 0xFF:02x}" for ch in chunk)
-        text = "".join(ch if 32 <= ord(ch) < 127 else "." for ch in chunk)
-        out.append(f"{offset:06x}  {hexes:<47}  {text}")
-    return "\n".join(out)
+_DUMP_TEXT = bytes(code if 32 <= code < 127 else ord(".") for code in range(256))
+_READABLE = bytes(range(32, 127)) + b"\r\n"
+
+
+def _hex_dump(raw: bytes) -> str:
+    return "\n".join(f"{offset:06x}  {raw[offset:offset + 16].hex(' '):<47}  "
+                     f"{raw[offset:offset + 16].translate(_DUMP_TEXT).decode('ascii')}"
+                     for offset in range(0, len(raw), 16))
 
 
 def _data_html(data: str) -> str:
     """Data as its size, expanding on click: as text when it reads as text, else as a hex dump."""
     size = len(data)
     shown = data[:DATA_SHOWN_MAX]
-    printable = sum(1 for ch in shown if 32 <= ord(ch) < 127 or ch in "\r\n")
-    if printable >= 0.9 * len(shown):
-        body, preview = visible(shown), visible(data)
+    raw = shown.encode("latin-1", "replace")  # the trace's bytes; "?" for what no byte can be
+    if len(raw.translate(None, _READABLE)) <= 0.1 * len(raw):
+        body, preview = visible(shown), visible(data[:PREVIEW_CHARS + 1])
+        cut = len(preview) > PREVIEW_CHARS
     else:
-        body, preview = _hex_dump(shown), " ".join(f"{ord(ch) & 0xFF:02x}" for ch in data[:PREVIEW_CHARS // 3])
+        body, preview = _hex_dump(raw), raw[:PREVIEW_CHARS // 3].hex(" ")
+        cut = size > PREVIEW_CHARS // 3
     if size > DATA_SHOWN_MAX:
         body += f"\n… {size - DATA_SHOWN_MAX} more bytes"
-    if len(preview) > PREVIEW_CHARS:
+    if cut:
         preview = preview[:PREVIEW_CHARS] + "…"
     return (f'<details><summary><span class="size">{size} byte{"s" * (size != 1)}</span> '
             f'<code>{esc(preview)}</code></summary><pre>{esc(body)}</pre></details>')
