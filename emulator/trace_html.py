@@ -42,6 +42,7 @@ h1 { font-size: 16px; margin: 0 0 6px; }
 code, pre, .mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
 pre { margin: 4px 0 0; white-space: pre-wrap; word-break: break-all; background: #f4f6f8;
       padding: 4px 6px; border-radius: 3px; text-align: left; }
+pre.hex { white-space: pre; word-break: normal; overflow-x: auto; font-size: 11px; }
 .controls label { margin-right: 12px; white-space: nowrap; }
 .controls button { margin-right: 12px; }
 table.coverage { border-collapse: collapse; margin: 6px 0; }
@@ -184,16 +185,16 @@ def _data_html(data: str) -> str:
     raw = shown.encode("latin-1", "replace")  # the trace's bytes; "?" for what no byte can be
     if len(raw.translate(None, _READABLE)) <= 0.1 * len(raw):
         body, preview = visible(shown), visible(data[:PREVIEW_CHARS + 1])
-        cut = len(preview) > PREVIEW_CHARS
+        cut, hex_class = len(preview) > PREVIEW_CHARS, ""
     else:
         body, preview = _hex_dump(raw), raw[:PREVIEW_CHARS // 3].hex(" ")
-        cut = size > PREVIEW_CHARS // 3
+        cut, hex_class = size > PREVIEW_CHARS // 3, ' class="hex"'
     if size > DATA_SHOWN_MAX:
         body += f"\n… {size - DATA_SHOWN_MAX} more bytes"
     if cut:
         preview = preview[:PREVIEW_CHARS] + "…"
     return (f'<details><summary><span class="size">{size} byte{"s" * (size != 1)}</span> '
-            f'<code>{esc(preview)}</code></summary><pre>{esc(body)}</pre></details>')
+            f'<code>{esc(preview)}</code></summary><pre{hex_class}>{esc(body)}</pre></details>')
 
 
 def _fields_text(entry: dict, skip: Iterable[str]) -> str:
