@@ -197,7 +197,7 @@ def test_the_plugin_s_terminal_summary_shows_what_the_tests_sent(pytester):
         def test_without_a_modem():
             pass
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
         "*= ecemu coverage =*",
@@ -214,6 +214,6 @@ def test_the_plugin_prints_no_table_when_its_modems_saw_no_command(pytester):
         def test_idle(ecemu_modem):
             assert ecemu_modem.port
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "ecemu coverage" not in result.stdout.str()
