@@ -56,7 +56,7 @@ def _text(value: Any) -> str:
 @dataclass(frozen=True)
 class Command:
     """One command as counted: ``AT+QIACT=``; ``implemented`` is False when the emulator has no
-    handler for it (the module would answer ERROR too, or do what the emulator does not)."""
+    handler for it and answers ERROR, whatever the module would do."""
 
     key: str
     implemented: bool
@@ -130,7 +130,7 @@ class Coverage:
 
     def observe(self, kind: str, details: dict) -> None:
         if kind == "command":
-            self._command_line(_text(details.get("line", "")))
+            self._command_line(details.get("line", ""))
         elif kind == "result":
             text = details.get("text", "")
             self._result(text if isinstance(text, str) else _text(text))
