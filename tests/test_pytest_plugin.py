@@ -108,6 +108,6 @@ def test_an_unknown_certificate_name_fails_the_test_that_asks_for_it(pytester):
         def test_server(ecemu_tls_server):
             pass
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no certificate 'rotten'; known: rsa, ecdsa, expired*"])
