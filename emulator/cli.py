@@ -59,8 +59,8 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
 @click.option("--tcp", "tcp", metavar="[HOST:]PORT",
               help="Serve the port over TCP as RFC 2217 instead of a pty (HOST defaults to 127.0.0.1).")
 @click.option("--control", "control", type=click.Path(path_type=Path), envvar=CONTROL_ENV,
-              help=f"Path of the control socket; default LINK.ctl, or a private temporary folder "
-                   f"(environment: {CONTROL_ENV}).")
+              help=f"Path of the control socket (environment: {CONTROL_ENV}); default LINK.ctl, or one "
+                   f"in a private temporary folder.")
 @click.option("--trace", "trace", type=click.Path(path_type=Path, dir_okay=False),
               help="Write a session trace (JSON lines) to this file; read it with `ecemu trace`.")
 @click.option("--keylog", "keylog", type=click.Path(path_type=Path, dir_okay=False),

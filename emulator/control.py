@@ -66,7 +66,7 @@ class Parameter:
         return self.default is inspect.Parameter.empty
 
     def describe(self) -> str:
-        """``name: int 0-11`` (with ``= default`` when it has one), as ``--list`` and the docstrings show it."""
+        """``name: int 0 to 11`` (with ``= default`` when it has one), as ``--list`` and the docstrings show it."""
         text = f"{self.name}: {self.kind.__name__}"
         if self.bound is not None:
             text += f" {self.bound.describe()}"
