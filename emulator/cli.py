@@ -266,10 +266,23 @@ class StatusLine:
         self.out = out
         self._shown = ""
         self._handle: asyncio.TimerHandle | None = None
+        self._log_handlers: list[logging.Handler] = []
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        # A log line to the same terminal first clears the status line, which comes back under it
+        # at the next update, instead of the two running into each other.
+        self._log_handlers = [handler for handler in logging.getLogger().handlers
+                              if isinstance(handler, logging.StreamHandler) and _isatty(handler.stream)]
+        for handler in self._log_handlers:
+            handler.addFilter(self._clear_for_log)
         self._update()
+
+    def _clear_for_log(self, record: logging.LogRecord) -> bool:
+        if self._shown:
+            self._write("\r\x1b[K")
+            self._shown = ""
+        return True
 
     def _update(self) -> None:
         text = self.text()
@@ -305,8 +318,17 @@ class StatusLine:
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
+        for handler in self._log_handlers:
+            handler.removeFilter(self._clear_for_log)
         if self._shown:
             self._write("\r\x1b[K")
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _host_attached(runner) -> bool:

@@ -301,6 +301,24 @@ def test_a_terminal_gets_a_status_line_updated_in_place(tmp_path):
         os.close(controller)
 
 
+def test_log_lines_on_the_same_terminal_clear_the_status_line_first(tmp_path):
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([*ECEMU, "run", "--log-level", "debug"], stdin=subprocess.DEVNULL,
+                               stdout=terminal, stderr=terminal, close_fds=True)
+    os.close(terminal)
+    try:
+        seen = read_until(controller, b"\x1b[K", timeout=15).decode()
+        port = re.search(r"port: (\S+)\r\n", seen).group(1)
+        with serial.Serial(port, 115200, timeout=10):  # the opening is logged at debug level
+            seen = read_until(controller, b"port opens/closes", timeout=10).decode()
+        assert re.search(r"(\r\x1b\[K|\n)[\d-]+ [\d:,]+ DEBUG emulator\.shell\.runner: port opens/closes", seen)
+        assert not re.search(r"B\d{4}-\d\d-\d\d ", seen), seen  # no log line glued to the status line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        os.close(controller)
+
+
 def _status_until(fd: int, wanted: str) -> None:
     """Read the pty until the status line reads ``wanted``."""
     buf, deadline = "", time.monotonic() + 10
