@@ -103,7 +103,7 @@ def test_scripts_run_plays_the_demo_then_runs_the_emulator_with_the_arguments(tm
     assert out.index("All 6 examples pass.") < out.index("port: /dev/pts/99")
     # How to reach the README's commands, said before the emulator takes the terminal.
     assert f"source {tmp_path}/.venv/bin/activate" in result.stderr
-    assert ".venv/bin/python -m serial.tools.miniterm --eol CR PORT 115200" in result.stderr
+    assert ".venv/bin/python -m serial.tools.miniterm PORT 115200" in result.stderr
 
 
 def test_ci_runs_exactly_the_test_script():
