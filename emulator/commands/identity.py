@@ -27,9 +27,12 @@ CME_OPERATION_NOT_ALLOWED = 3
 # AT+QINISTAT's bits and the boot URC that marks each one done (Quectel AT manual: 1 CPIN READY,
 # 2 SMS DONE, 4 PB DONE; 7 all initialised).
 INIT_STEPS = ((1, "+CPIN: READY"), (2, "+QIND: SMS DONE"), (4, "+QIND: PB DONE"))
-# The facilities AT+CLCK knows (27.007 7.4): SIM PIN, fixed dialling, the personalisations.
-LOCK_FACILITIES = ("SC", "FD", "PF", "PN", "PU", "PP", "PC")
-PASSWORD_FACILITIES = (("SC", 8), ("P2", 8))
+# The facilities AT+CLCK knows (27.007 7.4; Quectel AT manual): the SIM PIN, call barrings, fixed
+# dialling, the personalisations.
+LOCK_FACILITIES = ("SC", "AO", "OI", "OX", "AI", "IR", "AB", "AG", "AC", "FD", "PF", "PN", "PU", "PP", "PC")
+# AT+CPWD's facilities and the longest password of each (Quectel AT manual's test form).
+PASSWORD_FACILITIES = (("AB", 4), ("AC", 4), ("AG", 4), ("AI", 4), ("AO", 4), ("IR", 4), ("OI", 4),
+                       ("OX", 4), ("SC", 8), ("P2", 8))
 
 
 @dataclass

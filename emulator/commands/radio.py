@@ -103,7 +103,7 @@ class RadioSettings:
 
     modem: "Modem"
     time_zone_reporting: int = 0  # AT+CTZR
-    time_zone_update: int = 1  # AT+CTZU; chosen: on, as the module clock follows the network's time
+    time_zone_update: int = 0  # AT+CTZU; 0 until the host sets it (the Quectel manual's example reads 0)
     psm: tuple[int, str, str, str, str] = (0, "", "", "", "")  # AT+CPSMS
     edrx: dict[int, tuple[int, str]] = field(default_factory=dict)  # AT+CEDRXS: AcT -> (mode, value)
     qcfg: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -119,8 +119,9 @@ class RadioSettings:
 
     def radio_on(self) -> None:
         """AT+CFUN=1 after 0/4: registered again, the network sends its time: ``+CTZV: <tz>`` with
-        AT+CTZR=1, ``+CTZE: <tz>,<dst>,<time>`` with 2 (27.007 8.41; <time> in UTC as 27.007 says;
-        chosen: <tz> quoted with its sign, as the module prints it in +CTZE)."""
+        AT+CTZR=1, ``+CTZE: <tz>,<dst>,<time>`` with 2, e.g. ``+CTZE: "+32",0,"2017/11/04,06:51:13"``
+        (27.007 8.41; Quectel AT manual: <tz> "±zz" in quarter hours, <time> the local time).
+        chosen: +CTZV's <tz> quoted as in +CTZE."""
         modem = self.modem
         if not in_service(modem):
             return
@@ -129,8 +130,8 @@ class RadioSettings:
         if self.time_zone_reporting == 1:
             modem.emit_urc(f'+CTZV: "{zone}"')
         elif self.time_zone_reporting == 2:
-            utc = modem.clock.utc(modem.now)
-            modem.emit_urc(f'+CTZE: "{zone}",0,"{utc:%Y/%m/%d,%H:%M:%S}"')
+            local = modem.clock.utc(modem.now) + timedelta(minutes=15 * modem.clock.zone_quarters)
+            modem.emit_urc(f'+CTZE: "{zone}",0,"{local:%Y/%m/%d,%H:%M:%S}"')
 
 
 STATE_FACTORIES["radio"] = RadioSettings
@@ -175,7 +176,7 @@ def extended_signal(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QCSQ: ``+QCSQ: "LTE",<rssi>,<rsrp>,<sinr>,<rsrq>`` (Quectel AT manual); <sinr> in fifths
     of a dB from -20 dB (0-250), as the manual gives it. ``+QCSQ: "NOSERVICE"`` without service."""
     if call.form is Form.TEST:
-        return ok('+QCSQ: "NOSERVICE","LTE"')
+        return ok('+QCSQ: ("NOSERVICE","LTE")')
     require_form(call, Form.EXEC)
     if not in_service(modem) or modem.signal[0] == 99:
         return ok('+QCSQ: "NOSERVICE"')
@@ -218,11 +219,12 @@ def service_provider(modem: "Modem", call: CommandCall) -> Reply:
 def engineering_mode(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QENG="servingcell": the serving cell (Quectel AT manual), for LTE ``+QENG: "servingcell",
     <state>,"LTE",<is_tdd>,<MCC>,<MNC>,<cellID>,<PCID>,<earfcn>,<freq_band_ind>,<UL_bandwidth>,
-    <DL_bandwidth>,<TAC>,<RSRP>,<RSRQ>,<RSSI>,<SINR>,<srxlev>`` (the EC2x layout, doc); <state>
-    "CONNECT" while a PDP context is active, else "NOCONN" (chosen); ``"SEARCH"`` without service.
+    <DL_bandwidth>,<TAC>,<RSRP>,<RSRQ>,<RSSI>,<SINR>,<srxlev>`` with <SINR> in dB; <state>
+    "CONNECT" while a PDP context is active, else "NOCONN" (chosen); ``+QENG: "servingcell","SEARCH"``
+    without service (Quectel AT manual).
     AT+QENG="neighbourcell" lists none (chosen: the emulated network has one cell)."""
     if call.form is Form.TEST:
-        return ok('+QENG: "servingcell"', '+QENG: "neighbourcell"')
+        return ok('+QENG: ("servingcell","neighbourcell")')
     require_form(call, Form.WRITE)
     if len(call.args) != 1:
         raise ParamError()
@@ -298,8 +300,9 @@ def time_zone_reporting(modem: "Modem", call: CommandCall) -> Reply:
 
 @command("+CTZU", family=FAMILY)
 def time_zone_update(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+CTZU=<onoff>: automatic time zone update from the network, 0 off, 1 on, 3 on and the local
-    time kept in the RTC (27.007 8.40; Quectel AT manual's values). Kept and reported."""
+    """AT+CTZU=<enable>: automatic time zone update from the network, 0 off, 1 on, 3 on and the
+    local time kept in the RTC (27.007 8.40; Quectel AT manual's values and its ``+CTZU: 0`` before
+    any write). Kept and reported: the module clock already keeps the network's time (README)."""
     settings = _settings(modem)
     if call.form is Form.TEST:
         return ok("+CTZU: (0,1,3)")
