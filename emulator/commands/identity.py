@@ -98,9 +98,10 @@ def sim_init_status(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok("+QINISTAT: (0-7)")
     require_form(call, Form.EXEC)
-    elapsed_ms = (modem.now - _sim(modem).boot_time) * 1000.0
-    due = {urc.text: urc.after_ms for urc in modem.profile.boot_urcs}
-    status = sum(bit for bit, text in INIT_STEPS if due.get(text, 0) <= elapsed_ms)
+    boot_time = _sim(modem).boot_time
+    # The same sum as the boot URC's timer (Modem.power_on), so both agree to the last bit.
+    due = {urc.text: boot_time + urc.after_ms / 1000.0 for urc in modem.profile.boot_urcs}
+    status = sum(bit for bit, text in INIT_STEPS if due.get(text, boot_time) <= modem.now)
     return ok(f"+QINISTAT: {status}")
 
 

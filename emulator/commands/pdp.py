@@ -108,8 +108,8 @@ class ContextConfig:
     username: str = ""
     password: str = ""
     authentication: int = 0
-    # Listed by AT+CGDCONT? / AT+CGACT?: set by AT+QICSGP or AT+CGDCONT, or context 1 of a fresh
-    # module (chosen: the network's default bearer, as modules list it).
+    # Listed by AT+CGDCONT? / AT+CGACT?: set by AT+QICSGP or AT+CGDCONT, activated, or context 1 of
+    # a fresh module (chosen: the network's default bearer, as modules list it).
     defined: bool = False
 
 
@@ -197,7 +197,9 @@ class PdpState:
     # --- changes ----------------------------------------------------------------------------
 
     def activate(self, cid: int) -> None:
-        """An IPv4v6 context gets both addresses; other families use its IPv4 one (``address``)."""
+        """An IPv4v6 context gets both addresses; other families use its IPv4 one (``address``).
+        An activated context is a defined one from then on (AT+CGDCONT? lists it)."""
+        self.configs[cid] = replace(self.configs[cid], defined=True)
         context_type = self.configs[cid].context_type
         if context_type == IPV6:
             self.active[cid] = ActiveContext(IPV6, self._addresses[IPV6][cid - 1])
@@ -206,8 +208,8 @@ class PdpState:
                                              self._addresses[IPV6][cid - 1] if context_type == IPV4V6 else None)
 
     def listed(self) -> list[int]:
-        """The contexts AT+CGDCONT? and AT+CGACT? list: defined ones, and any active one."""
-        return [cid for cid in self.ids if self.configs[cid].defined or cid in self.active]
+        """The contexts AT+CGDCONT? and AT+CGACT? list: the defined ones."""
+        return [cid for cid in self.ids if self.configs[cid].defined]
 
     def addresses(self, cid: int) -> tuple[str, ...]:
         """Every address of an active context, IPv4 first; () when it is not active."""
@@ -459,7 +461,7 @@ def context_activation(modem: "Modem", call: CommandCall) -> Reply:
     named, or every listed one when none is named; a context already in that state is left as it is
     (27.007). The same activation as AT+QIACT, so AT+QIACT? shows it and sockets use it; deactivating
     closes the context's sockets as AT+QIDEACT does. Read: ``+CGACT: <cid>,<state>`` for each
-    defined or active context. Activating with the radio off or unregistered answers
+    defined context. Activating with the radio off or unregistered answers
     ``+CME ERROR: 30`` (chosen). ``AT+CGACT=1,1`` answers OK on an EC800M (REFERENCE.md, seen).
     """
     pdp = _state(modem)
