@@ -88,6 +88,7 @@ class Network:
     srxlev: int
     gsm_band_mask: int  # AT+QCFG="band" defaults
     lte_bands: tuple[int, ...]
+    round_trip_ms: int = 0  # the radio network's round trip, added to every connection (chosen)
 
     def __post_init__(self) -> None:
         # TOML gives lists; a frozen profile keeps tuples.

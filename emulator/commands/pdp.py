@@ -316,7 +316,7 @@ def configure_context(modem: "Modem", call: CommandCall) -> Reply:
 def activate_context(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QIACT=<cid> activates; AT+QIACT? lists ``+QIACT: <cid>,1,<type>,"<IP>"`` per active
     context in order (REFERENCE.md, PDP context (doc); SSL note 1.3 step 2, 3.1.2); an IPv4v6
-    context shows both addresses, ``+QIACT: 1,1,3,"<IPv4>","<IPv6>"`` (REFERENCE.md, seen).
+    context shows both addresses, ``+QIACT: 1,1,3,"<IPv4>","<IPv6>"`` (REFERENCE.md "PDP context", seen).
 
     The address is the profile pool's <cid>-th host, so context 1 reads 10.7.157.1 as in 3.1.2.
     Activation answers at once, not after the real network's seconds (chosen).
@@ -426,7 +426,7 @@ def define_context(modem: "Modem", call: CommandCall) -> Reply:
     ``+CGDCONT: <cid>,"<type>","<APN>","<addr>",0,0,0,0`` (the EC2x layout, doc); the test form one
     line per type. Parameters after <APN> are checked and not kept (the host asks for no static
     address or compression the emulator could honour). ``AT+CGDCONT=1,"IP","CMNET"`` answers OK
-    on an EC800M (REFERENCE.md, seen).
+    on an EC800M (REFERENCE.md "Start-up commands", seen).
     """
     pdp = _state(modem)
     if call.form is Form.TEST:
@@ -462,7 +462,7 @@ def context_activation(modem: "Modem", call: CommandCall) -> Reply:
     (27.007). The same activation as AT+QIACT, so AT+QIACT? shows it and sockets use it; deactivating
     closes the context's sockets as AT+QIDEACT does. Read: ``+CGACT: <cid>,<state>`` for each
     defined context. Activating with the radio off or unregistered answers
-    ``+CME ERROR: 30`` (chosen). ``AT+CGACT=1,1`` answers OK on an EC800M (REFERENCE.md, seen).
+    ``+CME ERROR: 30`` (chosen). ``AT+CGACT=1,1`` answers OK on an EC800M (REFERENCE.md "Start-up commands", seen).
     """
     pdp = _state(modem)
     if call.form is Form.TEST:

@@ -7,7 +7,7 @@ into plaintext and back. What the module's SSL settings mean for OpenSSL is deci
   never TLS 1.3);
 - the cipher suites of SSL note table 3 by their codes, offered exactly as configured. OpenSSL
   cannot speak every suite of the table (RC4, 3DES and static ECDH are compiled out, SSL 3.0 is
-  gone: TLS-NOTES.md); asking for one of those fails the connection with a log line saying so,
+  gone: REFERENCE.md "TLS engines"); asking for one of those fails the connection with a log line saying so,
   and never silently offers something else;
 - certificate checks (SSL note 1.5 and 2.2.1): the module's clock instead of the host's, the
   server name, and the verification errors that ``ignorelocaltime``,
@@ -74,12 +74,12 @@ VERSION_RANGES: dict[int, tuple[int, int] | None] = {
     2: (SSL.TLS1_1_VERSION, SSL.TLS1_1_VERSION),
     3: (SSL.TLS1_2_VERSION, SSL.TLS1_2_VERSION),
     # "All": SSL 3.0 to TLS 1.2 on the module; OpenSSL has no SSL 3.0, and TLS 1.3 is never
-    # the module's (TLS-NOTES.md).
+    # the module's (REFERENCE.md "TLS engines").
     4: (SSL.TLS1_VERSION, SSL.TLS1_2_VERSION),
 }
 VERSION_NAMES = {0: "SSL 3.0", 1: "TLS 1.0", 2: "TLS 1.1", 3: "TLS 1.2", 4: "TLS 1.0-1.2"}
 
-# X509 verification errors (OpenSSL's X509_V_ERR_*) each setting forgives (TLS-NOTES.md). Validity
+# X509 verification errors (OpenSSL's X509_V_ERR_*) each setting forgives (REFERENCE.md "TLS engines"). Validity
 # is never OpenSSL's to judge: it would use the host's clock, and the module uses its own.
 NOT_YET_VALID, EXPIRED = 9, 10
 FORGIVEN_BY_IGNORE_CHAIN = frozenset({2, 18, 19, 20, 21, 22, 24})
