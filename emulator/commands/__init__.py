@@ -17,6 +17,9 @@ from emulator.commands import basic  # noqa: F401
 from emulator.commands import pdp  # noqa: F401
 from emulator.commands import files  # noqa: F401
 from emulator.commands import ssl  # noqa: F401
+from emulator.commands import identity  # noqa: F401
+from emulator.commands import radio  # noqa: F401
+from emulator.commands import device  # noqa: F401
 from emulator.commands import mqtt  # noqa: F401
 from emulator.commands import http  # noqa: F401
 

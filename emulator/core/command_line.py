@@ -72,6 +72,7 @@ class CommandLineRunner:
             self._current = call
             spec = commands.commands.get(call.name)
             if spec is None:
+                modem.observe("unknown", name=call.name)  # a command the emulator does not implement
                 self._remaining.clear()
                 modem.finish_line(ERROR)
                 return

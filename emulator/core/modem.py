@@ -60,6 +60,7 @@ class HostMode(enum.Enum):
     BUSY = "busy"
     DATA = "data"
     ONLINE = "online"
+    OFF = "off"  # powered down (AT+QPOWD) until reboot(): nothing answers, host bytes are lost
 
 
 # Every change of host mode; a power cycle starts again at BOOTING.
@@ -72,6 +73,7 @@ HOST_MODES = Transitions("host mode", {
     (HostMode.BUSY, "resume"): HostMode.COMMAND,  # finish_pending, or the wait timed out
     (HostMode.DATA, "resume"): HostMode.COMMAND,  # the data is complete, or timed out
     (HostMode.ONLINE, "leave"): HostMode.COMMAND,  # +++, DTR, or the connection ended
+    **{(mode, "power_off"): HostMode.OFF for mode in HostMode},  # AT+QPOWD, from anywhere
 })
 
 
@@ -177,6 +179,17 @@ class Modem:
                 if first:
                     self._process_input()
             self.call_at(now + urc.after_ms / 1000.0, fire)
+
+    def power_off(self) -> None:
+        """Powered down (AT+QPOWD): connections dropped, timers gone, and until ``reboot()`` every
+        host byte is lost unanswered, as on a module without power."""
+        for state in list(self.families.values()):
+            self._guarded(state.power_off)
+        self.timers.clear()
+        self._event_handlers.clear()
+        self._input.clear()
+        self.boot_count += 1  # boot URCs still to come are not said
+        self._mode_event("power_off")
 
     def _booted(self) -> None:
         self._mode_event("booted")
@@ -346,6 +359,9 @@ class Modem:
                 continue
             mode = self.mode
             if mode in (HostMode.BOOTING, HostMode.BUSY):
+                return
+            if mode is HostMode.OFF:
+                self._input.clear()
                 return
             if mode is HostMode.ONLINE:
                 session = self.online

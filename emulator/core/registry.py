@@ -161,10 +161,13 @@ class FamilyState:
     the modem calls the ones a family overrides."""
 
     def power_off(self) -> None:
-        """Before a reboot: connections go without a word."""
+        """Before a reboot or at power-down (AT+QPOWD): connections go without a word."""
 
     def radio_off(self) -> None:
         """AT+CFUN=0/4."""
+
+    def radio_on(self) -> None:
+        """AT+CFUN=1 after 0/4: registered again."""
 
     def resume_online(self) -> "Reply | None":
         """ATO: the transparent connection to go back to, if this family has one."""
