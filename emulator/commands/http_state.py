@@ -259,14 +259,20 @@ class HttpFamily(SocketFamily):
     def server_closed(self) -> None:
         """The server ended the connection (or the network did): the end of a body that runs to
         the close, or a failure."""
+        if self.request is not None and self.response is None:
+            self._fail(self._cause_of_loss(HttpError.SOCKET_CLOSED))  # nothing came back
+            return
         connection = self.h11
         if connection is not None and connection.their_state is not h11.DONE:
             connection.receive_data(b"")
             self._events()
-        self.socket.close(0)
+        if self.socket.phase is not Phase.INITIAL:
+            self.socket.close(0)
         if self.request is not None:
-            cause = HttpError.NETWORK_DEACTIVATED if self.network_lost else HttpError.SOCKET_CLOSED
-            self._fail(cause)
+            self._fail(self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
+
+    def _cause_of_loss(self, otherwise: HttpError) -> HttpError:
+        return HttpError.NETWORK_DEACTIVATED if self.network_lost else otherwise
 
     def _events(self) -> None:
         connection = self.h11
@@ -275,7 +281,8 @@ class HttpFamily(SocketFamily):
                 event = connection.next_event()
             except h11.RemoteProtocolError as exc:
                 log.warning("http: the server's response is not HTTP/1.1: %s", exc)
-                self._fail(HttpError.DATA_DECODE_ERROR if self.response is None else HttpError.SOCKET_READ_ERROR)
+                self._fail(HttpError.DATA_DECODE_ERROR if self.response is None
+                           else self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
