@@ -153,3 +153,68 @@ def test_open_failures_are_the_notes_results(host, broker):
     assert said(host, 'AT+QMTOPEN=5,"no-such-host.invalid",1883') == OK
     urc(host, "+QMTOPEN: 5,4")
     assert said(host, 'AT+QMTCONN=5,"x"') == b"\r\nERROR\r\n"
+
+
+@pytest.fixture
+def traced(tmp_path):
+    with Emulator(ufs=tmp_path / "ufs", trace=tmp_path / "trace.jsonl", keylog=tmp_path / "keys.log") as running:
+        running.wait_for_boot()
+        with AtHost(running.port) as at:
+            assert at.ask("AT+QIACT=1") == b"AT+QIACT=1\r" + OK
+            yield running, at, tmp_path
+
+
+def open_and_connect(host: AtHost, port: int, client: int = 0, tls: bool = False) -> None:
+    assert said(host, f'AT+QMTOPEN={client},"127.0.0.1",{port}') == OK
+    urc(host, f"+QMTOPEN: {client},0")
+    assert said(host, f'AT+QMTCONN={client},"faulty-{client}"') == OK
+    urc(host, f"+QMTCONN: {client},0,0")
+
+
+def test_the_shell_faults_reach_mqtt_connections(traced, broker):
+    running, host, folder = traced
+
+    def conn_of(client: int) -> int:
+        return running.call(lambda runner: runner.modem.families["mqtt"].conn_id_of(client))
+
+    # A reset by the server (what `ecemu ctl server-reset` does to an SSL client).
+    open_and_connect(host, broker.port)
+    conn = conn_of(0)
+    running.call(lambda runner: runner.network.fault_reset(conn))
+    urc(host, "+QMTSTAT: 0,1")
+    # A stalled connection: the PINGREQ gets no PINGRESP within <pkt_timeout>.
+    assert said(host, 'AT+QMTCFG="keepalive",1,1') == OK
+    assert said(host, 'AT+QMTCFG="timeout",1,1,0,0') == OK
+    open_and_connect(host, broker.port, client=1)
+    conn = conn_of(1)
+    running.call(lambda runner: runner.network.fault_stall(conn, 0.0))
+    urc(host, "+QMTSTAT: 1,2")
+    # The network dropping the PDP context.
+    open_and_connect(host, broker.port, client=2)
+    running.control.pdp_drop(context=1)
+    urc(host, "+QMTSTAT: 2,7")
+    trace = (folder / "trace.jsonl").read_text()
+    assert "+QMTSTAT: 2,7" in trace
+
+
+def test_mqtts_keys_go_to_the_key_log(traced, broker):
+    running, host, folder = traced
+    assert said(host, 'AT+QMTCFG="ssl",0,1,0') == OK  # secllevel 0: no verification
+    open_and_connect(host, broker.tls_port)
+    assert said(host, "AT+QMTDISC=0") == OK
+    urc(host, "+QMTDISC: 0,0")
+    keys = (folder / "keys.log").read_text()
+    assert "CLIENT_RANDOM " in keys or "CLIENT_HANDSHAKE_TRAFFIC_SECRET " in keys
+
+
+def test_the_will_reaches_subscribers_when_the_module_drops_the_link(host, broker):
+    peer = Peer(broker.port, "will-watcher")
+    peer.subscribe("wills/#", 1)
+    assert said(host, 'AT+QMTCFG="will",4,1,1,0,"wills/4","gone"') == OK
+    assert said(host, 'AT+QMTCFG="will",4') == b'\r\n+QMTCFG: "will",1,1,0,"wills/4","gone"\r\n' + OK
+    open_and_connect(host, broker.port, client=4)
+    assert said(host, "AT+QMTCLOSE=4") == OK  # the network closed with no DISCONNECT
+    urc(host, "+QMTCLOSE: 4,0")
+    [will] = peer.messages(1)
+    assert (will.topic, will.payload) == ("wills/4", b"gone")
+    peer.close()
