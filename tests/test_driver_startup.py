@@ -8,6 +8,7 @@ a driver's power-off sends it, and the power cycle that brings the module back.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -141,3 +142,17 @@ def test_powered_down_until_a_power_cycle(modem):
     assert host.expect(b"+QIND: PB DONE\r\n") == BOOT
     assert ECHOED.fullmatch(ask(host, "AT"))
     assert host.nothing_more(0.2) == b""
+
+
+def test_the_trace_tells_an_unknown_command_from_a_known_one_failing(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    with Emulator(profile="EC200M-CN", ufs=tmp_path / "ufs", trace=trace) as emulator:
+        emulator.wait_for_boot()
+        with AtHost(emulator.port) as host:
+            assert ECHOED.fullmatch(ask(host, "ATE0"))
+            assert ask(host, 'AT+QIOPEN=1,0,"TCP","127.0.0.1",9,0,1') == b"\r\nERROR\r\n"
+            assert ask(host, "AT+CSQ=1") == b"\r\nERROR\r\n"
+    entries = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    assert [e["name"] for e in entries if e["kind"] == "unknown"] == ["+QIOPEN"]
+    results = [e["text"] for e in entries if e["kind"] == "result"]
+    assert results[-2:] == ["ERROR", "ERROR"]

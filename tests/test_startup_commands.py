@@ -486,6 +486,7 @@ def test_qpowd_answers_ok_then_powered_down_then_nothing(h, line):
 
 def test_qpowd_with_echo_and_cr_lf(h):
     assert h.command("ATE1") == OK
+    # The LF of the CR LF is the line's and echoed with it (README, line ends).
     assert h.send(b"AT+QPOWD=1\r\n") == b"AT+QPOWD=1\r\n" + OK + urc("POWERED DOWN")
     assert h.send(b"AT\r\n") == b""
 
@@ -541,3 +542,20 @@ def test_cme_407_text(h):
     h.send(b"x")
     assert h.command("AT+CMEE=2") == OK
     assert h.command('AT+QFUPL="a.txt",1') == b"\r\n+CME ERROR: file already exist\r\n"
+
+
+def test_qpowd_drops_every_connection_silently():
+    from emulator.core import events as ev
+    from tests.core_network import SimulatedNetwork
+
+    h = CoreHarness()
+    net = SimulatedNetwork(h)
+    assert h.command("AT+QIACT=1") == OK
+    assert h.command('AT+QSSLOPEN=1,1,4,"127.0.0.1",8010,0') == OK
+    assert net.run() == urc("+QSSLOPEN: 4,0")
+    assert h.command("AT+QPOWD") == OK + urc("POWERED DOWN")
+    assert h.advance(0.0) == b""  # the power goes right after POWERED DOWN
+    assert any(isinstance(e, ev.CloseTcp) and e.abort for e in h.take_effects())
+    assert h.advance(5.0) == b""
+    h.modem.reboot()
+    assert b"QSSLURC" not in h.advance(5.0)

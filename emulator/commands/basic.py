@@ -299,7 +299,8 @@ CME_OPERATION_NOT_ALLOWED = 3
 @command("+CPIN", family=FAMILY)
 def pin_status(modem: "Modem", call: CommandCall) -> Reply:
     """AT+CPIN?: the emulated SIM needs no PIN (REFERENCE.md: ``+CPIN: READY``). AT+CPIN=<pin>[,<new
-    pin>] when no PIN is wanted answers ``+CME ERROR: 3`` (27.007 8.3; REFERENCE.md, seen)."""
+    pin>] when no PIN is wanted answers ``+CME ERROR: 3`` (27.007 8.3; REFERENCE.md "Start-up
+    commands", seen)."""
     if call.form is Form.TEST:
         return ok()
     if call.form is Form.WRITE:

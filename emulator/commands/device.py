@@ -55,7 +55,7 @@ def _settings(modem: "Modem") -> DeviceSettings:
 @command("+QSCLK", family=FAMILY)
 def sleep_mode(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QSCLK=<n>: 0 never sleep, 1 sleep when DTR is high (Quectel AT manual; ``=0``, ``=1`` and the
-    read seen on an EC200T, REFERENCE.md). Kept and reported: the emulated module never sleeps, so
+    read seen on an EC200T, REFERENCE.md "Start-up commands"). Kept and reported: the emulated module never sleeps, so
     it always answers at once."""
     settings = _settings(modem)
     if call.form is Form.TEST:

@@ -125,7 +125,7 @@ def sim_inserted_status(modem: "Modem", call: CommandCall) -> Reply:
 @command("+QSIMDET", family=FAMILY)
 def sim_hot_plug(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QSIMDET=<enable>,<insert_level> / AT+QSIMDET?: SIM hot-plug detection (Quectel AT manual;
-    ``AT+QSIMDET=0,0`` answers OK on an EC200T, REFERENCE.md). Kept and reported; off by default
+    ``AT+QSIMDET=0,0`` answers OK on an EC200T, REFERENCE.md "Start-up commands"). Kept and reported; off by default
     (chosen)."""
     sim = _sim(modem)
     if call.form is Form.TEST:

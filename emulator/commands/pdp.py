@@ -316,7 +316,8 @@ def configure_context(modem: "Modem", call: CommandCall) -> Reply:
 def activate_context(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QIACT=<cid> activates; AT+QIACT? lists ``+QIACT: <cid>,1,<type>,"<IP>"`` per active
     context in order (REFERENCE.md, PDP context (doc); SSL note 1.3 step 2, 3.1.2); an IPv4v6
-    context shows both addresses, ``+QIACT: 1,1,3,"<IPv4>","<IPv6>"`` (REFERENCE.md, seen).
+    context shows both addresses, ``+QIACT: 1,1,3,"<IPv4>","<IPv6>"`` (REFERENCE.md "PDP context",
+    seen).
 
     The address is the profile pool's <cid>-th host, so context 1 reads 10.7.157.1 as in 3.1.2.
     Activation answers at once, not after the real network's seconds (chosen).
@@ -413,8 +414,12 @@ def last_error(modem: "Modem", call: CommandCall) -> Reply:
     return ok(f"+QIGETERROR: {code},{QI_ERROR_TEXTS.get(code, QI_ERROR_TEXTS[550])}")
 
 
-
 # --- the 27.007 packet domain commands over the same contexts -----------------------------------
+
+
+def _context_definition(cid: int, config: ContextConfig) -> str:
+    kind = config.context_type
+    return f'+CGDCONT: {cid},"{PDP_TYPE_NAMES[kind]}","{config.apn}","{UNSET_ADDRESSES[kind]}",0,0,0,0'
 
 
 @command("+CGDCONT", family=PACKET_DOMAIN_FAMILY)
@@ -426,15 +431,13 @@ def define_context(modem: "Modem", call: CommandCall) -> Reply:
     ``+CGDCONT: <cid>,"<type>","<APN>","<addr>",0,0,0,0`` (the EC2x layout, doc); the test form one
     line per type. Parameters after <APN> are checked and not kept (the host asks for no static
     address or compression the emulator could honour). ``AT+CGDCONT=1,"IP","CMNET"`` answers OK
-    on an EC800M (REFERENCE.md, seen).
+    on an EC800M (REFERENCE.md "Start-up commands", seen).
     """
     pdp = _state(modem)
     if call.form is Form.TEST:
         return ok(*(f'+CGDCONT: {pdp.id_range},"{name}",,,(0-2),(0-4),(0,1),(0,1)' for name in PDP_TYPES))
     if call.form is Form.READ:
-        return ok(*(f'+CGDCONT: {cid},"{PDP_TYPE_NAMES[c.context_type]}","{c.apn}",'
-                    f'"{UNSET_ADDRESSES[c.context_type]}",0,0,0,0'
-                    for cid in pdp.listed() for c in (pdp.configs[cid],)))
+        return ok(*(_context_definition(cid, pdp.configs[cid]) for cid in pdp.listed()))
     require_form(call, Form.WRITE)
     if len(call.args) > 8:
         raise ParamError()
@@ -462,7 +465,8 @@ def context_activation(modem: "Modem", call: CommandCall) -> Reply:
     (27.007). The same activation as AT+QIACT, so AT+QIACT? shows it and sockets use it; deactivating
     closes the context's sockets as AT+QIDEACT does. Read: ``+CGACT: <cid>,<state>`` for each
     defined context. Activating with the radio off or unregistered answers
-    ``+CME ERROR: 30`` (chosen). ``AT+CGACT=1,1`` answers OK on an EC800M (REFERENCE.md, seen).
+    ``+CME ERROR: 30`` (chosen). ``AT+CGACT=1,1`` answers OK on an EC800M (REFERENCE.md "Start-up
+    commands", seen).
     """
     pdp = _state(modem)
     if call.form is Form.TEST:

@@ -54,7 +54,8 @@ def _int(low: int, high: int):
 
 
 QCFG_KEYS: dict[str, QcfgKey] = {
-    # Quectel AT manual (EC2x/EC200x); the test-form ranges are the EC2x ones (doc), trimmed to LTE.
+    # Quectel AT manual (EC2x/EC200x); the test-form ranges are the EC2x ones (doc, seen on an EG25-G),
+    # trimmed to LTE; "band" has the EC200T's two masks (GSM, LTE), its ranges chosen.
     "nwscanmode": QcfgKey("(0-3),(0,1)", (_int(0, 3),), effect=True),
     "nwscanseq": QcfgKey("(00-0102030405),(0,1)", ("digits",), effect=True),
     "band": QcfgKey("(0-F),(0-7FFFFFFFFFFFFFFFF),(0,1)", ("hex", "hex"), effect=True),

@@ -457,6 +457,7 @@ class Modem:
         if mode is HostMode.COMMAND or self._host_ends_lines_with_lf:
             del self._input[0]
             self._host_ends_lines_with_lf = True
+            self.observe("line_end", data=b"\n", mode=mode.value)
             # Echoed only where the port echoes now: never into transparent mode's stream or after
             # AT+QFUPL's CONNECT, whose data is not echoed either.
             echoing = mode in (HostMode.COMMAND, HostMode.BUSY) or (mode is HostMode.DATA and self._sink_echo)
@@ -507,6 +508,7 @@ class Modem:
                         # so its echo comes before the answer and no data mode can take it.
                         i += 1
                         self._host_ends_lines_with_lf = True
+                        self.observe("line_end", data=b"\r\n", mode=self.mode.value)
                         if self.settings.echo:
                             self.write_host(b"\n")
                     else:
