@@ -69,6 +69,7 @@ ARROWS = {
     "tls": "TLS",
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
+    "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
 }
 
 
