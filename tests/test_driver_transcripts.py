@@ -1,11 +1,12 @@
 """Real host drivers' sessions replayed through the real pty, byte for byte, TLS to a real server.
 
-Each transcript below is what one driver sent to the emulator when it ran unmodified against
-``ecemu run`` (TinyGSM's Quectel BG96 driver in two versions, compiled natively; hologram-python's
-Quectel drivers; pyatcommand; atcom), written down as data: the host's writes split exactly as the
-driver split them (TinyGSM writes ``AT``, then each argument, then CR LF, each on its own), and the
-whole answer the driver parsed. A session opens a TLS connection to a server started here, so the
-payload is checked where it lands, byte for byte, and again when it comes back.
+Each transcript below holds the commands one driver sent to the emulator when it ran unmodified
+against ``ecemu run`` (TinyGSM's Quectel BG96 driver in two versions, compiled natively;
+hologram-python's Quectel drivers; pyatcommand; atcom), in the order a program calls them, written
+down as data: the host's writes split exactly as the driver split them (TinyGSM writes ``AT``, then
+each argument, then CR LF, each on its own), and the whole answer the driver parsed. A session
+opens a TLS connection to a server started here, so the payload is checked where it lands, byte
+for byte, and again when it comes back.
 
 Where a driver sends something the module does not know, or reads an answer its own way, the
 transcript keeps what the module answers (a driver bug stays the driver's); comments say so.
