@@ -150,8 +150,9 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
             context.check_privatekey()
         except SSL.Error:
             raise TlsUnavailable("client key does not match the client certificate") from None
-    # The session cache lives in this process for the module's session_cache setting.
-    context.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
+    # OpenSSL's own client cache would keep every session ever made; the module keeps one per
+    # server and SSL context, and only with session_cache 1 (the SSL family's store does that).
+    context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     if keylog is not None:
         context.set_keylog_callback(lambda _conn, line: keylog(line))
     return context
