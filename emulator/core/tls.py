@@ -26,7 +26,7 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from emulator.core import tls_openssl
+from emulator.core import tls_legacy, tls_mbedtls, tls_openssl
 from emulator.core.tls_handshake import ServerFlight, alert_record
 from emulator.core.tls_verify import VerifyPolicy, verify_server
 
@@ -139,7 +139,7 @@ class ClientContext:
 
     engine: object
     anchors: list[x509.Certificate]
-    description: str
+    connect: Callable  # (engine context, sni, session) -> the engine's connection
 
 
 def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | None = None) -> ClientContext:
@@ -156,13 +156,27 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
             raise TlsUnavailable(f"client key cannot be read: {exc}") from None
         if client_key.public_key() != client_chain[0].public_key():
             raise TlsUnavailable("client key does not match the client certificate")
+    # OpenSSL wherever it can (fast, keylog, sessions); tlslite-ng where SSL 3.0, RC4 or 3DES are
+    # asked for; Mbed TLS itself for the static-ECDH suites (README, "TLS": the engines).
     openssl_suites = [code for code in suites if tls_openssl.knows_cipher(CIPHER_SUITES[code][1])]
-    lowest = max(lowest, (3, 1))  # OpenSSL has no SSL 3.0
-    if not openssl_suites or lowest > highest:
-        raise TlsUnavailable(_why_not(settings))
-    engine = tls_openssl.build(lowest, highest, [CIPHER_SUITES[code][1] for code in openssl_suites],
-                               client_chain, client_key, keylog)
-    return ClientContext(engine, anchors, "OpenSSL")
+    if openssl_suites and highest >= (3, 1) and (settings.cipher_suite == ALL_CIPHER_SUITES or openssl_suites == suites):
+        engine = tls_openssl.build(max(lowest, (3, 1)), highest, [CIPHER_SUITES[code][1] for code in openssl_suites],
+                                   client_chain, client_key, keylog)
+        return ClientContext(engine, anchors, tls_openssl.OpenSslConnection)
+    legacy_suites = [code for code in suites if code in tls_legacy.SUITES]
+    if legacy_suites and legacy_suites == suites:
+        engine = tls_legacy.LegacyContext(lowest, highest, legacy_suites, settings.client_cert_pem,
+                                          settings.client_key_pem, keylog)
+        return ClientContext(engine, anchors, tls_legacy.LegacyConnection)
+    mbedtls_names = [_mbedtls_name(code) for code in suites]
+    if settings.cipher_suite != ALL_CIPHER_SUITES and highest >= (3, 1) and all(map(tls_mbedtls.speaks, mbedtls_names)):
+        engine = tls_mbedtls.MbedTlsContext(lowest, highest, mbedtls_names, client_chain, client_key)
+        return ClientContext(engine, anchors, tls_mbedtls.MbedTlsConnection)
+    raise TlsUnavailable(_why_not(settings))
+
+
+def _mbedtls_name(code: int) -> str:
+    return CIPHER_SUITES[code][0].removeprefix("MBEDTLS_").replace("_", "-")
 
 
 def _offered_suites(code: int, lowest: tuple[int, int], highest: tuple[int, int]) -> list[int]:
@@ -217,7 +231,7 @@ class TlsClient:
     _dead: bool = False
 
     def __post_init__(self) -> None:
-        self._engine = tls_openssl.OpenSslConnection(self.context.engine, self.sni, self.session)
+        self._engine = self.context.connect(self.context.engine, self.sni, self.session)
         self._flight = ServerFlight() if self.policy is not None else None
 
     def start(self) -> TlsStep:
