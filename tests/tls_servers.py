@@ -236,6 +236,9 @@ class _Pipe:
 
     sendall = send
 
+    def close(self) -> None:
+        pass
+
 
 class TlsliteServerEnd:
     """A tlslite-ng server end with every version and suite the module's table has for it."""
