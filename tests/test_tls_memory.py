@@ -8,6 +8,8 @@ import gc
 from tests.core_network import SimulatedNetwork
 from tests.harness import CoreHarness
 
+OK = b"OK\r\n"
+
 HANDSHAKES = 1000
 # Before OpenSSL's own client session cache was turned off, every closed connection kept its
 # session there: about 14 KB each, 14 MB over this loop.
@@ -53,3 +55,21 @@ def test_session_cache_keeps_one_session_per_server_and_context():
     out = harness.command('AT+QSSLOPEN=1,2,0,"127.0.0.1",4433,0') + network.run()
     assert b"+QSSLOPEN: 0,0\r\n" in out  # context 2: session_cache 0, nothing kept
     assert list(family.sessions) == [(1, "127.0.0.1", 4433)]
+
+
+def test_close_after_the_servers_close_notify_answers_it():
+    harness = CoreHarness()
+    network = SimulatedNetwork(harness)
+    assert harness.command("AT+QIACT=1").endswith(OK)
+    out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
+    assert b"+QSSLOPEN: 0,0\r\n" in out
+    server = network.server()
+    from OpenSSL import SSL
+
+    server.tls.shutdown()  # the server's close_notify, its TCP connection still open
+    out = network.resume(server)
+    assert b'+QSSLURC: "closed",0\r\n' in out
+    assert not server.got_close_notify
+    assert harness.command("AT+QSSLCLOSE=0").endswith(OK)
+    network.run()
+    assert server.got_close_notify or server.tls.get_shutdown() & SSL.RECEIVED_SHUTDOWN

@@ -26,7 +26,12 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from emulator.core import tls_legacy, tls_mbedtls, tls_openssl
+from emulator.core import tls_legacy, tls_openssl
+
+try:
+    from emulator.core import tls_mbedtls
+except ImportError:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
+    tls_mbedtls = None
 from emulator.core.tls_handshake import ServerFlight, alert_record
 from emulator.core.tls_verify import VerifyPolicy, verify_server
 
@@ -169,7 +174,8 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
                                           settings.client_key_pem, keylog)
         return ClientContext(engine, anchors, tls_legacy.LegacyConnection)
     mbedtls_names = [_mbedtls_name(code) for code in suites]
-    if settings.cipher_suite != ALL_CIPHER_SUITES and highest >= (3, 1) and all(map(tls_mbedtls.speaks, mbedtls_names)):
+    if (tls_mbedtls is not None and settings.cipher_suite != ALL_CIPHER_SUITES and highest >= (3, 1)
+            and all(map(tls_mbedtls.speaks, mbedtls_names))):
         engine = tls_mbedtls.MbedTlsContext(lowest, highest, mbedtls_names, client_chain, client_key)
         return ClientContext(engine, anchors, tls_mbedtls.MbedTlsConnection)
     raise TlsUnavailable(_why_not(settings))
