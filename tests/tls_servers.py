@@ -390,3 +390,76 @@ def openssl_negotiated(connection: SSL.Connection) -> tuple[tuple[int, int], int
     name = connection.get_cipher_name()
     code = next(code for code, (_, openssl_name) in CIPHER_SUITES.items() if openssl_name == name)
     return OPENSSL_VERSIONS[connection.get_protocol_version_name()], code
+
+
+class EngineEchoServer:
+    """An echo server on 127.0.0.1 speaking through one of the ends above (``TlsliteServerEnd``,
+    ``MbedTlsServerEnd``), one connection at a time; ``negotiated`` lists (version, suite) per
+    handshake, as the server saw it."""
+
+    def __init__(self, make_end: Callable[[], object]):
+        self.make_end = make_end
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(IO_TIMEOUT)
+        self.port = self.listener.getsockname()[1]
+        self.negotiated: list[tuple[tuple[int, int], int]] = []
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve_all, daemon=True)
+
+    def __enter__(self) -> "EngineEchoServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.listener.close()
+        self._thread.join(WAIT)
+
+    def _serve_all(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                raw, _ = self.listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            with raw:
+                raw.settimeout(IO_TIMEOUT)
+                self._serve(raw, self.make_end())
+
+    def _serve(self, raw: socket.socket, end) -> None:
+        handshaken = False
+        while not self.stopping.is_set():
+            try:
+                data = raw.recv(65536)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            end.bio_write(data)
+            try:
+                if not handshaken:
+                    try:
+                        end.do_handshake()
+                        handshaken = True
+                        self.negotiated.append(end.negotiated())
+                    except SSL.WantReadError:
+                        pass
+                while handshaken:
+                    try:
+                        end.sendall(end.recv(65536))
+                    except SSL.WantReadError:
+                        break
+            except SSL.ZeroReturnError:
+                return
+            except SSL.Error as exc:
+                self.failures.append(str(exc))
+            try:
+                raw.sendall(end.bio_read(1 << 20))
+            except SSL.WantReadError:
+                pass
+            except OSError:
+                return
