@@ -128,3 +128,18 @@ def test_negotiatetime_bounds_every_engine(settings):
     assert b"+QSSLOPEN" not in out
     assert harness.advance(9.9) == b""
     assert harness.advance(0.2) == b"\r\n+QSSLOPEN: 0,569\r\n"
+
+
+def test_session_cache_resumes_on_the_legacy_engine():
+    from tlslite import SessionCache
+
+    sessions = SessionCache()
+    harness, network, _, out = opened(lambda: TlsliteServerEnd("server-rsa", sessions),
+                                      'AT+QSSLCFG="sslversion",1,0', 'AT+QSSLCFG="session_cache",1,1')
+    assert b"+QSSLOPEN: 0,0\r\n" in out
+    assert not network.server().tls.resumed
+    for _ in range(2):
+        assert (harness.command("AT+QSSLCLOSE=0") + network.run()).endswith(b"OK\r\n")
+        out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
+        assert b"+QSSLOPEN: 0,0\r\n" in out
+        assert network.server().tls.resumed

@@ -243,7 +243,8 @@ class _Pipe:
 class TlsliteServerEnd:
     """A tlslite-ng server end with every version and suite the module's table has for it."""
 
-    def __init__(self, cert: str = "server-rsa"):
+    def __init__(self, cert: str = "server-rsa", sessions=None):
+        """``sessions``: a tlslite-ng ``SessionCache`` shared by the ends that may resume."""
         from tlslite import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
 
         pki = generate_test_pki()
@@ -257,11 +258,16 @@ class TlsliteServerEnd:
         settings.keyExchangeNames = ["rsa", "ecdhe_rsa", "ecdhe_ecdsa"]
         self._pipe = _Pipe()
         self._conn = TLSConnection(self._pipe)
-        self._handshaking = self._conn.handshakeServerAsync(certChain=chain, privateKey=key, settings=settings)
+        self._handshaking = self._conn.handshakeServerAsync(certChain=chain, privateKey=key, settings=settings,
+                                                            sessionCache=sessions)
         self._reading = None
 
     def negotiated(self) -> tuple[tuple[int, int], int]:
         return self._conn.version, self._conn.session.cipherSuite
+
+    @property
+    def resumed(self) -> bool:
+        return self._conn.resumed
 
     def bio_write(self, data: bytes) -> None:
         self._pipe.incoming += data
