@@ -69,6 +69,7 @@ class Network:
     ip_pool: str  # AT+QIACT: context N of an IPv4 (or IPv4v6) type gets this network's Nth host
     ip6_pool: str  # the same for IPv6 contexts
     dns: tuple[str, str]  # the primary and secondary DNS servers AT+QIDNSCFG shows by default
+    round_trip_ms: int = 0  # the radio network's round trip, added to every connection (chosen)
 
     def __post_init__(self) -> None:
         # TOML gives a list; a frozen profile keeps a tuple.

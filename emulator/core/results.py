@@ -76,11 +76,13 @@ class CmeError:
     """``+CME ERROR: <n>``; shown as ``ERROR`` when AT+CMEE=0 and as text when AT+CMEE=2."""
 
     code: int
+    # Some answers give the number even with AT+CMEE=2 (a real EG800K's AT+QFUPL timeout: "421").
+    numeric_always: bool = False
 
     def as_final(self, cmee: int) -> FinalResult:
         if cmee == 0:
             return ERROR
-        if cmee == 2:
+        if cmee == 2 and not self.numeric_always:
             return FinalResult(f"+CME ERROR: {CME_TEXTS.get(self.code, 'unknown')}")
         return FinalResult(f"+CME ERROR: {self.code}")
 

@@ -94,7 +94,7 @@ VERSION_RANGES: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {
     1: ((3, 1), (3, 1)),
     2: ((3, 2), (3, 2)),
     3: ((3, 3), (3, 3)),
-    # "All": SSL 3.0 to TLS 1.2 on the module, never TLS 1.3 (TLS-NOTES.md).
+    # "All": SSL 3.0 to TLS 1.2 on the module, never TLS 1.3 (REFERENCE.md "TLS engines").
     4: ((3, 0), (3, 3)),
 }
 VERSION_NAMES = {0: "SSL 3.0", 1: "TLS 1.0", 2: "TLS 1.1", 3: "TLS 1.2", 4: "SSL 3.0-TLS 1.2"}

@@ -63,6 +63,7 @@ ARROWS = {
     "fault": "FAULT",
     "tls": "TLS",
     "received": "received",
+    "line_end": "line end",  # where the module took the LF of a CR LF line end
 }
 
 
