@@ -233,8 +233,9 @@ class TlsClient:
     sni: str | None = None
     session: object = None
     established: bool = False
+    peer_closed: bool = False  # the server's close_notify has come, and nothing broke before it
     forgiven: list[str] = field(default_factory=list)
-    _dead: bool = False
+    _dead: bool = False  # a failure ended the connection: nothing more is said on it
 
     def __post_init__(self) -> None:
         self._engine = self.context.connect(self.context.engine, self.sni, self.session)
@@ -263,6 +264,8 @@ class TlsClient:
             ciphertext = b""
         step.plaintext, step.peer_closed, step.failure, outgoing = self._engine.receive(ciphertext)
         step.outgoing += outgoing
+        self._dead = step.failure is not None
+        self.peer_closed = self.peer_closed or step.peer_closed and not self._dead
         return step
 
     def _check_server(self, ciphertext: bytes) -> TlsStep | None:
