@@ -143,3 +143,27 @@ def test_session_cache_resumes_on_the_legacy_engine():
         out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
         assert b"+QSSLOPEN: 0,0\r\n" in out
         assert network.server().tls.resumed
+
+
+@pytest.mark.parametrize("make_end,lines", [
+    (lambda: TlsliteServerEnd("server-rsa", ask_client_cert=True), ['AT+QSSLCFG="ciphersuite",1,0X000A']),
+    (lambda: MbedTlsServerEnd("server-ecdsa", ask_client_cert=True), ['AT+QSSLCFG="ciphersuite",1,0XC00F']),
+], ids=["tlslite-ng", "mbedtls"])
+def test_secllevel_2_presents_the_client_certificate_on_every_engine(make_end, lines):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from emulator.pki import generate_test_pki
+
+    pki = generate_test_pki()
+    harness = CoreHarness()
+    network = EngineNetwork(harness, make_end)
+    for name in ("ca.pem", "client-chain.pem", "client.key"):
+        harness.files.write(name, pki[name])
+    for line in ("AT+QIACT=1", 'AT+QSSLCFG="secllevel",1,2', 'AT+QSSLCFG="cacert",1,"ca.pem"',
+                 'AT+QSSLCFG="clientcert",1,"client-chain.pem"', 'AT+QSSLCFG="clientkey",1,"client.key"', *lines):
+        assert harness.command(line).endswith(b"OK\r\n"), line
+    out = harness.command('AT+QSSLOPEN=1,1,0,"localhost",4433,0') + network.run()
+    assert b"+QSSLOPEN: 0,0\r\n" in out, out
+    client = x509.load_pem_x509_certificate(pki["client.pem"]).public_bytes(Encoding.DER)
+    assert network.server().tls.client_cert_der == client

@@ -243,7 +243,7 @@ class _Pipe:
 class TlsliteServerEnd:
     """A tlslite-ng server end with every version and suite the module's table has for it."""
 
-    def __init__(self, cert: str = "server-rsa", sessions=None):
+    def __init__(self, cert: str = "server-rsa", sessions=None, ask_client_cert: bool = False):
         """``sessions``: a tlslite-ng ``SessionCache`` shared by the ends that may resume."""
         from tlslite import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
 
@@ -259,7 +259,7 @@ class TlsliteServerEnd:
         self._pipe = _Pipe()
         self._conn = TLSConnection(self._pipe)
         self._handshaking = self._conn.handshakeServerAsync(certChain=chain, privateKey=key, settings=settings,
-                                                            sessionCache=sessions)
+                                                            sessionCache=sessions, reqCert=ask_client_cert)
         self._reading = None
 
     def negotiated(self) -> tuple[tuple[int, int], int]:
@@ -268,6 +268,11 @@ class TlsliteServerEnd:
     @property
     def resumed(self) -> bool:
         return self._conn.resumed
+
+    @property
+    def client_cert_der(self) -> bytes | None:
+        chain = self._conn.session.clientCertChain
+        return bytes(chain.x509List[0].bytes) if chain and chain.x509List else None
 
     def bio_write(self, data: bytes) -> None:
         self._pipe.incoming += data
@@ -320,7 +325,7 @@ class TlsliteServerEnd:
 class MbedTlsServerEnd:
     """A python-mbedtls server end offering the static-ECDH suites of table 3, TLS 1.0 to 1.2."""
 
-    def __init__(self, cert: str = "server-ecdsa"):
+    def __init__(self, cert: str = "server-ecdsa", ask_client_cert: bool = False):
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
         from mbedtls import pk, tls
@@ -332,11 +337,18 @@ class MbedTlsServerEnd:
                  for c in x509.load_pem_x509_certificates(pki[f"{cert}-chain.pem"])]
         key = pk.ECC.from_PEM(pki[f"{cert}.key"].decode())
         names = [name.removeprefix("MBEDTLS_").replace("_", "-") for name, _ in CIPHER_SUITES.values()]
+        # Mbed TLS asks for a client certificate when it validates them; the test CA makes them valid.
+        trust = tls.TrustStore([CRT.from_DER(c.public_bytes(serialization.Encoding.DER))
+                                for c in x509.load_pem_x509_certificates(pki["ca.pem"])])
         configuration = tls.TLSConfiguration(
-            certificate_chain=(chain, key), validate_certificates=False,
+            certificate_chain=(chain, key), validate_certificates=ask_client_cert, trust_store=trust,
             ciphers=[n for n in names if n in tls.ciphers_available()],
             lowest_supported_version=tls.TLSVersion.TLSv1, highest_supported_version=tls.TLSVersion.TLSv1_2)
         self._tls = tls.ServerContext(configuration).wrap_buffers()
+
+    @property
+    def client_cert_der(self) -> bytes | None:
+        return self._tls.getpeercert(binary_form=True) or None
 
     def negotiated(self) -> tuple[tuple[int, int], int]:
         versions = {"TLSv1": (3, 1), "TLSv1_1": (3, 2), "TLSv1_2": (3, 3)}
