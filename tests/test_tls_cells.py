@@ -102,3 +102,14 @@ def test_cell(version, code):
     assert server.received == b"hello cells"
     out = harness.command("AT+QSSLRECV=0,100")
     assert b"+QSSLRECV: 11\r\nhello cells\r\n" in out
+
+
+@pytest.mark.parametrize("version,code", [(1, 0xC02F), (2, 0xC026), (0, 0xC013), (0, 0x003D)])
+def test_an_invalid_cell_fails_before_connecting(version, code):
+    harness = CoreHarness()
+    network = EngineNetwork(harness, lambda: None)
+    for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
+        assert harness.command(line).endswith(OK)
+    out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
+    assert b"+QSSLOPEN: 0,566\r\n" in out
+    assert network.opens == []

@@ -151,6 +151,8 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
     """The client context for ``settings``; TlsUnavailable when no engine here can speak it."""
     lowest, highest = VERSION_RANGES[settings.version]
     suites = _offered_suites(settings.cipher_suite, lowest, highest)
+    if not suites:
+        raise TlsUnavailable(_why_not(settings))
     anchors = _load_certificates(settings.ca_pem, "CA certificate") if settings.ca_pem is not None else []
     client_chain = client_key = None
     if settings.client_cert_pem is not None and settings.client_key_pem is not None:
