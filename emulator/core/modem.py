@@ -75,6 +75,7 @@ class HostMode(enum.Enum):
     BUSY = "busy"
     DATA = "data"
     ONLINE = "online"
+    OFF = "off"  # powered down (AT+QPOWD) until reboot(): nothing answers, host bytes are lost
 
 
 @dataclass
@@ -229,6 +230,17 @@ class Modem:
                 if first:
                     self._process_input()
             self.call_at(now + urc.after_ms / 1000.0, fire)
+
+    def power_off(self) -> None:
+        """Powered down (AT+QPOWD): connections dropped, timers gone, and until ``reboot()`` every
+        host byte is lost unanswered, as on a module without power."""
+        for hook in list(self.reset_hooks):
+            hook()
+        self._timers.clear()
+        self._event_handlers.clear()
+        self._input.clear()
+        self.boot_count += 1  # boot URCs still to come are not said
+        self.mode = HostMode.OFF
 
     def _booted(self) -> None:
         self.mode = HostMode.COMMAND
@@ -413,6 +425,9 @@ class Modem:
             mode = self.mode
             if mode in (HostMode.BOOTING, HostMode.BUSY):
                 return
+            if mode is HostMode.OFF:
+                self._input.clear()
+                return
             if mode is HostMode.ONLINE:
                 session = self.online
                 if session is None:
@@ -563,6 +578,7 @@ class Modem:
             self._current_call = call
             spec = COMMANDS.get(call.name)
             if spec is None:
+                self.observe("unknown", name=call.name)  # a command the emulator does not implement
                 self._remaining_calls.clear()
                 self._finish(ERROR)
                 return
