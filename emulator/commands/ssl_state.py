@@ -481,6 +481,8 @@ class SslClient:
             self._abort_connection()  # the host gave up waiting for +QSSLOPEN (SSL note 2.2.2)
         elif self.state is ClientState.CLOSING:
             if self.conn_id is not None:
+                if self.tls is not None and self.tls.peer_closed:  # Mbed TLS answers close_notify (README, "TLS")
+                    self._send_ciphertext(self.tls.close_notify())
                 self.modem.effect(ev.CloseTcp(self.conn_id))
         elif self.state is ClientState.CONNECTED:
             self._send_ciphertext(self.tls.close_notify())
