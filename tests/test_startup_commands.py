@@ -92,6 +92,7 @@ EXACT = [
     ("AT+CESQ", info("+CESQ: 99,99,255,255,20,56")),
     ("AT+CESQ=?", info("+CESQ: (0-63,99),(0-7,99),(0-96,255),(0-49,255),(0-34,255),(0-97,255)")),
     ("AT+QSPN", info('+QSPN: "CHINA MOBILE","CMCC","",0,"46000"')),
+    ("AT+QSPN?", info('+QSPN: "CHINA MOBILE","CMCC","",0,"46000"')),
     ("AT+QSPN=?", OK),
     ('AT+QENG="servingcell"', info('+QENG: "servingcell","NOCONN","LTE","FDD",460,00,A1B2C3D,123,1650,3,5,5,'
                                    '5A0B,-85,-10,-73,15,40')),
@@ -186,7 +187,7 @@ def test_every_form_answers_exactly(h, line, answer):
 # Forms a command does not have answer plain ERROR whatever AT+CMEE (as every other family).
 WRONG_FORMS = ["AT+QCCID?", "AT+QCCID=1", "AT+CCID?", "AT+CIMI?", "AT+CIMI=1", "AT+QGMR?", "AT+QINISTAT?",
                "AT+QSIMSTAT", "AT+QSIMDET", "AT+CLCK", "AT+CLCK?", "AT+CPWD", "AT+CPWD?", "AT+CGSN?",
-               "AT+QNWINFO?", "AT+QNWINFO=1", "AT+QCSQ?", "AT+CESQ?", "AT+QSPN?", "AT+QENG", "AT+QENG?",
+               "AT+QNWINFO?", "AT+QNWINFO=1", "AT+QCSQ?", "AT+CESQ?", "AT+QENG", "AT+QENG?",
                "AT+CEER?", "AT+QLTS?", "AT+CTZR", "AT+CTZU", "AT+QCFG?", "AT+CGDCONT", "AT+CGACT",
                "AT+QSCLK", "AT+QPOWD?", "AT+CBC?", "AT+QTEMP?", "AT+CSCS", "AT+CMGF?=", "AT+CPMS",
                "AT+CLAC?", "AT+CLAC=1"]

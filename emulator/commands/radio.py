@@ -217,12 +217,14 @@ def extended_signal_quality(modem: "Modem", call: CommandCall) -> Reply:
 
 @command("+QSPN", family=FAMILY)
 def service_provider(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+QSPN: ``+QSPN: <FNN>,<SNN>,<SPN>,<alphabet>,<RPLMN>`` (Quectel AT manual): the network's
+    """AT+QSPN? (the read form of the EC2x-family AT commands manual, which TinyGSM's Quectel
+    driver sends) and AT+QSPN: ``+QSPN: <FNN>,<SNN>,<SPN>,<alphabet>,<RPLMN>``: the network's
     full and short names, the SIM's provider name, 0 (GSM alphabet), the registered PLMN. Without
-    service ``+CME ERROR: 30`` (chosen)."""
+    service ``+CME ERROR: 30`` (chosen). The bare form answers the same (chosen: the manuals of
+    the family differ on which form they list)."""
     if call.form is Form.TEST:
         return ok()
-    require_form(call, Form.EXEC)
+    require_form(call, Form.READ, Form.EXEC)
     if not in_service(modem):
         raise CommandFailed(cme=CME_NO_NETWORK_SERVICE)
     net = modem.profile.network

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from emulator.core.results import QiError
 from emulator.core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
 from emulator.core.tls import (
+    ClientContext,
     ContextSettings,
     TlsClient,
     TlsUnavailable,
@@ -26,8 +27,6 @@ from emulator.core.tls import (
 from emulator.core.ufs import strip_ufs_prefix
 
 if TYPE_CHECKING:
-    from OpenSSL import SSL
-
     from emulator.core.modem import Modem
     from emulator.core.timers import Timer
 
@@ -74,13 +73,13 @@ class SslFamily(SocketFamily):
         self.contexts = [SslSettings() for _ in range(limits.ssl_contexts)]
         # One OpenSSL context per SSL context ID and settings: sessions resume only on the
         # OpenSSL context that made them (REFERENCE.md "TLS engines").
-        self._openssl: dict[int, tuple[ContextSettings, SSL.Context]] = {}
-        self.sessions: dict[tuple[int, str, int], SSL.Session | None] = {}
+        self._openssl: dict[int, tuple[ContextSettings, ClientContext]] = {}
+        self.sessions: dict[tuple[int, str, int], object] = {}
 
     def client(self, client_id: int) -> "SslClient":
         return self.clients[client_id]
 
-    def openssl_context(self, ctx_id: int, settings: ContextSettings) -> "SSL.Context":
+    def openssl_context(self, ctx_id: int, settings: ContextSettings) -> "ClientContext":
         cached = self._openssl.get(ctx_id)
         if cached is not None and cached[0] == settings:
             return cached[1]

@@ -251,7 +251,8 @@ class Modem:
     def _flush_urcs(self) -> None:
         if self.mode is not HostMode.COMMAND:
             return
-        self._held_urcs.release(self.write_host)
+        if self._held_urcs:
+            self._held_urcs.release(self.write_host)
         for hook in self._idle_hooks:
             self._guarded(hook)
 
@@ -271,6 +272,9 @@ class Modem:
 
     def tick(self, now: float) -> None:
         self.now = now
+        heap = self.timers.heap
+        if not heap or heap[0][0] > now:
+            return  # the common case, on every host write: nothing due
         due = self.timers.pop_due
         timer = due(now)
         while timer is not None:
@@ -388,7 +392,7 @@ class Modem:
         if self.mode is not HostMode.COMMAND:
             return
         data = self._input
-        consumed, edited = self.editor.edit(data, self.settings, self.mode.value)
+        consumed, edited = self.editor.edit(data, self.settings, self.mode)
         del data[:consumed]
         if edited is REJECTED:
             self.finish_line(ERROR)
@@ -401,7 +405,7 @@ class Modem:
         # AT+QFUPL's CONNECT, whose data is not echoed either.
         entry = self.data_entry
         echoing = mode in (HostMode.COMMAND, HostMode.BUSY) or (entry is not None and entry.echo)
-        self.editor.take_line_end_lf(self._input, mode.value, mode is HostMode.COMMAND,
+        self.editor.take_line_end_lf(self._input, mode, mode is HostMode.COMMAND,
                                      self.settings.echo and echoing)
 
     def take_data(self, outcome: AwaitData) -> None:
@@ -423,13 +427,16 @@ class Modem:
             final = final.as_final(self.settings.cmee)
         self.observe("result", text=final.text)
         self.write_host(self.result_bytes(final))
-        self.line.ended()
+        line = self.line
+        line.running = False
+        line.current = None
         if online is not None:
             self.online = online
             self._mode_event("connect")
             self._guarded(lambda: online.entered(self))
             return
-        self._mode_event("line_done")
+        if self.mode is not HostMode.COMMAND:
+            self._mode_event("line_done")  # COMMAND to COMMAND, the common case, needs no lookup
         self._flush_urcs()
 
     def finish_pending(self, outcome: Outcome | CommandFailed) -> None:

@@ -99,6 +99,8 @@ class StreamLayer(Protocol):
 
     def feed(self, data: bytes) -> LayerStep: ...
 
+    peer_closed: bool  # the server closed the layer (TLS: its close_notify came)
+
     def send(self, data: bytes) -> bytes: ...
 
     def close_notify(self) -> bytes: ...
@@ -130,6 +132,8 @@ class PlainStep:
 
 class PlainStream:
     """No layer at all: plain TCP (AT+QIOPEN's "TCP" sockets)."""
+
+    peer_closed = False
 
     def start(self) -> PlainStep:
         return PlainStep(established=True)
@@ -442,6 +446,8 @@ class Socket:
             self._abort_connection()  # the host gave up waiting for the open (SSL note 2.2.2)
         elif self.phase in (Phase.PEER_CLOSED, Phase.HOST_CLOSING):
             if self.conn_id is not None:
+                if self.layer is not None and self.layer.peer_closed:  # Mbed TLS answers close_notify (README, "TLS")
+                    self._send_raw(self.layer.close_notify())
                 self.modem.effect(ev.CloseTcp(self.conn_id))
         elif self.phase is Phase.CONNECTED and self.conn_id is not None and self.layer is not None:
             self._send_raw(self.layer.close_notify())
