@@ -116,6 +116,13 @@ def test_refused_connack_code_is_shown(connected):
     assert h.event(ev.TcpClosed(open_tcp.conn_id)) == b"\r\n+QMTSTAT: 0,1\r\n"
 
 
+def test_opening_a_client_in_use_is_result_2_and_keeps_its_link(connected):
+    h, conn = connected
+    assert h.command('AT+QMTOPEN=0,"other.example",1883') == b"\r\nOK\r\n\r\n+QMTOPEN: 0,2\r\n"
+    assert h.command("AT+QMTCONN?") == b"\r\n+QMTCONN: 0,3\r\n\r\nOK\r\n"
+    assert h.take_effects() == []
+
+
 def test_a_broker_breaking_the_protocol_ends_the_link(connected):
     h, conn = connected
     assert h.event(ev.TcpData(conn, b"\x10\x00")) == b"\r\n+QMTSTAT: 0,1\r\n"

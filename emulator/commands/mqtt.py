@@ -184,7 +184,7 @@ def mqtt_open(modem: "Modem", call: CommandCall) -> Reply:
     try:
         client.open_network(host, port)
     except OpenFailed as failure:
-        client._report_open(failure.code)  # the command was fine: the failure is the URC's to tell
+        client.report_open_failure(failure)  # the command was fine: the failure is the URC's to tell
     return ok()
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from emulator.commands import mqtt_codec as codec
 from emulator.commands.app_sockets import AppSocket
 from emulator.core.results import QiError
-from emulator.core.sockets import Phase, SocketFamily
+from emulator.core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -157,6 +157,8 @@ class MqttClient(AppSocket):
 
     def open_network(self, host: str, port: int) -> None:
         """AT+QMTOPEN: OpenFailed when it cannot start, else +QMTOPEN comes later."""
+        if self.phase is not Phase.INITIAL:
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"MQTT client {self.client_id} is in use")
         config = replace(self.config)  # as it is now, at open time
         self.link = Link(config)
         self.slots = [None] * RECV_SLOTS
@@ -169,9 +171,13 @@ class MqttClient(AppSocket):
 
     def _report_open(self, code: QiError) -> None:
         result = OPEN_RESULTS.get(code, OpenResult.FAILED)
-        if result is not OpenResult.OK:
+        if result is not OpenResult.OK and self.phase is Phase.INITIAL:
             self.link = None
         self.modem.emit_urc(f"+QMTOPEN: {self.client_id},{int(result)}")
+
+    def report_open_failure(self, failure: OpenFailed) -> None:
+        """An AT+QMTOPEN that could not start: its result, as every other one, in the URC."""
+        self._report_open(failure.code)
 
     def close_network(self) -> None:
         """AT+QMTCLOSE: the connection goes at once (no DISCONNECT: the broker sends the will)."""
