@@ -22,7 +22,7 @@ import h11
 
 from emulator.commands.app_sockets import AppSocket
 from emulator.core.registry import CommandFailed
-from emulator.core.results import QiError, Refusal
+from emulator.core.results import QiError
 from emulator.core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
@@ -396,6 +396,4 @@ class HttpFailure(CommandFailed):
     """A command failing with an HttpError: ``+CME ERROR: <err>`` (``HttpErrorReporting``)."""
 
     def __init__(self, code: HttpError):
-        super().__init__(Refusal.INTERNAL)
-        # The family's own code rides where the others' do; only HttpErrorReporting reads it.
-        self.code = code  # type: ignore[assignment]
+        super().__init__(code)  # a code of its own family, kept as given (HttpErrorReporting reads it)
