@@ -145,3 +145,15 @@ def test_a_large_body_pauses_the_socket_until_read(h):
     assert answer == b"\r\nCONNECT\r\n" + b"x" * limit
     assert ev.ResumeReading(conn) in h.take_effects()
     assert h.event(ev.TcpData(conn, b"y" * (2 * limit))) == b"y" * (2 * limit) + b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"
+
+
+def test_a_cr_lf_host_s_lf_is_not_part_of_the_url_or_the_body(h):
+    url = b"http://example.com/x"
+    assert h.send(b"AT+QHTTPURL=%d,10\r\n" % len(url)) == b"\r\nCONNECT\r\n"
+    assert h.send(url) == OK
+    assert h.modem.families["http"].url == url.decode()
+    assert h.send(b"AT+QHTTPPOST=4\r") == b""
+    [open_tcp] = h.take_effects()
+    assert h.event(ev.TcpConnected(open_tcp.conn_id, "10.0.0.9", 80, 40000)) == b"\r\nCONNECT\r\n"
+    assert h.send(b"\nbod") == OK  # a CR-only host's LF after CONNECT is data
+    assert sent(h).endswith(b"\r\n\r\n\nbod")

@@ -162,3 +162,15 @@ def test_urc_waits_for_the_running_command(connected):
 def test_bad_lines_answer_error(connected, line):
     h, _ = connected
     assert h.command(line) == b"\r\nERROR\r\n"
+
+
+@pytest.mark.parametrize("split", [1, 3, 7])
+def test_publish_data_split_anywhere_after_a_cr_lf_command(connected, split):
+    h, conn = connected
+    data = b"abcdefghij"
+    assert h.send(b'AT+QMTPUB=0,0,0,0,"t",10\r\n') == b"\r\n> "
+    out = b""
+    for start in range(0, len(data), split):
+        out += h.send(data[start:start + split])
+    assert out == b"\r\nOK\r\n\r\n+QMTPUB: 0,0,0\r\n"
+    assert sent(h) == codec.encode_publish("t", data)

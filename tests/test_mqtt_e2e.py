@@ -218,3 +218,25 @@ def test_the_will_reaches_subscribers_when_the_module_drops_the_link(host, broke
     [will] = peer.messages(1)
     assert (will.topic, will.payload) == ("wills/4", b"gone")
     peer.close()
+
+
+def test_mqtts_with_a_client_certificate(host):
+    broker = broker_or_skip(client_certificates=True)
+    try:
+        for name, data in (("ca.pem", broker.ca_pem), ("client.pem", broker.client_cert_pem),
+                           ("client.key", broker.client_key_pem)):
+            assert host.upload(name, data).endswith(OK)
+        for line in ('AT+QSSLCFG="seclevel",3,1', 'AT+QSSLCFG="cacert",3,"UFS:ca.pem"', 'AT+QMTCFG="ssl",0,1,3'):
+            assert said(host, line) == OK
+        # Without a certificate of its own the broker refuses the handshake.
+        assert said(host, f'AT+QMTOPEN=0,"localhost",{broker.tls_port}') == OK
+        urc(host, "+QMTOPEN: 0,5")
+        for line in ('AT+QSSLCFG="seclevel",3,2', 'AT+QSSLCFG="clientcert",3,"UFS:client.pem"',
+                     'AT+QSSLCFG="clientkey",3,"UFS:client.key"'):
+            assert said(host, line) == OK
+        assert said(host, f'AT+QMTOPEN=0,"localhost",{broker.tls_port}') == OK
+        urc(host, "+QMTOPEN: 0,0")
+        assert said(host, 'AT+QMTCONN=0,"with-cert"') == OK
+        urc(host, "+QMTCONN: 0,0,0")
+    finally:
+        broker.close()
