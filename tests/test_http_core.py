@@ -152,8 +152,9 @@ def test_a_cr_lf_host_s_lf_is_not_part_of_the_url_or_the_body(h):
     assert h.send(b"AT+QHTTPURL=%d,10\r\n" % len(url)) == b"\r\nCONNECT\r\n"
     assert h.send(url) == OK
     assert h.modem.families["http"].url == url.decode()
-    assert h.send(b"AT+QHTTPPOST=4\r") == b""
+    assert h.send(b"AT+QHTTPPOST=4\r\n") == b""
     [open_tcp] = h.take_effects()
     assert h.event(ev.TcpConnected(open_tcp.conn_id, "10.0.0.9", 80, 40000)) == b"\r\nCONNECT\r\n"
-    assert h.send(b"\nbod") == OK  # a CR-only host's LF after CONNECT is data
-    assert sent(h).endswith(b"\r\n\r\n\nbod")
+    assert h.send(b"bo") == b""
+    assert h.send(b"dy") == OK
+    assert sent(h).endswith(b"\r\n\r\nbody")
