@@ -94,8 +94,7 @@ def _connect_prompt(modem: "Modem") -> bytes:
 # --- AT+QHTTPCFG (HTTP note 2.3.1) ----------------------------------------------------------------
 
 NUMBERS = {"contextid": (1, 16), "requestheader": (0, 1), "responseheader": (0, 1), "sslctxid": (0, 5),
-           "contenttype": (0, len(CONTENT_TYPES) - 1), "closed/ind": (0, 1)}
-ATTRIBUTES = {"closed/ind": "closedind"}
+           "contenttype": (0, len(CONTENT_TYPES) - 1)}
 
 
 @command("+QHTTPCFG", family=FAMILY)
@@ -116,13 +115,12 @@ def http_config(modem: "Modem", call: CommandCall) -> Reply:
         return ok()
     if name not in NUMBERS:
         raise CommandFailed(Refusal.FORM)
-    attribute = ATTRIBUTES.get(name, name)
     if len(call.args) == 1:
-        return ok(f'+QHTTPCFG: "{name}",{getattr(config, attribute)}')
+        return ok(f'+QHTTPCFG: "{name}",{getattr(config, name)}')
     low, high = NUMBERS[name]
     if name == "contextid":
         high = modem.profile.limits.pdp_contexts
-    setattr(config, attribute, _int(call, 1, low, high))
+    setattr(config, name, _int(call, 1, low, high))
     return ok()
 
 

@@ -86,7 +86,6 @@ class HttpConfig:
     sslctxid: int = 1
     contenttype: int = 0
     auth: str = ""  # "<username>:<password>" for Basic authorization
-    closedind: int = 0  # "closed/ind": +QHTTPURC: "closed" when the server closes (chosen: kept, shown)
 
 
 class Target:
