@@ -179,3 +179,20 @@ def test_error_codes_from_their_causes(host, http_server):
     assert said(host, "AT+QHTTPGET=80") == b"\r\n+CME ERROR: 709\r\n"  # context 2 is not active
     assert said(host, 'AT+QHTTPCFG="contenttype",9') == b"\r\n+CME ERROR: 730\r\n"
     assert said(host, "AT+QHTTPSTOP") == OK
+
+
+def test_a_server_reset_during_a_download_ends_the_read_with_717(tmp_path, http_server):
+    with Emulator(ufs=tmp_path / "ufs") as running:
+        running.wait_for_boot()
+        with AtHost(running.port, timeout=30) as host:
+            assert host.ask("AT+QIACT=1") == b"AT+QIACT=1\r" + OK
+            size = 4_000_000  # far more than the module buffers: the server waits for the host
+            set_url(host, f"{http_server.url}/bytes/{size}")
+            assert said(host, "AT+QHTTPGET=80") == OK
+            urc(host, f"+QHTTPGET: 0,200,{size}")
+            running.control.server_reset(client=0, family="http")  # `ecemu ctl server-reset ... family=http`
+            assert host.ask("AT+QHTTPREAD=80", final=b"CONNECT\r\n").endswith(b"CONNECT\r\n")
+            answer = host.expect(b"\r\n+QHTTPREAD: 717\r\n")
+            body = answer[: -len(b"\r\nOK\r\n\r\n+QHTTPREAD: 717\r\n")]
+            assert answer.endswith(b"\r\nOK\r\n\r\n+QHTTPREAD: 717\r\n")
+            assert 0 < len(body) < size and body == body_bytes(len(body))

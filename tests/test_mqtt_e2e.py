@@ -174,20 +174,18 @@ def open_and_connect(host: AtHost, port: int, client: int = 0, tls: bool = False
 def test_the_shell_faults_reach_mqtt_connections(traced, broker):
     running, host, folder = traced
 
-    def conn_of(client: int) -> int:
-        return running.call(lambda runner: runner.modem.families["mqtt"].conn_id_of(client))
-
-    # A reset by the server (what `ecemu ctl server-reset` does to an SSL client).
+    # A reset by the server: `ecemu ctl server-reset client=0 family=mqtt`.
     open_and_connect(host, broker.port)
-    conn = conn_of(0)
-    running.call(lambda runner: runner.network.fault_reset(conn))
+    running.control.server_reset(client=0, family="mqtt")
+    urc(host, "+QMTSTAT: 0,1")
+    open_and_connect(host, broker.port)
+    running.control.server_close(client=0, family="mqtt")
     urc(host, "+QMTSTAT: 0,1")
     # A stalled connection: the PINGREQ gets no PINGRESP within <pkt_timeout>.
     assert said(host, 'AT+QMTCFG="keepalive",1,1') == OK
     assert said(host, 'AT+QMTCFG="timeout",1,1,0,0') == OK
     open_and_connect(host, broker.port, client=1)
-    conn = conn_of(1)
-    running.call(lambda runner: runner.network.fault_stall(conn, 0.0))
+    running.control.server_stall(client=1, family="mqtt")
     urc(host, "+QMTSTAT: 1,2")
     # The network dropping the PDP context.
     open_and_connect(host, broker.port, client=2)
