@@ -174,3 +174,10 @@ def test_publish_data_split_anywhere_after_a_cr_lf_command(connected, split):
         out += h.send(data[start:start + split])
     assert out == b"\r\nOK\r\n\r\n+QMTPUB: 0,0,0\r\n"
     assert sent(h) == codec.encode_publish("t", data)
+
+
+def test_the_older_pubex_form_with_the_message_in_place(connected):
+    h, conn = connected
+    assert h.command('AT+QMTPUBEX=0,4,1,0,"t","in place"') == b"\r\nOK\r\n"
+    assert sent(h) == codec.encode_publish("t", b"in place", qos=1, packet_id=4)
+    assert h.event(ev.TcpData(conn, codec.encode_ack(codec.PUBACK, 4))) == b"\r\n+QMTPUB: 0,4,0\r\n"

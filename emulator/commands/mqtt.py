@@ -365,19 +365,20 @@ def mqtt_publish(modem: "Modem", call: CommandCall) -> Outcome:
 def mqtt_publish_ex(modem: "Modem", call: CommandCall) -> Outcome:
     """AT+QMTPUBEX=<client_idx>,<msgid>,<qos>,<retain>,"<topic>",<msglen> (MQTT note 3.2.9): ``>``,
     <msglen> bytes, OK, then ``+QMTPUBEX: <client_idx>,<msgid>,<result>[,<value>]``. The older
-    notes' form with the message quoted in place of <msglen> publishes it at once."""
+    notes' form with the message quoted in place of <msglen> publishes it at once (its outcome as
+    ``+QMTPUB``, as those notes show it)."""
     if call.form is Form.TEST:
         return ok(f'+QMTPUBEX: (0-{CLIENTS - 1}),(0-65535),(0-2),(0,1),"<topic>",(1-{MAX_MESSAGE})')
     require_form(call, Form.WRITE)
     if len(call.args) != 6 or call.args[5] is None:
         raise _refused()
     client, msgid, qos, retain, topic = _publish_call(modem, call, "+QMTPUBEX")
-    publish = _publisher(client, "+QMTPUBEX", msgid, qos, retain, topic)
     if call.args[5].quoted:
-        publish(call.args[5].text.encode("latin-1"))
+        # The BG96-era form: the message in place, its outcome told as +QMTPUB (those notes).
+        _publisher(client, "+QMTPUB", msgid, qos, retain, topic)(call.args[5].text.encode("latin-1"))
         return ok()
     length = _int(call, 5, 1, MAX_MESSAGE)
-    return AwaitData(_prompt(modem), MessageSink(length, publish))
+    return AwaitData(_prompt(modem), MessageSink(length, _publisher(client, "+QMTPUBEX", msgid, qos, retain, topic)))
 
 
 def _prompt(modem: "Modem") -> bytes:
