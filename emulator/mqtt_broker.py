@@ -57,6 +57,7 @@ class MqttBroker:
 
         self.binary = binary
         self.host = host
+        self._fixed_ports = (port, tls_port)
         self.port = port or _free_port(host)
         self.tls_port = tls_port or _free_port(host)
         pki = generate_test_pki()
@@ -68,20 +69,37 @@ class MqttBroker:
         (folder / "server.pem").write_bytes(pki["server-rsa-chain.pem"])
         (folder / "server.key").write_bytes(pki["server-rsa.key"])
         self.config_path = folder / "mosquitto.conf"
+        self._client_certificates = client_certificates
+        self._write_config()
+        self.log_path = folder / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    def _write_config(self) -> None:
+        folder = self.config_path.parent
         self.config_path.write_text(
             # Run as whoever started it: as root, mosquitto would switch to its own user, who cannot
             # read this private folder.
             f"user {getpass.getuser()}\n"
             "per_listener_settings false\nallow_anonymous true\npersistence false\n"
-            f"listener {self.port} {host}\n"
-            f"listener {self.tls_port} {host}\n"
+            f"listener {self.port} {self.host}\n"
+            f"listener {self.tls_port} {self.host}\n"
             f"cafile {folder / 'ca.pem'}\ncertfile {folder / 'server.pem'}\nkeyfile {folder / 'server.key'}\n"
             "tls_version tlsv1.2\n"
-            f"require_certificate {'true' if client_certificates else 'false'}\n")
-        self.log_path = folder / "mosquitto.log"
-        self.process: subprocess.Popen | None = None
+            f"require_certificate {'true' if self._client_certificates else 'false'}\n")
 
     def start(self) -> "MqttBroker":
+        """Start mosquitto; ports chosen here that another process took meanwhile are chosen again."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except RuntimeError:
+                if any(self._fixed_ports) or self.process is not None or attempt == 2:
+                    raise
+                self.port, self.tls_port = _free_port(self.host), _free_port(self.host)
+                self._write_config()
+        return self
+
+    def _start_once(self) -> "MqttBroker":
         log = open(self.log_path, "ab")
         try:
             self.process = subprocess.Popen([self.binary, "-c", str(self.config_path), "-v"], stdout=log,
@@ -92,6 +110,7 @@ class MqttBroker:
         for port in (self.port, self.tls_port):
             while True:
                 if self.process.poll() is not None:
+                    self.process = None
                     raise RuntimeError(f"mosquitto exited: {self.log()}")
                 try:
                     socket.create_connection((self.host, port), timeout=0.5).close()
@@ -115,8 +134,9 @@ class MqttBroker:
             process.wait(5)
 
     def restart(self) -> None:
+        """The same broker again, on the same ports."""
         self.stop()
-        self.start()
+        self._start_once()
 
     def log(self) -> str:
         try:

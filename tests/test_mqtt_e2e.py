@@ -137,7 +137,7 @@ def test_broker_restart_is_reported_and_the_client_opens_again(host):
         broker.stop()
         urc(host, "+QMTSTAT: 0,1")
         assert said(host, "AT+QMTCONN?") == OK
-        broker.start()
+        broker.restart()  # on the same ports
         assert said(host, f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}') == OK
         urc(host, "+QMTOPEN: 0,0")
         assert said(host, 'AT+QMTCONN=0,"survivor"') == OK
