@@ -5,6 +5,7 @@ download byte for byte, header modes, files, and each error code from its real c
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -190,6 +191,11 @@ def test_a_server_reset_during_a_download_ends_the_read_with_717(tmp_path, http_
             set_url(host, f"{http_server.url}/bytes/{size}")
             assert said(host, "AT+QHTTPGET=80") == OK
             urc(host, f"+QHTTPGET: 0,200,{size}")
+            # Once the module holds part of the body (a condition, polled up to a deadline) ...
+            deadline = time.monotonic() + 10
+            while running.call(lambda runner: len(runner.modem.families["http"].response.body)) == 0:
+                assert time.monotonic() < deadline, "no body arrived"
+                time.sleep(0.01)
             running.control.server_reset(client=0, family="http")  # `ecemu ctl server-reset ... family=http`
             assert host.ask("AT+QHTTPREAD=80", final=b"CONNECT\r\n").endswith(b"CONNECT\r\n")
             answer = host.expect(b"\r\n+QHTTPREAD: 717\r\n")
