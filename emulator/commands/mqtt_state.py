@@ -87,7 +87,7 @@ class Result(enum.IntEnum):
 class MqttConfig:
     """One client's AT+QMTCFG values (MQTT note AT+QMTCFG); the defaults are the note's."""
 
-    version: int = 4  # 3: MQTT 3.1, 4: MQTT 3.1.1
+    version: int = 4  # 3: MQTT 3.1, 4: MQTT 3.1.1 (chosen: 3.1.1, what brokers expect today)
     pdpcid: int = 1
     ssl_enable: int = 0
     ssl_ctx: int = 0
