@@ -5,6 +5,8 @@ by the test over plain TCP events, so every byte the module sends is checked as 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator.commands import mqtt_codec as codec
 from emulator.core import events as ev
@@ -181,3 +183,26 @@ def test_the_older_pubex_form_with_the_message_in_place(connected):
     assert h.command('AT+QMTPUBEX=0,4,1,0,"t","in place"') == b"\r\nOK\r\n"
     assert sent(h) == codec.encode_publish("t", b"in place", qos=1, packet_id=4)
     assert h.event(ev.TcpData(conn, codec.encode_ack(codec.PUBACK, 4))) == b"\r\n+QMTPUB: 0,4,0\r\n"
+
+
+COMMANDS = ["+QMTCFG", "+QMTOPEN", "+QMTCLOSE", "+QMTCONN", "+QMTDISC", "+QMTSUB", "+QMTUNS", "+QMTPUB",
+            "+QMTPUBEX", "+QMTRECV", "+QHTTPCFG", "+QHTTPURL", "+QHTTPGET", "+QHTTPPOST", "+QHTTPPOSTFILE",
+            "+QHTTPREAD", "+QHTTPREADFILE", "+QHTTPSTOP"]
+ARGS = st.lists(st.one_of(st.integers(-2, 70000).map(str), st.sampled_from(['"t"', '""', '"ssl"', '"will"',
+                                                                           '"UFS:x"', "", '"a,b"', "0X1"])),
+                max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(COMMANDS), form=st.sampled_from(["=", "?", "=?", ""]), args=ARGS)
+def test_any_line_of_these_families_gets_one_final_result_and_no_internal_error(name, form, args):
+    with no_internal_errors():
+        h = CoreHarness()
+        h.command("AT+QIACT=1")
+        out = h.command(f"AT{name}{form}{','.join(args) if form == '=' else ''}")
+        # A prompt (> or CONNECT) waits for data: ESC ends AT+QMTPUB's, time the others'.
+        if out.endswith(b"> "):
+            out += h.send(b"\x1b")
+        out += h.advance(66000)  # past the longest timeout (65535 s)
+        finals = sum(out.count(final) for final in (b"\r\nOK\r\n", b"\r\nERROR\r\n", b"\r\n+CME ERROR: "))
+        assert finals == 1, out
