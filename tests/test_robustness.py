@@ -139,14 +139,15 @@ def record_command_bytes(modem) -> bytearray:
     """Every byte the line editor consumes, in order: the bytes that were command lines. Bytes taken
     as data (after ``>``, CONNECT, in transparent mode) never pass through it."""
     seen = bytearray()
-    edit = modem._edit_line
+    host = modem.host
+    edit = host._edit_line
 
     def recording() -> None:
-        before = bytes(modem._input)
+        before = bytes(host.input)
         edit()
-        seen.extend(before[: len(before) - len(modem._input)])
+        seen.extend(before[: len(before) - len(host.input)])
 
-    modem._edit_line = recording
+    host._edit_line = recording
     return seen
 
 

@@ -1,0 +1,299 @@
+"""The host side of the port: its bytes and the mode that decides where they go.
+
+The host side is in one of six modes, changed only through ``HOST_MODES``:
+
+- ``BOOTING``: before ``RDY``; bytes the host sends wait until the module is up.
+- ``COMMAND``: the line editor (``LineEditor``) collects a command line; ``CommandLineRunner`` runs it.
+- ``BUSY``: a command is waiting for an event (``Pending``); host bytes wait, in order.
+- ``DATA``: raw bytes go to a data sink (``DataEntry``: the ``>`` prompt, AT+QFUPL's CONNECT).
+- ``ONLINE``: transparent transmission; bytes go to the connection (``online`` session).
+- ``OFF``: powered down (AT+QPOWD) until a reboot; host bytes are lost.
+
+``HostModes`` holds the mode and what each mode owns (the waiting command, the data entry, the
+transparent session), the host's bytes not yet consumed, the boot sequence and the DTR line's
+effect on transparent mode. A power cycle starts a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from emulator.core.data_entry import DataEntry
+from emulator.core.lifecycle import Transitions
+from emulator.core.line_editor import REJECTED
+from emulator.core.registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
+from emulator.core.results import ERROR, CmeError, FinalResult
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+    from emulator.core.timers import Timer
+    from emulator.profile import BootUrc
+
+log = logging.getLogger("emulator.core.modem")  # the messages hosts' logs know
+
+
+class HostMode(enum.Enum):
+    BOOTING = "booting"
+    COMMAND = "command"
+    BUSY = "busy"
+    DATA = "data"
+    ONLINE = "online"
+    OFF = "off"  # powered down (AT+QPOWD) until reboot(): nothing answers, host bytes are lost
+
+
+# Every change of host mode; a power cycle starts again at BOOTING.
+HOST_MODES = Transitions("host mode", {
+    (HostMode.BOOTING, "booted"): HostMode.COMMAND,  # RDY is out
+    (HostMode.COMMAND, "line_done"): HostMode.COMMAND,  # a final result
+    (HostMode.COMMAND, "wait"): HostMode.BUSY,  # a handler returned Pending
+    (HostMode.COMMAND, "take_data"): HostMode.DATA,  # a handler returned AwaitData
+    (HostMode.COMMAND, "connect"): HostMode.ONLINE,  # CONNECT with a session
+    (HostMode.BUSY, "resume"): HostMode.COMMAND,  # finish_pending, or the wait timed out
+    (HostMode.DATA, "resume"): HostMode.COMMAND,  # the data is complete, or timed out
+    (HostMode.ONLINE, "leave"): HostMode.COMMAND,  # +++, DTR, or the connection ended
+    **{(mode, "power_off"): HostMode.OFF for mode in HostMode},  # AT+QPOWD, from anywhere
+})
+
+
+def guarded(fn: Callable[[], None]) -> None:
+    """Run ``fn``; a bug in one handler is logged and never stops the modem."""
+    try:
+        fn()
+    except Exception:
+        log.exception("internal error")
+
+
+class HostModes:
+    """The host mode machine of one power cycle of ``modem``."""
+
+    def __init__(self, modem: "Modem"):
+        self.modem = modem
+        self.mode = HostMode.BOOTING
+        self.booted = False  # every boot URC is out
+        self.online: OnlineSession | None = None  # while ONLINE
+        self.data_entry: DataEntry | None = None  # while DATA
+        self._pending: Pending | None = None  # while BUSY
+        self._pending_timer: Timer | None = None
+        self.input = bytearray()  # host bytes received and not yet consumed
+        self._processing = False
+
+    def _to(self, event: str) -> None:
+        self.mode = HOST_MODES.next(self.mode, event)
+
+    # --- BOOTING and OFF ---------------------------------------------------------------------
+
+    def boot(self, boot_urcs: "Iterable[BootUrc]", now: float) -> None:
+        """The boot URCs at their times, RDY first; host bytes wait until the first is out."""
+        modem = self.modem
+        boot = modem.boot_count
+        urcs = sorted(boot_urcs, key=lambda u: u.after_ms)
+        if not urcs:
+            self._to("booted")
+            self.process_input()
+            self.booted = True
+            return
+        last_index = len(urcs) - 1
+        for index, urc in enumerate(urcs):
+            def fire(text: str = urc.text, first: bool = index == 0, last: bool = index == last_index) -> None:
+                if boot != modem.boot_count:
+                    return  # a boot URC of an earlier power cycle
+                if first:
+                    self._to("booted")
+                modem.emit_urc(text)  # RDY goes out before anything the host sent while booting
+                if last:
+                    self.booted = True
+                if first:
+                    self.process_input()
+            modem.call_at(now + urc.after_ms / 1000.0, fire)
+
+    def power_off(self) -> None:
+        """AT+QPOWD: every host byte is lost from now on, until a new power cycle."""
+        self.input.clear()
+        self._to("power_off")
+
+    # --- host input --------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        self.input += data
+        self.process_input()
+
+    def take_input(self) -> bytes:
+        data = bytes(self.input)
+        self.input.clear()
+        return data
+
+    def process_input(self) -> None:
+        if self._processing:
+            return  # the outer loop goes on with whatever is left
+        self._processing = True
+        try:
+            self._consume_input()
+        finally:
+            self._processing = False
+
+    def _consume_input(self) -> None:
+        while self.input:
+            if self.modem.editor.line_end_open:
+                self._take_line_end_lf()
+                continue
+            mode = self.mode
+            if mode is HostMode.COMMAND:
+                self._edit_line()
+            elif mode is HostMode.ONLINE:
+                if not self._feed_online():
+                    return
+            elif mode is HostMode.DATA:
+                self._feed_sink()
+            elif mode is HostMode.OFF:
+                self.input.clear()
+                return
+            else:  # BOOTING, BUSY: the bytes wait, in order
+                return
+
+    def _edit_line(self) -> None:
+        """The command-line editor takes bytes until a line completes or input runs out."""
+        modem = self.modem
+        # Timers already due (AT+CFUN=1,1's reboot) run before the next line is read, as they would
+        # have had the host sent that line in a later write: the output never depends on how the
+        # host's bytes were split (chosen).
+        modem.tick(modem.now)
+        if self.mode is not HostMode.COMMAND or modem.host is not self:
+            return
+        data = self.input
+        consumed, edited = modem.editor.edit(data, modem.settings, self.mode)
+        del data[:consumed]
+        if edited is REJECTED:
+            self.finish_line(ERROR)
+        elif isinstance(edited, bytes):
+            modem.line.execute(edited)
+
+    def _take_line_end_lf(self) -> None:
+        mode = self.mode
+        modem = self.modem
+        # Echoed only where the port echoes now: never into transparent mode's stream or after
+        # AT+QFUPL's CONNECT, whose data is not echoed either.
+        entry = self.data_entry
+        echoing = mode in (HostMode.COMMAND, HostMode.BUSY) or (entry is not None and entry.echo)
+        modem.editor.take_line_end_lf(self.input, mode, mode is HostMode.COMMAND,
+                                      modem.settings.echo and echoing)
+
+    # --- COMMAND: a line's end ---------------------------------------------------------------
+
+    def finish_line(self, final: FinalResult | CmeError, online: OnlineSession | None = None) -> None:
+        """Write the line's final result; with ``online`` the port then enters transparent mode."""
+        modem = self.modem
+        if isinstance(final, CmeError):
+            final = final.as_final(modem.settings.cmee)
+        modem.observe("result", text=final.text)
+        modem.write_host(modem.result_bytes(final))
+        line = modem.line
+        line.running = False
+        line.current = None
+        if online is not None:
+            self.online = online
+            self._to("connect")
+            guarded(lambda: online.entered(modem))
+            return
+        if self.mode is not HostMode.COMMAND:
+            self._to("line_done")  # COMMAND to COMMAND, the common case, needs no lookup
+        modem.flush_urcs()
+
+    def _resume(self, outcome: Outcome | CommandFailed) -> None:
+        """The running command goes on after a wait or its data: with its outcome, or failed."""
+        self._to("resume")
+        self.modem.line.resume(outcome)
+        self.process_input()
+
+    # --- BUSY --------------------------------------------------------------------------------
+
+    def wait(self, pending: Pending) -> None:
+        """The running command waits for an event (``finish_pending``) or its deadline."""
+        self._to("wait")
+        self._pending = pending
+        if pending.deadline is not None:
+            self._pending_timer = self.modem.call_at(pending.deadline, self._pending_expired)
+
+    def finish_pending(self, outcome: Outcome | CommandFailed) -> None:
+        """Complete the command that returned ``Pending``; the rest of its line runs after it. A
+        ``CommandFailed`` ends it (and its line) as a failure of its family, as if raised. Only
+        while a command waits: anything else is an illegal transition."""
+        if not HOST_MODES.allows(self.mode, "resume") or self._pending is None:
+            HOST_MODES.next(self.mode, "finish_pending")  # raises in strict mode, else logs
+            return
+        self._pending = None
+        if self._pending_timer:
+            self._pending_timer.cancel()
+            self._pending_timer = None
+        self._resume(outcome)
+
+    def _pending_expired(self) -> None:
+        pending = self._pending
+        if pending is None or self.mode is not HostMode.BUSY:
+            return
+        self._pending_timer = None
+        outcome = pending.on_timeout(self.modem) if pending.on_timeout else Reply(final=ERROR)
+        self.finish_pending(outcome)
+
+    # --- DATA --------------------------------------------------------------------------------
+
+    def take_data(self, outcome: AwaitData) -> None:
+        """Data mode: the prompt, then the host's bytes go to the command's sink."""
+        modem = self.modem
+        modem.write_host(outcome.prompt)
+        self._to("take_data")
+        self.data_entry = DataEntry(outcome.sink, outcome.echo, modem.call_at, self._data_expired)
+
+    def _feed_sink(self) -> None:
+        entry = self.data_entry
+        assert entry is not None  # DATA mode always has one
+        modem = self.modem
+        outcome = entry.feed(modem, self.input, modem.settings.echo, modem.write_host)
+        if outcome is not None:
+            self.data_entry = None
+            self._resume(outcome)
+
+    def _data_expired(self) -> None:
+        entry = self.data_entry
+        if self.mode is not HostMode.DATA or entry is None:
+            return
+        self.data_entry = None
+        self._resume(entry.expire(self.modem))
+
+    # --- ONLINE ------------------------------------------------------------------------------
+
+    def _feed_online(self) -> bool:
+        """The waiting bytes to the connection; False while flow control holds them here."""
+        session = self.online
+        if session is None:
+            self.input.clear()  # cannot happen: ONLINE always has a session
+            return False
+        if not session.ready_for_host():
+            return False  # flow control: the bytes wait here, in order
+        data = self.take_input()
+        guarded(lambda: session.feed_host(self.modem, data))
+        return True
+
+    def leave_online(self, result: FinalResult) -> None:
+        """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed)."""
+        modem = self.modem
+        self.online = None
+        self._to("leave")
+        modem.write_host(modem.result_bytes(result))
+        modem.flush_urcs()
+        self.process_input()
+
+    def dtr_dropped(self) -> None:
+        """In transparent mode a drop with AT&D1 leaves for command mode and keeps the connection
+        (SSL note 1.4); with AT&D2 it also closes the connection, as V.250 defines &D2 (chosen:
+        the note names only &D1); with AT&D0 it does nothing."""
+        session = self.online
+        if self.mode is not HostMode.ONLINE or session is None:
+            return
+        modem = self.modem
+        dtr_mode = modem.settings.dtr_mode
+        if dtr_mode == 1:
+            guarded(lambda: session.leave(modem))
+        elif dtr_mode == 2:
+            guarded(lambda: session.hang_up(modem))
