@@ -1,0 +1,406 @@
+"""The connection side of a socket: its life cycle, the layer on its TCP connection, open and close.
+
+A socket's life is ``SOCKET_LIFECYCLE`` (below): every change of phase is an event of the table.
+Its connection is a TCP connection the shell carries out (effects and events,
+``emulator.core.events``); a ``StreamLayer`` sits on it: nothing for plain TCP (``PlainStream``),
+TLS (``emulator.core.tls.TlsClient``) for SSL. Closing is orderly (FIN, then wait for the server's,
+up to a timeout) or at once.
+
+``Connection`` is the base of ``emulator.core.sockets.Socket``, which adds what the host sees:
+the inbox and access modes, sending, transparent mode. The hooks between the two are the
+``_received``, ``_closed_under_host``, ``_drained`` and ``enter_transparent`` methods.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+
+from emulator.core import events as ev
+from emulator.core.inbox import AccessMode
+from emulator.core.lifecycle import Transitions
+from emulator.core.registry import CommandFailed, Reply
+from emulator.core.results import QiError
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+    from emulator.core.sockets import SocketFamily
+    from emulator.core.timers import Timer
+    from emulator.profile import Limits
+
+log = logging.getLogger("emulator.core.sockets")
+
+# How each way a connection attempt fails is reported (SSL note chapter 5).
+CONNECT_FAILURES = {"dns": QiError.DNS_FAILED, "refused": QiError.CONNECT_FAILED,
+                    "unreachable": QiError.CONNECT_FAILED, "timeout": QiError.TIMEOUT}
+
+
+class SocketState(enum.IntEnum):
+    """<socket_state> as AT+QSSLSTATE / AT+QISTATE show it (SSL note 2.2.6)."""
+
+    INITIAL = 0
+    OPENING = 1
+    CONNECTED = 2
+    CLOSING = 4
+
+
+class Phase(enum.Enum):
+    """Where a socket is in its life; two phases show as "closing"."""
+
+    INITIAL = SocketState.INITIAL
+    OPENING = SocketState.OPENING
+    CONNECTED = SocketState.CONNECTED
+    PEER_CLOSED = "the server or the network ended it; waits for the host's close"
+    HOST_CLOSING = "the host's close waits for the server's FIN"
+
+
+SHOWN_STATE = {Phase.INITIAL: SocketState.INITIAL, Phase.OPENING: SocketState.OPENING,
+               Phase.CONNECTED: SocketState.CONNECTED, Phase.PEER_CLOSED: SocketState.CLOSING,
+               Phase.HOST_CLOSING: SocketState.CLOSING}
+
+SOCKET_LIFECYCLE = Transitions("socket", {
+    (Phase.INITIAL, "open"): Phase.OPENING,
+    (Phase.OPENING, "established"): Phase.CONNECTED,
+    (Phase.OPENING, "release"): Phase.INITIAL,  # failed, given up, or dropped
+    (Phase.CONNECTED, "peer_gone"): Phase.PEER_CLOSED,
+    (Phase.CONNECTED, "close"): Phase.HOST_CLOSING,  # orderly: waits for the server's FIN
+    (Phase.CONNECTED, "release"): Phase.INITIAL,  # closed at once, hung up, dropped
+    (Phase.PEER_CLOSED, "release"): Phase.INITIAL,
+    (Phase.HOST_CLOSING, "release"): Phase.INITIAL,
+})
+
+
+class LayerStep(Protocol):
+    """What the stream layer made of some input (``emulator.core.tls.TlsStep``)."""
+
+    plaintext: bytes  # for the host
+    outgoing: bytes  # for the server
+    established: bool  # the layer is up (the TLS handshake completed)
+    peer_closed: bool  # the server closed the layer (close_notify)
+    failure: str | None  # the connection is dead; why
+
+
+class StreamLayer(Protocol):
+    """What runs on the TCP connection: TLS for SSL (``TlsClient``)."""
+
+    def start(self) -> LayerStep: ...
+
+    def feed(self, data: bytes) -> LayerStep: ...
+
+    peer_closed: bool  # the server closed the layer (TLS: its close_notify came)
+
+    def send(self, data: bytes) -> bytes: ...
+
+    def close_notify(self) -> bytes: ...
+
+
+@runtime_checkable
+class PdpContexts(Protocol):
+    """What sockets need of the PDP family (``emulator.commands.pdp.PdpState``)."""
+
+    listeners: list[Callable[[int, bool], None]]  # (context, by the network) when one goes down
+
+    def is_active(self, cid: int) -> bool: ...
+
+    def dns_servers(self, cid: int) -> tuple[str, ...]: ...
+
+
+class PlainStep:
+    """A step of ``PlainStream``: the bytes, as they are."""
+
+    __slots__ = ("plaintext", "outgoing", "established", "peer_closed", "failure")
+
+    def __init__(self, plaintext: bytes = b"", established: bool = False):
+        self.plaintext = plaintext
+        self.outgoing = b""
+        self.established = established
+        self.peer_closed = False
+        self.failure: str | None = None
+
+
+class PlainStream:
+    """No layer at all: plain TCP (AT+QIOPEN's "TCP" sockets)."""
+
+    peer_closed = False
+
+    def start(self) -> PlainStep:
+        return PlainStep(established=True)
+
+    def feed(self, data: bytes) -> PlainStep:
+        return PlainStep(data)
+
+    def send(self, data: bytes) -> bytes:
+        return data
+
+    def close_notify(self) -> bytes:
+        return b""
+
+
+class OpenFailed(Exception):
+    """An open that fails before any network work; ``code`` is the chapter 5 result code."""
+
+    def __init__(self, code: QiError, why: str):
+        super().__init__(why)
+        self.code = code
+
+
+
+
+class Connection:
+    """One <clientID> / <connectID>'s connection: its phase, its layer, opening and closing."""
+
+    OPEN_URC = "+QIOPEN"  # the open result: +QIOPEN: <id>,<err>
+
+    def __init__(self, family: "SocketFamily", client_id: int):
+        self.family = family
+        self.client_id = client_id
+        self.phase = Phase.INITIAL
+        self.state = SocketState.INITIAL  # the phase as the state query shows it
+        self.pdp_ctx = 0
+        self.address = ""  # as the host gave it
+        self.remote_ip = ""  # resolved, as the state query shows it (REFERENCE.md, seen)
+        self.remote_port = 0
+        self.local_port = 0
+        self.access_mode = AccessMode.BUFFER
+        self.conn_id: int | None = None
+        self.layer: StreamLayer | None = None
+        self.unsent = 0  # bytes handed to the shell and not yet drained
+        self._close_timer: Timer | None = None
+
+    @property
+    def modem(self) -> "Modem":
+        return self.family.modem
+
+    @property
+    def limits(self) -> "Limits":
+        return self.modem.profile.limits
+
+    @property
+    def is_open(self) -> bool:
+        return self.phase is not Phase.INITIAL
+
+    def _to(self, event: str) -> None:
+        self.phase = SOCKET_LIFECYCLE.next(self.phase, event)
+        self.state = SHOWN_STATE[self.phase]
+
+    # --- what a family's socket gives ---------------------------------------------------------
+
+    def _new_layer(self) -> StreamLayer:
+        """The layer for the connection just made (``remote_ip`` ... are set)."""
+        raise NotImplementedError
+
+    def _layer_up(self) -> None:
+        """The layer is up (TLS: the handshake completed)."""
+
+    def _layer_failed(self, detail: str) -> None:
+        """The layer broke (TLS: an alert, a bad record, a certificate refused)."""
+
+    def _gone_quietly(self) -> None:
+        """The socket is free again: forget what the family kept for this connection."""
+
+    # --- what the host side (Socket) gives ----------------------------------------------------
+
+    def _received(self, data: bytes) -> None:
+        """The server's data, through the layer."""
+        raise NotImplementedError
+
+    def _closed_under_host(self) -> None:
+        """The server or the network ended the connection: tell the host."""
+        raise NotImplementedError
+
+    def _drained(self) -> None:
+        """Everything sent has left: the send buffer is empty."""
+
+    def enter_transparent(self) -> Reply:
+        """CONNECT, and the port is this socket's."""
+        raise NotImplementedError
+
+    # --- opening --------------------------------------------------------------------------------
+
+    def open(self, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
+        """Start connecting; the result comes later (the open URC, or CONNECT/ERROR in transparent
+        mode). Raises OpenFailed when the attempt cannot even start."""
+        pdp = self._may_open(pdp_ctx)
+        self._start_open(pdp, pdp_ctx, address, port, access_mode)
+
+    def _may_open(self, pdp_ctx: int) -> PdpContexts:
+        """The PDP contexts, when this socket may open on ``pdp_ctx``; else OpenFailed."""
+        if self.phase is not Phase.INITIAL:
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
+        pdp = self.modem.families.get("pdp")
+        if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
+            # chosen: the module tries to use the context and reports that it cannot (561); the
+            # SSL note's chapter 4 tells the host to check AT+QIACT? first for this reason.
+            raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
+        return pdp
+
+    def _start_open(self, pdp: PdpContexts, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
+        self.pdp_ctx, self.address, self.remote_port = pdp_ctx, address, port
+        self.remote_ip, self.local_port = address, 0
+        self.access_mode = access_mode
+        self._to("open")
+        self.conn_id = self.modem.new_conn_id(self._on_event)
+        self.modem.effect(ev.OpenTcp(self.conn_id, address, port, dns_servers=pdp.dns_servers(pdp_ctx)))
+
+    @property
+    def open_waits_as_command(self) -> bool:
+        """Transparent mode's open answers CONNECT or ERROR as its command's final result."""
+        return self.phase is Phase.OPENING and self.access_mode is AccessMode.TRANSPARENT
+
+    def _on_event(self, event: ev.NetworkEvent) -> None:
+        if isinstance(event, ev.TcpData):
+            self._from_server(event.data)
+        elif isinstance(event, ev.TcpConnected):
+            self._connected(event)
+        elif isinstance(event, ev.TcpConnectFailed):
+            log.info("client %d: cannot connect to %s:%d (%s)", self.client_id, self.address,
+                     self.remote_port, event.reason)
+            self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
+        elif isinstance(event, ev.TcpClosed):
+            self._tcp_closed(event.reset)
+        elif isinstance(event, ev.TcpDrained):
+            self.unsent = 0
+            self._drained()
+
+    def _connected(self, event: ev.TcpConnected) -> None:
+        if self.phase is not Phase.OPENING:
+            return
+        self.remote_ip, self.remote_port, self.local_port = event.remote_ip, event.remote_port, event.local_port
+        self.layer = self._new_layer()
+        self._apply(self.layer.start())
+
+    def _from_server(self, data: bytes) -> None:
+        if self.layer is None or self.phase not in (Phase.OPENING, Phase.CONNECTED):
+            return  # closing: whatever still arrives is of no use to anyone
+        self._apply(self.layer.feed(data))
+
+    def _apply(self, step: LayerStep) -> None:
+        if step.outgoing:
+            self._send_raw(step.outgoing)
+        if step.failure is not None:
+            self._layer_failed(step.failure)
+            if self.phase is Phase.OPENING:
+                self._open_failed(QiError.CONNECT_FAILED)
+            else:
+                if step.plaintext:
+                    # The records before the broken one decrypted: they are the server's data and
+                    # reach the host ahead of the closed URC, as data before an orderly close does.
+                    self._received(step.plaintext)
+                self._abort_connection()
+                self._peer_gone()
+            return
+        if step.established:
+            self._established()
+        if step.plaintext:
+            self._received(step.plaintext)
+        if step.peer_closed and self.phase is Phase.CONNECTED:
+            self._peer_gone()
+
+    def _established(self) -> None:
+        waits_as_command = self.open_waits_as_command
+        self._to("established")
+        self._layer_up()
+        if waits_as_command:
+            self.modem.finish_pending(self.enter_transparent())
+        else:
+            self._report_open(QiError.OK)
+
+    def _open_failed(self, code: QiError, close: bool = True) -> None:
+        waits_as_command = self.open_waits_as_command
+        if close:
+            self._abort_connection()
+        self._release()
+        if waits_as_command:
+            self.modem.finish_pending(CommandFailed(code))
+        else:
+            self._report_open(code)
+
+    def _report_open(self, code: QiError) -> None:
+        """The open URC (SSL note 2.2.2); a family whose result codes differ (MQTT) says its own."""
+        self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(code)}")
+
+    def _send_raw(self, data: bytes) -> None:
+        if self.conn_id is None or not data:
+            return
+        self.unsent += len(data)
+        self.modem.effect(ev.SendTcp(self.conn_id, data))
+
+    # --- closing (SSL note 2.2.5, 2.3.2) --------------------------------------------------------
+
+    def _tcp_closed(self, reset: bool) -> None:
+        if self.phase is Phase.OPENING:
+            log.info("client %d: %s closed the connection while it opened", self.client_id, self.address)
+            self._open_failed(QiError.CONNECT_FAILED, close=False)
+        elif self.phase is Phase.HOST_CLOSING:
+            self._finish_close()
+        elif self.phase is Phase.CONNECTED:
+            log.info("client %d: the server %s the connection", self.client_id, "reset" if reset else "closed")
+            self._peer_gone()
+
+    def _peer_gone(self) -> None:
+        """The server or the network ended the connection (SSL note 2.3.2): the socket waits in
+        "closing" for the host's close; unread data stays readable."""
+        self._to("peer_gone")
+        self.modem.observe("tls", client=self.client_id, event="closed by peer or network", detail="")
+        self._closed_under_host()
+
+    def close(self, timeout: float) -> Reply | None:
+        """The host's close. Returns the reply now, or None when the command waits for the peer."""
+        if self.phase is Phase.INITIAL:
+            return Reply()
+        if self.phase is Phase.OPENING:
+            self._abort_connection()  # the host gave up waiting for the open (SSL note 2.2.2)
+        elif self.phase in (Phase.PEER_CLOSED, Phase.HOST_CLOSING):
+            if self.conn_id is not None:
+                if self.layer is not None and self.layer.peer_closed:  # Mbed TLS answers close_notify (README, "TLS")
+                    self._send_raw(self.layer.close_notify())
+                self.modem.effect(ev.CloseTcp(self.conn_id))
+        elif self.phase is Phase.CONNECTED and self.conn_id is not None and self.layer is not None:
+            self._send_raw(self.layer.close_notify())
+            if timeout > 0:
+                # Orderly: close_notify, FIN, then the server's FIN, for up to <close_timeout>.
+                self.modem.effect(ev.ShutdownTcp(self.conn_id))
+                self._to("close")
+                self._close_timer = self.modem.call_at(self.modem.now + timeout, self._close_timed_out)
+                return None
+            self.modem.effect(ev.CloseTcp(self.conn_id))  # 0: "closing immediately"
+        self._release()
+        return Reply()
+
+    def _close_timed_out(self) -> None:
+        if self.phase is Phase.HOST_CLOSING:
+            log.info("client %d: no FIN from the server within close_timeout; closing anyway", self.client_id)
+            self._abort_connection()
+            self._finish_close()
+
+    def _finish_close(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self.conn_id is not None:
+            self.modem.effect(ev.CloseTcp(self.conn_id))
+        self._release()
+        self.modem.finish_pending(Reply())
+
+    def _abort_connection(self) -> None:
+        if self.conn_id is not None:
+            self.modem.effect(ev.CloseTcp(self.conn_id, abort=True))
+            self.modem.forget_conn(self.conn_id)
+
+    def _release(self) -> None:
+        """Back to "initial": the client ID is free again."""
+        if self.conn_id is not None:
+            self.modem.forget_conn(self.conn_id)
+        if self.phase is not Phase.INITIAL:
+            self._to("release")
+        self.conn_id = None
+        self.layer = None
+        self.unsent = 0
+        self._gone_quietly()
+
+    def drop_silently(self) -> None:
+        """Power off: the connection just goes, with no URC (nobody is left to tell)."""
+        if self.phase is not Phase.INITIAL:
+            self._abort_connection()
+            self._release()
