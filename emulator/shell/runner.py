@@ -95,6 +95,8 @@ class ModemRunner:
         from emulator.control import Controller
 
         loop = self.loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(log_loop_exception)
         if self.trace_path is not None:
             self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
         self.network = Network(self.on_network_event, on_effect=self._trace_effect)
@@ -290,6 +292,14 @@ class ModemRunner:
         self._set_want_writable(False)
         self.host.discard_unread()
         self.network.set_host_backpressure(False)
+
+
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """An exception no task or callback handled (asyncio's "Task exception was never retrieved"):
+    a bug, logged as an error (the tests fail on it) instead of asyncio's default report."""
+    exc = context.get("exception")
+    log.error("unhandled in the event loop: %s", context.get("message", "error"),
+              exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
 
 
 def _fields(record) -> dict:
