@@ -90,7 +90,7 @@ class DirectoryFileStore:
             self._refuse_shared_folder()
             self._remove_partial_writes()
         except BaseException:
-            os.close(self._dir_fd)
+            self.close()
             raise
 
     def _refuse_shared_folder(self) -> None:
