@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from emulator.profile import DEFAULT_PROFILE, load_profile
+from emulator.shell.private_files import private_opener
 from emulator.shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
@@ -77,7 +78,7 @@ class Emulator:
             self.runner.on_booted = self._booted.set
             self.runner.start()
             if self.keylog is not None:
-                keylog_file = open(self.keylog, "ab")
+                keylog_file = open(self.keylog, "ab", opener=private_opener)
                 self._closers.append(keylog_file.close)
                 self.runner.modem.keylog = lambda line: (keylog_file.write(line + b"\n"), keylog_file.flush())
         except BaseException as exc:  # reported to start()

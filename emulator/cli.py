@@ -122,6 +122,7 @@ class RunOptions:
 
 async def _serve(o: RunOptions) -> None:
     from emulator.shell.control_socket import ControlServer
+    from emulator.shell.private_files import private_opener
     from emulator.shell.rfc2217 import Rfc2217Host
     from emulator.shell.runner import ModemRunner
 
@@ -130,7 +131,7 @@ async def _serve(o: RunOptions) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     started: list = []  # runners and control servers, stopped in reverse
-    keylog_file = open(o.keylog, "ab") if o.keylog is not None else None
+    keylog_file = open(o.keylog, "ab", opener=private_opener) if o.keylog is not None else None
     try:
         for index in range(o.count):
             ufs = o.ufs_root if o.count == 1 else o.ufs_root / str(index)

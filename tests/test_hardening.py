@@ -177,3 +177,12 @@ def test_partial_writes_a_killed_emulator_left_are_removed_at_start(tmp_path):
         assert host.ask("AT+QFLDS") == b"\r\n+QFLDS: 4,1\r\n" + OK
     assert sorted(p.name for p in ufs.iterdir()) == [".evil.partial", "cacert.pem"]
     assert Path("/etc/passwd").exists()
+
+
+def test_trace_and_key_log_are_created_0600(tmp_path):
+    trace, keylog = tmp_path / "trace.jsonl", tmp_path / "keys.log"
+    with Emulator(ufs=tmp_path / "ufs", trace=trace, keylog=keylog) as emulator, AtHost(emulator.port) as host:
+        emulator.wait_for_boot()
+        assert host.ask("AT").endswith(OK)
+    assert stat.S_IMODE(trace.stat().st_mode) == 0o600
+    assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
