@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+import serial
 
 from emulator.api import Emulator
 from emulator.core.ufs import DirectoryFileStore, UnsafeFolder
+from emulator.shell.rfc2217 import TelnetFilter, socket_owner
 from tests.host import AtHost
+from tests.processes import RunningEmulator, read_until
 
 OK = b"\r\nOK\r\n"
 ANSWER_END = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: \d+)\r\n")
@@ -186,3 +189,134 @@ def test_trace_and_key_log_are_created_0600(tmp_path):
         assert host.ask("AT").endswith(OK)
     assert stat.S_IMODE(trace.stat().st_mode) == 0o600
     assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
+
+
+# --- RFC 2217: malformed and endless options, other users ------------------------------------------
+
+COM_PORT = b"\x2c"
+IAC_B, SB_B, SE_B = b"\xff", b"\xfa", b"\xf0"
+
+
+@pytest.fixture
+def tcp_emulator():
+    running = RunningEmulator("--tcp", "127.0.0.1:0")
+    host, port = running.port.removeprefix("rfc2217://").rsplit(":", 1)
+    yield running, (host, int(port))
+    running.stop()
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_rfc2217_malformed_options_are_ignored_and_every_data_byte_kept(tcp_emulator):
+    running, address = tcp_emulator
+    with socket.create_connection(address, timeout=5) as client:
+        read_until(client.fileno(), b"RDY\r\n")
+        segments = [
+            IAC_B + SE_B + b"AT+CFUN=4\r",  # SE with no SB
+            IAC_B + SB_B + COM_PORT + b"\x01\x00" + IAC_B + SE_B + b"AT+CFUN?\r",  # short SET-BAUDRATE
+            IAC_B + SB_B + COM_PORT + b"\x03\x09" + IAC_B + SE_B + b"ATI\r",  # unknown parity value
+            IAC_B + SB_B + COM_PORT + b"\x04" + IAC_B + SE_B + b"AT+CFUN=1\r",  # SET-STOPSIZE, no value
+        ]
+        for segment in segments:
+            client.sendall(segment)
+        received = read_until(client.fileno(), b"AT+CFUN=1\r\r\nOK\r\n", timeout=10)
+        assert b"ATI\r\r\nQuectel\r\n" in received
+        assert b"AT+CFUN=4\r\r\nOK\r\n" in received
+        assert b"AT+CFUN?\r\r\n+CFUN: 4\r\n\r\nOK\r\n" in received
+
+
+def test_rfc2217_an_endless_subnegotiation_does_not_grow_the_emulator(tcp_emulator):
+    running, address = tcp_emulator
+    pid = running.process.pid
+    with socket.create_connection(address, timeout=10) as client:
+        read_until(client.fileno(), b"RDY\r\n")
+        before = _rss_kib(pid)
+        client.sendall(IAC_B + SB_B + COM_PORT + b"\x01")
+        chunk = b"\x00" * (1 << 20)
+        for _ in range(64):
+            client.sendall(chunk)
+        client.sendall(IAC_B + SE_B + b"ATE0\r")
+        read_until(client.fileno(), b"ATE0\r\r\nOK\r\n", timeout=30)
+        grown_mib = (_rss_kib(pid) - before) / 1024
+        assert grown_mib < 16, f"the emulator grew by {grown_mib:.0f} MiB over a 64 MiB option"
+
+
+NOBODY = 65534
+
+
+def _connect_as(uid: int, address: tuple[str, int]) -> bytes:
+    """In a child process running as ``uid``: connect, send a command, return what came back."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only system calls, then _exit
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.create_connection(address, timeout=5) as sock:
+                sock.sendall(b"AT+CFUN=4\r")
+                received = b""
+                while len(received) < 4096:
+                    try:
+                        chunk = sock.recv(4096)
+                    except (ConnectionResetError, socket.timeout):
+                        break
+                    if not chunk:
+                        break
+                    received += chunk
+            os.write(write_end, received)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        received = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return received
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another user")
+def test_rfc2217_on_loopback_refuses_another_users_socket_and_takes_ours(tcp_emulator):
+    running, address = tcp_emulator
+    assert _connect_as(NOBODY, address) == b""  # closed before a byte was read or answered
+    port = serial.serial_for_url(running.port, timeout=5)
+    try:
+        port.write(b"AT+CFUN?\r")
+        assert port.read_until(b"OK\r\n").endswith(b"+CFUN: 1\r\n\r\nOK\r\n")  # never set to 4
+    finally:
+        port.close()
+    assert "a socket of another user" in running.log_text()
+
+
+def test_socket_owner_reads_the_owner_of_a_loopback_socket():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        with client, accepted:
+            assert socket_owner(accepted.getpeername(), accepted.getsockname()) == os.geteuid()
+            assert socket_owner(("127.0.0.1", 1), accepted.getsockname()) is None
+
+
+def test_telnet_filter_keeps_every_data_byte_however_the_stream_is_split():
+    from serial.rfc2217 import PortManager
+
+    class Line:
+        baudrate, bytesize, parity, stopbits, rtscts, xonxoff = 115200, 8, "N", 1, False, False
+        dtr = rts = cts = dsr = cd = True
+        ri = break_condition = False
+
+    sent = []
+    stream = (b"AT\xff\xff\r" + IAC_B + SE_B + b"A" + IAC_B + SB_B + COM_PORT + b"\x01\x00\x01\xc2\x00" + IAC_B + SE_B
+              + b"B" + IAC_B + b"\xfd\x01" + IAC_B + SB_B + b"x" * 500 + IAC_B + SE_B + b"C\xff\xff")
+    expected = b"AT\xff\rABC\xff"
+    for cut in range(len(stream)):
+        telnet = TelnetFilter(PortManager(Line(), type("Conn", (), {"write": staticmethod(sent.append)})()))
+        assert telnet.feed(stream[:cut]) + telnet.feed(stream[cut:]) == expected
+        assert len(telnet.suboption) <= 64
