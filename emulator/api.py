@@ -28,8 +28,9 @@ class Emulator:
     def __init__(self, profile: str = DEFAULT_PROFILE, ufs: str | Path | None = None,
                  link: str | Path | None = None, escape_guard_ms: int = 1000,
                  scenario: str | Path | None = None, trace: str | Path | None = None,
-                 keylog: str | Path | None = None):
+                 keylog: str | Path | None = None, boot: str = "on-open"):
         self.profile = load_profile(profile)
+        self.boot = boot  # "on-open": powers on when a host first opens the port; "at-start"
         self.scenario = None
         if scenario is not None:
             from emulator.scenario import load_scenario
@@ -74,7 +75,7 @@ class Emulator:
         self._stopped = asyncio.Event()
         try:
             self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                      trace=self.trace, scenario=self.scenario)
+                                      trace=self.trace, scenario=self.scenario, boot=self.boot)
             self.runner.on_booted = self._booted.set
             self.runner.start()
             if self.keylog is not None:
@@ -107,7 +108,14 @@ class Emulator:
         return future.result(timeout)
 
     def wait_for_boot(self, timeout: float = 10.0) -> None:
-        """Return once the module has printed its boot URCs (it then answers at once)."""
+        """Return once the module has printed its boot URCs (it then answers at once).
+
+        With ``boot="on-open"`` the module powers on when a host first opens the port; a module
+        no host has opened yet is powered on by this call, so waiting first and opening after
+        works as with ``boot="at-start"`` (the boot URCs then wait in the port, and an opener
+        that flushes its input never sees them). To see ``RDY``, open the port first."""
+        if not self._booted.is_set():
+            self.call(lambda runner: runner.power_on())
         if not self._booted.wait(timeout):
             raise TimeoutError("the module did not finish booting")
 

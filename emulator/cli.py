@@ -59,11 +59,15 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
               help="Fire the faults of a scenario file (see profiles/scenarios and `ecemu scenarios`).")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Run this many independent modems in one process.")
+@click.option("--boot", "boot", default="on-open", show_default=True,
+              type=click.Choice(["on-open", "at-start"]),
+              help="Power the module on when a host first opens the port (its boot URCs then reach "
+                   "hosts that flush on open), or as soon as the emulator starts.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
-        log_level: str) -> None:
+        boot: str, log_level: str) -> None:
     """Run emulated modules until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -89,7 +93,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     elif control is None:
         control = link.with_name(link.name + ".ctl")
     options = RunOptions(profile, ufs_root, link, escape_guard_ms / 1000.0, tcp_address, count, control,
-                         trace, keylog, scenario)
+                         trace, keylog, scenario, boot)
     try:
         asyncio.run(_serve(options))
     finally:
@@ -118,6 +122,7 @@ class RunOptions:
     trace: Path | None
     keylog: Path | None
     scenario: object = None
+    boot: str = "on-open"
 
 
 async def _serve(o: RunOptions) -> None:
@@ -141,7 +146,7 @@ async def _serve(o: RunOptions) -> None:
             modem_link = _nth(o.count, index, o.link)
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
             runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
-                                 modem_index=index, scenario=scenario)
+                                 modem_index=index, scenario=scenario, boot=o.boot)
             control = ControlServer(_nth(o.count, index, o.control), runner)
             try:
                 runner.start()

@@ -365,6 +365,21 @@ class Modem:
         elif self.settings.dtr_mode == 2:
             self._guarded(lambda: session.hang_up(self))
 
+    def host_lost(self, now: float) -> None:
+        """The host went away (its port closed, its connection dropped): the next host starts
+        in command mode. A data mode it left waiting ends as when its time runs out (chosen: the
+        bytes already received are dropped, nothing is sent or stored; the answer goes to
+        nobody); transparent mode still held after the DTR drop (AT&D0) is left as with AT&D1,
+        the connection kept."""
+        self.tick(now)
+        if self.mode is HostMode.DATA and self._sink is not None:
+            sink = self._sink
+            self._end_sink()
+            self._resume(sink.expire(self))
+        elif self.mode is HostMode.ONLINE and self.online is not None:
+            session = self.online
+            self._guarded(lambda: session.leave(self))
+
     # --- host input --------------------------------------------------------------------------
 
     def receive_from_host(self, data: bytes, now: float) -> None:

@@ -158,8 +158,9 @@ def is_loopback(host: str) -> bool:
 class _Line:
     """The serial line PortManager reads and sets: fixed settings, DTR reported to the modem."""
 
-    def __init__(self, on_dtr: Callable[[bool], None]):
+    def __init__(self, on_dtr: Callable[[bool], None], on_purge: Callable[[], None]):
         self.on_dtr = on_dtr
+        self.on_purge = on_purge
         self.baudrate = 115200
         self.bytesize = 8
         self.parity = "N"
@@ -184,7 +185,7 @@ class _Line:
         self.on_dtr(self._dtr)
 
     def reset_input_buffer(self) -> None:
-        pass
+        self.on_purge()  # the client purged what it had received, as pyserial does on open
 
     def reset_output_buffer(self) -> None:
         pass
@@ -209,7 +210,7 @@ class _Client(asyncio.Protocol):
             return
         self.transport.set_write_buffer_limits(high=SOCKET_QUEUE_HIGH)
         self.host.client = self
-        self.manager = PortManager(_Line(self.host.runner.set_dtr), self)
+        self.manager = PortManager(_Line(self.host.runner.set_dtr, self.host.runner.host_flushed_input), self)
         self.telnet = TelnetFilter(self.manager)
         self.host.client_attached()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from emulator.core import events as ev
-from emulator.core.modem import Modem
+from emulator.core.modem import HostMode, Modem
 from emulator.core.ufs import DirectoryFileStore
 from emulator.profile import Profile
 from emulator.shell.network import Network
@@ -25,7 +25,9 @@ from emulator.shell.trace import Tracer
 
 log = logging.getLogger(__name__)
 
-# Bytes waiting for the host above which the sockets stop being read, and below which they resume.
+# Bytes waiting for the host above which the sockets stop being read and the module takes no more
+# of the host's bytes (a UART with flow control), and below which both resume. The queue never
+# holds more than HOST_QUEUE_HIGH plus the answer to one command (AT+QFDWL: a whole file).
 HOST_QUEUE_HIGH = 256 * 1024
 HOST_QUEUE_LOW = 64 * 1024
 # Host bytes the modem has not consumed yet (a transparent connection whose server is slow) above
@@ -33,6 +35,10 @@ HOST_QUEUE_LOW = 64 * 1024
 # flow control; below the low mark reading resumes.
 INPUT_BACKLOG_HIGH = 256 * 1024
 INPUT_BACKLOG_LOW = 64 * 1024
+# With boot on open: how long after the first open the module powers on when the opener does not
+# flush its input first (pyserial, picocom and miniterm do, and the module powers on at the flush).
+OPEN_SETTLE = 0.1
+BOOT_MODES = ("on-open", "at-start")
 
 
 class HostLink(Protocol):
@@ -49,6 +55,9 @@ class HostLink(Protocol):
 
     def discard_unread(self) -> None: ...
 
+    def notice_comings_and_goings(self) -> None:
+        """Report hosts that opened or closed the port and were not reported yet."""
+
     def pause_reading(self, paused: bool) -> None:
         """Stop (True) or resume (False) taking bytes from the host."""
 
@@ -58,8 +67,13 @@ class HostLink(Protocol):
 class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
-                 scenario=None):
+                 scenario=None, boot: str = "on-open"):
+        if boot not in BOOT_MODES:
+            raise ValueError(f"boot must be one of {', '.join(BOOT_MODES)}, not {boot!r}")
         self.profile = profile
+        self.boot = boot  # on-open: the module powers on when the first host opens the port
+        self.powered = False
+        self._boot_settle: asyncio.TimerHandle | None = None
         self.scenario = scenario  # emulator.scenario.Scenario: faults fired on cue
         self.scenario_player = None
         self.trace_path = trace
@@ -67,7 +81,9 @@ class ModemRunner:
         self.tracer: Tracer | None = None
         self.shaper = OutputShaper()
         self._frozen_until: float | None = None
-        self._held_input = bytearray()
+        # Host bytes read and not yet given to the modem: they wait while the host's output is
+        # full (and while frozen); the port is not read while any wait, so this stays small.
+        self._input_waiting = bytearray()
         self._shaped: list[tuple[float, bytes]] = []
         self._shaped_timer: asyncio.TimerHandle | None = None
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
@@ -81,10 +97,12 @@ class ModemRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._host_queue = bytearray()
+        self.host_queue_peak = 0  # the most bytes ever waiting for the host (tests check the bound)
         self._want_writable = False
         self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
         self._host_came_before = False  # until the first host, output waits for it (boot URCs)
+        self._flushed_before_attach = False
 
     @property
     def port(self) -> "PtyPort | None":
@@ -110,10 +128,32 @@ class ModemRunner:
             self.scenario_player = ScenarioPlayer(self, self.scenario)
             self.scenario_player.start()
         self.host.start(self)
-        self.modem.power_on(loop.time())
+        if self.boot == "at-start":
+            self.power_on()
         self.pump()
 
+    def power_on(self) -> None:
+        """Power the module on now (boot URCs timed from now), unless it already is."""
+        if self.powered:
+            return
+        self.powered = True
+        if self._boot_settle is not None:
+            self._boot_settle.cancel()
+            self._boot_settle = None
+        self.modem.power_on(self.loop.time())
+        self.pump()
+
+    def host_flushed_input(self) -> None:
+        """The host threw away what the module had written to it, as openers do: with boot on
+        open, the module powers on now, so the boot URCs come after the flush."""
+        if self._host_came_before:
+            self.power_on()
+        else:
+            self._flushed_before_attach = True  # its open is still on its way (inotify)
+
     def stop(self) -> None:
+        if self._boot_settle is not None:
+            self._boot_settle.cancel()
         if self._timer is not None:
             self._timer.cancel()
         if self._shaped_timer is not None:
@@ -154,8 +194,7 @@ class ModemRunner:
     def _thaw(self) -> None:
         if self._frozen_until is not None and self.loop.time() >= self._frozen_until:
             self._frozen_until = None
-            held, self._held_input = bytes(self._held_input), bytearray()
-            self.host_data(held)
+            self._feed_modem()
 
     # --- into the core -----------------------------------------------------------------------
 
@@ -163,27 +202,66 @@ class ModemRunner:
         if not data:
             return
         self.trace("host_in", data=data)
-        if self._frozen_until is not None:
-            self._held_input += data
-            return
-        self.modem.receive_from_host(data, self.loop.time())
-        self.pump()
+        self._input_waiting += data
+        self._feed_modem()
+
+    def _output_full(self) -> bool:
+        return len(self._host_queue) + sum(len(chunk) for _, chunk in self._shaped) >= HOST_QUEUE_HIGH
+
+    def _feed_modem(self) -> None:
+        """Give the modem the host's bytes while the host takes the module's output. In command
+        mode a line at a time (up to S3, or an ``A/``'s slash), so that the answers to a flood of
+        commands never pile up beyond one command's answer past the mark."""
+        waiting = self._input_waiting
+        modem = self.modem
+        while waiting and self._frozen_until is None and not self._output_full():
+            size = len(waiting)
+            if modem.mode is HostMode.COMMAND:
+                ends = [i for i in (waiting.find(modem.settings.s_registers[3]), waiting.find(b"/")) if i >= 0]
+                if ends:
+                    size = min(ends) + 1
+            piece = bytes(waiting[:size])
+            del waiting[:size]
+            modem.receive_from_host(piece, self.loop.time())
+            self.pump()
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Stop taking the host's bytes while some wait to be given to the modem or the modem
+        holds many (flow control both ways); take them again once both have gone down."""
+        backlog = self.modem.input_backlog
+        if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH):
+            self._host_reading_paused = True
+            self.host.pause_reading(True)
+        elif self._host_reading_paused and not self._input_waiting and backlog < INPUT_BACKLOG_LOW:
+            self._host_reading_paused = False
+            self.host.pause_reading(False)
 
     def host_attached(self) -> None:
-        """A host opened the port (or connected); output left over from an earlier host is stale."""
+        """A host opened the port (or connected); output left over from an earlier host is stale.
+        With boot on open the first one powers the module on: at once when it flushes its input
+        (``host_flushed_input``), else after OPEN_SETTLE."""
         if self._host_came_before:
             self.discard_host_output()
         self._host_came_before = True
         self.host_has_left = False
         self.set_dtr(True)
+        if self._flushed_before_attach:
+            self.power_on()
+        elif not self.powered and self._boot_settle is None:
+            self._boot_settle = self.loop.call_later(OPEN_SETTLE, self.power_on)
 
     def host_left(self, last_words: bytes = b"") -> None:
         """The last host went: what it wrote is still executed (nothing received is dropped),
         but what the module says while nobody listens is lost, as on a real port, and leaving
-        drops DTR as a serial driver does on hang-up."""
+        drops DTR as a serial driver does on hang-up. A data mode the host left waiting (the
+        ``>`` of AT+QSSLSEND, AT+QFUPL's CONNECT, transparent mode) ends, so that the next host
+        starts in command mode (see ``Modem.host_lost``)."""
         self.host_has_left = True
         self.host_data(last_words)
         self.set_dtr(False)
+        self.modem.host_lost(self.loop.time())
+        self.pump()
         self.discard_host_output()
 
     def on_network_event(self, event: ev.NetworkEvent) -> None:
@@ -217,13 +295,7 @@ class ModemRunner:
             for effect in effects:
                 self.network.execute(effect)
         self._arm_timer(modem.next_deadline())
-        backlog = modem.input_backlog
-        if not self._host_reading_paused and backlog > INPUT_BACKLOG_HIGH:
-            self._host_reading_paused = True
-            self.host.pause_reading(True)
-        elif self._host_reading_paused and backlog < INPUT_BACKLOG_LOW:
-            self._host_reading_paused = False
-            self.host.pause_reading(False)
+        self._update_reading()
         if self.scenario_player is not None:
             self.scenario_player.fire_due()
         if modem.booted != self._boot_reported:
@@ -268,17 +340,23 @@ class ModemRunner:
                 return
             data = data[written:]
         self._host_queue += data
+        self.host_queue_peak = max(self.host_queue_peak, len(self._host_queue))
         self._set_want_writable(True)
         if len(self._host_queue) > HOST_QUEUE_HIGH:
             self.network.set_host_backpressure(True)
 
     def host_writable(self) -> None:
+        if not self._host_queue:
+            self._set_want_writable(False)
+            return
         written = self.host.write(bytes(self._host_queue[:65536]))
         del self._host_queue[:written]
         if not self._host_queue:
             self._set_want_writable(False)
         if len(self._host_queue) < HOST_QUEUE_LOW:
             self.network.set_host_backpressure(False)
+            if self._input_waiting:
+                self._feed_modem()
 
     def _set_want_writable(self, on: bool) -> None:
         if on != self._want_writable:
@@ -292,6 +370,8 @@ class ModemRunner:
         self._set_want_writable(False)
         self.host.discard_unread()
         self.network.set_host_backpressure(False)
+        if self._input_waiting:
+            self._feed_modem()
 
 
 def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
@@ -335,9 +415,18 @@ class PtyHost:
 
     def want_writable(self, on: bool) -> None:
         if on:
-            self.runner.loop.add_writer(self.port.master, self.runner.host_writable)
+            self.runner.loop.add_writer(self.port.master, self._on_writable)
         else:
             self.runner.loop.remove_writer(self.port.master)
+
+    def _on_writable(self) -> None:
+        # Opens and closes first: when a host closed the port and the next opened it, what was
+        # queued for the one that left must be dropped before any of it reaches the new one.
+        self._on_open_or_close()
+        self.runner.host_writable()
+
+    def notice_comings_and_goings(self) -> None:
+        self._on_open_or_close()
 
     def discard_unread(self) -> None:
         self.port.discard_unread()
@@ -352,7 +441,13 @@ class PtyHost:
         # Opens and closes first: a host opens the port before it writes, so this keeps the
         # order in which the two reach the emulator through separate channels.
         self._on_open_or_close()
-        self.runner.host_data(self.port.read())
+        self.runner.host_data(self._read())
+
+    def _read(self) -> bytes:
+        data = self.port.read()
+        if self.port.take_host_flushed():
+            self.runner.host_flushed_input()
+        return data
 
     def _count(self, changes: list[int]) -> tuple[bool, bool]:
         """Apply opens (+1) and closes (-1); returns (a host was there before, someone left)."""
@@ -369,17 +464,20 @@ class PtyHost:
             return
         was_open, someone_left = self._count(changes)
         log.debug("port opens/closes %s: %d host descriptors now", changes, self.opens)
-        if self.opens == 0:
-            last_words = self.port.read()
+        if self.opens == 0 or someone_left:
+            last_words = self._read()
             # A host opens before it writes: if nobody opened since, all of ``last_words`` came
-            # from the host that left; otherwise part may be the next host's, which gets answers.
+            # from the host that left; otherwise part may be the next host's (chosen: all of it
+            # goes to the next host, after the one that left has been let go, so that no command
+            # of the new host is ever taken as the old one's data or answered to nobody).
             self._count(self._watcher.read())
             if self.opens == 0:
                 self.runner.host_left(last_words)
                 return
+            self.runner.host_left()
             self.runner.host_attached()
             self.runner.host_data(last_words)
-        elif someone_left or not was_open:
+        elif not was_open:
             self.runner.host_attached()
 
     def close(self) -> None:
