@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 # Output kept for the first client when it connects (the boot URCs), as a pty keeps it too.
 EARLY_OUTPUT_LIMIT = 64 * 1024
+# With boot on open: how long after a client connects the module powers on unless the client
+# purges the buffers first (pyserial does once it has negotiated, a few tenths of a second after
+# connecting, and the module then powers on at once).
+OPEN_SETTLE = 1.0
 # Bytes queued in the socket above which the module's output waits in the runner's queue.
 SOCKET_QUEUE_HIGH = 256 * 1024
 # The longest subnegotiation an RFC 2217 client sends is a few bytes (SET-BAUDRATE: 6); a longer
@@ -185,10 +189,13 @@ class _Line:
         self.on_dtr(self._dtr)
 
     def reset_input_buffer(self) -> None:
-        self.on_purge()  # the client purged what it had received, as pyserial does on open
+        pass
 
     def reset_output_buffer(self) -> None:
-        pass
+        # pyserial ends its open with two purges, the port's output first; it empties its own
+        # read buffer only once that one is acknowledged, so the module powers on (boot on open)
+        # at the second, after which nothing it prints is thrown away.
+        self.on_purge()
 
 
 class _Client(asyncio.Protocol):
@@ -237,6 +244,7 @@ class _Client(asyncio.Protocol):
 
 
 class Rfc2217Host:
+    open_settle = OPEN_SETTLE
     def __init__(self, bind_host: str, bind_port: int):
         self.bind_host = bind_host
         self.bind_port = bind_port

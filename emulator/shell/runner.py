@@ -249,7 +249,8 @@ class ModemRunner:
         if self._flushed_before_attach:
             self.power_on()
         elif not self.powered and self._boot_settle is None:
-            self._boot_settle = self.loop.call_later(OPEN_SETTLE, self.power_on)
+            settle = getattr(self.host, "open_settle", OPEN_SETTLE)
+            self._boot_settle = self.loop.call_later(settle, self.power_on)
 
     def host_left(self, last_words: bytes = b"") -> None:
         """The last host went: what it wrote is still executed (nothing received is dropped),
