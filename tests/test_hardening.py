@@ -320,3 +320,104 @@ def test_telnet_filter_keeps_every_data_byte_however_the_stream_is_split():
         telnet = TelnetFilter(PortManager(Line(), type("Conn", (), {"write": staticmethod(sent.append)})()))
         assert telnet.feed(stream[:cut]) + telnet.feed(stream[cut:]) == expected
         assert len(telnet.suboption) <= 64
+
+
+# --- the port changes hands: nothing of one host reaches the next --------------------------------
+
+
+def test_reopening_in_the_middle_of_a_download_gives_the_new_host_only_its_own_answers(tmp_path):
+    # The emulator in its own process: in this one, the GIL would pause it at random for the host.
+    (tmp_path / "ufs").mkdir(mode=0o700)
+    (tmp_path / "ufs" / "big.bin").write_bytes(b"Z" * (1 << 20))
+    running = RunningEmulator("--ufs", str(tmp_path / "ufs"), "--link", str(tmp_path / "modem"))
+    try:
+        for _ in range(40):
+            with serial.Serial(running.port, 115200, timeout=5) as old:
+                old.write(b'AT+QFDWL="big.bin"\r')
+                assert b"CONNECT" in old.read_until(b"ZZZZ")
+            with serial.Serial(running.port, 115200, timeout=5) as new:
+                new.write(b"AT\r")
+                assert new.read_until(b"OK\r\n") == b"AT\r\r\nOK\r\n"
+    finally:
+        assert running.stop() == 0
+
+
+def _lose_the_host_in_data_mode(emulator: Emulator, command: bytes, prompt: bytes, payload: bytes) -> None:
+    with serial.Serial(emulator.port, 115200, timeout=5) as old:
+        old.write(command + b"\r")
+        assert old.read_until(prompt).endswith(prompt)
+        old.write(payload)
+        old.flush()
+    deadline = time.monotonic() + 10
+    while not emulator.call(lambda runner: runner.host_has_left):  # it noticed the host went
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_host_lost_in_the_middle_of_an_upload_leaves_the_next_in_command_mode(tmp_path):
+    with Emulator(ufs=tmp_path / "ufs") as emulator:
+        emulator.wait_for_boot()
+        _lose_the_host_in_data_mode(emulator, b'AT+QFUPL="half.bin",100', b"CONNECT\r\n", b"0123456789")
+        with AtHost(emulator.port) as new:
+            assert new.ask("AT") == b"AT\r\r\nOK\r\n"
+            assert new.ask("AT+QFLST") == b"AT+QFLST\r\r\nOK\r\n"  # nothing stored (chosen)
+
+
+def test_a_host_lost_at_the_send_prompt_leaves_the_next_in_command_mode(tmp_path):
+    from tests.tls_servers import TlsServer, echo
+
+    with TlsServer(behaviour=echo) as server, Emulator(ufs=tmp_path / "ufs") as emulator:
+        emulator.wait_for_boot()
+        with AtHost(emulator.port) as first:
+            assert first.ask("ATE0").endswith(OK)
+            assert first.ask("AT+QIACT=1") == OK
+            assert first.ask(f'AT+QSSLOPEN=1,1,0,"127.0.0.1",{server.port},0') == OK
+            assert first.expect(b"+QSSLOPEN: 0,0\r\n")
+        _lose_the_host_in_data_mode(emulator, b"AT+QSSLSEND=0,10", b"> ", b"abc")
+        with AtHost(emulator.port) as new:
+            assert new.ask("AT") == OK
+            new.ask("AT+QSSLSEND=0,5", final=b"> ")
+            new.write(b"hello")
+            assert new.until_final() == b"\r\nSEND OK\r\n"
+            assert new.expect(b'+QSSLURC: "recv",0\r\n')
+            assert new.ask("AT+QSSLRECV=0,100") == b"\r\n+QSSLRECV: 5\r\nhello\r\n" + OK
+        assert bytes(server.connection().received) == b"hello"  # the lost host's "abc" was dropped
+
+
+# --- a host that writes and does not read -----------------------------------------------------------
+
+
+def test_a_host_that_does_not_read_is_flow_controlled_and_then_gets_every_answer_in_order(tmp_path):
+    from emulator.shell.runner import HOST_QUEUE_HIGH
+
+    blob = bytes(range(256)) * 400  # 100 KiB
+    (tmp_path / "ufs").mkdir(mode=0o700)
+    (tmp_path / "ufs" / "blob.bin").write_bytes(blob)
+    with Emulator(ufs=tmp_path / "ufs") as emulator:
+        emulator.wait_for_boot()
+        with AtHost(emulator.port) as host:
+            assert host.ask("ATE0").endswith(OK)
+            download = answer_of(host, 'AT+QFDWL="blob.bin"')
+            space = host.ask("AT+QFLDS")
+        fd = os.open(emulator.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            commands = (b'AT+QFDWL="blob.bin"\r' + b"AT+QFLDS\r" * 500) * 40
+            expected = (download + space * 500) * 40
+            writer = threading.Thread(target=lambda: os.write(fd, commands) and None, daemon=True)
+            writer.start()
+            deadline = time.monotonic() + 20
+            # The module stops taking the host's bytes while its answers wait: the host is blocked.
+            while not emulator.call(lambda runner: runner._host_reading_paused and runner._output_full()):
+                assert time.monotonic() < deadline, "the emulator never stopped reading the host"
+                time.sleep(0.01)
+            assert writer.is_alive()
+            received = bytearray()
+            while len(received) < len(expected):
+                assert time.monotonic() < deadline, f"{len(received)} of {len(expected)} bytes"
+                received += read_until(fd, b"", timeout=5) or os.read(fd, 65536)
+            writer.join(10)
+        finally:
+            os.close(fd)
+        assert bytes(received) == expected
+        peak = emulator.call(lambda runner: runner.host_queue_peak)
+        assert HOST_QUEUE_HIGH <= peak <= HOST_QUEUE_HIGH + len(download)

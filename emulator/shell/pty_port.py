@@ -21,6 +21,9 @@ from pathlib import Path
 
 # What one read of a pty gives at most on Linux (N_TTY_BUF_SIZE less one).
 LINE_DISCIPLINE_BUFFER = 4095
+# What the kernel hands a pty in one piece (tty_write's chunk): a write of more is split into
+# pieces with a possible pause between them.
+TTY_WRITE_CHUNK = 2048
 TIOCPKT = getattr(termios, "TIOCPKT", 0x5420)
 TIOCPKT_DATA = 0
 TIOCPKT_FLUSHREAD = 0x01  # the slave's input queue (what the module wrote) was flushed

@@ -19,7 +19,7 @@ from emulator.core.ufs import DirectoryFileStore
 from emulator.profile import Profile
 from emulator.shell.network import Network
 from emulator.shell.opens import OpenWatcher
-from emulator.shell.pty_port import PtyPort
+from emulator.shell.pty_port import TTY_WRITE_CHUNK, PtyPort
 from emulator.shell.shaping import OutputShaper
 from emulator.shell.trace import Tracer
 
@@ -238,11 +238,9 @@ class ModemRunner:
             self.host.pause_reading(False)
 
     def host_attached(self) -> None:
-        """A host opened the port (or connected); output left over from an earlier host is stale.
-        With boot on open the first one powers the module on: at once when it flushes its input
-        (``host_flushed_input``), else after OPEN_SETTLE."""
-        if self._host_came_before:
-            self.discard_host_output()
+        """A host opened the port (or connected); what the module said to an earlier one was
+        dropped when it left (``host_left``). With boot on open the first one powers the module
+        on: at once when it flushes its input (``host_flushed_input``), else after OPEN_SETTLE."""
         self._host_came_before = True
         self.host_has_left = False
         self.set_dtr(True)
@@ -397,6 +395,7 @@ class PtyHost:
         self.runner: ModemRunner | None = None
         self._watcher: OpenWatcher | None = None
         self.opens = 0  # descriptors hosts hold on the port now
+        self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
 
     @property
     def address(self) -> str:
@@ -412,7 +411,43 @@ class PtyHost:
             loop.add_reader(self._watcher.fd, self._on_open_or_close)
 
     def write(self, data: bytes) -> int:
-        return self.port.write(data)
+        """Write in pieces the kernel writes in one go, checking before and after each for a
+        host that left. A bigger write is split by the kernel, which may pause between the
+        pieces: the next host could open the port and flush it in the pause, and get the rest.
+        Nothing is written once a host is known to have left, and what went in while it left
+        is flushed at once; the runner hears of the comings and goings on the next loop turn."""
+        written = 0
+        while written < len(data):
+            if self._noticed_a_leave():
+                return len(data)  # for nobody: the runner drops the rest when it hears
+            count = self.port.write(data[written:written + TTY_WRITE_CHUNK])
+            written += count
+            if count and self._noticed_a_leave():
+                self.port.discard_unread()
+                return len(data)
+            if count < TTY_WRITE_CHUNK:
+                break
+        return written
+
+    def _noticed_a_leave(self) -> bool:
+        """Read opens and closes (kept for ``_on_open_or_close``); whether the last host has
+        left since the runner last heard (perhaps to be replaced by the next at once)."""
+        if self._watcher is None:
+            return False
+        changes = self._watcher.read()
+        if changes:
+            if not self._unprocessed:
+                self.runner.loop.call_soon(self._settle_comings_and_goings)
+            self._unprocessed += changes
+        return bool(self._unprocessed) and self._somebody_leaves(self._unprocessed)
+
+    def _somebody_leaves(self, changes: list[int]) -> bool:
+        opens = self.opens
+        for change in changes:
+            opens = max(0, opens + change)
+            if opens == 0:
+                return True
+        return False
 
     def want_writable(self, on: bool) -> None:
         if on:
@@ -422,12 +457,19 @@ class PtyHost:
 
     def _on_writable(self) -> None:
         # Opens and closes first: when a host closed the port and the next opened it, what was
-        # queued for the one that left must be dropped before any of it reaches the new one.
-        self._on_open_or_close()
+        # queued for the one that left is dropped before any of it reaches the new one.
+        self._settle_comings_and_goings()
         self.runner.host_writable()
 
-    def notice_comings_and_goings(self) -> None:
+    def _settle_comings_and_goings(self) -> None:
+        """Handle every open and close so far, those that happen while handling them included
+        (a write or a read in the middle may notice more)."""
         self._on_open_or_close()
+        while self._unprocessed:
+            self._on_open_or_close()
+
+    def notice_comings_and_goings(self) -> None:
+        self._settle_comings_and_goings()
 
     def discard_unread(self) -> None:
         self.port.discard_unread()
@@ -441,8 +483,12 @@ class PtyHost:
     def _on_readable(self) -> None:
         # Opens and closes first: a host opens the port before it writes, so this keeps the
         # order in which the two reach the emulator through separate channels.
-        self._on_open_or_close()
-        self.runner.host_data(self._read())
+        self._settle_comings_and_goings()
+        data = self._read()
+        # A host that came or went while these bytes were read: they go to the host there now
+        # (chosen, as for the last words of a host that left, below).
+        self._settle_comings_and_goings()
+        self.runner.host_data(data)
 
     def _read(self) -> bytes:
         data = self.port.read()
@@ -460,7 +506,8 @@ class PtyHost:
         return was_open, someone_left
 
     def _on_open_or_close(self) -> None:
-        changes = self._watcher.read() if self._watcher is not None else []
+        changes = self._unprocessed + (self._watcher.read() if self._watcher is not None else [])
+        self._unprocessed = []
         if not changes:
             return
         was_open, someone_left = self._count(changes)
