@@ -3,17 +3,11 @@
 The emulator keeps its own descriptor of the slave side open for its whole life. That is what
 lets a host open, close and reopen the port as often as it likes: with no slave open the master
 would report EIO (Linux) and the port would vanish for the next opener.
-
-The master is in packet mode (TIOCPKT): each read starts with a status byte, which tells when a
-host flushed what the module had written to it (pyserial, picocom and miniterm do as they open
-the port), so the boot URCs can wait for that flush instead of being thrown away by it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import struct
 import termios
 import tty
 from pathlib import Path
@@ -24,9 +18,6 @@ LINE_DISCIPLINE_BUFFER = 4095
 # What the kernel hands a pty in one piece (tty_write's chunk): a write of more is split into
 # pieces with a possible pause between them.
 TTY_WRITE_CHUNK = 2048
-TIOCPKT = getattr(termios, "TIOCPKT", 0x5420)
-TIOCPKT_DATA = 0
-TIOCPKT_FLUSHREAD = 0x01  # the slave's input queue (what the module wrote) was flushed
 
 
 class PtyPort:
@@ -34,8 +25,6 @@ class PtyPort:
         self.master, self._slave = os.openpty()
         tty.setraw(self._slave, termios.TCSANOW)
         os.set_blocking(self.master, False)
-        fcntl.ioctl(self.master, TIOCPKT, struct.pack("i", 1))
-        self.host_flushed = False  # a host flushed its input since the last take_host_flushed()
         self.path = os.ttyname(self._slave)
         self.link = Path(link) if link else None
         if self.link is not None:
@@ -60,28 +49,17 @@ class PtyPort:
         left = size
         while left > 0:
             try:
-                packet = os.read(self.master, left + 1)
+                chunk = os.read(self.master, left)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 # EIO would mean no slave is open; ours always is, so this is a passing condition.
                 break
-            if not packet:
-                break
-            if packet[0] != TIOCPKT_DATA:  # a status packet, alone: no data in it
-                self.host_flushed |= bool(packet[0] & TIOCPKT_FLUSHREAD)
-                continue
-            chunk = packet[1:]
             chunks.append(chunk)
             left -= len(chunk)
             if len(chunk) < LINE_DISCIPLINE_BUFFER:
                 break
         return b"".join(chunks)
-
-    def take_host_flushed(self) -> bool:
-        """Whether a host flushed its input since the last call (read() notices it)."""
-        flushed, self.host_flushed = self.host_flushed, False
-        return flushed
 
     def write(self, data: bytes) -> int:
         """Write what the pty takes now; returns the count written (0 when its buffer is full)."""
@@ -92,7 +70,6 @@ class PtyPort:
 
     def discard_unread(self) -> None:
         """Drop what the emulator wrote that no host has read."""
-        # Its status packet reads as a host's flush too; that only matters before the first open.
         termios.tcflush(self._slave, termios.TCIFLUSH)
 
     def close(self) -> None:

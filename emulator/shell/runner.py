@@ -35,8 +35,9 @@ HOST_QUEUE_LOW = 64 * 1024
 # flow control; below the low mark reading resumes.
 INPUT_BACKLOG_HIGH = 256 * 1024
 INPUT_BACKLOG_LOW = 64 * 1024
-# With boot on open: how long after the first open the module powers on when the opener does not
-# flush its input first (pyserial, picocom and miniterm do, and the module powers on at the flush).
+# With boot on open: how long after the first open the module powers on. Openers flush their input
+# right after opening (pyserial, picocom and miniterm do, within a millisecond or so); the boot
+# URCs come after that, and the profile's timing counts from then.
 OPEN_SETTLE = 0.1
 BOOT_MODES = ("on-open", "at-start")
 
@@ -102,7 +103,6 @@ class ModemRunner:
         self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
         self._host_came_before = False  # until the first host, output waits for it (boot URCs)
-        self._flushed_before_attach = False
 
     @property
     def port(self) -> "PtyPort | None":
@@ -144,12 +144,10 @@ class ModemRunner:
         self.pump()
 
     def host_flushed_input(self) -> None:
-        """The host threw away what the module had written to it, as openers do: with boot on
-        open, the module powers on now, so the boot URCs come after the flush."""
+        """The host purged the port (an RFC 2217 client does as it opens): with boot on open,
+        the module powers on now, so the boot URCs come after the purge."""
         if self._host_came_before:
             self.power_on()
-        else:
-            self._flushed_before_attach = True  # its open is still on its way (inotify)
 
     def stop(self) -> None:
         if self._boot_settle is not None:
@@ -240,13 +238,11 @@ class ModemRunner:
     def host_attached(self) -> None:
         """A host opened the port (or connected); what the module said to an earlier one was
         dropped when it left (``host_left``). With boot on open the first one powers the module
-        on: at once when it flushes its input (``host_flushed_input``), else after OPEN_SETTLE."""
+        on, the host link's ``open_settle`` later (or as it purges, ``host_flushed_input``)."""
         self._host_came_before = True
         self.host_has_left = False
         self.set_dtr(True)
-        if self._flushed_before_attach:
-            self.power_on()
-        elif not self.powered and self._boot_settle is None:
+        if not self.powered and self._boot_settle is None:
             settle = getattr(self.host, "open_settle", OPEN_SETTLE)
             self._boot_settle = self.loop.call_later(settle, self.power_on)
 
@@ -491,10 +487,7 @@ class PtyHost:
         self.runner.host_data(data)
 
     def _read(self) -> bytes:
-        data = self.port.read()
-        if self.port.take_host_flushed():
-            self.runner.host_flushed_input()
-        return data
+        return self.port.read()
 
     def _count(self, changes: list[int]) -> tuple[bool, bool]:
         """Apply opens (+1) and closes (-1); returns (a host was there before, someone left)."""
