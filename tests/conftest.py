@@ -1,8 +1,13 @@
 """Shared test plumbing."""
 
 import logging
+import os
 
 import pytest
+
+# The suite measures the emulator, not a radio network: no round trip unless a test asks for one
+# (tests/test_network_timing.py). Set before any emulator starts, so child processes inherit it.
+os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
 
 # What one unit of --robustness-scale may take, per test (pytest-timeout's limit is scaled with it).
 ROBUSTNESS_TIMEOUT_PER_SCALE = 120

@@ -212,15 +212,31 @@ def test_timeout_counts_silence_so_a_slow_upload_still_completes():
     assert h.files.read("slow") == data
 
 
-def test_partial_data_then_silence_times_out_and_keeps_nothing():
+def test_partial_data_then_silence_keeps_what_came_and_times_out():
+    # REFERENCE.md "Files" (seen on an EG800K): the part received is stored and reported, then 421.
     h = CoreHarness()
     assert h.command('AT+QFUPL="a",5') == CONNECT
     assert h.advance(3.0) == b""
     assert h.send(b"he") == b""
     assert h.advance(4.5) == b""  # 4.5 s of silence since the last byte
-    assert h.advance(0.5) == cme(421)
-    assert h.files.names() == []
+    assert h.advance(0.5) == b"\r\n+QFUPL: 2,6865\r\n" + cme(421)
+    assert h.files.read("a") == b"he"
     assert h.send(b"AT\r") == OK  # what follows is a command again, not data
+    assert h.command("AT+QFLST") == b'\r\n+QFLST: "UFS:a",2\r\n' + OK
+
+
+@pytest.mark.skipif(not ISRG_ROOT_X1.is_file(), reason="ISRG Root X1 is not installed here")
+def test_the_eg800k_upload_timeout_transcript():
+    # AT+CMEE=2, AT+QFUPL="badssl-root.pem",3000,10, the 1939-byte PEM, then silence: the module
+    # answers the PEM's size and checksum, then 421 as a number, and keeps the PEM as the file.
+    pem = ISRG_ROOT_X1.read_bytes()
+    h = CoreHarness()
+    assert h.command("AT+CMEE=2") == OK
+    assert h.send(b'AT+QFUPL="badssl-root.pem",3000,10\r\n') == CONNECT
+    assert h.send(pem) == b""
+    assert h.advance(9.9) == b""
+    assert h.advance(0.1) == b"\r\n+QFUPL: 1939,4f64\r\n\r\n+CME ERROR: 421\r\n"
+    assert h.command("AT+QFLST") == b'\r\n+QFLST: "UFS:badssl-root.pem",1939\r\n' + OK
 
 
 def test_timeout_parameter_is_in_seconds():
@@ -230,11 +246,11 @@ def test_timeout_parameter_is_in_seconds():
     assert h.advance(0.5) == cme(421)
 
 
-def test_timeout_shows_per_cmee():
+def test_timeout_is_numeric_even_with_cmee_2_and_error_with_cmee_0():
     h = CoreHarness()
     assert h.command("AT+CMEE=2") == OK
     assert h.command('AT+QFUPL="a",5,1') == CONNECT
-    assert h.advance(1.0) == b"\r\n+CME ERROR: time out\r\n"
+    assert h.advance(1.0) == b"\r\n+CME ERROR: 421\r\n"  # as the EG800K answers (REFERENCE.md "Files")
     assert h.command("AT+CMEE=0") == OK
     assert h.command('AT+QFUPL="a",5,1') == CONNECT
     assert h.advance(1.0) == b"\r\nERROR\r\n"
@@ -244,8 +260,8 @@ def test_timed_out_upload_leaves_other_files_alone():
     h = CoreHarness(files=MemoryFileStore({"keep": b"kept"}))
     assert h.command('AT+QFUPL="new",100,1') == CONNECT
     h.send(b"abc")
-    assert h.advance(1.0) == cme(421)
-    assert h.files.names() == ["keep"] and h.files.read("keep") == b"kept"
+    assert h.advance(1.0) == b"\r\n+QFUPL: 3,262\r\n" + cme(421)  # 0x6162 ^ 0x6300
+    assert h.files.names() == ["keep", "new"] and h.files.read("keep") == b"kept"
 
 
 # --- AT+QFUPL refused -----------------------------------------------------------------------
@@ -670,8 +686,10 @@ def test_pty_binary_upload_and_timeout(start_emulator, tmp_path):
         port.write(b'AT+QFUPL="late.bin",100,1\r')
         assert port.read_until(CONNECT) == CONNECT
         port.write(b"only part")
-        assert port.read_until(cme(421)) == cme(421)  # within the port's 5 s timeout
-        assert ask(port, b"AT+QFLST") == f'\r\n+QFLST: "UFS:all.bin",{len(data)}\r\n'.encode() + OK
+        kept = f"\r\n+QFUPL: 9,{checksum(b'only part')}\r\n".encode() + cme(421)
+        assert port.read_until(cme(421)) == kept  # within the port's 5 s timeout
+        assert ask(port, b"AT+QFLST") == (f'\r\n+QFLST: "UFS:all.bin",{len(data)}\r\n'
+                                          f'+QFLST: "UFS:late.bin",9\r\n').encode() + OK
 
 
 def test_pty_files_survive_a_restart_on_the_same_folder(start_emulator, tmp_path):

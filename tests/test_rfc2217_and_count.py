@@ -100,3 +100,31 @@ def test_rfc2217_dtr_drives_at_and_d_in_transparent_mode():
                 port.close()
     finally:
         assert running.stop() == 0
+
+
+def test_an_endless_line_costs_linear_time_and_never_stalls_another_modem():
+    """Half a megabyte without a CR (a host streaming its PEM after AT+QFUPL was refused) is
+    refused as one overlong line; the other modem of the process answers meanwhile."""
+    running = RunningEmulator("--tcp", "127.0.0.1:0", "--count", "2")
+    try:
+        ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
+        while len(ports) < 2:
+            line = running._readline(time.monotonic() + 10)
+            running.stdout_lines.append(line)
+            if line.startswith("port: "):
+                ports.append(line.removeprefix("port: "))
+        flooded = serial.serial_for_url(ports[0], timeout=10)
+        other = serial.serial_for_url(ports[1], timeout=5)
+        try:
+            for port in (flooded, other):
+                port.write(b"ATE0\r\n")
+                assert port.read_until(b"OK\r\n").endswith(b"\r\nOK\r\n")
+            flooded.write(b"X" * 524288 + b"\rAT\r")
+            other.write(b"AT+CSQ\r\n")
+            assert other.read_until(b"OK\r\n") == b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+            assert flooded.read_until(b"OK\r\n") == b"\r\nERROR\r\n\r\nOK\r\n"
+        finally:
+            flooded.close()
+            other.close()
+    finally:
+        assert running.stop() == 0

@@ -52,3 +52,26 @@ def test_keylog_holds_the_keys_the_server_used_and_the_trace_tells_the_session(t
                            capture_output=True, text=True, timeout=30).stdout
     assert re.search(r"TLS\s+established TLSv1.2", shown)
     assert "FAULT" in shown and "AT+QSSLSEND=0,5" in shown
+
+
+def test_the_trace_shows_where_the_module_took_the_lf_of_a_line_end(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    emulator = Emulator(ufs=tmp_path / "ufs", trace=trace).start()
+    try:
+        emulator.wait_for_boot()
+        with AtHost(emulator.port) as host:
+            host.write(b"ATE0\r\n")
+            host.expect(b"OK\r\n")
+            host.write(b'AT+QFUPL="a.txt",3\r')
+            host.expect(b"CONNECT\r\n")
+            host.write(b"\nabc")  # the LF of the line end, after CONNECT: a CR LF host's, not data
+            assert host.until_final() == b"\r\n+QFUPL: 3,262\r\n\r\nOK\r\n"  # 0x6162 ^ 0x6300
+    finally:
+        emulator.stop()
+    entries = [json.loads(line) for line in trace.read_text().splitlines()]
+    ends = [(e["data"], e["mode"]) for e in entries if e["kind"] == "line_end"]
+    assert ends == [("\r\n", "command"), ("\n", "data")]
+    shown = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace)], check=True,
+                           capture_output=True, text=True, timeout=30).stdout
+    assert re.search(r"line end\s+\\r\\n\s+mode=command", shown)
+    assert re.search(r"line end\s+\\n\s+mode=data", shown)

@@ -224,7 +224,7 @@ def test_s3_with_echo_and_v0():
     h = CoreHarness(echo=True)
     assert h.send(b"ATS3=35V0\r") == b"ATS3=35V0\r0#"  # 35 is "#"
     assert h.send(b"AT+CSQ#") == b"AT+CSQ#" + CSQ.encode() + b"#\n0#"
-    assert h.send(b"\nAT#") == b"AT#0#"  # an LF starting a line is still skipped: S3 is not LF
+    assert h.send(b"\nAT#") == b"\nAT#0#"  # an LF starting a line is still skipped (echoed): S3 is not LF
     assert h.send(b"ATV1S3=13#") == b"ATV1S3=13#" + OK
 
 

@@ -6,8 +6,8 @@ module does ("chosen") decide. Files live in ``modem.files`` (a ``FileStore``, e
 File errors are ``+CME ERROR: <n>``, shown per AT+CMEE.
 
 Behaviour chosen where no document speaks (each is marked ``chosen`` below and listed in the
-README): the upload timeout counts silence, not the whole transfer; an upload that times out or
-fails stores nothing; ``+++`` is data; names are checked against the profile's name length and a
+README): the upload timeout counts silence, not the whole transfer; an upload that times out
+with no byte received stores nothing; ``+++`` is data; names are checked against the profile's name length and a
 character set that keeps every name inside the UFS folder.
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from emulator.core.parser import CommandCall, Form
 from emulator.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
-from emulator.core.results import CONNECT, CmeError
+from emulator.core.results import CONNECT, OK, CmeError
 from emulator.core.ufs import FileStore, strip_ufs_prefix
 
 if TYPE_CHECKING:
@@ -150,8 +150,8 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
 @dataclass
 class UploadSink:
     """The bytes after AT+QFUPL's CONNECT: exactly ``size`` of them, all data (no echo, no
-    commands, ``+++`` included: chosen, so that binary files are safe). The file is written only
-    once complete, so a timeout never leaves half a file or touches an existing one."""
+    commands, ``+++`` included: chosen, so that binary files are safe). The file is written once,
+    when complete or timed out (see ``expire``), and never over an existing one (407 first)."""
 
     name: str
     size: int
@@ -182,10 +182,19 @@ class UploadSink:
 
     def expire(self, modem: "Modem") -> Outcome:
         """421 once ``<timeout>`` seconds passed without data (the core moves its timer with
-        ``deadline`` after every byte)."""
-        return Reply(final=CmeError(TIMED_OUT))  # nothing is stored (chosen)
+        ``deadline`` after every byte). What came before the silence is kept as the file and
+        reported as a complete upload would be, then ``+CME ERROR: 421``, numeric whatever AT+CMEE
+        says (REFERENCE.md "Files", seen on an EG800K). With no byte at all nothing is stored
+        (chosen)."""
+        timed_out = CmeError(TIMED_OUT, numeric_always=True)
+        if not self.data:
+            return Reply(final=timed_out)
+        stored = self._store(modem)
+        if stored.final is not OK:
+            return stored
+        return Reply(lines=stored.lines, final=timed_out)
 
-    def _store(self, modem: "Modem") -> Outcome:
+    def _store(self, modem: "Modem") -> Reply:
         data = bytes(self.data)
         try:
             modem.files.write(self.name, data)

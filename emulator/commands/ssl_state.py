@@ -107,7 +107,7 @@ class SslFamily:
         self.contexts = [SslSettings() for _ in range(limits.ssl_contexts)]
         self.clients = [SslClient(self, client_id) for client_id in range(limits.clients)]
         # One OpenSSL context per SSL context ID and settings: sessions resume only on the
-        # OpenSSL context that made them (TLS-NOTES.md).
+        # OpenSSL context that made them (REFERENCE.md "TLS engines").
         self._openssl: dict[int, tuple[ContextSettings, object]] = {}
         self.sessions: dict[tuple[int, str, int], object] = {}
         self.last_transparent: SslClient | None = None  # what ATO returns to (SSL note 1.4)
@@ -481,6 +481,8 @@ class SslClient:
             self._abort_connection()  # the host gave up waiting for +QSSLOPEN (SSL note 2.2.2)
         elif self.state is ClientState.CLOSING:
             if self.conn_id is not None:
+                if self.tls is not None and self.tls.peer_closed:  # Mbed TLS answers close_notify (README, "TLS")
+                    self._send_ciphertext(self.tls.close_notify())
                 self.modem.effect(ev.CloseTcp(self.conn_id))
         elif self.state is ClientState.CONNECTED:
             self._send_ciphertext(self.tls.close_notify())

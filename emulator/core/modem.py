@@ -46,7 +46,7 @@ from emulator.profile import Profile
 log = logging.getLogger(__name__)
 
 DELETE = 0x7F  # what most terminal programs send for the backspace key; erases as S5 does (chosen)
-LF = 0x0A  # ignored at the start of a line (the LF of a CR LF pair) unless it is the S3 character
+LF = 0x0A  # the LF of a CR LF line end (or a stray one at the start of a line), unless it is S3
 # The S-registers and their power-on values: S0 0 and S3 13 seen (REFERENCE.md, AT&V); S4 10, S5 8,
 # S6 2 and S8 2 are V.250's defaults; S7 0 and S10 15 are the Quectel EC2x AT manual's (doc). S3 ends
 # a command line, S4 follows S3 in every header and trailer, S5 erases (V.250 6.2.1 - 6.2.3).
@@ -75,6 +75,7 @@ class HostMode(enum.Enum):
     BUSY = "busy"
     DATA = "data"
     ONLINE = "online"
+    OFF = "off"  # powered down (AT+QPOWD) until reboot(): nothing answers, host bytes are lost
 
 
 @dataclass
@@ -173,6 +174,13 @@ class Modem:
         self.online: OnlineSession | None = None
         self._line = bytearray()
         self._line_overflow = False
+        # A CR has just ended a command line and the next host byte has not come yet: if it is an
+        # LF it belongs to that line's end, whatever mode the line led to (REFERENCE.md "Line ends").
+        self._line_end_open = False
+        # Whether this host ends its lines with CR LF, learnt from its lines: once it has, an LF that
+        # follows a line's CR in a later write is still that line's end, even after a `>` prompt or
+        # CONNECT; a host that ends lines with CR alone gets such an LF as data (chosen).
+        self._host_ends_lines_with_lf = False
         self._last_line: bytes | None = None
         self._input = bytearray()
         self._processing = False
@@ -222,6 +230,17 @@ class Modem:
                 if first:
                     self._process_input()
             self.call_at(now + urc.after_ms / 1000.0, fire)
+
+    def power_off(self) -> None:
+        """Powered down (AT+QPOWD): connections dropped, timers gone, and until ``reboot()`` every
+        host byte is lost unanswered, as on a module without power."""
+        for hook in list(self.reset_hooks):
+            hook()
+        self._timers.clear()
+        self._event_handlers.clear()
+        self._input.clear()
+        self.boot_count += 1  # boot URCs still to come are not said
+        self.mode = HostMode.OFF
 
     def _booted(self) -> None:
         self.mode = HostMode.COMMAND
@@ -367,10 +386,10 @@ class Modem:
 
     def host_lost(self, now: float) -> None:
         """The host went away (its port closed, its connection dropped): the next host starts
-        in command mode. A data mode it left waiting ends as when its time runs out (chosen: the
-        bytes already received are dropped, nothing is sent or stored; the answer goes to
-        nobody); transparent mode still held after the DTR drop (AT&D0) is left as with AT&D1,
-        the connection kept."""
+        in command mode. A data mode it left waiting ends as when its time runs out (chosen; the
+        answer goes to nobody): the bytes after AT+QSSLSEND's ``>`` are dropped unsent, those of
+        AT+QFUPL kept as the file; transparent mode still held after the DTR drop (AT&D0) is left
+        as with AT&D1, the connection kept."""
         self.tick(now)
         if self.mode is HostMode.DATA and self._sink is not None:
             sink = self._sink
@@ -415,8 +434,14 @@ class Modem:
 
     def _consume_input(self) -> None:
         while self._input:
+            if self._line_end_open:
+                self._take_line_end_lf()
+                continue
             mode = self.mode
             if mode in (HostMode.BOOTING, HostMode.BUSY):
+                return
+            if mode is HostMode.OFF:
+                self._input.clear()
                 return
             if mode is HostMode.ONLINE:
                 session = self.online
@@ -433,6 +458,26 @@ class Modem:
                 self._feed_sink()
                 continue
             self._edit_line()
+
+    def _take_line_end_lf(self) -> None:
+        """The first host byte after a line's CR that came in a later write: an LF there ends the
+        line (echoed with ATE1 as it arrives, as the EC200T does), not data for the mode the line
+        led to, when the host ends its lines with CR LF. In command mode an LF there is always
+        taken (a line never starts with LF)."""
+        self._line_end_open = False
+        if self._input[0] != LF:
+            self._host_ends_lines_with_lf = False
+            return
+        mode = self.mode
+        if mode is HostMode.COMMAND or self._host_ends_lines_with_lf:
+            del self._input[0]
+            self._host_ends_lines_with_lf = True
+            self.observe("line_end", data=b"\n", mode=mode.value)
+            # Echoed only where the port echoes now: never into transparent mode's stream or after
+            # AT+QFUPL's CONNECT, whose data is not echoed either.
+            echoing = mode in (HostMode.COMMAND, HostMode.BUSY) or (mode is HostMode.DATA and self._sink_echo)
+            if self.settings.echo and echoing:
+                self.write_host(b"\n")
 
     def _edit_line(self) -> None:
         """The command-line editor: consume bytes until a line completes or input runs out."""
@@ -453,20 +498,36 @@ class Modem:
             while i < len(data):
                 # A run of bytes that can only extend the line is taken whole, with one echo: the
                 # same bytes as one at a time, without a trip through this loop for each.
+                # A run that overflows the line is still taken whole: what does not fit is echoed
+                # and dropped in one step, so an endless line costs time linear in its length.
                 run = plain.match(data, i)
-                if run is not None and not self._line_overflow and len(self._line) + run.end() - i <= limit:
+                if run is not None:
+                    end = run.end()
                     if self.settings.echo:
-                        self.write_host(data[i:run.end()])
-                    self._line += data[i:run.end()]
-                    i = run.end()
+                        self.write_host(data[i:end])
+                    if not self._line_overflow:
+                        room = limit - len(self._line)
+                        self._line += data[i:i + min(room, end - i)]
+                        self._line_overflow = end - i > room
+                    i = end
                     continue
                 byte = data[i]
                 i += 1
-                if byte == LF and not self._line and terminator != LF:
-                    continue  # the LF of a CR LF pair, or a stray one between lines
                 if self.settings.echo:
                     self.write_host(bytes((byte,)))
+                if byte == LF and not self._line and terminator != LF:
+                    continue  # the LF of a CR LF pair, or a stray one between lines: echoed, ignored
                 if byte == terminator:
+                    if terminator != LF and i < len(data) and data[i] == LF:
+                        # The LF of CR LF came with the CR: it ends the line before the line runs,
+                        # so its echo comes before the answer and no data mode can take it.
+                        i += 1
+                        self._host_ends_lines_with_lf = True
+                        self.observe("line_end", data=b"\r\n", mode=self.mode.value)
+                        if self.settings.echo:
+                            self.write_host(b"\n")
+                    else:
+                        self._line_end_open = terminator != LF
                     self._complete_line()
                     return
                 if byte in (erase, DELETE):
@@ -532,6 +593,7 @@ class Modem:
             self._current_call = call
             spec = COMMANDS.get(call.name)
             if spec is None:
+                self.observe("unknown", name=call.name)  # a command the emulator does not implement
                 self._remaining_calls.clear()
                 self._finish(ERROR)
                 return

@@ -56,7 +56,7 @@ CME_TEXTS = {
     403: "drive full",
     405: "file not found",
     406: "invalid file name",
-    407: "file already existed",
+    407: "file already exist",  # seen on an EG800K (REFERENCE.md "Files"), not the FILE note's text
     409: "fail to write the file",
     410: "fail to open the file",
     411: "fail to read the file",
@@ -76,11 +76,13 @@ class CmeError:
     """``+CME ERROR: <n>``; shown as ``ERROR`` when AT+CMEE=0 and as text when AT+CMEE=2."""
 
     code: int
+    # Some answers give the number even with AT+CMEE=2 (a real EG800K's AT+QFUPL timeout: "421").
+    numeric_always: bool = False
 
     def as_final(self, cmee: int) -> FinalResult:
         if cmee == 0:
             return ERROR
-        if cmee == 2:
+        if cmee == 2 and not self.numeric_always:
             return FinalResult(f"+CME ERROR: {CME_TEXTS.get(self.code, 'unknown')}")
         return FinalResult(f"+CME ERROR: {self.code}")
 

@@ -40,10 +40,11 @@ class _Delay:
     def push(self, data: bytes) -> None:
         net = self.net
         loop = asyncio.get_running_loop()
-        if not self.queue and not net.latency and not net.bandwidth:
+        delay = net.one_way_delay
+        if not self.queue and not delay and not net.bandwidth:
             self.deliver(data)
             return
-        due = max(loop.time() + net.latency, self.next_free)
+        due = max(loop.time() + delay, self.next_free)
         if net.bandwidth:
             due += len(data) / net.bandwidth
         self.next_free = due
@@ -148,16 +149,23 @@ class Network:
     """Carries out OpenTcp/SendTcp/CloseTcp/PauseReading/ResumeReading; reports events."""
 
     def __init__(self, report: Callable[[ev.NetworkEvent], None],
-                 on_effect: Callable[[ev.Effect], None] | None = None):
+                 on_effect: Callable[[ev.Effect], None] | None = None, round_trip: float = 0.0):
         self.report = report
         self.on_effect = on_effect
-        self.latency = 0.0  # seconds added to every byte, each way (fault injection)
+        # The radio network's own round trip (the profile's round_trip_ms): half of it added to every
+        # byte each way, a whole one to every connect, as a TCP handshake over LTE takes.
+        self.round_trip = round_trip
+        self.latency = 0.0  # seconds added to every byte, each way (fault injection), on top
         self.bandwidth = 0  # bytes per second per connection and direction; 0: no cap
         self._failing_opens: list[tuple[str, float | None]] = []  # (reason, seconds) for the next opens
         self.connections: dict[int, _Connection] = {}
         self._opening: dict[int, asyncio.Task] = {}
         self.paused_by_core: set[int] = set()
         self.host_backpressure = False
+
+    @property
+    def one_way_delay(self) -> float:
+        return self.round_trip / 2 + self.latency
 
     def execute(self, effect: ev.Effect) -> None:
         if self.on_effect is not None:
@@ -302,6 +310,8 @@ class Network:
             log.info("connection %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
             self.report(ev.TcpConnectFailed(effect.conn_id, "dns"))
             return
+        if self.round_trip:
+            await asyncio.sleep(self.round_trip)  # SYN and SYN-ACK over the radio network
         try:
             transport, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: _Connection(self, effect.conn_id), address, effect.port),

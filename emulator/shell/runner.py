@@ -8,6 +8,7 @@ This is the only place where the core meets the clock: every call into the modem
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +66,20 @@ class HostLink(Protocol):
     def close(self) -> None: ...
 
 
+# Overrides every profile's network round trip, in milliseconds: 0 for fast test suites.
+ROUND_TRIP_ENV = "ECEMU_NETWORK_RTT_MS"
+
+
+def network_round_trip(profile: Profile) -> int:
+    """The round trip in ms: the environment's override (ECEMU_NETWORK_RTT_MS), else the profile's."""
+    override = os.environ.get(ROUND_TRIP_ENV, "").strip()
+    if override:
+        if not override.isdigit() or int(override) > 60000:
+            raise ValueError(f"{ROUND_TRIP_ENV} must be 0-60000 (milliseconds), not {override!r}")
+        return int(override)
+    return profile.network.round_trip_ms
+
+
 class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
@@ -103,6 +118,7 @@ class ModemRunner:
         self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
         self._host_came_before = False  # until the first host, output waits for it (boot URCs)
+        self.bytes_from_host = self.bytes_to_host = 0  # counted for the status line of `ecemu run`
 
     @property
     def port(self) -> "PtyPort | None":
@@ -117,7 +133,8 @@ class ModemRunner:
             loop.set_exception_handler(log_loop_exception)
         if self.trace_path is not None:
             self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
-        self.network = Network(self.on_network_event, on_effect=self._trace_effect)
+        self.network = Network(self.on_network_event, on_effect=self._trace_effect,
+                               round_trip=network_round_trip(self.profile) / 1000.0)
         self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
         self.modem.observer = self._observe
@@ -200,6 +217,7 @@ class ModemRunner:
         if not data:
             return
         self.trace("host_in", data=data)
+        self.bytes_from_host += len(data)
         self._input_waiting += data
         self._feed_modem()
 
@@ -329,6 +347,7 @@ class ModemRunner:
 
     def _write_host(self, data: bytes) -> None:
         self.trace("host_out", data=data)
+        self.bytes_to_host += len(data)
         if not self._host_queue:
             written = self.host.write(data)
             if written == len(data):
