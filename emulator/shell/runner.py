@@ -179,6 +179,8 @@ class ModemRunner:
         if self.tracer is not None:
             self.tracer.close()
             self.tracer = None
+        if self.modem is not None:
+            self.modem.files.close()  # the UFS folder's descriptor
 
     # --- the trace ---------------------------------------------------------------------------
 
@@ -226,8 +228,9 @@ class ModemRunner:
 
     def _feed_modem(self) -> None:
         """Give the modem the host's bytes while the host takes the module's output. In command
-        mode a line at a time (up to S3, or an ``A/``'s slash), so that the answers to a flood of
-        commands never pile up beyond one command's answer past the mark."""
+        mode a line at a time (up to S3 and the LF of a CR LF that came with it, or an ``A/``'s
+        slash), so that the answers to a flood of commands never pile up beyond one command's
+        answer past the mark."""
         waiting = self._input_waiting
         modem = self.modem
         while waiting and self._frozen_until is None and not self._output_full():
@@ -236,6 +239,8 @@ class ModemRunner:
                 ends = [i for i in (waiting.find(modem.settings.s_registers[3]), waiting.find(b"/")) if i >= 0]
                 if ends:
                     size = min(ends) + 1
+                    if waiting[size - 1] != 0x2F and waiting[size:size + 1] == b"\n":
+                        size += 1  # the line end's LF: the modem takes it with its CR
             piece = bytes(waiting[:size])
             del waiting[:size]
             modem.receive_from_host(piece, self.loop.time())
@@ -518,6 +523,8 @@ class PtyHost:
         return was_open, someone_left
 
     def _on_open_or_close(self) -> None:
+        if self.port is None:
+            return  # closed: a check scheduled by a last write comes too late
         changes = self._unprocessed + (self._watcher.read() if self._watcher is not None else [])
         self._unprocessed = []
         if not changes:
