@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
-from emulator.control import OPERATIONS, Operation
+from emulator.control import OPERATIONS, Controller, Operation
 from emulator.profile import DEFAULT_PROFILE, load_profile
 from emulator.shell.link_lock import LinkLock
 from emulator.shell.private_files import private_opener
@@ -96,7 +96,8 @@ class Emulator:
                 lock.acquire()
                 self._closers.append(lock.release)
             self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                      trace=self.trace, scenario=self.scenario, boot=self.boot)
+                                      trace=self.trace, scenario=self.scenario, control=Controller,
+                                      boot=self.boot)
             self.runner.on_booted = self._booted.set
             self.runner.start()
             if self.keylog is not None:

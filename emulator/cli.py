@@ -226,6 +226,7 @@ def _coverage_of(runner):
 
 
 async def _serve(o: RunOptions) -> None:
+    from emulator.control import Controller
     from emulator.shell.control_socket import ControlServer
     from emulator.shell.rfc2217 import Rfc2217Host
     from emulator.shell.runner import ModemRunner
@@ -247,18 +248,18 @@ async def _serve(o: RunOptions) -> None:
             modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
             runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
-                                 modem_index=index, scenario=scenario, boot=o.boot)
+                                 modem_index=index, scenario=scenario, control=Controller, boot=o.boot)
             control = ControlServer(o.controls[index], runner)
             try:
                 runner.start()
             except OSError as exc:
-                raise _start_error(exc, "--tcp" if o.tcp is not None else "--link" if modem_link else None)
+                raise _start_error(exc, "--tcp" if o.tcp is not None else "--link" if modem_link else None) from None
             started.append(runner)
             runners.append(runner)
             try:
                 control.start()
             except OSError as exc:
-                raise _start_error(exc, o.control_option)
+                raise _start_error(exc, o.control_option) from None
             started.append(control)
             o.coverages.append(_coverage_of(runner))
             if keylog_file is not None:

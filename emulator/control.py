@@ -13,12 +13,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin
 
+from emulator.shell.control_socket import ControlError
+
 if TYPE_CHECKING:
     from emulator.shell.runner import ModemRunner
 
-
-class ControlError(Exception):
-    """An operation that cannot be carried out as asked; the message says why."""
+__all__ = ["ControlError", "Controller", "OPERATIONS", "operation"]
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ class Controller:
         return self.runner.modem
 
     def _state(self, family: str):
-        state = self.modem.network.get(family)
+        state = self.modem.families.get(family)
         if state is None:
             raise ControlError(f"the {family} commands are not available in this build")
         return state
@@ -326,4 +326,7 @@ class Controller:
     @operation
     def send_buffer_full(self, client: Client, full: bool = True) -> None:
         """CLIENT's send buffer is full (AT+QSSLSEND answers SEND FAIL) until set back."""
-        self._state("ssl").set_send_buffer_full(client, full)
+        try:
+            self._state("ssl").set_send_buffer_full(client, full)
+        except LookupError as exc:
+            raise ControlError(str(exc)) from None

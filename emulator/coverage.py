@@ -23,9 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import emulator.commands  # noqa: F401  (registers every command in COMMANDS)
 from emulator.core.parser import CommandCall, Form, SyntaxProblem, parse_command_line
-from emulator.core.registry import COMMANDS
+from emulator.commands import COMMAND_SET
 
 NOT_RUN = "not run"
 NO_RESULT = "no result"
@@ -63,7 +62,7 @@ class Command:
 
 
 def _command_of(call: CommandCall) -> Command:
-    return Command("AT" + call.name + _FORM_SUFFIX[call.form], call.name in COMMANDS)
+    return Command("AT" + call.name + _FORM_SUFFIX[call.form], call.name in COMMAND_SET.commands)
 
 
 def commands_of_line(line: str) -> list[Command]:
@@ -215,7 +214,7 @@ class Coverage:
             total.urcs.update(part.urcs)
             total.tls.update(part.tls)
             total.faults.update(part.faults)
-            for key, use in part.uses.items():
+            for use in part.uses.values():
                 mine = total._use(use.command)
                 mine.count += use.count
                 mine.results.update(use.results)

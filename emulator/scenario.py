@@ -71,6 +71,9 @@ class Scenario:
     description: str
     faults: list[Fault] = field(default_factory=list)
 
+    def player(self, runner: "ModemRunner") -> "ScenarioPlayer":
+        return ScenarioPlayer(runner, self)
+
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A scenario by file path, or by name from ``profiles/scenarios``."""

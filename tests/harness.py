@@ -6,6 +6,7 @@ import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from emulator.commands import COMMAND_SET
 from emulator.core import events as ev
 from emulator.core.modem import Modem
 from emulator.core.ufs import MemoryFileStore
@@ -25,8 +26,8 @@ class CoreHarness:
                  escape_guard: float = 1.0):
         self.now = 100.0
         self.files = files if files is not None else MemoryFileStore()
-        self.modem = Modem(load_profile(profile), self.files, now=self.now, wall_clock=BOOT_WALL_CLOCK,
-                           escape_guard=escape_guard)
+        self.modem = Modem(load_profile(profile), self.files, commands=COMMAND_SET, now=self.now,
+                           wall_clock=BOOT_WALL_CLOCK, escape_guard=escape_guard)
         self.effects: list[ev.Effect] = []
         self.modem.power_on(self.now)
         if boot:

@@ -16,7 +16,7 @@ import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.commands.pdp import QI_ERROR_TEXTS
+from emulator.core.results import QI_ERROR_TEXTS
 from emulator.core.parser import SyntaxProblem, parse_command_line
 from emulator.profile import available_profiles, load_profile
 from emulator.shell.dns import resolve_a
@@ -47,7 +47,7 @@ def h() -> CoreHarness:
 
 
 def pdp(h: CoreHarness):
-    return h.modem.network["pdp"]
+    return h.modem.families["pdp"]
 
 
 def snapshot(h: CoreHarness):

@@ -62,7 +62,7 @@ def core_rig(echo_server: bool = True) -> tuple[CoreHarness, SimulatedNetwork]:
 
 def server_of(h: CoreHarness, net: SimulatedNetwork, client: int):
     """The server end of a client's live connection, or None."""
-    conn_id = h.modem.network["ssl"].client(client).conn_id
+    conn_id = h.modem.families["ssl"].client(client).conn_id
     side = net.servers.get(conn_id) if conn_id is not None else None
     return side if side is not None and side.handshake_done and not side.closed else None
 
@@ -158,7 +158,7 @@ def fuzz_event(h: CoreHarness, net: SimulatedNetwork, event: tuple) -> bytes:
         h.modem.set_dtr(event[1], h.now)
         return h.take_output() + net.run()
     if kind == "pdp_drop":
-        pdp = h.modem.network["pdp"]
+        pdp = h.modem.families["pdp"]
         if pdp.is_active(1):
             pdp.network_drop(1)
         return h.take_output() + net.run()
@@ -443,7 +443,7 @@ class StreamRig:
         elif kind == "server_close" and self.connected():
             self.show(net.server_closes(side, notify=True))
         elif kind == "pdp_drop":
-            h.modem.network["pdp"].network_drop(1)
+            h.modem.families["pdp"].network_drop(1)
             self.show(h.take_output() + net.run())
         elif kind == "bad_record" and self.connected() and side.reading:
             # The server's last data, then a record that fails to decrypt, in one TCP segment.
@@ -711,7 +711,7 @@ class CoreSoak:
     def pdp_drop(self) -> None:
         """The network drops the context: every client gets its closed URC and is closed."""
         h, net = self.h, self.net
-        h.modem.network["pdp"].network_drop(1)
+        h.modem.families["pdp"].network_drop(1)
         out = h.take_output() + net.run()
         urcs = {client: f'\r\n+QSSLURC: "closed",{client}\r\n' for client in self.open}
         urcs[self.silent] = f"\r\n+QSSLOPEN: {self.silent},570\r\n"  # the handshake's end: PDP broken
@@ -762,7 +762,7 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
                 next_drop += 400
             # Timers of closed connections (a handshake's negotiatetime, a close's timeout) must
             # not pile up until their deadlines: the heap follows the live ones, not the cycles.
-            assert len(modem._timers) <= 256, f"{len(modem._timers)} timers after {soak.cycles} cycles"
+            assert len(modem.timers) <= 256, f"{len(modem.timers)} timers after {soak.cycles} cycles"
 
     with no_internal_errors():
         run_until(cycles - traced)  # every cache and pool at its working size before measuring
@@ -774,9 +774,9 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
             assert soak.h.command(f"AT+QSSLCLOSE={soak.silent}") + soak.net.run() == OK  # gives up waiting
             grown = memory() - baseline
     assert modem._event_handlers == {}
-    assert all(client.state == 0 and not client.received for client in modem.network["ssl"].clients)
+    assert all(client.state == 0 and not client.received for client in modem.families["ssl"].clients)
     soak.h.advance(301.0)
-    assert modem.next_deadline() is None and modem._timers == []
+    assert modem.next_deadline() is None and len(modem.timers) == 0
     # A leak of one small object per cycle shows as tens of kilobytes here.
     assert grown < 48 * 1024, f"the emulator's memory grew by {grown} bytes over {traced} cycles"
 
@@ -1008,7 +1008,7 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
                     wait_for(lambda: not emulator.control.status()["host_attached"], "the module to see the close")
                     streamer.send(burst)  # while nobody has the port
                     ordered += burst
-                    ssl = lambda runner: runner.modem.network["ssl"].client(client)
+                    ssl = lambda runner: runner.modem.families["ssl"].client(client)
                     # The module has it (buffered, a push waiting, or, after AT&D1 took transparent
                     # mode back to buffer access, in the buffer) before the host comes back.
                     wait_for(lambda: emulator.call(lambda r: len(ssl(r).received)) == burst, "the burst to arrive")
@@ -1062,7 +1062,7 @@ def resources(emulator: Emulator) -> dict:
             "connections": len(network.connections),
             "connections opening": len(network._opening),
             "connections paused": len(network.paused_by_core),
-            "live modem timers": sum(1 for _, _, timer in modem._timers if not timer.cancelled),
+            "live modem timers": sum(1 for timer in modem.timers if not timer.cancelled),
             "connection handlers": len(modem._event_handlers),
         }
 

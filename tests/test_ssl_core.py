@@ -537,7 +537,7 @@ def test_network_dropping_the_pdp_context(h, net):
     open_client(h, net)
     open_client(h, net, client=5, mode=1)
     net.server_sends(net.server(0), b"kept")
-    h.modem.network["pdp"].network_drop(1)
+    h.modem.families["pdp"].network_drop(1)
     out = h.send(b"")
     assert out == (b'\r\n+QIURC: "pdpdeact",1\r\n\r\n+QSSLURC: "closed",4\r\n\r\n+QSSLURC: "closed",5\r\n')
     assert h.command("AT+QSSLRECV=4") == b"\r\n+QSSLRECV: 4\r\nkept\r\n" + OK

@@ -204,8 +204,8 @@ def test_a_server_faster_than_the_host_is_held_back_and_nothing_is_lost(modem):
         echo(server, tls, seen)
 
     def client_buffer() -> tuple[bool, int]:
-        return running.call(lambda r: (r.modem.network["ssl"].clients[0].reading_paused,
-                                       len(r.modem.network["ssl"].clients[0].received)))
+        return running.call(lambda r: (r.modem.families["ssl"].clients[0].reading_paused,
+                                       len(r.modem.families["ssl"].clients[0].received)))
 
     with TlsServer(behaviour=flood) as server:
         prepare(host, server, echo_on=False)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.core.registry import COMMANDS
+from emulator.commands import COMMAND_SET
 from emulator.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
 
@@ -217,11 +217,11 @@ BAD_PARAMETERS = ["AT+CGSN=4", "AT+CGSN=1,1", "AT+QSIMSTAT=2", "AT+QSIMSTAT=0,0"
 
 @pytest.mark.parametrize("line", BAD_PARAMETERS)
 def test_a_bad_parameter_answers_per_cmee(h, line):
-    before = h.modem.network["radio"].qcfg.copy(), h.modem.network["device"].__dict__.copy()
+    before = h.modem.families["radio"].qcfg.copy(), h.modem.families["device"].__dict__.copy()
     for cmee, answer in [(0, ERROR), (1, CME_50), (2, b"\r\n+CME ERROR: incorrect parameters\r\n")]:
         assert h.command(f"AT+CMEE={cmee}") == OK
         assert h.command(line) == answer, cmee
-    assert (h.modem.network["radio"].qcfg, h.modem.network["device"].__dict__) == before
+    assert (h.modem.families["radio"].qcfg, h.modem.families["device"].__dict__) == before
 
 
 def test_cme_3_reads_as_text_with_cmee_2(h):
@@ -460,7 +460,7 @@ def test_ipv4v6_and_ipv6_contexts_show_their_addresses(h):
 
 def test_cgact_deactivation_tells_the_sockets_as_qideact_does(h):
     told = []
-    h.modem.network["pdp"].listeners.append(lambda cid, by_network: told.append((cid, by_network)))
+    h.modem.families["pdp"].listeners.append(lambda cid, by_network: told.append((cid, by_network)))
     assert h.command("AT+CGACT=1,1") == OK
     assert h.command("AT+CGACT=0,1") == OK
     assert told == [(1, False)]
@@ -476,7 +476,7 @@ def test_qpowd_answers_ok_then_powered_down_then_nothing(h, line):
     assert h.command("AT") == b""
     assert h.send(b"ATI\r\nAT+CSQ\r") == b""
     assert h.advance(10.0) == b""
-    assert h.modem.network["pdp"].active  # (the state is gone with the next power cycle)
+    assert h.modem.families["pdp"].active  # (the state is gone with the next power cycle)
     h.modem.reboot()
     boot = h.advance(5.0)
     assert boot == urc(*(u.text for u in sorted(PROFILE.boot_urcs, key=lambda u: u.after_ms)))
@@ -504,7 +504,7 @@ def test_clac_lists_exactly_the_command_table(h):
     answer = h.command("AT+CLAC")
     assert answer.startswith(b"\r\n") and answer.endswith(b"\r\n" + OK)
     listed = answer[2:-2 - len(OK)].decode().split("\r\n")
-    assert listed == sorted(f"AT{name}" for name in COMMANDS)
+    assert listed == sorted(f"AT{name}" for name in COMMAND_SET.commands)
     for name in ("AT+QCCID", "AT+CGDCONT", "AT+QCFG", "AT+QPOWD", "AT+CLAC", "ATE", "AT&D", "ATS3"):
         assert name in listed
 

@@ -254,7 +254,7 @@ def test_a_second_transparent_open_takes_the_port_the_first_stays_buffered(hn):
     escape(h)
     assert h.command("AT+QSSLSTATE") .count(b",0,\"usbmodem\"") == 2
     assert h.command("ATO") == CONNECT  # back to the one that left last
-    assert h.modem.online.client.client_id == 2
+    assert h.modem.online.socket.client_id == 2
 
 
 def test_host_bytes_wait_while_the_server_does_not_take_them(hn):
@@ -323,7 +323,7 @@ def test_a_random_stream_survives_any_sequence_of_switches(steps, seed):
                 assert escape(h) == OK
                 mode = "buffer"
             if target == "transparent":
-                out = h.command("ATO") if h.modem.network["ssl"].last_transparent else h.command("AT+QISWTMD=4,2")
+                out = h.command("ATO") if h.modem.families["ssl"].last_transparent else h.command("AT+QISWTMD=4,2")
                 assert out.startswith(CONNECT)
                 got_by_host += out[len(CONNECT):]
             elif target != mode:

@@ -1,22 +1,33 @@
-"""Command families, one module each. Importing this package registers every handler.
+"""Command families, one module each, and the command set assembled from them.
 
-A family that keeps state (PDP contexts, SSL contexts and clients) adds a factory to
-``STATE_FACTORIES``; the modem builds the state anew at every power cycle and keeps it in
-``modem.network[<family>]``. A state object may implement ``radio_off()`` (AT+CFUN=0/4),
-``radio_on()`` (AT+CFUN=1 after 0/4) and ``resume_online()`` (ATO); the modem's ``reset_hooks`` run
-before a reboot and at power-down (AT+QPOWD).
+A family module declares its handlers with ``@command(..., family=NAME)`` and, when it keeps state
+or reports its failures through AT+QIGETERROR, a ``Family`` (``emulator.core.registry``): the
+state's factory (built at every power cycle, after the families it ``needs``) and its error
+reporting. A module takes part by being imported below; ``COMMAND_SET`` is what the assembler
+(``emulator.shell.runner``, the tests' harness) hands to ``Modem``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from types import ModuleType
 
-STATE_FACTORIES: dict[str, Callable[[Any], Any]] = {}
+from emulator.core.registry import CommandSet
 
-from emulator.commands import basic  # noqa: E402,F401
-from emulator.commands import pdp  # noqa: E402,F401
-from emulator.commands import files  # noqa: E402,F401
-from emulator.commands import ssl  # noqa: E402,F401  (after pdp: it listens to PDP contexts)
-from emulator.commands import identity  # noqa: E402,F401
-from emulator.commands import radio  # noqa: E402,F401
-from emulator.commands import device  # noqa: E402,F401
+from emulator.commands import basic  # noqa: F401
+from emulator.commands import pdp  # noqa: F401
+from emulator.commands import files  # noqa: F401
+from emulator.commands import ssl  # noqa: F401
+from emulator.commands import identity  # noqa: F401
+from emulator.commands import radio  # noqa: F401
+from emulator.commands import device  # noqa: F401
+
+
+def _family_modules() -> list[ModuleType]:
+    """The family modules imported above, in import order (a module imported by another one, such
+    as ``ssl_state``, comes along and declares nothing)."""
+    prefix = __name__ + "."
+    return [value for value in globals().values()
+            if isinstance(value, ModuleType) and value.__name__.startswith(prefix)]
+
+
+COMMAND_SET = CommandSet.collect(_family_modules())

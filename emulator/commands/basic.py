@@ -419,16 +419,14 @@ def functionality(modem: "Modem", call: CommandCall) -> Reply:
     was_on = radio_on(modem)
     modem.functionality = fun
     if fun in RADIO_OFF:
-        for state in modem.network.values():
-            if hasattr(state, "radio_off"):
-                state.radio_off()
+        for state in modem.families.values():
+            state.radio_off()
     if radio_on(modem) != was_on:
         report_registration(modem)
         if not was_on:
             # Registering again: the network sends its time (the radio family's +CTZV / +CTZE).
-            for state in modem.network.values():
-                if hasattr(state, "radio_on"):
-                    state.radio_on()
+            for state in modem.families.values():
+                state.radio_on()
     return ok()
 
 
@@ -479,10 +477,8 @@ def return_online(modem: "Modem", call: CommandCall) -> Reply:
     """ATO: back to transparent mode (SSL note 1.4): CONNECT, or NO CARRIER when no connection
     left transparent mode."""
     _digit_setting(call, 0)
-    for state in modem.network.values():
-        resume = getattr(state, "resume_online", None)
-        if resume is not None:
-            outcome = resume()
-            if outcome is not None:
-                return outcome
+    for state in modem.families.values():
+        outcome = state.resume_online()
+        if outcome is not None:
+            return outcome
     return Reply(final=NO_CARRIER)

@@ -11,9 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from emulator.commands import STATE_FACTORIES
 from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import COMMANDS, ParamError, Reply, command, int_arg, ok, require_form, str_arg
+from emulator.core.registry import (
+    Family,
+    FamilyState,
+    ParamError,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    require_form,
+    str_arg,
+)
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -27,26 +36,28 @@ CNMI_RANGES = ((0, 2), (0, 3), (0, 2), (0, 2), (0, 1))
 
 
 @dataclass
-class DeviceSettings:
+class DeviceSettings(FamilyState):
     """A power cycle restores every default (chosen, as for every setting; see AT&W)."""
 
     sleep: int = 0  # AT+QSCLK; 0 by default (Quectel AT manual)
     character_set: str = "GSM"  # AT+CSCS (27.007 5.5: GSM by default)
     sms_text_mode: int = 0  # AT+CMGF, PDU mode by default (27.005 3.2.3)
-    stores: tuple[str, str, str] = ("SM", "SM", "SM")  # AT+CPMS <mem1>,<mem2>,<mem3>
+    stores: tuple[str, ...] = ("SM", "SM", "SM")  # AT+CPMS <mem1>,<mem2>,<mem3>
     new_message_indication: tuple[int, ...] = (2, 1, 0, 0, 0)  # AT+CNMI (the Quectel manual's default)
-    text_parameters: tuple[int, int, int, int] = (17, 167, 0, 0)  # AT+CSMP (27.005 3.3.2's example)
+    text_parameters: tuple[int, ...] = (17, 167, 0, 0)  # AT+CSMP (27.005 3.3.2's example)
 
 
 def _device_settings(modem: "Modem") -> DeviceSettings:
     return DeviceSettings()
 
 
-STATE_FACTORIES["device"] = _device_settings
+DEVICE_FAMILY = Family("device", state=_device_settings)
 
 
 def _settings(modem: "Modem") -> DeviceSettings:
-    return modem.network["device"]
+    state = modem.families["device"]
+    assert isinstance(state, DeviceSettings)
+    return state
 
 
 # --- power ----------------------------------------------------------------------------------------
@@ -206,10 +217,10 @@ def text_mode_parameters(modem: "Modem", call: CommandCall) -> Reply:
 # --- the command list ------------------------------------------------------------------------------
 
 
-def command_listing() -> list[str]:
+def command_listing(modem: "Modem") -> list[str]:
     """Every command the emulator implements, as a host types it: ``AT+CSQ``, ``ATE``, ``AT&D``,
     ``ATS3``; sorted."""
-    return sorted(f"AT{name}" for name in COMMANDS)
+    return sorted(f"AT{name}" for name in modem.commands.commands)
 
 
 @command("+CLAC", family=FAMILY)
@@ -219,4 +230,4 @@ def list_commands(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok()
     require_form(call, Form.EXEC)
-    return ok(*command_listing())
+    return ok(*command_listing(modem))

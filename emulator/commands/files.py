@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from emulator.core.parser import CommandCall, Form
 from emulator.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
-from emulator.core.results import CONNECT, OK, CmeError
+from emulator.core.results import CONNECT, OK, CmeCode, CmeError
 from emulator.core.ufs import FileStore, strip_ufs_prefix
 
 if TYPE_CHECKING:
@@ -28,18 +28,18 @@ if TYPE_CHECKING:
 
 FAMILY = "files"
 
-# +CME ERROR codes of the FILE note (REFERENCE.md, doc).
-INVALID_INPUT_VALUE = 400
-DRIVE_FULL = 403
-FILE_NOT_FOUND = 405
-INVALID_FILE_NAME = 406
-FILE_EXISTS = 407
-WRITE_FAILED = 409
-READ_FAILED = 411
-NO_SPACE = 420
-TIMED_OUT = 421
-FILE_TOO_LARGE = 423
-INVALID_PARAMETER = 425
+# +CME ERROR codes of the FILE note (REFERENCE.md, doc), as the handlers below name them.
+INVALID_INPUT_VALUE = CmeCode.INVALID_INPUT_VALUE
+DRIVE_FULL = CmeCode.DRIVE_FULL
+FILE_NOT_FOUND = CmeCode.FILE_NOT_FOUND
+INVALID_FILE_NAME = CmeCode.INVALID_FILE_NAME
+FILE_EXISTS = CmeCode.FILE_EXISTS
+WRITE_FAILED = CmeCode.WRITE_FAILED
+READ_FAILED = CmeCode.READ_FAILED
+NO_SPACE = CmeCode.NO_SPACE
+TIMED_OUT = CmeCode.TIMED_OUT
+FILE_TOO_LARGE = CmeCode.FILE_TOO_LARGE
+INVALID_PARAMETER = CmeCode.FILE_INVALID_PARAMETER
 
 # AT+QFUPL parameter defaults and ranges (FILE note, doc: file size 10240 bytes, timeout 5 s,
 # timeout range 1-65535, ackmode 0/1). These are the command's protocol, not module limits.
@@ -68,8 +68,8 @@ def checksum(data: bytes) -> str:
     return format(value, "x")
 
 
-def _fail(code: int) -> CommandFailed:
-    return CommandFailed(cme=code)
+def _fail(code: CmeCode) -> CommandFailed:
+    return CommandFailed(code)
 
 
 def ufs_name(modem: "Modem", text: str) -> str:

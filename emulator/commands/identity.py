@@ -13,9 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from emulator.commands import STATE_FACTORIES
 from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import CommandFailed, ParamError, Reply, command, int_arg, ok, require_form, str_arg
+from emulator.core.registry import (
+    CommandFailed,
+    Family,
+    FamilyState,
+    ParamError,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    require_form,
+    str_arg,
+)
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -36,7 +46,7 @@ PASSWORD_FACILITIES = (("AB", 4), ("AC", 4), ("AG", 4), ("AI", 4), ("AO", 4), ("
 
 
 @dataclass
-class SimSettings:
+class SimSettings(FamilyState):
     """What the host sets about SIM reporting; a power cycle restores the defaults (chosen)."""
 
     boot_time: float
@@ -48,11 +58,13 @@ def _sim_settings(modem: "Modem") -> SimSettings:
     return SimSettings(boot_time=modem.now)
 
 
-STATE_FACTORIES["sim"] = _sim_settings
+SIM_FAMILY = Family("sim", state=_sim_settings)
 
 
 def _sim(modem: "Modem") -> SimSettings:
-    return modem.network["sim"]
+    state = modem.families["sim"]
+    assert isinstance(state, SimSettings)
+    return state
 
 
 def _exec_only(call: CommandCall, line: str) -> Reply:

@@ -6,7 +6,7 @@ Sources: REFERENCE.md "PDP context" (facts from the TCP/IP note, marked doc or s
 SSL note (1.3 the steps, 3.1 the examples, 4 the checks, 5 the result codes). Where both are
 silent the emulator does what a real Quectel module does, marked ``chosen``.
 
-The family keeps its state (``PdpState``) in ``modem.network["pdp"]``; it is rebuilt at every
+The family keeps its state (``PdpState``) in ``modem.families["pdp"]``; it is rebuilt at every
 power cycle, so a reboot forgets every context. The SSL family reads it (``is_active``,
 ``address``, ``dns_servers``) and appends to ``listeners`` to close its sockets when a context
 goes down.
@@ -24,11 +24,12 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
-from emulator.commands import STATE_FACTORIES
 from emulator.commands.basic import radio_on
 from emulator.core.parser import CommandCall, Form
 from emulator.core.registry import (
     CommandFailed,
+    Family,
+    FamilyState,
     ParamError,
     Reply,
     command,
@@ -37,6 +38,7 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
+from emulator.core.results import QI_ERROR_TEXTS, QIGETERROR, QiError
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -44,8 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FAMILY = "pdp"
-# AT+QIGETERROR is registered outside the "pdp" family on purpose: the modem sets the stored
-# code back to 0 after every command of a family in QI_ERROR_FAMILIES that succeeds, so reading
+# AT+QIGETERROR is registered outside the "pdp" family on purpose: the modem sets the stored code
+# back to 0 after every command of a family reporting through QIGETERROR that succeeds, so reading
 # the code from inside such a family would wipe it. The code must survive being read (the host
 # may ask twice, or log it and ask again), and REFERENCE.md (seen) says it reports the last
 # command that itself answered ERROR -- which AT+QIGETERROR is not.
@@ -60,39 +62,6 @@ UNSET_ADDRESSES = {IPV4: "0.0.0.0", IPV6: "0:0:0:0:0:0:0:0", IPV4V6: "0.0.0.0,0:
 CME_NO_NETWORK_SERVICE = 30
 AUTH_MAX = 3  # 0 none, 1 PAP, 2 CHAP, 3 PAP or CHAP (REFERENCE.md, doc)
 REGISTERED = (1, 5)  # home, roaming (27.007 7.2)
-
-QI_OPEN_PDP_FAILED = 561
-
-# SSL note chapter 5, in lower case as the module prints them; 0 and 552 read as seen on a real
-# module (REFERENCE.md), not as the table spells them.
-QI_ERROR_TEXTS = {
-    0: "operate successfully",
-    550: "unknown error",
-    551: "operation blocked",
-    552: "invalid parameters",
-    553: "memory not enough",
-    554: "create socket failed",
-    555: "operation not supported",
-    556: "socket bind failed",
-    557: "socket listen failed",
-    558: "socket write failed",
-    559: "socket read failed",
-    560: "socket accept failed",
-    561: "open pdp context failed",
-    562: "close pdp context failed",
-    563: "socket identity has been used",
-    564: "dns busy",
-    565: "dns parse failed",
-    566: "socket connection failed",
-    567: "socket has been closed",
-    568: "operation busy",
-    569: "operation timeout",
-    570: "pdp context break down",
-    571: "cancel send",
-    572: "operation not allowed",
-    573: "apn not configured",
-    574: "port busy",
-}
 
 
 # --- state ---------------------------------------------------------------------------------
@@ -146,7 +115,7 @@ def _pool_addresses(pool: str, count: int) -> tuple[str, ...]:
     return tuple(str(a) for a in addresses)
 
 
-class PdpState:
+class PdpState(FamilyState):
     """The PDP contexts of one power cycle, and the interface the SSL family uses."""
 
     def __init__(self, modem: "Modem"):
@@ -249,11 +218,15 @@ class PdpState:
                 log.exception("PDP listener failed for context %d", cid)
 
 
-STATE_FACTORIES["pdp"] = PdpState
+# The family: its commands report failures through AT+QIGETERROR. AT+QIGETERROR itself is in
+# REPORT_FAMILY, which reports the CME way and so never touches the stored code.
+PDP_FAMILY = Family(FAMILY, errors=QIGETERROR, state=PdpState)
 
 
 def _state(modem: "Modem") -> PdpState:
-    return modem.network["pdp"]
+    state = modem.families["pdp"]
+    assert isinstance(state, PdpState)
+    return state
 
 
 def _attached(modem: "Modem") -> bool:
@@ -335,7 +308,7 @@ def activate_context(modem: "Modem", call: CommandCall) -> Reply:
     require_form(call, Form.WRITE)
     cid = _one_cid(pdp, call)
     if pdp.is_active(cid) or not _attached(modem):
-        raise CommandFailed(qi_error=QI_OPEN_PDP_FAILED)
+        raise CommandFailed(QiError.OPEN_PDP_FAILED)
     pdp.activate(cid)
     return ok()
 

@@ -20,10 +20,21 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from emulator.commands import STATE_FACTORIES
 from emulator.commands.basic import radio_on
+from emulator.commands.pdp import PdpState
 from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import CommandFailed, ParamError, Reply, command, int_arg, ok, require_form, str_arg
+from emulator.core.registry import (
+    CommandFailed,
+    Family,
+    FamilyState,
+    ParamError,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    require_form,
+    str_arg,
+)
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -98,7 +109,7 @@ def _band_defaults(modem: "Modem") -> tuple[str, str]:
 
 
 @dataclass
-class RadioSettings:
+class RadioSettings(FamilyState):
     """What the host sets for the radio family; a power cycle restores every default (chosen, as for
     every setting: the emulator keeps nothing across power cycles, see AT&W)."""
 
@@ -135,11 +146,13 @@ class RadioSettings:
             modem.emit_urc(f'+CTZE: "{zone}",0,"{local:%Y/%m/%d,%H:%M:%S}"')
 
 
-STATE_FACTORIES["radio"] = RadioSettings
+RADIO_FAMILY = Family("radio", state=RadioSettings)
 
 
 def _settings(modem: "Modem") -> RadioSettings:
-    return modem.network["radio"]
+    state = modem.families["radio"]
+    assert isinstance(state, RadioSettings)
+    return state
 
 
 def in_service(modem: "Modem") -> bool:
@@ -239,8 +252,8 @@ def engineering_mode(modem: "Modem", call: CommandCall) -> Reply:
     if not in_service(modem):
         return ok('+QENG: "servingcell","SEARCH"')
     net = modem.profile.network
-    pdp = modem.network.get("pdp")
-    state = "CONNECT" if pdp is not None and pdp.active else "NOCONN"
+    pdp = modem.families.get("pdp")
+    state = "CONNECT" if isinstance(pdp, PdpState) and pdp.active else "NOCONN"
     mcc, mnc = net.mcc_mnc[:3], net.mcc_mnc[3:]
     cell = net.cell_id.lstrip("0") or "0"
     return ok(f'+QENG: "servingcell","{state}","LTE","{net.duplex}",{mcc},{mnc},{cell},{net.pci},'
@@ -354,8 +367,8 @@ def power_saving_mode(modem: "Modem", call: CommandCall) -> Reply:
         settings.psm = (0, "", "", "", "")
         return ok()
     old = settings.psm
-    timers = tuple(_optional_bits(call, i, TIMER_BITS, old[i]) for i in range(1, 5))
-    settings.psm = (mode, *timers)
+    new = [_optional_bits(call, i, TIMER_BITS, str(old[i])) for i in range(1, 5)]
+    settings.psm = (mode, new[0], new[1], new[2], new[3])
     return ok()
 
 

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.commands import STATE_FACTORIES
 from emulator.commands.ssl_state import (
     BUFFER,
-    ERR_CANCEL_SEND,
-    ERR_INVALID_PARAMETER,
-    ERR_NOT_ALLOWED,
-    ERR_SOCKET_CLOSED,
     TRANSPARENT,
     ClientState,
     OpenFailed,
@@ -26,6 +21,7 @@ from emulator.core.parser import Arg, CommandCall, Form
 from emulator.core.registry import (
     AwaitData,
     CommandFailed,
+    Family,
     Outcome,
     Pending,
     Reply,
@@ -35,7 +31,8 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
-from emulator.core.results import ERROR, SEND_FAIL, SEND_OK
+from emulator.core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from emulator.core.sockets import AccessMode
 from emulator.core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
 if TYPE_CHECKING:
@@ -46,15 +43,18 @@ CTRL_Z = 0x1A
 ESC = 0x1B
 SEND_PROMPT = b"> "  # after S3 S4 (<CR><LF>), as Quectel modules print it before taking data (TCP/IP notes)
 
-STATE_FACTORIES["ssl"] = SslFamily
+# Failures go to AT+QIGETERROR; the state listens to the PDP contexts, so it is built after them.
+SSL_FAMILY = Family(FAMILY, errors=QIGETERROR, state=SslFamily, needs=("pdp",))
 
 
 def _family(modem: "Modem") -> SslFamily:
-    return modem.network["ssl"]
+    state = modem.families["ssl"]
+    assert isinstance(state, SslFamily)
+    return state
 
 
 def _invalid() -> CommandFailed:
-    return CommandFailed(qi_error=ERR_INVALID_PARAMETER)
+    return CommandFailed(QiError.INVALID_PARAMETER)
 
 
 def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
@@ -206,12 +206,12 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
         raise _invalid()
     client = family.client(client_id)
     try:
-        client.open(pdp_ctx, ssl_ctx, address, port, access_mode)
+        client.open_tls(pdp_ctx, ssl_ctx, address, port, AccessMode(access_mode))
     except OpenFailed as failure:
-        if failure.code == 563 or access_mode == TRANSPARENT:
-            raise CommandFailed(qi_error=failure.code) from None
+        if failure.code is QiError.SOCKET_IN_USE or access_mode == TRANSPARENT:
+            raise CommandFailed(failure.code) from None
         # The command itself was fine: the failure comes as the URC, as every other one does.
-        modem.emit_urc(f"+QSSLOPEN: {client_id},{failure.code}")
+        modem.emit_urc(f"+QSSLOPEN: {client_id},{int(failure.code)}")
         return ok()
     if access_mode == TRANSPARENT:
         return Pending("+QSSLOPEN")
@@ -224,9 +224,9 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
 def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
     client = _family(modem).client(_int(call, 0, 0, modem.profile.limits.clients - 1))
     if client.state is ClientState.CLOSING:
-        raise CommandFailed(qi_error=ERR_SOCKET_CLOSED)
+        raise CommandFailed(QiError.SOCKET_CLOSED)
     if client.state is not ClientState.CONNECTED:
-        raise CommandFailed(qi_error=ERR_NOT_ALLOWED)  # chosen: never opened, or still opening
+        raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, or still opening
     return client
 
 
@@ -252,7 +252,7 @@ class SendSink:
             if byte == ESC:
                 # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel
                 # send", the chapter 5 code that exists for it; nothing is sent.
-                return index + 1, CommandFailed(qi_error=ERR_CANCEL_SEND)
+                return index + 1, CommandFailed(QiError.CANCEL_SEND)
             if len(self.data) == self.limit:
                 # chosen: more than <sendlen>'s maximum before Ctrl+Z is refused whole; the
                 # byte that overflowed starts the next command line.
@@ -263,7 +263,7 @@ class SendSink:
     def _send(self, modem: "Modem") -> Outcome | CommandFailed:
         client = self.client
         if client.state is not ClientState.CONNECTED:
-            return CommandFailed(qi_error=ERR_SOCKET_CLOSED)
+            return CommandFailed(QiError.SOCKET_CLOSED)
         if not self.data:
             return Reply(final=SEND_OK)
         if not client.send_buffer_has_room(len(self.data)):
@@ -309,12 +309,12 @@ def ssl_receive(modem: "Modem", call: CommandCall) -> Reply:
     client = _family(modem).client(_int(call, 0, 0, limits.clients - 1))
     length = _int(call, 1, 0, limits.recv_max, default=limits.recv_max)
     if client.state in (ClientState.INITIAL, ClientState.OPENING):
-        raise CommandFailed(qi_error=ERR_NOT_ALLOWED)
+        raise CommandFailed(QiError.NOT_ALLOWED)
     if client.access_mode != BUFFER:
-        raise CommandFailed(qi_error=ERR_NOT_ALLOWED)  # chosen: nothing is buffered in the other modes
+        raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: nothing is buffered in the other modes
     if client.state is ClientState.CLOSING and not client.received:
         # The note: ERROR once the connection is "abnormally closed"; its data is read first.
-        raise CommandFailed(qi_error=ERR_SOCKET_CLOSED)
+        raise CommandFailed(QiError.SOCKET_CLOSED)
     data = client.read(length)
     if not data:
         return ok("+QSSLRECV: 0")
@@ -375,5 +375,5 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
     _at_most(call, 2)
     mode = _int(call, 1, BUFFER, TRANSPARENT)
     client = _connected_client(modem, call)
-    return client.switch_mode(mode)
+    return client.switch_mode(AccessMode(mode))
 

@@ -157,7 +157,7 @@ def parse_command_line(body: str) -> list[CommandCall]:
             calls.append(CommandCall(name, Form.READ))
             i = j + 1
             continue
-        args = [Arg(digits, False)] if digits else []
+        args: list[Arg | None] = [Arg(digits, False)] if digits else []
         calls.append(CommandCall(name, Form.EXEC, args, digits))
         i = j
     return calls
@@ -178,7 +178,9 @@ def _parse_s_register(body: str, i: int) -> tuple[int, CommandCall]:
 
 
 def _parse_extended(text: str) -> CommandCall:
-    j = _NAME_CHARS.match(text, 1).end()
+    match = _NAME_CHARS.match(text, 1)
+    assert match is not None  # the pattern matches the empty string
+    j = match.end()
     name = text[:j].upper()
     if len(name) < 2:
         raise SyntaxProblem("empty extended command name")

@@ -1,4 +1,4 @@
-"""The command table: each command family registers its handlers here with ``@command``.
+"""The command table: each command family declares its handlers with ``@command``.
 
 A handler is ``handler(modem, call) -> Outcome``. It reads and changes the modem's state and
 returns what the host sees: a finished reply, a request for raw data (the ``>`` prompt of
@@ -9,15 +9,21 @@ AT+QSSLSEND, the ``CONNECT`` of AT+QFUPL), or a pending result that an event com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from emulator.core.parser import Arg, CommandCall, Form
 from emulator.core.results import (
-    CME_INCORRECT_PARAMETERS,
+    CME,
     ERROR,
     OK,
+    CmeCode,
     CmeError,
+    Code,
+    ErrorReporting,
     FinalResult,
+    QiError,
+    Refusal,
 )
 
 if TYPE_CHECKING:
@@ -27,22 +33,53 @@ if TYPE_CHECKING:
 class CommandFailed(Exception):
     """Ends the command (and the rest of its line) with an error result.
 
-    ``cme`` picks ``+CME ERROR: <n>`` (shown per AT+CMEE); without it the result is plain ERROR.
-    ``qi_error`` is the code AT+QIGETERROR reports afterwards (SSL note chapter 5).
+    ``code`` is the one code of the failure (``emulator.core.results``: ``QiError``, ``CmeCode`` or
+    a ``Refusal``); the command's family says how the host sees it (``Family.errors``). Without a
+    code the command was refused as malformed (``Refusal.FORM``). ``cme=`` and ``qi_error=`` are
+    other spellings of ``code``.
     """
 
-    def __init__(self, cme: int | None = None, qi_error: int | None = None, result: FinalResult | None = None):
-        super().__init__(cme, qi_error)
-        self.cme = cme
-        self.qi_error = qi_error
-        self.result = result
+    def __init__(self, code: Code | int | None = None, *, cme: int | None = None, qi_error: int | None = None):
+        given = code if code is not None else cme if cme is not None else qi_error
+        super().__init__(given)
+        self.code: Code | None = _as_code(given, qi=qi_error is not None)
+
+
+def _as_code(value: Code | int | None, qi: bool) -> Code | None:
+    if value is None or isinstance(value, (QiError, CmeCode, Refusal)):
+        return value
+    try:
+        if qi or 550 <= value < 600 or value == 0:
+            return QiError(value)
+        return CmeCode(value)
+    except ValueError:  # a code the tables here do not name yet: reported as given
+        return value
 
 
 class ParamError(CommandFailed):
-    """A parameter out of range or malformed in a 3GPP command: +CME ERROR: 50 (per AT+CMEE)."""
+    """A parameter out of range or malformed: +CME ERROR: 50 (per AT+CMEE) in a 3GPP command, 552
+    for AT+QIGETERROR in a TCP/IP or SSL one."""
 
     def __init__(self) -> None:
-        super().__init__(cme=CME_INCORRECT_PARAMETERS)
+        super().__init__(Refusal.PARAMETER)
+
+
+class OnlineSession(Protocol):
+    """A connection in transparent transmission mode (SSL note 1.4; see the SSL family)."""
+
+    def entered(self, modem: "Modem") -> None:
+        """The port has just become this connection's (after CONNECT)."""
+
+    def ready_for_host(self) -> bool:
+        """False while the connection cannot take more: host bytes then wait in order."""
+
+    def feed_host(self, modem: "Modem", data: bytes) -> None: ...
+
+    def leave(self, modem: "Modem") -> None:
+        """Back to command mode, the connection kept (+++ or a DTR drop with AT&D1)."""
+
+    def hang_up(self, modem: "Modem") -> None:
+        """Back to command mode, the connection closed (a DTR drop with AT&D2)."""
 
 
 @dataclass
@@ -54,7 +91,7 @@ class Reply:
     # Raw bytes sent before the final result as they are, without framing (AT+QFDWL data).
     raw: bytes = b""
     # After the final result (CONNECT), the port enters transparent mode with this session.
-    online: Any = None
+    online: "OnlineSession | None" = None
 
 
 class DataSink(Protocol):
@@ -98,27 +135,112 @@ Outcome = Reply | AwaitData | Pending
 Handler = Callable[["Modem", CommandCall], Outcome]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CommandSpec:
     name: str
     handler: Handler
     family: str
 
 
-COMMANDS: dict[str, CommandSpec] = {}
+# What @command recorded, by the module that defines the handler. Nothing reads it but
+# ``CommandSet.collect``: importing a command module changes no table the modem uses.
+_DECLARED: dict[str, list[CommandSpec]] = {}
 
 
 def command(*names: str, family: str) -> Callable[[Handler], Handler]:
-    """Register a handler under one or more command names (upper case, with ``+``/``&``)."""
+    """Declare a handler for one or more command names (upper case, with ``+``/``&``). The
+    command set is assembled from the modules listed in ``emulator.commands``."""
 
-    def register(handler: Handler) -> Handler:
-        for name in names:
-            if name in COMMANDS:
-                raise ValueError(f"command {name} registered twice")
-            COMMANDS[name] = CommandSpec(name, handler, family)
+    def declare(handler: Handler) -> Handler:
+        declared = _DECLARED.setdefault(handler.__module__, [])
+        declared.extend(CommandSpec(name, handler, family) for name in names)
         return handler
 
-    return register
+    return declare
+
+
+class FamilyState:
+    """A family's state for one power cycle (``modem.families[<name>]``). Each hook is optional;
+    the modem calls the ones a family overrides."""
+
+    def power_off(self) -> None:
+        """Before a reboot or at power-down (AT+QPOWD): connections go without a word."""
+
+    def radio_off(self) -> None:
+        """AT+CFUN=0/4."""
+
+    def radio_on(self) -> None:
+        """AT+CFUN=1 after 0/4: registered again."""
+
+    def resume_online(self) -> "Reply | None":
+        """ATO: the transparent connection to go back to, if this family has one."""
+        return None
+
+    def port_idle(self) -> None:
+        """The port is back in command mode with nothing held: URCs waiting for it may go."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """A command family as the modem sees it: how its failures are reported, and the state it
+    keeps (built at every power cycle, after the states of the families it ``needs``)."""
+
+    name: str
+    errors: ErrorReporting = CME
+    state: Callable[["Modem"], FamilyState] | None = None
+    needs: tuple[str, ...] = ()
+
+
+class CommandSet:
+    """The command table and the families: what the assembler hands to ``Modem``."""
+
+    def __init__(self, commands: dict[str, CommandSpec], families: dict[str, Family]):
+        self.commands = commands
+        self.families = families
+
+    @classmethod
+    def collect(cls, modules: Iterable[ModuleType]) -> "CommandSet":
+        """The commands declared with ``@command`` in ``modules`` and the ``Family`` objects they
+        define, in the order given. A name declared twice is an error."""
+        commands: dict[str, CommandSpec] = {}
+        families: dict[str, Family] = {}
+        for module in modules:
+            for spec in _DECLARED.get(module.__name__, []):
+                if spec.name in commands:
+                    raise ValueError(f"command {spec.name} declared twice")
+                commands[spec.name] = spec
+            for value in vars(module).values():
+                if isinstance(value, Family):
+                    if families.get(value.name, value) is not value:
+                        raise ValueError(f"family {value.name} declared twice")
+                    families[value.name] = value
+        return cls(commands, families)
+
+    def family(self, name: str) -> Family:
+        family = self.families.get(name)
+        if family is None:
+            family = self.families[name] = Family(name)  # a family with no declaration: CME, no state
+        return family
+
+    def build_states(self, modem: "Modem") -> dict[str, FamilyState]:
+        """Every family's state, each after those it needs."""
+        states: dict[str, FamilyState] = {}
+        building: set[str] = set()
+
+        def build(family: Family) -> None:
+            if family.name in states or family.state is None:
+                return
+            if family.name in building:
+                raise ValueError(f"families need each other: {family.name}")
+            building.add(family.name)
+            for needed in family.needs:
+                build(self.family(needed))
+            states[family.name] = family.state(modem)
+            modem.families = states  # so that a later family's factory finds the earlier ones
+
+        for family in list(self.families.values()):
+            build(family)
+        return states
 
 
 # Helpers for handlers: reading parameters ---------------------------------------------------
@@ -159,7 +281,7 @@ def arg_count(call: CommandCall) -> int:
 
 def require_form(call: CommandCall, *forms: Form) -> None:
     if call.form not in forms:
-        raise CommandFailed()
+        raise CommandFailed(Refusal.FORM)
 
 
 def ok(*lines: str | bytes) -> Reply:
@@ -167,7 +289,7 @@ def ok(*lines: str | bytes) -> Reply:
 
 
 __all__ = [
-    "Arg", "AwaitData", "COMMANDS", "CommandCall", "CommandFailed", "CommandSpec", "DataSink",
-    "ERROR", "Form", "Outcome", "ParamError", "Pending", "Reply", "arg_count", "command",
-    "int_arg", "ok", "require_form", "str_arg",
+    "Arg", "AwaitData", "CommandCall", "CommandFailed", "CommandSet", "CommandSpec", "DataSink",
+    "ERROR", "Family", "FamilyState", "Form", "Outcome", "ParamError", "Pending", "Reply",
+    "arg_count", "command", "int_arg", "ok", "require_form", "str_arg",
 ]

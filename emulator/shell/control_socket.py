@@ -14,7 +14,10 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulator.control import ControlError
+
+class ControlError(Exception):
+    """An operation that cannot be carried out as asked; the message says why."""
+
 
 if TYPE_CHECKING:
     from emulator.shell.runner import ModemRunner
@@ -76,7 +79,10 @@ class ControlServer:
             args = request.get("args") or {}
             if not isinstance(args, dict):
                 raise ControlError("args must be an object")
-            result = self.runner.controller.invoke(request["op"], args)
+            controller = self.runner.controller
+            if controller is None:
+                raise ControlError("this emulator has no control interface")
+            result = controller.invoke(request["op"], args)
             return {"ok": True, "result": result}
         except json.JSONDecodeError as exc:
             return {"ok": False, "error": f"not JSON: {exc}"}

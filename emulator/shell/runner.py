@@ -12,8 +12,9 @@ import os
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
+from emulator.commands import COMMAND_SET
 from emulator.core import events as ev
 from emulator.core.modem import HostMode, Modem
 from emulator.core.ufs import DirectoryFileStore
@@ -66,6 +67,26 @@ class HostLink(Protocol):
     def close(self) -> None: ...
 
 
+class ControlInterface(Protocol):
+    """The control operations on one modem (``emulator.control.Controller``)."""
+
+    def invoke(self, name: str, raw_args: dict[str, Any]) -> Any: ...
+
+
+class CuePlayer(Protocol):
+    """Fires faults on cue (``emulator.scenario.ScenarioPlayer``)."""
+
+    def start(self) -> None: ...
+
+    def observe(self, kind: str, details: dict) -> None: ...
+
+    def fire_due(self) -> None: ...
+
+
+class Cues(Protocol):
+    """A scenario (``emulator.scenario.Scenario``): what plays it on a runner."""
+
+    def player(self, runner: "ModemRunner") -> CuePlayer: ...
 # Overrides every profile's network round trip, in milliseconds: 0 for fast test suites.
 ROUND_TRIP_ENV = "ECEMU_NETWORK_RTT_MS"
 
@@ -83,15 +104,18 @@ def network_round_trip(profile: Profile) -> int:
 class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
-                 scenario=None, boot: str = "on-open"):
+                 scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None,
+                 boot: str = "on-open"):
         if boot not in BOOT_MODES:
             raise ValueError(f"boot must be one of {', '.join(BOOT_MODES)}, not {boot!r}")
         self.profile = profile
         self.boot = boot  # on-open: the module powers on when the first host opens the port
         self.powered = False
         self._boot_settle: asyncio.TimerHandle | None = None
-        self.scenario = scenario  # emulator.scenario.Scenario: faults fired on cue
-        self.scenario_player = None
+        self.scenario = scenario  # faults fired on cue
+        self.scenario_player: CuePlayer | None = None
+        self._make_controller = control
+        self.controller: ControlInterface | None = None
         self.trace_path = trace
         self.modem_index = modem_index
         self.tracer: Tracer | None = None
@@ -125,9 +149,7 @@ class ModemRunner:
         return getattr(self.host, "port", None)
 
     def start(self) -> None:
-        """Open the host side and power the modem on; call on the running loop."""
-        from emulator.control import Controller
-
+        """Open the host side, and power the modem on with boot at start; call on the running loop."""
         loop = self.loop = asyncio.get_running_loop()
         if loop.get_exception_handler() is None:
             loop.set_exception_handler(log_loop_exception)
@@ -135,14 +157,13 @@ class ModemRunner:
             self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
         self.network = Network(self.on_network_event, on_effect=self._trace_effect,
                                round_trip=network_round_trip(self.profile) / 1000.0)
-        self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), now=loop.time(),
+        self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), commands=COMMAND_SET, now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
         self.modem.observer = self._observe
-        self.controller = Controller(self)
+        if self._make_controller is not None:
+            self.controller = self._make_controller(self)
         if self.scenario is not None:
-            from emulator.scenario import ScenarioPlayer
-
-            self.scenario_player = ScenarioPlayer(self, self.scenario)
+            self.scenario_player = self.scenario.player(self)
             self.scenario_player.start()
         self.host.start(self)
         if self.boot == "at-start":

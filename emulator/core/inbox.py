@@ -1,0 +1,124 @@
+"""What a socket received and the host has not taken yet, delivered as its access mode says
+(SSL note 1.4, 2.2.4, 2.3.1; Quectel TCP/IP note), with flow control.
+
+Buffer access: the data waits with one ``"recv"`` URC until the host has read it all. Direct push:
+``"recv",<id>,<len>`` URCs carry it whenever the port is idle and DTR is up; a ``"closed"`` URC
+waits behind data still to be pushed. Transparent mode bypasses the inbox (the socket writes to the
+host). Nothing is dropped: a full inbox pauses the connection until the host has taken enough.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from emulator.core import events as ev
+
+if TYPE_CHECKING:
+    from emulator.core.sockets import Socket
+
+# Below this share of the buffer limit a paused socket reads from the server again.
+RESUME_FRACTION = 0.5
+
+
+class AccessMode(enum.IntEnum):
+    """<access_mode> (SSL note 2.2.2; TCP/IP note AT+QIOPEN)."""
+
+    BUFFER = 0
+    DIRECT_PUSH = 1
+    TRANSPARENT = 2
+
+
+class Inbox:
+    def __init__(self, socket: "Socket"):
+        self.socket = socket
+        self.data = bytearray()  # unread (buffer) or unpushed (direct push)
+        self.recv_reported = False  # a "recv" URC is out and the inbox has not been emptied since
+        self.closed_due = False  # a "closed" URC waits behind direct push data
+        self.paused = False  # flow control: PauseReading is in effect
+
+    @property
+    def waiting(self) -> bool:
+        """Anything for ``push`` to do."""
+        return bool(self.data) or self.closed_due or self.paused
+
+    def add(self, data: bytes, pushing: bool) -> None:
+        self.data += data
+        if pushing:
+            self.push()
+        elif not self.recv_reported:
+            self.report_recv()
+        self._pause_if_full()
+
+    def report_recv(self) -> None:
+        """Buffer access mode's "recv" (SSL note 2.3.1), once until the inbox has been emptied."""
+        self.recv_reported = True
+        sock = self.socket
+        sock.modem.emit_urc(f'{sock.EVENT_URC}: "recv",{sock.client_id}')
+
+    def report_closed(self) -> None:
+        """SSL note 2.3.2."""
+        sock = self.socket
+        sock.modem.emit_urc(f'{sock.EVENT_URC}: "closed",{sock.client_id}')
+
+    def closed_by_peer(self, pushing: bool) -> None:
+        """The "closed" URC now, or behind the data still to be pushed."""
+        if pushing and self.data:
+            self.closed_due = True
+            self.push()
+        else:
+            self.report_closed()
+
+    def read(self, length: int) -> bytes:
+        """The first ``length`` bytes, for the host's read command."""
+        data = bytes(self.data[:length])
+        del self.data[:length]
+        if not self.data:
+            # Quectel's TCP/IP notes: no new "recv" URC until everything received has been read.
+            self.recv_reported = False
+        self._resume_if_room()
+        return data
+
+    def take_all(self) -> bytes:
+        data = bytes(self.data)
+        if data:
+            self.data.clear()
+            self._resume_if_room()
+        return data
+
+    def push(self) -> None:
+        """Direct push: URCs of up to recv_max bytes while the port is idle, then a held closed URC."""
+        sock = self.socket
+        if sock.session is not None:
+            return
+        modem = sock.modem
+        # Not while DTR is low: no host has the port, and data pushed now would be lost without a
+        # word. It waits, as in the buffer, and goes out at the first idle moment once DTR is back
+        # (after the host's first command: a host opening the port flushes what came before).
+        pushing = sock.access_mode is AccessMode.DIRECT_PUSH
+        recv_max = sock.limits.recv_max
+        while pushing and self.data and modem.idle and modem.dtr:
+            chunk = bytes(self.data[:recv_max])
+            del self.data[: len(chunk)]
+            modem.emit_urc(f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'.encode(), chunk)
+        if self.closed_due and not (pushing and self.data):
+            self.closed_due = False
+            self.report_closed()
+        self._resume_if_room()
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.recv_reported = self.closed_due = self.paused = False
+
+    def _pause_if_full(self) -> None:
+        sock = self.socket
+        if not self.paused and len(self.data) >= sock.limits.recv_buffer and sock.conn_id:
+            self.paused = True
+            sock.modem.effect(ev.PauseReading(sock.conn_id))
+
+    def _resume_if_room(self) -> None:
+        sock = self.socket
+        if self.paused and len(self.data) < sock.limits.recv_buffer * RESUME_FRACTION:
+            self.paused = False
+            if sock.conn_id is not None and sock.is_open:
+                sock.modem.effect(ev.ResumeReading(sock.conn_id))

@@ -1,0 +1,166 @@
+"""The command-line editor (V.250 5.2.1, 6.2.1 - 6.2.3): host bytes in, echo out, command lines out.
+
+S3 (CR) ends a line and the LF of a CR LF line end belongs to it (REFERENCE.md "Line ends"); S5
+(BS) and DEL erase; ``A/`` repeats the last line; a line longer than the profile allows is dropped
+whole and answered ERROR; an empty line gets no answer; a line not starting with ``AT`` is ERROR.
+Runs of plain bytes are taken whole, so the editor's time is linear in its input.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Any, Callable, Protocol
+
+log = logging.getLogger(__name__)
+
+DELETE = 0x7F  # what most terminal programs send for the backspace key; erases as S5 does (chosen)
+LF = 0x0A  # the LF of a CR LF line end (or a stray one at the start of a line), unless it is S3
+
+
+class Rejected:
+    """A line answered ERROR without running: too long, not ``AT``, ``A/`` with no last line."""
+
+    def __repr__(self) -> str:
+        return "REJECTED"
+
+
+REJECTED = Rejected()
+
+# What a call of ``LineEditor.edit`` ended with: a line to run, a rejected one, or nothing to do
+# (the input ran out, or an empty line ended).
+Edited = bytes | Rejected | None
+
+
+class Mode(Protocol):
+    """The host mode, named in the trace's line_end entries."""
+
+    @property
+    def value(self) -> str: ...
+
+
+class EditorSettings(Protocol):
+    echo: bool
+    s_registers: dict[int, int]
+
+
+@functools.lru_cache(maxsize=None)
+def _plain_run(terminator: int, erase: int) -> re.Pattern[bytes]:
+    """Bytes the line editor only appends: anything but LF, S3, S5, DEL and the ``/`` of ``A/``."""
+    special = bytes(sorted({LF, terminator, erase, DELETE, ord("/")}))
+    return re.compile(b"[^" + re.escape(special) + b"]+")
+
+
+class LineEditor:
+    """The line being typed, the last line run (``A/``) and what the host's line ends are."""
+
+    def __init__(self, line_length: int, write: Callable[[bytes | bytearray], None],
+                 observe: Callable[..., Any]):
+        self.limit = line_length + 2  # "AT" plus the body
+        self._line_length = line_length
+        self._write = write
+        self._observe = observe
+        self._line = bytearray()
+        self._overflow = False
+        # A CR has just ended a command line and the next host byte has not come yet: if it is an
+        # LF it belongs to that line's end, whatever mode the line led to (REFERENCE.md "Line ends").
+        self.line_end_open = False
+        # Whether this host ends its lines with CR LF, learnt from its lines: once it has, an LF that
+        # follows a line's CR in a later write is still that line's end, even after a `>` prompt or
+        # CONNECT; a host that ends lines with CR alone gets such an LF as data (chosen).
+        self._host_ends_lines_with_lf = False
+        self.last_line: bytes | None = None
+
+    def take_line_end_lf(self, data: bytearray, mode: Mode, in_command_mode: bool, echo: bool) -> None:
+        """The first host byte after a line's CR that came in a later write: an LF there ends the
+        line (echoed with ATE1 as it arrives, as the EC200T does), not data for the mode the line
+        led to, when the host ends its lines with CR LF. In command mode an LF there is always
+        taken (a line never starts with LF). ``echo``: whether the port echoes in ``mode``."""
+        self.line_end_open = False
+        if data[0] != LF:
+            self._host_ends_lines_with_lf = False
+            return
+        if in_command_mode or self._host_ends_lines_with_lf:
+            del data[0]
+            self._host_ends_lines_with_lf = True
+            self._observe("line_end", data=b"\n", mode=mode.value)
+            if echo:
+                self._write(b"\n")
+
+    def edit(self, data: bytearray, settings: EditorSettings, mode: Mode) -> tuple[int, Edited]:
+        """Consume ``data`` until a line ends or it runs out: how many bytes were taken, and the
+        line to run (bytes), ``REJECTED``, or None."""
+        limit = self.limit
+        # S3 and S5 as they are when the line starts: the line that sets S3 still ends at the old
+        # terminator (V.250 6.2.1).
+        terminator, erase = settings.s_registers[3], settings.s_registers[5]
+        echo = settings.echo
+        write = self._write
+        line = self._line
+        plain = _plain_run(terminator, erase)
+        i = 0
+        while i < len(data):
+            # A run of bytes that can only extend the line is taken whole, with one echo: the
+            # same bytes as one at a time, without a trip through this loop for each.
+            # A run that overflows the line is still taken whole: what does not fit is echoed
+            # and dropped in one step, so an endless line costs time linear in its length.
+            run = plain.match(data, i)
+            if run is not None:
+                end = run.end()
+                if echo:
+                    write(data[i:end])
+                if not self._overflow:
+                    room = limit - len(line)
+                    line += data[i:i + min(room, end - i)]
+                    self._overflow = end - i > room
+                i = end
+                continue
+            byte = data[i]
+            i += 1
+            if echo:
+                write(bytes((byte,)))
+            if byte == LF and not line and terminator != LF:
+                continue  # the LF of a CR LF pair, or a stray one between lines: echoed, ignored
+            if byte == terminator:
+                if terminator != LF and i < len(data) and data[i] == LF:
+                    # The LF of CR LF came with the CR: it ends the line before the line runs,
+                    # so its echo comes before the answer and no data mode can take it.
+                    i += 1
+                    self._host_ends_lines_with_lf = True
+                    self._observe("line_end", data=b"\r\n", mode=mode.value)
+                    if echo:
+                        write(b"\n")
+                else:
+                    self.line_end_open = terminator != LF
+                return i, self._complete_line()
+            if byte in (erase, DELETE):
+                if line and not self._overflow:
+                    line.pop()
+                continue
+            if self._overflow:
+                continue
+            if byte == ord("/") and line in (b"A", b"a"):
+                line.clear()
+                return i, REJECTED if self.last_line is None else self.last_line
+            if len(line) >= limit:
+                self._overflow = True
+                continue
+            line.append(byte)
+        return i, None
+
+    def _complete_line(self) -> Edited:
+        line = bytes(self._line)
+        overflow = self._overflow
+        self._line.clear()
+        self._overflow = False
+        if overflow:
+            log.info("command line longer than %d characters", self._line_length)
+            return REJECTED
+        line = line.lstrip(b" \x00")
+        if not line:
+            return None  # an empty line gets no answer, as on the module
+        if line[:2] not in (b"AT", b"at"):
+            return REJECTED
+        self.last_line = line
+        return line
