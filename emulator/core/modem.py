@@ -335,10 +335,9 @@ class Modem:
         AT+QFUPL kept as the file; transparent mode still held after the DTR drop (AT&D0) is left
         as with AT&D1, the connection kept."""
         self.tick(now)
-        if self.mode is HostMode.DATA and self._sink is not None:
-            sink = self._sink
-            self._end_sink()
-            self._resume(sink.expire(self))
+        if self.mode is HostMode.DATA and self.data_entry is not None:
+            self.data_entry.end()  # its timer will not fire
+            self._data_expired()
         elif self.mode is HostMode.ONLINE and self.online is not None:
             session = self.online
             self._guarded(lambda: session.leave(self))
