@@ -52,6 +52,8 @@ Client = Annotated[int, Range(0, 11)]  # SSL note 2.2.2: <clientID> 0-11
 Seconds = Annotated[float, Range(0, 3600)]
 Milliseconds = Annotated[int, Range(0, 60000)]
 UrcText = Annotated[str, MaxLength(1024)]
+FamilyName = Annotated[str, MaxLength(8)]  # the socket families a server-side fault reaches
+SOCKET_FAMILIES = ("ssl", "mqtt", "http")
 
 
 @dataclass(frozen=True)
@@ -282,26 +284,30 @@ class Controller:
             raise ControlError(f"pdp-drop: context {context} is not active")
         pdp.network_drop(context)
 
-    def _conn_of(self, client: int) -> int:
-        conn_id = self._state("ssl").conn_id_of(client)
+    def _conn_of(self, client: int, family: str = "ssl") -> int:
+        if family not in SOCKET_FAMILIES:
+            raise ControlError(f"family must be one of {', '.join(SOCKET_FAMILIES)}")
+        conn_id = self._state(family).conn_id_of(client)
         if conn_id is None:
-            raise ControlError(f"client {client} has no connection")
+            raise ControlError(f"{family} client {client} has no connection")
         return conn_id
 
     @operation
-    def server_reset(self, client: Client) -> None:
-        """The server resets CLIENT's connection (TCP RST)."""
-        self.runner.network.fault_reset(self._conn_of(client))
+    def server_reset(self, client: Client, family: FamilyName = "ssl") -> None:
+        """The server resets CLIENT's connection (TCP RST); FAMILY: ssl (AT+QSSLOPEN), mqtt
+        (AT+QMTOPEN's <client_idx>) or http (client 0, the request running)."""
+        self.runner.network.fault_reset(self._conn_of(client, family))
 
     @operation
-    def server_close(self, client: Client) -> None:
-        """The server closes CLIENT's connection cleanly."""
-        self.runner.network.fault_close(self._conn_of(client))
+    def server_close(self, client: Client, family: FamilyName = "ssl") -> None:
+        """The server closes CLIENT's connection cleanly (FAMILY as for server-reset)."""
+        self.runner.network.fault_close(self._conn_of(client, family))
 
     @operation
-    def server_stall(self, client: Client, seconds: Seconds = 0.0) -> None:
-        """No bytes move either way on CLIENT's connection, for SECONDS (0: until the connection ends)."""
-        self.runner.network.fault_stall(self._conn_of(client), seconds)
+    def server_stall(self, client: Client, seconds: Seconds = 0.0, family: FamilyName = "ssl") -> None:
+        """No bytes move either way on CLIENT's connection, for SECONDS (0: until the connection ends;
+        FAMILY as for server-reset)."""
+        self.runner.network.fault_stall(self._conn_of(client, family), seconds)
 
     @operation
     def fail_opens(self, count: Annotated[int, Range(0, 1000)], error: Annotated[str, MaxLength(16)],
