@@ -98,7 +98,8 @@ class Emulator:
             said += chunk
         self.ready = time.perf_counter() - start
         announced = said.decode().splitlines()
-        self.port = next(line.split(": ", 1)[1] for line in announced if line.startswith("port: "))
+        self.ports = [line.split(": ", 1)[1] for line in announced if line.startswith("port: ")]
+        self.port = self.ports[0]
         if boot:
             wait_for_boot(self.port)
 
@@ -566,11 +567,105 @@ def bench_memory(count: int) -> list[Row]:
     with Emulator() as one:
         time.sleep(1.0)
         base = _rss_kib(one.process.pid)
-    with Emulator("--count", str(count), boot=False) as many:
+    with Emulator("--count", str(count), "--boot", "at-start", boot=False) as many:
         time.sleep(1.0)  # the boot URCs of every modem are out (they wait in the ptys): all idle
         total = _rss_kib(many.process.pid)
     per_modem = (total - base) / (count - 1) / 1024
     return [Row(f"memory per idle modem, --count {count}", per_modem, base / 1024, "MiB", "<= 5 MiB")]
+
+
+def _open_one(port: Port, server_port: int, client: int = 0) -> None:
+    port.ask(f'AT+QSSLOPEN=1,1,{client},"127.0.0.1",{server_port},0')
+    answer = port.until(b"+QSSLOPEN: %d," % client) + port.until(b"\r\n")
+    if not answer.endswith(b",0\r\n"):
+        raise RuntimeError(f"AT+QSSLOPEN answered {answer!r}")
+
+
+def bench_tls_churn(connections: int, tls_port: int) -> list[Row]:
+    """RSS of one modem after ``connections`` TLS connections opened and closed one after the
+    other, next to its RSS after the first 100: memory that grows per connection shows here."""
+    with Emulator() as modem:
+        port = Port(modem.port)
+        try:
+            port.ask("ATE0")
+            port.ask("AT+QIACT=1")
+            start = time.perf_counter()
+            for index in range(connections):
+                _open_one(port, tls_port)
+                port.ask("AT+QSSLCLOSE=0")
+                if index == 99:
+                    after_100 = _rss_kib(modem.process.pid)
+            elapsed = time.perf_counter() - start
+            at_end = _rss_kib(modem.process.pid)
+        finally:
+            port.close()
+    return [Row(f"RSS after {connections} TLS opens and closes (vs after 100)", at_end / 1024,
+                after_100 / 1024, "MiB", "<= 1.1x"),
+            Row("  one TLS open and close, in that run", elapsed / connections * 1e3, 0.0, "ms", "")]
+
+
+def _round_trip_p99(ports: list[Port], rounds: int, exchange: bytes | None) -> tuple[float, float]:
+    """``rounds`` seconds of: every port in turn answers ``AT`` (timed) and, with ``exchange``,
+    sends that line over its TLS connection and reads what came back since. Returns the median
+    and the 99th percentile of the AT round trips."""
+    times: list[float] = []
+    pending = [False] * len(ports)
+    for _ in range(rounds):
+        tick = time.perf_counter()
+        for index, port in enumerate(ports):
+            start = time.perf_counter()
+            port.write(b"AT\r")
+            port.until(b"OK\r\n")
+            times.append(time.perf_counter() - start)
+            if exchange is None:
+                continue
+            if pending[index]:  # the echo of the last line (its URC may be among the bytes read)
+                port.write(b"AT+QSSLRECV=0,1500\r")
+                port.until(b"+QSSLRECV: ")
+                port.until(b"OK\r\n")
+            port.write(b"AT+QSSLSEND=0,%d\r" % len(exchange))
+            port.until(b"> ")
+            port.write(exchange)
+            port.until(b"SEND OK\r\n")
+            pending[index] = True
+        left = 1.0 - (time.perf_counter() - tick)
+        if left > 0:
+            time.sleep(left)  # a line a second per modem
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99)]
+
+
+def bench_fleet(count: int, tls_port: int, rounds: int) -> list[Row]:
+    """``ecemu run --count N``: every modem holds one TLS connection and exchanges a line a
+    second; RSS per connected modem and the AT round trip while all are connected, next to one
+    modem doing the same."""
+    line = b"fleet line 0123456789"
+    rows = []
+    results = {}
+    for modems in (1, count):
+        started = time.perf_counter()
+        with Emulator("--count", str(modems), "--boot", "at-start", boot=False) as fleet:
+            ports = [Port(path) for path in fleet.ports]
+            try:
+                base = _rss_kib(fleet.process.pid)
+                for port in ports:
+                    port.until(b"+QIND: PB DONE\r\n")
+                    port.ask("ATE0")
+                    port.ask("AT+QIACT=1")
+                    _open_one(port, tls_port)
+                connected = _rss_kib(fleet.process.pid)
+                median, p99 = _round_trip_p99(ports, rounds, line)
+            finally:
+                for port in ports:
+                    port.close()
+            results[modems] = (connected / 1024, median, p99, time.perf_counter() - started)
+    one, many = results[1], results[count]
+    per_modem = (many[0] - one[0]) / (count - 1)
+    rows.append(Row(f"RSS per connected modem, --count {count} (vs one-modem RSS)", per_modem, one[0], "MiB", ""))
+    rows.append(Row(f"AT round trip median, {count} modems exchanging (vs 1)", many[1] * 1e6, one[1] * 1e6, "us", ""))
+    rows.append(Row(f"AT round trip p99, {count} modems exchanging (vs 1)", many[2] * 1e6, one[2] * 1e6, "us", ""))
+    rows.append(Row(f"  the whole fleet run, {count} modems (vs 1)", many[3], one[3], "s", ""))
+    return rows
 
 
 def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
@@ -599,8 +694,9 @@ def main() -> None:
     os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")
-    parser.add_argument("--only", choices=["at", "transparent", "buffer", "startup", "memory"],
+    parser.add_argument("--only", choices=["at", "transparent", "buffer", "startup", "memory", "churn", "fleet"],
                         help="run one group of rows")
+    parser.add_argument("--count", type=int, default=1000, help="modems in the fleet rows (default 1000)")
     args = parser.parse_args()
     quick = args.quick
     rows: list[Row] = []
@@ -616,6 +712,10 @@ def main() -> None:
             rows += found
         if args.only in (None, "buffer"):
             rows += bench_buffer((1 if quick else 4) << 20, 3 if quick else 5, tls_port, cipher)
+        if args.only in (None, "churn"):
+            rows += bench_tls_churn(1000 if quick else 10000, tls_port)
+        if args.only in (None, "fleet"):
+            rows += bench_fleet(min(args.count, 100) if quick else args.count, tls_port, 5 if quick else 20)
     if args.only in (None, "startup"):
         rows += bench_startup(3 if quick else 10)
     if args.only in (None, "memory"):

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from emulator.control import OPERATIONS, Controller, Operation
 from emulator.profile import DEFAULT_PROFILE, load_profile
 from emulator.shell.link_lock import LinkLock
+from emulator.shell.private_files import private_opener
 from emulator.shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
@@ -33,7 +34,8 @@ class Emulator:
     ``profile``: the module (``ecemu profiles``); ``ufs``: the folder of its file storage (a
     temporary one, removed at stop, when omitted); ``link``: a symbolic link to the port, locked
     against a second emulator; ``escape_guard_ms``: the guard time of ``+++``; ``scenario``,
-    ``trace``, ``keylog``: as ``ecemu run --scenario/--trace/--keylog``.
+    ``trace``, ``keylog``: as ``ecemu run --scenario/--trace/--keylog``; ``boot``: as
+    ``ecemu run --boot`` ("on-open", the default, or "at-start").
 
     Use it as a context manager (or ``start()``/``stop()``). ``port`` is the device path to open,
     ``wait_for_boot()`` waits for the boot URCs, and ``control`` has one method per control
@@ -43,8 +45,9 @@ class Emulator:
     def __init__(self, profile: str = DEFAULT_PROFILE, ufs: str | Path | None = None,
                  link: str | Path | None = None, escape_guard_ms: int = 1000,
                  scenario: str | Path | None = None, trace: str | Path | None = None,
-                 keylog: str | Path | None = None):
+                 keylog: str | Path | None = None, boot: str = "on-open"):
         self.profile = load_profile(profile)
+        self.boot = boot
         self.scenario = None
         if scenario is not None:
             from emulator.scenario import load_scenario
@@ -93,11 +96,12 @@ class Emulator:
                 lock.acquire()
                 self._closers.append(lock.release)
             self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                      trace=self.trace, scenario=self.scenario, control=Controller)
+                                      trace=self.trace, scenario=self.scenario, control=Controller,
+                                      boot=self.boot)
             self.runner.on_booted = self._booted.set
             self.runner.start()
             if self.keylog is not None:
-                keylog_file = open(self.keylog, "ab")
+                keylog_file = open(self.keylog, "ab", opener=private_opener)
                 self._closers.append(keylog_file.close)
                 self.runner.modem.keylog = lambda line: (keylog_file.write(line + b"\n"), keylog_file.flush())
         except BaseException as exc:  # reported to start()
@@ -128,7 +132,14 @@ class Emulator:
         return future.result(timeout)
 
     def wait_for_boot(self, timeout: float = 10.0) -> None:
-        """Return once the module has printed its boot URCs (it then answers at once)."""
+        """Return once the module has printed its boot URCs (it then answers at once).
+
+        With ``boot="on-open"`` the module powers on when a host first opens the port; a module
+        no host has opened yet is powered on by this call, so waiting first and opening after
+        works as with ``boot="at-start"`` (the boot URCs then wait in the port, and an opener
+        that flushes its input never sees them). To see ``RDY``, open the port first."""
+        if not self._booted.is_set():
+            self.call(lambda runner: runner.power_on())
         if not self._booted.wait(timeout):
             raise TimeoutError("the module did not finish booting")
 

@@ -69,17 +69,22 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
               help="Fire the faults of a scenario file (see profiles/scenarios and `ecemu scenarios`).")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Run this many independent modems in one process.")
+@click.option("--boot", "boot", default="on-open", show_default=True,
+              type=click.Choice(["on-open", "at-start"]),
+              help="Power the module on when a host first opens the port (its boot URCs then reach "
+                   "hosts that flush on open), or as soon as the emulator starts.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
-        log_level: str) -> None:
+        boot: str, log_level: str) -> None:
     """Run emulated modules until SIGINT, SIGTERM or SIGHUP.
 
     On a terminal, a status line under the announcements shows whether a host has the port open,
     the mode, open connections and the bytes each way.
     """
     from emulator.shell.link_lock import LinkInUse, LinkLock
+    from emulator.shell.private_files import private_opener
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -122,7 +127,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
                 raise click.BadParameter(f"{modem_link} exists and is not a symbolic link", param_hint="--link")
         if keylog is not None:
             try:
-                keylog_file = open(keylog, "ab")
+                keylog_file = open(keylog, "ab", opener=private_opener)
             except OSError as exc:
                 raise click.BadParameter(f"cannot write {keylog}: {exc.strerror or exc}",
                                          param_hint="--keylog") from None
@@ -132,7 +137,8 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
             cleanup.append(ufs_root)
         controls, control_option = _control_paths(count, control, links, cleanup)
         options = RunOptions(profile, ufs_root, links or [None] * count, escape_guard_ms / 1000.0,
-                             tcp_address, count, controls, control_option, trace, keylog_file, scenario)
+                             tcp_address, count, controls, control_option, trace, keylog_file, scenario,
+                             boot=boot)
         asyncio.run(_serve(options))
     finally:
         if options is not None:
@@ -208,6 +214,7 @@ class RunOptions:
     keylog_file: object  # an open binary file, or None
     scenario: object = None
     coverages: list = field(default_factory=list)  # emulator.coverage.Coverage, one per modem
+    boot: str = "on-open"
 
 
 def _coverage_of(runner):
@@ -241,7 +248,7 @@ async def _serve(o: RunOptions) -> None:
             modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
             runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
-                                 modem_index=index, scenario=scenario, control=Controller)
+                                 modem_index=index, scenario=scenario, control=Controller, boot=o.boot)
             control = ControlServer(o.controls[index], runner)
             try:
                 runner.start()

@@ -1,5 +1,6 @@
 """Shared test plumbing."""
 
+import logging
 import os
 
 import pytest
@@ -25,6 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "robustness: a fuzzing, soak or integrity test sized by --robustness-scale")
+    config.addinivalue_line("markers", "internal_errors_expected: the test provokes an error the emulator logs")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,3 +51,29 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed:
         item.failed_call = True
     return report
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_logged_internal_errors(request: pytest.FixtureRequest):
+    """Fail a test during which the emulator logged an error: a handler or a timer that raised
+    (the modem catches and logs it), or an exception in an asyncio task or callback that nobody
+    retrieved (the runner's loop exception handler logs those)."""
+    catch = _ErrorRecords()
+    logger = logging.getLogger("emulator")
+    logger.addHandler(catch)
+    try:
+        yield
+    finally:
+        logger.removeHandler(catch)
+    if catch.records and request.node.get_closest_marker("internal_errors_expected") is None:
+        pytest.fail("the emulator logged errors:\n" + "\n".join(
+            f"{r.name}: {r.getMessage()}" + (f" ({r.exc_info[1]!r})" if r.exc_info else "") for r in catch.records))

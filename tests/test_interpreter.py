@@ -724,6 +724,7 @@ def test_a_urc_emitted_after_a_waiting_command_comes_after_the_final_result(h, p
     assert h.send(b"") == info("+ZURC: info") + b"\r\n+ZURC: during\r\n"
 
 
+@pytest.mark.internal_errors_expected
 def test_a_malformed_outcome_is_logged_answers_error_and_never_leaves_the_modem_busy(h, monkeypatch, caplog):
     def broken(modem, call):
         return "not an outcome"
@@ -734,6 +735,7 @@ def test_a_malformed_outcome_is_logged_answers_error_and_never_leaves_the_modem_
     assert h.command("AT") == OK
 
 
+@pytest.mark.internal_errors_expected
 def test_a_handler_that_raises_answers_error(h, monkeypatch, caplog):
     def raises(modem, call):
         raise RuntimeError("bug")

@@ -889,7 +889,8 @@ class PortReader:
 def host_bytes_taken(runner) -> bool:
     """The module has read every byte the host wrote to the port and consumed it."""
     unread = fcntl.ioctl(runner.port.master, termios.FIONREAD, b"\0\0\0\0")
-    return int.from_bytes(unread, sys.byteorder) == 0 and runner.modem.input_backlog == 0
+    return (int.from_bytes(unread, sys.byteorder) == 0 and not runner._input_waiting
+            and runner.modem.input_backlog == 0)
 
 
 def wait_for(condition, what: str, timeout: float = 10.0) -> None:
@@ -989,10 +990,15 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
                     read_to_the_loss()
                 elif fault == "close_with_latency":
                     read_until(ordered)
-                    host_sends(rng.randint(1, 1460))  # and at once:
+                    received_before = emulator.call(lambda runner: runner.bytes_from_host)
+                    last = rng.randint(1, 1460)
+                    host_sends(last)  # and at once:
                     if mode == TRANSPARENT:
-                        # The data is the module's (taken from the port), not still on the wire.
-                        wait_for(lambda: emulator.call(host_bytes_taken), "the module to read the data")
+                        # The data is the module's (taken from the port), not still on the wire:
+                        # read from the port (the pty may not count it as readable at once) and
+                        # consumed.
+                        wait_for(lambda: emulator.call(lambda runner: runner.bytes_from_host - received_before >= last
+                                                       and host_bytes_taken(runner)), "the module to read the data")
                         emulator.control.dtr(active=False)  # AT&D2: hang up
                         assert host.expect(NO_CARRIER) == NO_CARRIER
                     else:

@@ -297,3 +297,17 @@ class HostModes:
             guarded(lambda: session.leave(modem))
         elif dtr_mode == 2:
             guarded(lambda: session.hang_up(modem))
+
+    def host_lost(self) -> None:
+        """The host went away: the next host starts in command mode. A data mode it left waiting
+        ends as when its time runs out (chosen; the answer goes to nobody): the bytes after
+        AT+QSSLSEND's ``>`` are dropped unsent, those of AT+QFUPL kept as the file; transparent
+        mode still held after the DTR drop (AT&D0) is left as with AT&D1, the connection kept."""
+        entry = self.data_entry
+        session = self.online
+        if self.mode is HostMode.DATA and entry is not None:
+            entry.end()  # its timer will not fire
+            self._data_expired()
+        elif self.mode is HostMode.ONLINE and session is not None:
+            modem = self.modem
+            guarded(lambda: session.leave(modem))

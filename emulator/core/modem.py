@@ -242,6 +242,11 @@ class Modem:
         if not active:
             self.host.dtr_dropped()
 
+    def host_lost(self, now: float) -> None:
+        """The host went away (its port closed, its connection dropped): ``HostModes.host_lost``."""
+        self.tick(now)
+        self.host.host_lost()
+
     def receive_from_host(self, data: bytes, now: float) -> None:
         self.tick(now)
         self.host.receive(data)

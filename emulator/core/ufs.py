@@ -8,7 +8,8 @@ Names reaching a store are already validated bare names (no ``UFS:`` prefix).
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Protocol
 
@@ -62,57 +63,125 @@ class MemoryFileStore:
         return len(self.read(name))
 
 
+class UnsafeFolder(PermissionError):
+    """A UFS folder another user could write to: they could swap a file of the module's for a
+    link to one of ours between two commands."""
+
+
+# Where a write is assembled before it is renamed to its name: ``.<name>.<random>.partial``.
+PARTIAL_SUFFIX = ".partial"
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 class DirectoryFileStore:
-    """A store backed by one folder; names are validated before they get here, and checked
-    again so that nothing can reach outside the folder."""
+    """A store backed by one folder, for one user: files 0600, the folder 0700 when created.
+
+    Every access is relative to a descriptor of the folder and never follows a link (O_NOFOLLOW,
+    ``dir_fd``): a link swapped in between a check and an open, or a folder renamed under the
+    emulator, can never make it read or write outside the folder. A folder another user can
+    write to is refused at start. Dot files that an interrupted write left are removed at start.
+    """
 
     def __init__(self, folder: Path):
         self.folder = Path(folder).resolve()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS)
+        try:
+            self._refuse_shared_folder()
+            self._remove_partial_writes()
+        except BaseException:
+            self.close()
+            raise
 
-    def _path(self, name: str) -> Path:
+    def _refuse_shared_folder(self) -> None:
+        st = os.fstat(self._dir_fd)
+        if st.st_uid != os.geteuid():
+            raise UnsafeFolder(f"UFS folder {self.folder} belongs to another user (uid {st.st_uid})")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UnsafeFolder(f"UFS folder {self.folder} can be written by other users "
+                               f"(mode {stat.S_IMODE(st.st_mode):04o}); chmod go-w it or choose another")
+
+    def _remove_partial_writes(self) -> None:
+        for entry in os.scandir(self._dir_fd):
+            if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX) \
+                    and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.name, dir_fd=self._dir_fd)
+
+    def close(self) -> None:
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+    @staticmethod
+    def _check(name: str) -> str:
         if not name or "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
             raise FileNotFoundError(name)
-        path = self.folder / name
-        if path.resolve().parent != self.folder:
+        return name
+
+    def _stat(self, name: str) -> os.stat_result:
+        """The file's own status (a link is not followed); FileNotFoundError unless a regular file."""
+        try:
+            st = os.stat(self._check(name), dir_fd=self._dir_fd, follow_symlinks=False)
+        except (NotADirectoryError, ValueError):
+            raise FileNotFoundError(name) from None
+        if not stat.S_ISREG(st.st_mode):
             raise FileNotFoundError(name)
-        return path
+        return st
 
     def read(self, name: str) -> bytes:
-        path = self._path(name)
-        if not path.is_file():
-            raise FileNotFoundError(name)
-        return path.read_bytes()
+        try:
+            # O_NONBLOCK: a FIFO put in the folder must not hang the emulator; a link fails (ELOOP).
+            fd = os.open(self._check(name), os.O_RDONLY | os.O_NONBLOCK | _OPEN_FLAGS, dir_fd=self._dir_fd)
+        except OSError:
+            raise FileNotFoundError(name) from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FileNotFoundError(name)
+            return f.read()
 
     def write(self, name: str, data: bytes) -> None:
-        path = self._path(name)
+        try:
+            st = os.stat(self._check(name), dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                raise FileExistsError(name)  # a link or a folder in its place is left alone
         # A fresh dot file, created exclusively (never through a link someone left in the
         # folder), then renamed: a crash mid-write never leaves half a file under the real name.
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=self.folder)
-        tmp = Path(tmp_name)
+        while True:
+            tmp = f".{name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=self._dir_fd)
+                break
+            except FileExistsError:
+                continue
         try:
             with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide the file from other users
                 f.write(data)
-            tmp.replace(path)
+            os.replace(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            try:
+                os.unlink(tmp, dir_fd=self._dir_fd)
+            except FileNotFoundError:
+                pass
             raise
 
     def delete(self, name: str) -> None:
-        path = self._path(name)
-        if not path.is_file():
-            raise FileNotFoundError(name)
-        path.unlink()
+        self._stat(name)
+        try:
+            os.unlink(name, dir_fd=self._dir_fd)  # a link swapped in meanwhile: only the link goes
+        except OSError:
+            raise FileNotFoundError(name) from None
 
     def names(self) -> list[str]:
         # Links are not files of the module's (one may point outside the folder), nor are the
         # dot files that hold partial writes.
-        return sorted(p.name for p in self.folder.iterdir()
-                      if p.is_file() and not p.is_symlink() and not p.name.startswith("."))
+        return sorted(entry.name for entry in os.scandir(self._dir_fd)
+                      if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."))
 
     def size(self, name: str) -> int:
-        path = self._path(name)
-        if not path.is_file():
-            raise FileNotFoundError(name)
-        return path.stat().st_size
+        return self._stat(name).st_size

@@ -12,6 +12,7 @@ import struct
 from typing import Callable
 
 from emulator.core import events as ev
+from emulator.shell.dns import MalformedAnswer, resolve_a
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class Network:
         if isinstance(effect, ev.OpenTcp):
             task = asyncio.get_running_loop().create_task(self._open(effect))
             self._opening[effect.conn_id] = task
-            task.add_done_callback(lambda _t, cid=effect.conn_id: self._opening.pop(cid, None))
+            task.add_done_callback(lambda t, cid=effect.conn_id: self._opened(cid, t))
             return
         if isinstance(effect, ev.CloseTcp):
             task = self._opening.pop(effect.conn_id, None)
@@ -209,6 +210,15 @@ class Network:
             self.paused_by_core.discard(effect.conn_id)
             if not self.host_backpressure and not conn.stalled:
                 transport.resume_reading()
+
+    def _opened(self, conn_id: int, task: asyncio.Task) -> None:
+        """An attempt ended. One that died of an unforeseen error is a bug, logged as one, and
+        still ends for the module as a failed connection, so that its command gets an answer."""
+        self._opening.pop(conn_id, None)
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("connection %d: opening failed unexpectedly", conn_id, exc_info=task.exception())
+        self.report(ev.TcpConnectFailed(conn_id, "unreachable"))
 
     def set_host_backpressure(self, on: bool) -> None:
         """Stop reading every socket while the host is not taking the bytes already sent to it."""
@@ -294,7 +304,9 @@ class Network:
             return
         try:
             address = await asyncio.wait_for(self._resolve(effect), timeout=effect.timeout)
-        except (socket.gaierror, UnicodeError, OSError, asyncio.TimeoutError) as exc:
+        except (socket.gaierror, UnicodeError, OSError, asyncio.TimeoutError, MalformedAnswer) as exc:
+            # Every way a name fails to resolve is the module's DNS failure (565), a server's
+            # unreadable answer included.
             log.info("connection %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
             self.report(ev.TcpConnectFailed(effect.conn_id, "dns"))
             return
@@ -335,8 +347,6 @@ class Network:
         except OSError:
             pass
         if effect.dns_servers:
-            from emulator.shell.dns import resolve_a
-
             return await resolve_a(effect.host, effect.dns_servers)
         infos = await asyncio.get_running_loop().getaddrinfo(
             effect.host, effect.port, family=socket.AF_INET, type=socket.SOCK_STREAM)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 # What one read of a pty gives at most on Linux (N_TTY_BUF_SIZE less one).
 LINE_DISCIPLINE_BUFFER = 4095
+# What the kernel hands a pty in one piece (tty_write's chunk): a write of more is split into
+# pieces with a possible pause between them.
+TTY_WRITE_CHUNK = 2048
 
 
 class PtyPort:

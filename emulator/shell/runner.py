@@ -16,18 +16,20 @@ from typing import Any, Callable, Protocol
 
 from emulator.commands import COMMAND_SET
 from emulator.core import events as ev
-from emulator.core.modem import Modem
+from emulator.core.modem import HostMode, Modem
 from emulator.core.ufs import DirectoryFileStore
 from emulator.profile import Profile
 from emulator.shell.network import Network
 from emulator.shell.opens import OpenWatcher
-from emulator.shell.pty_port import PtyPort
+from emulator.shell.pty_port import TTY_WRITE_CHUNK, PtyPort
 from emulator.shell.shaping import OutputShaper
 from emulator.shell.trace import Tracer
 
 log = logging.getLogger(__name__)
 
-# Bytes waiting for the host above which the sockets stop being read, and below which they resume.
+# Bytes waiting for the host above which the sockets stop being read and the module takes no more
+# of the host's bytes (a UART with flow control), and below which both resume. The queue never
+# holds more than HOST_QUEUE_HIGH plus the answer to one command (AT+QFDWL: a whole file).
 HOST_QUEUE_HIGH = 256 * 1024
 HOST_QUEUE_LOW = 64 * 1024
 # Host bytes the modem has not consumed yet (a transparent connection whose server is slow) above
@@ -35,6 +37,11 @@ HOST_QUEUE_LOW = 64 * 1024
 # flow control; below the low mark reading resumes.
 INPUT_BACKLOG_HIGH = 256 * 1024
 INPUT_BACKLOG_LOW = 64 * 1024
+# With boot on open: how long after the first open the module powers on. Openers flush their input
+# right after opening (pyserial, picocom and miniterm do, within a millisecond or so); the boot
+# URCs come after that, and the profile's timing counts from then.
+OPEN_SETTLE = 0.1
+BOOT_MODES = ("on-open", "at-start")
 
 
 class HostLink(Protocol):
@@ -50,6 +57,9 @@ class HostLink(Protocol):
     def want_writable(self, on: bool) -> None: ...
 
     def discard_unread(self) -> None: ...
+
+    def notice_comings_and_goings(self) -> None:
+        """Report hosts that opened or closed the port and were not reported yet."""
 
     def pause_reading(self, paused: bool) -> None:
         """Stop (True) or resume (False) taking bytes from the host."""
@@ -94,8 +104,14 @@ def network_round_trip(profile: Profile) -> int:
 class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
-                 scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None):
+                 scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None,
+                 boot: str = "on-open"):
+        if boot not in BOOT_MODES:
+            raise ValueError(f"boot must be one of {', '.join(BOOT_MODES)}, not {boot!r}")
         self.profile = profile
+        self.boot = boot  # on-open: the module powers on when the first host opens the port
+        self.powered = False
+        self._boot_settle: asyncio.TimerHandle | None = None
         self.scenario = scenario  # faults fired on cue
         self.scenario_player: CuePlayer | None = None
         self._make_controller = control
@@ -105,7 +121,9 @@ class ModemRunner:
         self.tracer: Tracer | None = None
         self.shaper = OutputShaper()
         self._frozen_until: float | None = None
-        self._held_input = bytearray()
+        # Host bytes read and not yet given to the modem: they wait while the host's output is
+        # full (and while frozen); the port is not read while any wait, so this stays small.
+        self._input_waiting = bytearray()
         self._shaped: list[tuple[float, bytes]] = []
         self._shaped_timer: asyncio.TimerHandle | None = None
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
@@ -119,6 +137,7 @@ class ModemRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._host_queue = bytearray()
+        self.host_queue_peak = 0  # the most bytes ever waiting for the host (tests check the bound)
         self._want_writable = False
         self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
@@ -130,8 +149,10 @@ class ModemRunner:
         return getattr(self.host, "port", None)
 
     def start(self) -> None:
-        """Open the host side and power the modem on; call on the running loop."""
+        """Open the host side, and power the modem on with boot at start; call on the running loop."""
         loop = self.loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(log_loop_exception)
         if self.trace_path is not None:
             self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
         self.network = Network(self.on_network_event, on_effect=self._trace_effect,
@@ -145,10 +166,30 @@ class ModemRunner:
             self.scenario_player = self.scenario.player(self)
             self.scenario_player.start()
         self.host.start(self)
-        self.modem.power_on(loop.time())
+        if self.boot == "at-start":
+            self.power_on()
         self.pump()
 
+    def power_on(self) -> None:
+        """Power the module on now (boot URCs timed from now), unless it already is."""
+        if self.powered:
+            return
+        self.powered = True
+        if self._boot_settle is not None:
+            self._boot_settle.cancel()
+            self._boot_settle = None
+        self.modem.power_on(self.loop.time())
+        self.pump()
+
+    def host_flushed_input(self) -> None:
+        """The host purged the port (an RFC 2217 client does as it opens): with boot on open,
+        the module powers on now, so the boot URCs come after the purge."""
+        if self._host_came_before:
+            self.power_on()
+
     def stop(self) -> None:
+        if self._boot_settle is not None:
+            self._boot_settle.cancel()
         if self._timer is not None:
             self._timer.cancel()
         if self._shaped_timer is not None:
@@ -159,6 +200,8 @@ class ModemRunner:
         if self.tracer is not None:
             self.tracer.close()
             self.tracer = None
+        if self.modem is not None:
+            self.modem.files.close()  # the UFS folder's descriptor
 
     # --- the trace ---------------------------------------------------------------------------
 
@@ -189,8 +232,7 @@ class ModemRunner:
     def _thaw(self) -> None:
         if self._frozen_until is not None and self.loop.time() >= self._frozen_until:
             self._frozen_until = None
-            held, self._held_input = bytes(self._held_input), bytearray()
-            self.host_data(held)
+            self._feed_modem()
 
     # --- into the core -----------------------------------------------------------------------
 
@@ -199,27 +241,66 @@ class ModemRunner:
             return
         self.trace("host_in", data=data)
         self.bytes_from_host += len(data)
-        if self._frozen_until is not None:
-            self._held_input += data
-            return
-        self.modem.receive_from_host(data, self.loop.time())
-        self.pump()
+        self._input_waiting += data
+        self._feed_modem()
+
+    def _output_full(self) -> bool:
+        return len(self._host_queue) + sum(len(chunk) for _, chunk in self._shaped) >= HOST_QUEUE_HIGH
+
+    def _feed_modem(self) -> None:
+        """Give the modem the host's bytes while the host takes the module's output. In command
+        mode a line at a time (up to S3 and the LF of a CR LF that came with it, or an ``A/``'s
+        slash), so that the answers to a flood of commands never pile up beyond one command's
+        answer past the mark."""
+        waiting = self._input_waiting
+        modem = self.modem
+        while waiting and self._frozen_until is None and not self._output_full():
+            size = len(waiting)
+            if modem.mode is HostMode.COMMAND:
+                ends = [i for i in (waiting.find(modem.settings.s_registers[3]), waiting.find(b"/")) if i >= 0]
+                if ends:
+                    size = min(ends) + 1
+                    if waiting[size - 1] != 0x2F and waiting[size:size + 1] == b"\n":
+                        size += 1  # the line end's LF: the modem takes it with its CR
+            piece = bytes(waiting[:size])
+            del waiting[:size]
+            modem.receive_from_host(piece, self.loop.time())
+            self.pump()
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Stop taking the host's bytes while some wait to be given to the modem or the modem
+        holds many (flow control both ways); take them again once both have gone down."""
+        backlog = self.modem.input_backlog
+        if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH):
+            self._host_reading_paused = True
+            self.host.pause_reading(True)
+        elif self._host_reading_paused and not self._input_waiting and backlog < INPUT_BACKLOG_LOW:
+            self._host_reading_paused = False
+            self.host.pause_reading(False)
 
     def host_attached(self) -> None:
-        """A host opened the port (or connected); output left over from an earlier host is stale."""
-        if self._host_came_before:
-            self.discard_host_output()
+        """A host opened the port (or connected); what the module said to an earlier one was
+        dropped when it left (``host_left``). With boot on open the first one powers the module
+        on, the host link's ``open_settle`` later (or as it purges, ``host_flushed_input``)."""
         self._host_came_before = True
         self.host_has_left = False
         self.set_dtr(True)
+        if not self.powered and self._boot_settle is None:
+            settle = getattr(self.host, "open_settle", OPEN_SETTLE)
+            self._boot_settle = self.loop.call_later(settle, self.power_on)
 
     def host_left(self, last_words: bytes = b"") -> None:
         """The last host went: what it wrote is still executed (nothing received is dropped),
         but what the module says while nobody listens is lost, as on a real port, and leaving
-        drops DTR as a serial driver does on hang-up."""
+        drops DTR as a serial driver does on hang-up. A data mode the host left waiting (the
+        ``>`` of AT+QSSLSEND, AT+QFUPL's CONNECT, transparent mode) ends, so that the next host
+        starts in command mode (see ``Modem.host_lost``)."""
         self.host_has_left = True
         self.host_data(last_words)
         self.set_dtr(False)
+        self.modem.host_lost(self.loop.time())
+        self.pump()
         self.discard_host_output()
 
     def on_network_event(self, event: ev.NetworkEvent) -> None:
@@ -253,13 +334,7 @@ class ModemRunner:
             for effect in effects:
                 self.network.execute(effect)
         self._arm_timer(modem.next_deadline())
-        backlog = modem.input_backlog
-        if not self._host_reading_paused and backlog > INPUT_BACKLOG_HIGH:
-            self._host_reading_paused = True
-            self.host.pause_reading(True)
-        elif self._host_reading_paused and backlog < INPUT_BACKLOG_LOW:
-            self._host_reading_paused = False
-            self.host.pause_reading(False)
+        self._update_reading()
         if self.scenario_player is not None:
             self.scenario_player.fire_due()
         if modem.booted != self._boot_reported:
@@ -305,17 +380,23 @@ class ModemRunner:
                 return
             data = data[written:]
         self._host_queue += data
+        self.host_queue_peak = max(self.host_queue_peak, len(self._host_queue))
         self._set_want_writable(True)
         if len(self._host_queue) > HOST_QUEUE_HIGH:
             self.network.set_host_backpressure(True)
 
     def host_writable(self) -> None:
+        if not self._host_queue:
+            self._set_want_writable(False)
+            return
         written = self.host.write(bytes(self._host_queue[:65536]))
         del self._host_queue[:written]
         if not self._host_queue:
             self._set_want_writable(False)
         if len(self._host_queue) < HOST_QUEUE_LOW:
             self.network.set_host_backpressure(False)
+            if self._input_waiting:
+                self._feed_modem()
 
     def _set_want_writable(self, on: bool) -> None:
         if on != self._want_writable:
@@ -329,6 +410,16 @@ class ModemRunner:
         self._set_want_writable(False)
         self.host.discard_unread()
         self.network.set_host_backpressure(False)
+        if self._input_waiting:
+            self._feed_modem()
+
+
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """An exception no task or callback handled (asyncio's "Task exception was never retrieved"):
+    a bug, logged as an error (the tests fail on it) instead of asyncio's default report."""
+    exc = context.get("exception")
+    log.error("unhandled in the event loop: %s", context.get("message", "error"),
+              exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
 
 
 def _fields(record) -> dict:
@@ -345,6 +436,7 @@ class PtyHost:
         self.runner: ModemRunner | None = None
         self._watcher: OpenWatcher | None = None
         self.opens = 0  # descriptors hosts hold on the port now
+        self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
 
     @property
     def address(self) -> str:
@@ -360,13 +452,65 @@ class PtyHost:
             loop.add_reader(self._watcher.fd, self._on_open_or_close)
 
     def write(self, data: bytes) -> int:
-        return self.port.write(data)
+        """Write in pieces the kernel writes in one go, checking before and after each for a
+        host that left. A bigger write is split by the kernel, which may pause between the
+        pieces: the next host could open the port and flush it in the pause, and get the rest.
+        Nothing is written once a host is known to have left, and what went in while it left
+        is flushed at once; the runner hears of the comings and goings on the next loop turn."""
+        written = 0
+        while written < len(data):
+            if self._noticed_a_leave():
+                return len(data)  # for nobody: the runner drops the rest when it hears
+            count = self.port.write(data[written:written + TTY_WRITE_CHUNK])
+            written += count
+            if count and self._noticed_a_leave():
+                self.port.discard_unread()
+                return len(data)
+            if count < TTY_WRITE_CHUNK:
+                break
+        return written
+
+    def _noticed_a_leave(self) -> bool:
+        """Read opens and closes (kept for ``_on_open_or_close``); whether the last host has
+        left since the runner last heard (perhaps to be replaced by the next at once)."""
+        if self._watcher is None:
+            return False
+        changes = self._watcher.read()
+        if changes:
+            if not self._unprocessed:
+                self.runner.loop.call_soon(self._settle_comings_and_goings)
+            self._unprocessed += changes
+        return bool(self._unprocessed) and self._somebody_leaves(self._unprocessed)
+
+    def _somebody_leaves(self, changes: list[int]) -> bool:
+        opens = self.opens
+        for change in changes:
+            opens = max(0, opens + change)
+            if opens == 0:
+                return True
+        return False
 
     def want_writable(self, on: bool) -> None:
         if on:
-            self.runner.loop.add_writer(self.port.master, self.runner.host_writable)
+            self.runner.loop.add_writer(self.port.master, self._on_writable)
         else:
             self.runner.loop.remove_writer(self.port.master)
+
+    def _on_writable(self) -> None:
+        # Opens and closes first: when a host closed the port and the next opened it, what was
+        # queued for the one that left is dropped before any of it reaches the new one.
+        self._settle_comings_and_goings()
+        self.runner.host_writable()
+
+    def _settle_comings_and_goings(self) -> None:
+        """Handle every open and close so far, those that happen while handling them included
+        (a write or a read in the middle may notice more)."""
+        self._on_open_or_close()
+        while self._unprocessed:
+            self._on_open_or_close()
+
+    def notice_comings_and_goings(self) -> None:
+        self._settle_comings_and_goings()
 
     def discard_unread(self) -> None:
         self.port.discard_unread()
@@ -380,8 +524,15 @@ class PtyHost:
     def _on_readable(self) -> None:
         # Opens and closes first: a host opens the port before it writes, so this keeps the
         # order in which the two reach the emulator through separate channels.
-        self._on_open_or_close()
-        self.runner.host_data(self.port.read())
+        self._settle_comings_and_goings()
+        data = self._read()
+        # A host that came or went while these bytes were read: they go to the host there now
+        # (chosen, as for the last words of a host that left, below).
+        self._settle_comings_and_goings()
+        self.runner.host_data(data)
+
+    def _read(self) -> bytes:
+        return self.port.read()
 
     def _count(self, changes: list[int]) -> tuple[bool, bool]:
         """Apply opens (+1) and closes (-1); returns (a host was there before, someone left)."""
@@ -393,22 +544,28 @@ class PtyHost:
         return was_open, someone_left
 
     def _on_open_or_close(self) -> None:
-        changes = self._watcher.read() if self._watcher is not None else []
+        if self.port is None:
+            return  # closed: a check scheduled by a last write comes too late
+        changes = self._unprocessed + (self._watcher.read() if self._watcher is not None else [])
+        self._unprocessed = []
         if not changes:
             return
         was_open, someone_left = self._count(changes)
         log.debug("port opens/closes %s: %d host descriptors now", changes, self.opens)
-        if self.opens == 0:
-            last_words = self.port.read()
+        if self.opens == 0 or someone_left:
+            last_words = self._read()
             # A host opens before it writes: if nobody opened since, all of ``last_words`` came
-            # from the host that left; otherwise part may be the next host's, which gets answers.
+            # from the host that left; otherwise part may be the next host's (chosen: all of it
+            # goes to the next host, after the one that left has been let go, so that no command
+            # of the new host is ever taken as the old one's data or answered to nobody).
             self._count(self._watcher.read())
             if self.opens == 0:
                 self.runner.host_left(last_words)
                 return
+            self.runner.host_left()
             self.runner.host_attached()
             self.runner.host_data(last_words)
-        elif someone_left or not was_open:
+        elif not was_open:
             self.runner.host_attached()
 
     def close(self) -> None:

@@ -14,10 +14,12 @@ import json
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from emulator.shell.private_files import private_opener
+
 
 class Tracer:
     def __init__(self, path: Path, start: float, modem_index: int = 0):
-        self._file: IO[str] = open(path, "a", encoding="utf-8")
+        self._file: IO[str] = open(path, "a", encoding="utf-8", opener=private_opener)
         self.start = start
         self.modem_index = modem_index
 
