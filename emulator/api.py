@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
-from emulator.control import OPERATIONS, Controller, Operation
+from emulator.control import OPERATIONS, Controller, Operation, controller_of
 from emulator.profile import DEFAULT_PROFILE, load_profile
 from emulator.shell.link_lock import LinkLock
 from emulator.shell.private_files import private_opener
@@ -95,15 +95,20 @@ class Emulator:
             if lock is not None:
                 lock.acquire()
                 self._closers.append(lock.release)
-            self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                      trace=self.trace, scenario=self.scenario, control=Controller,
-                                      boot=self.boot)
-            self.runner.on_booted = self._booted.set
-            self.runner.start()
+            runner = self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
+                                               trace=self.trace, scenario=self.scenario, control=Controller,
+                                               boot=self.boot)
+            runner.on_booted = self._booted.set
+            runner.start()
             if self.keylog is not None:
                 keylog_file = open(self.keylog, "ab", opener=private_opener)
                 self._closers.append(keylog_file.close)
-                self.runner.modem.keylog = lambda line: (keylog_file.write(line + b"\n"), keylog_file.flush())
+
+                def write_keylog(line: bytes) -> None:
+                    keylog_file.write(line + b"\n")
+                    keylog_file.flush()
+
+                runner.modem.keylog = write_keylog
         except BaseException as exc:  # reported to start()
             self._error = exc
             for close in self._closers:
@@ -114,21 +119,24 @@ class Emulator:
         try:
             await self._stopped.wait()
         finally:
-            self.runner.stop()
+            runner.stop()
             for close in reversed(self._closers):
                 close()
 
     def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
         """Run ``fn(runner)`` on the emulator's loop and return its result."""
+        runner, loop = self.runner, self._loop
+        if runner is None or loop is None:
+            raise RuntimeError("the emulator is not running")
         future: Future = Future()
 
         def run() -> None:
             try:
-                future.set_result(fn(self.runner))
+                future.set_result(fn(runner))
             except BaseException as exc:
                 future.set_exception(exc)
 
-        self._loop.call_soon_threadsafe(run)
+        loop.call_soon_threadsafe(run)
         return future.result(timeout)
 
     def wait_for_boot(self, timeout: float = 10.0) -> None:
@@ -177,7 +185,7 @@ class ControlProxy:
         self._emulator = emulator
 
     def _invoke(self, name: str, arguments: dict[str, Any]) -> Any:
-        return self._emulator.call(lambda runner: runner.controller.invoke(name, arguments))
+        return self._emulator.call(lambda runner: controller_of(runner).invoke(name, arguments))
 
     def __getattr__(self, name: str) -> Any:
         known = ", ".join(sorted(op.python_name for op in OPERATIONS.values()))
@@ -199,7 +207,7 @@ def _method_for(op: Operation) -> Callable[..., Any]:
     arguments = "\n".join(f"    {param.describe()}" for param in op.parameters)
     method.__name__ = op.python_name
     method.__qualname__ = f"ControlProxy.{op.python_name}"
-    method.__signature__ = signature
+    method.__dict__["__signature__"] = signature  # what inspect.signature() reads
     method.__doc__ = f"{op.doc}\n\n``ecemu ctl {op.name}``" + (f"; arguments:\n{arguments}" if arguments else "")
     return method
 

@@ -13,12 +13,16 @@ import tempfile
 from pathlib import Path
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 import click
 
 from emulator import __version__
 from emulator.echo_server import SERVER_CERTIFICATES
-from emulator.profile import DEFAULT_PROFILE, available_profiles, load_profile
+from emulator.profile import DEFAULT_PROFILE, Profile, available_profiles, load_profile
+
+if TYPE_CHECKING:
+    from emulator.scenario import Scenario
 
 
 # Signals that end ``ecemu run`` and ``ecemu echo-server`` cleanly (link, socket, folders removed):
@@ -132,11 +136,12 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
                 raise click.BadParameter(f"cannot write {keylog}: {exc.strerror or exc}",
                                          param_hint="--keylog") from None
         temporary_ufs = ufs is None
-        ufs_root = Path(tempfile.mkdtemp(prefix="ecemu-ufs-")) if temporary_ufs else ufs
+        ufs_root = ufs if ufs is not None else Path(tempfile.mkdtemp(prefix="ecemu-ufs-"))
         if temporary_ufs:
             cleanup.append(ufs_root)
         controls, control_option = _control_paths(count, control, links, cleanup)
-        options = RunOptions(profile, ufs_root, links or [None] * count, escape_guard_ms / 1000.0,
+        modem_links: list[Path | None] = list(links) if links else [None] * count
+        options = RunOptions(profile, ufs_root, modem_links, escape_guard_ms / 1000.0,
                              tcp_address, count, controls, control_option, trace, keylog_file, scenario,
                              boot=boot)
         asyncio.run(_serve(options))
@@ -193,16 +198,16 @@ def _print_coverage(coverages: list) -> None:
         click.echo("\n".join(total.render()), err=True)
 
 
-def _nth(count: int, index: int, path: Path | None) -> Path | None:
+def _nth(count: int, index: int, path: Path) -> Path:
     """With --count above 1, modem N gets PATH-N; a single modem gets PATH itself."""
-    if path is None or count == 1:
+    if count == 1:
         return path
     return path.with_name(f"{path.name}-{index}")
 
 
 @dataclass
 class RunOptions:
-    profile: object
+    profile: Profile
     ufs_root: Path
     links: list[Path | None]
     escape_guard: float
@@ -211,8 +216,8 @@ class RunOptions:
     controls: list[Path]
     control_option: str  # the option the control paths come from, named when one cannot be used
     trace: Path | None
-    keylog_file: object  # an open binary file, or None
-    scenario: object = None
+    keylog_file: BinaryIO | None
+    scenario: Scenario | None = None
     coverages: list = field(default_factory=list)  # emulator.coverage.Coverage, one per modem
     boot: str = "on-open"
 
@@ -263,7 +268,7 @@ async def _serve(o: RunOptions) -> None:
             started.append(control)
             o.coverages.append(_coverage_of(runner))
             if keylog_file is not None:
-                runner.modem.keylog = lambda line, f=keylog_file: (f.write(line + b"\n"), f.flush())
+                runner.modem.keylog = _keylog_writer(keylog_file)
             click.echo(f"port: {runner.host.address}")
             if modem_link is not None and o.tcp is None:
                 click.echo(f"link: {modem_link}")
@@ -369,12 +374,21 @@ def _host_attached(runner) -> bool:
     return getattr(host, "client", None) is not None  # RFC 2217: the connected client
 
 
+def _keylog_writer(keylog_file: BinaryIO) -> Callable[[bytes], None]:
+    """Each NSS key log line to the file, at once (a capture tool reads it while the run goes on)."""
+    def write(line: bytes) -> None:
+        keylog_file.write(line + b"\n")
+        keylog_file.flush()
+    return write
+
+
 def _size(count: int) -> str:
+    size = float(count)
     for unit in ("B", "kB", "MB"):
-        if count < 1000 or unit == "MB":
-            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} GB"
+        if size < 1000 or unit == "MB":
+            return f"{count} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 @main.command()
@@ -430,7 +444,7 @@ def echo_server(port: int, ca_path: Path | None, cert: str) -> None:
     with server:
         click.echo(f"port: {server.port}")
         click.echo(f"cert: {cert}")
-        if ca_path is not None:
+        if ca_path is not None and server.ca_pem is not None:  # always made with the test PKI's CA
             ca_path.write_bytes(server.ca_pem)
             click.echo(f"ca: {ca_path}")
         sys.stdout.flush()
@@ -457,11 +471,11 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
     from emulator.shell.control_socket import request
 
     if list_ops or operation is None:
-        for name, op in sorted(OPERATIONS.items()):
+        for name, listed in sorted(OPERATIONS.items()):
             params = " ".join(p.name.replace("_", "-") + ("" if p.required else f"={p.default}")
-                              for p in op.parameters)
-            click.echo(f"{name} {params}".rstrip() + f"\n    {op.summary}")
-            for param in op.parameters:
+                              for p in listed.parameters)
+            click.echo(f"{name} {params}".rstrip() + f"\n    {listed.summary}")
+            for param in listed.parameters:
                 click.echo(f"    {param.describe().replace('_', '-')}")
         return
     if link is not None:

@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin
 from emulator.shell.control_socket import ControlError
 
 if TYPE_CHECKING:
-    from emulator.shell.runner import ModemRunner
+    from emulator.shell.runner import ControlInterface, ModemRunner
 
-__all__ = ["ControlError", "Controller", "OPERATIONS", "operation"]
+__all__ = ["ControlError", "Controller", "OPERATIONS", "controller_of", "operation"]
+
+
+def controller_of(runner: "ModemRunner") -> "ControlInterface":
+    """The control interface the runner was made with (every front end makes it with one)."""
+    if runner.controller is None:
+        raise ControlError("this modem has no control interface")
+    return runner.controller
 
 
 @dataclass(frozen=True)

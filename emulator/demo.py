@@ -326,6 +326,7 @@ def _run(profile: str, escape_guard_ms: int, out: Transcript, guard: float, resu
             out.line("Power-on (the boot URCs wait in the port until a host first opens it)")
             out.exchange("module", show(booted))
             mqtt_port = broker.tls_port if broker is not None else None
+            assert server.ca_pem is not None  # the server was made with the test PKI
             for example in examples(server.port, server.ca_pem, https.port, mqtt_port):
                 if "fail" in results:
                     out.always(f"  ----  {example.number} {example.title}: not run (it builds on the failed one)")

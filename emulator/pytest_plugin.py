@@ -90,7 +90,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     """The coverage table (see ``emulator.coverage``), when the fixtures' modems saw a command."""
     from emulator.coverage import Coverage
 
-    total = Coverage.merged(config.stash.get(_COVERAGES, []))
+    coverages: list[Coverage] = config.stash.get(_COVERAGES, [])
+    total = Coverage.merged(coverages)
     if not total.seen:
         return
     terminalreporter.write_sep("=", "ecemu coverage")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulator.control import OPERATIONS, ControlError
+from emulator.control import OPERATIONS, ControlError, controller_of
 
 if TYPE_CHECKING:
     from emulator.shell.runner import ModemRunner
@@ -106,7 +106,9 @@ def _fault(path: Path, index: int, entry: dict) -> Fault:
     except ControlError as exc:
         raise ScenarioError(f"{where}: {exc}") from None
     when = entry.get("when")
-    kinds = [k for k in TRIGGER_KINDS if isinstance(when, dict) and k in when]
+    if not isinstance(when, dict):
+        when = {}  # no trigger at all: refused just below
+    kinds = [k for k in TRIGGER_KINDS if k in when]
     if len(kinds) != 1:
         raise ScenarioError(f"{where}: 'when' needs exactly one of {', '.join(TRIGGER_KINDS)}")
     kind = kinds[0]
@@ -185,6 +187,6 @@ class ScenarioPlayer:
     def _fire(self, fault: Fault) -> None:
         fault.fired = True
         try:
-            self.runner.controller.invoke(fault.operation, dict(fault.args))
+            controller_of(self.runner).invoke(fault.operation, dict(fault.args))
         except ControlError as exc:
             log.warning("scenario %s: %s did not apply: %s", self.scenario.name, fault.operation, exc)

@@ -118,4 +118,4 @@ async def resolve_a(name: str, servers: tuple[str, ...]) -> str:
         except (OSError, asyncio.TimeoutError, ValueError):
             continue
     infos = await asyncio.get_running_loop().getaddrinfo(name, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
-    return infos[0][4][0]
+    return str(infos[0][4][0])  # AF_INET: (address, port)

@@ -6,6 +6,7 @@ The core speaks TLS itself (over memory BIOs); what crosses this layer is cipher
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import struct
@@ -110,7 +111,8 @@ class _Connection(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self.net.report, ev.TcpDrained(self.conn_id))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a TCP connection's
+        self.transport = transport
         # high=0: pause_writing as soon as anything is queued, resume_writing when all is sent;
         # that is exactly when the core is told its bytes have left (TcpDrained).
         self.transport.set_write_buffer_limits(high=0, low=0)
@@ -173,12 +175,12 @@ class Network:
         if isinstance(effect, ev.OpenTcp):
             task = asyncio.get_running_loop().create_task(self._open(effect))
             self._opening[effect.conn_id] = task
-            task.add_done_callback(lambda t, cid=effect.conn_id: self._opened(cid, t))
+            task.add_done_callback(functools.partial(self._opened, effect.conn_id))
             return
         if isinstance(effect, ev.CloseTcp):
-            task = self._opening.pop(effect.conn_id, None)
-            if task is not None:
-                task.cancel()
+            opening = self._opening.pop(effect.conn_id, None)
+            if opening is not None:
+                opening.cancel()
         conn = self.connections.get(effect.conn_id)
         if conn is None or conn.transport is None:
             return
@@ -350,7 +352,7 @@ class Network:
             return await resolve_a(effect.host, effect.dns_servers)
         infos = await asyncio.get_running_loop().getaddrinfo(
             effect.host, effect.port, family=socket.AF_INET, type=socket.SOCK_STREAM)
-        return infos[0][4][0]
+        return str(infos[0][4][0])  # AF_INET: (address, port)
 
     def close_all(self) -> None:
         for task in list(self._opening.values()):

@@ -32,6 +32,7 @@ class PtyPort:
 
     def _make_link(self) -> None:
         link = self.link
+        assert link is not None  # called only with a link
         if link.is_symlink():
             link.unlink()  # a stale link from an earlier run that did not end cleanly
         elif link.exists():

@@ -201,11 +201,12 @@ class _Line:
 class _Client(asyncio.Protocol):
     def __init__(self, host: "Rfc2217Host"):
         self.host = host
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # from connection_made, before anything else
         self.manager: PortManager | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a TCP connection's
+        self.transport = transport
         peer = transport.get_extra_info("peername")
         if self.host.client is not None:
             log.info("RFC 2217: port busy, refusing %s", peer)
@@ -248,9 +249,9 @@ class Rfc2217Host:
     def __init__(self, bind_host: str, bind_port: int):
         self.bind_host = bind_host
         self.bind_port = bind_port
-        self.runner: ModemRunner | None = None
+        self.runner: ModemRunner  # from start()
         self.client: _Client | None = None
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket  # from start()
         self._server: asyncio.AbstractServer | None = None
         self._early = bytearray()
         self._attached_once = False
@@ -267,13 +268,13 @@ class Rfc2217Host:
     def start(self, runner: "ModemRunner") -> None:
         self.runner = runner
         # Bound here, synchronously, so that the address can be announced at once.
-        self._sock = socket.create_server((self.bind_host, self.bind_port), reuse_port=False)
-        self._sock.setblocking(False)
+        sock = self._sock = socket.create_server((self.bind_host, self.bind_port), reuse_port=False)
+        sock.setblocking(False)
         loop = runner.loop
-        loop.create_task(self._serve(loop))
+        loop.create_task(self._serve(loop, sock))
 
-    async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._server = await loop.create_server(lambda: _Client(self), sock=self._sock)
+    async def _serve(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self._server = await loop.create_server(lambda: _Client(self), sock=sock)
 
     def client_attached(self) -> None:
         self.runner.host_attached()

@@ -47,7 +47,9 @@ BOOT_MODES = ("on-open", "at-start")
 class HostLink(Protocol):
     """Where the host is: it reports bytes and comings and goings to the runner, and takes output."""
 
-    address: str  # what `ecemu run` announces as "port: ..."
+    @property
+    def address(self) -> str:
+        """What `ecemu run` announces as "port: ..."."""
 
     def start(self, runner: "ModemRunner") -> None: ...
 
@@ -57,9 +59,6 @@ class HostLink(Protocol):
     def want_writable(self, on: bool) -> None: ...
 
     def discard_unread(self) -> None: ...
-
-    def notice_comings_and_goings(self) -> None:
-        """Report hosts that opened or closed the port and were not reported yet."""
 
     def pause_reading(self, paused: bool) -> None:
         """Stop (True) or resume (False) taking bytes from the host."""
@@ -131,9 +130,11 @@ class ModemRunner:
         self.ufs = Path(ufs)
         self.host = host if host is not None else PtyHost(link)
         self.escape_guard = escape_guard
-        self.modem: Modem | None = None
-        self.network: Network | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        # Made by start(), on the running loop; nothing reaches them before.
+        self.modem: Modem
+        self.network: Network
+        self.loop: asyncio.AbstractEventLoop
+        self._files: DirectoryFileStore | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._host_queue = bytearray()
@@ -157,7 +158,8 @@ class ModemRunner:
             self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
         self.network = Network(self.on_network_event, on_effect=self._trace_effect,
                                round_trip=network_round_trip(self.profile) / 1000.0)
-        self.modem = Modem(self.profile, DirectoryFileStore(self.ufs), commands=COMMAND_SET, now=loop.time(),
+        self._files = DirectoryFileStore(self.ufs)
+        self.modem = Modem(self.profile, self._files, commands=COMMAND_SET, now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
         self.modem.observer = self._observe
         if self._make_controller is not None:
@@ -194,14 +196,15 @@ class ModemRunner:
             self._timer.cancel()
         if self._shaped_timer is not None:
             self._shaped_timer.cancel()
-        if self.network is not None:
-            self.network.close_all()
+        network: Network | None = getattr(self, "network", None)  # None when start() never ran
+        if network is not None:
+            network.close_all()
         self.host.close()
         if self.tracer is not None:
             self.tracer.close()
             self.tracer = None
-        if self.modem is not None:
-            self.modem.files.close()  # the UFS folder's descriptor
+        if self._files is not None:
+            self._files.close()  # the UFS folder's descriptor
 
     # --- the trace ---------------------------------------------------------------------------
 
@@ -432,22 +435,22 @@ class PtyHost:
 
     def __init__(self, link: Path | None = None):
         self.link = link
-        self.port: PtyPort | None = None
-        self.runner: ModemRunner | None = None
+        self.port: PtyPort | None = None  # from start() until close()
+        self.runner: ModemRunner  # from start()
         self._watcher: OpenWatcher | None = None
         self.opens = 0  # descriptors hosts hold on the port now
         self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
 
     @property
     def address(self) -> str:
-        return self.port.path
+        return self.port.path if self.port is not None else ""
 
     def start(self, runner: ModemRunner) -> None:
         self.runner = runner
-        self.port = PtyPort(self.link)
+        port = self.port = PtyPort(self.link)
         loop = runner.loop
-        loop.add_reader(self.port.master, self._on_readable)
-        self._watcher = OpenWatcher(self.port.path)
+        loop.add_reader(port.master, self._on_readable)
+        self._watcher = OpenWatcher(port.path)
         if self._watcher.fd is not None:
             loop.add_reader(self._watcher.fd, self._on_open_or_close)
 
@@ -457,14 +460,17 @@ class PtyHost:
         pieces: the next host could open the port and flush it in the pause, and get the rest.
         Nothing is written once a host is known to have left, and what went in while it left
         is flushed at once; the runner hears of the comings and goings on the next loop turn."""
+        port = self.port
+        if port is None:
+            return len(data)  # closed: for nobody
         written = 0
         while written < len(data):
             if self._noticed_a_leave():
                 return len(data)  # for nobody: the runner drops the rest when it hears
-            count = self.port.write(data[written:written + TTY_WRITE_CHUNK])
+            count = port.write(data[written:written + TTY_WRITE_CHUNK])
             written += count
             if count and self._noticed_a_leave():
-                self.port.discard_unread()
+                port.discard_unread()
                 return len(data)
             if count < TTY_WRITE_CHUNK:
                 break
@@ -491,6 +497,8 @@ class PtyHost:
         return False
 
     def want_writable(self, on: bool) -> None:
+        if self.port is None:
+            return
         if on:
             self.runner.loop.add_writer(self.port.master, self._on_writable)
         else:
@@ -513,9 +521,12 @@ class PtyHost:
         self._settle_comings_and_goings()
 
     def discard_unread(self) -> None:
-        self.port.discard_unread()
+        if self.port is not None:
+            self.port.discard_unread()
 
     def pause_reading(self, paused: bool) -> None:
+        if self.port is None:
+            return
         if paused:
             self.runner.loop.remove_reader(self.port.master)
         else:
@@ -532,7 +543,7 @@ class PtyHost:
         self.runner.host_data(data)
 
     def _read(self) -> bytes:
-        return self.port.read()
+        return self.port.read() if self.port is not None else b""
 
     def _count(self, changes: list[int]) -> tuple[bool, bool]:
         """Apply opens (+1) and closes (-1); returns (a host was there before, someone left)."""
@@ -546,7 +557,8 @@ class PtyHost:
     def _on_open_or_close(self) -> None:
         if self.port is None:
             return  # closed: a check scheduled by a last write comes too late
-        changes = self._unprocessed + (self._watcher.read() if self._watcher is not None else [])
+        watcher = self._watcher
+        changes = self._unprocessed + (watcher.read() if watcher is not None else [])
         self._unprocessed = []
         if not changes:
             return
@@ -558,7 +570,7 @@ class PtyHost:
             # from the host that left; otherwise part may be the next host's (chosen: all of it
             # goes to the next host, after the one that left has been let go, so that no command
             # of the new host is ever taken as the old one's data or answered to nobody).
-            self._count(self._watcher.read())
+            self._count(watcher.read() if watcher is not None else [])
             if self.opens == 0:
                 self.runner.host_left(last_words)
                 return
@@ -569,7 +581,7 @@ class PtyHost:
             self.runner.host_attached()
 
     def close(self) -> None:
-        loop = self.runner.loop if self.runner else None
+        loop = self.runner.loop if self.port is not None else None  # started, not closed
         if self.port is not None and loop is not None:
             loop.remove_reader(self.port.master)
             loop.remove_writer(self.port.master)
