@@ -186,8 +186,11 @@ class Modem:
             return
         if self._held_urcs:
             self._held_urcs.release(self.write_host)
-        for hook in self._idle_hooks:
-            guarded(hook)
+        for hook in self._idle_hooks:  # after every command line: guarded() inlined
+            try:
+                hook()
+            except Exception:
+                log.exception("internal error")
 
     @property
     def idle(self) -> bool:
