@@ -38,6 +38,8 @@ class ShutdownTcp:
 
 @dataclass(frozen=True)
 class CloseTcp:
+    """Close the connection; for a UDP socket or a listening socket, close that socket."""
+
     conn_id: int
     abort: bool = False  # reset rather than an orderly FIN
 
@@ -52,7 +54,64 @@ class ResumeReading:
     conn_id: int
 
 
-Effect = OpenTcp | SendTcp | ShutdownTcp | CloseTcp | PauseReading | ResumeReading
+@dataclass(frozen=True)
+class OpenUdp:
+    """A UDP socket: bound to ``local_port`` (0: any); with a ``host``, aimed at host:port (a
+    client), without one only bound (a service, reachable from 127.0.0.1: see ``Listen``)."""
+
+    conn_id: int
+    host: str
+    port: int
+    local_port: int = 0
+    dns_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendDatagram:
+    """One datagram; ``host`` empty: to the address the socket was opened with."""
+
+    conn_id: int
+    data: bytes
+    host: str = ""
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class Listen:
+    """A TCP server socket for the module's ``port``, reachable on 127.0.0.1 of the machine the
+    emulator runs on: the same port when it is free, else one the system picks (``Listening``
+    says which)."""
+
+    conn_id: int
+    port: int
+
+
+@dataclass(frozen=True)
+class AcceptTcp:
+    """The incoming connection ``token`` of a listener is carried under ``conn_id`` from now on."""
+
+    token: int
+    conn_id: int
+
+
+@dataclass(frozen=True)
+class RefuseTcp:
+    """The incoming connection ``token`` is closed: the module has no socket left for it."""
+
+    token: int
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Look up ``host`` (AT+QIDNSGIP); the answer is ``Resolved``."""
+
+    conn_id: int
+    host: str
+    dns_servers: tuple[str, ...] = ()
+
+
+Effect = (OpenTcp | SendTcp | ShutdownTcp | CloseTcp | PauseReading | ResumeReading | OpenUdp | SendDatagram
+          | Listen | AcceptTcp | RefuseTcp | Resolve)
 
 
 # Events: shell -> core ----------------------------------------------------------------------
@@ -91,4 +150,55 @@ class TcpDrained:
     conn_id: int
 
 
-NetworkEvent = TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained
+@dataclass(frozen=True)
+class UdpOpened:
+    conn_id: int
+    remote_ip: str  # resolved ("" for a service)
+    local_port: int  # the port on the machine the emulator runs on
+
+
+@dataclass(frozen=True)
+class UdpOpenFailed:
+    conn_id: int
+    reason: str  # "dns", "bind", "unreachable"
+
+
+@dataclass(frozen=True)
+class UdpDatagram:
+    conn_id: int
+    data: bytes
+    remote_ip: str
+    remote_port: int
+
+
+@dataclass(frozen=True)
+class Listening:
+    conn_id: int
+    host_port: int  # where the listener is reachable on 127.0.0.1
+
+
+@dataclass(frozen=True)
+class ListenFailed:
+    conn_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TcpIncoming:
+    """A host program connected to a listener; ``AcceptTcp`` or ``RefuseTcp`` answers it."""
+
+    conn_id: int  # the listener's
+    token: int
+    remote_ip: str
+    remote_port: int
+    local_port: int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    conn_id: int
+    addresses: tuple[str, ...]  # empty: the name could not be resolved
+
+
+NetworkEvent = (TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained | UdpOpened | UdpOpenFailed
+                | UdpDatagram | Listening | ListenFailed | TcpIncoming | Resolved)
