@@ -66,7 +66,8 @@ def _convert(op: str, name: str, value: Any, annotation: Any) -> Any:
 
 OPERATIONS: dict[str, Operation] = {}
 OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
-INSPECTIONS = {"status"}  # operations that change nothing and so are not faults in the trace
+INSPECTIONS = {"status", "listening"}
+SOCKET_FAMILIES = ("ssl", "tcpip")  # the families whose sockets faults name: AT+QSSLOPEN's, AT+QIOPEN's  # operations that change nothing and so are not faults in the trace
 
 
 def operation(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -186,30 +187,40 @@ class Controller:
             raise ControlError(f"pdp-drop: context {context} is not active")
         pdp.network_drop(context)
 
-    def _conn_of(self, client: int) -> int:
-        conn_id = self._state("ssl").conn_id_of(client)
+    def _sockets(self, family: str):
+        if family not in SOCKET_FAMILIES:
+            raise ControlError(f"family must be one of {', '.join(SOCKET_FAMILIES)}")
+        return self._state(family)
+
+    def _conn_of(self, client: int, family: str) -> int:
+        conn_id = self._sockets(family).conn_id_of(client)
         if conn_id is None:
-            raise ControlError(f"client {client} has no connection")
+            raise ControlError(f"{family} socket {client} has no connection")
         return conn_id
 
     @operation
-    def server_reset(self, client: int) -> None:
-        """The server resets CLIENT's connection (TCP RST)."""
-        self.runner.network.fault_reset(self._conn_of(client))
+    def server_reset(self, client: int, family: str = "ssl") -> None:
+        """The server resets CLIENT's connection (TCP RST); FAMILY ssl (AT+QSSLOPEN) or tcpip (AT+QIOPEN)."""
+        self.runner.network.fault_reset(self._conn_of(client, family))
 
     @operation
-    def server_close(self, client: int) -> None:
-        """The server closes CLIENT's connection cleanly."""
-        self.runner.network.fault_close(self._conn_of(client))
+    def server_close(self, client: int, family: str = "ssl") -> None:
+        """The server closes CLIENT's connection cleanly; FAMILY ssl or tcpip."""
+        self.runner.network.fault_close(self._conn_of(client, family))
 
     @operation
-    def server_stall(self, client: int, seconds: float = 0.0) -> None:
-        """No bytes move either way on CLIENT's connection, for SECONDS (0: until the connection ends)."""
-        self.runner.network.fault_stall(self._conn_of(client), seconds)
+    def server_stall(self, client: int, seconds: float = 0.0, family: str = "ssl") -> None:
+        """No bytes move either way on CLIENT's connection, for SECONDS (0: until the connection ends); FAMILY ssl or tcpip."""
+        self.runner.network.fault_stall(self._conn_of(client, family), seconds)
+
+    @operation
+    def listening(self) -> dict[str, dict[str, int]]:
+        """Where each TCP LISTENER and UDP SERVICE is reachable on 127.0.0.1, by family and connectID."""
+        return {"tcpip": {str(k): v for k, v in self._state("tcpip").host_ports().items()}}
 
     @operation
     def fail_opens(self, count: int, error: str, seconds: float = -1.0) -> None:
-        """The next COUNT AT+QSSLOPEN fail with ERROR: dns (565), connect (566), timeout (569, after
+        """The next COUNT AT+QSSLOPEN / AT+QIOPEN "TCP" fail with ERROR: dns (565), connect (566), timeout (569, after
         SECONDS or the module's 150 s), handshake (the server resets it: 566) or silent (no answer
         until negotiatetime: 569)."""
         if error not in OPEN_FAILURES:
@@ -233,9 +244,9 @@ class Controller:
         self.runner.network.bandwidth = bytes_per_second
 
     @operation
-    def send_buffer_full(self, client: int, full: bool = True) -> None:
-        """CLIENT's send buffer is full (AT+QSSLSEND answers SEND FAIL) until set back."""
+    def send_buffer_full(self, client: int, full: bool = True, family: str = "ssl") -> None:
+        """CLIENT's send buffer is full (AT+QSSLSEND, AT+QISEND answer SEND FAIL) until set back; FAMILY ssl or tcpip."""
         try:
-            self._state("ssl").set_send_buffer_full(client, full)
+            self._sockets(family).set_send_buffer_full(client, full)
         except LookupError as exc:
             raise ControlError(str(exc)) from None
