@@ -357,8 +357,9 @@ def resolve(modem: "Modem", call: CommandCall) -> Reply:
         if not event.addresses:
             modem.emit_urc(f'+QIURC: "dnsgip",{int(QiError.DNS_FAILED)}')
             return
-        modem.emit_urc(f'+QIURC: "dnsgip",0,{len(event.addresses)},{DNS_TTL}',
-                       *(f'+QIURC: "dnsgip","{address}"' for address in event.addresses))
+        modem.emit_urc(f'+QIURC: "dnsgip",0,{len(event.addresses)},{DNS_TTL}')
+        for address in event.addresses:
+            modem.emit_urc(f'+QIURC: "dnsgip","{address}"')
 
     conn_ids.append(modem.new_conn_id(answered))
     modem.effect(ev.Resolve(conn_ids[0], host, pdp.dns_servers(pdp_ctx)))  # type: ignore[attr-defined]
