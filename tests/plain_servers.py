@@ -126,3 +126,44 @@ class UdpEchoServer:
                 return
             self.datagrams.append((data, sender))
             self.sock.sendto(data, sender)
+
+
+class SntpServer:
+    """Answers SNTP requests (RFC 4330) with a fixed time, ``utc`` seconds since 1970."""
+
+    def __init__(self, utc: float):
+        self.utc = utc
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "SntpServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self.sock.close()
+
+    def _loop(self) -> None:
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                request, sender = self.sock.recvfrom(512)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self.requests += 1
+            seconds = self.utc + 2208988800
+            high, low = int(seconds), int((seconds % 1) * 2**32)
+            originate = request[40:48]
+            reply = struct.pack("!BBbb", (4 << 3) | 4, 1, 0, -20) + bytes(20) + originate + struct.pack(
+                "!IIII", high, low, high, low)
+            self.sock.sendto(reply, sender)

@@ -297,3 +297,39 @@ def test_cr_lf_line_end_before_the_data(h):
     assert h.send(b"AT+QISEND=0,3\r\n") == b"\r\n> "
     assert h.send(b"abc") == SEND_OK
     assert only(h, ev.SendTcp).data == b"abc"
+
+
+def test_qping_echoes_then_the_summary(h):
+    assert h.command('AT+QPING=1,"example.com",2,3') == OK
+    replies = [ev.PingReply(0, "192.0.2.1", 40), ev.PingReply(0, "192.0.2.1", None, "timeout"),
+               ev.PingReply(0, "192.0.2.1", 80)]
+    out = b""
+    for reply in replies:
+        ping = only(h, ev.Ping)
+        assert (ping.host, ping.timeout) == ("example.com", 2.0)
+        out += h.event(ev.PingReply(ping.conn_id, reply.address, reply.milliseconds, reply.failure))
+    assert h.take_effects() == []
+    assert out == (b'\r\n+QPING: 0,"192.0.2.1",32,40,64\r\n\r\n+QPING: 569\r\n'
+                   b'\r\n+QPING: 0,"192.0.2.1",32,80,64\r\n\r\n+QPING: 0,3,2,1,40,80,60\r\n')
+    assert h.command('AT+QPING=1,"nowhere.invalid"') == OK
+    ping = only(h, ev.Ping)
+    assert h.event(ev.PingReply(ping.conn_id, "", None, "dns")) == b"\r\n+QPING: 565\r\n"
+    assert h.command('AT+QPING=1,"example.com",0') == ERROR
+    assert h.command('AT+QPING=1,"example.com",4,11') == ERROR
+
+
+def test_qntp_sets_the_clock_in_the_modules_zone(h):
+    assert h.command('AT+CCLK="26/01/02,03:04:05+08"') == OK
+    assert h.command('AT+QNTP=1,"ntp.example",1123') == OK
+    query = only(h, ev.QueryNtp)
+    assert (query.host, query.port) == ("ntp.example", 1123)
+    utc = 1767225600.0  # 2026-01-01 00:00:00 UTC
+    assert h.event(ev.NtpTime(query.conn_id, utc)) == b'\r\n+QNTP: 0,"2026/01/01,02:00:00+08"\r\n'
+    assert h.command("AT+CCLK?") == b'\r\n+CCLK: "26/01/01,02:00:00+08"\r\n' + OK
+    assert h.command('AT+QNTP=1,"ntp.example",123,0') == OK
+    query = only(h, ev.QueryNtp)
+    assert h.event(ev.NtpTime(query.conn_id, utc + 3600)) == b'\r\n+QNTP: 0,"2026/01/01,03:00:00+08"\r\n'
+    assert h.command("AT+CCLK?") == b'\r\n+CCLK: "26/01/01,02:00:00+08"\r\n' + OK  # not set
+    assert h.command('AT+QNTP=1,"ntp.example"') == OK
+    query = only(h, ev.QueryNtp)
+    assert h.event(ev.NtpTime(query.conn_id, None, "timeout")) == b"\r\n+QNTP: 569\r\n"

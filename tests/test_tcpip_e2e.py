@@ -272,3 +272,25 @@ def test_line_ends_before_the_prompt_and_the_data(modem, line_end):
         assert host.until_final() == SEND_OK
         assert server.wait_received(0, 7) == b"abcdefg"
         assert host.ask("AT+QICLOSE=5") == OK
+
+
+def test_qntp_queries_a_real_sntp_server_and_sets_the_clock(modem):
+    """TCP/IP note 2.1.12: a real SNTP exchange with a server on 127.0.0.1."""
+    from tests.plain_servers import SntpServer
+
+    _, host = modem
+    with SntpServer(utc=1767225600.0) as server:  # 2026-01-01 00:00:00 UTC
+        assert host.ask('AT+CCLK="25/06/01,12:00:00+00"') == OK
+        assert host.ask(f'AT+QNTP=1,"127.0.0.1",{server.port}') == OK
+        assert host.expect(b'+QNTP: 0,"2026/01/01,00:00:00+00"\r\n') == b'\r\n+QNTP: 0,"2026/01/01,00:00:00+00"\r\n'
+        assert host.ask("AT+CCLK?").startswith(b'\r\n+CCLK: "26/01/01,00:00:0')
+        assert server.requests == 1
+
+
+def test_qping_a_host_that_answers(modem):
+    """TCP/IP note 2.1.11 against 127.0.0.1: its port 7 accepts or refuses, either way it answered."""
+    _, host = modem
+    assert host.ask('AT+QPING=1,"127.0.0.1",2,2') == OK
+    said = host.expect(b"+QPING: 0,2,2,0,")
+    assert said.count(b'+QPING: 0,"127.0.0.1",32,') == 2
+    assert host.expect(b"\r\n")

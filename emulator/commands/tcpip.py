@@ -10,6 +10,7 @@ describes its commands as these with TLS on top).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from emulator.commands.ssl import SEND_PROMPT, SendSink
@@ -404,4 +405,125 @@ def configure(modem: "Modem", call: CommandCall) -> Reply:
     if name != "tcp/keepalive" and len(values) != len(ranges):
         raise _invalid()
     settings[name] = values
+    return ok()
+
+
+# --- AT+QPING (TCP/IP note 2.1.11) --------------------------------------------------------------
+
+PING_BYTES = 32  # the echo's size the note's examples show
+PING_TTL = 64  # chosen: the emulated echo has no TTL to read; a common host default
+
+
+class PingRun:
+    """One AT+QPING: <pingnum> echoes one after another, then the summary URC."""
+
+    def __init__(self, modem: "Modem", host: str, timeout: int, count: int, dns_servers: tuple[str, ...]):
+        self.modem, self.host, self.timeout, self.left = modem, host, timeout, count
+        self.dns_servers = dns_servers
+        self.sent = 0
+        self.times: list[int] = []
+
+    def next(self) -> None:
+        self.left -= 1
+        self.sent += 1
+        conn_id = self.modem.new_conn_id(self.answered)
+        self.modem.effect(ev.Ping(conn_id, self.host, float(self.timeout), self.dns_servers))
+
+    def answered(self, event: ev.NetworkEvent) -> None:
+        if not isinstance(event, ev.PingReply):
+            return
+        self.modem.forget_conn(event.conn_id)
+        if event.failure == "dns":
+            self.modem.emit_urc(f"+QPING: {int(QiError.DNS_FAILED)}")
+            return
+        if event.milliseconds is None:
+            self.modem.emit_urc(f"+QPING: {int(QiError.TIMEOUT)}")
+        else:
+            self.times.append(event.milliseconds)
+            self.modem.emit_urc(f'+QPING: 0,"{event.address}",{PING_BYTES},{event.milliseconds},{PING_TTL}')
+        if self.left:
+            self.next()
+            return
+        received = len(self.times)
+        if received:
+            summary = f"{min(self.times)},{max(self.times)},{sum(self.times) // received}"
+        else:
+            summary = "0,0,0"
+        self.modem.emit_urc(f"+QPING: 0,{self.sent},{received},{self.sent - received},{summary}")
+
+
+@command("+QPING", family=FAMILY)
+def ping(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QPING=<contextID>,"<host>"[,<timeout>[,<pingnum>]] (TCP/IP note 2.1.11): OK, then
+    ``+QPING: 0,"<IP>",<bytes>,<time>,<ttl>`` per echo answered (``+QPING: 569`` per echo that
+    is not), then ``+QPING: 0,<sent>,<rcvd>,<lost>,<min>,<max>,<avg>``; a name that does not
+    resolve gives ``+QPING: 565`` alone.
+
+    chosen: a real ICMP echo needs privileges the emulator does not have, so each echo is a TCP
+    connection to the host's port 7: accepted or refused (the RST came back), the host answered,
+    and the time is the connection's round trip. The next echo goes as soon as one is answered.
+    """
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QPING: (1-{limits.pdp_contexts}),<host>,(1-255),(1-10)")
+    require_form(call, Form.WRITE)
+    _at_most(call, 4)
+    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
+    host = _text(call, 1).strip()
+    timeout = _int(call, 2, 1, 255, default=4)
+    count = _int(call, 3, 1, 10, default=4)
+    if not host:
+        raise _invalid()
+    pdp = modem.families.get("pdp")
+    if pdp is None or not pdp.is_active(pdp_ctx):  # type: ignore[attr-defined]
+        raise CommandFailed(QiError.OPEN_PDP_FAILED)
+    PingRun(modem, host, timeout, count, pdp.dns_servers(pdp_ctx)).next()  # type: ignore[attr-defined]
+    return ok()
+
+
+# --- AT+QNTP (TCP/IP note 2.1.12) ---------------------------------------------------------------
+
+NTP_TIMEOUT = 125.0  # AT+QNTP's maximum response time, seconds (TCP/IP note 2.1.12)
+
+
+@command("+QNTP", family=FAMILY)
+def ntp(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QNTP=<contextID>,"<server>"[,<port>[,<autosettime>]] (TCP/IP note 2.1.12): OK, then
+    ``+QNTP: 0,"<yyyy/MM/dd,hh:mm:ss±zz>"`` with the server's time, after a real SNTP query; with
+    <autosettime> 1 (the default) the module's clock (AT+CCLK) is set to it, in the module's time
+    zone. Failures: ``+QNTP: 565`` (the name), ``+QNTP: 569`` (no answer), ``+QNTP: 550``."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QNTP: (1-{limits.pdp_contexts}),<server>,(1-65535),(0,1)")
+    require_form(call, Form.WRITE)
+    _at_most(call, 4)
+    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
+    server = _text(call, 1).strip()
+    port = _int(call, 2, 1, 65535, default=123)
+    set_clock = _int(call, 3, 0, 1, default=1)
+    if not server:
+        raise _invalid()
+    pdp = modem.families.get("pdp")
+    if pdp is None or not pdp.is_active(pdp_ctx):  # type: ignore[attr-defined]
+        raise CommandFailed(QiError.OPEN_PDP_FAILED)
+    conn_ids: list[int] = []
+
+    def answered(event: ev.NetworkEvent) -> None:
+        if not isinstance(event, ev.NtpTime):
+            return
+        modem.forget_conn(conn_ids[0])
+        if event.utc is None:
+            code = {"dns": QiError.DNS_FAILED, "timeout": QiError.TIMEOUT}.get(event.failure, QiError.UNKNOWN)
+            modem.emit_urc(f"+QNTP: {int(code)}")
+            return
+        clock = modem.clock
+        local = datetime.fromtimestamp(event.utc, timezone.utc).replace(tzinfo=None) + timedelta(
+            minutes=15 * clock.zone_quarters)
+        if set_clock:
+            clock.set_local(modem.now, local, clock.zone_quarters)
+        sign = "+" if clock.zone_quarters >= 0 else "-"
+        modem.emit_urc(f'+QNTP: 0,"{local:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
+
+    conn_ids.append(modem.new_conn_id(answered))
+    modem.effect(ev.QueryNtp(conn_ids[0], server, port, NTP_TIMEOUT, pdp.dns_servers(pdp_ctx)))  # type: ignore[attr-defined]
     return ok()

@@ -110,8 +110,31 @@ class Resolve:
     dns_servers: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Ping:
+    """One echo to ``host`` (AT+QPING); the answer is ``PingReply``. A real ICMP echo needs
+    privileges, so the shell makes a TCP connection to the host's echo port (7): an accept or a
+    refusal (the RST came back) means the host answered."""
+
+    conn_id: int
+    host: str
+    timeout: float
+    dns_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueryNtp:
+    """One SNTP query (RFC 4330) to ``host``:``port`` (AT+QNTP); the answer is ``NtpTime``."""
+
+    conn_id: int
+    host: str
+    port: int
+    timeout: float
+    dns_servers: tuple[str, ...] = ()
+
+
 Effect = (OpenTcp | SendTcp | ShutdownTcp | CloseTcp | PauseReading | ResumeReading | OpenUdp | SendDatagram
-          | Listen | AcceptTcp | RefuseTcp | Resolve)
+          | Listen | AcceptTcp | RefuseTcp | Resolve | Ping | QueryNtp)
 
 
 # Events: shell -> core ----------------------------------------------------------------------
@@ -200,5 +223,20 @@ class Resolved:
     addresses: tuple[str, ...]  # empty: the name could not be resolved
 
 
-NetworkEvent = (TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained | UdpOpened | UdpOpenFailed
+@dataclass(frozen=True)
+class PingReply:
+    conn_id: int
+    address: str  # the host's address ("" when the name did not resolve)
+    milliseconds: int | None  # the round trip; None: no answer within the timeout
+    failure: str = ""  # "dns", "timeout"
+
+
+@dataclass(frozen=True)
+class NtpTime:
+    conn_id: int
+    utc: float | None  # seconds since 1970 (UTC) as the server said, corrected by half the round trip
+    failure: str = ""  # "dns", "timeout", "bad answer"
+
+
+NetworkEvent = (PingReply | NtpTime | TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained | UdpOpened | UdpOpenFailed
                 | UdpDatagram | Listening | ListenFailed | TcpIncoming | Resolved)

@@ -21,6 +21,7 @@ from emulator.core import events as ev
 
 log = logging.getLogger(__name__)
 
+ECHO_PORT = 7  # what AT+QPING connects to (RFC 862)
 DNS_TIMEOUT = 60.0  # seconds a look-up of AT+QIDNSGIP or a UDP open may take (chosen)
 
 
@@ -220,7 +221,7 @@ class Network:
             self._opening[effect.conn_id] = task
             task.add_done_callback(lambda _t, cid=effect.conn_id: self._opening.pop(cid, None))
             return
-        if isinstance(effect, (ev.OpenUdp, ev.Listen, ev.Resolve)):
+        if isinstance(effect, (ev.OpenUdp, ev.Listen, ev.Resolve, ev.Ping, ev.QueryNtp)):
             self._start(effect.conn_id, self._run(effect))
             return
         if isinstance(effect, ev.SendDatagram):
@@ -274,13 +275,60 @@ class Network:
         self._opening[conn_id] = task
         task.add_done_callback(lambda _t: self._opening.pop(conn_id, None))
 
-    async def _run(self, effect: ev.OpenUdp | ev.Listen | ev.Resolve) -> None:
+    async def _run(self, effect: ev.OpenUdp | ev.Listen | ev.Resolve | ev.Ping | ev.QueryNtp) -> None:
         if isinstance(effect, ev.OpenUdp):
             await self._open_udp(effect)
         elif isinstance(effect, ev.Listen):
             await self._listen(effect)
+        elif isinstance(effect, ev.Ping):
+            await self._ping(effect)
+        elif isinstance(effect, ev.QueryNtp):
+            await self._query_ntp(effect)
         else:
             await self._look_up(effect)
+
+    async def _ping(self, effect: ev.Ping) -> None:
+        """A TCP connection to the echo port stands in for ICMP: accepted or refused, the host
+        answered; no answer within the timeout, it did not."""
+        loop = asyncio.get_running_loop()
+        try:
+            address = await asyncio.wait_for(self._resolve(effect.host, ECHO_PORT, effect.dns_servers),
+                                             timeout=DNS_TIMEOUT)
+        except (socket.gaierror, UnicodeError, OSError, asyncio.TimeoutError):
+            self.report(ev.PingReply(effect.conn_id, "", None, "dns"))
+            return
+        started = loop.time()
+        if self.round_trip or self.latency:
+            await asyncio.sleep(self.round_trip + 2 * self.latency)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(address, ECHO_PORT), timeout=effect.timeout)
+            writer.transport.abort()
+        except ConnectionRefusedError:
+            pass  # the RST came back: the host is there
+        except (OSError, asyncio.TimeoutError):
+            self.report(ev.PingReply(effect.conn_id, address, None, "timeout"))
+            return
+        self.report(ev.PingReply(effect.conn_id, address, max(1, round((loop.time() - started) * 1000))))
+
+    async def _query_ntp(self, effect: ev.QueryNtp) -> None:
+        from emulator.shell.sntp import SntpError, query
+
+        try:
+            address = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                                             timeout=DNS_TIMEOUT)
+        except (socket.gaierror, UnicodeError, OSError, asyncio.TimeoutError):
+            self.report(ev.NtpTime(effect.conn_id, None, "dns"))
+            return
+        try:
+            utc = await asyncio.wait_for(query(address, effect.port), timeout=effect.timeout)
+        except asyncio.TimeoutError:
+            self.report(ev.NtpTime(effect.conn_id, None, "timeout"))
+            return
+        except (SntpError, OSError) as exc:
+            log.info("SNTP %s:%d: %s", address, effect.port, exc)
+            self.report(ev.NtpTime(effect.conn_id, None, "bad answer"))
+            return
+        self.report(ev.NtpTime(effect.conn_id, utc))
 
     async def _open_udp(self, effect: ev.OpenUdp) -> None:
         loop = asyncio.get_running_loop()
