@@ -290,6 +290,10 @@ def test_qicfg_sets_and_reads_back(h):
     assert h.command('AT+QICFG="tcp/keepalive"') == b'\r\n+QICFG: "tcp/keepalive",1,60,30,5\r\n' + OK
     assert h.command('AT+QICFG="tcp/keepalive",0') == OK
     assert h.command('AT+QICFG="tcp/keepalive",1') == ERROR
+    assert h.command('AT+QICFG="dataformat",1,1') == ERROR
+    assert error_code(h) == b"+QIGETERROR: 555,operation not supported"
+    assert h.command('AT+QICFG="viewmode",1') == ERROR
+    assert h.command('AT+QICFG="dataformat"') == b'\r\n+QICFG: "dataformat",0,0\r\n' + OK
 
 
 def test_cr_lf_line_end_before_the_data(h):

@@ -377,16 +377,19 @@ CFG_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
     "viewmode": ((0, 1),),
     "tcp/retranscfg": ((3, 20), (1000, 6000)),
     "tcp/keepalive": ((0, 1), (1, 120), (25, 100), (3, 10)),
-    "recvind": ((0, 1),),
 }
+# Values the emulator does not model: refused (555) rather than kept and ignored, so a host that
+# relies on hex data or the one-line view learns it at once.
+UNMODELLED = {"dataformat": (0, 0), "viewmode": (0,)}
 
 
 @command("+QICFG", family=FAMILY)
 def configure(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QICFG="<name>"[,<value>...] (TCP/IP note 2.1.15): without values the setting is read
-    back as ``+QICFG: "<name>",<values>``. The values are kept and shown; the emulator's sockets
-    send what the host gave as one unit and show data as text (chosen: the packetising and the hex
-    and one-line views of the module are not modelled, see the README)."""
+    back as ``+QICFG: "<name>",<values>``. The values are kept and shown. chosen: the machine's own
+    TCP stack retransmits and keeps connections alive, and transparent mode sends the host's bytes
+    as they come (``transpktsize`` and ``transwaittm`` do not split or hold them); ``dataformat``
+    (hex) and ``viewmode`` 1 (one-line view) are not modelled and answer 555 (see the README)."""
     settings = _family(modem).settings.values
     if call.form is Form.TEST:
         return ok(*(f'+QICFG: "{name}",' + ",".join(f"({lo}-{hi})" for lo, hi in ranges)
@@ -404,6 +407,8 @@ def configure(modem: "Modem", call: CommandCall) -> Reply:
         raise _invalid()
     if name != "tcp/keepalive" and len(values) != len(ranges):
         raise _invalid()
+    if name in UNMODELLED and values != UNMODELLED[name]:
+        raise CommandFailed(QiError.OPERATION_NOT_SUPPORTED)
     settings[name] = values
     return ok()
 

@@ -63,7 +63,7 @@ class TcpipSettings:
 
     values: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         "transpktsize": (1024,), "transwaittm": (2,), "dataformat": (0, 0), "viewmode": (0,),
-        "tcp/retranscfg": (12, 6000), "tcp/keepalive": (0,), "recvind": (0,),
+        "tcp/retranscfg": (12, 6000), "tcp/keepalive": (0,),
     })
 
 
