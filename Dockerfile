@@ -1,16 +1,31 @@
-# A small image running one emulated module, its port served over TCP as RFC 2217 on port 5000:
+# A small image running emulated modules, each port served over TCP as RFC 2217 (port 5000, then
+# 5001 ... with --count):
 #     docker build -t ecemu .  &&  docker run -p 5000:5000 ecemu
 #     python -m serial.tools.miniterm rfc2217://localhost:5000
-# The build steps are scripts/_venv.sh's: the project installed into a virtual environment with pip.
-FROM python:3.11-slim
-WORKDIR /app
-# What the package needs: its metadata, its code and the profiles (module and scenario files),
-# which it reads next to itself at run time.
+# Faults from outside: docker exec <container> ecemu ctl status (the control socket is at a fixed
+# path, ECEMU_CONTROL, which `ecemu run` and `ecemu ctl` both read). compose.yaml runs a fleet.
+
+# The wheel is built in a stage of its own: the image gets an ordinary (not editable) install
+# and none of the sources.
+FROM python:3.11-slim AS build
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY emulator ./emulator
 COPY profiles ./profiles
-RUN python -m venv .venv && .venv/bin/python -m pip install --no-cache-dir --quiet -e .
-ENV PATH="/app/.venv/bin:$PATH"
+RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+COPY --from=build /wheels /wheels
+RUN python -m venv /opt/ecemu \
+    && /opt/ecemu/bin/python -m pip install --no-cache-dir --quiet /wheels/*.whl \
+    && rm -rf /wheels \
+    && useradd --create-home --uid 1000 ecemu \
+    && mkdir -p /run/ecemu && chown ecemu /run/ecemu
+ENV PATH="/opt/ecemu/bin:$PATH" \
+    ECEMU_CONTROL=/run/ecemu/control.sock \
+    PYTHONUNBUFFERED=1
+USER ecemu
+WORKDIR /home/ecemu
 EXPOSE 5000
 ENTRYPOINT ["ecemu"]
 CMD ["run", "--tcp", "0.0.0.0:5000"]

@@ -2,6 +2,7 @@
 
     with Emulator(profile="EC800N-CN", ufs=path) as modem:
         port = serial.Serial(modem.port)
+        modem.control.fail_opens(count=1, error="dns")
 
 The emulator runs on its own asyncio loop in a daemon thread; ``call`` runs a function on that
 loop (with the runner) and returns its result, which is how the control operations reach it.
@@ -10,6 +11,7 @@ loop (with the runner) and returns its result, which is how the control operatio
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shutil
 import tempfile
 import threading
@@ -17,14 +19,27 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
-from emulator.control import Controller
+from emulator.control import OPERATIONS, Controller, Operation
 from emulator.profile import DEFAULT_PROFILE, load_profile
+from emulator.shell.link_lock import LinkLock
 from emulator.shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
 
 
 class Emulator:
+    """One emulated module on a pty of its own, running in a background thread.
+
+    ``profile``: the module (``ecemu profiles``); ``ufs``: the folder of its file storage (a
+    temporary one, removed at stop, when omitted); ``link``: a symbolic link to the port, locked
+    against a second emulator; ``escape_guard_ms``: the guard time of ``+++``; ``scenario``,
+    ``trace``, ``keylog``: as ``ecemu run --scenario/--trace/--keylog``.
+
+    Use it as a context manager (or ``start()``/``stop()``). ``port`` is the device path to open,
+    ``wait_for_boot()`` waits for the boot URCs, and ``control`` has one method per control
+    operation (``ecemu ctl --list``): ``modem.control.signal(rssi=5)``.
+    """
+
     def __init__(self, profile: str = DEFAULT_PROFILE, ufs: str | Path | None = None,
                  link: str | Path | None = None, escape_guard_ms: int = 1000,
                  scenario: str | Path | None = None, trace: str | Path | None = None,
@@ -63,7 +78,7 @@ class Emulator:
         if not self._ready.wait(START_TIMEOUT):
             raise RuntimeError("the emulator did not start in time")
         if self._error is not None:
-            raise RuntimeError("the emulator failed to start") from self._error
+            raise RuntimeError(f"the emulator failed to start: {self._error}") from self._error
         return self
 
     def _run(self) -> None:
@@ -72,7 +87,11 @@ class Emulator:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        lock = LinkLock(self.link) if self.link is not None else None
         try:
+            if lock is not None:
+                lock.acquire()
+                self._closers.append(lock.release)
             self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
                                       trace=self.trace, scenario=self.scenario, control=Controller)
             self.runner.on_booted = self._booted.set
@@ -83,6 +102,8 @@ class Emulator:
                 self.runner.modem.keylog = lambda line: (keylog_file.write(line + b"\n"), keylog_file.flush())
         except BaseException as exc:  # reported to start()
             self._error = exc
+            for close in self._closers:
+                close()
             self._ready.set()
             return
         self._ready.set()
@@ -90,7 +111,7 @@ class Emulator:
             await self._stopped.wait()
         finally:
             self.runner.stop()
-            for close in self._closers:
+            for close in reversed(self._closers):
                 close()
 
     def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
@@ -113,7 +134,11 @@ class Emulator:
 
     @property
     def control(self) -> "ControlProxy":
-        """The control operations (see ``ecemu ctl --list``) as methods: ``modem.control.signal(rssi=5)``."""
+        """The control operations (``ecemu ctl --list``) as methods: ``modem.control.signal(rssi=5)``.
+
+        An operation's method is its name with ``_`` for ``-`` (``fail-opens``: ``fail_opens``);
+        ``help(modem.control)`` lists them with their arguments and bounds.
+        """
         return ControlProxy(self)
 
     def stop(self) -> None:
@@ -131,13 +156,42 @@ class Emulator:
 
 
 class ControlProxy:
+    """The control operations of one running emulator, one method each (``ecemu ctl --list``).
+
+    Each method runs on the emulator's loop and returns the operation's result; an argument out of
+    its bounds, or an operation that cannot be carried out, raises ``emulator.control.ControlError``.
+    """
+
     def __init__(self, emulator: Emulator):
         self._emulator = emulator
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        op = name.replace("_", "-")
+    def _invoke(self, name: str, arguments: dict[str, Any]) -> Any:
+        return self._emulator.call(lambda runner: runner.controller.invoke(name, arguments))
 
-        def invoke(**kwargs: Any) -> Any:
-            return self._emulator.call(lambda runner: runner.controller.invoke(op, kwargs))
+    def __getattr__(self, name: str) -> Any:
+        known = ", ".join(sorted(op.python_name for op in OPERATIONS.values()))
+        raise AttributeError(f"no control operation {name!r}; known: {known}")
 
-        return invoke
+
+def _method_for(op: Operation) -> Callable[..., Any]:
+    """A method of ControlProxy with the operation's own signature and documentation."""
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for param in op.parameters:
+        parameters.append(inspect.Parameter(param.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                            default=param.default, annotation=param.kind))
+    signature = inspect.Signature(parameters)
+
+    def method(self: ControlProxy, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        return self._invoke(op.name, {k: v for k, v in bound.arguments.items() if k != "self"})
+
+    arguments = "\n".join(f"    {param.describe()}" for param in op.parameters)
+    method.__name__ = op.python_name
+    method.__qualname__ = f"ControlProxy.{op.python_name}"
+    method.__signature__ = signature
+    method.__doc__ = f"{op.doc}\n\n``ecemu ctl {op.name}``" + (f"; arguments:\n{arguments}" if arguments else "")
+    return method
+
+
+for _op in OPERATIONS.values():
+    setattr(ControlProxy, _op.python_name, _method_for(_op))

@@ -5,21 +5,30 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
 import shutil
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 
 from emulator import __version__
+from emulator.echo_server import SERVER_CERTIFICATES
 from emulator.profile import DEFAULT_PROFILE, available_profiles, load_profile
 
 
-@click.group()
+# Signals that end ``ecemu run`` and ``ecemu echo-server`` cleanly (link, socket, folders removed):
+# SIGHUP too, since closing the terminal a foreground emulator runs in sends it.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STATUS_INTERVAL = 0.25  # seconds between updates of the status line on a terminal
+CONTROL_ENV = "ECEMU_CONTROL"  # default control socket of `ecemu run --control` and `ecemu ctl --socket`
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ecemu")
 def main() -> None:
     """Emulator of the Quectel EC200x/EC800x LTE modules on a virtual serial port."""
@@ -49,8 +58,9 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
               help="Guard time of silence around +++ in transparent mode.")
 @click.option("--tcp", "tcp", metavar="[HOST:]PORT",
               help="Serve the port over TCP as RFC 2217 instead of a pty (HOST defaults to 127.0.0.1).")
-@click.option("--control", "control", type=click.Path(path_type=Path),
-              help="Path of the control socket; default LINK.ctl, or a private temporary folder.")
+@click.option("--control", "control", type=click.Path(path_type=Path), envvar=CONTROL_ENV,
+              help=f"Path of the control socket (environment: {CONTROL_ENV}); default LINK.ctl, or one "
+                   f"in a private temporary folder.")
 @click.option("--trace", "trace", type=click.Path(path_type=Path, dir_okay=False),
               help="Write a session trace (JSON lines) to this file; read it with `ecemu trace`.")
 @click.option("--keylog", "keylog", type=click.Path(path_type=Path, dir_okay=False),
@@ -64,7 +74,13 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
         log_level: str) -> None:
-    """Run emulated modules until SIGINT or SIGTERM."""
+    """Run emulated modules until SIGINT, SIGTERM or SIGHUP.
+
+    On a terminal, a status line under the announcements shows whether a host has the port open,
+    the mode, open connections and the bytes each way.
+    """
+    from emulator.shell.link_lock import LinkInUse, LinkLock
+
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -80,23 +96,95 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
             scenario = load_scenario(scenario_name)
         except ScenarioError as exc:
             raise click.BadParameter(str(exc), param_hint="--scenario") from None
-    temporary_ufs = ufs is None
-    ufs_root = Path(tempfile.mkdtemp(prefix="ecemu-ufs-")) if temporary_ufs else ufs
-    control_dir = None
-    if control is None and link is None:
-        control_dir = Path(tempfile.mkdtemp(prefix="ecemu-ctl-"))  # mode 0700
-        control = control_dir / "control.sock"
-    elif control is None:
-        control = link.with_name(link.name + ".ctl")
-    options = RunOptions(profile, ufs_root, link, escape_guard_ms / 1000.0, tcp_address, count, control,
-                         trace, keylog, scenario)
+    if ufs is not None:
+        _check_folder(ufs, "--ufs")
+    if control is not None:
+        _check_folder(control.parent, "--control")
+    if trace is not None:
+        _check_writable_file(trace, "--trace")
+    links = [_nth(count, index, link) for index in range(count)] if link is not None else []
+    locks: list[LinkLock] = []
+    cleanup: list[Path] = []
+    keylog_file = None
+    options: RunOptions | None = None
     try:
+        for modem_link in links:
+            lock = LinkLock(modem_link)
+            try:
+                lock.acquire()
+            except LinkInUse as exc:
+                raise click.BadParameter(str(exc), param_hint="--link") from None
+            except OSError as exc:
+                raise click.BadParameter(f"cannot use {modem_link}: {exc.strerror or exc}",
+                                         param_hint="--link") from None
+            locks.append(lock)
+            if modem_link.exists() and not modem_link.is_symlink():
+                raise click.BadParameter(f"{modem_link} exists and is not a symbolic link", param_hint="--link")
+        if keylog is not None:
+            try:
+                keylog_file = open(keylog, "ab")
+            except OSError as exc:
+                raise click.BadParameter(f"cannot write {keylog}: {exc.strerror or exc}",
+                                         param_hint="--keylog") from None
+        temporary_ufs = ufs is None
+        ufs_root = Path(tempfile.mkdtemp(prefix="ecemu-ufs-")) if temporary_ufs else ufs
+        if temporary_ufs:
+            cleanup.append(ufs_root)
+        controls, control_option = _control_paths(count, control, links, cleanup)
+        options = RunOptions(profile, ufs_root, links or [None] * count, escape_guard_ms / 1000.0,
+                             tcp_address, count, controls, control_option, trace, keylog_file, scenario)
         asyncio.run(_serve(options))
     finally:
-        if temporary_ufs:
-            shutil.rmtree(ufs_root, ignore_errors=True)
-        if control_dir is not None:
-            shutil.rmtree(control_dir, ignore_errors=True)
+        if options is not None:
+            _print_coverage(options.coverages)
+        for folder in cleanup:
+            shutil.rmtree(folder, ignore_errors=True)
+        if keylog_file is not None:
+            keylog_file.close()
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _check_folder(folder: Path, option: str) -> None:
+    """A folder the emulator will write into: created if missing, refused if it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create folder {folder}: {exc.strerror or exc}", param_hint=option) from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write into {folder}", param_hint=option)
+
+
+def _check_writable_file(path: Path, option: str) -> None:
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint=option) from None
+
+
+def _control_paths(count: int, control: Path | None, links: list[Path],
+                   cleanup: list[Path]) -> tuple[list[Path], str]:
+    """The control socket of each modem, and the option it comes from (named in errors).
+
+    Modem i's socket is named after its own link (``LINK-i.ctl``), so ``ecemu ctl --link LINK-i``
+    finds it; an explicit ``--control PATH`` gives ``PATH-i``."""
+    if control is not None:
+        return [_nth(count, index, control) for index in range(count)], "--control"
+    if links:
+        return [modem_link.with_name(modem_link.name + ".ctl") for modem_link in links], "--link"
+    control_dir = Path(tempfile.mkdtemp(prefix="ecemu-ctl-"))  # mode 0700
+    cleanup.append(control_dir)
+    return [_nth(count, index, control_dir / "control.sock") for index in range(count)], "--control"
+
+
+def _print_coverage(coverages: list) -> None:
+    """The coverage table of every modem of the run, on standard error, once a command came."""
+    from emulator.coverage import Coverage
+
+    total = Coverage.merged(coverages)
+    if total.seen:
+        click.echo("\n".join(total.render()), err=True)
 
 
 def _nth(count: int, index: int, path: Path | None) -> Path | None:
@@ -110,14 +198,24 @@ def _nth(count: int, index: int, path: Path | None) -> Path | None:
 class RunOptions:
     profile: object
     ufs_root: Path
-    link: Path | None
+    links: list[Path | None]
     escape_guard: float
     tcp: tuple[str, int] | None
     count: int
-    control: Path
+    controls: list[Path]
+    control_option: str  # the option the control paths come from, named when one cannot be used
     trace: Path | None
-    keylog: Path | None
+    keylog_file: object  # an open binary file, or None
     scenario: object = None
+    coverages: list = field(default_factory=list)  # emulator.coverage.Coverage, one per modem
+
+
+def _coverage_of(runner):
+    from emulator.coverage import Coverage
+
+    coverage = Coverage()
+    coverage.attach(runner.modem)
+    return coverage
 
 
 async def _serve(o: RunOptions) -> None:
@@ -128,28 +226,35 @@ async def _serve(o: RunOptions) -> None:
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     started: list = []  # runners and control servers, stopped in reverse
-    keylog_file = open(o.keylog, "ab") if o.keylog is not None else None
+    runners: list = []
+    status = None
+    keylog_file = o.keylog_file
     try:
         for index in range(o.count):
             ufs = o.ufs_root if o.count == 1 else o.ufs_root / str(index)
             host = None
             if o.tcp is not None:
                 host = Rfc2217Host(o.tcp[0], o.tcp[1] + index if o.tcp[1] else 0)
-            modem_link = _nth(o.count, index, o.link)
+            modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
             runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
                                  modem_index=index, scenario=scenario, control=Controller)
-            control = ControlServer(_nth(o.count, index, o.control), runner)
+            control = ControlServer(o.controls[index], runner)
             try:
                 runner.start()
-                started.append(runner)
+            except OSError as exc:
+                raise _start_error(exc, "--tcp" if o.tcp is not None else "--link" if modem_link else None) from None
+            started.append(runner)
+            runners.append(runner)
+            try:
                 control.start()
-                started.append(control)
-            except (FileExistsError, OSError) as exc:
-                raise click.ClickException(str(exc)) from None
+            except OSError as exc:
+                raise _start_error(exc, o.control_option) from None
+            started.append(control)
+            o.coverages.append(_coverage_of(runner))
             if keylog_file is not None:
                 runner.modem.keylog = lambda line, f=keylog_file: (f.write(line + b"\n"), f.flush())
             click.echo(f"port: {runner.host.address}")
@@ -157,12 +262,112 @@ async def _serve(o: RunOptions) -> None:
                 click.echo(f"link: {modem_link}")
             click.echo(f"control: {control.path}")
         sys.stdout.flush()
+        if sys.stdout.isatty():
+            status = StatusLine(runners, sys.stdout)
+            status.start(loop)
         await stop.wait()
     finally:
+        if status is not None:
+            status.stop()
         for item in reversed(started):
             item.close() if hasattr(item, "close") else item.stop()
-        if keylog_file is not None:
-            keylog_file.close()
+
+
+def _start_error(exc: OSError, option: str | None) -> click.ClickException:
+    message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    if option is None:
+        return click.ClickException(message)
+    return click.BadParameter(message, param_hint=option)
+
+
+class StatusLine:
+    """One line on the terminal, rewritten in place (CR, erase to the end) a few times a second:
+    whether a host has the port open, the mode, open connections, bytes each way."""
+
+    def __init__(self, runners: list, out):
+        self.runners = runners
+        self.out = out
+        self._shown = ""
+        self._handle: asyncio.TimerHandle | None = None
+        self._log_handlers: list[logging.Handler] = []
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        # A log line to the same terminal first clears the status line, which comes back under it
+        # at the next update, instead of the two running into each other.
+        self._log_handlers = [handler for handler in logging.getLogger().handlers
+                              if isinstance(handler, logging.StreamHandler) and _isatty(handler.stream)]
+        for handler in self._log_handlers:
+            handler.addFilter(self._clear_for_log)
+        self._update()
+
+    def _clear_for_log(self, record: logging.LogRecord) -> bool:
+        if self._shown:
+            self._write("\r\x1b[K")
+            self._shown = ""
+        return True
+
+    def _update(self) -> None:
+        text = self.text()
+        if text != self._shown:
+            self._write("\r" + text + "\x1b[K")
+            self._shown = text
+        self._handle = self._loop.call_later(STATUS_INTERVAL, self._update)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except OSError:
+            pass  # the terminal went away; SIGHUP follows
+
+    def text(self) -> str:
+        runners = self.runners
+        attached = sum(_host_attached(runner) for runner in runners)
+        connections = sum(len(runner.network.connections) for runner in runners)
+        received = sum(runner.bytes_from_host for runner in runners)
+        sent = sum(runner.bytes_to_host for runner in runners)
+        if len(runners) == 1:
+            host = "host attached" if attached else "no host"
+            mode = f"{runners[0].modem.mode.value} mode"
+        else:
+            host = f"{attached} of {len(runners)} hosts attached"
+            modes = sorted({runner.modem.mode.value for runner in runners})
+            mode = "modes: " + ", ".join(modes)
+        plural = "" if connections == 1 else "s"
+        return (f"{host} | {mode} | {connections} connection{plural} | "
+                f"host→module {_size(received)} | module→host {_size(sent)}")
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        for handler in self._log_handlers:
+            handler.removeFilter(self._clear_for_log)
+        if self._shown:
+            self._write("\r\x1b[K")
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _host_attached(runner) -> bool:
+    host = runner.host
+    opens = getattr(host, "opens", None)  # a pty: descriptors hosts hold on it
+    if opens is not None:
+        return opens > 0
+    return getattr(host, "client", None) is not None  # RFC 2217: the connected client
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "kB", "MB"):
+        if count < 1000 or unit == "MB":
+            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
 
 
 @main.command()
@@ -192,21 +397,32 @@ def demo(profile_name: str, escape_guard_ms: int, quiet: bool) -> None:
               help="TCP port on 127.0.0.1; 0 picks a free one.")
 @click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the CA certificate of the server's chain here, to upload for secllevel 1.")
-def echo_server(port: int, ca_path: Path | None) -> None:
-    """A TLS echo server on 127.0.0.1 with the test PKI, until SIGINT or SIGTERM."""
+@click.option("--cert", "cert", default="rsa", show_default=True, type=click.Choice(SERVER_CERTIFICATES),
+              help="The certificate served, from the test PKI: rsa or ecdsa (good), or one that a "
+                   "verifying client must refuse (see certs/README.md).")
+def echo_server(port: int, ca_path: Path | None, cert: str) -> None:
+    """A TLS echo server on 127.0.0.1 with the test PKI, until SIGINT, SIGTERM or SIGHUP.
+
+    --ca writes the CA the firmware is meant to trust whatever --cert serves, so a refused
+    connection is refused for the certificate's own defect.
+    """
     import threading
 
     from emulator.echo_server import TlsEchoServer
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stop.set())
+    if ca_path is not None:
+        _check_writable_file(ca_path, "--ca")
     try:
-        server = TlsEchoServer(port=port)
+        server = TlsEchoServer(port=port, cert=cert)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
+        raise click.BadParameter(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                                 param_hint="--port") from None
     with server:
         click.echo(f"port: {server.port}")
+        click.echo(f"cert: {cert}")
         if ca_path is not None:
             ca_path.write_bytes(server.ca_pem)
             click.echo(f"ca: {ca_path}")
@@ -215,40 +431,54 @@ def echo_server(port: int, ca_path: Path | None) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--socket", "socket_path", type=click.Path(path_type=Path),
-              help="The control socket `ecemu run` announced.")
-@click.option("--link", type=click.Path(path_type=Path), help="The port link given to `ecemu run` (uses LINK.ctl).")
-@click.option("--list", "list_ops", is_flag=True, help="List the operations and their arguments.")
+@click.option("--socket", "socket_path", type=click.Path(path_type=Path), envvar=CONTROL_ENV,
+              help=f"The control socket `ecemu run` announced (environment: {CONTROL_ENV}).")
+@click.option("--link", type=click.Path(path_type=Path),
+              help="The port link of the modem (`ecemu run --link`; with --count, LINK-i): uses LINK.ctl.")
+@click.option("--list", "list_ops", is_flag=True, help="List the operations, their arguments and bounds.")
 @click.argument("operation", required=False)
 @click.argument("arguments", nargs=-1)
 def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: str | None,
         arguments: tuple[str, ...]) -> None:
-    """Control a running emulator: ecemu ctl --socket PATH OPERATION [NAME=VALUE ...]."""
+    """Control a running emulator: ecemu ctl --link LINK OPERATION [NAME=VALUE ...].
+
+    Arguments out of their bounds (see --list) are refused here, with exit status 2.
+    """
     import json
 
-    from emulator.control import OPERATIONS
+    from emulator.control import OPERATIONS, ControlError
     from emulator.shell.control_socket import request
 
     if list_ops or operation is None:
         for name, op in sorted(OPERATIONS.items()):
-            params = " ".join(p.name.replace("_", "-") + ("" if p.default is p.empty else f"={p.default}")
+            params = " ".join(p.name.replace("_", "-") + ("" if p.required else f"={p.default}")
                               for p in op.parameters)
             click.echo(f"{name} {params}".rstrip() + f"\n    {op.summary}")
+            for param in op.parameters:
+                click.echo(f"    {param.describe().replace('_', '-')}")
         return
-    if socket_path is None:
-        if link is None:
-            raise click.UsageError("give --socket PATH (announced by `ecemu run` as control:) or --link PATH")
+    if link is not None:
         socket_path = link.with_name(link.name + ".ctl")
+    if socket_path is None:
+        raise click.UsageError("give --link PATH or --socket PATH (announced by `ecemu run` as control:)")
     args = {}
     for item in arguments:
         name, sep, value = item.partition("=")
         if not sep:
             raise click.UsageError(f"arguments are NAME=VALUE, not {item!r}")
         args[name.replace("-", "_")] = value
+    op = OPERATIONS.get(operation)
+    if op is None:
+        raise click.BadParameter(f"unknown operation {operation!r}; known: {', '.join(sorted(OPERATIONS))}",
+                                 param_hint="OPERATION")
+    try:
+        op.convert(args)
+    except ControlError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         answer = request(socket_path, operation, args)
     except OSError as exc:
-        raise click.ClickException(f"cannot reach {socket_path}: {exc}") from None
+        raise click.ClickException(f"cannot reach {socket_path}: {exc.strerror or exc}") from None
     if not answer.get("ok"):
         raise click.ClickException(answer.get("error", "failed"))
     if answer.get("result") is not None:
@@ -256,13 +486,31 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
 
 
 @main.command()
-@click.argument("file", type=click.File("r"))
-def trace(file) -> None:
-    """Print a session trace written with `ecemu run --trace` as a timed transcript."""
-    from emulator.shell.trace import render
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="replace"))
+@click.option("--summary", is_flag=True,
+              help="Print the coverage table (each command, its count and results) instead of the transcript.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the session as a sequence diagram to this self-contained HTML file.")
+def trace(file, summary: bool, html_path: Path | None) -> None:
+    """Show a session trace written with `ecemu run --trace`: a timed transcript, the coverage table
+    (--summary) or a sequence diagram (--html)."""
+    from emulator.shell.trace import read_entries, render
 
-    for line in render(file):
-        click.echo(line)
+    if not summary and html_path is None:
+        for line in render(file):
+            click.echo(line)
+        return
+    entries = list(read_entries(file))
+    if summary:
+        from emulator.coverage import coverage_of_trace
+
+        for line in coverage_of_trace(entries).render():
+            click.echo(line)
+    if html_path is not None:
+        from emulator.trace_html import render_html
+
+        html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+        click.echo(f"html: {html_path}")
 
 
 @main.command()

@@ -9,8 +9,9 @@ docstring are the whole of its interface, so the three front ends never drift ap
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin
 
 from emulator.shell.control_socket import ControlError
 
@@ -21,14 +22,76 @@ __all__ = ["ControlError", "Controller", "OPERATIONS", "operation"]
 
 
 @dataclass(frozen=True)
+class Range:
+    """The documented bounds of a number argument, both included; nothing outside is carried out."""
+
+    low: float
+    high: float
+
+    def describe(self) -> str:
+        return f"{_number(self.low)} to {_number(self.high)}"
+
+
+@dataclass(frozen=True)
+class MaxLength:
+    """The documented longest text argument, in characters (Latin-1, as the port carries bytes)."""
+
+    characters: int
+
+    def describe(self) -> str:
+        return f"at most {self.characters} characters"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# Every argument of every operation has a bound, so no request can make the emulator hold
+# unbounded memory or time: a client id, a count, a duration, a text.
+Client = Annotated[int, Range(0, 11)]  # SSL note 2.2.2: <clientID> 0-11
+Seconds = Annotated[float, Range(0, 3600)]
+Milliseconds = Annotated[int, Range(0, 60000)]
+UrcText = Annotated[str, MaxLength(1024)]
+SocketFamilyName = Annotated[str, MaxLength(16)]  # one of SOCKET_FAMILIES
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    kind: type  # int, float, bool or str
+    bound: Range | MaxLength | None
+    default: Any  # inspect.Parameter.empty when required
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+    def describe(self) -> str:
+        """``name: int 0 to 11`` (with ``= default`` when it has one), as ``--list`` and the docstrings show it."""
+        text = f"{self.name}: {self.kind.__name__}"
+        if self.bound is not None:
+            text += f" {self.bound.describe()}"
+        if not self.required:
+            text += f" = {self.default!r}"
+        return text
+
+
+@dataclass(frozen=True)
 class Operation:
     name: str
     method: Callable[..., Any]
     summary: str
-    parameters: tuple[inspect.Parameter, ...]
+    doc: str
+    parameters: tuple[Parameter, ...]
+
+    @property
+    def python_name(self) -> str:
+        """The name of the method of ``Emulator.control``: the operation's name with ``_`` for ``-``."""
+        return self.name.replace("-", "_")
 
     def convert(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """Arguments from text (the command line) or JSON, converted to the annotated types."""
+        """Arguments from text (the command line) or JSON, converted to the annotated types and
+        checked against their bounds."""
         known = {p.name: p for p in self.parameters}
         unknown = set(raw) - set(known)
         if unknown:
@@ -36,21 +99,17 @@ class Operation:
         out = {}
         for name, param in known.items():
             if name not in raw:
-                if param.default is inspect.Parameter.empty:
+                if param.required:
                     raise ControlError(f"{self.name}: missing argument {name}")
                 continue
-            out[name] = _convert(self.name, name, raw[name], param.annotation)
+            out[name] = _convert(self.name, param, raw[name])
         return out
 
 
-def _convert(op: str, name: str, value: Any, annotation: Any) -> Any:
-    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+def _convert(op: str, param: Parameter, value: Any) -> Any:
+    kind, name = param.kind, param.name
     try:
-        if kind.startswith("int"):
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
-        if kind.startswith("bool"):
+        if kind is bool:
             if isinstance(value, bool):
                 return value
             text = str(value).lower()
@@ -59,22 +118,68 @@ def _convert(op: str, name: str, value: Any, annotation: Any) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
-        return str(value)
+        if kind is int:
+            if isinstance(value, float) or isinstance(value, bool):
+                raise ValueError(value)
+            converted: Any = int(str(value), 10)
+        elif kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            converted = float(value)
+        else:
+            converted = str(value)
     except (TypeError, ValueError):
-        raise ControlError(f"{op}: {name} must be {kind}, not {value!r}") from None
+        raise ControlError(f"{op}: {name} must be {kind.__name__}, not {_shown(value)}") from None
+    bound = param.bound
+    if isinstance(bound, Range) and not (math.isfinite(converted) and bound.low <= converted <= bound.high):
+        raise ControlError(f"{op}: {name} must be {bound.describe()}, not {_shown(value)}")
+    if isinstance(bound, MaxLength):
+        if len(converted) > bound.characters:
+            raise ControlError(f"{op}: {name} must be {bound.describe()}, not {len(converted)}")
+        try:
+            converted.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ControlError(f"{op}: {name} must be Latin-1 text") from None
+    return converted
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 OPERATIONS: dict[str, Operation] = {}
 OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
-INSPECTIONS = {"status", "listening"}
-SOCKET_FAMILIES = ("ssl", "tcpip")  # the families whose sockets faults name: AT+QSSLOPEN's, AT+QIOPEN's  # operations that change nothing and so are not faults in the trace
+INSPECTIONS = {"status", "listening"}  # operations that change nothing and so are not faults in the trace
+SOCKET_FAMILIES = ("ssl", "tcpip")  # the families whose sockets faults name: AT+QSSLOPEN's, AT+QIOPEN's
+KINDS = (int, float, bool, str)
+
+
+def _parameter(param: inspect.Parameter, where: str) -> Parameter:
+    annotation, bound = param.annotation, None
+    if get_origin(annotation) is Annotated:
+        annotation, *extras = get_args(annotation)
+        bound = next((extra for extra in extras if isinstance(extra, (Range, MaxLength))), None)
+    if annotation not in KINDS:
+        raise TypeError(f"{where}: {param.name} must be annotated with one of int, float, bool, str")
+    if bound is None and annotation is not bool:
+        raise TypeError(f"{where}: {param.name} needs a documented bound (Range or MaxLength)")
+    return Parameter(param.name, annotation, bound, param.default)
 
 
 def operation(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Register a ``Controller`` method as an operation named after it (``_`` becomes ``-``).
+
+    Every parameter is annotated ``Annotated[kind, Range(...)]`` or ``Annotated[str, MaxLength(...)]``
+    (bool needs no bound): the bound is checked before the method runs and is documented by
+    ``ecemu ctl --list`` and the methods of ``Emulator.control``.
+    """
     name = method.__name__.replace("_", "-")
-    params = tuple(inspect.signature(method).parameters.values())[1:]
-    summary = (method.__doc__ or "").strip().splitlines()[0]
-    OPERATIONS[name] = Operation(name, method, summary, params)
+    signature = inspect.signature(method, eval_str=True)
+    params = tuple(_parameter(p, name) for p in tuple(signature.parameters.values())[1:])
+    doc = inspect.cleandoc(method.__doc__ or "")
+    summary = " ".join(doc.split("\n\n")[0].split())
+    OPERATIONS[name] = Operation(name, method, summary, doc, params)
     return method
 
 
@@ -130,14 +235,12 @@ class Controller:
         self.modem.reboot()
 
     @operation
-    def freeze(self, seconds: float) -> None:
+    def freeze(self, seconds: Annotated[float, Range(0.001, 3600)]) -> None:
         """The module stops answering for SECONDS; what the host sends meanwhile waits, in order."""
-        if not 0 < seconds <= 3600:
-            raise ControlError("freeze: seconds must be in (0, 3600]")
         self.runner.freeze(seconds)
 
     @operation
-    def signal(self, rssi: int, ber: int = 99) -> None:
+    def signal(self, rssi: Annotated[int, Range(0, 99)], ber: Annotated[int, Range(0, 99)] = 99) -> None:
         """AT+CSQ reports RSSI and BER from now on (0-31 or 99, 0-7 or 99)."""
         if not (0 <= rssi <= 31 or rssi == 99) or not (0 <= ber <= 7 or ber == 99):
             raise ControlError("signal: rssi must be 0-31 or 99, ber 0-7 or 99")
@@ -151,36 +254,30 @@ class Controller:
     # --- the serial side ---------------------------------------------------------------------
 
     @operation
-    def serial_delay(self, ms: int) -> None:
+    def serial_delay(self, ms: Milliseconds) -> None:
         """Hold everything the module says for MS milliseconds before the host gets it (0 ends it)."""
-        if not 0 <= ms <= 60000:
-            raise ControlError("serial-delay: ms must be 0-60000")
         self.runner.shaper.delay = ms / 1000.0
 
     @operation
-    def serial_chunks(self, size: int, gap_ms: int = 20) -> None:
+    def serial_chunks(self, size: Annotated[int, Range(0, 65536)], gap_ms: Annotated[int, Range(0, 10000)] = 20) -> None:
         """Split what the module says into SIZE-byte pieces GAP_MS apart (size 0 ends it)."""
-        if size < 0 or not 0 <= gap_ms <= 10000:
-            raise ControlError("serial-chunks: size must be >= 0, gap-ms 0-10000")
         self.runner.shaper.chunk_size = size
         self.runner.shaper.chunk_gap = gap_ms / 1000.0
 
     @operation
-    def urc_in_response(self, text: str) -> None:
+    def urc_in_response(self, text: UrcText) -> None:
         """The next response with information text gets the URC TEXT between that text and its OK."""
         self.runner.shaper.urc_to_insert = text.encode("latin-1")
 
     @operation
-    def urc_burst(self, text: str, count: int = 10) -> None:
+    def urc_burst(self, text: UrcText, count: Annotated[int, Range(1, 10000)] = 10) -> None:
         """COUNT copies of the URC TEXT come just before the next final result (OK, SEND OK ...)."""
-        if not 1 <= count <= 10000:
-            raise ControlError("urc-burst: count must be 1-10000")
         self.runner.shaper.burst_before_final = (text.encode("latin-1"), count)
 
     # --- the network -------------------------------------------------------------------------
 
     @operation
-    def pdp_drop(self, context: int) -> None:
+    def pdp_drop(self, context: Annotated[int, Range(1, 15)]) -> None:
         """The network drops PDP CONTEXT: +QIURC: "pdpdeact" and each socket's closed URC."""
         pdp = self._state("pdp")
         if not pdp.is_active(context):
@@ -199,17 +296,17 @@ class Controller:
         return conn_id
 
     @operation
-    def server_reset(self, client: int, family: str = "ssl") -> None:
+    def server_reset(self, client: Client, family: SocketFamilyName = "ssl") -> None:
         """The server resets CLIENT's connection (TCP RST); FAMILY ssl (AT+QSSLOPEN) or tcpip (AT+QIOPEN)."""
         self.runner.network.fault_reset(self._conn_of(client, family))
 
     @operation
-    def server_close(self, client: int, family: str = "ssl") -> None:
+    def server_close(self, client: Client, family: SocketFamilyName = "ssl") -> None:
         """The server closes CLIENT's connection cleanly; FAMILY ssl or tcpip."""
         self.runner.network.fault_close(self._conn_of(client, family))
 
     @operation
-    def server_stall(self, client: int, seconds: float = 0.0, family: str = "ssl") -> None:
+    def server_stall(self, client: Client, seconds: Seconds = 0.0, family: SocketFamilyName = "ssl") -> None:
         """No bytes move either way on CLIENT's connection, for SECONDS (0: until the connection ends); FAMILY ssl or tcpip."""
         self.runner.network.fault_stall(self._conn_of(client, family), seconds)
 
@@ -219,32 +316,27 @@ class Controller:
         return {"tcpip": {str(k): v for k, v in self._state("tcpip").host_ports().items()}}
 
     @operation
-    def fail_opens(self, count: int, error: str, seconds: float = -1.0) -> None:
+    def fail_opens(self, count: Annotated[int, Range(0, 1000)], error: Annotated[str, MaxLength(16)],
+                   seconds: Annotated[float, Range(-1, 3600)] = -1.0) -> None:
         """The next COUNT AT+QSSLOPEN / AT+QIOPEN "TCP" fail with ERROR: dns (565), connect (566), timeout (569, after
         SECONDS or the module's 150 s), handshake (the server resets it: 566) or silent (no answer
         until negotiatetime: 569)."""
         if error not in OPEN_FAILURES:
             raise ControlError(f"fail-opens: error must be one of {', '.join(OPEN_FAILURES)}")
-        if count < 0:
-            raise ControlError("fail-opens: count must be >= 0")
         self.runner.network.fail_next_opens(count, error, None if seconds < 0 else seconds)
 
     @operation
-    def latency(self, ms: int) -> None:
+    def latency(self, ms: Milliseconds) -> None:
         """Every network byte, both ways, is delayed by MS milliseconds (0 ends it)."""
-        if not 0 <= ms <= 60000:
-            raise ControlError("latency: ms must be 0-60000")
         self.runner.network.latency = ms / 1000.0
 
     @operation
-    def bandwidth(self, bytes_per_second: int) -> None:
+    def bandwidth(self, bytes_per_second: Annotated[int, Range(0, 1_000_000_000)]) -> None:
         """Cap each connection's throughput, each way, to BYTES_PER_SECOND (0 lifts the cap)."""
-        if bytes_per_second < 0:
-            raise ControlError("bandwidth: bytes-per-second must be >= 0")
         self.runner.network.bandwidth = bytes_per_second
 
     @operation
-    def send_buffer_full(self, client: int, full: bool = True, family: str = "ssl") -> None:
+    def send_buffer_full(self, client: Client, full: bool = True, family: SocketFamilyName = "ssl") -> None:
         """CLIENT's send buffer is full (AT+QSSLSEND, AT+QISEND answer SEND FAIL) until set back; FAMILY ssl or tcpip."""
         try:
             self._sockets(family).set_send_buffer_full(client, full)

@@ -2,7 +2,13 @@
 
 It serves with the test PKI's server certificate (``emulator.pki``) unless told otherwise, speaks
 TLS 1.0 to 1.2 (what the module can speak), and sends back every byte it receives. ``ca_pem`` is
-the CA certificate its chain leads to (None when given a chain of one's own), ready for AT+QFUPL.
+the test PKI's root CA, ready for AT+QFUPL (None when given a chain of one's own).
+
+``cert`` picks the test PKI's certificate it serves (``SERVER_CERTIFICATES``): ``rsa`` (the
+default) and ``ecdsa`` verify against ``ca_pem``; the others are the broken ones a verifying client
+must refuse, while ``ca_pem`` stays the CA the client trusts: ``expired`` and ``notyet`` (outside
+their validity), ``wronghost`` (names only wrong.example), ``badsig`` (a corrupted signature),
+``otherca`` (issued by a CA the client does not trust) and ``selfsigned``.
 
 With ``answer`` it is the SSL note's example server instead: on each connection it sends
 ``answer`` once, when ``answer_after`` bytes have come, and sends nothing else.
@@ -18,16 +24,23 @@ import warnings
 from pathlib import Path
 
 
+# The test PKI's server certificates by short name: server-NAME-chain.pem with server-NAME.key.
+SERVER_CERTIFICATES = ("rsa", "ecdsa", "expired", "notyet", "wronghost", "badsig", "otherca", "selfsigned")
+
+
 class TlsEchoServer:
     def __init__(self, cert_chain: bytes | None = None, key: bytes | None = None, host: str = "127.0.0.1",
                  port: int = 0, client_ca: bytes | None = None, answer: bytes | None = None,
-                 answer_after: int = 0):
+                 answer_after: int = 0, cert: str = "rsa"):
         self.ca_pem: bytes | None = None
+        self.cert = cert
         if cert_chain is None or key is None:
+            if cert not in SERVER_CERTIFICATES:
+                raise ValueError(f"cert must be one of {', '.join(SERVER_CERTIFICATES)}, not {cert!r}")
             from emulator.pki import generate_test_pki
 
             pki = generate_test_pki()
-            cert_chain, key = pki["server-rsa-chain.pem"], pki["server-rsa.key"]
+            cert_chain, key = pki[f"server-{cert}-chain.pem"], pki[f"server-{cert}.key"]
             self.ca_pem = pki["ca.pem"]
         self.answer, self.answer_after = answer, answer_after
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

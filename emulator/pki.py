@@ -104,10 +104,10 @@ def _sign(builder: x509.CertificateBuilder, subject_key: PrivateKey, subject: x5
 
 
 def _key_usage(*, digital_signature: bool = False, key_encipherment: bool = False,
-               key_cert_sign: bool = False) -> x509.KeyUsage:
+               key_cert_sign: bool = False, key_agreement: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature, content_commitment=False,
-        key_encipherment=key_encipherment, data_encipherment=False, key_agreement=False,
+        key_encipherment=key_encipherment, data_encipherment=False, key_agreement=key_agreement,
         key_cert_sign=key_cert_sign, crl_sign=key_cert_sign, encipher_only=False, decipher_only=False)
 
 
@@ -125,7 +125,8 @@ def _issue_leaf(unit: str, issuer: _Issued | None, *, names: tuple[str, ...] = S
                 validity: tuple[datetime, datetime] = LEAF_VALIDITY,
                 key: PrivateKey | None = None) -> _Issued:
     key = key if key is not None else _new_rsa_key()
-    # RSA key exchange suites (what old modules often pick) encrypt to the key; ECDSA keys only sign.
+    # RSA key exchange suites (what old modules often pick) encrypt to the key; ECDSA keys sign,
+    # and agree on keys with the static-ECDH suites.
     is_rsa = isinstance(key, rsa.RSAPrivateKey)
     builder = (x509.CertificateBuilder()
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -134,7 +135,8 @@ def _issue_leaf(unit: str, issuer: _Issued | None, *, names: tuple[str, ...] = S
         # Left out when self-signed: without keyCertSign OpenSSL would not treat the certificate
         # as its own issuer, and trusting it directly (as real self-signed servers are) would fail.
         builder = builder.add_extension(
-            _key_usage(digital_signature=True, key_encipherment=is_rsa), critical=True)
+            _key_usage(digital_signature=True, key_encipherment=is_rsa, key_agreement=not is_rsa),
+            critical=True)
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]),
                                         critical=False)

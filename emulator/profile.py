@@ -32,6 +32,10 @@ class Identity:
     product: str
     revision: str
     imei: str
+    imei_svn: str  # the software version number of AT+CGSN=2/3
+    build: str  # AT+QGMR shows ``<revision>_<build>``
+    iccid: str  # the emulated SIM's
+    imsi: str
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,38 @@ class Network:
     ip_pool: str  # AT+QIACT: context N of an IPv4 (or IPv4v6) type gets this network's Nth host
     ip6_pool: str  # the same for IPv6 contexts
     dns: tuple[str, str]  # the primary and secondary DNS servers AT+QIDNSCFG shows by default
+    # The serving network and cell (AT+QNWINFO, AT+QSPN, AT+QENG, AT+QCSQ, AT+CESQ).
+    mcc_mnc: str
+    operator_short: str
+    spn: str
+    duplex: str  # "FDD" or "TDD"
+    band: int
+    earfcn: int
+    pci: int
+    bandwidth: int
+    rsrp: int
+    rsrq: int
+    sinr: int
+    srxlev: int
+    gsm_band_mask: int  # AT+QCFG="band" defaults
+    lte_bands: tuple[int, ...]
     round_trip_ms: int = 0  # the radio network's round trip, added to every connection (chosen)
 
     def __post_init__(self) -> None:
-        # TOML gives a list; a frozen profile keeps a tuple.
+        # TOML gives lists; a frozen profile keeps tuples.
         object.__setattr__(self, "dns", tuple(self.dns))
+        object.__setattr__(self, "lte_bands", tuple(self.lte_bands))
+
+
+@dataclass(frozen=True)
+class Device:
+    battery: tuple[int, int, int]  # AT+CBC: <bcs>,<bcl>,<voltage in mV>
+    temperatures: tuple[int, int, int]  # AT+QTEMP
+    sms_capacity: int  # AT+CPMS: messages each storage holds
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "battery", tuple(self.battery))
+        object.__setattr__(self, "temperatures", tuple(self.temperatures))
 
 
 @dataclass(frozen=True)
@@ -89,6 +120,7 @@ class Profile:
     limits: Limits
     defaults: Defaults
     network: Network
+    device: Device
     boot_urcs: tuple[BootUrc, ...]
 
     @classmethod
@@ -101,6 +133,7 @@ class Profile:
             limits=Limits(**data["limits"]),
             defaults=Defaults(**data["defaults"]),
             network=Network(**network),
+            device=Device(**data["device"]),
             boot_urcs=tuple(BootUrc(**u) for u in data.get("boot", {}).get("urc", [])),
         )
 

@@ -5,7 +5,9 @@ echo server, so host-side tests need no code of their own to get a modem and a s
         port = serial.Serial(ecemu_modem.port, 115200, timeout=5)
         ...  # upload ecemu_tls_server.ca_pem, AT+QSSLOPEN to 127.0.0.1:ecemu_tls_server.port
 
-Choose the module with ``@pytest.mark.ecemu_profile("EC800N-CN")`` or ``--ecemu-profile``.
+Choose the module with ``@pytest.mark.ecemu_profile("EC800N-CN")`` or ``--ecemu-profile``, and
+the certificate the server presents with ``@pytest.mark.ecemu_cert("expired")`` or, for several,
+``@pytest.mark.parametrize("ecemu_tls_server", ["expired", "selfsigned"], indirect=True)``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ecemu_profile(name): the module profile ecemu_modem emulates")
+    config.addinivalue_line("markers", "ecemu_cert(name): the certificate ecemu_tls_server presents "
+                                       "(rsa, ecdsa, expired, notyet, wronghost, badsig, otherca, selfsigned)")
 
 
 @pytest.fixture
@@ -41,10 +45,54 @@ def ecemu_modem(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture
-def ecemu_tls_server():
+def ecemu_tls_server(request: pytest.FixtureRequest):
     """A TLS echo server on 127.0.0.1 with the test PKI: ``.port``, ``.ca_pem`` (the CA to upload
-    as cacert.pem), stopped after the test."""
-    from emulator.echo_server import TlsEchoServer
+    as cacert.pem), ``.cert`` (the certificate it presents), stopped after the test.
 
-    with TlsEchoServer() as server:
+    It presents the good ``rsa`` certificate unless ``@pytest.mark.ecemu_cert(NAME)`` or an
+    indirect parametrisation names another; ``.ca_pem`` stays the CA to trust, so a broken
+    certificate is refused for its own defect.
+    """
+    from emulator.echo_server import SERVER_CERTIFICATES, TlsEchoServer
+
+    marker = request.node.get_closest_marker("ecemu_cert")
+    cert = getattr(request, "param", None) or (marker.args[0] if marker else "rsa")
+    if cert not in SERVER_CERTIFICATES:
+        pytest.fail(f"ecemu_tls_server: no certificate {cert!r}; known: {', '.join(SERVER_CERTIFICATES)}",
+                    pytrace=False)
+    with TlsEchoServer(cert=cert) as server:
         yield server
+
+
+# --- the coverage summary: what the tests' host code used of the modems the fixtures made ----
+
+_COVERAGES = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+    """Every emulator a fixture of this plugin yields is observed from then on."""
+    outcome = yield
+    if fixturedef.func.__module__ != __name__ or outcome.excinfo is not None:
+        return
+    from emulator.api import Emulator
+    from emulator.coverage import Coverage
+
+    value = outcome.get_result()
+    for emulator in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(emulator, Emulator):
+            coverage = Coverage()
+            emulator.call(lambda runner: coverage.attach(runner.modem))
+            request.config.stash.setdefault(_COVERAGES, []).append(coverage)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The coverage table (see ``emulator.coverage``), when the fixtures' modems saw a command."""
+    from emulator.coverage import Coverage
+
+    total = Coverage.merged(config.stash.get(_COVERAGES, []))
+    if not total.seen:
+        return
+    terminalreporter.write_sep("=", "ecemu coverage")
+    for line in total.render(title="commands the tests sent"):
+        terminalreporter.write_line(line)

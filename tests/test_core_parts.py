@@ -9,6 +9,7 @@ import pytest
 
 from emulator.core.data_entry import DataEntry
 from emulator.core.line_editor import REJECTED, LineEditor
+from emulator.core.modem import HostMode
 from emulator.core.registry import CommandFailed, CommandSet, Family, ParamError, Reply, command
 from emulator.core.results import (
     CME,
@@ -39,7 +40,7 @@ class Editor:
     def edit(self, data: bytes, echo: bool = True) -> tuple[bytes, object]:
         """What is left of ``data`` and what the editor made of it."""
         buffer = bytearray(data)
-        consumed, edited = self.editor.edit(buffer, settings(echo), "command")
+        consumed, edited = self.editor.edit(buffer, settings(echo), HostMode.COMMAND)
         return bytes(buffer[consumed:]), edited
 
 
@@ -96,14 +97,14 @@ def test_an_lf_after_a_cr_in_a_later_write_ends_the_line_of_a_cr_lf_host_only():
     crlf_host.edit(b"AT\r\n")  # learnt: this host ends its lines with CR LF
     crlf_host.edit(b"AT+QSSLSEND=0\r")
     data = bytearray(b"\nhello")
-    crlf_host.editor.take_line_end_lf(data, "data", in_command_mode=False, echo=True)
+    crlf_host.editor.take_line_end_lf(data, HostMode.DATA, in_command_mode=False, echo=True)
     assert data == b"hello" and crlf_host.echo.endswith(b"\r\n")
     cr_host = Editor()
     cr_host.edit(b"AT+QSSLSEND=0\r")
     data = bytearray(b"\nhello")
-    cr_host.editor.take_line_end_lf(data, "data", in_command_mode=False, echo=True)
+    cr_host.editor.take_line_end_lf(data, HostMode.DATA, in_command_mode=False, echo=True)
     assert data == b"\nhello"  # a CR-only host's LF after the prompt is data
-    cr_host.editor.take_line_end_lf(data, "command", in_command_mode=True, echo=False)
+    cr_host.editor.take_line_end_lf(data, HostMode.COMMAND, in_command_mode=True, echo=False)
     assert data == b"hello"  # in command mode it is always the line's end
 
 

@@ -101,7 +101,9 @@ def test_scripts_run_plays_the_demo_then_runs_the_emulator_with_the_arguments(tm
     assert log.read_text().splitlines() == ["demo", "run --profile EC800N-CN"]
     out = result.stdout
     assert out.index("All 6 examples pass.") < out.index("port: /dev/pts/99")
-    assert ("Attach a terminal: .venv/bin/python -m serial.tools.miniterm /dev/pts/99 115200" in out)
+    # How to reach the README's commands, said before the emulator takes the terminal.
+    assert f"source {tmp_path}/.venv/bin/activate" in result.stderr
+    assert ".venv/bin/python -m serial.tools.miniterm PORT 115200" in result.stderr
 
 
 def test_ci_runs_exactly_the_test_script():

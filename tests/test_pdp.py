@@ -116,7 +116,7 @@ def test_qiact_lists_active_contexts_in_order_with_their_pool_addresses(h):
     assert h.command("AT+QICSGP=7,3,\"x\"") == OK
     for cid in (7, 3, LIMIT):
         assert h.command(f"AT+QIACT={cid}") == OK
-    assert h.command("AT+QIACT?") == info('+QIACT: 3,1,1,"10.7.157.3"', '+QIACT: 7,1,3,"10.7.157.7"',
+    assert h.command("AT+QIACT?") == info('+QIACT: 3,1,1,"10.7.157.3"', '+QIACT: 7,1,3,"10.7.157.7","2001:db8:7:9d00::7"',
                                           f'+QIACT: {LIMIT},1,1,"10.7.157.{LIMIT}"')
     assert pdp(h).address(7) == "10.7.157.7" and pdp(h).address(1) is None
 

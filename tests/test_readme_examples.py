@@ -1,6 +1,6 @@
-"""The README's examples for a firmware developer at a terminal, for reproducing a field bug, and for
-Docker, run as written: the blocks come from README.md (``<!-- example: NAME -->``), the ``ecemu``
-commands run as real processes, and pyserial stands in for the person at the terminal. (The "In CI"
+"""The README's examples for a firmware developer at a terminal and for reproducing a field bug, run
+as written (Docker's: test_docker.py): the blocks come from README.md (``<!-- example: NAME -->``),
+the ``ecemu`` commands run as real processes, and pyserial stands in for the person at the terminal. (The "In CI"
 example runs in test_pytest_plugin.py.) Servers listen on 127.0.0.1 only; the README's fixed port
 4433 becomes a free one, and /tmp/modem a link in the test's folder.
 """
@@ -12,20 +12,17 @@ import os
 import re
 import select
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 import serial
 
-from emulator.profile import profiles_dir
 from tests.processes import wait_for_boot
-from tests.readme_blocks import ROOT, example
+from tests.readme_blocks import example
 
 START_TIMEOUT = 15.0
 SCREEN_TIMEOUT = 10.0
@@ -181,98 +178,6 @@ def test_reproducing_a_field_bug(tmp_path):
     assert {"name": "server-close", "args": {"client": 0}}.items() <= next(
         e for e in entries if e["kind"] == "fault").items()
     assert re.search(r"^CLIENT_RANDOM [0-9a-f]{64} [0-9a-f]{96}$", (tmp_path / "keys.txt").read_text(), re.M)
-
-
-# --- Docker -------------------------------------------------------------------------------------
-
-
-def dockerfile() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            instruction, _, rest = line.partition(" ")
-            out.append((instruction.upper(), rest.strip()))
-    return out
-
-
-def one(instructions: list[tuple[str, str]], name: str) -> str:
-    values = [rest for instruction, rest in instructions if instruction == name]
-    assert len(values) == 1, f"{name}: {values}"
-    return values[0]
-
-
-def pip_install_target(command: str, extra: str = "") -> tuple[str, str]:
-    """(the Python that runs pip, the project it installs editable) of a `python -m pip install -e` line."""
-    match = re.search(r"(\S+) -m pip install (?:-\S+ )*-e (\S+)", command)
-    assert match, command
-    target = match.group(2).strip('"').replace("${extra:+[$extra]}", f"[{extra}]" if extra else "")
-    return match.group(1), target
-
-
-def test_the_docker_image_installs_as_the_scripts_do_and_serves_the_port_over_rfc2217(tmp_path):
-    instructions = dockerfile()
-    assert one(instructions, "FROM") == "python:3.11-slim"
-    workdir = one(instructions, "WORKDIR")
-
-    # The install: a venv in the project's folder and pip installing the project editable, as
-    # scripts/_venv.sh does (scripts/run installs with no extra).
-    run = one(instructions, "RUN")
-    venv_script = (ROOT / "scripts" / "_venv.sh").read_text()
-    assert "python -m venv .venv" in run and '"$python" -m venv .venv' in venv_script
-    script_pip = next(line for line in venv_script.splitlines() if "pip install" in line and " -e " in line)
-    assert pip_install_target(run) == pip_install_target(script_pip) == (".venv/bin/python", ".")
-    assert f"{workdir}/.venv/bin" in one(instructions, "ENV")
-
-    # The files: what pip needs to install the project, and what the package reads at run time.
-    copies = {}
-    for instruction, rest in instructions:
-        if instruction == "COPY":
-            *sources, destination = rest.split()
-            for source in sources:
-                copies[source] = destination
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = {"pyproject.toml", project["project"]["readme"], profiles_dir().relative_to(ROOT).as_posix()}
-    needed |= {package.split(".")[0] for package in project["tool"]["setuptools"]["packages"]}
-    assert needed <= copies.keys()
-
-    # What it runs, and the README's commands agree with it.
-    command = json.loads(one(instructions, "ENTRYPOINT")) + json.loads(one(instructions, "CMD"))
-    port = one(instructions, "EXPOSE")
-    assert command == ["ecemu", "run", "--tcp", f"0.0.0.0:{port}"]
-    build, docker_run, attach = shell_commands(example("docker"))
-    assert build[:2] == ["docker", "build"] and build[-1] == "."
-    tag = build[build.index("-t") + 1]
-    assert docker_run == ["docker", "run", "-p", f"{port}:{port}", tag]
-    assert attach[:4] == ["python", "-m", "serial.tools.miniterm", f"rfc2217://localhost:{port}"]
-
-    # Run that command on the copied files alone, as the image would (RFC 2217 on a free port).
-    app = tmp_path / "app"
-    app.mkdir()
-    for source, destination in copies.items():
-        target = app / destination
-        if (ROOT / source).is_dir():
-            shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(ROOT / source, target / source if destination.endswith("/") else target)
-    env = {k: v for k, v in os.environ.items() if k != "ECEMU_PROFILES"} | {"PYTHONPATH": str(app)}
-    where = subprocess.run([sys.executable, "-c", "import emulator; print(emulator.__file__)"], cwd=app, env=env,
-                           capture_output=True, text=True, timeout=30, check=True).stdout.strip()
-    assert Path(where).is_relative_to(app)
-    words = ["127.0.0.1:0" if word == f"0.0.0.0:{port}" else word for word in command]
-    emulator = Background(words, {"port", "control"}, cwd=app, env=env)
-    try:
-        assert emulator.announced["port"].startswith("rfc2217://127.0.0.1:")
-        client = serial.serial_for_url(emulator.announced["port"], timeout=5)
-        try:
-            client.write(b"AT\r")
-            assert client.read_until(b"AT\r\r\nOK\r\n").endswith(b"AT\r\r\nOK\r\n")
-        finally:
-            client.close()
-    finally:
-        assert emulator.stop() == 0
 
 
 def test_the_echo_server_writes_the_ca_that_verifies_it(tmp_path):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from emulator.commands import COMMAND_SET
 from emulator.core import events as ev
 from emulator.core.lifecycle import IllegalTransition, Transitions
 from emulator.core.modem import HOST_MODES, HostMode
-from emulator.commands import COMMAND_SET
 from emulator.core.registry import CommandSpec, Pending, Reply
+from emulator.core.results import QiError
 from emulator.core.sockets import (
     SHOWN_STATE,
     SOCKET_LIFECYCLE,
@@ -21,7 +22,6 @@ from emulator.core.sockets import (
     SocketFamily,
     SocketState,
 )
-from emulator.core.results import QiError
 from tests.harness import CoreHarness
 
 OK = b"\r\nOK\r\n"

@@ -201,3 +201,283 @@ def hold_until_client_closes(server: TlsServer, tls: ssl.SSLSocket, seen: Seen) 
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# --- servers in memory, for the core tests: other engines behind pyOpenSSL's Connection calls ------
+#
+# tests/core_network.py's SimulatedNetwork drives an OpenSSL server end (bio_write, bio_read,
+# do_handshake, recv, sendall, shutdown). These ends offer the same calls over tlslite-ng (SSL 3.0,
+# RC4, 3DES) and python-mbedtls (the static-ECDH suites), and say what was negotiated.
+
+from OpenSSL import SSL  # noqa: E402
+
+from emulator.core.tls import CIPHER_SUITES  # noqa: E402
+
+OPENSSL_VERSIONS = {"SSLv3": (3, 0), "TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3)}
+
+
+class _Pipe:
+    def __init__(self) -> None:
+        self.incoming = bytearray()
+        self.outgoing = bytearray()
+
+    def recv(self, size: int) -> bytes:
+        import errno
+
+        if not self.incoming:
+            raise OSError(errno.EWOULDBLOCK, "nothing has arrived")
+        data = bytes(self.incoming[:size])
+        del self.incoming[:size]
+        return data
+
+    def send(self, data: bytes) -> int:
+        self.outgoing += data
+        return len(data)
+
+    sendall = send
+
+    def close(self) -> None:
+        pass
+
+
+class TlsliteServerEnd:
+    """A tlslite-ng server end with every version and suite the module's table has for it."""
+
+    def __init__(self, cert: str = "server-rsa", sessions=None, ask_client_cert: bool = False):
+        """``sessions``: a tlslite-ng ``SessionCache`` shared by the ends that may resume."""
+        from tlslite import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
+
+        pki = generate_test_pki()
+        chain = X509CertChain()
+        chain.parsePemList(pki[f"{cert}-chain.pem"].decode())
+        key = parsePEMKey(pki[f"{cert}.key"].decode(), private=True)
+        settings = HandshakeSettings()
+        settings.minVersion, settings.maxVersion = (3, 0), (3, 3)
+        settings.cipherNames = ["aes256gcm", "aes128gcm", "aes256", "aes128", "3des", "rc4"]
+        settings.macNames = ["sha", "sha256", "sha384", "aead", "md5"]
+        settings.keyExchangeNames = ["rsa", "ecdhe_rsa", "ecdhe_ecdsa"]
+        self._pipe = _Pipe()
+        self._conn = TLSConnection(self._pipe)
+        self._handshaking = self._conn.handshakeServerAsync(certChain=chain, privateKey=key, settings=settings,
+                                                            sessionCache=sessions, reqCert=ask_client_cert)
+        self._reading = None
+
+    def negotiated(self) -> tuple[tuple[int, int], int]:
+        return self._conn.version, self._conn.session.cipherSuite
+
+    @property
+    def resumed(self) -> bool:
+        return self._conn.resumed
+
+    @property
+    def client_cert_der(self) -> bytes | None:
+        chain = self._conn.session.clientCertChain
+        return bytes(chain.x509List[0].bytes) if chain and chain.x509List else None
+
+    def bio_write(self, data: bytes) -> None:
+        self._pipe.incoming += data
+
+    def bio_read(self, size: int) -> bytes:
+        if not self._pipe.outgoing:
+            raise SSL.WantReadError()
+        data, self._pipe.outgoing = bytes(self._pipe.outgoing), bytearray()
+        return data
+
+    def do_handshake(self) -> None:
+        from tlslite.errors import TLSError
+
+        try:
+            for want in self._handshaking:
+                if want == 0:
+                    raise SSL.WantReadError()
+        except TLSError as exc:
+            raise SSL.Error(str(exc)) from None
+
+    def recv(self, size: int) -> bytes:
+        from tlslite.errors import TLSRemoteAlert
+
+        try:
+            while True:
+                if self._reading is None:
+                    self._reading = self._conn.readAsync()
+                result = next(self._reading, b"")
+                if result == 0:
+                    raise SSL.WantReadError()
+                if result == 1:
+                    continue
+                self._reading = None
+                if not result:
+                    raise SSL.ZeroReturnError()
+                return bytes(result)
+        except TLSRemoteAlert:
+            raise SSL.ZeroReturnError() from None
+
+    def sendall(self, data: bytes) -> None:
+        for _ in self._conn.writeAsync(data):
+            pass
+
+    def shutdown(self) -> None:
+        for want in self._conn.closeAsync():
+            if want == 0:
+                return
+
+
+class MbedTlsServerEnd:
+    """A python-mbedtls server end offering the static-ECDH suites of table 3, TLS 1.0 to 1.2."""
+
+    def __init__(self, cert: str = "server-ecdsa", ask_client_cert: bool = False):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from mbedtls import pk, tls
+        from mbedtls.x509 import CRT
+
+        self._tls_module = tls
+        pki = generate_test_pki()
+        chain = [CRT.from_DER(c.public_bytes(serialization.Encoding.DER))
+                 for c in x509.load_pem_x509_certificates(pki[f"{cert}-chain.pem"])]
+        key = pk.ECC.from_PEM(pki[f"{cert}.key"].decode())
+        names = [name.removeprefix("MBEDTLS_").replace("_", "-") for name, _ in CIPHER_SUITES.values()]
+        # Mbed TLS asks for a client certificate when it validates them; the test CA makes them valid.
+        trust = tls.TrustStore([CRT.from_DER(c.public_bytes(serialization.Encoding.DER))
+                                for c in x509.load_pem_x509_certificates(pki["ca.pem"])])
+        configuration = tls.TLSConfiguration(
+            certificate_chain=(chain, key), validate_certificates=ask_client_cert, trust_store=trust,
+            ciphers=[n for n in names if n in tls.ciphers_available()],
+            lowest_supported_version=tls.TLSVersion.TLSv1, highest_supported_version=tls.TLSVersion.TLSv1_2)
+        self._tls = tls.ServerContext(configuration).wrap_buffers()
+
+    @property
+    def client_cert_der(self) -> bytes | None:
+        return self._tls.getpeercert(binary_form=True) or None
+
+    def negotiated(self) -> tuple[tuple[int, int], int]:
+        versions = {"TLSv1": (3, 1), "TLSv1_1": (3, 2), "TLSv1_2": (3, 3)}
+        name = self._tls.cipher()
+        code = next(code for code, (label, _) in CIPHER_SUITES.items()
+                    if label.removeprefix("MBEDTLS_").replace("_", "-") == name)
+        return versions[self._tls.negotiated_tls_version().name], code
+
+    def bio_write(self, data: bytes) -> None:
+        self._tls.receive_from_network(data)
+
+    def bio_read(self, size: int) -> bytes:
+        data = self._tls.peek_outgoing(1 << 20)
+        if not data:
+            raise SSL.WantReadError()
+        self._tls.consume_outgoing(len(data))
+        return data
+
+    def do_handshake(self) -> None:
+        from mbedtls.exceptions import TLSError
+
+        tls = self._tls_module
+        try:
+            while self._tls._handshake_state is not tls.HandshakeStep.HANDSHAKE_OVER:
+                try:
+                    self._tls.do_handshake()
+                except tls.WantWriteError:
+                    pass
+        except tls.WantReadError:
+            raise SSL.WantReadError() from None
+        except TLSError as exc:
+            raise SSL.Error(exc.msg) from None
+
+    def recv(self, size: int) -> bytes:
+        from mbedtls.exceptions import TLSError
+
+        try:
+            data = self._tls.read(size)
+        except (self._tls_module.WantReadError, self._tls_module.WantWriteError):
+            raise SSL.WantReadError() from None
+        except TLSError:
+            raise SSL.ZeroReturnError() from None  # close_notify (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+        if not data:
+            raise SSL.WantReadError()
+        return data
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._tls.write(bytes(view[:16384])):]
+
+    def shutdown(self) -> None:
+        self._tls.shutdown()
+
+
+def openssl_negotiated(connection: SSL.Connection) -> tuple[tuple[int, int], int]:
+    name = connection.get_cipher_name()
+    code = next(code for code, (_, openssl_name) in CIPHER_SUITES.items() if openssl_name == name)
+    return OPENSSL_VERSIONS[connection.get_protocol_version_name()], code
+
+
+class EngineEchoServer:
+    """An echo server on 127.0.0.1 speaking through one of the ends above (``TlsliteServerEnd``,
+    ``MbedTlsServerEnd``), one connection at a time; ``negotiated`` lists (version, suite) per
+    handshake, as the server saw it."""
+
+    def __init__(self, make_end: Callable[[], object]):
+        self.make_end = make_end
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(IO_TIMEOUT)
+        self.port = self.listener.getsockname()[1]
+        self.negotiated: list[tuple[tuple[int, int], int]] = []
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve_all, daemon=True)
+
+    def __enter__(self) -> "EngineEchoServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.listener.close()
+        self._thread.join(WAIT)
+
+    def _serve_all(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                raw, _ = self.listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            with raw:
+                raw.settimeout(IO_TIMEOUT)
+                self._serve(raw, self.make_end())
+
+    def _serve(self, raw: socket.socket, end) -> None:
+        handshaken = False
+        while not self.stopping.is_set():
+            try:
+                data = raw.recv(65536)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            end.bio_write(data)
+            try:
+                if not handshaken:
+                    try:
+                        end.do_handshake()
+                        handshaken = True
+                        self.negotiated.append(end.negotiated())
+                    except SSL.WantReadError:
+                        pass
+                while handshaken:
+                    try:
+                        end.sendall(end.recv(65536))
+                    except SSL.WantReadError:
+                        break
+            except SSL.ZeroReturnError:
+                return
+            except SSL.Error as exc:
+                self.failures.append(str(exc))
+            try:
+                raw.sendall(end.bio_read(1 << 20))
+            except SSL.WantReadError:
+                pass
+            except OSError:
+                return

@@ -256,10 +256,27 @@ def revision(modem: "Modem", call: CommandCall) -> Reply:
     return _identity_line(call, modem.profile.identity.revision)
 
 
-@command("+GSN", "+CGSN", family=FAMILY)
+@command("+GSN", family=FAMILY)
 def serial_number(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+GSN / AT+CGSN: the IMEI, bare, on one line (27.007 5.4)."""
+    """AT+GSN: the IMEI, bare, on one line (V.250 6.1.6)."""
     return _identity_line(call, modem.profile.identity.imei)
+
+
+@command("+CGSN", family=FAMILY)
+def product_serial_number(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+CGSN[=<snt>] (27.007 5.4): without <snt>, or 0, the IMEI bare on one line; 1
+    ``+CGSN: "<IMEI>"``, 2 ``+CGSN: "<IMEISV>"`` (the IMEI's first 14 digits and the SVN), 3
+    ``+CGSN: "<SVN>"``. chosen: the values quoted, as 27.007 types them strings."""
+    ident = modem.profile.identity
+    if call.form is Form.TEST:
+        return ok("+CGSN: (0-3)")
+    if call.form is Form.EXEC:
+        return ok(ident.imei)
+    require_form(call, Form.WRITE)
+    _at_most(call, 1)
+    snt = int_arg(call, 0, 0, 3)
+    values = {1: ident.imei, 2: ident.imei[:14] + ident.imei_svn, 3: ident.imei_svn}
+    return ok(ident.imei) if snt == 0 else ok(f'+CGSN: "{values[snt]}"')
 
 
 @command("+CMEE", family=FAMILY)
@@ -276,11 +293,21 @@ def error_reporting(modem: "Modem", call: CommandCall) -> Reply:
     return ok()
 
 
+CME_OPERATION_NOT_ALLOWED = 3
+
+
 @command("+CPIN", family=FAMILY)
 def pin_status(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+CPIN?: the emulated SIM needs no PIN (REFERENCE.md: ``+CPIN: READY``)."""
+    """AT+CPIN?: the emulated SIM needs no PIN (REFERENCE.md: ``+CPIN: READY``). AT+CPIN=<pin>[,<new
+    pin>] when no PIN is wanted answers ``+CME ERROR: 3`` (27.007 8.3; REFERENCE.md "Start-up
+    commands", seen)."""
     if call.form is Form.TEST:
         return ok()
+    if call.form is Form.WRITE:
+        if not 1 <= len(call.args) <= 2:
+            raise ParamError()
+        str_arg(call, 0)
+        raise CommandFailed(cme=CME_OPERATION_NOT_ALLOWED)
     require_form(call, Form.READ)
     return ok("+CPIN: READY")
 
@@ -396,6 +423,10 @@ def functionality(modem: "Modem", call: CommandCall) -> Reply:
             state.radio_off()
     if radio_on(modem) != was_on:
         report_registration(modem)
+        if not was_on:
+            # Registering again: the network sends its time (the radio family's +CTZV / +CTZE).
+            for state in modem.families.values():
+                state.radio_on()
     return ok()
 
 

@@ -1,5 +1,6 @@
-"""PDP contexts and the TCP/IP commands around them: AT+QICSGP, AT+QIACT, AT+QIDEACT,
-AT+QIDNSCFG and AT+QIGETERROR.
+"""PDP contexts and the commands around them: Quectel's AT+QICSGP, AT+QIACT, AT+QIDEACT,
+AT+QIDNSCFG and AT+QIGETERROR, and 3GPP's AT+CGDCONT, AT+CGACT and AT+CGPADDR over the same
+contexts, so that either family sees what the other set.
 
 Sources: REFERENCE.md "PDP context" (facts from the TCP/IP note, marked doc or seen there) and the
 SSL note (1.3 the steps, 3.1 the examples, 4 the checks, 5 the result codes). Where both are
@@ -10,8 +11,9 @@ power cycle, so a reboot forgets every context. The SSL family reads it (``is_ac
 ``address``, ``dns_servers``) and appends to ``listeners`` to close its sockets when a context
 goes down.
 
-Every command of this family answers plain ``ERROR`` on failure and leaves the code for
-AT+QIGETERROR (REFERENCE.md "Boot and basics", doc): a bad parameter leaves 552.
+Every Quectel command of this family answers plain ``ERROR`` on failure and leaves the code for
+AT+QIGETERROR (REFERENCE.md "Boot and basics", doc): a bad parameter leaves 552. The 3GPP commands
+(family ``packet_domain``) answer ``+CME ERROR`` as 27.007 commands do.
 """
 
 from __future__ import annotations
@@ -50,8 +52,14 @@ FAMILY = "pdp"
 # may ask twice, or log it and ask again), and REFERENCE.md (seen) says it reports the last
 # command that itself answered ERROR -- which AT+QIGETERROR is not.
 REPORT_FAMILY = "qigeterror"
+PACKET_DOMAIN_FAMILY = "packet_domain"  # the 27.007 commands: +CME ERROR, no AT+QIGETERROR code
 
 IPV4, IPV6, IPV4V6 = 1, 2, 3
+PDP_TYPES = {"IP": IPV4, "IPV6": IPV6, "IPV4V6": IPV4V6}  # AT+CGDCONT's names of the context types
+PDP_TYPE_NAMES = {number: name for name, number in PDP_TYPES.items()}
+# What AT+CGDCONT? shows as <PDP_addr> (the host asks for no static address; chosen: the EC2x style).
+UNSET_ADDRESSES = {IPV4: "0.0.0.0", IPV6: "0:0:0:0:0:0:0:0", IPV4V6: "0.0.0.0,0:0:0:0:0:0:0:0"}
+CME_NO_NETWORK_SERVICE = 30
 AUTH_MAX = 3  # 0 none, 1 PAP, 2 CHAP, 3 PAP or CHAP (REFERENCE.md, doc)
 REGISTERED = (1, 5)  # home, roaming (27.007 7.2)
 
@@ -69,6 +77,9 @@ class ContextConfig:
     username: str = ""
     password: str = ""
     authentication: int = 0
+    # Listed by AT+CGDCONT? / AT+CGACT?: set by AT+QICSGP or AT+CGDCONT, activated, or context 1 of
+    # a fresh module (chosen: the network's default bearer, as modules list it).
+    defined: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,8 @@ class ActiveContext:
     the next activation (chosen)."""
 
     context_type: int
-    address: str
+    address: str  # IPv4, or IPv6 for an IPv6 context
+    address6: str | None = None  # an IPv4v6 context's IPv6 address
 
 
 @dataclass
@@ -114,7 +126,7 @@ class PdpState(FamilyState):
             IPV4: _pool_addresses(net.ip_pool, self.count),
             IPV6: _pool_addresses(net.ip6_pool, self.count),
         }
-        self.configs = {cid: ContextConfig() for cid in self.ids}
+        self.configs = {cid: ContextConfig(defined=(cid == 1)) for cid in self.ids}
         self.dns = {cid: DnsConfig(*net.dns) for cid in self.ids}
         self.active: dict[int, ActiveContext] = {}
         # Called with (cid, by_network) after a context has gone down.
@@ -154,9 +166,26 @@ class PdpState(FamilyState):
     # --- changes ----------------------------------------------------------------------------
 
     def activate(self, cid: int) -> None:
+        """An IPv4v6 context gets both addresses; other families use its IPv4 one (``address``).
+        An activated context is a defined one from then on (AT+CGDCONT? lists it)."""
+        self.configs[cid] = replace(self.configs[cid], defined=True)
         context_type = self.configs[cid].context_type
-        family = IPV6 if context_type == IPV6 else IPV4  # IPv4v6 shows its IPv4 address
-        self.active[cid] = ActiveContext(context_type, self._addresses[family][cid - 1])
+        if context_type == IPV6:
+            self.active[cid] = ActiveContext(IPV6, self._addresses[IPV6][cid - 1])
+        else:
+            self.active[cid] = ActiveContext(context_type, self._addresses[IPV4][cid - 1],
+                                             self._addresses[IPV6][cid - 1] if context_type == IPV4V6 else None)
+
+    def listed(self) -> list[int]:
+        """The contexts AT+CGDCONT? and AT+CGACT? list: the defined ones."""
+        return [cid for cid in self.ids if self.configs[cid].defined]
+
+    def addresses(self, cid: int) -> tuple[str, ...]:
+        """Every address of an active context, IPv4 first; () when it is not active."""
+        context = self.active.get(cid)
+        if context is None:
+            return ()
+        return (context.address,) + ((context.address6,) if context.address6 else ())
 
     def deactivate(self, cid: int) -> None:
         """AT+QIDEACT: the host takes the context down; nothing happens to an inactive one."""
@@ -198,6 +227,10 @@ def _state(modem: "Modem") -> PdpState:
     state = modem.families["pdp"]
     assert isinstance(state, PdpState)
     return state
+
+
+def _attached(modem: "Modem") -> bool:
+    return radio_on(modem) and modem.profile.network.registration in REGISTERED
 
 
 def _cid(pdp: PdpState, call: CommandCall) -> int:
@@ -247,7 +280,7 @@ def configure_context(modem: "Modem", call: CommandCall) -> Reply:
     # Everything is checked before anything is kept: a refused command changes nothing.
     new = replace(old, context_type=int_arg(call, 1, IPV4, IPV4V6), apn=str_arg(call, 2),
                   username=str_arg(call, 3, default=old.username),
-                  password=str_arg(call, 4, default=old.password), authentication=auth)
+                  password=str_arg(call, 4, default=old.password), authentication=auth, defined=True)
     pdp.configs[cid] = new
     return ok()
 
@@ -255,7 +288,9 @@ def configure_context(modem: "Modem", call: CommandCall) -> Reply:
 @command("+QIACT", family=FAMILY)
 def activate_context(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QIACT=<cid> activates; AT+QIACT? lists ``+QIACT: <cid>,1,<type>,"<IP>"`` per active
-    context in order (REFERENCE.md, PDP context (doc); SSL note 1.3 step 2, 3.1.2).
+    context in order (REFERENCE.md, PDP context (doc); SSL note 1.3 step 2, 3.1.2); an IPv4v6
+    context shows both addresses, ``+QIACT: 1,1,3,"<IPv4>","<IPv6>"`` (REFERENCE.md "PDP context",
+    seen).
 
     The address is the profile pool's <cid>-th host, so context 1 reads 10.7.157.1 as in 3.1.2.
     Activation answers at once, not after the real network's seconds (chosen).
@@ -268,11 +303,11 @@ def activate_context(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QIACT: {pdp.id_range}")
     if call.form is Form.READ:
-        return ok(*(f'+QIACT: {cid},1,{c.context_type},"{c.address}"' for cid, c in sorted(pdp.active.items())))
+        return ok(*(f"+QIACT: {cid},1,{c.context_type}," + ",".join(f'"{a}"' for a in pdp.addresses(cid))
+                    for cid, c in sorted(pdp.active.items())))
     require_form(call, Form.WRITE)
     cid = _one_cid(pdp, call)
-    attached = radio_on(modem) and modem.profile.network.registration in REGISTERED
-    if pdp.is_active(cid) or not attached:
+    if pdp.is_active(cid) or not _attached(modem):
         raise CommandFailed(QiError.OPEN_PDP_FAILED)
     pdp.activate(cid)
     return ok()
@@ -351,3 +386,93 @@ def last_error(modem: "Modem", call: CommandCall) -> Reply:
     code = modem.last_qi_error
     return ok(f"+QIGETERROR: {code},{QI_ERROR_TEXTS.get(code, QI_ERROR_TEXTS[550])}")
 
+
+# --- the 27.007 packet domain commands over the same contexts -----------------------------------
+
+
+def _context_definition(cid: int, config: ContextConfig) -> str:
+    kind = config.context_type
+    return f'+CGDCONT: {cid},"{PDP_TYPE_NAMES[kind]}","{config.apn}","{UNSET_ADDRESSES[kind]}",0,0,0,0'
+
+
+@command("+CGDCONT", family=PACKET_DOMAIN_FAMILY)
+def define_context(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+CGDCONT=<cid>[,<PDP_type>[,<APN>[,<PDP_addr>[,<d_comp>[,<h_comp>...]]]]] (27.007 10.1.1):
+    the same context AT+QICSGP configures, <PDP_type> "IP", "IPV6" or "IPV4V6" being its type 1, 2,
+    3; AT+QICSGP's user name, password and authentication stay. ``AT+CGDCONT=<cid>`` alone makes
+    the context undefined again (27.007). The read form lists each defined context as
+    ``+CGDCONT: <cid>,"<type>","<APN>","<addr>",0,0,0,0`` (the EC2x layout, doc); the test form one
+    line per type. Parameters after <APN> are checked and not kept (the host asks for no static
+    address or compression the emulator could honour). ``AT+CGDCONT=1,"IP","CMNET"`` answers OK
+    on an EC800M (REFERENCE.md "Start-up commands", seen).
+    """
+    pdp = _state(modem)
+    if call.form is Form.TEST:
+        return ok(*(f'+CGDCONT: {pdp.id_range},"{name}",,,(0-2),(0-4),(0,1),(0,1)' for name in PDP_TYPES))
+    if call.form is Form.READ:
+        return ok(*(_context_definition(cid, pdp.configs[cid]) for cid in pdp.listed()))
+    require_form(call, Form.WRITE)
+    if len(call.args) > 8:
+        raise ParamError()
+    cid = _cid(pdp, call)
+    if len(call.args) == 1:
+        pdp.configs[cid] = ContextConfig()
+        return ok()
+    type_name = str_arg(call, 1).upper()
+    if type_name not in PDP_TYPES:
+        raise ParamError()
+    apn = str_arg(call, 2, default="")
+    str_arg(call, 3, default="")
+    int_arg(call, 4, 0, 2, default=0)
+    int_arg(call, 5, 0, 4, default=0)
+    int_arg(call, 6, 0, 1, default=0)
+    int_arg(call, 7, 0, 1, default=0)
+    pdp.configs[cid] = replace(pdp.configs[cid], context_type=PDP_TYPES[type_name], apn=apn, defined=True)
+    return ok()
+
+
+@command("+CGACT", family=PACKET_DOMAIN_FAMILY)
+def context_activation(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+CGACT=<state>[,<cid>[,<cid>...]] (27.007 10.1.10): 1 activates, 0 deactivates the contexts
+    named, or every listed one when none is named; a context already in that state is left as it is
+    (27.007). The same activation as AT+QIACT, so AT+QIACT? shows it and sockets use it; deactivating
+    closes the context's sockets as AT+QIDEACT does. Read: ``+CGACT: <cid>,<state>`` for each
+    defined context. Activating with the radio off or unregistered answers
+    ``+CME ERROR: 30`` (chosen). ``AT+CGACT=1,1`` answers OK on an EC800M (REFERENCE.md "Start-up
+    commands", seen).
+    """
+    pdp = _state(modem)
+    if call.form is Form.TEST:
+        return ok("+CGACT: (0,1)")
+    if call.form is Form.READ:
+        return ok(*(f"+CGACT: {cid},{int(pdp.is_active(cid))}" for cid in pdp.listed()))
+    require_form(call, Form.WRITE)
+    state = int_arg(call, 0, 0, 1)
+    cids = [int_arg(call, i, 1, pdp.count) for i in range(1, len(call.args))] or pdp.listed()
+    if state == 0:
+        for cid in cids:
+            pdp.deactivate(cid)
+        return ok()
+    if any(not pdp.is_active(cid) for cid in cids) and not _attached(modem):
+        raise CommandFailed(cme=CME_NO_NETWORK_SERVICE)
+    for cid in cids:
+        if not pdp.is_active(cid):
+            pdp.activate(cid)
+    return ok()
+
+
+@command("+CGPADDR", family=PACKET_DOMAIN_FAMILY)
+def context_addresses(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+CGPADDR[=<cid>[,<cid>...]] (27.007 10.1.14): ``+CGPADDR: <cid>,"<addr>"`` for each context
+    named, or each defined one; an IPv4v6 context shows ``"<IPv4>","<IPv6>"`` and a context that is
+    not active its cid alone (27.007: the address is omitted when there is none). The test form
+    lists the defined contexts' ids."""
+    pdp = _state(modem)
+    if call.form is Form.TEST:
+        return ok("+CGPADDR: (" + ",".join(map(str, pdp.listed())) + ")")
+    if call.form is Form.EXEC:
+        cids = pdp.listed()
+    else:
+        require_form(call, Form.WRITE)
+        cids = [int_arg(call, i, 1, pdp.count) for i in range(len(call.args))]
+    return ok(*(f"+CGPADDR: {cid}" + "".join(f',"{a}"' for a in pdp.addresses(cid)) for cid in cids))

@@ -17,7 +17,6 @@ from emulator.commands.ssl_state import (
     SslClient,
     SslFamily,
 )
-from emulator.core.sockets import AccessMode
 from emulator.core.parser import Arg, CommandCall, Form
 from emulator.core.registry import (
     AwaitData,
@@ -33,6 +32,7 @@ from emulator.core.registry import (
     str_arg,
 )
 from emulator.core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from emulator.core.sockets import AccessMode
 from emulator.core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from emulator.core.results import QiError
 from emulator.core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
 from emulator.core.tls import (
+    ClientContext,
     ContextSettings,
     TlsClient,
     TlsUnavailable,
@@ -26,8 +27,6 @@ from emulator.core.tls import (
 from emulator.core.ufs import strip_ufs_prefix
 
 if TYPE_CHECKING:
-    from OpenSSL import SSL
-
     from emulator.core.modem import Modem
     from emulator.core.timers import Timer
 
@@ -75,13 +74,13 @@ class SslFamily(SocketFamily):
         self.contexts = [SslSettings() for _ in range(limits.ssl_contexts)]
         # One OpenSSL context per SSL context ID and settings: sessions resume only on the
         # OpenSSL context that made them (REFERENCE.md "TLS engines").
-        self._openssl: dict[int, tuple[ContextSettings, SSL.Context]] = {}
-        self.sessions: dict[tuple[int, str, int], SSL.Session | None] = {}
+        self._openssl: dict[int, tuple[ContextSettings, ClientContext]] = {}
+        self.sessions: dict[tuple[int, str, int], object] = {}
 
     def client(self, client_id: int) -> "SslClient":
         return self.clients[client_id]
 
-    def openssl_context(self, ctx_id: int, settings: ContextSettings) -> "SSL.Context":
+    def openssl_context(self, ctx_id: int, settings: ContextSettings) -> "ClientContext":
         cached = self._openssl.get(ctx_id)
         if cached is not None and cached[0] == settings:
             return cached[1]
@@ -108,7 +107,7 @@ class SslClient(Socket):
         super().__init__(family, client_id)
         self.ssl_ctx = 0
         self._settings = SslSettings()  # the context's settings as they were at open time
-        self._context: SSL.Context | None = None  # the OpenSSL context the connection uses
+        self._context: ClientContext | None = None  # the OpenSSL context the connection uses
         self._negotiation_timer: Timer | None = None
         self._session_key: tuple[int, str, int] | None = None
         # The last +QSSLSTATE line and the fields it shows: hosts poll AT+QSSLSTATE, and formatting

@@ -203,6 +203,11 @@ class UdpSocket(TcpipSocket, DatagramSocket):
             self.count_sent(len(data))
         super().send_to(data, ip, port)
 
+    def read_datagram(self, length: int) -> tuple[bytes, str, int]:
+        data, ip, port = super().read_datagram(length)
+        self.read_total += len(data)
+        return data, ip, port
+
     def shown_address(self) -> str:
         if self.service is Service.UDP_SERVICE:
             return self.address  # the note: the local address for a service

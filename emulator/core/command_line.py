@@ -28,7 +28,7 @@ class CommandLineRunner:
         self.modem = modem
         self.running = False  # a command line is being executed: URCs wait for its result
         self._remaining: list[CommandCall] = []
-        self._current: CommandCall | None = None
+        self.current: CommandCall | None = None  # the command running; the modem clears both
 
     def execute(self, line: bytes) -> None:
         modem = self.modem
@@ -51,16 +51,11 @@ class CommandLineRunner:
     def resume(self, outcome: Outcome | CommandFailed) -> None:
         """The running command goes on after a wait or its data: with its outcome, or failed."""
         if isinstance(outcome, CommandFailed):
-            current = self._current
+            current = self.current
             family = self.modem.commands.commands[current.name].family if current is not None else ""
             self._fail(family, outcome)
         elif self._apply(outcome):
             self._run_calls()
-
-    def ended(self) -> None:
-        """The line's final result is out."""
-        self._current = None
-        self.running = False
 
     def _run_calls(self) -> None:
         """Run the remaining calls of the line until one waits or fails, or all are done."""
@@ -69,9 +64,10 @@ class CommandLineRunner:
         self.running = True
         while self._remaining:
             call = self._remaining.pop(0)
-            self._current = call
+            self.current = call
             spec = commands.commands.get(call.name)
             if spec is None:
+                modem.observe("unknown", name=call.name)  # a command the emulator does not implement
                 self._remaining.clear()
                 modem.finish_line(ERROR)
                 return

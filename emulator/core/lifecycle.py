@@ -30,10 +30,13 @@ class Transitions(Generic[S]):
     def __init__(self, what: str, table: dict[tuple[S, str], S]):
         self.what = what
         self.table = table
+        # Keyed by the member's name: an enum member hashes in Python code, its name in C, and the
+        # host mode changes on every command line.
+        self._by_name = {(state._name_, event): after for (state, event), after in table.items()}
 
     def next(self, state: S, event: str) -> S:
         """The state after ``event``; an illegal one raises in strict mode, else keeps ``state``."""
-        after = self.table.get((state, event))
+        after = self._by_name.get((state._name_, event))
         if after is not None:
             return after
         message = f"{self.what}: {event!r} is not allowed in state {state.name}"
@@ -43,4 +46,4 @@ class Transitions(Generic[S]):
         return state
 
     def allows(self, state: S, event: str) -> bool:
-        return (state, event) in self.table
+        return (state._name_, event) in self._by_name

@@ -33,6 +33,13 @@ REJECTED = Rejected()
 Edited = bytes | Rejected | None
 
 
+class Mode(Protocol):
+    """The host mode, named in the trace's line_end entries."""
+
+    @property
+    def value(self) -> str: ...
+
+
 class EditorSettings(Protocol):
     echo: bool
     s_registers: dict[int, int]
@@ -65,7 +72,7 @@ class LineEditor:
         self._host_ends_lines_with_lf = False
         self.last_line: bytes | None = None
 
-    def take_line_end_lf(self, data: bytearray, mode: str, in_command_mode: bool, echo: bool) -> None:
+    def take_line_end_lf(self, data: bytearray, mode: Mode, in_command_mode: bool, echo: bool) -> None:
         """The first host byte after a line's CR that came in a later write: an LF there ends the
         line (echoed with ATE1 as it arrives, as the EC200T does), not data for the mode the line
         led to, when the host ends its lines with CR LF. In command mode an LF there is always
@@ -77,11 +84,11 @@ class LineEditor:
         if in_command_mode or self._host_ends_lines_with_lf:
             del data[0]
             self._host_ends_lines_with_lf = True
-            self._observe("line_end", data=b"\n", mode=mode)
+            self._observe("line_end", data=b"\n", mode=mode.value)
             if echo:
                 self._write(b"\n")
 
-    def edit(self, data: bytearray, settings: EditorSettings, mode: str) -> tuple[int, Edited]:
+    def edit(self, data: bytearray, settings: EditorSettings, mode: Mode) -> tuple[int, Edited]:
         """Consume ``data`` until a line ends or it runs out: how many bytes were taken, and the
         line to run (bytes), ``REJECTED``, or None."""
         limit = self.limit
@@ -121,7 +128,7 @@ class LineEditor:
                     # so its echo comes before the answer and no data mode can take it.
                     i += 1
                     self._host_ends_lines_with_lf = True
-                    self._observe("line_end", data=b"\r\n", mode=mode)
+                    self._observe("line_end", data=b"\r\n", mode=mode.value)
                     if echo:
                         write(b"\n")
                 else:

@@ -22,19 +22,20 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from emulator.core import events as ev
 from emulator.core.clock import ModuleClock
+from emulator.core.command_line import CommandLineRunner
+from emulator.core.data_entry import DataEntry
 from emulator.core.lifecycle import Transitions
 from emulator.core.line_editor import REJECTED, LineEditor
-from emulator.core.data_entry import DataEntry
-from emulator.core.command_line import CommandLineRunner
 from emulator.core.registry import (
     AwaitData,
     CommandFailed,
     CommandSet,
     FamilyState,
+    OnlineSession,
     Outcome,
     Pending,
     Reply,
@@ -59,6 +60,7 @@ class HostMode(enum.Enum):
     BUSY = "busy"
     DATA = "data"
     ONLINE = "online"
+    OFF = "off"  # powered down (AT+QPOWD) until reboot(): nothing answers, host bytes are lost
 
 
 # Every change of host mode; a power cycle starts again at BOOTING.
@@ -71,6 +73,7 @@ HOST_MODES = Transitions("host mode", {
     (HostMode.BUSY, "resume"): HostMode.COMMAND,  # finish_pending, or the wait timed out
     (HostMode.DATA, "resume"): HostMode.COMMAND,  # the data is complete, or timed out
     (HostMode.ONLINE, "leave"): HostMode.COMMAND,  # +++, DTR, or the connection ended
+    **{(mode, "power_off"): HostMode.OFF for mode in HostMode},  # AT+QPOWD, from anywhere
 })
 
 
@@ -96,24 +99,6 @@ class Settings:
     def factory(cls, profile: Profile) -> "Settings":
         d = profile.defaults
         return cls(echo=d.echo, verbose=d.verbose, cmee=d.cmee, dtr_mode=d.dtr_mode, urc_port=d.urc_port)
-
-
-class OnlineSession(Protocol):
-    """A connection in transparent transmission mode (SSL note 1.4; see the SSL family)."""
-
-    def entered(self, modem: "Modem") -> None:
-        """The port has just become this connection's (after CONNECT)."""
-
-    def ready_for_host(self) -> bool:
-        """False while the connection cannot take more: host bytes then wait in order."""
-
-    def feed_host(self, modem: "Modem", data: bytes) -> None: ...
-
-    def leave(self, modem: "Modem") -> None:
-        """Back to command mode, the connection kept (+++ or a DTR drop with AT&D1)."""
-
-    def hang_up(self, modem: "Modem") -> None:
-        """Back to command mode, the connection closed (a DTR drop with AT&D2)."""
 
 
 class Modem:
@@ -195,6 +180,17 @@ class Modem:
                     self._process_input()
             self.call_at(now + urc.after_ms / 1000.0, fire)
 
+    def power_off(self) -> None:
+        """Powered down (AT+QPOWD): connections dropped, timers gone, and until ``reboot()`` every
+        host byte is lost unanswered, as on a module without power."""
+        for state in list(self.families.values()):
+            self._guarded(state.power_off)
+        self.timers.clear()
+        self._event_handlers.clear()
+        self._input.clear()
+        self.boot_count += 1  # boot URCs still to come are not said
+        self._mode_event("power_off")
+
     def _booted(self) -> None:
         self._mode_event("booted")
         self._process_input()
@@ -255,7 +251,8 @@ class Modem:
     def _flush_urcs(self) -> None:
         if self.mode is not HostMode.COMMAND:
             return
-        self._held_urcs.release(self.write_host)
+        if self._held_urcs:
+            self._held_urcs.release(self.write_host)
         for hook in self._idle_hooks:
             self._guarded(hook)
 
@@ -275,6 +272,9 @@ class Modem:
 
     def tick(self, now: float) -> None:
         self.now = now
+        heap = self.timers.heap
+        if not heap or heap[0][0] > now:
+            return  # the common case, on every host write: nothing due
         due = self.timers.pop_due
         timer = due(now)
         while timer is not None:
@@ -364,6 +364,9 @@ class Modem:
             mode = self.mode
             if mode in (HostMode.BOOTING, HostMode.BUSY):
                 return
+            if mode is HostMode.OFF:
+                self._input.clear()
+                return
             if mode is HostMode.ONLINE:
                 session = self.online
                 if session is None:
@@ -389,7 +392,7 @@ class Modem:
         if self.mode is not HostMode.COMMAND:
             return
         data = self._input
-        consumed, edited = self.editor.edit(data, self.settings, self.mode.value)
+        consumed, edited = self.editor.edit(data, self.settings, self.mode)
         del data[:consumed]
         if edited is REJECTED:
             self.finish_line(ERROR)
@@ -402,7 +405,7 @@ class Modem:
         # AT+QFUPL's CONNECT, whose data is not echoed either.
         entry = self.data_entry
         echoing = mode in (HostMode.COMMAND, HostMode.BUSY) or (entry is not None and entry.echo)
-        self.editor.take_line_end_lf(self._input, mode.value, mode is HostMode.COMMAND,
+        self.editor.take_line_end_lf(self._input, mode, mode is HostMode.COMMAND,
                                      self.settings.echo and echoing)
 
     def take_data(self, outcome: AwaitData) -> None:
@@ -424,13 +427,16 @@ class Modem:
             final = final.as_final(self.settings.cmee)
         self.observe("result", text=final.text)
         self.write_host(self.result_bytes(final))
-        self.line.ended()
+        line = self.line
+        line.running = False
+        line.current = None
         if online is not None:
             self.online = online
             self._mode_event("connect")
             self._guarded(lambda: online.entered(self))
             return
-        self._mode_event("line_done")
+        if self.mode is not HostMode.COMMAND:
+            self._mode_event("line_done")  # COMMAND to COMMAND, the common case, needs no lookup
         self._flush_urcs()
 
     def finish_pending(self, outcome: Outcome | CommandFailed) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from emulator.core.parser import Arg, CommandCall, Form
 from emulator.core.results import (
@@ -61,6 +61,24 @@ class ParamError(CommandFailed):
         super().__init__(Refusal.PARAMETER)
 
 
+class OnlineSession(Protocol):
+    """A connection in transparent transmission mode (SSL note 1.4; see the SSL family)."""
+
+    def entered(self, modem: "Modem") -> None:
+        """The port has just become this connection's (after CONNECT)."""
+
+    def ready_for_host(self) -> bool:
+        """False while the connection cannot take more: host bytes then wait in order."""
+
+    def feed_host(self, modem: "Modem", data: bytes) -> None: ...
+
+    def leave(self, modem: "Modem") -> None:
+        """Back to command mode, the connection kept (+++ or a DTR drop with AT&D1)."""
+
+    def hang_up(self, modem: "Modem") -> None:
+        """Back to command mode, the connection closed (a DTR drop with AT&D2)."""
+
+
 @dataclass
 class Reply:
     """The command is finished: information lines, then the final result."""
@@ -70,7 +88,7 @@ class Reply:
     # Raw bytes sent before the final result as they are, without framing (AT+QFDWL data).
     raw: bytes = b""
     # After the final result (CONNECT), the port enters transparent mode with this session.
-    online: Any = None
+    online: "OnlineSession | None" = None
 
 
 class DataSink(Protocol):
@@ -143,10 +161,13 @@ class FamilyState:
     the modem calls the ones a family overrides."""
 
     def power_off(self) -> None:
-        """Before a reboot: connections go without a word."""
+        """Before a reboot or at power-down (AT+QPOWD): connections go without a word."""
 
     def radio_off(self) -> None:
         """AT+CFUN=0/4."""
+
+    def radio_on(self) -> None:
+        """AT+CFUN=1 after 0/4: registered again."""
 
     def resume_online(self) -> "Reply | None":
         """ATO: the transparent connection to go back to, if this family has one."""

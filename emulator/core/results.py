@@ -191,7 +191,7 @@ CME_TEXTS: dict[int, str] = {
     403: "drive full",
     405: "file not found",
     406: "invalid file name",
-    407: "file already existed",
+    407: "file already exist",  # seen on an EG800K (REFERENCE.md "Files"), not the FILE note's text
     409: "fail to write the file",
     410: "fail to open the file",
     411: "fail to read the file",

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from emulator.core import events as ev
 from emulator.core.escape import EscapeDetector
+from emulator.core.inbox import AccessMode, DatagramInbox, Inbox
 from emulator.core.lifecycle import Transitions
 from emulator.core.registry import CommandFailed, FamilyState, Reply
 from emulator.core.results import CONNECT, NO_CARRIER, OK, FinalResult, QiError
+
+__all__ = ["AccessMode", "DatagramSocket", "OpenFailed", "Phase", "PlainStream", "Socket", "SocketFamily",
+           "SocketState", "TransparentSession", "pool_sockets", "socket_in_pool"]
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -39,20 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Below this share of the buffer limit a paused socket reads from the server again.
-RESUME_FRACTION = 0.5
-
 # How each way a connection attempt fails is reported (SSL note chapter 5).
 CONNECT_FAILURES = {"dns": QiError.DNS_FAILED, "refused": QiError.CONNECT_FAILED,
                     "unreachable": QiError.CONNECT_FAILED, "timeout": QiError.TIMEOUT}
-
-
-class AccessMode(enum.IntEnum):
-    """<access_mode> (SSL note 2.2.2; TCP/IP note AT+QIOPEN)."""
-
-    BUFFER = 0
-    DIRECT_PUSH = 1
-    TRANSPARENT = 2
 
 
 class SocketState(enum.IntEnum):
@@ -114,6 +106,8 @@ class StreamLayer(Protocol):
 
     def feed(self, data: bytes) -> LayerStep: ...
 
+    peer_closed: bool  # the server closed the layer (TLS: its close_notify came)
+
     def send(self, data: bytes) -> bytes: ...
 
     def close_notify(self) -> bytes: ...
@@ -145,6 +139,8 @@ class PlainStep:
 
 class PlainStream:
     """No layer at all: plain TCP (AT+QIOPEN's "TCP" sockets)."""
+
+    peer_closed = False
 
     def start(self) -> PlainStep:
         return PlainStep(established=True)
@@ -228,8 +224,9 @@ class SocketFamily(FamilyState):
         # This runs after every command line; most clients have nothing waiting, and skipping
         # them here (the test Socket.push_pending makes) is a fifth of an AT round trip's work.
         for client in self.clients:
-            if client.received or client.closed_to_report or client.reading_paused:
-                client.push_pending()
+            inbox = client.inbox
+            if inbox.data or inbox.closed_due or inbox.paused:
+                inbox.push()
 
     def power_off(self) -> None:
         for client in self.clients:
@@ -251,6 +248,7 @@ class Socket:
         self.family = family
         self.client_id = client_id
         self.phase = Phase.INITIAL
+        self.state = SocketState.INITIAL  # the phase as the state query shows it
         self.pdp_ctx = 0
         self.address = ""  # as the host gave it
         self.remote_ip = ""  # resolved, as the state query shows it (REFERENCE.md, seen)
@@ -259,10 +257,7 @@ class Socket:
         self.access_mode = AccessMode.BUFFER
         self.conn_id: int | None = None
         self.layer: StreamLayer | None = None
-        self.received = bytearray()  # unread (buffer) or unpushed (direct push)
-        self.recv_reported = False  # a "recv" URC is out and the buffer has not been emptied since
-        self.closed_to_report = False  # a "closed" URC waits behind direct push data
-        self.reading_paused = False  # flow control: PauseReading is in effect
+        self.inbox = Inbox(self)  # received, not yet taken by the host
         self.unsent = 0  # bytes handed to the shell and not yet drained
         self.send_buffer_forced_full = False  # a fault: sends answer SEND FAIL
         self.session: TransparentSession | None = None  # while the port is this socket's
@@ -277,15 +272,12 @@ class Socket:
         return self.modem.profile.limits
 
     @property
-    def state(self) -> SocketState:
-        return SHOWN_STATE[self.phase]
-
-    @property
     def online(self) -> "TransparentSession | None":
         return self.session
 
     def _to(self, event: str) -> None:
         self.phase = SOCKET_LIFECYCLE.next(self.phase, event)
+        self.state = SHOWN_STATE[self.phase]
 
     # --- what a family's socket gives ---------------------------------------------------------
 
@@ -417,80 +409,33 @@ class Socket:
         else:
             self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(code)}")
 
-    # --- receiving (SSL note 1.4, 2.2.4, 2.3.1) ------------------------------------------------
+    # --- receiving (emulator.core.inbox) --------------------------------------------------------
 
     def _received(self, data: bytes) -> None:
         self.modem.observe("received", client=self.client_id, size=len(data))
         if self.session is not None:
             self.modem.write_host(data)
             return
-        self.received += data
-        if self.access_mode is AccessMode.DIRECT_PUSH:
-            self.push_pending()
-        elif not self.recv_reported:
-            self._report_recv()
-        self._pause_if_full()
+        self.inbox.add(data, pushing=self.access_mode is AccessMode.DIRECT_PUSH)
 
-    def _report_recv(self) -> None:
-        """Buffer access mode's "recv" (SSL note 2.3.1), once until the buffer has been emptied."""
-        self.recv_reported = True
-        self.modem.emit_urc(f'{self.EVENT_URC}: "recv",{self.client_id}')
+    @property
+    def received(self) -> bytearray:
+        return self.inbox.data
 
-    def _report_closed(self) -> None:
-        """SSL note 2.3.2."""
-        self.modem.emit_urc(f'{self.EVENT_URC}: "closed",{self.client_id}')
+    @property
+    def reading_paused(self) -> bool:
+        return self.inbox.paused
 
-    def _pause_if_full(self) -> None:
-        if not self.reading_paused and len(self.received) >= self.limits.recv_buffer and self.conn_id:
-            self.reading_paused = True
-            self.modem.effect(ev.PauseReading(self.conn_id))
-
-    def _resume_if_room(self) -> None:
-        if self.reading_paused and len(self.received) < self.limits.recv_buffer * RESUME_FRACTION:
-            self.reading_paused = False
-            if self.conn_id is not None and self.phase is not Phase.INITIAL:
-                self.modem.effect(ev.ResumeReading(self.conn_id))
+    @property
+    def is_open(self) -> bool:
+        return self.phase is not Phase.INITIAL
 
     def read(self, length: int) -> bytes:
-        """The buffer's first ``length`` bytes, for the host's read command."""
-        data = bytes(self.received[:length])
-        del self.received[:length]
-        if not self.received:
-            # Quectel's TCP/IP notes: no new "recv" URC until everything received has been read.
-            self.recv_reported = False
-        self._resume_if_room()
-        return data
-
-    def take_received(self) -> bytes:
-        """Everything waiting in the buffer (it goes to the host as transparent mode starts)."""
-        data = bytes(self.received)
-        if data:
-            self.received.clear()
-            self._resume_if_room()
-        return data
+        """The inbox's first ``length`` bytes, for the host's read command."""
+        return self.inbox.read(length)
 
     def push_pending(self) -> None:
-        """Direct push: URCs of up to recv_max bytes while the port is idle, then a held closed URC."""
-        if self.session is not None:
-            return
-        modem = self.modem
-        # Not while DTR is low: no host has the port, and data pushed now would be lost without a
-        # word. It waits, as in the buffer, and goes out at the first idle moment once DTR is back
-        # (after the host's first command: a host opening the port flushes what came before).
-        pushing = self.access_mode is AccessMode.DIRECT_PUSH
-        while pushing and self.received and modem.idle and modem.dtr:
-            header, chunk = self._next_push()
-            modem.emit_urc(header, chunk)
-        if self.closed_to_report and not (pushing and self.received):
-            self.closed_to_report = False
-            self._report_closed()
-        self._resume_if_room()
-
-    def _next_push(self) -> tuple[bytes, bytes]:
-        """The next direct push URC's header and data: up to recv_max bytes of the stream."""
-        chunk = bytes(self.received[: self.limits.recv_max])
-        del self.received[: len(chunk)]
-        return f'{self.EVENT_URC}: "recv",{self.client_id},{len(chunk)}'.encode(), chunk
+        self.inbox.push()
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -528,11 +473,7 @@ class Socket:
         if self.session is not None:
             self.session.lost(NO_CARRIER)
             return
-        if self.access_mode is AccessMode.DIRECT_PUSH and self.received:
-            self.closed_to_report = True
-            self.push_pending()
-            return
-        self._report_closed()
+        self.inbox.closed_by_peer(pushing=self.access_mode is AccessMode.DIRECT_PUSH)
 
     def close(self, timeout: float) -> Reply | None:
         """The host's close. Returns the reply now, or None when the command waits for the peer."""
@@ -542,6 +483,8 @@ class Socket:
             self._abort_connection()  # the host gave up waiting for the open (SSL note 2.2.2)
         elif self.phase in (Phase.PEER_CLOSED, Phase.HOST_CLOSING):
             if self.conn_id is not None:
+                if self.layer is not None and self.layer.peer_closed:  # Mbed TLS answers close_notify (README, "TLS")
+                    self._send_raw(self.layer.close_notify())
                 self.modem.effect(ev.CloseTcp(self.conn_id))
         elif self.phase is Phase.CONNECTED and self.conn_id is not None and self.layer is not None:
             self._send_raw(self.layer.close_notify())
@@ -583,8 +526,7 @@ class Socket:
             self._to("release")
         self.conn_id = None
         self.layer = None
-        self.received.clear()
-        self.recv_reported = self.closed_to_report = self.reading_paused = False
+        self.inbox.clear()
         self.unsent = 0
         self.session = None
         self._gone_quietly()
@@ -611,10 +553,10 @@ class Socket:
         if self.phase in (Phase.CONNECTED, Phase.LISTENING):
             self._peer_gone()
         if not by_network:
-            if self.closed_to_report:
+            if self.inbox.closed_due:
                 # Its closed URC was waiting behind direct push data for an idle port; the data
                 # goes with the socket, the URC must not.
-                self._report_closed()
+                self.inbox.report_closed()
             self._release()
 
     def hang_up(self, before_close: bytes) -> None:
@@ -630,7 +572,7 @@ class Socket:
     def enter_transparent(self) -> Reply:
         """CONNECT, and the port is this socket's: what waited in the buffer comes first."""
         self.access_mode = AccessMode.TRANSPARENT
-        self.recv_reported = False
+        self.inbox.recv_reported = False
         self.session = TransparentSession(self)
         self.family.last_transparent = self
         return Reply(final=CONNECT, online=self.session)
@@ -645,12 +587,13 @@ class Socket:
         if mode is AccessMode.TRANSPARENT:
             return self.enter_transparent()
         self.access_mode = mode
+        inbox = self.inbox
         if mode is AccessMode.DIRECT_PUSH:
-            self.recv_reported = False
-            self.push_pending()
-        elif self.received and not self.recv_reported:
+            inbox.recv_reported = False
+            inbox.push()
+        elif inbox.data and not inbox.recv_reported:
             # Data that was waiting to be pushed now waits to be read: say so, once.
-            self._report_recv()
+            inbox.report_recv()
         return Reply()
 
 
@@ -667,7 +610,7 @@ class TransparentSession:
     # OnlineSession ------------------------------------------------------------------------------
 
     def entered(self, modem: "Modem") -> None:
-        data = self.socket.take_received()
+        data = self.socket.inbox.take_all()
         if data:
             modem.write_host(data)
 
@@ -736,20 +679,17 @@ class TransparentSession:
 
 
 class DatagramSocket(Socket):
-    """A UDP socket: the socket core with datagrams instead of a stream.
+    """A UDP socket: the socket core with datagrams instead of a stream (``DatagramInbox``).
 
-    Each datagram keeps its bounds and its sender: a read takes at most one (what a shorter read
-    leaves of it stays for the next one, with its sender), a direct push URC carries one. A client
-    (``bound_only`` False) sends to the address it was opened with; a bound-only socket (a
-    service) sends where each send says. UDP has no flow control: a datagram that does not fit in the
-    receive buffer is dropped, as the network drops what a full socket cannot take.
+    A client (``bound_only`` False) sends to the address it was opened with; a bound-only socket
+    (a service) sends where each send says, and its direct push URCs name each datagram's sender.
     """
 
     def __init__(self, family: SocketFamily, client_id: int, bound_only: bool = False):
         super().__init__(family, client_id)
         self.bound_only = bound_only
         self.host_port = 0  # where the socket is bound on the machine the emulator runs on
-        self.datagrams: deque[list] = deque()  # [sender ip, sender port, bytes left] per datagram
+        self.inbox = DatagramInbox(self)
 
     def _new_layer(self) -> StreamLayer:
         return PlainStream()
@@ -787,40 +727,21 @@ class DatagramSocket(Socket):
             self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
 
     def _datagram(self, data: bytes, ip: str, port: int) -> None:
-        if self.session is None and len(self.received) + len(data) > self.limits.recv_buffer:
-            log.info("socket %d: receive buffer full, a datagram of %d bytes from %s:%d dropped",
-                     self.client_id, len(data), ip, port)
-            return
+        inbox = self.inbox
+        assert isinstance(inbox, DatagramInbox)
         if self.session is None:
-            self.datagrams.append([ip, port, len(data)])
+            if not inbox.fits(len(data)):
+                log.info("socket %d: receive buffer full, a datagram of %d bytes from %s:%d dropped",
+                         self.client_id, len(data), ip, port)
+                return
+            inbox.sender(ip, port, len(data))
         self._received(data)
-
-    def _pause_if_full(self) -> None:
-        """UDP cannot be paused; a full buffer drops what comes (``_datagram``)."""
 
     def read_datagram(self, length: int) -> tuple[bytes, str, int]:
         """Up to ``length`` bytes of the first datagram, and its sender."""
-        if not self.datagrams:
-            return b"", "", 0
-        head = self.datagrams[0]
-        data = self.read(min(length, head[2]))
-        head[2] -= len(data)
-        if head[2] == 0:
-            self.datagrams.popleft()
-        return data, head[0], head[1]
-
-    def take_received(self) -> bytes:
-        self.datagrams.clear()
-        return super().take_received()
-
-    def _next_push(self) -> tuple[bytes, bytes]:
-        ip, port, size = self.datagrams.popleft()
-        chunk = bytes(self.received[:size])
-        del self.received[:size]
-        header = f'{self.EVENT_URC}: "recv",{self.client_id},{len(chunk)}'
-        if self.bound_only:
-            header += f',"{ip}",{port}'
-        return header.encode(), chunk
+        inbox = self.inbox
+        assert isinstance(inbox, DatagramInbox)
+        return inbox.read_datagram(length)
 
     def send(self, data: bytes) -> None:
         """One datagram to the address the client was opened with."""
@@ -836,7 +757,3 @@ class DatagramSocket(Socket):
             self.modem.effect(ev.CloseTcp(self.conn_id))
         self._release()
         return Reply()
-
-    def _release(self) -> None:
-        self.datagrams.clear()
-        super()._release()

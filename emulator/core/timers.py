@@ -29,38 +29,39 @@ class Timer:
 
 class TimerHeap:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Timer]] = []
+        # (deadline, order set, timer); read-only outside: heap[0][0] is the earliest deadline.
+        self.heap: list[tuple[float, int, Timer]] = []
         self._compact_above = TIMERS_COMPACT_MIN
         self._seq = itertools.count()
 
     def __len__(self) -> int:
         """Timers held, cancelled ones not yet dropped included."""
-        return len(self._heap)
+        return len(self.heap)
 
     def __iter__(self) -> Iterator[Timer]:
-        return (entry[2] for entry in self._heap)
+        return (entry[2] for entry in self.heap)
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer:
         timer = Timer(deadline, callback)
-        heapq.heappush(self._heap, (deadline, next(self._seq), timer))
-        if len(self._heap) > self._compact_above:
+        heapq.heappush(self.heap, (deadline, next(self._seq), timer))
+        if len(self.heap) > self._compact_above:
             # A cancelled timer stays in the heap until it comes to the top; behind a live one (a
             # handshake waiting up to negotiatetime) every connection's cancelled timers would pile
             # up for minutes. Dropped whenever the heap has doubled: amortised O(1) per timer.
-            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
-            heapq.heapify(self._heap)
-            self._compact_above = max(TIMERS_COMPACT_MIN, 2 * len(self._heap))
+            self.heap = [entry for entry in self.heap if not entry[2].cancelled]
+            heapq.heapify(self.heap)
+            self._compact_above = max(TIMERS_COMPACT_MIN, 2 * len(self.heap))
         return timer
 
     def next_deadline(self) -> float | None:
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> Timer | None:
         """The next live timer due by ``now``, taken off the heap; None when none is due."""
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][0] <= now:
             timer = heapq.heappop(heap)[2]
             if not timer.cancelled:
@@ -68,4 +69,4 @@ class TimerHeap:
         return None
 
     def clear(self) -> None:
-        self._heap.clear()
+        self.heap.clear()

@@ -1,31 +1,39 @@
-"""TLS for the SSL commands: pyOpenSSL over memory BIOs, so the core stays sans-IO.
+"""TLS for the SSL commands, on memory buffers, so the core stays sans-IO.
 
 The core hands ciphertext to and from the shell (``SendTcp`` / ``TcpData``); this module turns it
-into plaintext and back. What the module's SSL settings mean for OpenSSL is decided here:
+into plaintext and back, as the module's own stack (Mbed TLS 2.x) would. What the module's SSL
+settings mean is decided here:
 
 - the versions of SSL note table 2 and ``sslversion`` (``4`` is every version the module has, so
   never TLS 1.3);
-- the cipher suites of SSL note table 3 by their codes, offered exactly as configured. OpenSSL
-  cannot speak every suite of the table (RC4, 3DES and static ECDH are compiled out, SSL 3.0 is
-  gone: REFERENCE.md "TLS engines"); asking for one of those fails the connection with a log line saying so,
-  and never silently offers something else;
-- certificate checks (SSL note 1.5 and 2.2.1): the module's clock instead of the host's, the
-  server name, and the verification errors that ``ignorelocaltime``,
-  ``ignoremulticertchainverify`` and ``ignoreinvalidcertsign`` forgive.
+- the cipher suites of SSL note table 3 by their codes, offered exactly as configured; ``0XFFFF``
+  in Mbed TLS's default preference. A suite no engine here can speak fails the connection with a
+  log line saying so, and is never silently replaced by another;
+- certificate checks (SSL note 1.5 and 2.2.1) by Mbed TLS's rules (``emulator.core.tls_verify``),
+  at the module's clock, read from the server's flight before any engine answers it
+  (``emulator.core.tls_handshake``), for every engine alike.
+
+The engine that speaks a connection is OpenSSL (``tls_openssl``) wherever it can.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from OpenSSL import SSL, crypto
+
+from emulator.core import tls_legacy, tls_openssl
+
+try:
+    from emulator.core import tls_mbedtls
+except ImportError:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
+    tls_mbedtls = None
+from emulator.core.tls_handshake import ServerFlight, alert_record
+from emulator.core.tls_verify import VerifyPolicy, verify_server
 
 log = logging.getLogger(__name__)
 
@@ -66,42 +74,51 @@ CIPHER_SUITES: dict[int, tuple[str, str]] = {
 }
 ALL_CIPHER_SUITES = 0xFFFF  # SSL note 2.2.1: "support all cipher suites"
 
-# <SSL_version> of SSL note 2.2.1 -> (lowest, highest) protocol version; None: not in OpenSSL.
-SSL3 = 0
-VERSION_RANGES: dict[int, tuple[int, int] | None] = {
-    SSL3: None,
-    1: (SSL.TLS1_VERSION, SSL.TLS1_VERSION),
-    2: (SSL.TLS1_1_VERSION, SSL.TLS1_1_VERSION),
-    3: (SSL.TLS1_2_VERSION, SSL.TLS1_2_VERSION),
-    # "All": SSL 3.0 to TLS 1.2 on the module; OpenSSL has no SSL 3.0, and TLS 1.3 is never
-    # the module's (REFERENCE.md "TLS engines").
-    4: (SSL.TLS1_VERSION, SSL.TLS1_2_VERSION),
-}
-VERSION_NAMES = {0: "SSL 3.0", 1: "TLS 1.0", 2: "TLS 1.1", 3: "TLS 1.2", 4: "TLS 1.0-1.2"}
+# Mbed TLS 2.28's default preference (its ciphersuite_preference list) among the suites of table 3:
+# what "all cipher suites" offers, in this order. Servers that follow the client's order pick the
+# first they share: ECDHE-RSA with AES-256-GCM before anything else.
+MBEDTLS_PREFERENCE = (
+    0xC030, 0xC024, 0xC028, 0xC00A, 0xC014,  # ephemeral AES-256
+    0xC02F, 0xC023, 0xC027, 0xC009, 0xC013,  # ephemeral AES-128
+    0xC008, 0xC012,  # ephemeral 3DES
+    0x003D, 0x0035, 0xC02A, 0xC00F, 0xC026, 0xC005,  # AES-256
+    0x002F, 0xC029, 0xC00E, 0xC025, 0xC004,  # AES-128
+    0x000A, 0xC00D, 0xC003,  # 3DES
+    0xC007, 0xC011, 0x0005, 0x0004, 0xC00C, 0xC002,  # RC4
+)
 
-# X509 verification errors (OpenSSL's X509_V_ERR_*) each setting forgives (REFERENCE.md "TLS engines"). Validity
-# is never OpenSSL's to judge: it would use the host's clock, and the module uses its own.
-NOT_YET_VALID, EXPIRED = 9, 10
-FORGIVEN_BY_IGNORE_CHAIN = frozenset({2, 18, 19, 20, 21, 22, 24})
-FORGIVEN_BY_IGNORE_SIGNATURE = frozenset({7})
+# <SSL_version> of SSL note 2.2.1 -> (lowest, highest) protocol version as (major, minor).
+SSL3 = 0
+VERSION_RANGES: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {
+    SSL3: ((3, 0), (3, 0)),
+    1: ((3, 1), (3, 1)),
+    2: ((3, 2), (3, 2)),
+    3: ((3, 3), (3, 3)),
+    # "All": SSL 3.0 to TLS 1.2 on the module, never TLS 1.3 (REFERENCE.md "TLS engines").
+    4: ((3, 0), (3, 3)),
+}
+VERSION_NAMES = {0: "SSL 3.0", 1: "TLS 1.0", 2: "TLS 1.1", 3: "TLS 1.2", 4: "SSL 3.0-TLS 1.2"}
+TLS12_ONLY = frozenset({0x003D, 0xC023, 0xC024, 0xC025, 0xC026, 0xC027, 0xC028, 0xC029, 0xC02A,
+                        0xC02F, 0xC030})
 
 
 class TlsUnavailable(Exception):
-    """The settings ask for something this OpenSSL cannot speak; the message says what."""
+    """The settings ask for something no engine here can speak; the message says what."""
+
+
+def key_exchange(code: int) -> str:
+    """``RSA``, ``ECDHE_RSA``, ``ECDH_ECDSA`` ... of a table 3 suite."""
+    name = CIPHER_SUITES[code][0].removeprefix("MBEDTLS_")
+    return name.removeprefix("TLS_").split("_WITH_")[0]
+
+
+def is_elliptic(code: int) -> bool:
+    return key_exchange(code) != "RSA"
 
 
 def usable_cipher_suites() -> list[int]:
-    """The codes of table 3 this OpenSSL can offer, in the table's order."""
-    return [code for code in CIPHER_SUITES if _openssl_knows(CIPHER_SUITES[code][1])]
-
-
-@functools.cache
-def _openssl_knows(name: str) -> bool:
-    try:
-        SSL.Context(SSL.TLS_METHOD).set_cipher_list(f"{name}:@SECLEVEL=0".encode())
-    except SSL.Error:
-        return False
-    return True
+    """The codes of table 3 OpenSSL can offer, in the table's order."""
+    return [code for code in CIPHER_SUITES if tls_openssl.knows_cipher(CIPHER_SUITES[code][1])]
 
 
 def suite_label(code: int) -> str:
@@ -110,7 +127,7 @@ def suite_label(code: int) -> str:
 
 @dataclass(frozen=True)
 class ContextSettings:
-    """Everything that shapes an OpenSSL context: one per SSL context ID and these settings, so
+    """Everything that shapes a client context: one per SSL context ID and these settings, so
     that sessions can be resumed (OpenSSL resumes only on the context that made the session)."""
 
     version: int
@@ -121,53 +138,73 @@ class ContextSettings:
     client_key_pem: bytes | None = None
 
 
-def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | None = None) -> SSL.Context:
-    """An OpenSSL client context for ``settings``; TlsUnavailable when OpenSSL cannot do it."""
-    versions = VERSION_RANGES[settings.version]
-    if versions is None:
-        raise TlsUnavailable("SSL 3.0 (sslversion 0) cannot be spoken: this OpenSSL has no SSL 3.0")
-    context = SSL.Context(SSL.TLS_METHOD)
-    context.set_min_proto_version(versions[0])
-    context.set_max_proto_version(versions[1])
-    context.set_cipher_list(_cipher_string(settings.cipher_suite))
-    # Every client context verifies through the callback, which knows the connection's policy.
-    context.set_verify(SSL.VERIFY_PEER if settings.verify_peer else SSL.VERIFY_NONE, _verify_callback)
-    if settings.ca_pem is not None:
-        store = context.get_cert_store()
-        for cert in _load_certificates(settings.ca_pem, "CA certificate"):
-            store.add_cert(crypto.X509.from_cryptography(cert))
+@dataclass
+class ClientContext:
+    """What every connection of one SSL context shares: the engine's context and the trust anchors."""
+
+    engine: object
+    anchors: list[x509.Certificate]
+    connect: Callable  # (engine context, sni, session) -> the engine's connection
+
+
+def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | None = None) -> ClientContext:
+    """The client context for ``settings``; TlsUnavailable when no engine here can speak it."""
+    lowest, highest = VERSION_RANGES[settings.version]
+    suites = _offered_suites(settings.cipher_suite, lowest, highest)
+    if not suites:
+        raise TlsUnavailable(_why_not(settings))
+    anchors = _load_certificates(settings.ca_pem, "CA certificate") if settings.ca_pem is not None else []
+    client_chain = client_key = None
     if settings.client_cert_pem is not None and settings.client_key_pem is not None:
-        chain = _load_certificates(settings.client_cert_pem, "client certificate")
-        context.use_certificate(chain[0])
-        for extra in chain[1:]:
-            context.add_extra_chain_cert(extra)
+        client_chain = _load_certificates(settings.client_cert_pem, "client certificate")
         try:
-            key = load_pem_private_key(settings.client_key_pem, password=None)
+            client_key = load_pem_private_key(settings.client_key_pem, password=None)
         except (ValueError, TypeError) as exc:
             raise TlsUnavailable(f"client key cannot be read: {exc}") from None
-        context.use_privatekey(key)
-        try:
-            context.check_privatekey()
-        except SSL.Error:
-            raise TlsUnavailable("client key does not match the client certificate") from None
-    # The session cache lives in this process for the module's session_cache setting.
-    context.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
-    if keylog is not None:
-        context.set_keylog_callback(lambda _conn, line: keylog(line))
-    return context
+        if client_key.public_key() != client_chain[0].public_key():
+            raise TlsUnavailable("client key does not match the client certificate")
+    # OpenSSL wherever it can (fast, keylog, sessions); tlslite-ng where SSL 3.0, RC4 or 3DES are
+    # asked for; Mbed TLS itself for the static-ECDH suites (README, "TLS": the engines).
+    openssl_suites = [code for code in suites if tls_openssl.knows_cipher(CIPHER_SUITES[code][1])]
+    if openssl_suites and highest >= (3, 1) and (settings.cipher_suite == ALL_CIPHER_SUITES or openssl_suites == suites):
+        engine = tls_openssl.build(max(lowest, (3, 1)), highest, [CIPHER_SUITES[code][1] for code in openssl_suites],
+                                   client_chain, client_key, keylog)
+        return ClientContext(engine, anchors, tls_openssl.OpenSslConnection)
+    legacy_suites = [code for code in suites if code in tls_legacy.SUITES]
+    if legacy_suites and legacy_suites == suites:
+        engine = tls_legacy.LegacyContext(lowest, highest, legacy_suites, settings.client_cert_pem,
+                                          settings.client_key_pem, keylog)
+        return ClientContext(engine, anchors, tls_legacy.LegacyConnection)
+    mbedtls_names = [_mbedtls_name(code) for code in suites]
+    if (tls_mbedtls is not None and settings.cipher_suite != ALL_CIPHER_SUITES and highest >= (3, 1)
+            and all(map(tls_mbedtls.speaks, mbedtls_names))):
+        engine = tls_mbedtls.MbedTlsContext(lowest, highest, mbedtls_names, client_chain, client_key)
+        return ClientContext(engine, anchors, tls_mbedtls.MbedTlsConnection)
+    raise TlsUnavailable(_why_not(settings))
 
 
-def _cipher_string(code: int) -> bytes:
-    # @SECLEVEL=0: TLS 1.0/1.1 and the module's old suites are refused at OpenSSL's default level.
+def _mbedtls_name(code: int) -> str:
+    return CIPHER_SUITES[code][0].removeprefix("MBEDTLS_").replace("_", "-")
+
+
+def _offered_suites(code: int, lowest: tuple[int, int], highest: tuple[int, int]) -> list[int]:
     if code == ALL_CIPHER_SUITES:
-        names = [CIPHER_SUITES[c][1] for c in usable_cipher_suites()]
-        return (":".join(names) + ":@SECLEVEL=0").encode()
-    if code not in CIPHER_SUITES:
+        suites = list(MBEDTLS_PREFERENCE)
+    elif code in CIPHER_SUITES:
+        suites = [code]
+    else:
         raise TlsUnavailable(f"cipher suite 0X{code:04X} is not one of the module's")
-    if not _openssl_knows(CIPHER_SUITES[code][1]):
-        raise TlsUnavailable(f"cipher suite {suite_label(code)} cannot be offered: this OpenSSL has no"
-                             " RC4, 3DES or static ECDH (see README, 'TLS')")
-    return f"{CIPHER_SUITES[code][1]}:@SECLEVEL=0".encode()
+    # A TLS 1.2 suite needs TLS 1.2, an elliptic-curve suite TLS 1.0 (RFC 4492 has no SSL 3.0).
+    return [c for c in suites if (c not in TLS12_ONLY or highest >= (3, 3))
+            and (not is_elliptic(c) or highest >= (3, 1))]
+
+
+def _why_not(settings: ContextSettings) -> str:
+    what = VERSION_NAMES[settings.version]
+    if settings.cipher_suite == ALL_CIPHER_SUITES:
+        return f"no suite of table 3 can be offered with {what} here"
+    return (f"cipher suite {suite_label(settings.cipher_suite)} cannot be offered with {what} here"
+            " (see README, 'TLS')")
 
 
 def _load_certificates(pem: bytes, what: str) -> list[x509.Certificate]:
@@ -176,26 +213,6 @@ def _load_certificates(pem: bytes, what: str) -> list[x509.Certificate]:
     except ValueError as exc:
         raise TlsUnavailable(f"{what} cannot be read: {exc}") from None
     return certs
-
-
-@dataclass(frozen=True)
-class VerifyPolicy:
-    """How one connection checks its server (SSL note 1.5, 2.2.1 secllevel and the ignore* settings)."""
-
-    server_name: str
-    at: datetime  # the module clock (AT+CCLK), UTC and aware
-    check_time: bool = True
-    forgive_chain: bool = False
-    forgive_signature: bool = False
-
-    def forgives(self, errno: int) -> bool:
-        return ((self.forgive_chain and errno in FORGIVEN_BY_IGNORE_CHAIN)
-                or (self.forgive_signature and errno in FORGIVEN_BY_IGNORE_SIGNATURE))
-
-
-def _verify_callback(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
-    client: TlsClient = conn.get_app_data()
-    return client._verify(cert, errno, depth, bool(ok))
 
 
 @dataclass
@@ -211,24 +228,20 @@ class TlsStep:
 
 @dataclass
 class TlsClient:
-    """One TLS client connection over memory BIOs."""
+    """One TLS client connection: the engine's, with the module's certificate checks in front."""
 
-    context: SSL.Context
+    context: ClientContext
     policy: VerifyPolicy | None  # None: no verification (secllevel 0)
     sni: str | None = None
-    session: SSL.Session | None = None
+    session: object = None
     established: bool = False
+    peer_closed: bool = False  # the server's close_notify has come, and nothing broke before it
     forgiven: list[str] = field(default_factory=list)
-    _verify_failure: str | None = None
+    _dead: bool = False  # a failure ended the connection: nothing more is said on it
 
     def __post_init__(self) -> None:
-        self._conn = SSL.Connection(self.context, None)
-        self._conn.set_app_data(self)
-        self._conn.set_connect_state()
-        if self.sni:
-            self._conn.set_tlsext_host_name(self.sni.encode("idna"))
-        if self.session is not None:
-            self._conn.set_session(self.session)
+        self._engine = self.context.connect(self.context.engine, self.sni, self.session)
+        self._flight = ServerFlight() if self.policy is not None else None
 
     def start(self) -> TlsStep:
         """Begin the handshake: the ClientHello to send, or the failure that stops it."""
@@ -236,133 +249,58 @@ class TlsClient:
 
     def feed(self, ciphertext: bytes) -> TlsStep:
         step = TlsStep()
-        if ciphertext:
-            self._conn.bio_write(ciphertext)
+        if self._dead:
+            return step
         if not self.established:
-            try:
-                self._conn.do_handshake()
-            except SSL.WantReadError:
-                step.outgoing = self._drain()
-                return step
-            except SSL.Error as exc:
-                step.failure = self._verify_failure or f"handshake failed: {_describe(exc)}"
-                step.outgoing = self._drain()  # the alert, so the server knows why
+            if self._flight is not None and ciphertext:
+                refusal = self._check_server(ciphertext)
+                if refusal is not None:
+                    self._dead = True
+                    return refusal
+            finished, step.outgoing, step.failure = self._engine.handshake(ciphertext)
+            if step.failure is not None or not finished:
+                self._dead = step.failure is not None
                 return step
             self.established = step.established = True
-            self.session = self._conn.get_session()
-        chunks = []
-        while True:
-            try:
-                chunks.append(self._conn.recv(65536))
-            except SSL.WantReadError:
-                break
-            except SSL.ZeroReturnError:
-                step.peer_closed = True
-                break
-            except SSL.Error as exc:
-                step.failure = f"TLS error: {_describe(exc)}"
-                break
-        step.plaintext = b"".join(chunks)
-        step.outgoing = self._drain()
+            self.session = self._engine.session()
+            ciphertext = b""
+        step.plaintext, step.peer_closed, step.failure, outgoing = self._engine.receive(ciphertext)
+        step.outgoing += outgoing
+        self._dead = step.failure is not None
+        self.peer_closed = self.peer_closed or step.peer_closed and not self._dead
         return step
 
+    def _check_server(self, ciphertext: bytes) -> TlsStep | None:
+        """The server's certificate, once it has arrived, by the module's rules; a step with the
+        alert when it fails."""
+        flight = self._flight
+        flight.feed(ciphertext)
+        if flight.certificates is None:
+            return None
+        self._flight = None  # checked once; a resumed session shows no certificate at all
+        policy = self.policy
+        if policy.server_name is not None and is_ip_literal(policy.server_name):
+            policy = VerifyPolicy(None, policy.at, policy.check_time, policy.forgive_chain,
+                                  policy.forgive_signature)
+        suite = flight.cipher_suite
+        exchange = key_exchange(suite) if suite in CIPHER_SUITES else None
+        verdict = verify_server(flight.certificates, self.context.anchors, policy, exchange)
+        self.forgiven.extend(verdict.forgiven)
+        if verdict.ok:
+            return None
+        return TlsStep(outgoing=alert_record(flight.version, verdict.alert),
+                       failure="certificate verification failed: " + "; ".join(verdict.problems))
+
     def send(self, plaintext: bytes) -> bytes:
-        """Ciphertext carrying ``plaintext``; a memory BIO takes every record at once."""
-        view = memoryview(plaintext)
-        while view:
-            written = self._conn.send(view[:16384])
-            view = view[written:]
-        return self._drain()
+        """Ciphertext carrying ``plaintext``; a memory buffer takes every record at once."""
+        return self._engine.send(plaintext)
 
     def close_notify(self) -> bytes:
-        try:
-            self._conn.shutdown()
-        except SSL.Error:
-            pass
-        return self._drain()
+        return b"" if self._dead else self._engine.close_notify()
 
     def describe(self) -> str:
         """``TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256``, for the log."""
-        return f"{self._conn.get_protocol_version_name()} {self._conn.get_cipher_name()}"
-
-    def _drain(self) -> bytes:
-        out = []
-        while True:
-            try:
-                out.append(self._conn.bio_read(65536))
-            except SSL.WantReadError:
-                return b"".join(out)
-
-    def _verify(self, cert: crypto.X509, errno: int, depth: int, ok: bool) -> bool:
-        policy = self.policy
-        if policy is None:
-            return True
-        if not ok:
-            if errno in (NOT_YET_VALID, EXPIRED):
-                # OpenSSL judged validity by the host's clock; the module's is checked below.
-                return True
-            text = _x509_error_text(errno)
-            if policy.forgives(errno):
-                self.forgiven.append(f"depth {depth}: {text}")
-                return True
-            self._verify_failure = f"certificate verification failed at depth {depth}: {text} ({errno})"
-            return False
-        # OpenSSL ends every depth with a call that says ok: the place for the module's own checks.
-        certificate = cert.to_cryptography()
-        if policy.check_time:
-            problem = _validity_problem(certificate, policy.at)
-            if problem is not None:
-                self._verify_failure = f"certificate at depth {depth} {problem}"
-                return False
-        if depth == 0 and not _name_matches(certificate, policy.server_name):
-            self._verify_failure = f"certificate does not name {policy.server_name!r}"
-            return False
-        return True
-
-
-def _validity_problem(cert: x509.Certificate, at: datetime) -> str | None:
-    """Why ``cert`` is not valid at the module's time ``at`` (SSL note 1.5), or None."""
-    if at < cert.not_valid_before_utc:
-        return f"is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC (module clock {at:%Y-%m-%d %H:%M:%S})"
-    if at > cert.not_valid_after_utc:
-        return f"expired {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC (module clock {at:%Y-%m-%d %H:%M:%S})"
-    return None
-
-
-def _x509_error_text(errno: int) -> str:
-    from OpenSSL._util import ffi, lib  # the one place pyOpenSSL offers OpenSSL's own texts
-
-    return ffi.string(lib.X509_verify_cert_error_string(errno)).decode()
-
-
-def _describe(exc: SSL.Error) -> str:
-    parts = [item[2] or item[1] for item in exc.args[0]] if exc.args and isinstance(exc.args[0], list) else []
-    return "; ".join(p for p in parts if p) or repr(exc)
-
-
-def _name_matches(cert: x509.Certificate, server: str) -> bool:
-    """The server address against the certificate's subjectAltName (RFC 6125), as the module
-    checks it: a wrong host fails like any other verification error (REFERENCE.md)."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    try:
-        address = ipaddress.ip_address(server)
-    except ValueError:
-        address = None
-    if address is not None:
-        return address in san.get_values_for_type(x509.IPAddress)
-    wanted = server.rstrip(".").lower()
-    for pattern in san.get_values_for_type(x509.DNSName):
-        pattern = pattern.rstrip(".").lower()
-        if pattern == wanted:
-            return True
-        if pattern.startswith("*.") and "." in wanted:
-            head, _, rest = wanted.partition(".")
-            if rest == pattern[2:] and head:
-                return True
-    return False
+        return self._engine.describe()
 
 
 def is_ip_literal(address: str) -> bool:

@@ -33,20 +33,13 @@ def frame_result(settings: FramingSettings, final: FinalResult) -> bytes:
     return final.encode(settings.verbose, registers[3], registers[4])
 
 
-class HeldUrcs:
-    """URCs waiting for the port to be idle, in the order they came."""
+class HeldUrcs(list[bytes]):
+    """URCs waiting for the port to be idle, in the order they came (a list: it is tested for
+    emptiness after every command line)."""
 
-    def __init__(self) -> None:
-        self._held: list[bytes] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._held)
-
-    def hold(self, framed: bytes) -> None:
-        self._held.append(framed)
+    hold = list.append
 
     def release(self, write: Callable[[bytes], None]) -> None:
         """Every held URC, in order."""
-        held = self._held
-        while held:
-            write(held.pop(0))
+        while self:
+            write(self.pop(0))

@@ -123,6 +123,7 @@ class ModemRunner:
         self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
         self._host_came_before = False  # until the first host, output waits for it (boot URCs)
+        self.bytes_from_host = self.bytes_to_host = 0  # counted for the status line of `ecemu run`
 
     @property
     def port(self) -> "PtyPort | None":
@@ -197,6 +198,7 @@ class ModemRunner:
         if not data:
             return
         self.trace("host_in", data=data)
+        self.bytes_from_host += len(data)
         if self._frozen_until is not None:
             self._held_input += data
             return
@@ -296,6 +298,7 @@ class ModemRunner:
 
     def _write_host(self, data: bytes) -> None:
         self.trace("host_out", data=data)
+        self.bytes_to_host += len(data)
         if not self._host_queue:
             written = self.host.write(data)
             if written == len(data):

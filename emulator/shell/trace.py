@@ -1,13 +1,18 @@
 """The session trace: one JSON line per event, and its rendering as a timed transcript.
 
 Bytes are stored as latin-1 text, so JSON's escapes keep every byte and the file reads as text.
+Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count``) and ``kind``:
+``host_in``/``host_out`` (``data``), ``command`` (``line``), ``result`` (``text``), ``urc``
+(``lines``), ``tls`` (``client``, ``event``, ``detail``), ``received`` (``client``, ``size``),
+``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
+``args``). ``emulator.coverage`` sums a trace up, ``emulator.trace_html`` draws it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Iterator
 
 
 class Tracer:
@@ -64,27 +69,46 @@ ARROWS = {
     "tls": "TLS",
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
+    "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
 }
+
+
+def read_entries(lines: Iterable[str]) -> Iterator[dict]:
+    """The trace's entries; a line that is not a JSON object with a kind (a truncated last line,
+    a file that is not a trace) is skipped, and ``t`` is a number (0 when it is not)."""
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
+            continue
+        t = entry.get("t")
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or t != t or abs(t) == float("inf"):
+            entry["t"] = 0.0
+        yield entry
 
 
 def render(lines: Iterable[str]) -> Iterable[str]:
     """The trace as ``seconds  modem  what  detail`` lines."""
-    for raw in lines:
-        if not raw.strip():
-            continue
-        entry = json.loads(raw)
+    for entry in read_entries(lines):
         kind = entry.pop("kind")
         t = entry.pop("t")
         modem = entry.pop("modem", 0)
         label = ARROWS.get(kind, kind)
         if "data" in entry:
-            detail = visible(entry.pop("data"))
+            detail = visible(str(entry.pop("data")))
         elif "line" in entry:
-            detail = visible(entry.pop("line"))
+            detail = visible(str(entry.pop("line")))
         elif "lines" in entry:
-            detail = " | ".join(visible(l) for l in entry.pop("lines"))
+            entry_lines = entry.pop("lines")
+            if not isinstance(entry_lines, list):
+                entry_lines = [entry_lines]
+            detail = " | ".join(visible(str(line)) for line in entry_lines)
         elif "text" in entry:
-            detail = visible(entry.pop("text"))
+            detail = visible(str(entry.pop("text")))
         elif "event" in entry:
             detail = " ".join(str(part) for part in (entry.pop("event"), entry.pop("detail", "")) if part)
         else:

@@ -1,0 +1,178 @@
+"""What a socket received and the host has not taken yet, delivered as its access mode says
+(SSL note 1.4, 2.2.4, 2.3.1; Quectel TCP/IP note), with flow control.
+
+Buffer access: the data waits with one ``"recv"`` URC until the host has read it all. Direct push:
+``"recv",<id>,<len>`` URCs carry it whenever the port is idle and DTR is up; a ``"closed"`` URC
+waits behind data still to be pushed. Transparent mode bypasses the inbox (the socket writes to the
+host). Nothing is dropped: a full inbox pauses the connection until the host has taken enough.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from typing import TYPE_CHECKING
+
+from emulator.core import events as ev
+
+if TYPE_CHECKING:
+    from emulator.core.sockets import Socket
+
+# Below this share of the buffer limit a paused socket reads from the server again.
+RESUME_FRACTION = 0.5
+
+
+class AccessMode(enum.IntEnum):
+    """<access_mode> (SSL note 2.2.2; TCP/IP note AT+QIOPEN)."""
+
+    BUFFER = 0
+    DIRECT_PUSH = 1
+    TRANSPARENT = 2
+
+
+class Inbox:
+    def __init__(self, socket: "Socket"):
+        self.socket = socket
+        self.data = bytearray()  # unread (buffer) or unpushed (direct push)
+        self.recv_reported = False  # a "recv" URC is out and the inbox has not been emptied since
+        self.closed_due = False  # a "closed" URC waits behind direct push data
+        self.paused = False  # flow control: PauseReading is in effect
+
+    @property
+    def waiting(self) -> bool:
+        """Anything for ``push`` to do."""
+        return bool(self.data) or self.closed_due or self.paused
+
+    def add(self, data: bytes, pushing: bool) -> None:
+        self.data += data
+        if pushing:
+            self.push()
+        elif not self.recv_reported:
+            self.report_recv()
+        self._pause_if_full()
+
+    def report_recv(self) -> None:
+        """Buffer access mode's "recv" (SSL note 2.3.1), once until the inbox has been emptied."""
+        self.recv_reported = True
+        sock = self.socket
+        sock.modem.emit_urc(f'{sock.EVENT_URC}: "recv",{sock.client_id}')
+
+    def report_closed(self) -> None:
+        """SSL note 2.3.2."""
+        sock = self.socket
+        sock.modem.emit_urc(f'{sock.EVENT_URC}: "closed",{sock.client_id}')
+
+    def closed_by_peer(self, pushing: bool) -> None:
+        """The "closed" URC now, or behind the data still to be pushed."""
+        if pushing and self.data:
+            self.closed_due = True
+            self.push()
+        else:
+            self.report_closed()
+
+    def read(self, length: int) -> bytes:
+        """The first ``length`` bytes, for the host's read command."""
+        data = bytes(self.data[:length])
+        del self.data[:length]
+        if not self.data:
+            # Quectel's TCP/IP notes: no new "recv" URC until everything received has been read.
+            self.recv_reported = False
+        self._resume_if_room()
+        return data
+
+    def take_all(self) -> bytes:
+        data = bytes(self.data)
+        if data:
+            self.data.clear()
+            self._resume_if_room()
+        return data
+
+    def push(self) -> None:
+        """Direct push: URCs of up to recv_max bytes while the port is idle, then a held closed URC."""
+        sock = self.socket
+        if sock.session is not None:
+            return
+        modem = sock.modem
+        # Not while DTR is low: no host has the port, and data pushed now would be lost without a
+        # word. It waits, as in the buffer, and goes out at the first idle moment once DTR is back
+        # (after the host's first command: a host opening the port flushes what came before).
+        pushing = sock.access_mode is AccessMode.DIRECT_PUSH
+        while pushing and self.data and modem.idle and modem.dtr:
+            modem.emit_urc(*self._next_push())
+        if self.closed_due and not (pushing and self.data):
+            self.closed_due = False
+            self.report_closed()
+        self._resume_if_room()
+
+    def _next_push(self) -> tuple[bytes, bytes]:
+        """The next direct push URC's header and data: up to recv_max bytes of the stream."""
+        sock = self.socket
+        chunk = bytes(self.data[: sock.limits.recv_max])
+        del self.data[: len(chunk)]
+        return f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'.encode(), chunk
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.recv_reported = self.closed_due = self.paused = False
+
+    def _pause_if_full(self) -> None:
+        sock = self.socket
+        if not self.paused and len(self.data) >= sock.limits.recv_buffer and sock.conn_id:
+            self.paused = True
+            sock.modem.effect(ev.PauseReading(sock.conn_id))
+
+    def _resume_if_room(self) -> None:
+        sock = self.socket
+        if self.paused and len(self.data) < sock.limits.recv_buffer * RESUME_FRACTION:
+            self.paused = False
+            if sock.conn_id is not None and sock.is_open:
+                sock.modem.effect(ev.ResumeReading(sock.conn_id))
+
+
+class DatagramInbox(Inbox):
+    """A UDP socket's inbox: each datagram keeps its bounds and its sender. A read takes at most
+    one datagram (what a shorter read leaves of it stays for the next, with its sender); a direct
+    push URC carries one, and names its sender for a bound-only socket (a "UDP SERVICE"). UDP has
+    no flow control: a datagram that does not fit is dropped (``fits``), never paused for."""
+
+    def __init__(self, socket: "Socket"):
+        super().__init__(socket)
+        self.bounds: deque[list] = deque()  # [sender ip, sender port, bytes left] per datagram
+
+    def fits(self, size: int) -> bool:
+        return len(self.data) + size <= self.socket.limits.recv_buffer
+
+    def sender(self, ip: str, port: int, size: int) -> None:
+        """The next ``size`` bytes added are one datagram from ip:port."""
+        self.bounds.append([ip, port, size])
+
+    def read_datagram(self, length: int) -> tuple[bytes, str, int]:
+        if not self.bounds:
+            return b"", "", 0
+        head = self.bounds[0]
+        data = self.read(min(length, head[2]))
+        head[2] -= len(data)
+        if head[2] == 0:
+            self.bounds.popleft()
+        return data, head[0], head[1]
+
+    def take_all(self) -> bytes:
+        self.bounds.clear()
+        return super().take_all()
+
+    def clear(self) -> None:
+        self.bounds.clear()
+        super().clear()
+
+    def _next_push(self) -> tuple[bytes, bytes]:
+        sock = self.socket
+        ip, port, size = self.bounds.popleft()
+        chunk = bytes(self.data[:size])
+        del self.data[:size]
+        header = f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'
+        if getattr(sock, "bound_only", False):
+            header += f',"{ip}",{port}'
+        return header.encode(), chunk
+
+    def _pause_if_full(self) -> None:
+        """Nothing to pause: ``fits`` keeps the inbox within its limit."""

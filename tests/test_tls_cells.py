@@ -1,0 +1,115 @@
+"""Every valid version x suite cell of SSL note table 3 against a server that speaks it: the open
+succeeds, data comes back, and the server confirms the exact version and suite. The static-ECDH
+RC4/3DES cells, which no engine here has, fail with 566 before any connection is made.
+
+The servers are three other implementations in memory behind the core's simulated network:
+OpenSSL (pyOpenSSL) where it speaks the cell, tlslite-ng for SSL 3.0, RC4 and 3DES, and Mbed TLS
+(python-mbedtls) for static ECDH.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from emulator.core import events as ev
+from emulator.core.tls import CIPHER_SUITES, TLS12_ONLY, is_elliptic, key_exchange
+from emulator.core.tls_openssl import knows_cipher
+from tests.core_network import ServerSide, SimulatedNetwork, server_context
+from tests.harness import CoreHarness
+from tests.tls_servers import MbedTlsServerEnd, TlsliteServerEnd, openssl_negotiated
+
+OK = b"OK\r\n"
+VERSIONS = {0: (3, 0), 1: (3, 1), 2: (3, 2), 3: (3, 3)}
+
+
+def valid_cells() -> list[tuple[int, int]]:
+    """(sslversion, suite) pairs the module can negotiate at all: a TLS 1.2 suite only with TLS 1.2,
+    an elliptic-curve suite never with SSL 3.0."""
+    return [(version, code) for version in VERSIONS for code in CIPHER_SUITES
+            if (code not in TLS12_ONLY or version == 3) and (not is_elliptic(code) or version >= 1)]
+
+
+def unspeakable(code: int) -> bool:
+    return key_exchange(code).startswith("ECDH_") and CIPHER_SUITES[code][0].split("_WITH_")[1][:3] in ("RC4", "3DE")
+
+
+class EngineNetwork(SimulatedNetwork):
+    """The simulated network with a server end made by ``make_server`` for every connection."""
+
+    def __init__(self, harness, make_server):
+        super().__init__(harness, context=cached_server_context("server-rsa"))
+        self.make_server = make_server
+
+    def _execute(self, effect):
+        if isinstance(effect, ev.OpenTcp):
+            self.opens.append(effect)
+            self.servers[effect.conn_id] = ServerSide(effect.conn_id, self.make_server(), self.echo)
+            return self.harness.event(ev.TcpConnected(effect.conn_id, "127.0.0.1", effect.port,
+                                                      50000 + effect.conn_id))
+        return super()._execute(effect)
+
+
+def server_for(version: int, code: int):
+    exchange = key_exchange(code)
+    cert = "server-ecdsa" if exchange.endswith("ECDSA") or exchange.startswith("ECDH_") else "server-rsa"
+    if exchange.startswith("ECDH_"):
+        return lambda: MbedTlsServerEnd(cert), lambda end: end.negotiated()
+    if version == 0 or not knows_cipher(CIPHER_SUITES[code][1]):
+        return lambda: TlsliteServerEnd(cert), lambda end: end.negotiated()
+    context = cached_server_context(cert)
+
+    def openssl_end():
+        from OpenSSL import SSL
+
+        end = SSL.Connection(context, None)
+        end.set_accept_state()
+        return end
+    return openssl_end, openssl_negotiated
+
+
+@functools.cache
+def cached_server_context(cert: str):
+    return server_context(cert)  # loading an RSA key is a tenth of a second: once per certificate
+
+
+CELLS = valid_cells()
+
+
+def test_the_table_has_79_valid_cells_and_12_without_an_engine():
+    assert len(CELLS) == 79
+    assert sum(unspeakable(code) for _, code in CELLS) == 12
+
+
+@pytest.mark.parametrize("version,code", CELLS, ids=[f"v{v}-{CIPHER_SUITES[c][0]}" for v, c in CELLS])
+def test_cell(version, code):
+    harness = CoreHarness()
+    make_server, negotiated = server_for(version, code)
+    network = EngineNetwork(harness, make_server)
+    for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
+        assert harness.command(line).endswith(OK)
+    out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
+    if unspeakable(code):
+        assert b"+QSSLOPEN: 0,566\r\n" in out
+        assert network.opens == []
+        return
+    assert b"+QSSLOPEN: 0,0\r\n" in out, out
+    server = network.server()
+    assert negotiated(server.tls) == (VERSIONS[version], code)
+    out = harness.command("AT+QSSLSEND=0,11") + harness.send(b"hello cells") + network.run()
+    assert b"SEND OK\r\n" in out
+    assert server.received == b"hello cells"
+    out = harness.command("AT+QSSLRECV=0,100")
+    assert b"+QSSLRECV: 11\r\nhello cells\r\n" in out
+
+
+@pytest.mark.parametrize("version,code", [(1, 0xC02F), (2, 0xC026), (0, 0xC013), (0, 0x003D)])
+def test_an_invalid_cell_fails_before_connecting(version, code):
+    harness = CoreHarness()
+    network = EngineNetwork(harness, lambda: None)
+    for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
+        assert harness.command(line).endswith(OK)
+    out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
+    assert b"+QSSLOPEN: 0,566\r\n" in out
+    assert network.opens == []
