@@ -318,9 +318,9 @@ class Controller:
     @operation
     def fail_opens(self, count: Annotated[int, Range(0, 1000)], error: Annotated[str, MaxLength(16)],
                    seconds: Annotated[float, Range(-1, 3600)] = -1.0) -> None:
-        """The next COUNT AT+QSSLOPEN / AT+QIOPEN "TCP" fail with ERROR: dns (565), connect (566), timeout (569, after
-        SECONDS or the module's 150 s), handshake (the server resets it: 566) or silent (no answer
-        until negotiatetime: 569)."""
+        """The next COUNT AT+QSSLOPEN fail with ERROR (AT+QIOPEN "TCP" opens too, in their URC): dns
+        (565), connect (566), timeout (569, after SECONDS or the module's 150 s), handshake (the server
+        resets it: 566) or silent (no answer until negotiatetime: 569)."""
         if error not in OPEN_FAILURES:
             raise ControlError(f"fail-opens: error must be one of {', '.join(OPEN_FAILURES)}")
         self.runner.network.fail_next_opens(count, error, None if seconds < 0 else seconds)
