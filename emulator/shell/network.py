@@ -86,7 +86,10 @@ class _Connection(asyncio.Protocol):
         self.net = net
         self.conn_id = conn_id  # None: accepted by a listener, until the core takes it (AcceptTcp)
         self.listener = listener
-        self.held: list[bytes] = []  # what arrived before the core took the connection
+        # What arrived before the core knew the connection (TcpConnected, AcceptTcp): a server that
+        # speaks first (a banner) can be read before the connect's coroutine resumes.
+        self.announced = False
+        self.held: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.closed_reported = False
         self.closing = False
@@ -96,7 +99,7 @@ class _Connection(asyncio.Protocol):
         self.outbound = _Delay(net, self._write_now)
 
     def _deliver(self, data: bytes) -> None:
-        if self.conn_id is None:
+        if not self.announced:
             self.held.append(data)
             return
         if isinstance(data, _Eof):
@@ -130,9 +133,10 @@ class _Connection(asyncio.Protocol):
         if self.listener is not None:
             self.net._incoming(self)
 
-    def adopted(self, conn_id: int) -> None:
-        """The core carries this accepted connection under ``conn_id`` from now on."""
+    def announced_as(self, conn_id: int) -> None:
+        """The core knows this connection as ``conn_id`` now: what arrived meanwhile goes to it."""
         self.conn_id = conn_id
+        self.announced = True
         held, self.held = self.held, []
         for data in held:
             self._deliver(data)
@@ -403,7 +407,7 @@ class Network:
             conn.transport.close()
             return
         self.connections[effect.conn_id] = conn
-        conn.adopted(effect.conn_id)
+        conn.announced_as(effect.conn_id)
         if not conn.transport.is_closing() and not self.host_backpressure:
             conn.transport.resume_reading()
 
@@ -552,6 +556,7 @@ class Network:
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.report(ev.TcpConnected(effect.conn_id, peer[0], peer[1], local[1]))
+        conn.announced_as(effect.conn_id)
         if injected == "handshake":
             # The server answers the ClientHello with a reset: the handshake fails.
             self.fault_reset(effect.conn_id)
