@@ -237,3 +237,9 @@ def test_the_command_set_takes_what_the_listed_modules_declare():
     assert commands.family("undeclared").errors is CME
     with pytest.raises(ValueError, match="declared twice"):
         CommandSet.collect([module, module])  # type: ignore[list-item]
+
+
+def test_a_code_not_named_yet_is_reported_as_given():
+    store = SimpleNamespace(last_qi_error=0)
+    assert QIGETERROR.failed(store, CommandFailed(qi_error=599).code) is ERROR and store.last_qi_error == 599
+    assert CME.failed(store, CommandFailed(cme=999).code) == CmeError(999)

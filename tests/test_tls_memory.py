@@ -48,7 +48,7 @@ def test_session_cache_keeps_one_session_per_server_and_context():
     network = SimulatedNetwork(harness)
     assert harness.command("AT+QIACT=1").endswith(b"OK\r\n")
     assert harness.command('AT+QSSLCFG="session_cache",1,1').endswith(b"OK\r\n")
-    family = harness.modem.network["ssl"]
+    family = harness.modem.families["ssl"]
     for _ in range(3):
         open_and_close(harness, network)
     assert list(family.sessions) == [(1, "127.0.0.1", 4433)]

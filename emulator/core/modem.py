@@ -6,13 +6,18 @@ Outputs are collected and taken by the shell: bytes for the host (``take_host_by
 effects for the network (``take_effects``). ``next_deadline`` tells the shell when to call
 ``tick`` next. Nothing here reads a clock, a file descriptor or a socket.
 
-The host side is in one of five modes:
+The host side is in one of six modes, changed only through ``HOST_MODES``:
 
 - ``BOOTING``: before ``RDY``; bytes the host sends wait until the module is up.
-- ``COMMAND``: the line editor collects a command line (echo, backspace, ``A/``).
+- ``COMMAND``: the line editor (``LineEditor``) collects a command line; ``CommandLineRunner`` runs it.
 - ``BUSY``: a command is waiting for an event (``Pending``); host bytes wait, in order.
-- ``DATA``: raw bytes go to a data sink (the ``>`` prompt, AT+QFUPL's CONNECT).
+- ``DATA``: raw bytes go to a data sink (``DataEntry``: the ``>`` prompt, AT+QFUPL's CONNECT).
 - ``ONLINE``: transparent transmission; bytes go to the connection (``online`` session).
+- ``OFF``: powered down (AT+QPOWD) until a reboot; host bytes are lost.
+
+The modem wires the parts together: the timers (``TimerHeap``), URCs held while they would cut into
+an answer (``HeldUrcs``), the families' state (``families``, built from the ``CommandSet`` it is
+given) and the connections' events (``new_conn_id``).
 """
 
 from __future__ import annotations

@@ -48,9 +48,12 @@ class CommandFailed(Exception):
 def _as_code(value: Code | int | None, qi: bool) -> Code | None:
     if value is None or isinstance(value, (QiError, CmeCode, Refusal)):
         return value
-    if qi or 550 <= value < 600 or value == 0:
-        return QiError(value)
-    return CmeCode(value)
+    try:
+        if qi or 550 <= value < 600 or value == 0:
+            return QiError(value)
+        return CmeCode(value)
+    except ValueError:  # a code the tables here do not name yet: reported as given
+        return value
 
 
 class ParamError(CommandFailed):

@@ -210,7 +210,8 @@ class Refusal(enum.Enum):
     INTERNAL = "an error inside the emulator"  # QIGETERROR: 550; CME: plain ERROR
 
 
-Code = QiError | CmeCode | Refusal
+# An int is a code results.py does not name yet; it is reported as given.
+Code = QiError | CmeCode | Refusal | int
 
 
 class ErrorStore(Protocol):
@@ -231,7 +232,7 @@ class QiGetErrorReporting:
     """Plain ERROR; the code for AT+QIGETERROR (0 again after a command that succeeds)."""
 
     def failed(self, store: ErrorStore, code: Code | None) -> FinalResult | CmeError:
-        if isinstance(code, QiError):
+        if isinstance(code, int) and not isinstance(code, CmeCode):  # QiError, or a code not named here
             store.last_qi_error = int(code)
         elif code is Refusal.INTERNAL:
             store.last_qi_error = QiError.UNKNOWN
@@ -247,7 +248,7 @@ class CmeReporting:
     """``+CME ERROR: <n>`` per AT+CMEE; plain ERROR without a code."""
 
     def failed(self, store: ErrorStore, code: Code | None) -> FinalResult | CmeError:
-        if isinstance(code, CmeCode):
+        if isinstance(code, int) and not isinstance(code, QiError):  # CmeCode, or a code not named here
             return CmeError(int(code))
         if code is Refusal.PARAMETER:
             return CmeError(CmeCode.INCORRECT_PARAMETERS)
