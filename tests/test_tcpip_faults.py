@@ -97,3 +97,22 @@ def test_send_buffer_full_and_bad_family(modem):
         emulator.control.server_reset(client=2, family="pdp")
     with pytest.raises(ControlError, match="ssl socket 2 has no connection"):
         emulator.control.server_reset(client=2)  # the old spelling: the SSL client
+
+
+def test_a_scenario_names_a_tcp_socket_by_family(tmp_path):
+    """A scenario's fault takes the same family argument: the server closes AT+QIOPEN's socket 1 once
+    the module has received 3 bytes on it (the pool's ID: one socket whichever family opened it)."""
+    scenario = tmp_path / "banner-then-close.toml"
+    scenario.write_text('description = "The server closes socket 1 after its banner."\n'
+                        '[[fault]]\noperation = "server-close"\nargs = { client = 1, family = "tcpip" }\n'
+                        'when = { received_bytes = 3, client = 1 }\n')
+    with TcpEchoServer(greeting=b"hi!", echo=False) as server, \
+            Emulator(ufs=tmp_path / "ufs", scenario=scenario) as emulator:
+        emulator.wait_for_boot()
+        with AtHost(emulator.port) as host:
+            assert host.ask("ATE0").endswith(OK)
+            assert host.ask("AT+QIACT=1") == OK
+            assert open_tcp(host, server.port, 1) == b"\r\n+QIOPEN: 1,0\r\n"
+            assert host.expect(b'"closed",1\r\n') == b'\r\n+QIURC: "recv",1\r\n\r\n+QIURC: "closed",1\r\n'
+            assert host.ask("AT+QIRD=1") == b"\r\n+QIRD: 3\r\nhi!\r\n" + OK
+            assert host.ask("AT+QICLOSE=1") == OK
