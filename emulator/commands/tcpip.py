@@ -31,7 +31,7 @@ from emulator.core.registry import (
     str_arg,
 )
 from emulator.core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
-from emulator.core.sockets import AccessMode, OpenFailed, Phase, SocketState, socket_in_pool
+from emulator.core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -71,8 +71,16 @@ def _ids(modem: "Modem") -> str:
     return f"(0-{modem.profile.limits.clients - 1})"
 
 
-def _connect_id(modem: "Modem", call: CommandCall) -> int:
-    return _int(call, 0, 0, modem.profile.limits.clients - 1)
+def _connect_id(modem: "Modem", call: CommandCall, index: int = 0) -> int:
+    return _int(call, index, 0, modem.profile.limits.clients - 1)
+
+
+def _active_context(modem: "Modem", pdp_ctx: int) -> PdpContexts:
+    """The PDP family, when ``pdp_ctx`` is active; else 561, as the sockets' open reports it."""
+    pdp = modem.families.get("pdp")
+    if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
+        raise CommandFailed(QiError.OPEN_PDP_FAILED)
+    return pdp
 
 
 # --- AT+QIOPEN (TCP/IP note 2.1.4) --------------------------------------------------------------
@@ -295,15 +303,11 @@ def state(modem: "Modem", call: CommandCall) -> Reply:
             context = _int(call, 1, 1, modem.profile.limits.pdp_contexts)
             sockets = [s for s in sockets if s.pdp_ctx == context]
         else:
-            connect_id = _connect_id_at(modem, call, 1)
+            connect_id = _connect_id(modem, call, 1)
             sockets = [s for s in sockets if s.client_id == connect_id]
     elif call.form not in (Form.EXEC, Form.READ):
         raise _invalid()
     return Reply([s.state_line() for s in sockets])
-
-
-def _connect_id_at(modem: "Modem", call: CommandCall, index: int) -> int:
-    return _int(call, index, 0, modem.profile.limits.clients - 1)
 
 
 # --- AT+QISWTMD (TCP/IP note 2.1.10; SSL note 1.4) ----------------------------------------------
@@ -346,9 +350,7 @@ def resolve(modem: "Modem", call: CommandCall) -> Reply:
     host = _text(call, 1).strip()
     if not host:
         raise _invalid()
-    pdp = modem.families.get("pdp")
-    if pdp is None or not pdp.is_active(pdp_ctx):  # type: ignore[attr-defined]
-        raise CommandFailed(QiError.OPEN_PDP_FAILED)
+    pdp = _active_context(modem, pdp_ctx)
     conn_ids: list[int] = []
 
     def answered(event: ev.NetworkEvent) -> None:
@@ -363,7 +365,7 @@ def resolve(modem: "Modem", call: CommandCall) -> Reply:
             modem.emit_urc(f'+QIURC: "dnsgip","{address}"')
 
     conn_ids.append(modem.new_conn_id(answered))
-    modem.effect(ev.Resolve(conn_ids[0], host, pdp.dns_servers(pdp_ctx)))  # type: ignore[attr-defined]
+    modem.effect(ev.Resolve(conn_ids[0], host, pdp.dns_servers(pdp_ctx)))
     return ok()
 
 
@@ -479,10 +481,8 @@ def ping(modem: "Modem", call: CommandCall) -> Reply:
     count = _int(call, 3, 1, 10, default=4)
     if not host:
         raise _invalid()
-    pdp = modem.families.get("pdp")
-    if pdp is None or not pdp.is_active(pdp_ctx):  # type: ignore[attr-defined]
-        raise CommandFailed(QiError.OPEN_PDP_FAILED)
-    PingRun(modem, host, timeout, count, pdp.dns_servers(pdp_ctx)).next()  # type: ignore[attr-defined]
+    pdp = _active_context(modem, pdp_ctx)
+    PingRun(modem, host, timeout, count, pdp.dns_servers(pdp_ctx)).next()
     return ok()
 
 
@@ -508,9 +508,7 @@ def ntp(modem: "Modem", call: CommandCall) -> Reply:
     set_clock = _int(call, 3, 0, 1, default=1)
     if not server:
         raise _invalid()
-    pdp = modem.families.get("pdp")
-    if pdp is None or not pdp.is_active(pdp_ctx):  # type: ignore[attr-defined]
-        raise CommandFailed(QiError.OPEN_PDP_FAILED)
+    pdp = _active_context(modem, pdp_ctx)
     conn_ids: list[int] = []
 
     def answered(event: ev.NetworkEvent) -> None:
@@ -530,5 +528,5 @@ def ntp(modem: "Modem", call: CommandCall) -> Reply:
         modem.emit_urc(f'+QNTP: 0,"{local:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
 
     conn_ids.append(modem.new_conn_id(answered))
-    modem.effect(ev.QueryNtp(conn_ids[0], server, port, NTP_TIMEOUT, pdp.dns_servers(pdp_ctx)))  # type: ignore[attr-defined]
+    modem.effect(ev.QueryNtp(conn_ids[0], server, port, NTP_TIMEOUT, pdp.dns_servers(pdp_ctx)))
     return ok()
