@@ -666,6 +666,8 @@ def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
 
 
 def main() -> None:
+    # The emulator's own speed, not a radio network's: no round trip (README "ecemu run").
+    os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")
     parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "startup", "memory"],
