@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import socket
 import threading
 import time
@@ -294,3 +295,29 @@ def test_qping_a_host_that_answers(modem):
     said = host.expect(b"+QPING: 0,2,2,0,")
     assert said.count(b'+QPING: 0,"127.0.0.1",32,') == 2
     assert host.expect(b"\r\n")
+
+
+def test_a_hologram_style_exchange_direct_push_and_hex_chunks(modem):
+    """What hologram-python's Quectel driver does: AT+QIOPEN in direct push mode, the message as
+    AT+QISENDEX chunks of 510 hex digits, the answer from the "recv" URC with its length."""
+    _, host = modem
+    message = bytes(range(256)) * 2  # 512 bytes: 255 + 255 + 2
+    with TcpEchoServer() as server:
+        open_tcp(host, server.port, connect_id=0, mode=1)
+        hexed = message.hex()
+        said = b""
+        for start in range(0, len(hexed), 510):
+            said += host.ask(f'AT+QISENDEX=0,"{hexed[start:start + 510]}"')
+            assert said.endswith(b"\r\nSEND OK\r\n")
+        assert server.wait_received(0, len(message)) == message
+        pushed = bytearray()
+        for match in re.finditer(rb'\+QIURC: "recv",0,(\d+)\r\n', said):  # those amid the answers
+            pushed += said[match.end():match.end() + int(match.group(1))]
+        while len(pushed) < len(message):  # the rest of the echo, each URC with its length and bytes
+            host.expect(b'+QIURC: "recv",0,')
+            size = int(host.expect(b"\r\n")[:-2])
+            data = host.read_exactly(size + 2)
+            assert data.endswith(b"\r\n")
+            pushed += data[:size]
+        assert bytes(pushed) == message
+        assert host.ask("AT+QICLOSE=0,0") == OK
