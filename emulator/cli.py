@@ -537,3 +537,64 @@ def certs(folder: Path) -> None:
 
     for name, path in sorted(write_test_pki(folder).items()):
         click.echo(f"{name}: {path}")
+
+
+@main.command("http-server")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port on 127.0.0.1 for HTTP; 0 picks a free one.")
+@click.option("--tls-port", default=8443, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port on 127.0.0.1 for HTTPS (the test PKI); 0 picks a free one.")
+@click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the CA certificate of the HTTPS chain here, to upload for seclevel 1.")
+def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
+    """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (emulator.http_server), until SIGINT or SIGTERM."""
+    import threading
+
+    from emulator.http_server import HttpTestServer
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        plain, secure = HttpTestServer(port=port), HttpTestServer(tls=True, port=tls_port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1: {exc}") from None
+    with plain, secure:
+        click.echo(f"http: {plain.url}\nhttps: {secure.url}")
+        if ca_path is not None and secure.ca_pem is not None:
+            ca_path.write_bytes(secure.ca_pem)
+            click.echo(f"ca: {ca_path}")
+        sys.stdout.flush()
+        stop.wait()
+
+
+@main.command("mqtt-broker")
+@click.option("--port", default=1883, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port on 127.0.0.1 for MQTT; 0 picks a free one.")
+@click.option("--tls-port", default=8883, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port on 127.0.0.1 for MQTT over TLS (the test PKI); 0 picks a free one.")
+@click.option("--client-certificates", is_flag=True, help="The TLS port asks for a client certificate (seclevel 2).")
+@click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the CA certificate of the TLS chain here, to upload for seclevel 1.")
+def mqtt_broker(port: int, tls_port: int, client_certificates: bool, ca_path: Path | None) -> None:
+    """A Mosquitto broker on 127.0.0.1 for AT+QMT* (emulator.mqtt_broker), until SIGINT or SIGTERM."""
+    import threading
+
+    from emulator.mqtt_broker import BrokerUnavailable, MqttBroker
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        broker = MqttBroker(port=port, tls_port=tls_port, client_certificates=client_certificates).start()
+    except (BrokerUnavailable, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        click.echo(f"mqtt: {broker.host}:{broker.port}\nmqtts: {broker.host}:{broker.tls_port}")
+        if ca_path is not None:
+            ca_path.write_bytes(broker.ca_pem)
+            click.echo(f"ca: {ca_path}")
+        sys.stdout.flush()
+        stop.wait()
+    finally:
+        broker.close()

@@ -52,7 +52,9 @@ Client = Annotated[int, Range(0, 11)]  # SSL note 2.2.2: <clientID> 0-11
 Seconds = Annotated[float, Range(0, 3600)]
 Milliseconds = Annotated[int, Range(0, 60000)]
 UrcText = Annotated[str, MaxLength(1024)]
-SocketFamilyName = Annotated[str, MaxLength(16)]  # one of SOCKET_FAMILIES
+FamilyName = Annotated[str, MaxLength(8)]  # the socket families a server-side fault reaches
+# AT+QSSLOPEN's clients, AT+QIOPEN's sockets, AT+QMTOPEN's clients, the HTTP request
+SOCKET_FAMILIES = ("ssl", "tcpip", "mqtt", "http")
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,6 @@ def _shown(value: Any) -> str:
 OPERATIONS: dict[str, Operation] = {}
 OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
 INSPECTIONS = {"status", "listening"}  # operations that change nothing and so are not faults in the trace
-SOCKET_FAMILIES = ("ssl", "tcpip")  # the families whose sockets faults name: AT+QSSLOPEN's, AT+QIOPEN's
 KINDS = (int, float, bool, str)
 
 
@@ -289,25 +290,27 @@ class Controller:
             raise ControlError(f"family must be one of {', '.join(SOCKET_FAMILIES)}")
         return self._state(family)
 
-    def _conn_of(self, client: int, family: str) -> int:
+    def _conn_of(self, client: int, family: str = "ssl") -> int:
         conn_id = self._sockets(family).conn_id_of(client)
         if conn_id is None:
-            raise ControlError(f"{family} socket {client} has no connection")
+            raise ControlError(f"{family} client {client} has no connection")
         return conn_id
 
     @operation
-    def server_reset(self, client: Client, family: SocketFamilyName = "ssl") -> None:
-        """The server resets CLIENT's connection (TCP RST); FAMILY ssl (AT+QSSLOPEN) or tcpip (AT+QIOPEN)."""
+    def server_reset(self, client: Client, family: FamilyName = "ssl") -> None:
+        """The server resets CLIENT's connection (TCP RST); FAMILY: ssl (AT+QSSLOPEN), tcpip
+        (AT+QIOPEN), mqtt (AT+QMTOPEN's <client_idx>) or http (client 0, the request running)."""
         self.runner.network.fault_reset(self._conn_of(client, family))
 
     @operation
-    def server_close(self, client: Client, family: SocketFamilyName = "ssl") -> None:
-        """The server closes CLIENT's connection cleanly; FAMILY ssl or tcpip."""
+    def server_close(self, client: Client, family: FamilyName = "ssl") -> None:
+        """The server closes CLIENT's connection cleanly (FAMILY as for server-reset)."""
         self.runner.network.fault_close(self._conn_of(client, family))
 
     @operation
-    def server_stall(self, client: Client, seconds: Seconds = 0.0, family: SocketFamilyName = "ssl") -> None:
-        """No bytes move either way on CLIENT's connection, for SECONDS (0: until the connection ends); FAMILY ssl or tcpip."""
+    def server_stall(self, client: Client, seconds: Seconds = 0.0, family: FamilyName = "ssl") -> None:
+        """No bytes move either way on CLIENT's connection, for SECONDS (0: until the connection ends;
+        FAMILY as for server-reset)."""
         self.runner.network.fault_stall(self._conn_of(client, family), seconds)
 
     @operation
@@ -336,8 +339,9 @@ class Controller:
         self.runner.network.bandwidth = bytes_per_second
 
     @operation
-    def send_buffer_full(self, client: Client, full: bool = True, family: SocketFamilyName = "ssl") -> None:
-        """CLIENT's send buffer is full (AT+QSSLSEND, AT+QISEND answer SEND FAIL) until set back; FAMILY ssl or tcpip."""
+    def send_buffer_full(self, client: Client, full: bool = True, family: FamilyName = "ssl") -> None:
+        """CLIENT's send buffer is full (AT+QSSLSEND, AT+QISEND ... answer SEND FAIL) until set back (FAMILY as
+        for server-reset)."""
         try:
             self._sockets(family).set_send_buffer_full(client, full)
         except LookupError as exc:

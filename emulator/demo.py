@@ -9,8 +9,12 @@ and ports (220.180.239.212, 8010, 8011) become 127.0.0.1 and the local server's 
 port AT+QSSLSTATE reports, and the checksum of the uploaded CA file, may be anything. The CA file
 is uploaded with AT+QFUPL before the SSL context points at it, as the note's chapter 4 asks.
 
-The examples run in the note's order, each on what the one before set up; after a failure the
-rest are not run. Every wait is bounded, so the demo always ends.
+Then the module's own stacks on the same SSL contexts: an HTTPS GET (HTTP(S) note's GET flow) from a
+local HTTPS server, and an MQTT publish/subscribe over TLS (MQTT note's chapter 4 flow) through a
+local Mosquitto broker, when the machine has one.
+
+The examples run in order, each on what the one before set up; after a failure the rest are not
+run. Every wait is bounded, so the demo always ends.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import serial
 
 from emulator.api import Emulator
 from emulator.echo_server import TlsEchoServer
+from emulator.http_server import HttpTestServer
+from emulator.mqtt_broker import BrokerUnavailable, MqttBroker
 from emulator.profile import DEFAULT_PROFILE
 from emulator.shell.trace import visible
 
@@ -84,8 +90,55 @@ def command(line: str, answer: str = "", comment: str = "", final: str = "OK") -
     return Step(sent, sent + body.encode() + f"\r\n{final}\r\n".encode(), comment=comment)
 
 
-def examples(port: int, ca_pem: bytes) -> list[Example]:
-    """Chapter 3 of the SSL note, with the server at 127.0.0.1:``port``."""
+HTTP_PATH = "/demo.html"
+MQTT_MESSAGE = b"This is test data, hello MQTT."
+
+
+def http_example(https_port: int) -> Example:
+    """An HTTPS GET on SSL context 1 as 3.2 set it up (TLS 1.0, one suite, the server verified)."""
+    url = f"https://127.0.0.1:{https_port}{HTTP_PATH}"
+    body = f"Hello from ecemu: {HTTP_PATH}\n".encode()
+    return Example("HTTPS", "GET through SSL context 1 (HTTP(S) note)", [
+        command('AT+QHTTPCFG="contextid",1', comment="PDP context 1"),
+        command('AT+QHTTPCFG="sslctxid",1', comment="TLS as SSL context 1 says"),
+        command(f"AT+QHTTPURL={len(url)},80", final="CONNECT", comment="the URL follows"),
+        Step(url.encode(), b"\r\nOK\r\n", comment="(not echoed)"),
+        command("AT+QHTTPGET=80", comment="send the GET request"),
+        Step(expect=f"\r\n+QHTTPGET: 0,200,{len(body)}\r\n".encode(), comment="status 200 and its length"),
+        command("AT+QHTTPREAD=80", final="CONNECT", comment="read the body"),
+        Step(expect=body + b"\r\nOK\r\n"),
+        Step(expect=b"\r\n+QHTTPREAD: 0\r\n", comment="all of it"),
+    ])
+
+
+def mqtt_example(tls_port: int) -> Example:
+    """Publish and subscribe over TLS, SSL context 2 verifying the broker (any TLS version)."""
+    topic = '"demo/topic"'
+    return Example("MQTTS", "publish and subscribe over TLS (MQTT note chapter 4)", [
+        command('AT+QSSLCFG="seclevel",2,1', comment="SSL context 2 verifies the broker"),
+        command('AT+QSSLCFG="cacert",2,"UFS:cacert.pem"'),
+        command('AT+QMTCFG="ssl",0,1,2', comment="MQTT client 0 over TLS, SSL context 2"),
+        command(f'AT+QMTOPEN=0,"127.0.0.1",{tls_port}', comment="open the network"),
+        Step(expect=b"\r\n+QMTOPEN: 0,0\r\n", comment="opened"),
+        command('AT+QMTCONN=0,"ecemu-demo"', comment="connect as client ecemu-demo"),
+        Step(expect=b"\r\n+QMTCONN: 0,0,0\r\n", comment="accepted"),
+        command(f"AT+QMTSUB=0,1,{topic},1", comment="subscribe, QoS 1"),
+        Step(expect=b"\r\n+QMTSUB: 0,1,0,1\r\n", comment="granted QoS 1"),
+        Step(f"AT+QMTPUBEX=0,0,0,0,{topic},{len(MQTT_MESSAGE)}\r".encode(),
+             f"AT+QMTPUBEX=0,0,0,0,{topic},{len(MQTT_MESSAGE)}\r\r\n> ".encode(), until=rb"\r\n> ",
+             comment="publish 30 bytes, QoS 0"),
+        Step(MQTT_MESSAGE, MQTT_MESSAGE + b"\r\nOK\r\n"),
+        Step(expect=b"\r\n+QMTPUBEX: 0,0,0\r\n", comment="sent"),
+        Step(expect=f"\r\n+QMTRECV: 0,0,{topic},\"{MQTT_MESSAGE.decode()}\"\r\n".encode(),
+             comment="and back from the broker"),
+        command("AT+QMTDISC=0", comment="disconnect"),
+        Step(expect=b"\r\n+QMTDISC: 0,0\r\n"),
+    ])
+
+
+def examples(port: int, ca_pem: bytes, https_port: int | None = None, mqtt_tls_port: int | None = None) -> list[Example]:
+    """Chapter 3 of the SSL note, with the server at 127.0.0.1:``port``; then HTTPS and MQTT(S)
+    when their servers are given."""
     server = f'"127.0.0.1",{port}'
 
     def open_client(mode: int) -> list[Step]:
@@ -149,6 +202,8 @@ def examples(port: int, ca_pem: bytes) -> list[Example]:
             Step(b"+++", b"\r\nOK\r\n", comment="leave transparent mode", escape=True),
             close,
         ]),
+        *([http_example(https_port)] if https_port is not None else []),
+        *([mqtt_example(mqtt_tls_port)] if mqtt_tls_port is not None else []),
         Example("3.1.3", "Deactivate a PDP context", [
             command("AT+QIDEACT=1", comment="deactivate PDP context 1"),
         ]),
@@ -234,7 +289,21 @@ def run_demo(profile: str = DEFAULT_PROFILE, escape_guard_ms: int = DEMO_ESCAPE_
     out = Transcript(echo, quiet)
     guard = escape_guard_ms / 1000.0
     results: list[str] = []  # per example: pass, fail, not run
+    try:
+        broker: MqttBroker | None = MqttBroker().start()
+    except BrokerUnavailable:
+        broker = None
+    try:
+        return _run(profile, escape_guard_ms, out, guard, results, broker)
+    finally:
+        if broker is not None:
+            broker.close()
+
+
+def _run(profile: str, escape_guard_ms: int, out: Transcript, guard: float, results: list[str],
+         broker: MqttBroker | None) -> bool:
     with TlsEchoServer(answer=NOTE_DATA, answer_after=2 * len(NOTE_DATA)) as server, \
+            HttpTestServer(tls=True) as https, \
             Emulator(profile=profile, escape_guard_ms=escape_guard_ms) as modem:
         modem.wait_for_boot()
         boot_end = modem.profile.boot_urcs[-1].text.encode() + b"\r\n" if modem.profile.boot_urcs else b""
@@ -246,12 +315,18 @@ def run_demo(profile: str = DEFAULT_PROFILE, escape_guard_ms: int = DEMO_ESCAPE_
             out.line(f"  server  127.0.0.1:{server.port}, TLS with the test PKI, for the note's "
                      "220.180.239.212:8010/8011;")
             out.line(f'          it answers "{NOTE_DATA.decode()}" once a connection has sent it 36 bytes')
+            out.line(f"  https   127.0.0.1:{https.port}, HTTPS with the same PKI")
+            if broker is not None:
+                out.line(f"  mqtt    127.0.0.1:{broker.tls_port}, Mosquitto over TLS with the same PKI")
+            else:
+                out.line("  mqtt    no Mosquitto on this machine: the MQTT(S) example is left out")
             out.line(r"  host: what the host sent; module: what the module answered. \r is CR, \n is LF, "
                      "^Z is Ctrl+Z.")
             out.line()
             out.line("Power-on (the boot URCs wait in the port until a host first opens it)")
             out.exchange("module", show(booted))
-            for example in examples(server.port, server.ca_pem):
+            mqtt_port = broker.tls_port if broker is not None else None
+            for example in examples(server.port, server.ca_pem, https.port, mqtt_port):
                 if "fail" in results:
                     out.always(f"  ----  {example.number} {example.title}: not run (it builds on the failed one)")
                     results.append("not run")

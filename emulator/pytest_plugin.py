@@ -96,3 +96,41 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("=", "ecemu coverage")
     for line in total.render(title="commands the tests sent"):
         terminalreporter.write_line(line)
+
+# --- local HTTP(S) and MQTT(S) endpoints for AT+QHTTP* and AT+QMT* -------------------------------
+
+
+@pytest.fixture
+def ecemu_http_server():
+    """A plain HTTP server on 127.0.0.1 (``emulator.http_server.HttpTestServer``): ``.url``,
+    ``.requests`` (what it received); GET /bytes/<n> serves ``body_bytes(n)``, POST echoes."""
+    from emulator.http_server import HttpTestServer
+
+    with HttpTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ecemu_https_server():
+    """The same over TLS with the test PKI: ``.url`` (https://127.0.0.1:<port>), ``.ca_pem`` (the CA
+    to upload for seclevel 1; the certificate names localhost and 127.0.0.1)."""
+    from emulator.http_server import HttpTestServer
+
+    with HttpTestServer(tls=True) as server:
+        yield server
+
+
+@pytest.fixture
+def ecemu_mqtt_broker():
+    """A Mosquitto broker on 127.0.0.1 (``emulator.mqtt_broker.MqttBroker``): ``.port`` (MQTT),
+    ``.tls_port`` (MQTT over TLS, test PKI), ``.ca_pem``; the test skips without mosquitto."""
+    from emulator.mqtt_broker import BrokerUnavailable, MqttBroker
+
+    try:
+        broker = MqttBroker().start()
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield broker
+    finally:
+        broker.close()

@@ -107,15 +107,15 @@ def test_the_table_marks_what_is_not_implemented_and_names_urcs_tls_and_faults()
         ("urc", {"lines": [b'+QSSLURC: "recv",0']}),
         ("tls", {"client": 0, "event": "failed", "detail": "certificate verify failed"}),
         ("fault", {"name": "server-close", "args": {}}),
-        ("command", {"line": "AT+QMTOPEN=0,\"x\",1"}), ("result", {"text": "ERROR"}),
+        ("command", {"line": "AT+QFTPOPEN=\"x\",1"}), ("result", {"text": "ERROR"}),
     ]:
         coverage.observe(kind, details)
     assert coverage.render() == [
         "ecemu coverage: 2 command lines, 2 commands, 1 not implemented by the emulator",
         "  command       count  results",
-        "  AT+QMTOPEN=       1  ERROR 1  << NOT IMPLEMENTED",
+        "  AT+QFTPOPEN=      1  ERROR 1  << NOT IMPLEMENTED",
         "  AT+QSSLOPEN=      1  OK 1",
-        "not implemented: AT+QMTOPEN=",
+        "not implemented: AT+QFTPOPEN=",
         'URCs: +QSSLURC: "recv" 2, +QIND 1',
         "TLS: failed: certificate verify failed 1",
         "faults: server-close 1",
@@ -186,7 +186,7 @@ def test_the_plugin_s_terminal_summary_shows_what_the_tests_sent(pytester):
 
         def test_one(ecemu_modem):
             with serial.Serial(ecemu_modem.port, 115200, timeout=5) as port:
-                port.write(b"AT+CGMM;+QHTTPGET=80\\r")
+                port.write(b"AT+CGMM;+QFTPSIZE=80\\r")
                 assert port.read_until(b"ERROR\\r\\n").endswith(b"EC200M\\r\\n\\r\\nERROR\\r\\n")
 
         def test_two(ecemu_modem):
@@ -204,8 +204,8 @@ def test_the_plugin_s_terminal_summary_shows_what_the_tests_sent(pytester):
         "commands the tests sent: 2 command lines, 3 commands, 1 not implemented by the emulator",
         "  command       count  results",
         "  AT+CGMM           2  OK 2",
-        "  AT+QHTTPGET=      1  ERROR 1  << NOT IMPLEMENTED",
-        "not implemented: AT+QHTTPGET=",
+        "  AT+QFTPSIZE=      1  ERROR 1  << NOT IMPLEMENTED",
+        "not implemented: AT+QFTPSIZE=",
     ])
 
 

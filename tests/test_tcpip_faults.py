@@ -93,9 +93,9 @@ def test_send_buffer_full_and_bad_family(modem):
     assert send(host, 2, b"nope") == b"\r\nSEND FAIL\r\n"
     emulator.control.send_buffer_full(client=2, full=False, family="tcpip")
     assert send(host, 2, b"yes") == b"\r\nSEND OK\r\n"
-    with pytest.raises(ControlError, match="family must be one of ssl, tcpip"):
+    with pytest.raises(ControlError, match="family must be one of ssl, tcpip, mqtt, http"):
         emulator.control.server_reset(client=2, family="pdp")
-    with pytest.raises(ControlError, match="ssl socket 2 has no connection"):
+    with pytest.raises(ControlError, match="ssl client 2 has no connection"):
         emulator.control.server_reset(client=2)  # the old spelling: the SSL client
 
 

@@ -21,6 +21,8 @@ from emulator.commands import tcpip  # noqa: F401
 from emulator.commands import identity  # noqa: F401
 from emulator.commands import radio  # noqa: F401
 from emulator.commands import device  # noqa: F401
+from emulator.commands import mqtt  # noqa: F401
+from emulator.commands import http  # noqa: F401
 
 
 def _family_modules() -> list[ModuleType]:

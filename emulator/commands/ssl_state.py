@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 BUFFER, DIRECT_PUSH, TRANSPARENT = AccessMode.BUFFER, AccessMode.DIRECT_PUSH, AccessMode.TRANSPARENT
 ClientState = SocketState
 
-__all__ = ["BUFFER", "DIRECT_PUSH", "TRANSPARENT", "ClientState", "OpenFailed", "SslClient", "SslFamily",
-           "SslSettings"]
+__all__ = ["BUFFER", "DIRECT_PUSH", "TRANSPARENT", "ClientState", "ContextTls", "OpenFailed", "SslClient",
+           "SslFamily", "SslSettings"]
 
 
 @dataclass
@@ -94,6 +94,66 @@ class SslFamily(SocketFamily):
             self.modem.keylog(line)
 
 
+class ContextTls:
+    """TLS on one SSL context for one connection, made as AT+QSSLOPEN makes it (SSL note 2.2.1,
+    2.2.2, chapter 4): the context's settings as they are at open time, its certificate files read
+    from UFS then, the OpenSSL context and session cache of that SSL context ID, the certificate
+    checks, SNI. The SSL clients use it, and so do HTTP(S) (AT+QHTTPCFG="sslctxid") and MQTT(S)
+    (AT+QMTCFG="ssl"): one TLS path for every family. Raises TlsUnavailable when the context cannot
+    be used (a certificate file missing from UFS ...)."""
+
+    def __init__(self, ssl: SslFamily, ctx_id: int):
+        self.ssl = ssl
+        self.ctx_id = ctx_id
+        self.settings = replace(ssl.contexts[ctx_id])  # as they are now, at open time
+        self.context = ssl.openssl_context(ctx_id, self._context_settings())
+        self._session_key: tuple[int, str, int] | None = None
+
+    def _context_settings(self) -> ContextSettings:
+        """The OpenSSL side of the settings, with the certificate files read from UFS now."""
+        settings = self.settings
+        verify = settings.secllevel >= 1
+        ca = self._read_file(settings.cacert, "CA certificate (cacert)") if verify else None
+        cert = key = None
+        if settings.secllevel == 2:
+            cert = self._read_file(settings.clientcert, "client certificate (clientcert)")
+            key = self._read_file(settings.clientkey, "client key (clientkey)")
+        return ContextSettings(settings.sslversion, settings.ciphersuite, verify, ca, cert, key)
+
+    def _read_file(self, path: str, what: str) -> bytes:
+        try:
+            return self.ssl.modem.files.read(strip_ufs_prefix(path))
+        except (FileNotFoundError, OSError):
+            # REFERENCE.md (seen): secllevel 1 with no CA file fails the open as 566.
+            raise TlsUnavailable(f"{what} {path!r} is not in UFS") from None
+
+    def layer(self, address: str, port: int) -> TlsClient:
+        """The TLS client for a connection to ``address`` (as the host gave it) just made."""
+        settings = self.settings
+        modem = self.ssl.modem
+        policy = None
+        if settings.secllevel >= 1:
+            policy = VerifyPolicy(
+                server_name=address,
+                at=modem.clock.utc(modem.now),
+                check_time=not settings.ignorelocaltime,
+                forgive_chain=bool(settings.ignoremulticertchainverify),
+                forgive_signature=bool(settings.ignoreinvalidcertsign),
+            )
+        # SNI only for names (SSL note 1.6; an IP literal is never a server name, RFC 6066 3).
+        sni = address if settings.sni and not is_ip_literal(address) else None
+        session = None
+        if settings.session_cache:
+            self._session_key = (self.ctx_id, address, port)
+            session = self.ssl.sessions.get(self._session_key)
+        return TlsClient(self.context, policy, sni=sni, session=session)
+
+    def established(self, tls: TlsClient) -> None:
+        """The handshake completed: keep its session for the next connection, when caching."""
+        if self._session_key is not None:
+            self.ssl.sessions[self._session_key] = tls.session
+
+
 class SslClient(Socket):
     """One <clientID>: a socket with TLS on it."""
 
@@ -106,10 +166,8 @@ class SslClient(Socket):
     def __init__(self, family: SslFamily, client_id: int):
         super().__init__(family, client_id)
         self.ssl_ctx = 0
-        self._settings = SslSettings()  # the context's settings as they were at open time
-        self._context: ClientContext | None = None  # the OpenSSL context the connection uses
+        self._tls: ContextTls | None = None  # the SSL context as it was at open time
         self._negotiation_timer: Timer | None = None
-        self._session_key: tuple[int, str, int] | None = None
         # The last +QSSLSTATE line and the fields it shows: hosts poll AT+QSSLSTATE, and formatting
         # twelve lines afresh each time was a third of its answer's work.
         self._state_line = b""
@@ -125,62 +183,29 @@ class SslClient(Socket):
         """Start connecting; the result comes later (URC, or CONNECT/ERROR in transparent mode).
         Raises OpenFailed when the attempt cannot even start."""
         pdp = self._may_open(pdp_ctx)
-        settings = replace(self.family.contexts[ssl_ctx])  # as they are now, at open time
         try:
-            context = self.family.openssl_context(ssl_ctx, self._context_settings(settings))
+            tls = ContextTls(self.family, ssl_ctx)
         except TlsUnavailable as exc:
             log.warning("client %d: SSL context %d cannot be used: %s", self.client_id, ssl_ctx, exc)
             raise OpenFailed(QiError.CONNECT_FAILED, str(exc)) from None
-        self.ssl_ctx, self._settings, self._context = ssl_ctx, settings, context
+        self.ssl_ctx, self._tls = ssl_ctx, tls
         self._start_open(pdp, pdp_ctx, address, port, access_mode)
-
-    def _context_settings(self, settings: SslSettings) -> ContextSettings:
-        """The OpenSSL side of the settings, with the certificate files read from UFS now, at
-        open time, as the module reads them (SSL note chapter 4)."""
-        verify = settings.secllevel >= 1
-        ca = self._read_file(settings.cacert, "CA certificate (cacert)") if verify else None
-        cert = key = None
-        if settings.secllevel == 2:
-            cert = self._read_file(settings.clientcert, "client certificate (clientcert)")
-            key = self._read_file(settings.clientkey, "client key (clientkey)")
-        return ContextSettings(settings.sslversion, settings.ciphersuite, verify, ca, cert, key)
-
-    def _read_file(self, path: str, what: str) -> bytes:
-        try:
-            return self.modem.files.read(strip_ufs_prefix(path))
-        except (FileNotFoundError, OSError):
-            # REFERENCE.md (seen): secllevel 1 with no CA file fails the open as 566.
-            raise TlsUnavailable(f"{what} {path!r} is not in UFS") from None
 
     # --- the TLS layer ----------------------------------------------------------------------------
 
     def _new_layer(self) -> TlsClient:
-        settings = self._settings
+        assert self._tls is not None
         modem = self.modem
-        policy = None
-        if settings.secllevel >= 1:
-            policy = VerifyPolicy(
-                server_name=self.address,
-                at=modem.clock.utc(modem.now),
-                check_time=not settings.ignorelocaltime,
-                forgive_chain=bool(settings.ignoremulticertchainverify),
-                forgive_signature=bool(settings.ignoreinvalidcertsign),
-            )
-        # SNI only for names (SSL note 1.6; an IP literal is never a server name, RFC 6066 3).
-        sni = self.address if settings.sni and not is_ip_literal(self.address) else None
-        session = None
-        if settings.session_cache:
-            self._session_key = (self.ssl_ctx, self.address, self.remote_port)
-            session = self.family.sessions.get(self._session_key)
-        assert self._context is not None
-        tls = TlsClient(self._context, policy, sni=sni, session=session)
-        self._negotiation_timer = modem.call_at(modem.now + settings.negotiatetime, self._negotiation_expired)
-        return tls
+        layer = self._tls.layer(self.address, self.remote_port)
+        self._negotiation_timer = modem.call_at(modem.now + self._tls.settings.negotiatetime,
+                                                self._negotiation_expired)
+        return layer
 
     def _negotiation_expired(self) -> None:
         if self.state is SocketState.OPENING:
             log.warning("client %d: handshake with %s:%d took longer than negotiatetime (%d s)",
-                        self.client_id, self.address, self.remote_port, self._settings.negotiatetime)
+                        self.client_id, self.address, self.remote_port,
+                        self._tls.settings.negotiatetime if self._tls else 0)
             self._open_failed(QiError.TIMEOUT)
 
     def _layer_up(self) -> None:
@@ -191,8 +216,8 @@ class SslClient(Socket):
                            forgiven=list(tls.forgiven))
         log.info("client %d: connected to %s:%d with %s%s", self.client_id, self.address, self.remote_port,
                  tls.describe(), f" (forgiven: {'; '.join(tls.forgiven)})" if tls.forgiven else "")
-        if self._session_key is not None:
-            self.family.sessions[self._session_key] = tls.session
+        if self._tls is not None:
+            self._tls.established(tls)
 
     def _layer_failed(self, detail: str) -> None:
         self.modem.observe("tls", client=self.client_id, event="failed", detail=detail)
@@ -203,7 +228,7 @@ class SslClient(Socket):
 
     def _gone_quietly(self) -> None:
         self._cancel_negotiation_timer()
-        self._session_key = None
+        self._tls = None
 
     def _cancel_negotiation_timer(self) -> None:
         if self._negotiation_timer is not None:

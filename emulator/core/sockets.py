@@ -397,7 +397,7 @@ class Socket:
         if waits_as_command:
             self.modem.finish_pending(self.enter_transparent())
         else:
-            self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},0")
+            self._report_open(QiError.OK)
 
     def _open_failed(self, code: QiError, close: bool = True) -> None:
         waits_as_command = self.open_waits_as_command
@@ -407,7 +407,11 @@ class Socket:
         if waits_as_command:
             self.modem.finish_pending(CommandFailed(code))
         else:
-            self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(code)}")
+            self._report_open(code)
+
+    def _report_open(self, code: QiError) -> None:
+        """The open URC (SSL note 2.2.2); a family whose result codes differ (MQTT) says its own."""
+        self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(code)}")
 
     # --- receiving (emulator.core.inbox) --------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""The connection under the module's application stacks (HTTP(S), MQTT(S)): a socket of the socket
+core that is plain TCP, or TLS on one of the SSL family's contexts made as AT+QSSLOPEN makes it
+(``emulator.commands.ssl_state.ContextTls``: the same version, suites, SNI, certificate checks,
+session cache and negotiation timeout). Faults, the trace and the key log reach it as they reach
+the SSL clients, since it is the same socket with the same layers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from emulator.commands.ssl_state import ContextTls, SslFamily
+from emulator.core import events as ev
+from emulator.core.inbox import Inbox
+from emulator.core.results import QiError
+from emulator.core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
+from emulator.core.tls import TlsClient, TlsUnavailable
+
+if TYPE_CHECKING:
+    from emulator.core.timers import Timer
+
+log = logging.getLogger(__name__)
+
+
+class AppInbox(Inbox):
+    """An application stack takes what arrives itself (MQTT packets, an HTTP response): its inbox
+    holds no data, only the flow control, and hands the connection's end to the stack."""
+
+    socket: "AppSocket"
+
+    def closed_by_peer(self, pushing: bool) -> None:
+        self.socket.peer_closed()
+
+    def report_closed(self) -> None:
+        self.socket.peer_closed()
+
+    def push(self) -> None:
+        self.socket.resume_if_room()
+
+    def pause(self) -> None:
+        """Stop reading from the server until ``resume`` (the stack holds enough)."""
+        sock = self.socket
+        if not self.paused and sock.conn_id is not None:
+            self.paused = True
+            sock.modem.effect(ev.PauseReading(sock.conn_id))
+
+    def resume(self) -> None:
+        sock = self.socket
+        if self.paused:
+            self.paused = False
+            if sock.conn_id is not None and sock.is_open:
+                sock.modem.effect(ev.ResumeReading(sock.conn_id))
+
+
+class AppSocket(Socket):
+    """A socket an application stack opens itself; ``family_name`` names it in the trace."""
+
+    family_name = "app"
+    inbox: AppInbox
+
+    def __init__(self, family, client_id: int):
+        super().__init__(family, client_id)
+        self.inbox = AppInbox(self)
+        self.tls_context: ContextTls | None = None
+        self._negotiation_timer: Timer | None = None
+
+    # --- what the stack gives -------------------------------------------------------------------
+
+    def peer_closed(self) -> None:
+        """The server or the network ended the connection."""
+        raise NotImplementedError
+
+    def resume_if_room(self) -> None:
+        """The port is idle: read from the server again if the stack has room."""
+
+    def open_on(self, pdp_ctx: int, address: str, port: int, ssl_ctx: int | None) -> None:
+        """Start connecting, over TLS on SSL context ``ssl_ctx`` unless it is None. The outcome comes
+        through ``_report_open``; OpenFailed when the attempt cannot even start."""
+        pdp = self._may_open(pdp_ctx)
+        self.tls_context = None
+        if ssl_ctx is not None:
+            ssl = self.modem.families.get("ssl")
+            assert isinstance(ssl, SslFamily)
+            try:
+                self.tls_context = ContextTls(ssl, ssl_ctx)
+            except TlsUnavailable as exc:
+                log.warning("%s %d: SSL context %d cannot be used: %s", self.family_name, self.client_id, ssl_ctx, exc)
+                raise OpenFailed(QiError.CONNECT_FAILED, str(exc)) from None
+        self._start_open(pdp, pdp_ctx, address, port, AccessMode.BUFFER)
+
+    @property
+    def tls(self) -> TlsClient | None:
+        return self.layer if isinstance(self.layer, TlsClient) else None
+
+    def _new_layer(self) -> StreamLayer:
+        if self.tls_context is None:
+            return PlainStream()
+        modem = self.modem
+        self._negotiation_timer = modem.call_at(modem.now + self.tls_context.settings.negotiatetime,
+                                                self._negotiation_expired)
+        return self.tls_context.layer(self.address, self.remote_port)
+
+    def _negotiation_expired(self) -> None:
+        self._negotiation_timer = None
+        if self.phase is Phase.OPENING:
+            log.warning("%s %d: handshake with %s:%d took longer than negotiatetime", self.family_name,
+                        self.client_id, self.address, self.remote_port)
+            self._open_failed(QiError.TIMEOUT)
+
+    def _layer_up(self) -> None:
+        self._cancel_negotiation_timer()
+        tls = self.tls
+        if tls is None or self.tls_context is None:
+            return
+        self.modem.observe("tls", client=self.client_id, family=self.family_name, event="established",
+                           detail=tls.describe(), forgiven=list(tls.forgiven))
+        log.info("%s %d: connected to %s:%d with %s", self.family_name, self.client_id, self.address,
+                 self.remote_port, tls.describe())
+        self.tls_context.established(tls)
+
+    def _layer_failed(self, detail: str) -> None:
+        self.modem.observe("tls", client=self.client_id, family=self.family_name, event="failed", detail=detail)
+        log.warning("%s %d: TLS with %s:%d failed: %s", self.family_name, self.client_id, self.address,
+                    self.remote_port, detail)
+
+    def _gone_quietly(self) -> None:
+        self._cancel_negotiation_timer()
+
+    def _cancel_negotiation_timer(self) -> None:
+        if self._negotiation_timer is not None:
+            self._negotiation_timer.cancel()
+            self._negotiation_timer = None

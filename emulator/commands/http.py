@@ -1,0 +1,399 @@
+"""The HTTP(S) commands: AT+QHTTPCFG, AT+QHTTPURL, AT+QHTTPGET, AT+QHTTPPOST, AT+QHTTPPOSTFILE,
+AT+QHTTPREAD, AT+QHTTPREADFILE, AT+QHTTPSTOP.
+
+Source: Quectel's HTTP(S) application note for EC2x/EG9x/EM05 ("HTTP note": chapter 2 the
+commands, chapter 3 the examples, chapter 4 the error codes); the EC200x/EC800x note was not found
+and the command set is the same. A command that cannot start answers ``+CME ERROR: <err>`` with the
+note's code; what happens on the network comes as the command's URC (``+QHTTPGET: <err>,
+<httprspcode>[,<content_length>]`` ...). The work is the family state's
+(``emulator.commands.http_state``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emulator.commands.http_state import (
+    CONTENT_TYPES,
+    HttpConfig,
+    HttpError,
+    HttpFailure,
+    HttpFamily,
+    Request,
+    Target,
+    UrlError,
+)
+from emulator.core.parser import CommandCall, Form
+from emulator.core.registry import (
+    AwaitData,
+    CommandFailed,
+    Family,
+    Outcome,
+    Pending,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    require_form,
+    str_arg,
+)
+from emulator.core.results import CONNECT, ERROR, CmeCode, CmeError, Code, ErrorStore, FinalResult, Refusal
+from emulator.core.ufs import strip_ufs_prefix
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+
+FAMILY = "http"
+MAX_URL = 2048  # <URL_length> 1-2048 (chosen: the newer notes' figure)
+MAX_POST = 1_048_576  # chosen: the largest body AT+QHTTPPOST takes
+DEFAULT_WAIT = 60  # <rsptime>, <input_time>, <wait_time>, <timeout> default: 60 s (HTTP note)
+
+
+class HttpErrorReporting:
+    """``+CME ERROR: <err>`` with the HTTP note's code (shown as a number whatever AT+CMEE=2 asks:
+    chosen, the module has no texts for them); a malformed line answers plain ERROR."""
+
+    def failed(self, store: ErrorStore, code: Code | None) -> FinalResult | CmeError:
+        if isinstance(code, HttpError):
+            return CmeError(int(code), numeric_always=True)
+        if isinstance(code, CmeCode):
+            return CmeError(int(code))
+        if code is Refusal.PARAMETER:
+            return CmeError(int(HttpError.INVALID_PARAMETER), numeric_always=True)
+        return ERROR
+
+    def succeeded(self, store: ErrorStore) -> None:
+        pass
+
+
+HTTP_FAMILY = Family(FAMILY, errors=HttpErrorReporting(), state=HttpFamily, needs=("pdp", "ssl"))
+
+
+def _family(modem: "Modem") -> HttpFamily:
+    state = modem.families[FAMILY]
+    assert isinstance(state, HttpFamily)
+    return state
+
+
+def _parameter() -> CommandFailed:
+    return CommandFailed(Refusal.PARAMETER)
+
+
+def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
+    return int_arg(call, index, low, high, default, error=_parameter)
+
+
+def _given(call: CommandCall, index: int) -> bool:
+    return index < len(call.args) and call.args[index] is not None
+
+
+def _connect_prompt(modem: "Modem") -> bytes:
+    return modem.result_bytes(CONNECT)
+
+
+# --- AT+QHTTPCFG (HTTP note 2.3.1) ----------------------------------------------------------------
+
+NUMBERS = {"contextid": (1, 16), "requestheader": (0, 1), "responseheader": (0, 1), "sslctxid": (0, 5),
+           "contenttype": (0, len(CONTENT_TYPES) - 1)}
+
+
+@command("+QHTTPCFG", family=FAMILY)
+def http_config(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QHTTPCFG="<name>"[,<value>] (HTTP note 2.3.1): query or set one setting."""
+    config = _family(modem).config
+    if call.form is Form.TEST:
+        return ok(*(f'+QHTTPCFG: "{name}",({low}-{high})' for name, (low, high) in NUMBERS.items()),
+                  '+QHTTPCFG: "auth","<username>:<password>"')
+    require_form(call, Form.WRITE)
+    name = str_arg(call, 0, error=CommandFailed).lower()
+    if len(call.args) > 2:
+        raise CommandFailed(Refusal.FORM)
+    if name == "auth":
+        if len(call.args) == 1:
+            return ok(f'+QHTTPCFG: "auth","{config.auth}"')
+        config.auth = str_arg(call, 1, error=_parameter)
+        return ok()
+    if name not in NUMBERS:
+        raise CommandFailed(Refusal.FORM)
+    if len(call.args) == 1:
+        return ok(f'+QHTTPCFG: "{name}",{getattr(config, name)}')
+    low, high = NUMBERS[name]
+    if name == "contextid":
+        high = modem.profile.limits.pdp_contexts
+    setattr(config, name, _int(call, 1, low, high))
+    return ok()
+
+
+# --- AT+QHTTPURL (HTTP note 2.3.2) ----------------------------------------------------------------
+
+
+class FixedSink:
+    """Exactly ``length`` bytes after CONNECT, within ``seconds`` (then <err> 726, input timeout)."""
+
+    def __init__(self, modem: "Modem", length: int, seconds: int, done):
+        self.length = length
+        self.data = bytearray()
+        self.until = modem.now + seconds
+        self.done = done
+
+    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
+        take = data[: self.length - len(self.data)]
+        self.data += take
+        if len(self.data) == self.length:
+            return len(take), self.done(bytes(self.data))
+        return len(take), None
+
+    def deadline(self) -> float | None:
+        return self.until
+
+    def expire(self, modem: "Modem") -> Outcome | CommandFailed:
+        return self.done(None)
+
+
+@command("+QHTTPURL", family=FAMILY)
+def http_url(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QHTTPURL=<URL_length>[,<timeout>] (HTTP note 2.3.2): CONNECT, the URL, OK."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QHTTPURL: (1-{MAX_URL}),(1-65535)")
+    if call.form is Form.READ:
+        return ok(f'+QHTTPURL: "{family.url}"') if family.url else ok()
+    require_form(call, Form.WRITE)
+    if len(call.args) > 2:
+        raise CommandFailed(Refusal.FORM)
+    length = _int(call, 0, 1, MAX_URL)
+    seconds = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    if family.busy:
+        raise HttpFailure(HttpError.BUSY)
+
+    def done(data: bytes | None) -> Outcome | CommandFailed:
+        if data is None:
+            return HttpFailure(HttpError.INPUT_TIMEOUT)
+        family.url = data.decode("latin-1")
+        return Reply()
+
+    return AwaitData(_connect_prompt(modem), FixedSink(modem, length, seconds, done), echo=False)
+
+
+# --- AT+QHTTPGET, AT+QHTTPPOST, AT+QHTTPPOSTFILE (HTTP note 2.3.3 - 2.3.5) -------------------------
+
+
+def _target(family: HttpFamily) -> Target:
+    if family.busy:
+        raise HttpFailure(HttpError.BUSY)
+    if not family.url:
+        raise HttpFailure(HttpError.EMPTY_URL)
+    try:
+        return Target(family.url)
+    except UrlError as error:
+        raise HttpFailure(error.code) from None
+
+
+def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, length: int,
+                         input_time: int, as_raw: bool) -> Outcome:
+    """Connect first, then CONNECT and ``length`` bytes from the host, then the request goes."""
+
+    def body_done(data: bytes | None) -> Outcome | CommandFailed:
+        if data is None:
+            family.stop()
+            return HttpFailure(HttpError.INPUT_TIMEOUT)
+        if request.failure is not None:
+            return HttpFailure(request.failure)
+        request.stage = "sent"
+        if as_raw:
+            request.raw = data
+        else:
+            request.body = data
+        family.send_request()
+        return Reply()
+
+    def connected() -> None:
+        modem.finish_pending(AwaitData(_connect_prompt(modem), FixedSink(modem, length, input_time, body_done),
+                                       echo=False))
+
+    request.on_connected = connected
+    request.stage = "connecting"
+    family.start(request)
+    return Pending(request.urc)
+
+
+@command("+QHTTPGET", family=FAMILY)
+def http_get(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QHTTPGET[=<rsptime>[,<data_length>[,<input_time>]]] (HTTP note 2.3.3): OK, then
+    ``+QHTTPGET: <err>[,<httprspcode>[,<content_length>]]``. With AT+QHTTPCFG="requestheader",1 and
+    <data_length>: CONNECT, the host's whole request, OK."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok("+QHTTPGET: (1-65535),(1-2048),(1-65535)")
+    require_form(call, Form.EXEC, Form.WRITE)
+    if len(call.args) > 3:
+        raise CommandFailed(Refusal.FORM)
+    rsptime = _int(call, 0, 1, 65535, default=DEFAULT_WAIT)
+    target = _target(family)
+    request = Request("+QHTTPGET", "GET", target, rsptime=rsptime)
+    if _given(call, 1):
+        length = _int(call, 1, 1, MAX_POST)
+        input_time = _int(call, 2, 1, 65535, default=DEFAULT_WAIT)
+        if not family.config.requestheader:
+            raise CommandFailed(Refusal.PARAMETER)
+        return _with_body_from_host(modem, family, request, length, input_time, as_raw=True)
+    family.start(request)
+    return ok()
+
+
+@command("+QHTTPPOST", family=FAMILY)
+def http_post(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QHTTPPOST=<data_length>[,<input_time>[,<rsptime>]] (HTTP note 2.3.4): once connected,
+    CONNECT; the body (the whole request with AT+QHTTPCFG="requestheader",1); OK; then
+    ``+QHTTPPOST: <err>[,<httprspcode>[,<content_length>]]``."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QHTTPPOST: (1-{MAX_POST}),(1-65535),(1-65535)")
+    require_form(call, Form.WRITE)
+    if len(call.args) > 3:
+        raise CommandFailed(Refusal.FORM)
+    length = _int(call, 0, 1, MAX_POST)
+    input_time = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    rsptime = _int(call, 2, 1, 65535, default=DEFAULT_WAIT)
+    request = Request("+QHTTPPOST", "POST", _target(family), rsptime=rsptime)
+    return _with_body_from_host(modem, family, request, length, input_time,
+                                as_raw=bool(family.config.requestheader))
+
+
+@command("+QHTTPPOSTFILE", family=FAMILY)
+def http_post_file(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QHTTPPOSTFILE="<file_name>"[,<rsptime>] (HTTP note 2.3.5): the file from UFS as the body
+    (the whole request with "requestheader" 1); OK, then ``+QHTTPPOSTFILE: <err>[,<httprspcode>
+    [,<content_length>]]``."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok('+QHTTPPOSTFILE: "<file_name>",(1-65535)')
+    require_form(call, Form.WRITE)
+    if len(call.args) > 3:
+        raise CommandFailed(Refusal.FORM)
+    name = strip_ufs_prefix(str_arg(call, 0, error=_parameter))
+    rsptime = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    target = _target(family)
+    try:
+        data = modem.files.read(name)
+    except (FileNotFoundError, OSError):
+        raise CommandFailed(CmeCode.FILE_NOT_FOUND) from None
+    request = Request("+QHTTPPOSTFILE", "POST", target, rsptime=rsptime)
+    if family.config.requestheader:
+        request.raw = data
+    else:
+        request.body = data
+    family.start(request)
+    return ok()
+
+
+# --- AT+QHTTPREAD, AT+QHTTPREADFILE (HTTP note 2.3.6, 2.3.7) --------------------------------------
+
+
+def _response_to_read(family: HttpFamily):
+    response = family.response
+    if response is None:
+        raise HttpFailure(HttpError.BUSY if family.busy else HttpError.NO_REQUEST)
+    return response
+
+
+@command("+QHTTPREAD", family=FAMILY)
+def http_read(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QHTTPREAD[=<wait_time>] (HTTP note 2.3.6): CONNECT, the response body (after its header
+    with AT+QHTTPCFG="responseheader",1) as it arrives, OK, then ``+QHTTPREAD: <err>``."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok("+QHTTPREAD: (1-65535)")
+    require_form(call, Form.EXEC, Form.WRITE)
+    if len(call.args) > 1:
+        raise CommandFailed(Refusal.FORM)
+    wait = _int(call, 0, 1, 65535, default=DEFAULT_WAIT)
+    response = _response_to_read(family)
+    head = response.head if family.config.responseheader else b""
+    modem.write_host(_connect_prompt(modem) + head + family.take_body())
+
+    def finished(code: HttpError) -> None:
+        family.body_taker = None
+        family.response = None  # read once (chosen): a second AT+QHTTPREAD answers 705
+        modem.emit_urc(f"+QHTTPREAD: {int(code)}")
+
+    if response.complete or response.failure is not None:
+        finished(response.failure or HttpError.OK)
+        return Reply()
+
+    def more() -> None:
+        modem.write_host(family.take_body())
+        if response.complete or response.failure is not None:
+            finished(response.failure or HttpError.OK)
+            modem.finish_pending(Reply())
+
+    def timed_out(_modem: "Modem") -> Outcome:
+        family.stop()
+        modem.emit_urc(f"+QHTTPREAD: {int(HttpError.READ_TIMEOUT)}")
+        return Reply()
+
+    family.body_taker = more
+    return Pending("+QHTTPREAD", deadline=modem.now + wait, on_timeout=timed_out)
+
+
+@command("+QHTTPREADFILE", family=FAMILY)
+def http_read_file(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QHTTPREADFILE="<file_name>"[,<wait_time>] (HTTP note 2.3.7): OK; the body goes to the UFS
+    file; then ``+QHTTPREADFILE: <err>``."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok('+QHTTPREADFILE: "<file_name>",(1-65535)')
+    require_form(call, Form.WRITE)
+    if len(call.args) > 3:
+        raise CommandFailed(Refusal.FORM)
+    name = strip_ufs_prefix(str_arg(call, 0, error=_parameter))
+    wait = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    if not name:
+        raise CommandFailed(Refusal.PARAMETER)
+    response = _response_to_read(family)
+    saved = bytearray(response.head if family.config.responseheader else b"")
+    timer = None
+
+    def finish(code: HttpError) -> None:
+        family.body_taker = None
+        family.response = None
+        if timer is not None:
+            timer.cancel()
+        if code is HttpError.OK:
+            try:
+                modem.files.write(name, bytes(saved))
+            except OSError:
+                code = HttpError.UNKNOWN
+        modem.emit_urc(f"+QHTTPREADFILE: {int(code)}")
+
+    def more() -> None:
+        saved.extend(family.take_body())
+        if response.complete or response.failure is not None:
+            finish(response.failure or HttpError.OK)
+
+    def timed_out() -> None:
+        if family.body_taker is more:
+            family.stop()
+            modem.emit_urc(f"+QHTTPREADFILE: {int(HttpError.READ_TIMEOUT)}")
+
+    family.body_taker = more
+    more()
+    if family.body_taker is more:
+        timer = modem.call_at(modem.now + wait, timed_out)
+    return ok()
+
+
+# --- AT+QHTTPSTOP (HTTP note 2.3.8) ---------------------------------------------------------------
+
+
+@command("+QHTTPSTOP", family=FAMILY)
+def http_stop(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QHTTPSTOP (HTTP note 2.3.8): the request running, if any, ends; OK."""
+    if call.form is Form.TEST:
+        return ok()
+    require_form(call, Form.EXEC)
+    _family(modem).stop()
+    return ok()
+
+
+__all__ = ["HTTP_FAMILY", "HttpConfig"]

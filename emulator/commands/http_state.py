@@ -1,0 +1,398 @@
+"""The HTTP(S) family's state: its settings (AT+QHTTPCFG), the URL, and the one request the module
+runs at a time, on a socket of the socket core (plain TCP for http://, TLS on the SSL context
+AT+QHTTPCFG="sslctxid" names for https://: ``emulator.commands.app_sockets``). HTTP/1.1 is h11's.
+
+Quectel's HTTP(S) application note for EC2x/EG9x/EM05 ("HTTP note"; the EC200x/EC800x note was not
+found, the command set is the same): chapter 2 the commands, the result codes in its error table
+(``HttpError``). Each request opens its own connection and closes it once the response is over
+(chosen). The response body waits in the module for AT+QHTTPREAD or AT+QHTTPREADFILE; while it
+waits past the receive buffer the socket stops reading, so a large body streams at the host's pace.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+from urllib.parse import urlsplit
+
+import h11
+
+from emulator.commands.app_sockets import AppSocket
+from emulator.core.registry import CommandFailed
+from emulator.core.results import QiError
+from emulator.core.sockets import OpenFailed, Phase, SocketFamily
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+    from emulator.core.timers import Timer
+
+log = logging.getLogger(__name__)
+
+
+class HttpError(enum.IntEnum):
+    """<err> of the HTTP commands and URCs (HTTP note, its error code table)."""
+
+    OK = 0
+    UNKNOWN = 701
+    TIMEOUT = 702
+    BUSY = 703
+    UART_BUSY = 704
+    NO_REQUEST = 705
+    NETWORK_BUSY = 706
+    NETWORK_OPEN_FAILED = 707
+    NETWORK_NO_CONFIG = 708
+    NETWORK_DEACTIVATED = 709
+    NETWORK_ERROR = 710
+    URL_ERROR = 711
+    EMPTY_URL = 712
+    IP_ADDRESS_ERROR = 713
+    DNS_ERROR = 714
+    SOCKET_CREATE_ERROR = 715
+    SOCKET_CONNECT_ERROR = 716
+    SOCKET_READ_ERROR = 717
+    SOCKET_WRITE_ERROR = 718
+    SOCKET_CLOSED = 719
+    DATA_ENCODE_ERROR = 720
+    DATA_DECODE_ERROR = 721
+    READ_TIMEOUT = 722
+    RESPONSE_FAILED = 723
+    INPUT_TIMEOUT = 726
+    WAIT_DATA_TIMEOUT = 727
+    WAIT_RESPONSE_TIMEOUT = 728
+    MEMORY_ERROR = 729
+    INVALID_PARAMETER = 730
+
+
+# How the socket core's open failures read as HTTP errors: each its own cause.
+OPEN_ERRORS = {QiError.DNS_FAILED: HttpError.DNS_ERROR, QiError.OPEN_PDP_FAILED: HttpError.NETWORK_DEACTIVATED,
+               QiError.PDP_BROKEN: HttpError.NETWORK_DEACTIVATED, QiError.CONNECT_FAILED: HttpError.SOCKET_CONNECT_ERROR,
+               QiError.TIMEOUT: HttpError.SOCKET_CONNECT_ERROR}
+
+CONTENT_TYPES = ("application/x-www-form-urlencoded", "text/plain", "application/octet-stream",
+                 "multipart/form-data", "application/json", "image/jpeg")  # <content_type> 0-5
+USER_AGENT = "QUECTEL_MODULE"  # chosen: what Quectel modules send
+
+
+@dataclass
+class HttpConfig:
+    """AT+QHTTPCFG (HTTP note 2.2.1); defaults as the note gives them."""
+
+    contextid: int = 1
+    requestheader: int = 0
+    responseheader: int = 0
+    sslctxid: int = 1
+    contenttype: int = 0
+    auth: str = ""  # "<username>:<password>" for Basic authorization
+
+
+class Target:
+    """A URL as the module splits it: ``https`` or not, host, port, request target."""
+
+    def __init__(self, url: str):
+        try:
+            parts = urlsplit(url.strip())
+            port = parts.port
+        except ValueError:
+            raise UrlError(HttpError.URL_ERROR) from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise UrlError(HttpError.URL_ERROR)
+        self.secure = scheme == "https"
+        self.host = parts.hostname
+        self.port = port or (443 if self.secure else 80)
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        default = 443 if self.secure else 80
+        self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+class UrlError(Exception):
+    def __init__(self, code: HttpError):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Request:
+    """One request: what it sends and how its outcome is told."""
+
+    urc: str  # "+QHTTPGET", "+QHTTPPOST", "+QHTTPPOSTFILE"
+    method: str
+    target: Target
+    body: bytes = b""
+    raw: bytes | None = None  # the host's whole request (AT+QHTTPCFG="requestheader",1)
+    rsptime: float = 60.0
+    on_connected: Callable[[], None] | None = None  # POST: the body is asked for once connected
+    # Where the command that made it is: "connecting" (it waits to say CONNECT), "host_data" (the
+    # host is sending the body), "sent" (the command is over: the outcome is a URC).
+    stage: str = "sent"
+    failure: "HttpError | None" = None  # what ended it while the host was still sending the body
+
+
+@dataclass
+class Response:
+    status: int = 0
+    reason: bytes = b""
+    head: bytes = b""  # the status line and header as they were, for "responseheader"
+    content_length: int | None = None
+    body: bytearray = field(default_factory=bytearray)  # received, not yet read by the host
+    complete: bool = False
+    failure: HttpError | None = None  # the body could not be had whole
+
+
+class HttpSocket(AppSocket):
+    """The one connection the HTTP stack uses."""
+
+    OPEN_URC = "+QHTTPGET"
+    family_name = "http"
+    family: "HttpFamily"
+
+    def _report_open(self, code: QiError) -> None:
+        self.family.opened(OPEN_ERRORS.get(code, HttpError.UNKNOWN) if code is not QiError.OK else HttpError.OK)
+
+    def _received(self, data: bytes) -> None:
+        self.modem.observe("received", client=self.client_id, family=self.family_name, size=len(data))
+        self.family.from_server(data)
+
+    def peer_closed(self) -> None:
+        self.family.server_closed()
+
+    def resume_if_room(self) -> None:
+        self.family.resume_if_room()
+
+    def pdp_down(self, by_network: bool) -> None:
+        self.family.network_lost = True
+        super().pdp_down(by_network)
+
+
+class HttpFamily(SocketFamily):
+    """``modem.families["http"]``."""
+
+    clients: list[HttpSocket]  # type: ignore[assignment]
+
+    def __init__(self, modem: "Modem"):
+        super().__init__(modem, [])
+        self.socket = HttpSocket(self, 0)
+        self.clients = [self.socket]
+        self.config = HttpConfig()
+        self.url = ""
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.h11: h11.Connection | None = None
+        self.network_lost = False
+        self._response_timer: Timer | None = None
+        # Who takes the body as it comes: the running AT+QHTTPREAD (to the host), AT+QHTTPREADFILE.
+        self.body_taker: Callable[[], None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A request is on its way or its response still arriving."""
+        return self.request is not None
+
+    # --- starting a request -----------------------------------------------------------------------
+
+    def start(self, request: Request) -> None:
+        """Connect for ``request``; OpenFailed (as an HttpError) when that cannot even start."""
+        self.request, self.response, self.network_lost = request, None, False
+        ssl_ctx = self.config.sslctxid if request.target.secure else None
+        try:
+            self.socket.open_on(self.config.contextid, request.target.host, request.target.port, ssl_ctx)
+        except OpenFailed as failure:
+            self.request = None
+            raise HttpFailure(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN)) from None
+        self._response_timer = self.modem.call_at(self.modem.now + request.rsptime, self._response_timed_out)
+
+    def opened(self, code: HttpError) -> None:
+        request = self.request
+        if request is None:
+            return
+        if code is not HttpError.OK:
+            self._fail(code)
+            return
+        if request.on_connected is not None:
+            request.stage = "host_data"
+            request.on_connected()  # the body comes from the host first
+        else:
+            self.send_request()
+
+    def send_request(self) -> None:
+        request = self.request
+        assert request is not None
+        connection = h11.Connection(h11.CLIENT)
+        if request.raw is not None:
+            # The host wrote the request itself: it goes as it is; h11 only learns its method, which
+            # tells how the response is framed (a HEAD response has no body).
+            method = request.raw.split(b" ", 1)[0] or b"GET"
+            connection.send(h11.Request(method=method, target="/", headers=[("Host", request.target.host_header)]))
+            connection.send(h11.EndOfMessage())
+            wire = request.raw
+        else:
+            wire = connection.send(h11.Request(method=request.method, target=request.target.target,
+                                               headers=self._headers(request)))
+            if request.body:
+                wire += connection.send(h11.Data(data=request.body))
+            wire += connection.send(h11.EndOfMessage())
+        self.h11 = connection
+        self.socket.send(wire)
+
+    def _headers(self, request: Request) -> list[tuple[str, str]]:
+        headers = [("Host", request.target.host_header), ("Accept", "*/*"), ("User-Agent", USER_AGENT)]
+        if request.method == "POST":
+            headers += [("Content-Type", CONTENT_TYPES[self.config.contenttype]),
+                        ("Content-Length", str(len(request.body)))]
+        if self.config.auth:
+            token = base64.b64encode(self.config.auth.encode("latin-1")).decode()
+            headers.append(("Authorization", f"Basic {token}"))
+        return headers
+
+    # --- the response -------------------------------------------------------------------------
+
+    def from_server(self, data: bytes) -> None:
+        if self.h11 is None:
+            return
+        self.h11.receive_data(data)
+        self._events()
+
+    def server_closed(self) -> None:
+        """The server ended the connection (or the network did): the end of a body that runs to
+        the close, or a failure."""
+        if self.request is not None and self.response is None:
+            self._fail(self._cause_of_loss(HttpError.SOCKET_CLOSED))  # nothing came back
+            return
+        connection = self.h11
+        if connection is not None and connection.their_state is not h11.DONE:
+            connection.receive_data(b"")
+            self._events()
+        if self.socket.phase is not Phase.INITIAL:
+            self.socket.close(0)
+        if self.request is not None:
+            self._fail(self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
+
+    def _cause_of_loss(self, otherwise: HttpError) -> HttpError:
+        return HttpError.NETWORK_DEACTIVATED if self.network_lost else otherwise
+
+    def _events(self) -> None:
+        connection = self.h11
+        while connection is not None and self.request is not None:
+            try:
+                event = connection.next_event()
+            except h11.RemoteProtocolError as exc:
+                log.warning("http: the server's response is not HTTP/1.1: %s", exc)
+                self._fail(HttpError.DATA_DECODE_ERROR if self.response is None
+                           else self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Response):
+                self._head(event)
+            elif isinstance(event, h11.Data):
+                assert self.response is not None
+                self.response.body += event.data
+                self._body_arrived()
+            elif isinstance(event, h11.EndOfMessage):
+                self._complete()
+                return
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+
+    def _head(self, event: h11.Response) -> None:
+        self._cancel_response_timer()
+        request = self.request
+        assert request is not None
+        length = next((int(value) for name, value in event.headers if name == b"content-length"), None)
+        lines = [b"HTTP/%s %d %s" % (event.http_version, event.status_code, event.reason)]
+        lines += [name + b": " + value for name, value in event.headers.raw_items()]
+        self.response = Response(event.status_code, event.reason, b"\r\n".join(lines) + b"\r\n\r\n", length)
+        shown = f"{request.urc}: 0,{event.status_code}" + (f",{length}" if length is not None else "")
+        self.modem.emit_urc(shown)
+
+    def _body_arrived(self) -> None:
+        if self.body_taker is not None:
+            self.body_taker()
+        response = self.response
+        socket = self.socket
+        if response is not None and len(response.body) >= self.modem.profile.limits.recv_buffer:
+            socket.inbox.pause()
+
+    def resume_if_room(self) -> None:
+        response = self.response
+        if response is None or len(response.body) < self.modem.profile.limits.recv_buffer // 2:
+            self.socket.inbox.resume()
+
+    def take_body(self) -> bytes:
+        response = self.response
+        if response is None:
+            return b""
+        data = bytes(response.body)
+        response.body.clear()
+        self.resume_if_room()
+        return data
+
+    def _complete(self) -> None:
+        response = self.response
+        assert response is not None
+        response.complete = True
+        self.request = None
+        self.h11 = None
+        self.socket.close(0)
+        if self.body_taker is not None:
+            self.body_taker()
+
+    def _fail(self, code: HttpError) -> None:
+        """The request ends with ``code``: before the response its URC says so, after it the read does."""
+        request, self.request = self.request, None
+        self._cancel_response_timer()
+        self.h11 = None
+        if self.socket.phase is not Phase.INITIAL:
+            self.socket.close(0)
+        if self.response is not None:
+            self.response.failure = code
+            if self.body_taker is not None:
+                self.body_taker()
+            return
+        if request is None:
+            return
+        if request.stage == "connecting":
+            request.stage = "sent"
+            self.modem.finish_pending(HttpFailure(code))  # AT+QHTTPPOST still waits to say CONNECT
+        elif request.stage == "host_data":
+            request.failure = code  # the end of the body entry says so
+        else:
+            self.modem.emit_urc(f"{request.urc}: {int(code)}")
+
+    def _response_timed_out(self) -> None:
+        self._response_timer = None
+        if self.request is not None and self.response is None:
+            log.info("http: no response within rsptime")
+            self._fail(HttpError.TIMEOUT)
+
+    def _cancel_response_timer(self) -> None:
+        if self._response_timer is not None:
+            self._response_timer.cancel()
+            self._response_timer = None
+
+    def stop(self) -> None:
+        """AT+QHTTPSTOP: whatever runs ends without a word."""
+        self.request = None
+        self.response = None
+        self.h11 = None
+        self.body_taker = None
+        self._cancel_response_timer()
+        if self.socket.phase is not Phase.INITIAL:
+            self.socket.close(0)
+
+    def power_off(self) -> None:
+        self.stop()
+        super().power_off()
+
+    def resume_online(self):  # HTTP has no transparent mode
+        return None
+
+
+class HttpFailure(CommandFailed):
+    """A command failing with an HttpError: ``+CME ERROR: <err>`` (``HttpErrorReporting``)."""
+
+    def __init__(self, code: HttpError):
+        super().__init__(code)  # a code of its own family, kept as given (HttpErrorReporting reads it)

@@ -1,0 +1,414 @@
+"""The MQTT commands: AT+QMTCFG, AT+QMTOPEN, AT+QMTCLOSE, AT+QMTCONN, AT+QMTDISC, AT+QMTSUB,
+AT+QMTUNS, AT+QMTPUB, AT+QMTPUBEX, AT+QMTRECV.
+
+Source: Quectel's MQTT application note for EC2x/EG9x/EM05 ("MQTT note" below; chapter 3 the
+commands, 3.3 the URCs, chapter 4 the examples); the EC200x/EC800x note was not found, and the
+same command set is what these modules answer. Each handler checks its parameters and hands the
+work to the family's state (``emulator.commands.mqtt_state``). A command that cannot be carried
+out answers plain ``ERROR`` (the note: "ERROR"); what happens on the network comes later as the
+URC the note names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from emulator.commands.mqtt_state import CLIENTS, RECV_SLOTS, MqttClient, MqttConfig, MqttFamily, Session
+from emulator.core.parser import CommandCall, Form
+from emulator.core.registry import (
+    AwaitData,
+    CommandFailed,
+    Family,
+    Outcome,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    require_form,
+    str_arg,
+)
+from emulator.core.results import ERROR, Code, ErrorStore, FinalResult
+from emulator.core.sockets import OpenFailed
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+
+FAMILY = "mqtt"
+CTRL_Z = 0x1A
+ESC = 0x1B
+PROMPT = b"> "
+# chosen: the largest message AT+QMTPUB / AT+QMTPUBEX take after ">" (the note gives no figure).
+MAX_MESSAGE = 4096
+
+
+class PlainErrorReporting:
+    """The MQTT commands answer plain ``ERROR`` whatever went wrong (MQTT note chapter 3)."""
+
+    def failed(self, store: ErrorStore, code: Code | None) -> FinalResult:
+        return ERROR
+
+    def succeeded(self, store: ErrorStore) -> None:
+        pass
+
+
+MQTT_FAMILY = Family(FAMILY, errors=PlainErrorReporting(), state=MqttFamily, needs=("pdp", "ssl"))
+
+
+def _family(modem: "Modem") -> MqttFamily:
+    state = modem.families[FAMILY]
+    assert isinstance(state, MqttFamily)
+    return state
+
+
+def _refused() -> CommandFailed:
+    return CommandFailed()
+
+
+def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
+    return int_arg(call, index, low, high, default, error=_refused)
+
+
+def _text(call: CommandCall, index: int, default: str | None = None) -> str:
+    return str_arg(call, index, default, error=_refused)
+
+
+def _given(call: CommandCall, index: int) -> bool:
+    return index < len(call.args) and call.args[index] is not None
+
+
+def _client(modem: "Modem", call: CommandCall, index: int = 0) -> MqttClient:
+    return _family(modem).client(_int(call, index, 0, CLIENTS - 1))
+
+
+def _connected(modem: "Modem", call: CommandCall) -> MqttClient:
+    client = _client(modem, call)
+    if not client.opened or client.link is None or client.link.session is not Session.CONNECTED:
+        raise _refused()
+    return client
+
+
+def _msgid(call: CommandCall, index: int, client: MqttClient) -> int:
+    msgid = _int(call, index, 1, 65535)
+    if not client.packet_id_free(msgid):
+        raise _refused()  # chosen: an identifier still in flight is refused (MQTT 3.1.1 2.3.1)
+    return msgid
+
+
+# --- AT+QMTCFG (MQTT note 3.2.1) ----------------------------------------------------------------
+
+
+class Option:
+    """One <type> of AT+QMTCFG: its values in order, each (attribute, low, high) or a string."""
+
+    def __init__(self, offered: str, *fields: tuple[str, int, int] | str):
+        self.offered = offered
+        self.fields = fields
+
+    def show(self, config: MqttConfig) -> str:
+        shown = []
+        for spec in self.fields:
+            value = getattr(config, spec if isinstance(spec, str) else spec[0])
+            shown.append(f'"{value}"' if isinstance(spec, str) else str(value))
+        return ",".join(shown)
+
+    def set(self, config: MqttConfig, call: CommandCall) -> None:
+        values: list[tuple[str, int | str]] = []
+        for offset, spec in enumerate(self.fields):
+            index = 2 + offset
+            if not _given(call, index):
+                if offset == 0:
+                    raise _refused()
+                break  # later values are optional and keep what they were
+            if isinstance(spec, str):
+                values.append((spec, _text(call, index)))
+            else:
+                values.append((spec[0], _int(call, index, spec[1], spec[2])))
+        for attribute, value in values:
+            setattr(config, attribute, value)
+
+
+OPTIONS: dict[str, Option] = {
+    "version": Option("(3,4)", ("version", 3, 4)),
+    "pdpcid": Option("(1-16)", ("pdpcid", 1, 16)),
+    "ssl": Option("(0,1),(0-5)", ("ssl_enable", 0, 1), ("ssl_ctx", 0, 5)),
+    "keepalive": Option("(0-3600)", ("keepalive", 0, 3600)),
+    "session": Option("(0,1)", ("clean_session", 0, 1)),
+    "timeout": Option("(1-60),(0-10),(0,1)", ("pkt_timeout", 1, 60), ("retry_times", 0, 10),
+                      ("timeout_notice", 0, 1)),
+    "will": Option("(0,1),(0-2),(0,1),\"<will_topic>\",\"<will_msg>\"", ("will_flag", 0, 1), ("will_qos", 0, 2),
+                   ("will_retain", 0, 1), "will_topic", "will_message"),
+    "recv/mode": Option("(0,1),(0,1)", ("recv_mode", 0, 1), ("recv_length", 0, 1)),
+}
+
+
+@command("+QMTCFG", family=FAMILY)
+def mqtt_config(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTCFG="<type>",<client_idx>[,<value>...] (MQTT note 3.2.1): query or set one option of a
+    client. Options apply to the next AT+QMTOPEN / AT+QMTCONN and are lost at a reboot."""
+    if call.form is Form.TEST:
+        return ok(*(f'+QMTCFG: "{name}",(0-{CLIENTS - 1}),{option.offered}' for name, option in OPTIONS.items()))
+    require_form(call, Form.WRITE)
+    name = _text(call, 0).lower()
+    option = OPTIONS.get(name)
+    if option is None or len(call.args) > 2 + len(option.fields):
+        raise _refused()
+    client = _client(modem, call, 1)
+    if len(call.args) == 2:
+        return ok(f'+QMTCFG: "{name}",{option.show(client.config)}')
+    if name == "pdpcid" and _int(call, 2, 1, 16) > modem.profile.limits.pdp_contexts:
+        raise _refused()
+    option.set(client.config, call)
+    return ok()
+
+
+# --- AT+QMTOPEN, AT+QMTCLOSE (MQTT note 3.2.2, 3.2.3) -------------------------------------------
+
+
+@command("+QMTOPEN", family=FAMILY)
+def mqtt_open(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTOPEN=<client_idx>,"<host_name>",<port> (MQTT note 3.2.2): OK, then
+    ``+QMTOPEN: <client_idx>,<result>`` once the network (and TLS) is up or has failed."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok(f'+QMTOPEN: (0-{CLIENTS - 1}),"<host_name>",(1-65535)')
+    if call.form is Form.READ:
+        return ok(*(f'+QMTOPEN: {c.client_id},"{c.address}",{c.remote_port}' for c in family.clients if c.opened))
+    require_form(call, Form.WRITE)
+    if len(call.args) != 3:
+        raise _refused()
+    client = _client(modem, call)
+    host = _text(call, 1).strip()
+    port = _int(call, 2, 1, 65535)
+    if not host:
+        raise _refused()
+    try:
+        client.open_network(host, port)
+    except OpenFailed as failure:
+        client.report_open_failure(failure)  # the command was fine: the failure is the URC's to tell
+    return ok()
+
+
+@command("+QMTCLOSE", family=FAMILY)
+def mqtt_close(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTCLOSE=<client_idx> (MQTT note 3.2.3): OK, then ``+QMTCLOSE: <client_idx>,0``."""
+    if call.form is Form.TEST:
+        return ok(f"+QMTCLOSE: (0-{CLIENTS - 1})")
+    require_form(call, Form.WRITE)
+    if len(call.args) != 1:
+        raise _refused()
+    client = _client(modem, call)
+    if client.link is None:
+        raise _refused()  # chosen: nothing is open on that client
+    client.close_network()
+    modem.emit_urc(f"+QMTCLOSE: {client.client_id},0")
+    return ok()
+
+
+# --- AT+QMTCONN, AT+QMTDISC (MQTT note 3.2.4, 3.2.5) --------------------------------------------
+
+
+@command("+QMTCONN", family=FAMILY)
+def mqtt_connect(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTCONN=<client_idx>,"<clientID>"[,"<username>"[,"<password>"]] (MQTT note 3.2.4): OK,
+    then ``+QMTCONN: <client_idx>,<result>[,<ret_code>]`` when the broker has answered."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok(f'+QMTCONN: (0-{CLIENTS - 1}),"<clientID>","<username>","<password>"')
+    if call.form is Form.READ:
+        return ok(*(f"+QMTCONN: {c.client_id},{int(c.link.session)}" for c in family.clients
+                    if c.opened and c.link is not None))
+    require_form(call, Form.WRITE)
+    if not 2 <= len(call.args) <= 4:
+        raise _refused()
+    client = _client(modem, call)
+    client_id = _text(call, 1)
+    username = _text(call, 2) if _given(call, 2) else None
+    password = _text(call, 3) if _given(call, 3) else None
+    if not client.opened or client.link is None or client.link.session is not Session.INITIALIZING:
+        raise _refused()
+    client.connect(client_id, username, password)
+    return ok()
+
+
+@command("+QMTDISC", family=FAMILY)
+def mqtt_disconnect(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTDISC=<client_idx> (MQTT note 3.2.5): OK, DISCONNECT and the connection closed, then
+    ``+QMTDISC: <client_idx>,0``."""
+    if call.form is Form.TEST:
+        return ok(f"+QMTDISC: (0-{CLIENTS - 1})")
+    require_form(call, Form.WRITE)
+    if len(call.args) != 1:
+        raise _refused()
+    client = _client(modem, call)
+    if not client.opened:
+        raise _refused()
+    client.disconnect()
+    return ok()
+
+
+# --- AT+QMTSUB, AT+QMTUNS (MQTT note 3.2.6, 3.2.7) ----------------------------------------------
+
+
+@command("+QMTSUB", family=FAMILY)
+def mqtt_subscribe(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTSUB=<client_idx>,<msgid>,"<topic1>",<qos1>[,"<topic2>",<qos2>...] (MQTT note 3.2.6):
+    OK, then ``+QMTSUB: <client_idx>,<msgid>,<result>[,<value>]`` (the granted QoS of each topic)."""
+    if call.form is Form.TEST:
+        return ok(f'+QMTSUB: (0-{CLIENTS - 1}),(1-65535),"<topic>",(0-2)')
+    require_form(call, Form.WRITE)
+    if len(call.args) < 4 or len(call.args) % 2:
+        raise _refused()
+    client = _connected(modem, call)
+    msgid = _msgid(call, 1, client)
+    topics = [(_text(call, index), _int(call, index + 1, 0, 2)) for index in range(2, len(call.args), 2)]
+    if any(not topic for topic, _ in topics):
+        raise _refused()
+    client.subscribe(msgid, topics)
+    return ok()
+
+
+@command("+QMTUNS", family=FAMILY)
+def mqtt_unsubscribe(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTUNS=<client_idx>,<msgid>,"<topic1>"[,"<topic2>"...] (MQTT note 3.2.7): OK, then
+    ``+QMTUNS: <client_idx>,<msgid>,<result>``."""
+    if call.form is Form.TEST:
+        return ok(f'+QMTUNS: (0-{CLIENTS - 1}),(1-65535),"<topic>"')
+    require_form(call, Form.WRITE)
+    if len(call.args) < 3:
+        raise _refused()
+    client = _connected(modem, call)
+    msgid = _msgid(call, 1, client)
+    topics = [_text(call, index) for index in range(2, len(call.args))]
+    if any(not topic for topic in topics):
+        raise _refused()
+    client.unsubscribe(msgid, topics)
+    return ok()
+
+
+# --- AT+QMTPUB, AT+QMTPUBEX (MQTT note 3.2.8, 3.2.9) --------------------------------------------
+
+
+class MessageSink:
+    """The message after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
+
+    def __init__(self, length: int | None, done: Callable[[bytes], None]):
+        self.length = length
+        self.done = done
+        self.data = bytearray()
+
+    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
+        if self.length is not None:
+            take = data[: self.length - len(self.data)]
+            self.data += take
+            if len(self.data) == self.length:
+                return len(take), self._finish()
+            return len(take), None
+        for index, byte in enumerate(data):
+            if byte == CTRL_Z:
+                return index + 1, self._finish()
+            if byte == ESC:
+                return index + 1, _refused()  # chosen: cancelled, nothing published
+            if len(self.data) == MAX_MESSAGE:
+                return index, _refused()  # chosen: too long before Ctrl+Z is refused whole
+            self.data.append(byte)
+        return len(data), None
+
+    def _finish(self) -> Outcome | CommandFailed:
+        try:
+            self.done(bytes(self.data))
+        except CommandFailed as failure:
+            return failure
+        return Reply()
+
+    def deadline(self) -> float | None:
+        return None
+
+    def expire(self, modem: "Modem") -> Outcome:
+        return Reply(final=ERROR)
+
+
+def _publish_call(modem: "Modem", call: CommandCall, urc: str) -> tuple[MqttClient, int, int, int, str]:
+    client = _connected(modem, call)
+    qos = _int(call, 2, 0, 2)
+    msgid = _int(call, 1, 0, 0) if qos == 0 else _msgid(call, 1, client)
+    retain = _int(call, 3, 0, 1)
+    topic = _text(call, 4)
+    if not topic:
+        raise _refused()
+    return client, msgid, qos, retain, topic
+
+
+def _publisher(client: MqttClient, urc: str, msgid: int, qos: int, retain: int, topic: str) -> Callable[[bytes], None]:
+    def publish(payload: bytes) -> None:
+        if not client.opened or client.link is None or client.link.session is not Session.CONNECTED:
+            raise _refused()  # the connection went while the host typed
+        client.publish(urc, msgid, qos, bool(retain), topic, payload)
+    return publish
+
+
+@command("+QMTPUB", family=FAMILY)
+def mqtt_publish(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QMTPUB=<client_idx>,<msgid>,<qos>,<retain>,"<topic>"[,<msglen>] (MQTT note 3.2.8): ``>``,
+    the message (<msglen> bytes, or up to Ctrl+Z; ESC cancels), OK, then
+    ``+QMTPUB: <client_idx>,<msgid>,<result>[,<value>]``."""
+    if call.form is Form.TEST:
+        return ok(f'+QMTPUB: (0-{CLIENTS - 1}),(0-65535),(0-2),(0,1),"<topic>",(1-{MAX_MESSAGE})')
+    require_form(call, Form.WRITE)
+    if not 5 <= len(call.args) <= 6:
+        raise _refused()
+    client, msgid, qos, retain, topic = _publish_call(modem, call, "+QMTPUB")
+    length = _int(call, 5, 1, MAX_MESSAGE) if _given(call, 5) else None
+    return AwaitData(_prompt(modem), MessageSink(length, _publisher(client, "+QMTPUB", msgid, qos, retain, topic)))
+
+
+@command("+QMTPUBEX", family=FAMILY)
+def mqtt_publish_ex(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QMTPUBEX=<client_idx>,<msgid>,<qos>,<retain>,"<topic>",<msglen> (MQTT note 3.2.9): ``>``,
+    <msglen> bytes, OK, then ``+QMTPUBEX: <client_idx>,<msgid>,<result>[,<value>]``. The older
+    notes' form with the message quoted in place of <msglen> publishes it at once (its outcome as
+    ``+QMTPUB``, as those notes show it)."""
+    if call.form is Form.TEST:
+        return ok(f'+QMTPUBEX: (0-{CLIENTS - 1}),(0-65535),(0-2),(0,1),"<topic>",(1-{MAX_MESSAGE})')
+    require_form(call, Form.WRITE)
+    if len(call.args) != 6 or call.args[5] is None:
+        raise _refused()
+    client, msgid, qos, retain, topic = _publish_call(modem, call, "+QMTPUBEX")
+    if call.args[5].quoted:
+        # The BG96-era form: the message in place, its outcome told as +QMTPUB (those notes).
+        _publisher(client, "+QMTPUB", msgid, qos, retain, topic)(call.args[5].text.encode("latin-1"))
+        return ok()
+    length = _int(call, 5, 1, MAX_MESSAGE)
+    return AwaitData(_prompt(modem), MessageSink(length, _publisher(client, "+QMTPUBEX", msgid, qos, retain, topic)))
+
+
+def _prompt(modem: "Modem") -> bytes:
+    registers = modem.settings.s_registers
+    return bytes((registers[3], registers[4])) + PROMPT
+
+
+# --- AT+QMTRECV (MQTT note 3.2.10) ----------------------------------------------------------------
+
+
+@command("+QMTRECV", family=FAMILY)
+def mqtt_receive(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QMTRECV=<client_idx>[,<recv_id>] (MQTT note 3.2.10): the messages kept in buffer mode
+    (AT+QMTCFG="recv/mode",<idx>,1), each ``+QMTRECV: <client_idx>,<msgid>,"<topic>"[,<len>],
+    "<payload>"``; AT+QMTRECV? shows which of the five slots of each client hold one."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QMTRECV: (0-{CLIENTS - 1}),(0-{RECV_SLOTS - 1})")
+    if call.form is Form.READ:
+        return ok(*(f"+QMTRECV: {c.client_id}," + ",".join("1" if slot else "0" for slot in c.slots)
+                    for c in family.clients if c.opened))
+    require_form(call, Form.WRITE)
+    if len(call.args) > 2:
+        raise _refused()
+    client = _client(modem, call)
+    config = client.link.config if client.link is not None else client.config
+    indexes = [_int(call, 1, 0, RECV_SLOTS - 1)] if _given(call, 1) else list(range(RECV_SLOTS))
+    lines = []
+    for index in indexes:
+        message = client.take_slot(index)
+        if message is not None:
+            lines.append(client.message_line(message, config))
+    return Reply(lines)

@@ -1,0 +1,172 @@
+"""An HTTP and HTTPS server on 127.0.0.1 for the emulator's AT+QHTTP* commands: the stdlib's threaded
+http.server, wrapped in TLS 1.0 - 1.2 with the test PKI's server certificate (``emulator.pki``)
+for HTTPS. It records every request and answers:
+
+- ``GET /bytes/<n>``: ``n`` bytes of a fixed pseudo-random stream (``body_bytes(n)``), with
+  Content-Length; ``GET /chunked/<n>``: the same, chunked; ``GET /close/<n>``: the same, ended by
+  closing the connection (no length);
+- ``POST`` / ``PUT`` anything: the request body back, with the request's Content-Type;
+- ``GET`` anything else: ``Hello from ecemu`` and the path, as text/plain; ``/status/<code>``
+  answers with that status.
+
+    with HttpTestServer(tls=True) as server:   # server.port, server.ca_pem, server.requests
+
+``ecemu http-server`` runs one from the command line, the pytest plugin's ``ecemu_https_server``
+fixture one per test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def body_bytes(count: int) -> bytes:
+    """The first ``count`` bytes of the server's fixed stream (SHA-256 in counter mode)."""
+    out = bytearray()
+    block = 0
+    while len(out) < count:
+        out += hashlib.sha256(block.to_bytes(8, "big")).digest()
+        block += 1
+    return bytes(out[:count])
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format: str, *args) -> None:  # quiet: tests read ``requests`` instead
+        pass
+
+    def _record(self, body: bytes = b"") -> None:
+        self.server.owner._seen(SeenRequest(self.command, self.path, dict(self.headers.items()), body))
+
+    def _send(self, status: int, body: bytes, content_type: str = "text/plain", length: bool = True) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._record()
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 2 and parts[1].isdigit():
+            kind, count = parts[0], int(parts[1])
+            if kind == "bytes":
+                return self._send(200, body_bytes(count), "application/octet-stream")
+            if kind == "close":
+                return self._send(200, body_bytes(count), "application/octet-stream", length=False)
+            if kind == "status":
+                return self._send(count, f"status {count}\n".encode())
+            if kind == "chunked":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                data = body_bytes(count)
+                for start in range(0, len(data), 4096):
+                    chunk = data[start:start + 4096]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+                return None
+        return self._send(200, f"Hello from ecemu: {self.path}\n".encode())
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._record(body)
+        self._send(200, body, self.headers.get("Content-Type") or "application/octet-stream")
+
+    do_PUT = do_POST
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: "HttpTestServer"
+
+
+class HttpTestServer:
+    """``HttpTestServer(tls=False)``; with ``tls`` it serves ``cert`` of the test PKI (its chain),
+    or a chain and key of one's own; ``client_ca`` asks for client certificates."""
+
+    def __init__(self, tls: bool = False, host: str = "127.0.0.1", port: int = 0, cert: str = "server-rsa",
+                 cert_chain: bytes | None = None, key: bytes | None = None, client_ca: bytes | None = None):
+        self.requests: list[SeenRequest] = []
+        self._lock = threading.Lock()
+        self.ca_pem: bytes | None = None
+        self.tls = tls
+        self.server = _Server((host, port), _Handler)
+        self.server.owner = self
+        if tls:
+            if cert_chain is None or key is None:
+                from emulator.pki import generate_test_pki
+
+                pki = generate_test_pki()
+                cert_chain, key = pki[f"{cert}-chain.pem"], pki[f"{cert}.key"]
+                self.ca_pem = pki["ca.pem"]
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            with warnings.catch_warnings():  # TLS 1.0 is deprecated, and is what the module may speak
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers("ALL:@SECLEVEL=0")
+            with tempfile.TemporaryDirectory() as folder:
+                chain_path, key_path = Path(folder, "chain.pem"), Path(folder, "key.pem")
+                chain_path.write_bytes(cert_chain)
+                key_path.write_bytes(key)
+                context.load_cert_chain(chain_path, key_path)
+            if client_ca is not None:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(cadata=client_ca.decode())
+            # The handshake runs in the request's thread, at its first read: a client that never
+            # finishes it holds up no one else.
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+        bound = self.server.server_address
+        self.host: str = bound[0] if isinstance(bound[0], str) else bound[0].decode()
+        self.port: int = bound[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def _seen(self, request: SeenRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def start(self) -> "HttpTestServer":
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="ecemu-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> "HttpTestServer":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,160 @@
+"""The HTTP(S) family in the sans-IO core, on the module's clock: the request's bytes, every timeout
+(<rsptime>, <wait_time>, <input_time>, the URL's <timeout>), a server or the network going at each
+stage, busy, and flow control of a large body. The server is played by the test over plain TCP."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator.core import events as ev
+from tests.harness import CoreHarness, no_internal_errors
+
+OK = b"\r\nOK\r\n"
+
+
+def sent(h: CoreHarness) -> bytes:
+    return b"".join(e.data for e in h.take_effects() if isinstance(e, ev.SendTcp))
+
+
+@pytest.fixture
+def h():
+    with no_internal_errors():
+        harness = CoreHarness()
+        assert harness.command("AT+QIACT=1") == OK
+        yield harness
+
+
+def set_url(h: CoreHarness, url: str) -> None:
+    assert h.command(f"AT+QHTTPURL={len(url)},10") == b"\r\nCONNECT\r\n"
+    assert h.send(url.encode()) == OK
+
+
+def get(h: CoreHarness, url: str = "http://example.com/path?q=1", rsptime: int = 5) -> int:
+    """AT+QHTTPGET answered OK, connected; the connection's id."""
+    set_url(h, url)
+    assert h.command(f"AT+QHTTPGET={rsptime}") == OK
+    [open_tcp] = h.take_effects()
+    assert isinstance(open_tcp, ev.OpenTcp)
+    assert h.event(ev.TcpConnected(open_tcp.conn_id, "10.0.0.9", open_tcp.port, 40000)) == b""
+    return open_tcp.conn_id
+
+
+def test_the_request_as_it_goes_on_the_wire(h):
+    assert h.command('AT+QHTTPCFG="auth","user:pw"') == OK
+    conn = get(h)
+    assert sent(h) == (b"GET /path?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n"
+                       b"User-Agent: QUECTEL_MODULE\r\nAuthorization: Basic dXNlcjpwdw==\r\n\r\n")
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    assert h.event(ev.TcpData(conn, answer)) == b"\r\n+QHTTPGET: 0,200,5\r\n"
+    assert any(isinstance(e, ev.CloseTcp) for e in h.take_effects())  # the response is whole
+    assert h.command("AT+QHTTPREAD") == b"\r\nCONNECT\r\nhello\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"
+
+
+def test_no_response_within_rsptime_is_702(h):
+    get(h, rsptime=5)
+    assert h.advance(4.9) == b""
+    assert h.advance(0.1) == b"\r\n+QHTTPGET: 702\r\n"
+    assert any(isinstance(e, ev.CloseTcp) for e in h.take_effects())
+
+
+def test_a_second_request_while_one_runs_is_busy(h):
+    get(h)
+    assert h.command("AT+QHTTPGET=5") == b"\r\n+CME ERROR: 703\r\n"
+    assert h.command("AT+QHTTPURL=5") == b"\r\n+CME ERROR: 703\r\n"
+    assert h.command("AT+QHTTPREAD") == b"\r\n+CME ERROR: 703\r\n"  # no response yet
+    assert h.command("AT+QHTTPSTOP") == OK
+    assert h.command("AT+QHTTPREAD") == b"\r\n+CME ERROR: 705\r\n"
+
+
+@pytest.mark.parametrize("reset, code", [(False, 719), (True, 719)])
+def test_server_closing_before_answering(h, reset, code):
+    conn = get(h)
+    assert h.event(ev.TcpClosed(conn, reset=reset)) == f"\r\n+QHTTPGET: {code}\r\n".encode()
+
+
+def test_server_breaking_off_the_body_ends_the_read_with_717(h):
+    conn = get(h)
+    h.event(ev.TcpData(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
+    assert h.command("AT+QHTTPREAD=30") == b"\r\nCONNECT\r\nabc"  # and it waits for the rest
+    assert h.event(ev.TcpData(conn, b"de")) == b"de"
+    assert h.event(ev.TcpClosed(conn, reset=True)) == b"\r\nOK\r\n\r\n+QHTTPREAD: 717\r\n"
+
+
+def test_a_body_that_does_not_end_within_wait_time_is_722(h):
+    conn = get(h)
+    h.event(ev.TcpData(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
+    assert h.command("AT+QHTTPREAD=3") == b"\r\nCONNECT\r\nabc"
+    assert h.advance(3) == b"\r\nOK\r\n\r\n+QHTTPREAD: 722\r\n"
+
+
+def test_the_network_dropping_the_context_is_709(h):
+    get(h)
+    h.modem.families["pdp"].network_drop(1)
+    assert b"\r\n+QHTTPGET: 709\r\n" in h.take_output()
+
+
+def test_not_http_is_721(h):
+    conn = get(h)
+    assert h.event(ev.TcpData(conn, b"SSH-2.0-OpenSSH\r\n\r\n")) == b"\r\n+QHTTPGET: 721\r\n"
+
+
+def test_url_and_post_body_input_timeouts_are_726(h):
+    assert h.command("AT+QHTTPURL=20,2") == b"\r\nCONNECT\r\n"
+    assert h.send(b"http://exa") == b""
+    assert h.advance(2) == b"\r\n+CME ERROR: 726\r\n"
+    set_url(h, "http://example.com/p")
+    assert h.command("AT+QHTTPPOST=10,3,5") == b""  # it connects before it says CONNECT
+    [open_tcp] = h.take_effects()
+    assert h.event(ev.TcpConnected(open_tcp.conn_id, "10.0.0.9", 80, 40000)) == b"\r\nCONNECT\r\n"
+    assert h.send(b"12345") == b""
+    assert h.advance(3) == b"\r\n+CME ERROR: 726\r\n"
+    assert any(isinstance(e, ev.CloseTcp) for e in h.take_effects())
+
+
+def test_post_connect_failure_answers_the_command(h):
+    set_url(h, "http://example.com/p")
+    assert h.command("AT+QHTTPPOST=10") == b""
+    [open_tcp] = h.take_effects()
+    assert h.event(ev.TcpConnectFailed(open_tcp.conn_id, "refused")) == b"\r\n+CME ERROR: 716\r\n"
+    set_url(h, "http://nowhere.invalid/")
+    assert h.command("AT+QHTTPGET") == OK
+    [open_tcp] = h.take_effects()
+    assert h.event(ev.TcpConnectFailed(open_tcp.conn_id, "dns")) == b"\r\n+QHTTPGET: 714\r\n"
+
+
+def test_post_sends_body_with_its_headers(h):
+    assert h.command('AT+QHTTPCFG="contenttype",1') == OK
+    set_url(h, "http://example.com:8080/p")
+    h.command("AT+QHTTPPOST=5")
+    [open_tcp] = h.take_effects()
+    h.event(ev.TcpConnected(open_tcp.conn_id, "10.0.0.9", 8080, 40000))
+    assert h.send(b"a=1&b") == OK
+    assert sent(h) == (b"POST /p HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\n"
+                       b"User-Agent: QUECTEL_MODULE\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\na=1&b")
+    assert h.event(ev.TcpData(open_tcp.conn_id, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")) == (
+        b"\r\n+QHTTPPOST: 0,201,0\r\n")
+
+
+def test_a_large_body_pauses_the_socket_until_read(h):
+    conn = get(h)
+    limit = h.modem.profile.limits.recv_buffer
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {3 * limit}\r\n\r\n".encode()
+    h.event(ev.TcpData(conn, head + b"x" * limit))
+    assert ev.PauseReading(conn) in h.take_effects()
+    answer = h.command("AT+QHTTPREAD")
+    assert answer == b"\r\nCONNECT\r\n" + b"x" * limit
+    assert ev.ResumeReading(conn) in h.take_effects()
+    assert h.event(ev.TcpData(conn, b"y" * (2 * limit))) == b"y" * (2 * limit) + b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"
+
+
+def test_a_cr_lf_host_s_lf_is_not_part_of_the_url_or_the_body(h):
+    url = b"http://example.com/x"
+    assert h.send(b"AT+QHTTPURL=%d,10\r\n" % len(url)) == b"\r\nCONNECT\r\n"
+    assert h.send(url) == OK
+    assert h.modem.families["http"].url == url.decode()
+    assert h.send(b"AT+QHTTPPOST=4\r\n") == b""
+    [open_tcp] = h.take_effects()
+    assert h.event(ev.TcpConnected(open_tcp.conn_id, "10.0.0.9", 80, 40000)) == b"\r\nCONNECT\r\n"
+    assert h.send(b"bo") == b""
+    assert h.send(b"dy") == OK
+    assert sent(h).endswith(b"\r\n\r\nbody")
