@@ -116,3 +116,19 @@ def test_a_scenario_names_a_tcp_socket_by_family(tmp_path):
             assert host.expect(b'"closed",1\r\n') == b'\r\n+QIURC: "recv",1\r\n\r\n+QIURC: "closed",1\r\n'
             assert host.ask("AT+QIRD=1") == b"\r\n+QIRD: 3\r\nhi!\r\n" + OK
             assert host.ask("AT+QICLOSE=1") == OK
+
+
+def test_latency_holds_udp_datagrams_too(modem):
+    from tests.plain_servers import UdpEchoServer
+
+    emulator, host, _ = modem
+    with UdpEchoServer() as server:
+        assert host.ask(f'AT+QIOPEN=1,3,"UDP","127.0.0.1",{server.port},0,1') == OK
+        assert host.expect(b"+QIOPEN: 3,0\r\n") == b"\r\n+QIOPEN: 3,0\r\n"
+        emulator.control.latency(ms=200)
+        started = time.monotonic()
+        assert send(host, 3, b"ping") == b"\r\nSEND OK\r\n"
+        assert host.expect(b"ping\r\n") == b'\r\n+QIURC: "recv",3,4\r\nping\r\n'
+        assert time.monotonic() - started >= 0.4  # there and back
+        emulator.control.latency(ms=0)
+        assert host.ask("AT+QICLOSE=3") == OK

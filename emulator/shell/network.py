@@ -172,19 +172,56 @@ class _Connection(asyncio.Protocol):
             self.net.report(ev.TcpClosed(self.conn_id, reset=reset))
 
 
+class _Addressed(bytes):
+    """A datagram with its peer, as it waits in a ``_Delay`` (latency, a bandwidth cap)."""
+
+    peer: tuple[str, int] | None = None
+
+
+def _addressed(data: bytes, peer: tuple[str, int] | None) -> _Addressed:
+    datagram = _Addressed(data)
+    datagram.peer = peer
+    return datagram
+
+
 class _Datagrams(asyncio.DatagramProtocol):
-    """A UDP socket of the module: every datagram goes to the core with its sender."""
+    """A UDP socket of the module: every datagram goes to the core with its sender, each way through
+    the same latency and bandwidth faults as a TCP connection's bytes."""
 
     def __init__(self, net: "Network", conn_id: int):
         self.net = net
         self.conn_id = conn_id
         self.transport: asyncio.DatagramTransport | None = None
+        self.inbound = _Delay(net, self._deliver)
+        self.outbound = _Delay(net, self._send_now)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr) -> None:
-        self.net.report(ev.UdpDatagram(self.conn_id, data, addr[0], addr[1]))
+        self.inbound.push(_addressed(data, (addr[0], addr[1])))
+
+    def send(self, data: bytes, peer: tuple[str, int] | None) -> None:
+        self.outbound.push(_addressed(data, peer))
+
+    def _deliver(self, datagram: bytes) -> None:
+        peer = getattr(datagram, "peer", None) or ("", 0)
+        self.net.report(ev.UdpDatagram(self.conn_id, bytes(datagram), peer[0], peer[1]))
+
+    def _send_now(self, datagram: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        peer = getattr(datagram, "peer", None)
+        if peer is not None:
+            self.transport.sendto(bytes(datagram), peer)
+        else:
+            self.transport.sendto(bytes(datagram))
+
+    def close(self) -> None:
+        self.inbound.cancel()
+        self.outbound.cancel()
+        if self.transport is not None:
+            self.transport.close()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: UDP does not report them to the module's host.
@@ -365,12 +402,8 @@ class Network:
 
     def _send_datagram(self, effect: ev.SendDatagram) -> None:
         endpoint = self.datagram_sockets.get(effect.conn_id)
-        if endpoint is None or endpoint.transport is None or endpoint.transport.is_closing():
-            return
-        if effect.host:
-            endpoint.transport.sendto(effect.data, (effect.host, effect.port))
-        else:
-            endpoint.transport.sendto(effect.data)
+        if endpoint is not None:
+            endpoint.send(effect.data, (effect.host, effect.port) if effect.host else None)
 
     async def _listen(self, effect: ev.Listen) -> None:
         loop = asyncio.get_running_loop()
@@ -415,8 +448,7 @@ class Network:
         """A UDP socket or a listener named by CloseTcp; False when it names neither."""
         endpoint = self.datagram_sockets.pop(conn_id, None)
         if endpoint is not None:
-            if endpoint.transport is not None:
-                endpoint.transport.close()
+            endpoint.close()
             return True
         server = self.servers.pop(conn_id, None)
         if server is None:
