@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from emulator.core import events as ev
 from emulator.core.escape import EscapeDetector
-from emulator.core.inbox import AccessMode, Inbox
+from emulator.core.inbox import AccessMode, DatagramInbox, Inbox
 from emulator.core.lifecycle import Transitions
 from emulator.core.registry import CommandFailed, FamilyState, Reply
 from emulator.core.results import CONNECT, NO_CARRIER, OK, FinalResult, QiError
 
-__all__ = ["AccessMode", "OpenFailed", "Phase", "PlainStream", "Socket", "SocketFamily", "SocketState",
-           "TransparentSession"]
+__all__ = ["AccessMode", "DatagramSocket", "OpenFailed", "Phase", "PlainStream", "Socket", "SocketFamily",
+           "SocketState", "TransparentSession", "pool_sockets", "socket_in_pool"]
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
@@ -53,6 +53,7 @@ class SocketState(enum.IntEnum):
     INITIAL = 0
     OPENING = 1
     CONNECTED = 2
+    LISTENING = 3  # a server socket (TCP/IP note: "TCP LISTENER", "UDP SERVICE")
     CLOSING = 4
 
 
@@ -62,17 +63,23 @@ class Phase(enum.Enum):
     INITIAL = SocketState.INITIAL
     OPENING = SocketState.OPENING
     CONNECTED = SocketState.CONNECTED
+    LISTENING = SocketState.LISTENING
     PEER_CLOSED = "the server or the network ended it; waits for the host's close"
     HOST_CLOSING = "the host's close waits for the server's FIN"
 
 
 SHOWN_STATE = {Phase.INITIAL: SocketState.INITIAL, Phase.OPENING: SocketState.OPENING,
-               Phase.CONNECTED: SocketState.CONNECTED, Phase.PEER_CLOSED: SocketState.CLOSING,
+               Phase.CONNECTED: SocketState.CONNECTED, Phase.LISTENING: SocketState.LISTENING,
+               Phase.PEER_CLOSED: SocketState.CLOSING,
                Phase.HOST_CLOSING: SocketState.CLOSING}
 
 SOCKET_LIFECYCLE = Transitions("socket", {
     (Phase.INITIAL, "open"): Phase.OPENING,
     (Phase.OPENING, "established"): Phase.CONNECTED,
+    (Phase.INITIAL, "accepted"): Phase.CONNECTED,  # a server socket's incoming connection
+    (Phase.OPENING, "listening"): Phase.LISTENING,  # a server socket is bound
+    (Phase.LISTENING, "release"): Phase.INITIAL,
+    (Phase.LISTENING, "peer_gone"): Phase.PEER_CLOSED,  # its PDP context dropped
     (Phase.OPENING, "release"): Phase.INITIAL,  # failed, given up, or dropped
     (Phase.CONNECTED, "peer_gone"): Phase.PEER_CLOSED,
     (Phase.CONNECTED, "close"): Phase.HOST_CLOSING,  # orderly: waits for the server's FIN
@@ -156,8 +163,28 @@ class OpenFailed(Exception):
         self.code = code
 
 
+def pool_sockets(modem: "Modem", pool: str) -> "list[Socket]":
+    """Every socket of the families whose IDs are one pool (``SocketFamily.id_pool``)."""
+    return [socket for state in modem.families.values()
+            if isinstance(state, SocketFamily) and state.id_pool == pool for socket in state.clients]
+
+
+def socket_in_pool(modem: "Modem", pool: str, socket_id: int) -> "Socket | None":
+    """The socket in use under ``socket_id`` in ``pool``, whichever family opened it."""
+    for socket in pool_sockets(modem, pool):
+        if socket.client_id == socket_id and socket.phase is not Phase.INITIAL:
+            return socket
+    return None
+
+
 class SocketFamily(FamilyState):
-    """A family's sockets: what the modem and the control interface reach them through."""
+    """A family's sockets: what the modem and the control interface reach them through.
+
+    Families with the same ``id_pool`` share their socket IDs: an ID in use in one is in use in
+    all (the TCP/IP and SSL families, whose connectIDs and clientIDs are one set of sockets).
+    """
+
+    id_pool: str | None = None
 
     def __init__(self, modem: "Modem", sockets: "list[Socket]"):
         self.modem = modem
@@ -279,6 +306,9 @@ class Socket:
         """The PDP contexts, when this socket may open on ``pdp_ctx``; else OpenFailed."""
         if self.phase is not Phase.INITIAL:
             raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
+        pool = self.family.id_pool
+        if pool is not None and socket_in_pool(self.modem, pool, self.client_id) is not None:
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"socket {self.client_id} is in use by another family")
         pdp = self.modem.families.get("pdp")
         if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
             # chosen: the module tries to use the context and reports that it cannot (561); the
@@ -293,6 +323,17 @@ class Socket:
         self._to("open")
         self.conn_id = self.modem.new_conn_id(self._on_event)
         self.modem.effect(ev.OpenTcp(self.conn_id, address, port, dns_servers=pdp.dns_servers(pdp_ctx)))
+
+    def adopt(self, pdp_ctx: int, remote_ip: str, remote_port: int, local_port: int,
+              access_mode: AccessMode) -> int:
+        """A connection a server socket accepted becomes this socket, connected at once; returns
+        the conn_id the shell is to carry it under."""
+        self.pdp_ctx, self.address, self.remote_ip = pdp_ctx, remote_ip, remote_ip
+        self.remote_port, self.local_port, self.access_mode = remote_port, local_port, access_mode
+        self.conn_id = self.modem.new_conn_id(self._on_event)
+        self.layer = self._new_layer()
+        self._to("accepted")
+        return self.conn_id
 
     @property
     def open_waits_as_command(self) -> bool:
@@ -513,7 +554,7 @@ class Socket:
         if self.phase is Phase.HOST_CLOSING:
             self._finish_close()
             return
-        if self.phase is Phase.CONNECTED:
+        if self.phase in (Phase.CONNECTED, Phase.LISTENING):
             self._peer_gone()
         if not by_network:
             if self.inbox.closed_due:
@@ -639,3 +680,84 @@ class TransparentSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class DatagramSocket(Socket):
+    """A UDP socket: the socket core with datagrams instead of a stream (``DatagramInbox``).
+
+    A client (``bound_only`` False) sends to the address it was opened with; a bound-only socket
+    (a service) sends where each send says, and its direct push URCs name each datagram's sender.
+    """
+
+    def __init__(self, family: SocketFamily, client_id: int, bound_only: bool = False):
+        super().__init__(family, client_id)
+        self.bound_only = bound_only
+        self.host_port = 0  # where the socket is bound on the machine the emulator runs on
+        self.inbox = DatagramInbox(self)
+
+    def _new_layer(self) -> StreamLayer:
+        return PlainStream()
+
+    def open_datagram(self, pdp_ctx: int, address: str, port: int, local_port: int,
+                      access_mode: AccessMode) -> None:
+        """Bind (and for a client, aim at ``address``:``port``); the result comes as the open URC."""
+        pdp = self._may_open(pdp_ctx)
+        self.pdp_ctx, self.address, self.remote_port = pdp_ctx, address, port
+        self.remote_ip, self.local_port, self.access_mode = address, local_port, access_mode
+        self._to("open")
+        self.conn_id = self.modem.new_conn_id(self._on_event)
+        self.modem.effect(ev.OpenUdp(self.conn_id, "" if self.bound_only else address, port, local_port,
+                                     dns_servers=pdp.dns_servers(pdp_ctx)))
+
+    def _on_event(self, event: ev.NetworkEvent) -> None:
+        if isinstance(event, ev.UdpDatagram):
+            if self.phase in (Phase.CONNECTED, Phase.LISTENING):
+                self._datagram(event.data, event.remote_ip, event.remote_port)
+        elif isinstance(event, ev.UdpOpened):
+            if self.phase is not Phase.OPENING:
+                return
+            self.host_port = event.local_port
+            self.local_port = self.local_port or event.local_port
+            if event.remote_ip:
+                self.remote_ip = event.remote_ip
+            self.layer = self._new_layer()
+            if self.bound_only:
+                self._to("listening")
+                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},0")
+            else:
+                self._established()
+        elif isinstance(event, ev.UdpOpenFailed):
+            log.info("socket %d: cannot open UDP to %s (%s)", self.client_id, self.address, event.reason)
+            self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
+
+    def _datagram(self, data: bytes, ip: str, port: int) -> None:
+        inbox = self.inbox
+        assert isinstance(inbox, DatagramInbox)
+        if self.session is None:
+            if not inbox.fits(len(data)):
+                log.info("socket %d: receive buffer full, a datagram of %d bytes from %s:%d dropped",
+                         self.client_id, len(data), ip, port)
+                return
+            inbox.sender(ip, port, len(data))
+        self._received(data)
+
+    def read_datagram(self, length: int) -> tuple[bytes, str, int]:
+        """Up to ``length`` bytes of the first datagram, and its sender."""
+        inbox = self.inbox
+        assert isinstance(inbox, DatagramInbox)
+        return inbox.read_datagram(length)
+
+    def send(self, data: bytes) -> None:
+        """One datagram to the address the client was opened with."""
+        self.send_to(data, "", 0)
+
+    def send_to(self, data: bytes, ip: str, port: int) -> None:
+        if data and self.conn_id is not None and self.phase in (Phase.CONNECTED, Phase.LISTENING):
+            self.modem.effect(ev.SendDatagram(self.conn_id, data, ip, port))
+
+    def close(self, timeout: float) -> Reply | None:
+        """UDP has nothing to wait for: closed at once."""
+        if self.conn_id is not None and self.phase is not Phase.INITIAL:
+            self.modem.effect(ev.CloseTcp(self.conn_id))
+        self._release()
+        return Reply()
