@@ -296,8 +296,15 @@ class Flow:
         return self.received >= self.total
 
 
-def direct_echo(connections: list[ssl.SSLSocket], flows: list[Flow]) -> float:
-    """Every flow at once over its own TLS connection, from one select loop; seconds."""
+def tcp_connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    return sock
+
+
+def direct_echo(connections: list[socket.socket], flows: list[Flow]) -> float:
+    """Every flow at once over its own (TLS or plain TCP) connection, from one select loop; seconds."""
     data = memoryview(payload(CHUNK) * 2)
     start = time.perf_counter()
     while not all(f.done for f in flows):
@@ -311,16 +318,16 @@ def direct_echo(connections: list[ssl.SSLSocket], flows: list[Flow]) -> float:
                 size, offset = min(flow.write_size, flow.total - flow.sent), flow.sent % CHUNK
                 try:
                     flow.sent += conn.send(data[offset: offset + size])
-                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
                     pass
             if conn in readable:
                 while True:  # what OpenSSL already holds is not seen by select
                     try:
                         got = conn.recv(flow.read_size)
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                         break
                     flow.received += len(got)
-                    if not got or not conn.pending():
+                    if not got or not isinstance(conn, ssl.SSLSocket) or not conn.pending():
                         break
     return time.perf_counter() - start
 
@@ -328,15 +335,29 @@ def direct_echo(connections: list[ssl.SSLSocket], flows: list[Flow]) -> float:
 # --- the emulator in buffer access mode -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Family:
+    """How a command family opens, sends, reads and reports data: the SSL commands or AT+QIOPEN's."""
+
+    send: bytes
+    recv: bytes
+    open: str  # format(client, port, mode)
+    opened: bytes  # the open URC's name
+
+
+SSL = Family(b"AT+QSSLSEND", b"AT+QSSLRECV", 'AT+QSSLOPEN=1,1,{0},"127.0.0.1",{1},{2}', b"+QSSLOPEN")
+TCP = Family(b"AT+QISEND", b"AT+QIRD", 'AT+QIOPEN=1,{0},"TCP","127.0.0.1",{1},0,{2}', b"+QIOPEN")
+
+
 class BufferHost:
-    """A host driving clients in buffer access mode: AT+QSSLSEND=<id>,1460 and AT+QSSLRECV=<id>,1500,
-    waiting for ``+QSSLURC: "recv"`` when a read finds the buffer empty (ATE0)."""
+    """A host driving clients in buffer access mode: AT+QSSLSEND=<id>,1460 and AT+QSSLRECV=<id>,1500
+    (or AT+QISEND and AT+QIRD), waiting for the "recv" URC when a read finds the buffer empty (ATE0)."""
 
-    RECV = re.compile(rb"\+QSSLRECV: (\d+)\r\n")
-    URC = re.compile(rb'\+QSSLURC: "recv",(\d+)\r\n')
-
-    def __init__(self, port: Port):
+    def __init__(self, port: Port, family: Family = SSL):
         self.port = port
+        self.family = family
+        self.RECV = re.compile(re.escape(family.recv[2:]) + rb": (\d+)\r\n")
+        self.URC = re.compile(rb'\+Q(?:SSL|I)URC: "recv",(\d+)\r\n')
         self.data = payload(SEND_SIZE)
         self.urcs: set[int] = set()  # clients a "recv" URC came for since their last empty read
 
@@ -345,22 +366,22 @@ class BufferHost:
 
     def send(self, client: int) -> int:
         port = self.port
-        port.write(b"AT+QSSLSEND=%d,%d\r" % (client, SEND_SIZE))
+        port.write(b"%s=%d,%d\r" % (self.family.send, client, SEND_SIZE))
         self._note_urcs(port.until(b"> "))
         port.write(self.data)
         answer = port.until(b"\r\n")
         while answer.strip() != b"SEND OK":
             if b"ERROR" in answer or b"FAIL" in answer:
-                raise RuntimeError(f"AT+QSSLSEND answered {answer!r}")
+                raise RuntimeError(f"{self.family.send!r} answered {answer!r}")
             answer = port.until(b"\r\n")
         return SEND_SIZE
 
     def recv(self, client: int) -> int:
         port = self.port
-        port.write(b"AT+QSSLRECV=%d,%d\r" % (client, RECV_SIZE))
+        port.write(b"%s=%d,%d\r" % (self.family.recv, client, RECV_SIZE))
         while (match := self.RECV.search(port.buffer)) is None:
             if b"ERROR" in port.buffer:
-                raise RuntimeError(f"AT+QSSLRECV answered {bytes(port.buffer)!r}")
+                raise RuntimeError(f"{self.family.recv!r} answered {bytes(port.buffer)!r}")
             port.fill()
         self._note_urcs(port.buffer[: match.start()])
         size = int(match.group(1))
@@ -401,13 +422,13 @@ class BufferHost:
         return time.perf_counter() - start
 
 
-def open_clients(port: Port, server_port: int, clients: list[int]) -> None:
+def open_clients(port: Port, server_port: int, clients: list[int], family: Family = SSL) -> None:
     said = b""
     for client in clients:
-        said += port.ask(f'AT+QSSLOPEN=1,1,{client},"127.0.0.1",{server_port},0')
+        said += port.ask(family.open.format(client, server_port, 0))
     opened: set[int] = set()
     while True:  # the URCs come in the order the handshakes end, some amid the answers above
-        for match in re.finditer(rb"\+QSSLOPEN: (\d+),(\d+)\r\n", said):
+        for match in re.finditer(re.escape(family.opened) + rb": (\d+),(\d+)\r\n", said):
             if match.group(2) != b"0":
                 raise RuntimeError(f"client {match.group(1)} did not open: {match.group(0)!r}")
             opened.add(int(match.group(1)))
@@ -541,6 +562,53 @@ def bench_buffer(size: int, repeats: int, tls_port: int, cipher: str | None) -> 
         rows.append(Row(f"buffer mode echo throughput, {what}", statistics.median(emulated) / MB, baseline / MB,
                         "MB/s", "(none)"))
         rows.append(Row("  reference: direct TLS client, same chunks", direct / MB, baseline / MB, "MB/s", ""))
+    return rows
+
+
+def bench_tcp(size: int, stream_size: int, repeats: int, tcp_port: int) -> list[Row]:
+    """AT+QIOPEN's plain TCP sockets: transparent mode against a direct TCP client, buffer access
+    mode (AT+QISEND/AT+QIRD) against the same exchange on a bare pty. The sides take turns."""
+    rows = []
+    with Emulator() as modem:
+        port = Port(modem.port)
+        conn = tcp_connect(tcp_port)
+        try:
+            port.ask("ATE0")
+            port.ask("AT+QIACT=1")
+            port.ask(TCP.open.format(0, tcp_port, 2), final=b"CONNECT\r\n")
+            stream_fd(port.fd, stream_size, check=True)
+            emulated, direct = [], []
+            for _ in range(repeats):
+                emulated.append(stream_size / stream_fd(port.fd, stream_size))
+                direct.append(stream_size / direct_echo([conn], [Flow(stream_size, CHUNK, 4 * CHUNK, stream_size)]))
+        finally:
+            port.close()
+            conn.close()
+    rows.append(Row("TCP transparent mode echo throughput", statistics.median(emulated) / MB,
+                    statistics.median(direct) / MB, "MB/s", ">= 0.5x, >= 20 MB/s"))
+    for clients in ([0], list(range(CLIENTS))):
+        per_client = size // len(clients)
+        total = len(clients) * per_client
+        with Emulator() as modem, Server("pty-buffer") as bare:
+            port, bare_port = Port(modem.port), Port(bare.address)
+            try:
+                for each in (port, bare_port):
+                    each.ask("ATE0")
+                port.ask("AT+QIACT=1")
+                open_clients(port, tcp_port, clients, TCP)
+                host, bare_host = BufferHost(port, TCP), BufferHost(bare_port, TCP)
+                host.run(clients, per_client // 4)  # warm-up
+                bare_host.run(clients, per_client // 4)
+                emulated, floor = [], []
+                for _ in range(repeats):
+                    emulated.append(total / host.run(clients, per_client))
+                    floor.append(total / bare_host.run(clients, per_client))
+            finally:
+                port.close()
+                bare_port.close()
+        what = "1 socket" if len(clients) == 1 else f"{len(clients)} sockets, aggregate"
+        rows.append(Row(f"TCP buffer mode echo throughput, {what}", statistics.median(emulated) / MB,
+                        statistics.median(floor) / MB, "MB/s", "(none)"))
     return rows
 
 
@@ -681,6 +749,9 @@ def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
     print("  echo server; the pty floor row is a bare asyncio pty echo with no TLS and no network;")
     print("- buffer mode: the same AT+QSSLSEND/AT+QSSLRECV exchange on a bare pty answered from memory")
     print("  (no TLS, no network); the reference rows are direct TLS clients sending the same chunks;")
+    print("- TCP rows (AT+QIOPEN): transparent mode against a direct plain TCP client (select loop, 64 KiB")
+    print("  writes) to the same threaded TCP echo server; buffer mode against the same AT+QISEND/AT+QIRD")
+    print("  exchange on a bare pty answered from memory;")
     print("- start-up: `python -c pass`; memory: the RSS of a one-modem process.")
     print("Echo server: threaded OpenSSL (Python ssl, blocking sockets, one thread per connection),")
     print(f"127.0.0.1. TLS: {tls_note}.")
@@ -694,7 +765,8 @@ def main() -> None:
     os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")
-    parser.add_argument("--only", choices=["at", "transparent", "buffer", "startup", "memory", "churn", "fleet"],
+    parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "startup", "memory", "churn",
+                                            "fleet"],
                         help="run one group of rows")
     parser.add_argument("--count", type=int, default=1000, help="modems in the fleet rows (default 1000)")
     args = parser.parse_args()
@@ -716,6 +788,10 @@ def main() -> None:
             rows += bench_tls_churn(1000 if quick else 10000, tls_port)
         if args.only in (None, "fleet"):
             rows += bench_fleet(min(args.count, 100) if quick else args.count, tls_port, 5 if quick else 20)
+    if args.only in (None, "tcp"):
+        with Server("tcp-echo") as tcp_server:
+            rows += bench_tcp((1 if quick else 4) << 20, (16 if quick else 64) << 20, 3 if quick else 5,
+                              int(tcp_server.address))
     if args.only in (None, "startup"):
         rows += bench_startup(3 if quick else 10)
     if args.only in (None, "memory"):

@@ -90,6 +90,28 @@ def tls_echo() -> None:
     print(f"ready: {listener.getsockname()[1]}", flush=True)
 
 
+def tcp_echo() -> None:
+    """A plain TCP echo server (the AT+QIOPEN rows' server), one thread per connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve(sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            with sock:
+                while data := sock.recv(65536):
+                    sock.sendall(data)
+        except OSError:
+            pass  # the client went away
+
+    def accept() -> None:
+        while True:
+            sock, _ = listener.accept()
+            threading.Thread(target=serve, args=(sock,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    print(f"ready: {listener.getsockname()[1]}", flush=True)
+
+
 def _open_pty() -> tuple[int, int, str]:
     master, slave = os.openpty()
     tty.setraw(slave, termios.TCSANOW)
@@ -154,9 +176,9 @@ async def pty_echo() -> None:
 
 
 async def pty_buffer() -> None:
-    """Buffer access mode's AT exchange with nothing behind it: AT+QSSLSEND=<id>,<n> answers
-    ``> ``, takes n bytes and answers SEND OK; AT+QSSLRECV=<id>,<n> gives back what was sent on
-    that client, as an echo server would have (ATE0 framing)."""
+    """Buffer access mode's AT exchange with nothing behind it: AT+QSSLSEND=<id>,<n> (or
+    AT+QISEND) answers ``> ``, takes n bytes and answers SEND OK; AT+QSSLRECV=<id>,<n> (or
+    AT+QIRD) gives back what was sent on that client, as an echo server would have (ATE0 framing)."""
     master, _slave, path = _open_pty()
     loop = asyncio.get_running_loop()
     buffer, pending = bytearray(), bytearray()
@@ -186,15 +208,16 @@ async def pty_buffer() -> None:
             line = bytes(buffer[:end])
             del buffer[: end + 1]
             client, _, size = line.partition(b"=")[2].partition(b",")
-            if line.startswith(b"AT+QSSLSEND="):
+            if line.startswith((b"AT+QSSLSEND=", b"AT+QISEND=")):
                 state["sending"], state["left"] = int(client), int(size)
                 sent.setdefault(int(client), bytearray())
                 out += b"\r\n> "
-            elif line.startswith(b"AT+QSSLRECV="):
+            elif line.startswith((b"AT+QSSLRECV=", b"AT+QIRD=")):
                 waiting = sent.setdefault(int(client), bytearray())
                 data = bytes(waiting[: int(size)])
                 del waiting[: len(data)]
-                out += b"\r\n+QSSLRECV: %d\r\n%s\r\n\r\nOK\r\n" % (len(data), data)
+                name = line[2:].partition(b"=")[0]
+                out += b"\r\n%s: %d\r\n%s\r\n\r\nOK\r\n" % (name, len(data), data)
             else:
                 out += b"\r\nOK\r\n"
         pending.extend(out)
@@ -221,6 +244,9 @@ def main() -> None:
     kind = sys.argv[1]
     if kind == "tls-echo":
         tls_echo()
+        threading.Event().wait()
+    elif kind == "tcp-echo":
+        tcp_echo()
         threading.Event().wait()
     elif kind == "pty-lines":
         asyncio.run(pty_lines(bytes.fromhex(sys.argv[2]) if len(sys.argv) > 2 else b"\r\nOK\r\n"))

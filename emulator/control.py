@@ -60,7 +60,8 @@ Seconds = Annotated[float, Range(0, 3600)]
 Milliseconds = Annotated[int, Range(0, 60000)]
 UrcText = Annotated[str, MaxLength(1024)]
 FamilyName = Annotated[str, MaxLength(8)]  # the socket families a server-side fault reaches
-SOCKET_FAMILIES = ("ssl", "mqtt", "http")
+# AT+QSSLOPEN's clients, AT+QIOPEN's sockets, AT+QMTOPEN's clients, the HTTP request
+SOCKET_FAMILIES = ("ssl", "tcpip", "mqtt", "http")
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _shown(value: Any) -> str:
 
 OPERATIONS: dict[str, Operation] = {}
 OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
-INSPECTIONS = {"status"}  # operations that change nothing and so are not faults in the trace
+INSPECTIONS = {"status", "listening"}  # operations that change nothing and so are not faults in the trace
 KINDS = (int, float, bool, str)
 
 
@@ -291,18 +292,21 @@ class Controller:
             raise ControlError(f"pdp-drop: context {context} is not active")
         pdp.network_drop(context)
 
-    def _conn_of(self, client: int, family: str = "ssl") -> int:
+    def _sockets(self, family: str):
         if family not in SOCKET_FAMILIES:
             raise ControlError(f"family must be one of {', '.join(SOCKET_FAMILIES)}")
-        conn_id = self._state(family).conn_id_of(client)
+        return self._state(family)
+
+    def _conn_of(self, client: int, family: str = "ssl") -> int:
+        conn_id = self._sockets(family).conn_id_of(client)
         if conn_id is None:
             raise ControlError(f"{family} client {client} has no connection")
         return conn_id
 
     @operation
     def server_reset(self, client: Client, family: FamilyName = "ssl") -> None:
-        """The server resets CLIENT's connection (TCP RST); FAMILY: ssl (AT+QSSLOPEN), mqtt
-        (AT+QMTOPEN's <client_idx>) or http (client 0, the request running)."""
+        """The server resets CLIENT's connection (TCP RST); FAMILY: ssl (AT+QSSLOPEN), tcpip
+        (AT+QIOPEN), mqtt (AT+QMTOPEN's <client_idx>) or http (client 0, the request running)."""
         self.runner.network.fault_reset(self._conn_of(client, family))
 
     @operation
@@ -317,11 +321,16 @@ class Controller:
         self.runner.network.fault_stall(self._conn_of(client, family), seconds)
 
     @operation
+    def listening(self) -> dict[str, dict[str, int]]:
+        """Where each TCP LISTENER and UDP SERVICE is reachable on 127.0.0.1, by family and connectID."""
+        return {"tcpip": {str(k): v for k, v in self._state("tcpip").host_ports().items()}}
+
+    @operation
     def fail_opens(self, count: Annotated[int, Range(0, 1000)], error: Annotated[str, MaxLength(16)],
                    seconds: Annotated[float, Range(-1, 3600)] = -1.0) -> None:
-        """The next COUNT AT+QSSLOPEN fail with ERROR: dns (565), connect (566), timeout (569, after
-        SECONDS or the module's 150 s), handshake (the server resets it: 566) or silent (no answer
-        until negotiatetime: 569)."""
+        """The next COUNT AT+QSSLOPEN fail with ERROR (AT+QIOPEN "TCP" opens too, in their URC): dns
+        (565), connect (566), timeout (569, after SECONDS or the module's 150 s), handshake (the server
+        resets it: 566) or silent (no answer until negotiatetime: 569)."""
         if error not in OPEN_FAILURES:
             raise ControlError(f"fail-opens: error must be one of {', '.join(OPEN_FAILURES)}")
         self.runner.network.fail_next_opens(count, error, None if seconds < 0 else seconds)
@@ -337,9 +346,10 @@ class Controller:
         self.runner.network.bandwidth = bytes_per_second
 
     @operation
-    def send_buffer_full(self, client: Client, full: bool = True) -> None:
-        """CLIENT's send buffer is full (AT+QSSLSEND answers SEND FAIL) until set back."""
+    def send_buffer_full(self, client: Client, full: bool = True, family: FamilyName = "ssl") -> None:
+        """CLIENT's send buffer is full (AT+QSSLSEND, AT+QISEND ... answer SEND FAIL) until set back (FAMILY as
+        for server-reset)."""
         try:
-            self._state("ssl").set_send_buffer_full(client, full)
+            self._sockets(family).set_send_buffer_full(client, full)
         except LookupError as exc:
             raise ControlError(str(exc)) from None

@@ -159,7 +159,7 @@ def test_ecemu_run_prints_the_table_on_exit_and_trace_summary_prints_it_from_the
         emulator.wait_for_boot()
         with AtHost(emulator.port) as host:
             assert host.ask("AT+CMEE=1;+CGMM").endswith(b"EC200M\r\n\r\nOK\r\n")
-            assert host.ask("AT+QPING=1").endswith(b"\r\nERROR\r\n")
+            assert host.ask("AT+QGPS=1").endswith(b"\r\nERROR\r\n")
             assert host.ask("AT+QFDEL=\"none\"").endswith(b"\r\n+CME ERROR: 405\r\n")
     finally:
         log = stopped_log(emulator)

@@ -150,9 +150,9 @@ def test_the_trace_tells_an_unknown_command_from_a_known_one_failing(tmp_path):
         emulator.wait_for_boot()
         with AtHost(emulator.port) as host:
             assert ECHOED.fullmatch(ask(host, "ATE0"))
-            assert ask(host, 'AT+QIOPEN=1,0,"TCP","127.0.0.1",9,0,1') == b"\r\nERROR\r\n"
+            assert ask(host, "AT+QGPS=1") == b"\r\nERROR\r\n"
             assert ask(host, "AT+CSQ=1") == b"\r\nERROR\r\n"
     entries = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
-    assert [e["name"] for e in entries if e["kind"] == "unknown"] == ["+QIOPEN"]
+    assert [e["name"] for e in entries if e["kind"] == "unknown"] == ["+QGPS"]
     results = [e["text"] for e in entries if e["kind"] == "result"]
     assert results[-2:] == ["ERROR", "ERROR"]

@@ -364,7 +364,8 @@ def test_every_fault_fires_from_ecemu_ctl(tmp_path, server):
             assert host.expect(b"PB DONE\r\n").endswith(b"+QIND: PB DONE\r\n")
             status = json.loads(fire("status"))
             assert status["boots"] == 2 and status["host_attached"]
-            fired |= {"status", "latency", "bandwidth", "serial-delay", "serial-chunks", "signal", "fail-opens"}
+            assert json.loads(fire("listening")) == {"tcpip": {}}
+            fired |= {"listening", "status", "latency", "bandwidth", "serial-delay", "serial-chunks", "signal", "fail-opens"}
         assert fired == set(OPERATIONS)
     finally:
         assert running.stop() == 0

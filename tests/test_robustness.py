@@ -104,6 +104,12 @@ FUZZ_LINES = [
     b"AT+QIDEACT=1\r", b"AT+QIACT=1\r", b"AT+CFUN=4\r", b"AT+CFUN=1\r",
     b"AT&D0\r", b"AT&D1\r", b"AT&D2\r", b"ATE1\r", b"ATE0\r", b"AT+QIGETERROR\r", b"AT\r",
     b"AT+QSSLSEND=0,5;+QSSLRECV=0\r", b"AT+QSSLCLOSE=0;+QSSLSEND=1,2\r",
+    # The TCP/IP family on IDs of its own and on one the SSL clients use (563).
+    *(f'AT+QIOPEN=1,{i},"TCP","127.0.0.1",8011,0,{mode}\r'.encode() for i in (0, 3) for mode in range(3)),
+    b'AT+QIOPEN=1,4,"UDP","127.0.0.1",9,0,1\r', b'AT+QIOPEN=1,5,"TCP LISTENER","127.0.0.1",0,2020\r',
+    b"AT+QISEND=3,4\r", b"AT+QISEND=3\r", b"AT+QISEND=3,0\r", b'AT+QISENDEX=3,"41"\r', b"AT+QIRD=3\r",
+    b"AT+QIRD=3,0\r", b"AT+QICLOSE=3\r", b"AT+QICLOSE=3,0\r", b"AT+QISTATE\r", b"AT+QISTATE=1,3\r",
+    b"AT+QISWTMD=3,2\r",
 ]
 FUZZ_BITS = [b"+++", b"\x1a", b"\x1b", b"\r", b"\r\n", b"\n", b"AT", b"at", b"A/", b";", b",", b'"', b"=",
              b"?", b"\x08", b"\x7f", b"\x00", b"hello"]
@@ -235,6 +241,7 @@ def run_fuzz_example(pieces: list[tuple[bytes, bool]], events: list[tuple]) -> N
         # Closing every client leaves no connection handler and, once their times are past, no timer.
         for client in range(CLIENTS):
             assert h.command(f"AT+QSSLCLOSE={client},0") + net.run() == OK
+            assert h.command(f"AT+QICLOSE={client},0") + net.run() == OK
         assert h.modem._event_handlers == {}
         h.advance(301.0)
         assert h.modem.next_deadline() is None

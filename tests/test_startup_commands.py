@@ -512,11 +512,11 @@ def test_clac_lists_exactly_the_command_table(h):
 def test_an_unknown_command_is_observed_as_unknown(h):
     seen = []
     h.modem.observer = lambda kind, details: seen.append((kind, details))
-    assert h.command("AT+QIOPEN=1,0") == ERROR
+    assert h.command("AT+QGPS=1") == ERROR
     assert h.command("AT+CSQ=1") == ERROR  # known, wrong form: no "unknown"
     assert h.command("AT+CSQ;+ZZZZ?;+CPIN?") == info("+CSQ: 20,99")[:-len(OK)] + ERROR
     unknown = [d["name"] for kind, d in seen if kind == "unknown"]
-    assert unknown == ["+QIOPEN", "+ZZZZ"]
+    assert unknown == ["+QGPS", "+ZZZZ"]
     assert [kind for kind, _ in seen].count("command") == 3
 
 

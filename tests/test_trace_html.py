@@ -98,7 +98,7 @@ def session_trace(tmp_path_factory) -> Path:
             with AtHost(emulator.port) as host:
                 host.ask('AT+CMEE=2;+QSSLCFG="sni",1,1')
                 host.ask("AT+QIACT=1")
-                assert host.ask("AT+QPING=1").endswith(b"\r\nERROR\r\n")
+                assert host.ask("AT+QGPS=1").endswith(b"\r\nERROR\r\n")
                 host.ask(f'AT+QSSLOPEN=1,1,0,"127.0.0.1",{server.port},0')
                 host.expect(b"+QSSLOPEN: 0,0\r\n")
                 emulator.control.latency(ms=0)
@@ -158,7 +158,7 @@ def test_a_real_session_is_drawn_with_its_lanes_rows_and_arrows(session_trace, t
     assert any(d.text.startswith("000000  16 03 0") for d in dom.find("pre"))  # a TLS record, as hex
     assert [d.text.split(":")[0] for d in dom.find("details") if "open" in d.attrs] == ["ecemu coverage"]
 
-    assert [r.text for r in dom.find("tr", "missing")] == ["AT+QPING=1ERROR 1not implemented"]
+    assert [r.text for r in dom.find("tr", "missing")] == ["AT+QGPS=1ERROR 1not implemented"]
 
 
 

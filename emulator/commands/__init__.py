@@ -17,6 +17,7 @@ from emulator.commands import basic  # noqa: F401
 from emulator.commands import pdp  # noqa: F401
 from emulator.commands import files  # noqa: F401
 from emulator.commands import ssl  # noqa: F401
+from emulator.commands import tcpip  # noqa: F401
 from emulator.commands import identity  # noqa: F401
 from emulator.commands import radio  # noqa: F401
 from emulator.commands import device  # noqa: F401

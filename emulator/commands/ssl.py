@@ -1,4 +1,4 @@
-"""The SSL commands (SSL note chapter 2) and AT+QISWTMD (SSL note 1.4; Quectel TCP/IP note).
+"""The SSL commands (SSL note chapter 2); AT+QISWTMD, shared with the TCP/IP family, is in tcpip.py.
 
 Each handler reads and checks its parameters and hands the work to the family's state
 (``emulator.commands.ssl_state``). Errors answer plain ``ERROR`` and leave their chapter 5 code
@@ -359,21 +359,3 @@ def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
     else:
         raise _invalid()
     return Reply([c.state_line() for c in clients if c.state is not ClientState.INITIAL])  # lines are bytes
-
-
-# --- AT+QISWTMD (SSL note 1.4; Quectel TCP/IP note) -------------------------------------------
-
-
-@command("+QISWTMD", family=FAMILY)
-def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+QISWTMD=<clientID>,<access_mode> (SSL note 1.4): OK for buffer access and direct push;
-    CONNECT for transparent mode, where data that waited in the buffer comes first."""
-    limits = modem.profile.limits
-    if call.form is Form.TEST:
-        return ok(f"+QISWTMD: {_range(limits.clients)},(0-2)")
-    require_form(call, Form.WRITE)
-    _at_most(call, 2)
-    mode = _int(call, 1, BUFFER, TRANSPARENT)
-    client = _connected_client(modem, call)
-    return client.switch_mode(AccessMode(mode))
-

@@ -65,6 +65,7 @@ class SslFamily(SocketFamily):
     """``modem.families["ssl"]``: every SSL context and client of one module."""
 
     clients: list[SslClient]  # type: ignore[assignment]
+    id_pool = "connectID"  # one set of socket IDs with the TCP/IP family (emulator.commands.tcpip_state)
 
     def __init__(self, modem: "Modem"):
         limits = modem.profile.limits

@@ -42,6 +42,7 @@ class SocketState(enum.IntEnum):
     INITIAL = 0
     OPENING = 1
     CONNECTED = 2
+    LISTENING = 3  # a server socket (TCP/IP note: "TCP LISTENER", "UDP SERVICE")
     CLOSING = 4
 
 
@@ -51,17 +52,23 @@ class Phase(enum.Enum):
     INITIAL = SocketState.INITIAL
     OPENING = SocketState.OPENING
     CONNECTED = SocketState.CONNECTED
+    LISTENING = SocketState.LISTENING
     PEER_CLOSED = "the server or the network ended it; waits for the host's close"
     HOST_CLOSING = "the host's close waits for the server's FIN"
 
 
 SHOWN_STATE = {Phase.INITIAL: SocketState.INITIAL, Phase.OPENING: SocketState.OPENING,
-               Phase.CONNECTED: SocketState.CONNECTED, Phase.PEER_CLOSED: SocketState.CLOSING,
+               Phase.CONNECTED: SocketState.CONNECTED, Phase.LISTENING: SocketState.LISTENING,
+               Phase.PEER_CLOSED: SocketState.CLOSING,
                Phase.HOST_CLOSING: SocketState.CLOSING}
 
 SOCKET_LIFECYCLE = Transitions("socket", {
     (Phase.INITIAL, "open"): Phase.OPENING,
     (Phase.OPENING, "established"): Phase.CONNECTED,
+    (Phase.INITIAL, "accepted"): Phase.CONNECTED,  # a server socket's incoming connection
+    (Phase.OPENING, "listening"): Phase.LISTENING,  # a server socket is bound
+    (Phase.LISTENING, "release"): Phase.INITIAL,
+    (Phase.LISTENING, "peer_gone"): Phase.PEER_CLOSED,  # its PDP context dropped
     (Phase.OPENING, "release"): Phase.INITIAL,  # failed, given up, or dropped
     (Phase.CONNECTED, "peer_gone"): Phase.PEER_CLOSED,
     (Phase.CONNECTED, "close"): Phase.HOST_CLOSING,  # orderly: waits for the server's FIN
@@ -218,23 +225,6 @@ class Connection:
 
     # --- opening --------------------------------------------------------------------------------
 
-    def open(self, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
-        """Start connecting; the result comes later (the open URC, or CONNECT/ERROR in transparent
-        mode). Raises OpenFailed when the attempt cannot even start."""
-        pdp = self._may_open(pdp_ctx)
-        self._start_open(pdp, pdp_ctx, address, port, access_mode)
-
-    def _may_open(self, pdp_ctx: int) -> PdpContexts:
-        """The PDP contexts, when this socket may open on ``pdp_ctx``; else OpenFailed."""
-        if self.phase is not Phase.INITIAL:
-            raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
-        pdp = self.modem.families.get("pdp")
-        if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
-            # chosen: the module tries to use the context and reports that it cannot (561); the
-            # SSL note's chapter 4 tells the host to check AT+QIACT? first for this reason.
-            raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
-        return pdp
-
     def _start_open(self, pdp: PdpContexts, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
         self.pdp_ctx, self.address, self.remote_port = pdp_ctx, address, port
         self.remote_ip, self.local_port = address, 0
@@ -242,6 +232,17 @@ class Connection:
         self._to("open")
         self.conn_id = self.modem.new_conn_id(self._on_event)
         self.modem.effect(ev.OpenTcp(self.conn_id, address, port, dns_servers=pdp.dns_servers(pdp_ctx)))
+
+    def adopt(self, pdp_ctx: int, remote_ip: str, remote_port: int, local_port: int,
+              access_mode: AccessMode) -> int:
+        """A connection a server socket accepted becomes this socket, connected at once; returns
+        the conn_id the shell is to carry it under."""
+        self.pdp_ctx, self.address, self.remote_ip = pdp_ctx, remote_ip, remote_ip
+        self.remote_port, self.local_port, self.access_mode = remote_port, local_port, access_mode
+        self.conn_id = self.modem.new_conn_id(self._on_event)
+        self.layer = self._new_layer()
+        self._to("accepted")
+        return self.conn_id
 
     @property
     def open_waits_as_command(self) -> bool:

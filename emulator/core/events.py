@@ -38,6 +38,8 @@ class ShutdownTcp:
 
 @dataclass(frozen=True)
 class CloseTcp:
+    """Close the connection; for a UDP socket or a listening socket, close that socket."""
+
     conn_id: int
     abort: bool = False  # reset rather than an orderly FIN
 
@@ -52,7 +54,87 @@ class ResumeReading:
     conn_id: int
 
 
-Effect = OpenTcp | SendTcp | ShutdownTcp | CloseTcp | PauseReading | ResumeReading
+@dataclass(frozen=True)
+class OpenUdp:
+    """A UDP socket: bound to ``local_port`` (0: any); with a ``host``, aimed at host:port (a
+    client), without one only bound (a service, reachable from 127.0.0.1: see ``Listen``)."""
+
+    conn_id: int
+    host: str
+    port: int
+    local_port: int = 0
+    dns_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendDatagram:
+    """One datagram; ``host`` empty: to the address the socket was opened with."""
+
+    conn_id: int
+    data: bytes
+    host: str = ""
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class Listen:
+    """A TCP server socket for the module's ``port``, reachable on 127.0.0.1 of the machine the
+    emulator runs on: the same port when it is free, else one the system picks (``Listening``
+    says which)."""
+
+    conn_id: int
+    port: int
+
+
+@dataclass(frozen=True)
+class AcceptTcp:
+    """The incoming connection ``token`` of a listener is carried under ``conn_id`` from now on."""
+
+    token: int
+    conn_id: int
+
+
+@dataclass(frozen=True)
+class RefuseTcp:
+    """The incoming connection ``token`` is closed: the module has no socket left for it."""
+
+    token: int
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Look up ``host`` (AT+QIDNSGIP); the answer is ``Resolved``."""
+
+    conn_id: int
+    host: str
+    dns_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ping:
+    """One echo to ``host`` (AT+QPING); the answer is ``PingReply``. A real ICMP echo needs
+    privileges, so the shell makes a TCP connection to the host's echo port (7): an accept or a
+    refusal (the RST came back) means the host answered."""
+
+    conn_id: int
+    host: str
+    timeout: float
+    dns_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueryNtp:
+    """One SNTP query (RFC 4330) to ``host``:``port`` (AT+QNTP); the answer is ``NtpTime``."""
+
+    conn_id: int
+    host: str
+    port: int
+    timeout: float
+    dns_servers: tuple[str, ...] = ()
+
+
+Effect = (OpenTcp | SendTcp | ShutdownTcp | CloseTcp | PauseReading | ResumeReading | OpenUdp | SendDatagram
+          | Listen | AcceptTcp | RefuseTcp | Resolve | Ping | QueryNtp)
 
 
 # Events: shell -> core ----------------------------------------------------------------------
@@ -91,4 +173,70 @@ class TcpDrained:
     conn_id: int
 
 
-NetworkEvent = TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained
+@dataclass(frozen=True)
+class UdpOpened:
+    conn_id: int
+    remote_ip: str  # resolved ("" for a service)
+    local_port: int  # the port on the machine the emulator runs on
+
+
+@dataclass(frozen=True)
+class UdpOpenFailed:
+    conn_id: int
+    reason: str  # "dns", "bind", "unreachable"
+
+
+@dataclass(frozen=True)
+class UdpDatagram:
+    conn_id: int
+    data: bytes
+    remote_ip: str
+    remote_port: int
+
+
+@dataclass(frozen=True)
+class Listening:
+    conn_id: int
+    host_port: int  # where the listener is reachable on 127.0.0.1
+
+
+@dataclass(frozen=True)
+class ListenFailed:
+    conn_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TcpIncoming:
+    """A host program connected to a listener; ``AcceptTcp`` or ``RefuseTcp`` answers it."""
+
+    conn_id: int  # the listener's
+    token: int
+    remote_ip: str
+    remote_port: int
+    local_port: int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    conn_id: int
+    addresses: tuple[str, ...]  # empty: the name could not be resolved
+
+
+@dataclass(frozen=True)
+class PingReply:
+    conn_id: int
+    address: str  # the host's address ("" when the name did not resolve)
+    milliseconds: int | None  # the round trip; None: no answer within the timeout
+    failure: str = ""  # "dns", "timeout"
+
+
+@dataclass(frozen=True)
+class NtpTime:
+    conn_id: int
+    utc: float | None  # seconds since 1970 (UTC) as the server said, corrected by half the round trip
+    failure: str = ""  # "dns", "timeout", "bad answer"
+
+
+NetworkEvent = (PingReply | NtpTime | TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained | UdpOpened | UdpOpenFailed
+                | UdpDatagram | Listening | ListenFailed | TcpIncoming | Resolved)

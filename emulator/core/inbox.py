@@ -10,6 +10,7 @@ host). Nothing is dropped: a full inbox pauses the connection until the host has
 from __future__ import annotations
 
 import enum
+from collections import deque
 from typing import TYPE_CHECKING
 
 from emulator.core import events as ev
@@ -96,15 +97,19 @@ class Inbox:
         # word. It waits, as in the buffer, and goes out at the first idle moment once DTR is back
         # (after the host's first command: a host opening the port flushes what came before).
         pushing = sock.access_mode is AccessMode.DIRECT_PUSH
-        recv_max = sock.limits.recv_max
         while pushing and self.data and modem.idle and modem.dtr:
-            chunk = bytes(self.data[:recv_max])
-            del self.data[: len(chunk)]
-            modem.emit_urc(f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'.encode(), chunk)
+            modem.emit_urc(*self._next_push())
         if self.closed_due and not (pushing and self.data):
             self.closed_due = False
             self.report_closed()
         self._resume_if_room()
+
+    def _next_push(self) -> tuple[bytes, bytes]:
+        """The next direct push URC's header and data: up to recv_max bytes of the stream."""
+        sock = self.socket
+        chunk = bytes(self.data[: sock.limits.recv_max])
+        del self.data[: len(chunk)]
+        return f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'.encode(), chunk
 
     def clear(self) -> None:
         self.data.clear()
@@ -122,3 +127,52 @@ class Inbox:
             self.paused = False
             if sock.conn_id is not None and sock.is_open:
                 sock.modem.effect(ev.ResumeReading(sock.conn_id))
+
+
+class DatagramInbox(Inbox):
+    """A UDP socket's inbox: each datagram keeps its bounds and its sender. A read takes at most
+    one datagram (what a shorter read leaves of it stays for the next, with its sender); a direct
+    push URC carries one, and names its sender for a bound-only socket (a "UDP SERVICE"). UDP has
+    no flow control: a datagram that does not fit is dropped (``fits``), never paused for."""
+
+    def __init__(self, socket: "Socket"):
+        super().__init__(socket)
+        self.bounds: deque[list] = deque()  # [sender ip, sender port, bytes left] per datagram
+
+    def fits(self, size: int) -> bool:
+        return len(self.data) + size <= self.socket.limits.recv_buffer
+
+    def sender(self, ip: str, port: int, size: int) -> None:
+        """The next ``size`` bytes added are one datagram from ip:port."""
+        self.bounds.append([ip, port, size])
+
+    def read_datagram(self, length: int) -> tuple[bytes, str, int]:
+        if not self.bounds:
+            return b"", "", 0
+        head = self.bounds[0]
+        data = self.read(min(length, head[2]))
+        head[2] -= len(data)
+        if head[2] == 0:
+            self.bounds.popleft()
+        return data, head[0], head[1]
+
+    def take_all(self) -> bytes:
+        self.bounds.clear()
+        return super().take_all()
+
+    def clear(self) -> None:
+        self.bounds.clear()
+        super().clear()
+
+    def _next_push(self) -> tuple[bytes, bytes]:
+        sock = self.socket
+        ip, port, size = self.bounds.popleft()
+        chunk = bytes(self.data[:size])
+        del self.data[:size]
+        header = f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'
+        if getattr(sock, "bound_only", False):
+            header += f',"{ip}",{port}'
+        return header.encode(), chunk
+
+    def _pause_if_full(self) -> None:
+        """Nothing to pause: ``fits`` keeps the inbox within its limit."""

@@ -19,6 +19,7 @@ is up; its ``SocketFamily`` holds its sockets.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from emulator.core import events as ev
@@ -37,21 +38,43 @@ from emulator.core.connection import (
     SocketState,
     StreamLayer,
 )
-from emulator.core.inbox import AccessMode, Inbox
+from emulator.core.inbox import AccessMode, DatagramInbox, Inbox
 from emulator.core.registry import FamilyState, Reply
 from emulator.core.results import CONNECT, NO_CARRIER, QiError
 from emulator.core.transparent import TransparentSession
 
-__all__ = ["CONNECT_FAILURES", "SHOWN_STATE", "SOCKET_LIFECYCLE", "AccessMode", "LayerStep", "OpenFailed",
-           "Phase", "PlainStep", "PlainStream", "Socket", "SocketFamily", "SocketState", "StreamLayer",
-           "TransparentSession"]
+__all__ = ["CONNECT_FAILURES", "SHOWN_STATE", "SOCKET_LIFECYCLE", "AccessMode", "DatagramSocket", "LayerStep",
+           "OpenFailed", "Phase", "PlainStep", "PlainStream", "Socket", "SocketFamily", "SocketState", "StreamLayer",
+           "TransparentSession", "pool_sockets", "socket_in_pool"]
 
 if TYPE_CHECKING:
     from emulator.core.modem import Modem
 
+log = logging.getLogger(__name__)
+
+
+def pool_sockets(modem: "Modem", pool: str) -> "list[Socket]":
+    """Every socket of the families whose IDs are one pool (``SocketFamily.id_pool``)."""
+    return [socket for state in modem.families.values()
+            if isinstance(state, SocketFamily) and state.id_pool == pool for socket in state.clients]
+
+
+def socket_in_pool(modem: "Modem", pool: str, socket_id: int) -> "Socket | None":
+    """The socket in use under ``socket_id`` in ``pool``, whichever family opened it."""
+    for socket in pool_sockets(modem, pool):
+        if socket.client_id == socket_id and socket.phase is not Phase.INITIAL:
+            return socket
+    return None
+
 
 class SocketFamily(FamilyState):
-    """A family's sockets: what the modem and the control interface reach them through."""
+    """A family's sockets: what the modem and the control interface reach them through.
+
+    Families with the same ``id_pool`` share their socket IDs: an ID in use in one is in use in
+    all (the TCP/IP and SSL families, whose connectIDs and clientIDs are one set of sockets).
+    """
+
+    id_pool: str | None = None
 
     def __init__(self, modem: "Modem", sockets: "list[Socket]"):
         self.modem = modem
@@ -120,6 +143,28 @@ class Socket(Connection):
     def online(self) -> "TransparentSession | None":
         return self.session
 
+    # --- opening (the connection's side: Connection._start_open) ------------------------------------
+
+    def open(self, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
+        """Start connecting; the result comes later (the open URC, or CONNECT/ERROR in transparent
+        mode). Raises OpenFailed when the attempt cannot even start."""
+        pdp = self._may_open(pdp_ctx)
+        self._start_open(pdp, pdp_ctx, address, port, access_mode)
+
+    def _may_open(self, pdp_ctx: int) -> PdpContexts:
+        """The PDP contexts, when this socket may open on ``pdp_ctx``; else OpenFailed."""
+        if self.phase is not Phase.INITIAL:
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
+        pool = self.family.id_pool
+        if pool is not None and socket_in_pool(self.modem, pool, self.client_id) is not None:
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"socket {self.client_id} is in use by another family")
+        pdp = self.modem.families.get("pdp")
+        if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
+            # chosen: the module tries to use the context and reports that it cannot (561); the
+            # SSL note's chapter 4 tells the host to check AT+QIACT? first for this reason.
+            raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
+        return pdp
+
     # --- receiving (emulator.core.inbox) --------------------------------------------------------
 
     def _received(self, data: bytes) -> None:
@@ -185,7 +230,7 @@ class Socket(Connection):
         if self.phase is Phase.HOST_CLOSING:
             self._finish_close()
             return
-        if self.phase is Phase.CONNECTED:
+        if self.phase in (Phase.CONNECTED, Phase.LISTENING):
             self._peer_gone()
         if not by_network:
             if self.inbox.closed_due:
@@ -229,4 +274,85 @@ class Socket(Connection):
         elif inbox.data and not inbox.recv_reported:
             # Data that was waiting to be pushed now waits to be read: say so, once.
             inbox.report_recv()
+        return Reply()
+
+
+class DatagramSocket(Socket):
+    """A UDP socket: the socket core with datagrams instead of a stream (``DatagramInbox``).
+
+    A client (``bound_only`` False) sends to the address it was opened with; a bound-only socket
+    (a service) sends where each send says, and its direct push URCs name each datagram's sender.
+    """
+
+    def __init__(self, family: SocketFamily, client_id: int, bound_only: bool = False):
+        super().__init__(family, client_id)
+        self.bound_only = bound_only
+        self.host_port = 0  # where the socket is bound on the machine the emulator runs on
+        self.inbox = DatagramInbox(self)
+
+    def _new_layer(self) -> StreamLayer:
+        return PlainStream()
+
+    def open_datagram(self, pdp_ctx: int, address: str, port: int, local_port: int,
+                      access_mode: AccessMode) -> None:
+        """Bind (and for a client, aim at ``address``:``port``); the result comes as the open URC."""
+        pdp = self._may_open(pdp_ctx)
+        self.pdp_ctx, self.address, self.remote_port = pdp_ctx, address, port
+        self.remote_ip, self.local_port, self.access_mode = address, local_port, access_mode
+        self._to("open")
+        self.conn_id = self.modem.new_conn_id(self._on_event)
+        self.modem.effect(ev.OpenUdp(self.conn_id, "" if self.bound_only else address, port, local_port,
+                                     dns_servers=pdp.dns_servers(pdp_ctx)))
+
+    def _on_event(self, event: ev.NetworkEvent) -> None:
+        if isinstance(event, ev.UdpDatagram):
+            if self.phase in (Phase.CONNECTED, Phase.LISTENING):
+                self._datagram(event.data, event.remote_ip, event.remote_port)
+        elif isinstance(event, ev.UdpOpened):
+            if self.phase is not Phase.OPENING:
+                return
+            self.host_port = event.local_port
+            self.local_port = self.local_port or event.local_port
+            if event.remote_ip:
+                self.remote_ip = event.remote_ip
+            self.layer = self._new_layer()
+            if self.bound_only:
+                self._to("listening")
+                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},0")
+            else:
+                self._established()
+        elif isinstance(event, ev.UdpOpenFailed):
+            log.info("socket %d: cannot open UDP to %s (%s)", self.client_id, self.address, event.reason)
+            self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
+
+    def _datagram(self, data: bytes, ip: str, port: int) -> None:
+        inbox = self.inbox
+        assert isinstance(inbox, DatagramInbox)
+        if self.session is None:
+            if not inbox.fits(len(data)):
+                log.info("socket %d: receive buffer full, a datagram of %d bytes from %s:%d dropped",
+                         self.client_id, len(data), ip, port)
+                return
+            inbox.sender(ip, port, len(data))
+        self._received(data)
+
+    def read_datagram(self, length: int) -> tuple[bytes, str, int]:
+        """Up to ``length`` bytes of the first datagram, and its sender."""
+        inbox = self.inbox
+        assert isinstance(inbox, DatagramInbox)
+        return inbox.read_datagram(length)
+
+    def send(self, data: bytes) -> None:
+        """One datagram to the address the client was opened with."""
+        self.send_to(data, "", 0)
+
+    def send_to(self, data: bytes, ip: str, port: int) -> None:
+        if data and self.conn_id is not None and self.phase in (Phase.CONNECTED, Phase.LISTENING):
+            self.modem.effect(ev.SendDatagram(self.conn_id, data, ip, port))
+
+    def close(self, timeout: float) -> Reply | None:
+        """UDP has nothing to wait for: closed at once."""
+        if self.conn_id is not None and self.phase is not Phase.INITIAL:
+            self.modem.effect(ev.CloseTcp(self.conn_id))
+        self._release()
         return Reply()

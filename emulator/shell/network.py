@@ -1,12 +1,18 @@
-"""TCP connections for the core's effects, and the events they produce.
+"""TCP connections, UDP sockets, listeners and DNS look-ups for the core's effects, and the events
+they produce.
 
 The core speaks TLS itself (over memory BIOs); what crosses this layer is ciphertext only.
+
+A module's server socket (a "TCP LISTENER", a "UDP SERVICE") is reachable from the machine the
+emulator runs on at 127.0.0.1: on the module's own port when that is free there, else on a port the
+system picks; ``Listening`` / ``UdpOpened`` tell the core which, and the log says it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import socket
 import struct
@@ -15,7 +21,14 @@ from typing import Callable
 from emulator.core import events as ev
 from emulator.shell.dns import MalformedAnswer, resolve_a
 
+# Every way a name fails to resolve: the module's DNS failure (565), a server's unreadable answer
+# included.
+RESOLVE_FAILURES = (socket.gaierror, UnicodeError, OSError, asyncio.TimeoutError, MalformedAnswer)
+
 log = logging.getLogger(__name__)
+
+ECHO_PORT = 7  # what AT+QPING connects to (RFC 862)
+DNS_TIMEOUT = 60.0  # seconds a look-up of AT+QIDNSGIP or a UDP open may take (chosen)
 
 
 class _Eof(bytes):
@@ -75,9 +88,14 @@ class _Delay:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, net: "Network", conn_id: int):
+    def __init__(self, net: "Network", conn_id: int | None, listener: int | None = None):
         self.net = net
-        self.conn_id = conn_id
+        self.conn_id = conn_id  # None: accepted by a listener, until the core takes it (AcceptTcp)
+        self.listener = listener
+        # What arrived before the core knew the connection (TcpConnected, AcceptTcp): a server that
+        # speaks first (a banner) can be read before the connect's coroutine resumes.
+        self.announced = False
+        self.held: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.closed_reported = False
         self.closing = False
@@ -87,9 +105,12 @@ class _Connection(asyncio.Protocol):
         self.outbound = _Delay(net, self._write_now)
 
     def _deliver(self, data: bytes) -> None:
+        if not self.announced:
+            self.held.append(data)
+            return
         if isinstance(data, _Eof):
             self._report_closed(reset=data is RESET)
-        else:
+        elif self.conn_id is not None:  # announced: the core knows the connection
             self.net.report(ev.TcpData(self.conn_id, data))
 
     def _write_now(self, data: bytes) -> None:
@@ -106,7 +127,7 @@ class _Connection(asyncio.Protocol):
                 self.transport.write_eof()
             return
         self.transport.write(data)
-        if self.transport.get_write_buffer_size() == 0:
+        if self.transport.get_write_buffer_size() == 0 and self.conn_id is not None:
             # Reported on the next loop turn: the caller may still be handing out effects.
             asyncio.get_running_loop().call_soon(self.net.report, ev.TcpDrained(self.conn_id))
 
@@ -116,6 +137,16 @@ class _Connection(asyncio.Protocol):
         # high=0: pause_writing as soon as anything is queued, resume_writing when all is sent;
         # that is exactly when the core is told its bytes have left (TcpDrained).
         self.transport.set_write_buffer_limits(high=0, low=0)
+        if self.listener is not None:
+            self.net._incoming(self)
+
+    def announced_as(self, conn_id: int) -> None:
+        """The core knows this connection as ``conn_id`` now: what arrived meanwhile goes to it."""
+        self.conn_id = conn_id
+        self.announced = True
+        held, self.held = self.held, []
+        for data in held:
+            self._deliver(data)
 
     def data_received(self, data: bytes) -> None:
         self.inbound.push(data)
@@ -131,24 +162,81 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.inbound.push(RESET if isinstance(exc, ConnectionResetError) else EOF)
-        self.net.connections.pop(self.conn_id, None)
+        if self.conn_id is not None:
+            self.net.connections.pop(self.conn_id, None)
         self.outbound.cancel()
 
     def pause_writing(self) -> None:
         pass
 
     def resume_writing(self) -> None:
-        if not self.closing:
+        if not self.closing and self.conn_id is not None:
             self.net.report(ev.TcpDrained(self.conn_id))
 
     def _report_closed(self, reset: bool) -> None:
-        if not self.closed_reported and not self.closing:
+        if not self.closed_reported and not self.closing and self.conn_id is not None:
             self.closed_reported = True
             self.net.report(ev.TcpClosed(self.conn_id, reset=reset))
 
 
+class _Addressed(bytes):
+    """A datagram with its peer, as it waits in a ``_Delay`` (latency, a bandwidth cap)."""
+
+    peer: tuple[str, int] | None = None
+
+
+def _addressed(data: bytes, peer: tuple[str, int] | None) -> _Addressed:
+    datagram = _Addressed(data)
+    datagram.peer = peer
+    return datagram
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """A UDP socket of the module: every datagram goes to the core with its sender, each way through
+    the same latency and bandwidth faults as a TCP connection's bytes."""
+
+    def __init__(self, net: "Network", conn_id: int):
+        self.net = net
+        self.conn_id = conn_id
+        self.transport: asyncio.DatagramTransport | None = None
+        self.inbound = _Delay(net, self._deliver)
+        self.outbound = _Delay(net, self._send_now)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.inbound.push(_addressed(data, (addr[0], addr[1])))
+
+    def send(self, data: bytes, peer: tuple[str, int] | None) -> None:
+        self.outbound.push(_addressed(data, peer))
+
+    def _deliver(self, datagram: bytes) -> None:
+        peer = getattr(datagram, "peer", None) or ("", 0)
+        self.net.report(ev.UdpDatagram(self.conn_id, bytes(datagram), peer[0], peer[1]))
+
+    def _send_now(self, datagram: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        peer = getattr(datagram, "peer", None)
+        if peer is not None:
+            self.transport.sendto(bytes(datagram), peer)
+        else:
+            self.transport.sendto(bytes(datagram))
+
+    def close(self) -> None:
+        self.inbound.cancel()
+        self.outbound.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: UDP does not report them to the module's host.
+        log.info("UDP socket %d: %s", self.conn_id, exc)
+
+
 class Network:
-    """Carries out OpenTcp/SendTcp/CloseTcp/PauseReading/ResumeReading; reports events."""
+    """Carries out the core's effects (``emulator.core.events``); reports events."""
 
     def __init__(self, report: Callable[[ev.NetworkEvent], None],
                  on_effect: Callable[[ev.Effect], None] | None = None, round_trip: float = 0.0):
@@ -164,6 +252,10 @@ class Network:
         self._opening: dict[int, asyncio.Task] = {}
         self.paused_by_core: set[int] = set()
         self.host_backpressure = False
+        self.datagram_sockets: dict[int, _Datagrams] = {}
+        self.servers: dict[int, asyncio.Server] = {}
+        self._incoming_tokens = itertools.count(1)
+        self.pending_accepts: dict[int, _Connection] = {}  # token: accepted, not yet taken by the core
 
     @property
     def one_way_delay(self) -> float:
@@ -177,10 +269,21 @@ class Network:
             self._opening[effect.conn_id] = task
             task.add_done_callback(functools.partial(self._opened, effect.conn_id))
             return
+        if isinstance(effect, (ev.OpenUdp, ev.Listen, ev.Resolve, ev.Ping, ev.QueryNtp)):
+            self._start(effect.conn_id, self._run(effect))
+            return
+        if isinstance(effect, ev.SendDatagram):
+            self._send_datagram(effect)
+            return
+        if isinstance(effect, (ev.AcceptTcp, ev.RefuseTcp)):
+            self._answer_incoming(effect)
+            return
         if isinstance(effect, ev.CloseTcp):
             opening = self._opening.pop(effect.conn_id, None)
             if opening is not None:
                 opening.cancel()
+            if self._close_server_socket(effect.conn_id):
+                return
         conn = self.connections.get(effect.conn_id)
         if conn is None or conn.transport is None:
             return
@@ -221,6 +324,180 @@ class Network:
             return
         log.error("connection %d: opening failed unexpectedly", conn_id, exc_info=task.exception())
         self.report(ev.TcpConnectFailed(conn_id, "unreachable"))
+
+    # --- UDP, listeners, look-ups ---------------------------------------------------------------
+
+    def _start(self, conn_id: int, work) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._opening[conn_id] = task
+        task.add_done_callback(lambda t: self._ended(conn_id, t))
+
+    def _ended(self, conn_id: int, task: asyncio.Task) -> None:
+        """A UDP socket, listener or look-up task ended; one that died of an unforeseen error is
+        a bug, logged as one (never an exception left unretrieved in a task)."""
+        self._opening.pop(conn_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("network task %d failed unexpectedly", conn_id, exc_info=task.exception())
+
+    async def _run(self, effect: ev.OpenUdp | ev.Listen | ev.Resolve | ev.Ping | ev.QueryNtp) -> None:
+        if isinstance(effect, ev.OpenUdp):
+            await self._open_udp(effect)
+        elif isinstance(effect, ev.Listen):
+            await self._listen(effect)
+        elif isinstance(effect, ev.Ping):
+            await self._ping(effect)
+        elif isinstance(effect, ev.QueryNtp):
+            await self._query_ntp(effect)
+        else:
+            await self._look_up(effect)
+
+    async def _ping(self, effect: ev.Ping) -> None:
+        """A TCP connection to the echo port stands in for ICMP: accepted or refused, the host
+        answered; no answer within the timeout, it did not."""
+        loop = asyncio.get_running_loop()
+        try:
+            address = await asyncio.wait_for(self._resolve(effect.host, ECHO_PORT, effect.dns_servers),
+                                             timeout=DNS_TIMEOUT)
+        except RESOLVE_FAILURES:
+            self.report(ev.PingReply(effect.conn_id, "", None, "dns"))
+            return
+        started = loop.time()
+        if self.round_trip or self.latency:
+            await asyncio.sleep(self.round_trip + 2 * self.latency)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(address, ECHO_PORT), timeout=effect.timeout)
+            writer.transport.abort()
+        except ConnectionRefusedError:
+            pass  # the RST came back: the host is there
+        except (OSError, asyncio.TimeoutError):
+            self.report(ev.PingReply(effect.conn_id, address, None, "timeout"))
+            return
+        self.report(ev.PingReply(effect.conn_id, address, max(1, round((loop.time() - started) * 1000))))
+
+    async def _query_ntp(self, effect: ev.QueryNtp) -> None:
+        from emulator.shell.sntp import SntpError, query
+
+        try:
+            address = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                                             timeout=DNS_TIMEOUT)
+        except RESOLVE_FAILURES:
+            self.report(ev.NtpTime(effect.conn_id, None, "dns"))
+            return
+        try:
+            utc = await asyncio.wait_for(query(address, effect.port), timeout=effect.timeout)
+        except asyncio.TimeoutError:
+            self.report(ev.NtpTime(effect.conn_id, None, "timeout"))
+            return
+        except (SntpError, OSError) as exc:
+            log.info("SNTP %s:%d: %s", address, effect.port, exc)
+            self.report(ev.NtpTime(effect.conn_id, None, "bad answer"))
+            return
+        self.report(ev.NtpTime(effect.conn_id, utc))
+
+    async def _open_udp(self, effect: ev.OpenUdp) -> None:
+        loop = asyncio.get_running_loop()
+        remote = None
+        if effect.host:
+            try:
+                remote = (await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                                                 timeout=DNS_TIMEOUT), effect.port)
+            except RESOLVE_FAILURES as exc:
+                log.info("UDP socket %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
+                self.report(ev.UdpOpenFailed(effect.conn_id, "dns"))
+                return
+        # A service listens on 127.0.0.1; a client may reach anywhere. The module's port when free.
+        host = "0.0.0.0" if remote else "127.0.0.1"
+        for port in dict.fromkeys((effect.local_port, 0)):
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: _Datagrams(self, effect.conn_id), local_addr=(host, port), remote_addr=remote)
+                break
+            except OSError as exc:
+                log.info("UDP socket %d: cannot bind port %d: %s", effect.conn_id, port, exc)
+        else:
+            self.report(ev.UdpOpenFailed(effect.conn_id, "bind"))
+            return
+        self.datagram_sockets[effect.conn_id] = protocol
+        bound = transport.get_extra_info("sockname")[1]
+        if not remote:
+            log.info("UDP SERVICE on the module's port %d: 127.0.0.1:%d", effect.local_port, bound)
+        self.report(ev.UdpOpened(effect.conn_id, remote[0] if remote else "", bound))
+
+    def _send_datagram(self, effect: ev.SendDatagram) -> None:
+        endpoint = self.datagram_sockets.get(effect.conn_id)
+        if endpoint is not None:
+            endpoint.send(effect.data, (effect.host, effect.port) if effect.host else None)
+
+    async def _listen(self, effect: ev.Listen) -> None:
+        loop = asyncio.get_running_loop()
+        for port in dict.fromkeys((effect.port, 0)):
+            try:
+                server = await loop.create_server(lambda: _Connection(self, None, listener=effect.conn_id),
+                                                  "127.0.0.1", port)
+                break
+            except OSError as exc:
+                log.info("listener %d: 127.0.0.1:%d is taken (%s)", effect.conn_id, port, exc)
+        else:
+            self.report(ev.ListenFailed(effect.conn_id, "bind"))
+            return
+        self.servers[effect.conn_id] = server
+        bound = server.sockets[0].getsockname()[1]
+        log.info("TCP LISTENER on the module's port %d: 127.0.0.1:%d", effect.port, bound)
+        self.report(ev.Listening(effect.conn_id, bound))
+
+    def _incoming(self, conn: _Connection) -> None:
+        assert conn.transport is not None and conn.listener is not None
+        conn.transport.pause_reading()  # until the core has a socket for it
+        token = next(self._incoming_tokens)
+        self.pending_accepts[token] = conn
+        peer = conn.transport.get_extra_info("peername")
+        local = conn.transport.get_extra_info("sockname")
+        self.report(ev.TcpIncoming(conn.listener, token, peer[0], peer[1], local[1]))
+
+    def _answer_incoming(self, effect: ev.AcceptTcp | ev.RefuseTcp) -> None:
+        conn = self.pending_accepts.pop(effect.token, None)
+        if conn is None or conn.transport is None:
+            return
+        if isinstance(effect, ev.RefuseTcp):
+            conn.closing = True
+            conn.transport.close()
+            return
+        self.connections[effect.conn_id] = conn
+        conn.announced_as(effect.conn_id)
+        if not conn.transport.is_closing() and not self.host_backpressure:
+            conn.transport.resume_reading()
+
+    def _close_server_socket(self, conn_id: int) -> bool:
+        """A UDP socket or a listener named by CloseTcp; False when it names neither."""
+        endpoint = self.datagram_sockets.pop(conn_id, None)
+        if endpoint is not None:
+            endpoint.close()
+            return True
+        server = self.servers.pop(conn_id, None)
+        if server is None:
+            return False
+        server.close()
+        for token, conn in list(self.pending_accepts.items()):
+            if conn.listener == conn_id and conn.transport is not None:
+                del self.pending_accepts[token]
+                conn.transport.close()
+        return True
+
+    async def _look_up(self, effect: ev.Resolve) -> None:
+        """Every IPv4 address of the name (the host's resolver), or the one the AT+QIDNSCFG
+        servers answer."""
+        try:
+            if effect.dns_servers:
+                addresses: tuple[str, ...] = (await asyncio.wait_for(
+                    self._resolve(effect.host, 0, effect.dns_servers), timeout=DNS_TIMEOUT),)
+            else:
+                infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
+                    effect.host, None, family=socket.AF_INET, type=socket.SOCK_STREAM), timeout=DNS_TIMEOUT)
+                addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))  # AF_INET: (address, port)
+        except RESOLVE_FAILURES as exc:
+            log.info("look-up %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
+            addresses = ()
+        self.report(ev.Resolved(effect.conn_id, addresses))
 
     def set_host_backpressure(self, on: bool) -> None:
         """Stop reading every socket while the host is not taking the bytes already sent to it."""
@@ -266,7 +543,7 @@ class Network:
         conn.inbound.cancel()
         conn.outbound.cancel()
         conn.closing = True  # nothing more reaches the core from this socket
-        if not conn.closed_reported:
+        if not conn.closed_reported and conn.conn_id is not None:
             conn.closed_reported = True
             self.report(ev.TcpClosed(conn.conn_id, reset=reset))
 
@@ -305,8 +582,9 @@ class Network:
             self.report(ev.TcpConnectFailed(effect.conn_id, "timeout"))
             return
         try:
-            address = await asyncio.wait_for(self._resolve(effect), timeout=effect.timeout)
-        except (socket.gaierror, UnicodeError, OSError, asyncio.TimeoutError, MalformedAnswer) as exc:
+            address = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                                             timeout=effect.timeout)
+        except RESOLVE_FAILURES as exc:
             # Every way a name fails to resolve is the module's DNS failure (565), a server's
             # unreadable answer included.
             log.info("connection %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
@@ -335,6 +613,7 @@ class Network:
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.report(ev.TcpConnected(effect.conn_id, peer[0], peer[1], local[1]))
+        conn.announced_as(effect.conn_id)
         if injected == "handshake":
             # The server answers the ClientHello with a reset: the handshake fails.
             self.fault_reset(effect.conn_id)
@@ -342,16 +621,16 @@ class Network:
             # The server accepts and then says nothing, for as long as the module waits.
             self.fault_stall(effect.conn_id, 0.0)
 
-    async def _resolve(self, effect: ev.OpenTcp) -> str:
+    async def _resolve(self, host: str, port: int, dns_servers: tuple[str, ...]) -> str:
         try:
-            socket.inet_pton(socket.AF_INET, effect.host)
-            return effect.host
+            socket.inet_pton(socket.AF_INET, host)
+            return host
         except OSError:
             pass
-        if effect.dns_servers:
-            return await resolve_a(effect.host, effect.dns_servers)
+        if dns_servers:
+            return await resolve_a(host, dns_servers)
         infos = await asyncio.get_running_loop().getaddrinfo(
-            effect.host, effect.port, family=socket.AF_INET, type=socket.SOCK_STREAM)
+            host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
         return str(infos[0][4][0])  # AF_INET: (address, port)
 
     def close_all(self) -> None:
@@ -362,3 +641,9 @@ class Network:
                 conn.closing = True
                 conn.transport.abort()
         self.connections.clear()
+        for conn_id in list(self.datagram_sockets) + list(self.servers):
+            self._close_server_socket(conn_id)
+        for conn in self.pending_accepts.values():
+            if conn.transport is not None:
+                conn.transport.abort()
+        self.pending_accepts.clear()

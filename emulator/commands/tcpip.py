@@ -1,0 +1,532 @@
+"""The TCP/IP commands: AT+QIOPEN, AT+QISEND, AT+QISENDEX, AT+QIRD, AT+QICLOSE, AT+QISTATE,
+AT+QISWTMD, AT+QIDNSGIP, AT+QICFG (Quectel TCP/IP note, chapter 2; see ``tcpip_state`` for which
+edition and why).
+
+Each handler reads and checks its parameters and hands the work to the family's state
+(``emulator.commands.tcpip_state``), whose sockets are the socket core's. Errors answer plain
+``ERROR`` and leave their chapter 4 code for AT+QIGETERROR, as the SSL commands do (the SSL note
+describes its commands as these with TLS on top).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from emulator.commands.ssl import SEND_PROMPT, SendSink
+from emulator.commands.tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
+from emulator.core import events as ev
+from emulator.core.parser import CommandCall, Form
+from emulator.core.registry import (
+    AwaitData,
+    CommandFailed,
+    Family,
+    Outcome,
+    Pending,
+    Reply,
+    command,
+    int_arg,
+    ok,
+    require_form,
+    str_arg,
+)
+from emulator.core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from emulator.core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+
+FAMILY = "tcpip"
+TCPIP_FAMILY = Family(FAMILY, errors=QIGETERROR, state=TcpipFamily, needs=("pdp",))
+
+CLOSE_TIMEOUT = 10  # AT+QICLOSE's default <timeout>, seconds (TCP/IP note 2.1.5)
+SENDEX_MAX = 512  # AT+QISENDEX: at most 512 bytes as 1024 hex digits (TCP/IP note 2.1.9)
+DNS_TTL = 600  # +QIURC: "dnsgip" <DNS_ttl>: chosen, the system resolver does not say
+
+
+def _family(modem: "Modem") -> TcpipFamily:
+    state = modem.families[FAMILY]
+    assert isinstance(state, TcpipFamily)
+    return state
+
+
+def _invalid() -> CommandFailed:
+    return CommandFailed(QiError.INVALID_PARAMETER)
+
+
+def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
+    return int_arg(call, index, low, high, default, error=_invalid)
+
+
+def _text(call: CommandCall, index: int) -> str:
+    return str_arg(call, index, error=_invalid)
+
+
+def _at_most(call: CommandCall, count: int) -> None:
+    if len(call.args) > count:
+        raise _invalid()
+
+
+def _ids(modem: "Modem") -> str:
+    return f"(0-{modem.profile.limits.clients - 1})"
+
+
+def _connect_id(modem: "Modem", call: CommandCall, index: int = 0) -> int:
+    return _int(call, index, 0, modem.profile.limits.clients - 1)
+
+
+def _active_context(modem: "Modem", pdp_ctx: int) -> PdpContexts:
+    """The PDP family, when ``pdp_ctx`` is active; else 561, as the sockets' open reports it."""
+    pdp = modem.families.get("pdp")
+    if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
+        raise CommandFailed(QiError.OPEN_PDP_FAILED)
+    return pdp
+
+
+# --- AT+QIOPEN (TCP/IP note 2.1.4) --------------------------------------------------------------
+
+
+@command("+QIOPEN", family=FAMILY)
+def open_socket(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QIOPEN=<contextID>,<connectID>,<service_type>,<IP_address>/<domain_name>,<remote_port>
+    [,<local_port>[,<access_mode>]] (TCP/IP note 2.1.4): OK, then ``+QIOPEN: <connectID>,<err>``;
+    in transparent mode CONNECT or ERROR once connected.
+
+    chosen: a "TCP LISTENER" or "UDP SERVICE" in transparent mode is refused (555): transparent
+    mode is one connection's, and a server has none of its own.
+    """
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f'+QIOPEN: (1-{limits.pdp_contexts}),{_ids(modem)},"TCP/UDP/TCP LISTENER/UDP SERVICE",'
+                  '"<IP_address>/<domain_name>",<remote_port>,<local_port>,(0-2)')
+    require_form(call, Form.WRITE)
+    _at_most(call, 7)
+    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
+    connect_id = _int(call, 1, 0, limits.clients - 1)
+    try:
+        service = Service(_text(call, 2).upper())
+    except ValueError:
+        raise _invalid() from None
+    if service is Service.TCP_INCOMING:
+        raise _invalid()  # made by a listener, never opened
+    address = _text(call, 3).strip()
+    remote_port = _int(call, 4, 0, 65535)
+    local_port = _int(call, 5, 0, 65535, default=0)
+    access_mode = AccessMode(_int(call, 6, 0, 2, default=0))
+    is_server = service in (Service.TCP_LISTENER, Service.UDP_SERVICE)
+    if not address or (not is_server and remote_port == 0) or (is_server and local_port == 0 and
+                                                                 service is Service.TCP_LISTENER):
+        raise _invalid()
+    if is_server and access_mode is AccessMode.TRANSPARENT:
+        raise CommandFailed(QiError.OPERATION_NOT_SUPPORTED)
+    socket = _family(modem).service(connect_id, service)
+    try:
+        if isinstance(socket, TcpListener):
+            socket.listen(pdp_ctx, address, local_port, access_mode)
+        elif isinstance(socket, UdpSocket):
+            socket.open_datagram(pdp_ctx, address, remote_port, local_port, access_mode)
+        else:
+            socket.open(pdp_ctx, address, remote_port, access_mode)
+    except OpenFailed as failure:
+        if failure.code is QiError.SOCKET_IN_USE or access_mode is AccessMode.TRANSPARENT:
+            raise CommandFailed(failure.code) from None
+        modem.emit_urc(f"+QIOPEN: {connect_id},{int(failure.code)}")
+        return ok()
+    if access_mode is AccessMode.TRANSPARENT:
+        return Pending("+QIOPEN")
+    return ok()
+
+
+# --- AT+QISEND, AT+QISENDEX (TCP/IP note 2.1.7, 2.1.9) ------------------------------------------
+
+
+def _socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
+    socket = _family(modem).client(_connect_id(modem, call))
+    assert isinstance(socket, TcpipSocket)
+    return socket
+
+
+def _sending_socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
+    socket = _socket(modem, call)
+    if socket.state is SocketState.CLOSING:
+        raise CommandFailed(QiError.SOCKET_CLOSED)
+    if socket.phase not in (Phase.CONNECTED, Phase.LISTENING) or isinstance(socket, TcpListener):
+        raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a listener
+    return socket
+
+
+class DatagramSink(SendSink):
+    """AT+QISEND's data for a "UDP SERVICE": one datagram to the address the command named."""
+
+    def __init__(self, socket: UdpSocket, length: int, ip: str, port: int):
+        super().__init__(socket, length, length)  # type: ignore[arg-type]
+        self.udp, self.ip, self.port = socket, ip, port
+
+    def _send(self, modem: "Modem") -> Outcome | CommandFailed:
+        if self.udp.phase is not Phase.LISTENING:
+            return CommandFailed(QiError.SOCKET_CLOSED)
+        self.udp.send_to(bytes(self.data), self.ip, self.port)
+        return Reply(final=SEND_OK)
+
+
+def _send_status(socket: TcpipSocket) -> Reply:
+    unacked = socket.unacknowledged()
+    return ok(f"+QISEND: {socket.sent_total},{socket.sent_total - unacked},{unacked}")
+
+
+@command("+QISEND", family=FAMILY)
+def send(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QISEND=<connectID>[,<send_length>] and, for a "UDP SERVICE",
+    AT+QISEND=<connectID>,<send_length>,"<remoteIP>",<remote_port> (TCP/IP note 2.1.7): ``>``,
+    the data (fixed length, or up to Ctrl+Z; ESC cancels), then SEND OK, or SEND FAIL when the
+    send buffer is full. AT+QISEND=<connectID>,0 answers ``+QISEND: <total>,<acked>,<unacked>``."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QISEND: {_ids(modem)},(0-{limits.send_max})")
+    require_form(call, Form.WRITE)
+    _at_most(call, 4)
+    if len(call.args) == 3:
+        raise _invalid()
+    length = _int(call, 1, 0, limits.send_max) if len(call.args) > 1 else None
+    if length == 0:
+        socket = _socket(modem, call)
+        if socket.phase is Phase.INITIAL:
+            raise CommandFailed(QiError.NOT_ALLOWED)
+        return _send_status(socket)
+    socket = _sending_socket(modem, call)
+    registers = modem.settings.s_registers
+    prompt = bytes((registers[3], registers[4])) + SEND_PROMPT
+    if isinstance(socket, UdpSocket) and socket.service is Service.UDP_SERVICE:
+        if len(call.args) != 4 or length is None:
+            raise _invalid()  # a service has no address of its own to send to
+        ip = _text(call, 2)
+        port = _int(call, 3, 1, 65535)
+        return AwaitData(prompt, DatagramSink(socket, length, ip, port))
+    if len(call.args) == 4:
+        raise _invalid()
+    return AwaitData(prompt, SendSink(socket, length, limits.send_max))  # type: ignore[arg-type]
+
+
+@command("+QISENDEX", family=FAMILY)
+def send_hex(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QISENDEX=<connectID>,"<hex_string>" (TCP/IP note 2.1.9): the bytes the hex digits spell,
+    at most 512; SEND OK, SEND FAIL when the send buffer is full."""
+    if call.form is Form.TEST:
+        return ok(f"+QISENDEX: {_ids(modem)},<hex_string>")
+    require_form(call, Form.WRITE)
+    _at_most(call, 2)
+    text = _text(call, 1)
+    if not text or len(text) % 2 or len(text) > 2 * SENDEX_MAX:
+        raise _invalid()
+    try:
+        data = bytes.fromhex(text)
+    except ValueError:
+        raise _invalid() from None
+    socket = _sending_socket(modem, call)
+    if isinstance(socket, UdpSocket) and socket.service is Service.UDP_SERVICE:
+        raise _invalid()  # chosen: a service's sends name their address, which this form cannot
+    if not socket.send_buffer_has_room(len(data)):
+        return Reply(final=SEND_FAIL)
+    socket.send(data)
+    return Reply(final=SEND_OK)
+
+
+# --- AT+QIRD (TCP/IP note 2.1.8) ----------------------------------------------------------------
+
+
+@command("+QIRD", family=FAMILY)
+def read(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QIRD=<connectID>[,<read_length>] (TCP/IP note 2.1.8): ``+QIRD: <n>`` and the data, or
+    ``+QIRD: 0``; for a "UDP SERVICE" ``+QIRD: <n>,"<remoteIP>",<remote_port>`` and one datagram.
+    AT+QIRD=<connectID>,0 answers ``+QIRD: <total>,<read>,<unread>``.
+
+    Data a closed connection left is still read, then ``+QIRD: 0`` until AT+QICLOSE (the socket
+    exists until then; the note answers ERROR only for one that does not)."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QIRD: {_ids(modem)},(0-{limits.recv_max})")
+    require_form(call, Form.WRITE)
+    _at_most(call, 2)
+    socket = _socket(modem, call)
+    length = _int(call, 1, 0, limits.recv_max, default=limits.recv_max)
+    if socket.phase in (Phase.INITIAL, Phase.OPENING) or isinstance(socket, TcpListener):
+        raise CommandFailed(QiError.NOT_ALLOWED)
+    if len(call.args) > 1 and length == 0:
+        return ok(f"+QIRD: {socket.received_total},{socket.read_total},{len(socket.received)}")
+    if socket.access_mode is not AccessMode.BUFFER:
+        raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: nothing waits to be read in the other modes
+    if isinstance(socket, UdpSocket):
+        data, ip, port = socket.read_datagram(length)
+        if data and socket.service is Service.UDP_SERVICE:
+            return ok(f'+QIRD: {len(data)},"{ip}",{port}'.encode(), data)
+    else:
+        data = socket.read(length)
+    if not data:
+        return ok("+QIRD: 0")
+    return ok(f"+QIRD: {len(data)}".encode(), data)
+
+
+# --- AT+QICLOSE (TCP/IP note 2.1.5) -------------------------------------------------------------
+
+
+@command("+QICLOSE", family=FAMILY)
+def close(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QICLOSE=<connectID>[,<timeout>] (TCP/IP note 2.1.5): FIN, then OK once the peer has
+    closed too or <timeout> seconds (default 10) have passed, when the socket is closed by force;
+    0 closes at once. A listener stops listening; a UDP socket closes at once."""
+    if call.form is Form.TEST:
+        return ok(f"+QICLOSE: {_ids(modem)},(0-65535)")
+    require_form(call, Form.WRITE)
+    _at_most(call, 2)
+    socket = _family(modem).client(_connect_id(modem, call))
+    timeout = _int(call, 1, 0, 65535, default=CLOSE_TIMEOUT)
+    reply = socket.close(float(timeout))
+    return reply if reply is not None else Pending("+QICLOSE")
+
+
+# --- AT+QISTATE (TCP/IP note 2.1.6) -------------------------------------------------------------
+
+
+@command("+QISTATE", family=FAMILY)
+def state(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QISTATE? / AT+QISTATE (all), AT+QISTATE=0,<contextID> (those of a context),
+    AT+QISTATE=1,<connectID> (one) (TCP/IP note 2.1.6): a line per socket service in use."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok()
+    sockets = [s for s in family.clients if isinstance(s, TcpipSocket) and s.phase is not Phase.INITIAL]
+    if call.form is Form.WRITE:
+        if len(call.args) != 2:
+            raise _invalid()
+        query = _int(call, 0, 0, 1)
+        if query == 0:
+            context = _int(call, 1, 1, modem.profile.limits.pdp_contexts)
+            sockets = [s for s in sockets if s.pdp_ctx == context]
+        else:
+            connect_id = _connect_id(modem, call, 1)
+            sockets = [s for s in sockets if s.client_id == connect_id]
+    elif call.form not in (Form.EXEC, Form.READ):
+        raise _invalid()
+    return Reply([s.state_line() for s in sockets])
+
+
+# --- AT+QISWTMD (TCP/IP note 2.1.10; SSL note 1.4) ----------------------------------------------
+
+
+@command("+QISWTMD", family=FAMILY)
+def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QISWTMD=<connectID>,<access_mode> (TCP/IP note 2.1.10, SSL note 1.4): OK for buffer
+    access and direct push; CONNECT for transparent mode, where data that waited comes first.
+    The ID is the pool's: a TCP/IP service or an SSL client."""
+    if call.form is Form.TEST:
+        return ok(f"+QISWTMD: {_ids(modem)},(0-2)")
+    require_form(call, Form.WRITE)
+    _at_most(call, 2)
+    connect_id = _connect_id(modem, call)
+    mode = AccessMode(_int(call, 1, 0, 2))
+    socket = socket_in_pool(modem, CONNECT_IDS, connect_id)
+    if socket is not None and socket.state is SocketState.CLOSING:
+        raise CommandFailed(QiError.SOCKET_CLOSED)
+    if socket is None or socket.phase is not Phase.CONNECTED:
+        raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a server
+    return socket.switch_mode(mode)
+
+
+# --- AT+QIDNSGIP (TCP/IP note 2.1.14, 2.2.6) ----------------------------------------------------
+
+
+@command("+QIDNSGIP", family=FAMILY)
+def resolve(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QIDNSGIP=<contextID>,"<hostname>" (TCP/IP note 2.1.14): OK, then
+    ``+QIURC: "dnsgip",<err>,<IP_count>,<DNS_ttl>`` and one ``+QIURC: "dnsgip","<IP>"`` per
+    address (2.2.6); a name that does not resolve gives ``+QIURC: "dnsgip",565``. Through the
+    context's AT+QIDNSCFG servers once the host has set them, as AT+QIOPEN does."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QIDNSGIP: (1-{limits.pdp_contexts}),<hostname>")
+    require_form(call, Form.WRITE)
+    _at_most(call, 2)
+    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
+    host = _text(call, 1).strip()
+    if not host:
+        raise _invalid()
+    pdp = _active_context(modem, pdp_ctx)
+    conn_ids: list[int] = []
+
+    def answered(event: ev.NetworkEvent) -> None:
+        modem.forget_conn(conn_ids[0])
+        if not isinstance(event, ev.Resolved):
+            return
+        if not event.addresses:
+            modem.emit_urc(f'+QIURC: "dnsgip",{int(QiError.DNS_FAILED)}')
+            return
+        modem.emit_urc(f'+QIURC: "dnsgip",0,{len(event.addresses)},{DNS_TTL}')
+        for address in event.addresses:
+            modem.emit_urc(f'+QIURC: "dnsgip","{address}"')
+
+    conn_ids.append(modem.new_conn_id(answered))
+    modem.effect(ev.Resolve(conn_ids[0], host, pdp.dns_servers(pdp_ctx)))
+    return ok()
+
+
+# --- AT+QICFG (TCP/IP note 2.1.15) --------------------------------------------------------------
+
+# name: (ranges of its values, how many of them may be left out at the end)
+CFG_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
+    "transpktsize": ((1, 1460),),
+    "transwaittm": ((0, 20),),
+    "dataformat": ((0, 1), (0, 1)),
+    "viewmode": ((0, 1),),
+    "tcp/retranscfg": ((3, 20), (1000, 6000)),
+    "tcp/keepalive": ((0, 1), (1, 120), (25, 100), (3, 10)),
+}
+# Values the emulator does not model: refused (555) rather than kept and ignored, so a host that
+# relies on hex data or the one-line view learns it at once.
+UNMODELLED = {"dataformat": (0, 0), "viewmode": (0,)}
+
+
+@command("+QICFG", family=FAMILY)
+def configure(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QICFG="<name>"[,<value>...] (TCP/IP note 2.1.15): without values the setting is read
+    back as ``+QICFG: "<name>",<values>``. The values are kept and shown. chosen: the machine's own
+    TCP stack retransmits and keeps connections alive, and transparent mode sends the host's bytes
+    as they come (``transpktsize`` and ``transwaittm`` do not split or hold them); ``dataformat``
+    (hex) and ``viewmode`` 1 (one-line view) are not modelled and answer 555 (see the README)."""
+    settings = _family(modem).settings.values
+    if call.form is Form.TEST:
+        return ok(*(f'+QICFG: "{name}",' + ",".join(f"({lo}-{hi})" for lo, hi in ranges)
+                    for name, ranges in CFG_RANGES.items()))
+    require_form(call, Form.WRITE)
+    name = _text(call, 0).lower()
+    ranges = CFG_RANGES.get(name)
+    if ranges is None:
+        raise _invalid()
+    _at_most(call, 1 + len(ranges))
+    if len(call.args) == 1:
+        return ok(f'+QICFG: "{name}",' + ",".join(str(v) for v in settings[name]))
+    values = tuple(_int(call, 1 + i, lo, hi) for i, (lo, hi) in enumerate(ranges[: len(call.args) - 1]))
+    if name == "tcp/keepalive" and values[0] == 1 and len(values) != 4:
+        raise _invalid()
+    if name != "tcp/keepalive" and len(values) != len(ranges):
+        raise _invalid()
+    if name in UNMODELLED and values != UNMODELLED[name]:
+        raise CommandFailed(QiError.OPERATION_NOT_SUPPORTED)
+    settings[name] = values
+    return ok()
+
+
+# --- AT+QPING (TCP/IP note 2.1.11) --------------------------------------------------------------
+
+PING_BYTES = 32  # the echo's size the note's examples show
+PING_TTL = 64  # chosen: the emulated echo has no TTL to read; a common host default
+
+
+class PingRun:
+    """One AT+QPING: <pingnum> echoes one after another, then the summary URC."""
+
+    def __init__(self, modem: "Modem", host: str, timeout: int, count: int, dns_servers: tuple[str, ...]):
+        self.modem, self.host, self.timeout, self.left = modem, host, timeout, count
+        self.dns_servers = dns_servers
+        self.sent = 0
+        self.times: list[int] = []
+
+    def next(self) -> None:
+        self.left -= 1
+        self.sent += 1
+        conn_id = self.modem.new_conn_id(self.answered)
+        self.modem.effect(ev.Ping(conn_id, self.host, float(self.timeout), self.dns_servers))
+
+    def answered(self, event: ev.NetworkEvent) -> None:
+        if not isinstance(event, ev.PingReply):
+            return
+        self.modem.forget_conn(event.conn_id)
+        if event.failure == "dns":
+            self.modem.emit_urc(f"+QPING: {int(QiError.DNS_FAILED)}")
+            return
+        if event.milliseconds is None:
+            self.modem.emit_urc(f"+QPING: {int(QiError.TIMEOUT)}")
+        else:
+            self.times.append(event.milliseconds)
+            self.modem.emit_urc(f'+QPING: 0,"{event.address}",{PING_BYTES},{event.milliseconds},{PING_TTL}')
+        if self.left:
+            self.next()
+            return
+        received = len(self.times)
+        if received:
+            summary = f"{min(self.times)},{max(self.times)},{sum(self.times) // received}"
+        else:
+            summary = "0,0,0"
+        self.modem.emit_urc(f"+QPING: 0,{self.sent},{received},{self.sent - received},{summary}")
+
+
+@command("+QPING", family=FAMILY)
+def ping(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QPING=<contextID>,"<host>"[,<timeout>[,<pingnum>]] (TCP/IP note 2.1.11): OK, then
+    ``+QPING: 0,"<IP>",<bytes>,<time>,<ttl>`` per echo answered (``+QPING: 569`` per echo that
+    is not), then ``+QPING: 0,<sent>,<rcvd>,<lost>,<min>,<max>,<avg>``; a name that does not
+    resolve gives ``+QPING: 565`` alone.
+
+    chosen: a real ICMP echo needs privileges the emulator does not have, so each echo is a TCP
+    connection to the host's port 7: accepted or refused (the RST came back), the host answered,
+    and the time is the connection's round trip. The next echo goes as soon as one is answered.
+    """
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QPING: (1-{limits.pdp_contexts}),<host>,(1-255),(1-10)")
+    require_form(call, Form.WRITE)
+    _at_most(call, 4)
+    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
+    host = _text(call, 1).strip()
+    timeout = _int(call, 2, 1, 255, default=4)
+    count = _int(call, 3, 1, 10, default=4)
+    if not host:
+        raise _invalid()
+    pdp = _active_context(modem, pdp_ctx)
+    PingRun(modem, host, timeout, count, pdp.dns_servers(pdp_ctx)).next()
+    return ok()
+
+
+# --- AT+QNTP (TCP/IP note 2.1.12) ---------------------------------------------------------------
+
+NTP_TIMEOUT = 125.0  # AT+QNTP's maximum response time, seconds (TCP/IP note 2.1.12)
+
+
+@command("+QNTP", family=FAMILY)
+def ntp(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QNTP=<contextID>,"<server>"[,<port>[,<autosettime>]] (TCP/IP note 2.1.12): OK, then
+    ``+QNTP: 0,"<yyyy/MM/dd,hh:mm:ss±zz>"`` with the server's time, after a real SNTP query; with
+    <autosettime> 1 (the default) the module's clock (AT+CCLK) is set to it, in the module's time
+    zone. Failures: ``+QNTP: 565`` (the name), ``+QNTP: 569`` (no answer), ``+QNTP: 550``."""
+    limits = modem.profile.limits
+    if call.form is Form.TEST:
+        return ok(f"+QNTP: (1-{limits.pdp_contexts}),<server>,(1-65535),(0,1)")
+    require_form(call, Form.WRITE)
+    _at_most(call, 4)
+    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
+    server = _text(call, 1).strip()
+    port = _int(call, 2, 1, 65535, default=123)
+    set_clock = _int(call, 3, 0, 1, default=1)
+    if not server:
+        raise _invalid()
+    pdp = _active_context(modem, pdp_ctx)
+    conn_ids: list[int] = []
+
+    def answered(event: ev.NetworkEvent) -> None:
+        if not isinstance(event, ev.NtpTime):
+            return
+        modem.forget_conn(conn_ids[0])
+        if event.utc is None:
+            code = {"dns": QiError.DNS_FAILED, "timeout": QiError.TIMEOUT}.get(event.failure, QiError.UNKNOWN)
+            modem.emit_urc(f"+QNTP: {int(code)}")
+            return
+        clock = modem.clock
+        local = datetime.fromtimestamp(event.utc, timezone.utc).replace(tzinfo=None) + timedelta(
+            minutes=15 * clock.zone_quarters)
+        if set_clock:
+            clock.set_local(modem.now, local, clock.zone_quarters)
+        sign = "+" if clock.zone_quarters >= 0 else "-"
+        modem.emit_urc(f'+QNTP: 0,"{local:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
+
+    conn_ids.append(modem.new_conn_id(answered))
+    modem.effect(ev.QueryNtp(conn_ids[0], server, port, NTP_TIMEOUT, pdp.dns_servers(pdp_ctx)))
+    return ok()

@@ -1,0 +1,265 @@
+"""The TCP/IP family's state: twelve socket services (AT+QIOPEN's <connectID> 0-11).
+
+Every service is a socket of the socket core (``emulator.core.sockets``): a "TCP" client or a
+"TCP INCOMING" connection is the core socket with ``PlainStream`` (no layer); "UDP" and "UDP
+SERVICE" are its datagram variant (``DatagramSocket``); a "TCP LISTENER" is a socket that is bound
+and hands each connection it accepts to a free connectID. What is the family's own: the service
+types, the counters AT+QISEND=<id>,0 and AT+QIRD=<id>,0 show, the AT+QISTATE line, AT+QICFG.
+
+Sources: Quectel's TCP/IP application note for the EC2x/EG9x family ("TCP/IP note" below, section
+numbers of its "LTE Standard" edition: 2.1.4 AT+QIOPEN ... 2.2 the URCs, chapter 4 the result
+codes); the EC200x edition has the same commands and was not available to read in full.
+
+The connectIDs are one pool with the SSL family's clientIDs (``id_pool``): both notes call the ID
+"socket index" with the same range, and AT+QISWTMD, ATO and AT+QIGETERROR address SSL clients and
+TCP/IP services alike by that ID, which names one socket only if the set is one (chosen on that
+reading; an ID in use by either family answers 563 to the other's open).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from emulator.core import events as ev
+from emulator.core.registry import Reply
+from emulator.core.results import QiError
+from emulator.core.sockets import (
+    AccessMode,
+    DatagramSocket,
+    Phase,
+    PlainStream,
+    Socket,
+    SocketFamily,
+    SocketState,
+    StreamLayer,
+    pool_sockets,
+    socket_in_pool,
+)
+
+if TYPE_CHECKING:
+    from emulator.core.modem import Modem
+
+log = logging.getLogger(__name__)
+
+CONNECT_IDS = "connectID"  # the pool the TCP/IP and SSL families share
+
+
+class Service(str, enum.Enum):
+    """<service_type> (TCP/IP note 2.1.4, 2.1.6)."""
+
+    TCP = "TCP"
+    UDP = "UDP"
+    TCP_LISTENER = "TCP LISTENER"
+    TCP_INCOMING = "TCP INCOMING"
+    UDP_SERVICE = "UDP SERVICE"
+
+
+@dataclass
+class TcpipSettings:
+    """AT+QICFG (TCP/IP note 2.1.15): the values as set; defaults as the note gives them."""
+
+    values: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
+        "transpktsize": (1024,), "transwaittm": (2,), "dataformat": (0, 0), "viewmode": (0,),
+        "tcp/retranscfg": (12, 6000), "tcp/keepalive": (0,),
+    })
+
+
+class TcpipFamily(SocketFamily):
+    """``modem.families["tcpip"]``: the socket services of one power cycle."""
+
+    id_pool = CONNECT_IDS
+    clients: list[Socket]
+
+    def __init__(self, modem: "Modem"):
+        super().__init__(modem, [])
+        self.clients = [TcpClient(self, i) for i in range(modem.profile.limits.clients)]
+        self.settings = TcpipSettings()
+
+    def host_ports(self) -> dict[int, int]:
+        """connectID of each server socket: the port it is reachable at on 127.0.0.1."""
+        return {s.client_id: s.host_port for s in self.clients
+                if isinstance(s, (UdpSocket, TcpListener)) and s.host_port and s.phase is Phase.LISTENING}
+
+    def service(self, connect_id: int, service: Service) -> Socket:
+        """A fresh socket of the right kind in slot ``connect_id`` (which must be free)."""
+        current = self.clients[connect_id]
+        if current.phase is not Phase.INITIAL:
+            return current  # its open will refuse it as in use
+        kind = {Service.TCP: TcpClient, Service.TCP_INCOMING: TcpClient, Service.UDP: UdpSocket,
+                Service.UDP_SERVICE: UdpSocket, Service.TCP_LISTENER: TcpListener}[service]
+        socket = kind(self, connect_id)
+        socket.service = service
+        if isinstance(socket, UdpSocket):
+            socket.bound_only = service is Service.UDP_SERVICE
+        self.clients[connect_id] = socket
+        return socket
+
+    def free_id(self) -> int | None:
+        """The lowest connectID free in the whole pool (an incoming connection takes it)."""
+        for connect_id in range(len(self.clients)):
+            if socket_in_pool(self.modem, CONNECT_IDS, connect_id) is None:
+                return connect_id
+        return None
+
+    def accept(self, listener: "TcpListener", event: ev.TcpIncoming) -> None:
+        """TCP/IP note 2.1.4 note 1, 2.2.2, 2.2.3: a connection to a listener takes the lowest free
+        connectID as "TCP INCOMING" with the listener's access mode, or is refused when none is
+        left ("incoming full")."""
+        connect_id = self.free_id()
+        modem = self.modem
+        if connect_id is None:
+            modem.effect(ev.RefuseTcp(event.token))
+            modem.emit_urc('+QIURC: "incoming full"')
+            return
+        socket = self.service(connect_id, Service.TCP_INCOMING)
+        assert isinstance(socket, TcpClient)
+        socket.server_id = listener.client_id
+        conn_id = socket.adopt(listener.pdp_ctx, event.remote_ip, event.remote_port, listener.local_port,
+                               listener.access_mode)
+        modem.effect(ev.AcceptTcp(event.token, conn_id))
+        modem.emit_urc(f'+QIURC: "incoming",{connect_id},{listener.client_id},"{event.remote_ip}",'
+                       f'{event.remote_port}')
+
+    def transparent_elsewhere(self) -> None:
+        """ATO goes back to the socket that left transparent mode last, of whichever family."""
+        for socket in pool_sockets(self.modem, CONNECT_IDS):
+            if socket.family is not self:
+                socket.family.last_transparent = None
+
+
+class TcpipSocket(Socket):
+    """What every TCP/IP service has: its type, its URC names, its counters, its state line."""
+
+    OPEN_URC = "+QIOPEN"
+    EVENT_URC = "+QIURC"
+
+    family: TcpipFamily
+
+    def __init__(self, family: TcpipFamily, client_id: int):
+        super().__init__(family, client_id)
+        self.service = Service.TCP
+        self.server_id = client_id
+        self.sent_total = 0
+        self.received_total = 0
+        self.read_total = 0
+        self.host_port = 0
+
+    def _received(self, data: bytes) -> None:
+        self.received_total += len(data)
+        super()._received(data)
+
+    def read(self, length: int) -> bytes:
+        data = super().read(length)
+        self.read_total += len(data)
+        return data
+
+    def count_sent(self, size: int) -> None:
+        self.sent_total += size
+
+    def unacknowledged(self) -> int:
+        """chosen: bytes still in the emulator's buffers count as sent but not acknowledged; once
+        they have left for the kernel they count as acknowledged."""
+        return min(self.unsent, self.sent_total)
+
+    def enter_transparent(self) -> Reply:
+        self.family.transparent_elsewhere()
+        return super().enter_transparent()
+
+    def shown_address(self) -> str:
+        return self.remote_ip
+
+    def state_line(self) -> bytes:
+        """One +QISTATE line (TCP/IP note 2.1.6)."""
+        at_port = self.modem.profile.defaults.at_port
+        return (f'+QISTATE: {self.client_id},"{self.service.value}","{self.shown_address()}",{self.remote_port},'
+                f'{self.local_port},{int(self.state)},{self.pdp_ctx},{self.server_id},{int(self.access_mode)},'
+                f'"{at_port}"').encode("latin-1")
+
+
+class TcpClient(TcpipSocket):
+    """A "TCP" client or a "TCP INCOMING" connection: the core socket with no layer."""
+
+    def _new_layer(self) -> StreamLayer:
+        return PlainStream()
+
+    def send(self, data: bytes) -> None:
+        if data and self.phase is Phase.CONNECTED:
+            self.count_sent(len(data))
+        super().send(data)
+
+
+class UdpSocket(TcpipSocket, DatagramSocket):
+    """A "UDP" client or a "UDP SERVICE": the core's datagram socket."""
+
+    def __init__(self, family: TcpipFamily, client_id: int):
+        super().__init__(family, client_id)
+        self.service = Service.UDP
+
+    def send_to(self, data: bytes, ip: str, port: int) -> None:
+        if data and self.phase in (Phase.CONNECTED, Phase.LISTENING):
+            self.count_sent(len(data))
+        super().send_to(data, ip, port)
+
+    def read_datagram(self, length: int) -> tuple[bytes, str, int]:
+        data, ip, port = super().read_datagram(length)
+        self.read_total += len(data)
+        return data, ip, port
+
+    def shown_address(self) -> str:
+        if self.service is Service.UDP_SERVICE:
+            return self.address  # the note: the local address for a service
+        return self.remote_ip
+
+
+class TcpListener(TcpipSocket):
+    """A "TCP LISTENER" (TCP/IP note 2.1.4 note 1): bound to <local_port>, reachable from the
+    machine the emulator runs on at 127.0.0.1 (``ev.Listen``); each connection it accepts becomes
+    a "TCP INCOMING" service of its own."""
+
+    def _new_layer(self) -> StreamLayer:
+        return PlainStream()
+
+    def listen(self, pdp_ctx: int, address: str, local_port: int, access_mode: AccessMode) -> None:
+        self._may_open(pdp_ctx)
+        self.pdp_ctx, self.address, self.remote_ip = pdp_ctx, address, address
+        self.remote_port, self.local_port, self.access_mode = 0, local_port, access_mode
+        self._to("open")
+        self.conn_id = self.modem.new_conn_id(self._on_event)
+        self.modem.effect(ev.Listen(self.conn_id, local_port))
+
+    def _on_event(self, event: ev.NetworkEvent) -> None:
+        if isinstance(event, ev.TcpIncoming):
+            if self.phase is Phase.LISTENING:
+                self.family.accept(self, event)
+            else:
+                self.modem.effect(ev.RefuseTcp(event.token))
+        elif isinstance(event, ev.Listening):
+            if self.phase is Phase.OPENING:
+                self._to("listening")
+                self.host_port = event.host_port
+                log.info("socket %d: TCP LISTENER for port %d is 127.0.0.1:%d", self.client_id, self.local_port,
+                         event.host_port)
+                self.modem.observe("listening", client=self.client_id, port=self.local_port,
+                                   host_port=event.host_port)
+                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},0")
+        elif isinstance(event, ev.ListenFailed):
+            log.info("socket %d: cannot listen on %d (%s)", self.client_id, self.local_port, event.reason)
+            self._open_failed(QiError.SOCKET_BIND_FAILED, close=False)
+
+    def close(self, timeout: float) -> Reply:
+        """A listener has no peer to wait for: it stops listening at once; the connections it
+        accepted stay (chosen)."""
+        if self.conn_id is not None and self.phase is not Phase.INITIAL:
+            self.modem.effect(ev.CloseTcp(self.conn_id))
+        self._release()
+        return Reply()
+
+    def _gone_quietly(self) -> None:
+        self.host_port = 0
+
+
+__all__ = ["CONNECT_IDS", "Service", "SocketState", "TcpClient", "TcpListener", "TcpipFamily", "TcpipSocket",
+           "UdpSocket"]

@@ -1,0 +1,169 @@
+"""Plain TCP and UDP servers on 127.0.0.1 for the TCP/IP family's tests: real sockets, threads
+that stop by themselves when the test leaves the ``with`` block."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+WAIT = 10.0
+
+
+class TcpEchoServer:
+    """Echoes every byte back; keeps what each connection received (``received[i]``)."""
+
+    def __init__(self, greeting: bytes = b"", echo: bool = True):
+        self.greeting = greeting
+        self.echo = echo
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.received: list[bytearray] = []
+        self.connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> "TcpEchoServer":
+        thread = threading.Thread(target=self._accept_loop, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(WAIT)
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            conn.settimeout(0.1)
+            self.connections.append(conn)
+            buffer = bytearray()
+            self.received.append(buffer)
+            thread = threading.Thread(target=self._serve, args=(conn, buffer), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket, buffer: bytearray) -> None:
+        if self.greeting:
+            conn.sendall(self.greeting)
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            if not data:
+                try:
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            buffer += data
+            if self.echo:
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    return
+
+    def connection(self, index: int = 0, timeout: float = WAIT) -> socket.socket:
+        deadline = time.monotonic() + timeout
+        while len(self.connections) <= index:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no connection {index}")
+            time.sleep(0.01)
+        return self.connections[index]
+
+    def wait_received(self, index: int, size: int, timeout: float = WAIT) -> bytes:
+        deadline = time.monotonic() + timeout
+        self.connection(index, timeout)
+        while len(self.received[index]) < size:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"connection {index} has {len(self.received[index])} of {size} bytes")
+            time.sleep(0.01)
+        return bytes(self.received[index])
+
+
+class UdpEchoServer:
+    """Sends every datagram back to its sender; keeps (data, sender) of each."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "UdpEchoServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self.sock.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, sender = self.sock.recvfrom(65536)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self.datagrams.append((data, sender))
+            self.sock.sendto(data, sender)
+
+
+class SntpServer:
+    """Answers SNTP requests (RFC 4330) with a fixed time, ``utc`` seconds since 1970."""
+
+    def __init__(self, utc: float):
+        self.utc = utc
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "SntpServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self.sock.close()
+
+    def _loop(self) -> None:
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                request, sender = self.sock.recvfrom(512)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self.requests += 1
+            seconds = self.utc + 2208988800
+            high, low = int(seconds), int((seconds % 1) * 2**32)
+            originate = request[40:48]
+            reply = struct.pack("!BBbb", (4 << 3) | 4, 1, 0, -20) + bytes(20) + originate + struct.pack(
+                "!IIII", high, low, high, low)
+            self.sock.sendto(reply, sender)
