@@ -137,3 +137,19 @@ def test_https_get_with_an_ssl_context_and_verification(host, https_server):
     body = b"Hello from ecemu: /\n"
     urc(host, f"+QHTTPGET: 0,200,{len(body)}")
     read_response(host, body)
+
+
+def test_get_with_echo_off(host, http_server):
+    """The GET example with ATE0: CONNECT, the URL unechoed, OK; the read as with echo on."""
+    assert host.ask("ATE0") == b"ATE0\r" + OK
+    assert host.ask("AT+QIACT=1") == OK
+    url = f"{http_server.url}/"
+    assert host.ask(f"AT+QHTTPURL={len(url)},80", final=b"CONNECT\r\n") == b"\r\nCONNECT\r\n"
+    host.write(url.encode())
+    assert host.until_final() == OK
+    assert host.ask("AT+QHTTPGET=80") == OK
+    body = b"Hello from ecemu: /\n"
+    urc(host, f"+QHTTPGET: 0,200,{len(body)}")
+    assert host.ask("AT+QHTTPREAD=80", final=b"CONNECT\r\n") == b"\r\nCONNECT\r\n"
+    assert host.until_final() == body + OK
+    urc(host, "+QHTTPREAD: 0")

@@ -108,3 +108,19 @@ def test_example_with_ssl_and_verification(host, broker):
     urc(host, f'+QMTRECV: 0,0,"topic/pub","{PAYLOAD.decode()}"')  # recv/mode left at its default
     exchange(host, "AT+QMTDISC=0", OK)
     urc(host, "+QMTDISC: 0,0")
+
+
+def test_publish_with_echo_off(host, broker):
+    """The same AT+QMTPUBEX with ATE0, as drivers run it: no echo of the line nor of the message,
+    the prompt, then OK and the URC."""
+    assert host.ask("ATE0") == b"ATE0\r" + OK
+    assert host.ask(f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}') == OK
+    urc(host, "+QMTOPEN: 0,0")
+    assert host.ask('AT+QMTCONN=0,"clientExample"') == OK
+    urc(host, "+QMTCONN: 0,0,0")
+    assert host.ask('AT+QMTPUBEX=0,0,0,0,"topic/pub",30', final=b"> ") == b"\r\n> "
+    host.write(PAYLOAD)
+    assert host.until_final() == OK
+    urc(host, "+QMTPUBEX: 0,0,0")
+    assert host.ask("AT+QMTDISC=0") == OK
+    urc(host, "+QMTDISC: 0,0")
