@@ -1,8 +1,9 @@
 """The MQTT application note's example chapter, played line by line through the real pty against a
 real Mosquitto on 127.0.0.1, every answer asserted byte for byte.
 
-Source: Quectel "LTE Standard MQTT Application Note" V1.2 (2020-04-22) chapter 4 (4.1 without SSL,
-4.2 with SSL; the EC2x/EG9x/EM05 note V1.1 chapter 4 shows the same exchanges). Adapted only where
+Source: Quectel "EC2x&EG9x&EM05 MQTT Application Note" V1.1 (2018-12-12) chapter 5 (5.1 without
+SSL, 5.2 with SSL), the same exchanges as the examples of the "LTE Standard MQTT Application Note"
+V1.2 (2020-04-22). Adapted only where
 the note names a public broker: the broker here is the local Mosquitto, and the SSL example keeps
 verification on (seclevel 2 with the test PKI: CA, client certificate and key in UFS).
 """
@@ -46,7 +47,7 @@ def urc(host: AtHost, text: str) -> None:
 
 
 def test_example_without_ssl(host, broker):
-    """Note 4.1: receive mode with lengths, open, connect, two subscriptions, a message from another
+    """Note 5.1: receive mode with lengths, open, connect, two subscriptions, a message from another
     client, unsubscribe, publish with AT+QMTPUBEX and get it back, disconnect."""
     exchange(host, 'AT+QMTCFG="recv/mode",0,0,1', OK)
     exchange(host, f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}', OK)
@@ -80,7 +81,7 @@ def test_example_without_ssl(host, broker):
 
 
 def test_example_with_ssl_and_verification(host, broker):
-    """Note 4.2: SSL context 2 with CA, client certificate and key; seclevel 2; open on the TLS
+    """Note 5.2: SSL context 2 with CA, client certificate and key; seclevel 2; open on the TLS
     port, connect, subscribe, publish, disconnect."""
     for name, data in (("cacert.pem", broker.ca_pem), ("client.pem", broker.client_cert_pem),
                        ("user_key.pem", broker.client_key_pem)):
