@@ -3,9 +3,9 @@ real Mosquitto on 127.0.0.1, every answer asserted byte for byte.
 
 Source: Quectel "EC2x&EG9x&EM05 MQTT Application Note" V1.1 (2018-12-12) chapter 5 (5.1 without
 SSL, 5.2 with SSL), the same exchanges as the examples of the "LTE Standard MQTT Application Note"
-V1.2 (2020-04-22). Adapted only where
-the note names a public broker: the broker here is the local Mosquitto, and the SSL example keeps
-verification on (seclevel 2 with the test PKI: CA, client certificate and key in UFS).
+V1.2 (2020-04-22). Adapted only where the note names a public broker: the broker here is the local
+Mosquitto, and the SSL example keeps verification on (seclevel 2 with the test PKI: CA, client
+certificate and key in UFS).
 """
 
 from __future__ import annotations
