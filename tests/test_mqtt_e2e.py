@@ -1,5 +1,5 @@
 """MQTT(S) through the real pty against a real broker (Mosquitto) on 127.0.0.1: the MQTT note's
-chapter 4 flow, TLS with verification on, QoS 1 and 2 as a second client on the broker sees
+chapter 5 flow, TLS with verification on, QoS 1 and 2 as a second client on the broker sees
 them, buffer mode, and the broker going away under a connected client (+QMTSTAT)."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def urc(host: AtHost, text: str) -> None:
     assert host.expect(wanted).endswith(wanted)
 
 
-def test_note_chapter_4_flow_over_tcp(host, broker):
+def test_note_chapter_5_flow_over_tcp(host, broker):
     peer = Peer(broker.port)
     peer.subscribe("topic/pub", 0)
     assert said(host, f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}') == OK

@@ -1,11 +1,14 @@
 """The HTTP(S) commands: AT+QHTTPCFG, AT+QHTTPURL, AT+QHTTPGET, AT+QHTTPPOST, AT+QHTTPPOSTFILE,
 AT+QHTTPREAD, AT+QHTTPREADFILE, AT+QHTTPSTOP.
 
-Source: Quectel's HTTP(S) application note for EC2x/EG9x/EM05 ("HTTP note": chapter 2 the
-commands, chapter 3 the examples, chapter 4 the error codes); the EC200x/EC800x note was not found
-and the command set is the same. A command that cannot start answers ``+CME ERROR: <err>`` with the
-note's code; what happens on the network comes as the command's URC (``+QHTTPGET: <err>,
-<httprspcode>[,<content_length>]`` ...). The work is the family state's
+Source: Quectel's "EC2x&EG9x&EM05 HTTP(S) AT Commands Manual" V1.0 ("HTTP note": chapter 2 the
+commands, chapter 3 the examples, then the error codes); no EC200x/EC800x HTTP(S) note was found
+and the command set is the same. Status: the note's example chapter (GET and AT+QHTTPREAD, GET and
+AT+QHTTPREADFILE, POST ``Message=HelloQuectel`` with AT+QHTTPPOST=20,80,80, AT+QHTTPPOSTFILE,
+HTTPS on an SSL context) runs verbatim through the pty against a local server, byte for byte, with
+TLS verification on (tests/test_http_note_examples.py). A command that cannot start answers
+``+CME ERROR: <err>`` with the note's code; what happens on the network comes as the command's URC
+(``+QHTTPGET: <err>[,<httprspcode>[,<content_length>]]`` ...). The work is the family state's
 (``emulator.commands.http_state``).
 """
 

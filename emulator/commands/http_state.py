@@ -78,7 +78,7 @@ USER_AGENT = "QUECTEL_MODULE"  # chosen: what Quectel modules send
 
 @dataclass
 class HttpConfig:
-    """AT+QHTTPCFG (HTTP note 2.2.1); defaults as the note gives them."""
+    """AT+QHTTPCFG (HTTP note 2.3.1); defaults as the note gives them."""
 
     contextid: int = 1
     requestheader: int = 0

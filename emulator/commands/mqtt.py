@@ -1,12 +1,15 @@
 """The MQTT commands: AT+QMTCFG, AT+QMTOPEN, AT+QMTCLOSE, AT+QMTCONN, AT+QMTDISC, AT+QMTSUB,
 AT+QMTUNS, AT+QMTPUB, AT+QMTPUBEX, AT+QMTRECV.
 
-Source: Quectel's MQTT application note for EC2x/EG9x/EM05 ("MQTT note" below; chapter 3 the
-commands, 3.3 the URCs, chapter 4 the examples); the EC200x/EC800x note was not found, and the
-same command set is what these modules answer. Each handler checks its parameters and hands the
-work to the family's state (``emulator.commands.mqtt_state``). A command that cannot be carried
-out answers plain ``ERROR`` (the note: "ERROR"); what happens on the network comes later as the
-URC the note names.
+Source: Quectel's "EC2x&EG9x&EM05 MQTT Application Note" V1.1 ("MQTT note" below: 3.2.1 -
+3.2.9 the commands, 4.1 - 4.3 the URCs, 5.1 / 5.2 the examples without and with SSL) and the "LTE
+Standard MQTT Application Note" V1.2 (the same examples, AT+QMTPUB with ">" beside AT+QMTPUBEX).
+No EC200x/EC800x MQTT note was found; these modules answer the same command set. Status: the notes'
+example chapters run verbatim through the pty against Mosquitto, byte for byte, with TLS
+verification on (tests/test_mqtt_note_examples.py). Each handler checks its parameters and hands
+the work to the family's state (``emulator.commands.mqtt_state``). A command that cannot be carried
+out answers plain ``ERROR``, as the notes' response tables give it; what happens on the network
+comes later as the URC the note names.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ MAX_MESSAGE = 4096
 
 
 class PlainErrorReporting:
-    """The MQTT commands answer plain ``ERROR`` whatever went wrong (MQTT note chapter 3)."""
+    """The MQTT commands answer plain ``ERROR`` whatever went wrong (MQTT note 3.2)."""
 
     def failed(self, store: ErrorStore, code: Code | None) -> FinalResult:
         return ERROR
@@ -285,7 +288,7 @@ def mqtt_unsubscribe(modem: "Modem", call: CommandCall) -> Reply:
     return ok()
 
 
-# --- AT+QMTPUB, AT+QMTPUBEX (MQTT note 3.2.8, 3.2.9) --------------------------------------------
+# --- AT+QMTPUB, AT+QMTPUBEX (LTE Standard MQTT note V1.2; MQTT note 3.2.8) ----------------------
 
 
 class MessageSink:
@@ -348,7 +351,7 @@ def _publisher(client: MqttClient, urc: str, msgid: int, qos: int, retain: int, 
 
 @command("+QMTPUB", family=FAMILY)
 def mqtt_publish(modem: "Modem", call: CommandCall) -> Outcome:
-    """AT+QMTPUB=<client_idx>,<msgid>,<qos>,<retain>,"<topic>"[,<msglen>] (MQTT note 3.2.8): ``>``,
+    """AT+QMTPUB=<client_idx>,<msgid>,<qos>,<retain>,"<topic>"[,<msglen>] (LTE Standard MQTT note V1.2): ``>``,
     the message (<msglen> bytes, or up to Ctrl+Z; ESC cancels), OK, then
     ``+QMTPUB: <client_idx>,<msgid>,<result>[,<value>]``."""
     if call.form is Form.TEST:
@@ -363,7 +366,7 @@ def mqtt_publish(modem: "Modem", call: CommandCall) -> Outcome:
 
 @command("+QMTPUBEX", family=FAMILY)
 def mqtt_publish_ex(modem: "Modem", call: CommandCall) -> Outcome:
-    """AT+QMTPUBEX=<client_idx>,<msgid>,<qos>,<retain>,"<topic>",<msglen> (MQTT note 3.2.9): ``>``,
+    """AT+QMTPUBEX=<client_idx>,<msgid>,<qos>,<retain>,"<topic>",<msglen> (MQTT note 3.2.8): ``>``,
     <msglen> bytes, OK, then ``+QMTPUBEX: <client_idx>,<msgid>,<result>[,<value>]``. The older
     notes' form with the message quoted in place of <msglen> publishes it at once (its outcome as
     ``+QMTPUB``, as those notes show it)."""
@@ -386,12 +389,12 @@ def _prompt(modem: "Modem") -> bytes:
     return bytes((registers[3], registers[4])) + PROMPT
 
 
-# --- AT+QMTRECV (MQTT note 3.2.10) ----------------------------------------------------------------
+# --- AT+QMTRECV (MQTT note 3.2.9) -----------------------------------------------------------------
 
 
 @command("+QMTRECV", family=FAMILY)
 def mqtt_receive(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+QMTRECV=<client_idx>[,<recv_id>] (MQTT note 3.2.10): the messages kept in buffer mode
+    """AT+QMTRECV=<client_idx>[,<recv_id>] (MQTT note 3.2.9): the messages kept in buffer mode
     (AT+QMTCFG="recv/mode",<idx>,1), each ``+QMTRECV: <client_idx>,<msgid>,"<topic>"[,<len>],
     "<payload>"``; AT+QMTRECV? shows which of the five slots of each client hold one."""
     family = _family(modem)

@@ -55,7 +55,7 @@ OPEN_RESULTS = {QiError.OK: OpenResult.OK, QiError.DNS_FAILED: OpenResult.DNS_FA
 
 
 class Stat(enum.IntEnum):
-    """+QMTSTAT: <client_idx>,<err_code> (MQTT note 3.3.11): why the link went."""
+    """+QMTSTAT: <client_idx>,<err_code> (MQTT note 4.1): why the link went."""
 
     CLOSED_BY_PEER = 1
     PING_FAILED = 2
@@ -409,7 +409,7 @@ class MqttClient(AppSocket):
         return False
 
     def message_line(self, message: Message, config: MqttConfig) -> bytes:
-        """+QMTRECV: <client_idx>,<msgid>,"<topic>"[,<payload_len>],"<payload>" (MQTT note 3.3.10)."""
+        """+QMTRECV: <client_idx>,<msgid>,"<topic>"[,<payload_len>],"<payload>" (MQTT note 4.2)."""
         head = f'+QMTRECV: {self.client_id},{message.msgid},"{message.topic}",'
         if config.recv_length:
             head += f"{len(message.payload)},"
