@@ -5,8 +5,9 @@ against ``ecemu run`` (TinyGSM's Quectel BG96 driver in two versions, compiled n
 hologram-python's Quectel drivers; pyatcommand; atcom), in the order a program calls them, written
 down as data: the host's writes split exactly as the driver split them (TinyGSM writes ``AT``, then
 each argument, then CR LF, each on its own), and the whole answer the driver parsed. A session
-opens a TLS connection to a server started here, so the payload is checked where it lands, byte
-for byte, and again when it comes back.
+opens a TLS connection (TinyGsmClientSecure) or a plain TCP one (TinyGsmClient, hologram's
+sockets) to a server started here, so the payload is checked where it lands, byte for byte, and
+again when it comes back.
 
 Where a driver sends something the module does not know, or reads an answer its own way, the
 transcript keeps what the module answers (a driver bug stays the driver's); comments say so.
@@ -24,6 +25,7 @@ from emulator.api import Emulator
 from emulator.commands.files import checksum
 from emulator.profile import load_profile
 from tests.host import AtHost
+from tests.plain_servers import TcpEchoServer
 from tests.tls_servers import TlsServer, echo
 
 PROFILE = load_profile("EC200M-CN")
@@ -228,6 +230,56 @@ def test_tinygsm_envirodiy_bg96_session(modem, server):
     assert host.nothing_more(0.2) == b""
 
 
+def tcp_state(port: int) -> re.Pattern[bytes]:
+    """AT+QISTATE=1,0's line for a "TCP" client on socket 0, connected, buffer access, context 1."""
+    return re.compile(rb'\r\n\+QISTATE: 0,"TCP","127\.0\.0\.1",' + str(port).encode() + rb',\d+,2,1,0,0,"'
+                      + re.escape(PROFILE.defaults.at_port.encode()) + rb'"\r\n' + re.escape(OK))
+
+
+def test_tinygsm_bg96_plain_tcp_client():
+    """TinyGsmClient (not the secure one): connect(), write(), read the echo back, stop(). Both
+    versions (0.12.0 and the EnviroDIY fork) send the same bytes for it."""
+    with TcpEchoServer(echo=False) as server:
+        emulator = Emulator(profile="EC200M-CN").start()
+        emulator.wait_for_boot()
+        host = AtHost(emulator.port, timeout=5.0)
+        try:
+            port = str(server.port).encode()
+            state = tinygsm(b"+QISTATE=1,", b"0", answer=tcp_state(server.port))
+            replay(host, [
+                *tinygsm_start_up(),
+                # connect(): stop() first (nothing open: OK), then a buffer-access TCP client.
+                tinygsm(b"+QICLOSE=", b"0"),
+                tinygsm(b"+QIOPEN=1,", b"0", b',"', b"TCP", b'","', b"127.0.0.1", b'",', port, b",0,0",
+                        answer=OK + b"\r\n+QIOPEN: 0,0\r\n"),
+                # write(): fixed length, the payload in one write.
+                tinygsm(b"+QISEND=", b"0", b",", str(len(PAYLOAD)).encode(), answer=b"\r\n> "),
+                Step((PAYLOAD,), b"\r\nSEND OK\r\n"),
+                # available() polls: how much is unread (AT+QIRD=<id>,0), then connected()
+                # (AT+QISTATE=1,<id>), before the echo is back ...
+                tinygsm(b"+QIRD=", b"0", b",0", answer=info(b"+QIRD: 0,0,0")),
+                state,
+            ])
+            # ... here the server answers (held until now, so the order is the driver's own).
+            server.connection(0).sendall(server.wait_received(0, len(PAYLOAD)))
+            replay(host, [
+                Step((), b'\r\n+QIURC: "recv",0\r\n'),
+                tinygsm(b"+QIRD=", b"0", b",0", answer=info(b"+QIRD: 1000,0,1000")),
+                tinygsm(b"+QIRD=", b"0", b",", b"1000",
+                        answer=b"\r\n+QIRD: 1000\r\n" + PAYLOAD + b"\r\n" + OK),
+                tinygsm(b"+QIRD=", b"0", b",0", answer=info(b"+QIRD: 1000,1000,0")),
+                state,
+                # stop(): the peer's FIN answers the module's, so OK comes before the timeout.
+                tinygsm(b"+QICLOSE=", b"0"),
+                tinygsm(b"+QIDEACT=1"),
+            ])
+            assert bytes(server.received[0]) == PAYLOAD
+            assert host.nothing_more(0.2) == b""
+        finally:
+            host.close()
+            emulator.stop()
+
+
 # --- hologram-python 0.10.3: Quectel EC21 and BG96 drivers -----------------------------------------
 # Its Modem writes "AT", the command, "=" or "?", the value, and CR LF, each on its own.
 
@@ -251,10 +303,8 @@ TEAR_DOWN = {
 }
 
 
-@pytest.mark.parametrize("model", TEAR_DOWN)
-def test_hologram_quectel_start_up_and_pdp_context(modem, model):
-    _, host = modem
-    steps = [
+def hologram_start_up() -> list[Step]:
+    return [
         # Modem.__init__: init_serial_commands() and the Quectel registration reports.
         hologram(b"E0", answer=b"ATE0\r\n" + OK),
         hologram(b"+CMEE", b"2"),
@@ -274,10 +324,23 @@ def test_hologram_quectel_start_up_and_pdp_context(modem, model):
         hologram(b"+CSQ", answer=info(b"+CSQ: 20,99")),
         hologram(b"+COPS", query=True, answer=info(b'+COPS: 0,0,"CHINA MOBILE",7')),
         CREG,
-        # create_socket(): _set_up_pdp_context() looks first, then configures and activates.
-        CREG, NO_CONTEXT,
-        hologram(b"+QICSGP", b'1,1,"hologram","","",1'),
-        hologram(b"+QIACT", b"1"),
+    ]
+
+
+# create_socket(): _set_up_pdp_context() looks first, then configures and activates.
+SET_UP_PDP = [
+    CREG, NO_CONTEXT,
+    hologram(b"+QICSGP", b'1,1,"hologram","","",1'),
+    hologram(b"+QIACT", b"1"),
+]
+
+
+@pytest.mark.parametrize("model", TEAR_DOWN)
+def test_hologram_quectel_start_up_and_pdp_context(modem, model):
+    _, host = modem
+    steps = [
+        *hologram_start_up(),
+        *SET_UP_PDP,
         CREG, ACTIVE,
         # _tear_down_pdp_context(): each model takes the context down its own way.
         CREG, ACTIVE,
@@ -285,6 +348,45 @@ def test_hologram_quectel_start_up_and_pdp_context(modem, model):
     ]
     replay(host, steps)
     assert host.nothing_more(0.2) == b""
+
+
+# close_socket() writes its integer ID through pyserial, which writes no bytes for an int:
+# "AT+QICLOSE=" goes out without its parameter and the module answers ERROR; the driver logs it
+# and takes the context down, which closes the socket: the EC21's AT+QIDEACT=1 does (the URC says
+# so), the BG96's AT+QIACT=0 fails and leaves socket and context up.
+CLOSE_SOCKET = {
+    "EC21": [hologram(b"+QIDEACT", b"1", answer=OK + b'\r\n+QIURC: "closed",0\r\n')],
+    "BG96": [hologram(b"+QIACT", b"0", answer=ERROR)],
+}
+CLOUD_REPLY = b"[0,0]"  # what the driver's send_message() waits for: one line pushed back
+
+
+@pytest.mark.parametrize("model", CLOSE_SOCKET)
+def test_hologram_quectel_tcp_socket_send_message(modem, model):
+    """create_socket(), connect_socket(), send_message() (hex chunks of at most 255 bytes with
+    AT+QISENDEX, then the reply pushed in direct push mode), close_socket()."""
+    _, host = modem
+    message = bytes(range(256)) + bytes(range(255, -1, -1)) + b"hologram"  # 520 bytes: three chunks
+    with TcpEchoServer(echo=False) as server:
+        port = str(server.port).encode()
+        replay(host, [
+            *hologram_start_up(),
+            *SET_UP_PDP,
+            hologram(b"+QIOPEN", b'1,0,"TCP","127.0.0.1",' + port + b",0,1",
+                     answer=OK + b"\r\n+QIOPEN: 0,0\r\n"),
+            *(hologram(b"+QISENDEX", b'0,"' + message[i:i + 255].hex().encode() + b'"',
+                       answer=b"\r\nSEND OK\r\n") for i in range(0, len(message), 255)),
+        ])
+        assert server.wait_received(0, len(message)) == message
+        server.connection(0).sendall(CLOUD_REPLY)
+        replay(host, [
+            Step((), b'\r\n+QIURC: "recv",0,5\r\n' + CLOUD_REPLY + b"\r\n"),
+            hologram(b"+QICLOSE", b"", answer=ERROR),
+            CREG, ACTIVE,
+            *CLOSE_SOCKET[model],
+        ])
+        assert bytes(server.received[0]) == message
+        assert host.nothing_more(0.2) == b""
 
 
 # --- pyatcommand 0.5.3 (AtClient) and atcom 0.4.3 (ATCom): CR-ended lines -------------------------

@@ -321,3 +321,30 @@ def test_a_hologram_style_exchange_direct_push_and_hex_chunks(modem):
             pushed += data[:size]
         assert bytes(pushed) == message
         assert host.ask("AT+QICLOSE=0,0") == OK
+
+
+def test_hex_data_one_line_view_and_close_urc_against_a_real_server(modem):
+    """AT+QICFG="dataformat",1,1, "viewmode",1 and "close/mode",1 on a real connection: every
+    byte value goes out as two digits and comes back as two upper-case digits after a comma on
+    the header's line; the close is confirmed by OK and the "closed" URC."""
+    _, host = modem
+    payload = bytes(range(256))
+    with TcpEchoServer(echo=False) as server:
+        for setting in ('"dataformat",1,1', '"viewmode",1', '"close/mode",1'):
+            assert host.ask(f"AT+QICFG={setting}") == OK
+        open_tcp(host, server.port)
+        assert host.ask("AT+QISEND=0,256", final=b"> ") == PROMPT
+        host.write(payload.hex().encode())
+        assert host.until_final() == SEND_OK
+        assert server.wait_received(0, len(payload)) == payload
+        server.connection(0).sendall(payload)
+        assert host.expect(b'+QIURC: "recv",0\r\n') == b'\r\n+QIURC: "recv",0\r\n'
+        everything = b"\r\n+QIRD: 256,0,256\r\n" + OK
+        deadline = time.monotonic() + 10
+        while host.ask("AT+QIRD=0,0") != everything:  # the bytes may come in more than one piece
+            assert time.monotonic() < deadline
+        assert host.ask("AT+QIRD=0,1500") == b"\r\n+QIRD: 256," + payload.hex().upper().encode() + b"\r\n" + OK
+        assert host.ask("AT+QICLOSE=0") == OK
+        closed = b'\r\n+QIURC: "closed",0\r\n'
+        assert host.read_exactly(len(closed)) == closed
+        assert host.nothing_more(0.2) == b""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from emulator.commands.ssl import SEND_PROMPT, SendSink
+from emulator.commands.ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
 from emulator.commands.tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
 from emulator.core import events as ev
 from emulator.core.parser import CommandCall, Form
@@ -40,6 +40,7 @@ FAMILY = "tcpip"
 TCPIP_FAMILY = Family(FAMILY, errors=QIGETERROR, state=TcpipFamily, needs=("pdp",))
 
 CLOSE_TIMEOUT = 10  # AT+QICLOSE's default <timeout>, seconds (TCP/IP note 2.1.5)
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 SENDEX_MAX = 512  # AT+QISENDEX: at most 512 bytes as 1024 hex digits (TCP/IP note 2.1.9)
 DNS_TTL = 600  # +QIURC: "dnsgip" <DNS_ttl>: chosen, the system resolver does not say
 
@@ -169,6 +170,48 @@ class DatagramSink(SendSink):
         return Reply(final=SEND_OK)
 
 
+class HexSink:
+    """AT+QISEND's data with AT+QICFG="dataformat",1,<x>: two hex digits per byte (the note: "the
+    module will automatically form two bytes to one ASCII code"). chosen: <send_length> counts
+    the bytes sent, so twice as many characters are taken; without it, characters up to Ctrl+Z
+    (ESC cancels), as in text. What was taken must be hex digits, an even number of them, or the
+    command ends with ERROR and nothing is sent."""
+
+    def __init__(self, inner: SendSink):
+        self.inner = inner
+        self.digits = bytearray()
+
+    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
+        inner = self.inner
+        if inner.length is not None:
+            take = data[: 2 * inner.length - len(self.digits)]
+            self.digits += take
+            if len(self.digits) == 2 * inner.length:
+                return len(take), self._decoded(modem)
+            return len(take), None
+        for index, byte in enumerate(data):
+            if byte == CTRL_Z:
+                return index + 1, self._decoded(modem)
+            if byte == ESC:
+                return index + 1, CommandFailed(QiError.CANCEL_SEND)
+            if len(self.digits) == 2 * inner.limit:
+                return index, _invalid()  # as in text: the byte too many starts the next line
+            self.digits.append(byte)
+        return len(data), None
+
+    def _decoded(self, modem: "Modem") -> Outcome | CommandFailed:
+        if len(self.digits) % 2 or not HEX_DIGITS.issuperset(self.digits):
+            return _invalid()
+        self.inner.data = bytearray(bytes.fromhex(self.digits.decode("ascii")))
+        return self.inner._send(modem)
+
+    def deadline(self) -> float | None:
+        return self.inner.deadline()
+
+    def expire(self, modem: "Modem") -> Outcome | CommandFailed:
+        return self.inner.expire(modem)
+
+
 def _send_status(socket: TcpipSocket) -> Reply:
     unacked = socket.unacknowledged()
     return ok(f"+QISEND: {socket.sent_total},{socket.sent_total - unacked},{unacked}")
@@ -179,7 +222,8 @@ def send(modem: "Modem", call: CommandCall) -> Outcome:
     """AT+QISEND=<connectID>[,<send_length>] and, for a "UDP SERVICE",
     AT+QISEND=<connectID>,<send_length>,"<remoteIP>",<remote_port> (TCP/IP note 2.1.7): ``>``,
     the data (fixed length, or up to Ctrl+Z; ESC cancels), then SEND OK, or SEND FAIL when the
-    send buffer is full. AT+QISEND=<connectID>,0 answers ``+QISEND: <total>,<acked>,<unacked>``."""
+    send buffer is full. AT+QISEND=<connectID>,0 answers ``+QISEND: <total>,<acked>,<unacked>``.
+    With AT+QICFG="dataformat",1,<x> the data is hex digits (``HexSink``)."""
     limits = modem.profile.limits
     if call.form is Form.TEST:
         return ok(f"+QISEND: {_ids(modem)},(0-{limits.send_max})")
@@ -201,10 +245,14 @@ def send(modem: "Modem", call: CommandCall) -> Outcome:
             raise _invalid()  # a service has no address of its own to send to
         ip = _text(call, 2)
         port = _int(call, 3, 1, 65535)
-        return AwaitData(prompt, DatagramSink(socket, length, ip, port))
-    if len(call.args) == 4:
-        raise _invalid()
-    return AwaitData(prompt, SendSink(socket, length, limits.send_max))  # type: ignore[arg-type]
+        sink: SendSink = DatagramSink(socket, length, ip, port)
+    else:
+        if len(call.args) == 4:
+            raise _invalid()
+        sink = SendSink(socket, length, limits.send_max)  # type: ignore[arg-type]
+    if _family(modem).settings.send_hex:
+        return AwaitData(prompt, HexSink(sink))
+    return AwaitData(prompt, sink)
 
 
 @command("+QISENDEX", family=FAMILY)
@@ -238,7 +286,8 @@ def send_hex(modem: "Modem", call: CommandCall) -> Reply:
 def read(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QIRD=<connectID>[,<read_length>] (TCP/IP note 2.1.8): ``+QIRD: <n>`` and the data, or
     ``+QIRD: 0``; for a "UDP SERVICE" ``+QIRD: <n>,"<remoteIP>",<remote_port>`` and one datagram.
-    AT+QIRD=<connectID>,0 answers ``+QIRD: <total>,<read>,<unread>``.
+    AT+QIRD=<connectID>,0 answers ``+QIRD: <total>,<read>,<unread>``. AT+QICFG's "dataformat"
+    and "viewmode" lay the data out (``TcpipSettings.present``).
 
     Data a closed connection left is still read, then ``+QIRD: 0`` until AT+QICLOSE (the socket
     exists until then; the note answers ERROR only for one that does not)."""
@@ -255,15 +304,16 @@ def read(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f"+QIRD: {socket.received_total},{socket.read_total},{len(socket.received)}")
     if socket.access_mode is not AccessMode.BUFFER:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: nothing waits to be read in the other modes
+    header = ""
     if isinstance(socket, UdpSocket):
         data, ip, port = socket.read_datagram(length)
         if data and socket.service is Service.UDP_SERVICE:
-            return ok(f'+QIRD: {len(data)},"{ip}",{port}'.encode(), data)
+            header = f'+QIRD: {len(data)},"{ip}",{port}'
     else:
         data = socket.read(length)
     if not data:
         return ok("+QIRD: 0")
-    return ok(f"+QIRD: {len(data)}".encode(), data)
+    return ok(*_family(modem).settings.present((header or f"+QIRD: {len(data)}").encode(), data))
 
 
 # --- AT+QICLOSE (TCP/IP note 2.1.5) -------------------------------------------------------------
@@ -273,15 +323,22 @@ def read(modem: "Modem", call: CommandCall) -> Reply:
 def close(modem: "Modem", call: CommandCall) -> Outcome:
     """AT+QICLOSE=<connectID>[,<timeout>] (TCP/IP note 2.1.5): FIN, then OK once the peer has
     closed too or <timeout> seconds (default 10) have passed, when the socket is closed by force;
-    0 closes at once. A listener stops listening; a UDP socket closes at once."""
+    0 closes at once. A listener stops listening; a UDP socket closes at once. With
+    AT+QICFG="close/mode",1 the OK is followed by ``+QIURC: "closed",<connectID>`` (EC200U
+    edition, 2.4.8); chosen: not for an ID that had nothing open, as nothing was closed."""
     if call.form is Form.TEST:
         return ok(f"+QICLOSE: {_ids(modem)},(0-65535)")
     require_form(call, Form.WRITE)
     _at_most(call, 2)
     socket = _family(modem).client(_connect_id(modem, call))
     timeout = _int(call, 1, 0, 65535, default=CLOSE_TIMEOUT)
+    was_open = socket.phase is not Phase.INITIAL
     reply = socket.close(float(timeout))
-    return reply if reply is not None else Pending("+QICLOSE")
+    if reply is None:
+        return Pending("+QICLOSE")  # the URC of "close/mode" 1 follows the OK (_finish_close)
+    if was_open and isinstance(socket, TcpipSocket):
+        socket.report_host_close()
+    return reply
 
 
 # --- AT+QISTATE (TCP/IP note 2.1.6) -------------------------------------------------------------
@@ -379,19 +436,20 @@ CFG_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
     "viewmode": ((0, 1),),
     "tcp/retranscfg": ((3, 20), (1000, 6000)),
     "tcp/keepalive": ((0, 1), (1, 120), (25, 100), (3, 10)),
+    "close/mode": ((0, 1),),
 }
-# Values the emulator does not model: refused (555) rather than kept and ignored, so a host that
-# relies on hex data or the one-line view learns it at once.
-UNMODELLED = {"dataformat": (0, 0), "viewmode": (0,)}
 
 
 @command("+QICFG", family=FAMILY)
 def configure(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QICFG="<name>"[,<value>...] (TCP/IP note 2.1.15): without values the setting is read
-    back as ``+QICFG: "<name>",<values>``. The values are kept and shown. chosen: the machine's own
-    TCP stack retransmits and keeps connections alive, and transparent mode sends the host's bytes
-    as they come (``transpktsize`` and ``transwaittm`` do not split or hold them); ``dataformat``
-    (hex) and ``viewmode`` 1 (one-line view) are not modelled and answer 555 (see the README)."""
+    back as ``+QICFG: "<name>",<values>``. The values are kept and shown. ``dataformat`` (0 text,
+    1 hex: AT+QISEND's data, AT+QIRD's and the push URCs'), ``viewmode`` (0: the data on the line
+    after the header, 1: after a comma on the header's line) and ``close/mode`` (EC200U edition
+    2.4.1, 2.4.8) take effect. chosen: the machine's own TCP stack retransmits and keeps
+    connections alive, and transparent mode sends the host's bytes as they come
+    (``transpktsize`` and ``transwaittm`` do not split or hold them). "recv/buffersize" is in a
+    module's AT+QICFG=? but no note describes it: it is not known here (ERROR)."""
     settings = _family(modem).settings.values
     if call.form is Form.TEST:
         return ok(*(f'+QICFG: "{name}",' + ",".join(f"({lo}-{hi})" for lo, hi in ranges)
@@ -409,8 +467,6 @@ def configure(modem: "Modem", call: CommandCall) -> Reply:
         raise _invalid()
     if name != "tcp/keepalive" and len(values) != len(ranges):
         raise _invalid()
-    if name in UNMODELLED and values != UNMODELLED[name]:
-        raise CommandFailed(QiError.OPERATION_NOT_SUPPORTED)
     settings[name] = values
     return ok()
 

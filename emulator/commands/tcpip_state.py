@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from emulator.core import events as ev
+from emulator.core.inbox import DatagramInbox, Inbox
 from emulator.core.registry import Reply
 from emulator.core.results import QiError
 from emulator.core.sockets import (
@@ -59,12 +60,61 @@ class Service(str, enum.Enum):
 
 @dataclass
 class TcpipSettings:
-    """AT+QICFG (TCP/IP note 2.1.15): the values as set; defaults as the note gives them."""
+    """AT+QICFG (TCP/IP note 2.1.15): the values as set; defaults as the note gives them.
+    "close/mode" is the EC200U edition's (its 2.4.1); chosen: 0, as a module that never heard of
+    it behaves, is its default."""
 
     values: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         "transpktsize": (1024,), "transwaittm": (2,), "dataformat": (0, 0), "viewmode": (0,),
-        "tcp/retranscfg": (12, 6000), "tcp/keepalive": (0,),
+        "tcp/retranscfg": (12, 6000), "tcp/keepalive": (0,), "close/mode": (0,),
     })
+
+    @property
+    def send_hex(self) -> bool:
+        """<send_data_format> 1: the data after AT+QISEND's ``>`` is hex digits."""
+        return self.values["dataformat"][0] == 1
+
+    @property
+    def recv_hex(self) -> bool:
+        """<recv_data_format> 1: received data goes to the host as hex digits."""
+        return self.values["dataformat"][1] == 1
+
+    @property
+    def close_urc(self) -> bool:
+        """<close_mode> 1: a host's AT+QICLOSE is followed by ``+QIURC: "closed",<connectID>``."""
+        return self.values["close/mode"][0] == 1
+
+    def present(self, header: bytes, data: bytes) -> tuple[bytes, ...]:
+        """How received data goes to the host after its header (AT+QIRD's answer, a direct push
+        URC), in the non-transparent modes: ``dataformat`` hex turns each byte into two hex
+        digits (chosen: upper case; the header's length still counts bytes, the unit the note
+        gives it); ``viewmode`` 0 puts the data on the line after the header, 1 after a comma on
+        the header's own line."""
+        if self.recv_hex:
+            data = data.hex().upper().encode()
+        if self.values["viewmode"][0] == 1:
+            return (header + b"," + data,)
+        return header, data
+
+
+class PresentingInbox(Inbox):
+    """A TCP service's inbox: its direct push URCs laid out as AT+QICFG says (``present``)."""
+
+    def _next_push(self) -> tuple[bytes, ...]:  # type: ignore[override]
+        header, data = super()._next_push()
+        family = self.socket.family
+        assert isinstance(family, TcpipFamily)
+        return family.settings.present(header, data)
+
+
+class PresentingDatagramInbox(DatagramInbox):
+    """A UDP service's inbox, laid out the same way."""
+
+    def _next_push(self) -> tuple[bytes, ...]:  # type: ignore[override]
+        header, data = super()._next_push()
+        family = self.socket.family
+        assert isinstance(family, TcpipFamily)
+        return family.settings.present(header, data)
 
 
 class TcpipFamily(SocketFamily):
@@ -146,6 +196,18 @@ class TcpipSocket(Socket):
         self.received_total = 0
         self.read_total = 0
         self.host_port = 0
+        self.inbox = (PresentingDatagramInbox(self) if isinstance(self.inbox, DatagramInbox)
+                      else PresentingInbox(self))
+
+    def _finish_close(self) -> None:
+        """The host's AT+QICLOSE, once the peer's FIN or the timeout has come: OK, then the
+        "closed" URC when AT+QICFG="close/mode" is 1 (held behind the OK, as URCs are)."""
+        super()._finish_close()
+        self.report_host_close()
+
+    def report_host_close(self) -> None:
+        if self.family.settings.close_urc:
+            self.modem.emit_urc(f'{self.EVENT_URC}: "closed",{self.client_id}')
 
     def _received(self, data: bytes) -> None:
         self.received_total += len(data)
