@@ -117,6 +117,8 @@ def test_an_endless_line_costs_linear_time_and_never_stalls_another_modem():
         other = serial.serial_for_url(ports[1], timeout=5)
         try:
             for port in (flooded, other):
+                # The module boots as the client opens the port: its URCs first, then commands.
+                assert port.read_until(b"+QIND: PB DONE\r\n").endswith(b"+QIND: PB DONE\r\n")
                 port.write(b"ATE0\r\n")
                 assert port.read_until(b"OK\r\n").endswith(b"\r\nOK\r\n")
             flooded.write(b"X" * 524288 + b"\rAT\r")
