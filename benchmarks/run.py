@@ -85,7 +85,7 @@ class Emulator:
         self.log = tempfile.NamedTemporaryFile(prefix="ecemu-bench-", suffix=".log")
         count = int(args[args.index("--count") + 1]) if "--count" in args else 1
         start = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-m", "emulator", "run", "--log-level", "info", *args],
+        self.process = subprocess.Popen([sys.executable, "-m", "ecemu", "run", "--log-level", "info", *args],
                                         stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
                                         cwd=ROOT, preexec_fn=_die_with_parent)
         said, fd = b"", self.process.stdout.fileno()

@@ -55,7 +55,7 @@ def _stop_with_stdin() -> None:
 
 
 def tls_echo() -> None:
-    from emulator.pki import generate_test_pki
+    from ecemu.pki import generate_test_pki
 
     pki = generate_test_pki()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

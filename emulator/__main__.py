@@ -1,3 +1,3 @@
-from emulator.cli import main
+from ecemu.cli import main
 
 main()

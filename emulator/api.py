@@ -19,11 +19,11 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
-from emulator.control import OPERATIONS, Controller, Operation, controller_of
-from emulator.profile import DEFAULT_PROFILE, load_profile
-from emulator.shell.link_lock import LinkLock
-from emulator.shell.private_files import private_opener
-from emulator.shell.runner import ModemRunner
+from ecemu.control import OPERATIONS, Controller, Operation, controller_of
+from ecemu.profile import DEFAULT_PROFILE, load_profile
+from ecemu.shell.link_lock import LinkLock
+from ecemu.shell.private_files import private_opener
+from ecemu.shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
 
@@ -50,7 +50,7 @@ class Emulator:
         self.boot = boot
         self.scenario = None
         if scenario is not None:
-            from emulator.scenario import load_scenario
+            from ecemu.scenario import load_scenario
 
             self.scenario = load_scenario(scenario)
         self.trace = Path(trace) if trace is not None else None
@@ -178,7 +178,7 @@ class ControlProxy:
     """The control operations of one running emulator, one method each (``ecemu ctl --list``).
 
     Each method runs on the emulator's loop and returns the operation's result; an argument out of
-    its bounds, or an operation that cannot be carried out, raises ``emulator.control.ControlError``.
+    its bounds, or an operation that cannot be carried out, raises ``ecemu.control.ControlError``.
     """
 
     def __init__(self, emulator: Emulator):

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 
 import click
 
-from emulator import __version__
-from emulator.echo_server import SERVER_CERTIFICATES
-from emulator.profile import DEFAULT_PROFILE, Profile, available_profiles, load_profile
+from ecemu import __version__
+from ecemu.echo_server import SERVER_CERTIFICATES
+from ecemu.profile import DEFAULT_PROFILE, Profile, available_profiles, load_profile
 
 if TYPE_CHECKING:
-    from emulator.scenario import Scenario
+    from ecemu.scenario import Scenario
 
 
 # Signals that end ``ecemu run`` and ``ecemu echo-server`` cleanly (link, socket, folders removed):
@@ -87,8 +87,8 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     On a terminal, a status line under the announcements shows whether a host has the port open,
     the mode, open connections and the bytes each way.
     """
-    from emulator.shell.link_lock import LinkInUse, LinkLock
-    from emulator.shell.private_files import private_opener
+    from ecemu.shell.link_lock import LinkInUse, LinkLock
+    from ecemu.shell.private_files import private_opener
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -99,7 +99,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     tcp_address = _parse_tcp(tcp)
     scenario = None
     if scenario_name is not None:
-        from emulator.scenario import ScenarioError, load_scenario
+        from ecemu.scenario import ScenarioError, load_scenario
 
         try:
             scenario = load_scenario(scenario_name)
@@ -191,7 +191,7 @@ def _control_paths(count: int, control: Path | None, links: list[Path],
 
 def _print_coverage(coverages: list) -> None:
     """The coverage table of every modem of the run, on standard error, once a command came."""
-    from emulator.coverage import Coverage
+    from ecemu.coverage import Coverage
 
     total = Coverage.merged(coverages)
     if total.seen:
@@ -218,12 +218,12 @@ class RunOptions:
     trace: Path | None
     keylog_file: BinaryIO | None
     scenario: Scenario | None = None
-    coverages: list = field(default_factory=list)  # emulator.coverage.Coverage, one per modem
+    coverages: list = field(default_factory=list)  # ecemu.coverage.Coverage, one per modem
     boot: str = "on-open"
 
 
 def _coverage_of(runner):
-    from emulator.coverage import Coverage
+    from ecemu.coverage import Coverage
 
     coverage = Coverage()
     coverage.attach(runner.modem)
@@ -231,10 +231,10 @@ def _coverage_of(runner):
 
 
 async def _serve(o: RunOptions) -> None:
-    from emulator.control import Controller
-    from emulator.shell.control_socket import ControlServer
-    from emulator.shell.rfc2217 import Rfc2217Host
-    from emulator.shell.runner import ModemRunner
+    from ecemu.control import Controller
+    from ecemu.shell.control_socket import ControlServer
+    from ecemu.shell.rfc2217 import Rfc2217Host
+    from ecemu.shell.runner import ModemRunner
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -403,7 +403,7 @@ def demo(profile_name: str, escape_guard_ms: int, quiet: bool) -> None:
     Prints what the host sent and what the module answered, and per example PASS or FAIL against
     the bytes the note shows; exits 0 when all pass. Needs no network beyond 127.0.0.1.
     """
-    from emulator.demo import run_demo
+    from ecemu.demo import run_demo
 
     try:
         load_profile(profile_name)
@@ -429,7 +429,7 @@ def echo_server(port: int, ca_path: Path | None, cert: str) -> None:
     """
     import threading
 
-    from emulator.echo_server import TlsEchoServer
+    from ecemu.echo_server import TlsEchoServer
 
     stop = threading.Event()
     for signum in STOP_SIGNALS:
@@ -467,8 +467,8 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
     """
     import json
 
-    from emulator.control import OPERATIONS, ControlError
-    from emulator.shell.control_socket import request
+    from ecemu.control import OPERATIONS, ControlError
+    from ecemu.shell.control_socket import request
 
     if list_ops or operation is None:
         for name, listed in sorted(OPERATIONS.items()):
@@ -515,7 +515,7 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
 def trace(file, summary: bool, html_path: Path | None) -> None:
     """Show a session trace written with `ecemu run --trace`: a timed transcript, the coverage table
     (--summary) or a sequence diagram (--html)."""
-    from emulator.shell.trace import read_entries, render
+    from ecemu.shell.trace import read_entries, render
 
     if not summary and html_path is None:
         for line in render(file):
@@ -523,12 +523,12 @@ def trace(file, summary: bool, html_path: Path | None) -> None:
         return
     entries = list(read_entries(file))
     if summary:
-        from emulator.coverage import coverage_of_trace
+        from ecemu.coverage import coverage_of_trace
 
         for line in coverage_of_trace(entries).render():
             click.echo(line)
     if html_path is not None:
-        from emulator.trace_html import render_html
+        from ecemu.trace_html import render_html
 
         html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
         click.echo(f"html: {html_path}")
@@ -544,7 +544,7 @@ def profiles() -> None:
 @main.command()
 def scenarios() -> None:
     """List the scenarios shipped in profiles/scenarios, with what each reproduces."""
-    from emulator.scenario import available_scenarios, load_scenario
+    from ecemu.scenario import available_scenarios, load_scenario
 
     for name in available_scenarios():
         click.echo(f"{name}\n    {load_scenario(name).description}")
@@ -554,7 +554,7 @@ def scenarios() -> None:
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 def certs(folder: Path) -> None:
     """Write the test PKI (CA, server, client and broken certificates) into FOLDER."""
-    from emulator.pki import write_test_pki
+    from ecemu.pki import write_test_pki
 
     for name, path in sorted(write_test_pki(folder).items()):
         click.echo(f"{name}: {path}")
@@ -568,10 +568,10 @@ def certs(folder: Path) -> None:
 @click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the CA certificate of the HTTPS chain here, to upload for seclevel 1.")
 def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
-    """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (emulator.http_server), until SIGINT or SIGTERM."""
+    """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (ecemu.http_server), until SIGINT or SIGTERM."""
     import threading
 
-    from emulator.http_server import HttpTestServer
+    from ecemu.http_server import HttpTestServer
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -598,10 +598,10 @@ def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
 @click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the CA certificate of the TLS chain here, to upload for seclevel 1.")
 def mqtt_broker(port: int, tls_port: int, client_certificates: bool, ca_path: Path | None) -> None:
-    """A Mosquitto broker on 127.0.0.1 for AT+QMT* (emulator.mqtt_broker), until SIGINT or SIGTERM."""
+    """A Mosquitto broker on 127.0.0.1 for AT+QMT* (ecemu.mqtt_broker), until SIGINT or SIGTERM."""
     import threading
 
-    from emulator.mqtt_broker import BrokerUnavailable, MqttBroker
+    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

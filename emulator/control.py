@@ -1,7 +1,7 @@
 """The control interface of a running emulator: faults to inject and state to inspect.
 
 The same operations reach a modem from three places: the Python API (``Emulator.control``), the
-command line (``ecemu ctl``) and the local control socket (``emulator.shell.control_socket``).
+command line (``ecemu ctl``) and the local control socket (``ecemu.shell.control_socket``).
 Each operation is a method of ``Controller`` registered with ``@operation``; its parameters and
 docstring are the whole of its interface, so the three front ends never drift apart.
 """
@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin
 
-from emulator.shell.control_socket import ControlError
+from ecemu.shell.control_socket import ControlError
 
 if TYPE_CHECKING:
-    from emulator.shell.runner import ControlInterface, ModemRunner
+    from ecemu.shell.runner import ControlInterface, ModemRunner
 
 __all__ = ["ControlError", "Controller", "OPERATIONS", "controller_of", "operation"]
 

@@ -23,8 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from emulator.core.parser import CommandCall, Form, SyntaxProblem, parse_command_line
-from emulator.commands import COMMAND_SET
+from ecemu.core.parser import CommandCall, Form, SyntaxProblem, parse_command_line
+from ecemu.commands import COMMAND_SET
 
 NOT_RUN = "not run"
 NO_RESULT = "no result"
@@ -244,7 +244,7 @@ class Coverage:
 
 
 def coverage_of_trace(entries: Iterable[dict]) -> Coverage:
-    """The coverage of a trace file's entries (see ``emulator.shell.trace.read_entries``), every
+    """The coverage of a trace file's entries (see ``ecemu.shell.trace.read_entries``), every
     modem of the file added up; each modem's lines are paired with its own results."""
     per_modem: dict[Any, Coverage] = {}
     for entry in entries:

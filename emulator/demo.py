@@ -28,12 +28,12 @@ from typing import Callable
 
 import serial
 
-from emulator.api import Emulator
-from emulator.echo_server import TlsEchoServer
-from emulator.http_server import HttpTestServer
-from emulator.mqtt_broker import BrokerUnavailable, MqttBroker
-from emulator.profile import DEFAULT_PROFILE
-from emulator.shell.trace import visible
+from ecemu.api import Emulator
+from ecemu.echo_server import TlsEchoServer
+from ecemu.http_server import HttpTestServer
+from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
+from ecemu.profile import DEFAULT_PROFILE
+from ecemu.shell.trace import visible
 
 DEMO_ESCAPE_GUARD_MS = 200  # the module's is 1000 ms; shorter keeps the demo quick
 STEP_TIMEOUT = 10.0  # longest wait for one answer

@@ -1,6 +1,6 @@
 """A TLS echo server on loopback, for the pytest plugin, the demo and users' own tests.
 
-It serves with the test PKI's server certificate (``emulator.pki``) unless told otherwise, speaks
+It serves with the test PKI's server certificate (``ecemu.pki``) unless told otherwise, speaks
 TLS 1.0 to 1.2 (what the module can speak), and sends back every byte it receives. ``ca_pem`` is
 the test PKI's root CA, ready for AT+QFUPL (None when given a chain of one's own).
 
@@ -37,7 +37,7 @@ class TlsEchoServer:
         if cert_chain is None or key is None:
             if cert not in SERVER_CERTIFICATES:
                 raise ValueError(f"cert must be one of {', '.join(SERVER_CERTIFICATES)}, not {cert!r}")
-            from emulator.pki import generate_test_pki
+            from ecemu.pki import generate_test_pki
 
             pki = generate_test_pki()
             cert_chain, key = pki[f"server-{cert}-chain.pem"], pki[f"server-{cert}.key"]

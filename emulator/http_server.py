@@ -1,5 +1,5 @@
 """An HTTP and HTTPS server on 127.0.0.1 for the emulator's AT+QHTTP* commands: the stdlib's threaded
-http.server, wrapped in TLS 1.0 - 1.2 with the test PKI's server certificate (``emulator.pki``)
+http.server, wrapped in TLS 1.0 - 1.2 with the test PKI's server certificate (``ecemu.pki``)
 for HTTPS. It records every request and answers:
 
 - ``GET /bytes/<n>``: ``n`` bytes of a fixed pseudo-random stream (``body_bytes(n)``), with
@@ -117,7 +117,7 @@ class HttpTestServer:
         self.server.owner = self
         if tls:
             if cert_chain is None or key is None:
-                from emulator.pki import generate_test_pki
+                from ecemu.pki import generate_test_pki
 
                 pki = generate_test_pki()
                 cert_chain, key = pki[f"{cert}-chain.pem"], pki[f"{cert}.key"]

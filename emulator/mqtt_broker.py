@@ -1,6 +1,6 @@
 """A real MQTT broker on 127.0.0.1 for the emulator's MQTT(S) commands: Mosquitto, started as a
 child process with a configuration of its own, listening on plain TCP and on TLS with the test
-PKI's server certificate (``emulator.pki``), optionally asking for a client certificate.
+PKI's server certificate (``ecemu.pki``), optionally asking for a client certificate.
 
     with MqttBroker() as broker:          # raises BrokerUnavailable without mosquitto
         broker.port, broker.tls_port, broker.ca_pem
@@ -53,7 +53,7 @@ class MqttBroker:
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerUnavailable("mosquitto is not installed (Debian: apt-get install mosquitto)")
-        from emulator.pki import generate_test_pki
+        from ecemu.pki import generate_test_pki
 
         self.binary = binary
         self.host = host

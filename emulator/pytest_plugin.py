@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.profile import DEFAULT_PROFILE
+from ecemu.profile import DEFAULT_PROFILE
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,11 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def ecemu_modem(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A running emulator (``emulator.api.Emulator``) with its own UFS, booted, stopped after the test.
+    """A running emulator (``ecemu.api.Emulator``) with its own UFS, booted, stopped after the test.
 
     ``.port`` is the device path; ``.control`` injects faults; ``.ufs`` is its file storage.
     """
-    from emulator.api import Emulator
+    from ecemu.api import Emulator
 
     marker = request.node.get_closest_marker("ecemu_profile")
     profile = marker.args[0] if marker else request.config.getoption("--ecemu-profile")
@@ -53,7 +53,7 @@ def ecemu_tls_server(request: pytest.FixtureRequest):
     indirect parametrisation names another; ``.ca_pem`` stays the CA to trust, so a broken
     certificate is refused for its own defect.
     """
-    from emulator.echo_server import SERVER_CERTIFICATES, TlsEchoServer
+    from ecemu.echo_server import SERVER_CERTIFICATES, TlsEchoServer
 
     marker = request.node.get_closest_marker("ecemu_cert")
     cert = getattr(request, "param", None) or (marker.args[0] if marker else "rsa")
@@ -75,8 +75,8 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureR
     outcome = yield
     if fixturedef.func.__module__ != __name__ or outcome.excinfo is not None:
         return
-    from emulator.api import Emulator
-    from emulator.coverage import Coverage
+    from ecemu.api import Emulator
+    from ecemu.coverage import Coverage
 
     value = outcome.get_result()
     for emulator in value if isinstance(value, (list, tuple)) else [value]:
@@ -87,8 +87,8 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureR
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """The coverage table (see ``emulator.coverage``), when the fixtures' modems saw a command."""
-    from emulator.coverage import Coverage
+    """The coverage table (see ``ecemu.coverage``), when the fixtures' modems saw a command."""
+    from ecemu.coverage import Coverage
 
     coverages: list[Coverage] = config.stash.get(_COVERAGES, [])
     total = Coverage.merged(coverages)
@@ -103,9 +103,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 @pytest.fixture
 def ecemu_http_server():
-    """A plain HTTP server on 127.0.0.1 (``emulator.http_server.HttpTestServer``): ``.url``,
+    """A plain HTTP server on 127.0.0.1 (``ecemu.http_server.HttpTestServer``): ``.url``,
     ``.requests`` (what it received); GET /bytes/<n> serves ``body_bytes(n)``, POST echoes."""
-    from emulator.http_server import HttpTestServer
+    from ecemu.http_server import HttpTestServer
 
     with HttpTestServer() as server:
         yield server
@@ -115,7 +115,7 @@ def ecemu_http_server():
 def ecemu_https_server():
     """The same over TLS with the test PKI: ``.url`` (https://127.0.0.1:<port>), ``.ca_pem`` (the CA
     to upload for seclevel 1; the certificate names localhost and 127.0.0.1)."""
-    from emulator.http_server import HttpTestServer
+    from ecemu.http_server import HttpTestServer
 
     with HttpTestServer(tls=True) as server:
         yield server
@@ -123,9 +123,9 @@ def ecemu_https_server():
 
 @pytest.fixture
 def ecemu_mqtt_broker():
-    """A Mosquitto broker on 127.0.0.1 (``emulator.mqtt_broker.MqttBroker``): ``.port`` (MQTT),
+    """A Mosquitto broker on 127.0.0.1 (``ecemu.mqtt_broker.MqttBroker``): ``.port`` (MQTT),
     ``.tls_port`` (MQTT over TLS, test PKI), ``.ca_pem``; the test skips without mosquitto."""
-    from emulator.mqtt_broker import BrokerUnavailable, MqttBroker
+    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
 
     try:
         broker = MqttBroker().start()

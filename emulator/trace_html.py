@@ -19,8 +19,8 @@ import json
 import re
 from typing import Any, Iterable
 
-from emulator.coverage import Coverage, coverage_of_trace
-from emulator.shell.trace import visible
+from ecemu.coverage import Coverage, coverage_of_trace
+from ecemu.shell.trace import visible
 
 PREVIEW_CHARS = 40  # of data shown on an arrow before a click
 DATA_SHOWN_MAX = 4096  # bytes of one data item shown expanded; a trace may hold megabytes
@@ -278,7 +278,7 @@ def _coverage_html(coverage: Coverage) -> str:
 
 
 def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
-    """The page for a trace's entries (``emulator.shell.trace.read_entries``)."""
+    """The page for a trace's entries (``ecemu.shell.trace.read_entries``)."""
     entries = list(entries)
     modems = sorted({str(entry.get("modem", 0)) for entry in entries})
     several = len(modems) > 1

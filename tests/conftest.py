@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from emulator.core import lifecycle
+from ecemu.core import lifecycle
 
 # An illegal state transition in the emulator fails the test that caused it.
 lifecycle.strict = True
@@ -68,7 +68,7 @@ def no_logged_internal_errors(request: pytest.FixtureRequest):
     (the modem catches and logs it), or an exception in an asyncio task or callback that nobody
     retrieved (the runner's loop exception handler logs those)."""
     catch = _ErrorRecords()
-    logger = logging.getLogger("emulator")
+    logger = logging.getLogger("ecemu")
     logger.addHandler(catch)
     try:
         yield

@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL, crypto
 
-from emulator.core import events as ev
-from emulator.pki import generate_test_pki
+from ecemu.core import events as ev
+from ecemu.pki import generate_test_pki
 
 
 def server_context(cert: str = "server-rsa", chain: bool = True, client_ca: bool = False) -> SSL.Context:

@@ -6,11 +6,11 @@ import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from emulator.commands import COMMAND_SET
-from emulator.core import events as ev
-from emulator.core.modem import Modem
-from emulator.core.ufs import MemoryFileStore
-from emulator.profile import load_profile
+from ecemu.commands import COMMAND_SET
+from ecemu.core import events as ev
+from ecemu.core.modem import Modem
+from ecemu.core.ufs import MemoryFileStore
+from ecemu.profile import load_profile
 
 BOOT_WALL_CLOCK = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -89,7 +89,7 @@ def no_internal_errors():
             records.append(record)
 
     catch = Catch(level=logging.ERROR)
-    logger = logging.getLogger("emulator")
+    logger = logging.getLogger("ecemu")
     logger.addHandler(catch)
     try:
         yield records

@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 import time
 
-from emulator.commands import mqtt_codec as codec
-from emulator.mqtt_broker import BrokerUnavailable, MqttBroker
+from ecemu.commands import mqtt_codec as codec
+from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
 
 WAIT = 10.0
 

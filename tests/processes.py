@@ -15,13 +15,13 @@ START_TIMEOUT = 15.0
 
 
 class RunningEmulator:
-    """``python -m emulator run ARGS`` with its announced port and link."""
+    """``python -m ecemu run ARGS`` with its announced port and link."""
 
     def __init__(self, *args: str):
         # The log goes to a file: a pipe nobody reads would block the emulator once full.
         self.log = tempfile.NamedTemporaryFile(prefix="ecemu-log-", suffix=".txt")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "run", *args],
+            [sys.executable, "-m", "ecemu", "run", *args],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
         )
         self.announced: dict[str, str] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.profile import available_profiles, load_profile
+from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
 
 OK = b"\r\nOK\r\n"

@@ -11,7 +11,7 @@ import time
 import pytest
 import serial
 
-from emulator.api import Emulator
+from ecemu.api import Emulator
 from tests.processes import RunningEmulator, read_until
 
 BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"

@@ -18,13 +18,13 @@ import pytest
 import serial
 from click.testing import CliRunner
 
-from emulator.api import Emulator
-from emulator.cli import main
-from emulator.control import ControlError
-from emulator.shell.control_socket import request
+from ecemu.api import Emulator
+from ecemu.cli import main
+from ecemu.control import ControlError
+from ecemu.shell.control_socket import request
 from tests.processes import RunningEmulator, read_until, wait_for_boot
 
-ECEMU = [sys.executable, "-m", "emulator"]
+ECEMU = [sys.executable, "-m", "ecemu"]
 
 
 def ecemu(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -178,7 +178,7 @@ def test_the_api_refuses_the_same_bounds():
 
 
 def test_every_argument_of_every_operation_has_a_documented_bound():
-    from emulator.control import OPERATIONS
+    from ecemu.control import OPERATIONS
 
     for op in OPERATIONS.values():
         for param in op.parameters:
@@ -191,8 +191,8 @@ def test_every_argument_of_every_operation_has_a_documented_bound():
 def test_emulator_control_has_one_documented_method_per_operation():
     import inspect
 
-    from emulator.api import ControlProxy
-    from emulator.control import OPERATIONS
+    from ecemu.api import ControlProxy
+    from ecemu.control import OPERATIONS
 
     assert Emulator.__doc__ and "control" in Emulator.__doc__
     names = {name for name in dir(ControlProxy) if not name.startswith("_")}
@@ -204,7 +204,7 @@ def test_emulator_control_has_one_documented_method_per_operation():
 
 
 def test_the_readme_lists_every_method_of_emulator_control():
-    from emulator.control import OPERATIONS
+    from ecemu.control import OPERATIONS
     from tests.readme_blocks import README
 
     text = README.read_text(encoding="utf-8")
@@ -313,7 +313,7 @@ def test_log_lines_on_the_same_terminal_clear_the_status_line_first(tmp_path):
         port = re.search(r"port: (\S+)\r\n", seen).group(1)
         with serial.Serial(port, 115200, timeout=10):  # the opening is logged at debug level
             seen = read_until(controller, b"port opens/closes", timeout=10).decode()
-        assert re.search(r"(\r\x1b\[K|\n)[\d-]+ [\d:,]+ DEBUG emulator\.shell\.runner: port opens/closes", seen)
+        assert re.search(r"(\r\x1b\[K|\n)[\d-]+ [\d:,]+ DEBUG ecemu\.shell\.runner: port opens/closes", seen)
         assert not re.search(r"B\d{4}-\d\d-\d\d ", seen), seen  # no log line glued to the status line
     finally:
         process.send_signal(signal.SIGTERM)

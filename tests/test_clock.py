@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from emulator.core.clock import ModuleClock, parse_cclk
+from ecemu.core.clock import ModuleClock, parse_cclk
 from tests.harness import BOOT_WALL_CLOCK, CoreHarness
 
 OK = b"\r\nOK\r\n"

@@ -15,8 +15,8 @@ import time
 import pytest
 import serial
 
-from emulator.api import Emulator
-from emulator.shell.trace import render
+from ecemu.api import Emulator
+from ecemu.shell.trace import render
 from tests.processes import RunningEmulator, wait_for_boot
 
 CSQ = b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
@@ -50,7 +50,7 @@ def test_signal_changes_csq(modem, port):
 
 
 def test_signal_out_of_range_is_refused_and_changes_nothing(modem, port):
-    from emulator.control import ControlError
+    from ecemu.control import ControlError
 
     with pytest.raises(ControlError, match="rssi"):
         modem.control.signal(rssi=40)
@@ -102,7 +102,7 @@ def test_urc_lands_between_information_and_ok(modem, port):
 
 
 def test_unknown_operation_and_bad_arguments_are_refused(modem):
-    from emulator.control import ControlError
+    from ecemu.control import ControlError
 
     with pytest.raises(AttributeError, match="no control operation 'explode'; known: bandwidth, dtr"):
         modem.control.explode()
@@ -122,7 +122,7 @@ def test_ctl_command_over_the_owner_only_socket_and_the_trace(tmp_path):
         control = tmp_path / "modem.ctl"
         assert running.stdout_lines[2] == f"control: {control}"
         assert stat.S_IMODE(os.stat(control).st_mode) == 0o600
-        ctl = [sys.executable, "-m", "emulator", "ctl", "--link", str(tmp_path / "modem")]
+        ctl = [sys.executable, "-m", "ecemu", "ctl", "--link", str(tmp_path / "modem")]
         subprocess.run(ctl + ["signal", "rssi=9"], check=True, timeout=30)
         status = json.loads(subprocess.run(ctl + ["status"], check=True, capture_output=True, text=True,
                                            timeout=30).stdout)
@@ -147,6 +147,6 @@ def test_ctl_command_over_the_owner_only_socket_and_the_trace(tmp_path):
     assert times == sorted(times)
     transcript = list(render(trace.read_text().splitlines()))
     assert any("host → module" in line and "AT+CSQ\\r" in line for line in transcript)
-    shown = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace)], check=True,
+    shown = subprocess.run([sys.executable, "-m", "ecemu", "trace", str(trace)], check=True,
                            capture_output=True, text=True, timeout=30).stdout.splitlines()
     assert shown == transcript

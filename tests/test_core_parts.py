@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from emulator.core.data_entry import DataEntry
-from emulator.core.line_editor import REJECTED, LineEditor
-from emulator.core.modem import HostMode
-from emulator.core.registry import CommandFailed, CommandSet, Family, ParamError, Reply, command
-from emulator.core.results import (
+from ecemu.core.data_entry import DataEntry
+from ecemu.core.line_editor import REJECTED, LineEditor
+from ecemu.core.modem import HostMode
+from ecemu.core.registry import CommandFailed, CommandSet, Family, ParamError, Reply, command
+from ecemu.core.results import (
     CME,
     ERROR,
     OK,
@@ -21,8 +21,8 @@ from emulator.core.results import (
     QiError,
     Refusal,
 )
-from emulator.core.timers import TIMERS_COMPACT_MIN, TimerHeap
-from emulator.core.urcs import HeldUrcs, frame_block, frame_result
+from ecemu.core.timers import TIMERS_COMPACT_MIN, TimerHeap
+from ecemu.core.urcs import HeldUrcs, frame_block, frame_result
 
 # --- the line editor -------------------------------------------------------------------------------
 

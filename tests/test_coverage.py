@@ -10,9 +10,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from emulator.coverage import (MORE_ROWS, NO_RESULT, NOT_RUN, REFUSED_LINE, ROWS_MAX, UNPARSABLE_LINE, Coverage,
+from ecemu.coverage import (MORE_ROWS, NO_RESULT, NOT_RUN, REFUSED_LINE, ROWS_MAX, UNPARSABLE_LINE, Coverage,
                                coverage_of_trace)
-from emulator.shell.trace import read_entries
+from ecemu.shell.trace import read_entries
 from tests.harness import CoreHarness
 from tests.host import AtHost
 from tests.processes import RunningEmulator
@@ -168,7 +168,7 @@ def test_ecemu_run_prints_the_table_on_exit_and_trace_summary_prints_it_from_the
     assert log[start:start + len(expected)] == expected
     assert log[start + len(expected)].startswith("URCs: ")
 
-    summary = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace), "--summary"],
+    summary = subprocess.run([sys.executable, "-m", "ecemu", "trace", str(trace), "--summary"],
                              check=True, capture_output=True, text=True, timeout=30).stdout.splitlines()
     assert summary[:len(expected)] == expected
 

@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emulator.demo import show
-from emulator.mqtt_broker import mosquitto_binary
-from emulator.profile import profiles_dir
+from ecemu.demo import show
+from ecemu.mqtt_broker import mosquitto_binary
+from ecemu.profile import profiles_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-ECEMU = [sys.executable, "-m", "emulator"]
+ECEMU = [sys.executable, "-m", "ecemu"]
 
 # The MQTT(S) example runs where Mosquitto is installed (scripts/test installs it where it can).
 EXAMPLES = ["3.1", "3.2", "3.3", "3.4", "3.5", "HTTPS", *(["MQTTS"] if mosquitto_binary() else []), "3.1.3"]

@@ -133,11 +133,11 @@ def test_the_wheel_from_the_context_runs_the_image_command_and_ctl_reaches_it(tm
                     str(context)], check=True, capture_output=True, timeout=240)
     wheel = next(wheels.glob("ecemu-*.whl"))
     entry_points = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("entry_points.txt"))
-    assert "ecemu = emulator.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "ecemu = ecemu.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile", "--target",
                     str(site), str(wheel)], check=True, capture_output=True, timeout=240)
-    assert not list(site.glob("__editable__*")) and (site / "emulator" / "profiles" / "EC200M-CN.toml").is_file()
+    assert not list(site.glob("__editable__*")) and (site / "ecemu" / "profiles" / "EC200M-CN.toml").is_file()
 
     build, final = stages()
     command = json.loads(the(final, "ENTRYPOINT")) + json.loads(the(final, "CMD"))
@@ -148,14 +148,14 @@ def test_the_wheel_from_the_context_runs_the_image_command_and_ctl_reaches_it(tm
     env = {k: v for k, v in os.environ.items() if k != "ECEMU_PROFILES"}
     env |= {"PYTHONPATH": str(site), "ECEMU_CONTROL": str(control), "PYTHONUNBUFFERED": "1"}
     words = ["127.0.0.1:0" if word == f"0.0.0.0:{port}" else word for word in command[1:]]
-    process = subprocess.Popen([sys.executable, "-m", "emulator", *words], cwd=tmp_path, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "ecemu", *words], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         announced = read_until(process.stdout.fileno(), f"control: {control}\n".encode(), timeout=15).decode()
-        where = subprocess.run([sys.executable, "-c", "import emulator; print(emulator.__file__)"], env=env,
+        where = subprocess.run([sys.executable, "-c", "import ecemu; print(ecemu.__file__)"], env=env,
                                cwd=tmp_path, capture_output=True, text=True, check=True, timeout=30).stdout
         assert Path(where.strip()).is_relative_to(site)
-        status = subprocess.run([sys.executable, "-m", "emulator", "ctl", "status"], env=env, cwd=tmp_path,
+        status = subprocess.run([sys.executable, "-m", "ecemu", "ctl", "status"], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=30)
         assert status.returncode == 0, status.stderr
         url = re.search(r"port: (rfc2217://\S+)\n", announced).group(1)

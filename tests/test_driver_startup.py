@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.profile import load_profile
+from ecemu.api import Emulator
+from ecemu.profile import load_profile
 from tests.host import AtHost
 
 OK = b"\r\nOK\r\n"

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.commands.files import checksum
-from emulator.profile import load_profile
+from ecemu.api import Emulator
+from ecemu.commands.files import checksum
+from ecemu.profile import load_profile
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer
 from tests.tls_servers import TlsServer, echo

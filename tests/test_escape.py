@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.core.escape import EscapeDetector
+from ecemu.core.escape import EscapeDetector
 
 GUARD = 1.0
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.control import OPERATIONS
-from emulator.scenario import ScenarioError, available_scenarios, load_scenario
+from ecemu.api import Emulator
+from ecemu.control import OPERATIONS
+from ecemu.scenario import ScenarioError, available_scenarios, load_scenario
 from tests.host import AtHost
 from tests.processes import RunningEmulator, wait_for_boot
 from tests.tls_servers import TlsServer, echo
@@ -315,7 +315,7 @@ def test_every_fault_fires_from_ecemu_ctl(tmp_path, server):
                               "--escape-guard-ms", "300")
     try:
         wait_for_boot(running.port)
-        ctl = [sys.executable, "-m", "emulator", "ctl", "--link", str(tmp_path / "modem")]
+        ctl = [sys.executable, "-m", "ecemu", "ctl", "--link", str(tmp_path / "modem")]
 
         def fire(*words: str) -> str:
             result = subprocess.run(ctl + list(words), capture_output=True, text=True, timeout=30)

@@ -10,9 +10,9 @@ import serial
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from emulator.commands.files import checksum
-from emulator.core.ufs import DirectoryFileStore, MemoryFileStore
-from emulator.profile import available_profiles, load_profile
+from ecemu.commands.files import checksum
+from ecemu.core.ufs import DirectoryFileStore, MemoryFileStore
+from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
 from tests.processes import RunningEmulator
 

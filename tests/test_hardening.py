@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import serial
 
-from emulator.api import Emulator
-from emulator.core.ufs import DirectoryFileStore, UnsafeFolder
-from emulator.shell.rfc2217 import TelnetFilter, socket_owner
+from ecemu.api import Emulator
+from ecemu.core.ufs import DirectoryFileStore, UnsafeFolder
+from ecemu.shell.rfc2217 import TelnetFilter, socket_owner
 from tests.host import AtHost
 from tests.processes import RunningEmulator, read_until
 
@@ -392,7 +392,7 @@ def test_a_host_lost_at_the_send_prompt_leaves_the_next_in_command_mode(tmp_path
 
 
 def test_a_host_that_does_not_read_is_flow_controlled_and_then_gets_every_answer_in_order(tmp_path):
-    from emulator.shell.runner import HOST_QUEUE_HIGH
+    from ecemu.shell.runner import HOST_QUEUE_HIGH
 
     blob = bytes(range(256)) * 400  # 100 KiB
     (tmp_path / "ufs").mkdir(mode=0o700)

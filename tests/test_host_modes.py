@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.core.host_modes import HOST_MODES, HostMode
-from emulator.core.lifecycle import IllegalTransition
-from emulator.core.results import CONNECT, NO_CARRIER, OK
+from ecemu.core.host_modes import HOST_MODES, HostMode
+from ecemu.core.lifecycle import IllegalTransition
+from ecemu.core.results import CONNECT, NO_CARRIER, OK
 from tests.harness import CoreHarness
 
 

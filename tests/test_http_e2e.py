@@ -1,4 +1,4 @@
-"""HTTP(S) through the real pty against real servers on 127.0.0.1 (``emulator.http_server``): the HTTP
+"""HTTP(S) through the real pty against real servers on 127.0.0.1 (``ecemu.http_server``): the HTTP
 note's GET and POST flows, HTTPS with verification on (one TLS path with AT+QSSLOPEN), a 1 MB
 download byte for byte, header modes, files, and each error code from its real cause."""
 
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.http_server import HttpTestServer, body_bytes
+from ecemu.api import Emulator
+from ecemu.http_server import HttpTestServer, body_bytes
 from tests.host import AtHost
 
 OK = b"\r\nOK\r\n"

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from emulator.http_server import body_bytes
-from emulator.mqtt_broker import mosquitto_binary
+from ecemu.http_server import body_bytes
+from ecemu.mqtt_broker import mosquitto_binary
 from tests.mqtt_peer import Peer
 from tests.readme_blocks import example
 
@@ -37,7 +37,7 @@ def _announced(process: subprocess.Popen, keys: set[str]) -> dict[str, str]:
 
 
 def _run(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "emulator", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "ecemu", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 

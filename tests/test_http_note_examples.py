@@ -1,5 +1,5 @@
 """The HTTP(S) application note's example chapter, played line by line through the real pty against
-the local HTTP and HTTPS servers (``emulator.http_server``), every answer asserted byte for byte.
+the local HTTP and HTTPS servers (``ecemu.http_server``), every answer asserted byte for byte.
 
 Source: Quectel "EC2x&EG9x HTTP(S) AT Commands Manual" V1.0 chapter 3 / "LTE Standard HTTP(S)
 Application Note" chapter 4 (the same exchanges): activate the context, AT+QHTTPURL, GET then
@@ -15,8 +15,8 @@ import re
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.http_server import HttpTestServer
+from ecemu.api import Emulator
+from ecemu.http_server import HttpTestServer
 from tests.host import AtHost
 
 OK = b"\r\nOK\r\n"

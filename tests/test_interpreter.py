@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.core.parser import Arg, CommandCall, Form, SyntaxProblem, parse_command_line, split_args
-from emulator.commands import COMMAND_SET
-from emulator.core.registry import CommandSpec, Pending, ok
-from emulator.core.results import CME_TEXTS, ERROR as ERROR_RESULT, OK as OK_RESULT, CmeError, FinalResult, encode_block
-from emulator.profile import BootUrc, available_profiles, load_profile
+from ecemu.core.parser import Arg, CommandCall, Form, SyntaxProblem, parse_command_line, split_args
+from ecemu.commands import COMMAND_SET
+from ecemu.core.registry import CommandSpec, Pending, ok
+from ecemu.core.results import CME_TEXTS, ERROR as ERROR_RESULT, OK as OK_RESULT, CmeError, FinalResult, encode_block
+from ecemu.profile import BootUrc, available_profiles, load_profile
 from tests.harness import CoreHarness, complete_lines, no_internal_errors
 
 COMMANDS = COMMAND_SET.commands  # the table the harness hands to the modem

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.commands.files import checksum
-from emulator.pki import generate_test_pki
+from ecemu.commands.files import checksum
+from ecemu.pki import generate_test_pki
 from tests.core_network import SimulatedNetwork
 from tests.harness import CoreHarness
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.commands import mqtt_codec as m
+from ecemu.commands import mqtt_codec as m
 
 
 def test_connect_bytes_as_3_1_1_lays_them_out():

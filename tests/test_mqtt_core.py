@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.commands import mqtt_codec as codec
-from emulator.core import events as ev
+from ecemu.commands import mqtt_codec as codec
+from ecemu.core import events as ev
 from tests.harness import CoreHarness, no_internal_errors
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.commands import mqtt_codec as codec
+from ecemu.api import Emulator
+from ecemu.commands import mqtt_codec as codec
 from tests.host import AtHost
 from tests.mqtt_peer import Peer, broker_or_skip
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.api import Emulator
+from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.mqtt_peer import Peer, broker_or_skip
 

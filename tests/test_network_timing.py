@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.profile import available_profiles, load_profile
-from emulator.shell.runner import ROUND_TRIP_ENV, network_round_trip
+from ecemu.api import Emulator
+from ecemu.profile import available_profiles, load_profile
+from ecemu.shell.runner import ROUND_TRIP_ENV, network_round_trip
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 

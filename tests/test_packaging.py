@@ -7,8 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from emulator.profile import available_profiles
-from emulator.scenario import available_scenarios
+from ecemu.profile import available_profiles
+from ecemu.scenario import available_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +19,16 @@ def test_the_wheel_carries_every_profile_and_scenario(tmp_path):
     wheel = next(tmp_path.glob("ecemu-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for profile in available_profiles():
-        assert f"emulator/profiles/{profile}.toml" in names
+        assert f"ecemu/profiles/{profile}.toml" in names
     for scenario in available_scenarios():
-        assert f"emulator/profiles/scenarios/{scenario}.toml" in names
-    assert "emulator/pki.py" in names and "emulator/shell/runner.py" in names
+        assert f"ecemu/profiles/scenarios/{scenario}.toml" in names
+    assert "ecemu/pki.py" in names and "ecemu/shell/runner.py" in names
+    # The source folder's name never reaches an installation: one top-level package, ecemu.
+    assert {name.split("/")[0] for name in names if not name.startswith("ecemu-")} == {"ecemu"}
+
+
+def test_the_import_name_is_ecemu():
+    from ecemu import Emulator
+    from ecemu.api import Emulator as ApiEmulator
+
+    assert Emulator is ApiEmulator

@@ -16,10 +16,10 @@ import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.core.results import QI_ERROR_TEXTS
-from emulator.core.parser import SyntaxProblem, parse_command_line
-from emulator.profile import available_profiles, load_profile
-from emulator.shell.dns import resolve_a
+from ecemu.core.results import QI_ERROR_TEXTS
+from ecemu.core.parser import SyntaxProblem, parse_command_line
+from ecemu.profile import available_profiles, load_profile
+from ecemu.shell.dns import resolve_a
 from tests.harness import CoreHarness
 from tests.processes import RunningEmulator
 
@@ -534,14 +534,14 @@ def test_pty_error_then_qigeterror(running):
 def test_pty_pdp_drop_from_ecemu_ctl_reaches_the_host(running, tmp_path):
     with serial.Serial(running.port, 115200, timeout=5) as port:
         assert ask(port, b"ATE0;+QIACT=2") == b"ATE0;+QIACT=2\r\r\nOK\r\n"
-        subprocess.run([sys.executable, "-m", "emulator", "ctl", "--link", str(tmp_path / "modem"),
+        subprocess.run([sys.executable, "-m", "ecemu", "ctl", "--link", str(tmp_path / "modem"),
                         "pdp-drop", "context=2"], check=True, timeout=30, capture_output=True)
         assert port.read_until(b'"pdpdeact",2\r\n') == b'\r\n+QIURC: "pdpdeact",2\r\n'
         assert ask(port, b"AT+QIACT?") == b"\r\nOK\r\n"
 
 
 def test_a_profile_pool_too_small_for_its_contexts_is_refused():
-    from emulator.commands.pdp import _pool_addresses
+    from ecemu.commands.pdp import _pool_addresses
 
     assert _pool_addresses("10.0.0.0/28", 14)[-1] == "10.0.0.14"
     with pytest.raises(ValueError, match="too small"):

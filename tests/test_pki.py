@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import crypto
 
-from emulator.pki import generate_test_pki, write_test_pki
+from ecemu.pki import generate_test_pki, write_test_pki
 
 # OpenSSL's X509_V_* verification results.
 X509_V_OK = 0
@@ -299,7 +299,7 @@ def test_write_test_pki_tightens_a_key_file_that_was_readable(tmp_path):
 
 def test_ecemu_certs_writes_and_lists_the_files(tmp_path):
     folder = tmp_path / "certs"
-    result = subprocess.run([sys.executable, "-m", "emulator", "certs", str(folder)],
+    result = subprocess.run([sys.executable, "-m", "ecemu", "certs", str(folder)],
                             capture_output=True, text=True, timeout=60, check=True)
     listed = dict(line.split(": ", 1) for line in result.stdout.splitlines())
     assert listed.keys() == generate_test_pki().keys()

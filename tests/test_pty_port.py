@@ -13,7 +13,7 @@ import time
 import pytest
 import serial
 
-from emulator.profile import available_profiles, load_profile
+from ecemu.profile import available_profiles, load_profile
 from tests.processes import RunningEmulator, read_until
 
 
@@ -128,14 +128,14 @@ def test_every_profile_introduces_itself(tmp_path, profile):
 
 
 def test_unknown_profile_is_refused_with_the_known_ones():
-    result = subprocess.run([sys.executable, "-m", "emulator", "run", "--profile", "EC999"],
+    result = subprocess.run([sys.executable, "-m", "ecemu", "run", "--profile", "EC999"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "EC200M-CN" in result.stderr and "EC999" in result.stderr
 
 
 def test_profiles_command_lists_all_four():
-    result = subprocess.run([sys.executable, "-m", "emulator", "profiles"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "ecemu", "profiles"], capture_output=True, text=True,
                             timeout=30, check=True)
     assert result.stdout.split() == ["EC200M-CN", "EC200N-CN", "EC800M-CN", "EC800N-CN"]
 

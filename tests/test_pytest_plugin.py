@@ -46,7 +46,7 @@ def test_the_readme_ci_example_passes_with_only_the_plugin(pytester):
 
 
 def test_the_tls_server_fixture_gives_its_ca(ecemu_tls_server):
-    from emulator.pki import generate_test_pki
+    from ecemu.pki import generate_test_pki
 
     assert ecemu_tls_server.ca_pem == generate_test_pki()["ca.pem"]
     assert ecemu_tls_server.host == "127.0.0.1" and ecemu_tls_server.port > 0
@@ -89,7 +89,7 @@ def test_the_good_certificate_opens_with_the_same_settings(ecemu_modem, ecemu_tl
 
 @pytest.mark.ecemu_cert("expired")
 def test_the_cert_marker_picks_the_certificate(ecemu_tls_server):
-    from emulator.pki import generate_test_pki
+    from ecemu.pki import generate_test_pki
 
     assert ecemu_tls_server.cert == "expired"
     with socket.create_connection(("127.0.0.1", ecemu_tls_server.port), timeout=10) as sock:

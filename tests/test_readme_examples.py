@@ -85,7 +85,7 @@ class Background:
 def ecemu() -> list[str]:
     """How the tests run the `ecemu` command: the installed script next to this Python."""
     script = Path(sys.executable).parent / "ecemu"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "emulator"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ecemu"]
 
 
 def start_echo_server(words: list[str]) -> tuple[Background, str]:

@@ -32,10 +32,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.api import Emulator
-from emulator.core import events as ev
-from emulator.core.escape import EscapeDetector
-from emulator.core.modem import HostMode
+from ecemu.api import Emulator
+from ecemu.core import events as ev
+from ecemu.core.escape import EscapeDetector
+from ecemu.core.modem import HostMode
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness, complete_lines, no_internal_errors
 from tests.host import AtHost
@@ -623,7 +623,7 @@ def traced_memory():
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start(5)
-    emulator_code = str(Path(__import__("emulator").__file__).parent) + "/*"
+    emulator_code = str(Path(__import__("ecemu").__file__).parent) + "/*"
 
     def sample() -> int:
         gc.collect()

@@ -1,17 +1,17 @@
-"""The socket core (emulator.core.sockets) with no TLS on it: a plain TCP socket driven through its own
+"""The socket core (ecemu.core.sockets) with no TLS on it: a plain TCP socket driven through its own
 interface, and the transition tables of the socket and of the host mode."""
 
 from __future__ import annotations
 
 import pytest
 
-from emulator.commands import COMMAND_SET
-from emulator.core import events as ev
-from emulator.core.lifecycle import IllegalTransition, Transitions
-from emulator.core.modem import HOST_MODES, HostMode
-from emulator.core.registry import CommandSpec, Pending, Reply
-from emulator.core.results import QiError
-from emulator.core.sockets import (
+from ecemu.commands import COMMAND_SET
+from ecemu.core import events as ev
+from ecemu.core.lifecycle import IllegalTransition, Transitions
+from ecemu.core.modem import HOST_MODES, HostMode
+from ecemu.core.registry import CommandSpec, Pending, Reply
+from ecemu.core.results import QiError
+from ecemu.core.sockets import (
     SHOWN_STATE,
     SOCKET_LIFECYCLE,
     AccessMode,
@@ -92,7 +92,7 @@ def test_two_phases_show_as_closing():
 
 
 def test_an_illegal_transition_outside_strict_mode_is_logged_and_ignored(monkeypatch, caplog):
-    from emulator.core import lifecycle
+    from ecemu.core import lifecycle
 
     monkeypatch.setattr(lifecycle, "strict", False)
     table = Transitions("door", {(HostMode.COMMAND, "open"): HostMode.ONLINE})

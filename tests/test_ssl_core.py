@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.core import events as ev
-from emulator.pki import generate_test_pki
-from emulator.core.tls import CIPHER_SUITES
+from ecemu.core import events as ev
+from ecemu.pki import generate_test_pki
+from ecemu.core.tls import CIPHER_SUITES
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
+from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import IO_TIMEOUT, TlsServer, digest, echo
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.core.tls import CIPHER_SUITES, usable_cipher_suites
+from ecemu.api import Emulator
+from ecemu.core.tls import CIPHER_SUITES, usable_cipher_suites
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 

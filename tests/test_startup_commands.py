@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.commands import COMMAND_SET
-from emulator.profile import available_profiles, load_profile
+from ecemu.commands import COMMAND_SET
+from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
 
 OK = b"\r\nOK\r\n"
@@ -546,7 +546,7 @@ def test_cme_407_text(h):
 
 
 def test_qpowd_drops_every_connection_silently():
-    from emulator.core import events as ev
+    from ecemu.core import events as ev
     from tests.core_network import SimulatedNetwork
 
     h = CoreHarness()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.core import events as ev
+from ecemu.core import events as ev
 from tests.harness import CoreHarness
 
 OK = b"\r\nOK\r\n"

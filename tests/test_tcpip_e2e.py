@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
+from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer, UdpEchoServer
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.control import ControlError
+from ecemu.api import Emulator
+from ecemu.control import ControlError
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from emulator.core import events as ev
-from emulator.shell.network import Network
+from ecemu.core import events as ev
+from ecemu.shell.network import Network
 
 DEADLINE = 10.0
 

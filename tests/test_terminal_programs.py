@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from emulator.api import Emulator
+from ecemu.api import Emulator
 
 
 def read_until(fd: int, marker: bytes, seconds: float = 15.0) -> bytes:

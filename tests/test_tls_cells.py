@@ -13,9 +13,9 @@ import functools
 
 import pytest
 
-from emulator.core import events as ev
-from emulator.core.tls import CIPHER_SUITES, TLS12_ONLY, is_elliptic, key_exchange
-from emulator.core.tls_openssl import knows_cipher
+from ecemu.core import events as ev
+from ecemu.core.tls import CIPHER_SUITES, TLS12_ONLY, is_elliptic, key_exchange
+from ecemu.core.tls_openssl import knows_cipher
 from tests.core_network import ServerSide, SimulatedNetwork, server_context
 from tests.harness import CoreHarness
 from tests.tls_servers import MbedTlsServerEnd, TlsliteServerEnd, openssl_negotiated

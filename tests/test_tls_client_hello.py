@@ -14,8 +14,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 from OpenSSL._util import lib
 
-from emulator.core.tls import CIPHER_SUITES, ContextSettings, TlsClient, build_context
-from emulator.pki import generate_test_pki
+from ecemu.core.tls import CIPHER_SUITES, ContextSettings, TlsClient, build_context
+from ecemu.pki import generate_test_pki
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.core import events as ev
+from ecemu.api import Emulator
+from ecemu.core import events as ev
 from tests.core_network import ServerSide, SimulatedNetwork
 from tests.harness import CoreHarness
 from tests.host import AtHost
@@ -153,7 +153,7 @@ def test_secllevel_2_presents_the_client_certificate_on_every_engine(make_end, l
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from emulator.pki import generate_test_pki
+    from ecemu.pki import generate_test_pki
 
     pki = generate_test_pki()
     harness = CoreHarness()

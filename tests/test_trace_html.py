@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator.api import Emulator
-from emulator.trace_html import render_html
-from emulator.shell.trace import read_entries
+from ecemu.api import Emulator
+from ecemu.trace_html import render_html
+from ecemu.shell.trace import read_entries
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 
@@ -113,7 +113,7 @@ def session_trace(tmp_path_factory) -> Path:
 
 
 def write_html(trace: Path, out: Path) -> None:
-    shown = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace), "--html", str(out)],
+    shown = subprocess.run([sys.executable, "-m", "ecemu", "trace", str(trace), "--html", str(out)],
                            check=True, capture_output=True, text=True, timeout=30).stdout
     assert shown == f"html: {out}\n"
 
@@ -264,7 +264,7 @@ def test_pauses_are_marked_and_big_data_is_cut_when_shown():
 def test_the_transcript_and_the_summary_read_the_same_hostile_file(tmp_path):
     trace = hostile_trace(tmp_path)
     for option in ([], ["--summary"]):
-        shown = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace), *option],
+        shown = subprocess.run([sys.executable, "-m", "ecemu", "trace", str(trace), *option],
                                check=True, capture_output=True, text=True, timeout=30).stdout.splitlines()
         if not option:
             assert len(shown) == len(HOSTILE)  # the three lines that are no entries are left out

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from emulator.api import Emulator
+from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 
@@ -48,7 +48,7 @@ def test_keylog_holds_the_keys_the_server_used_and_the_trace_tells_the_session(t
     times = [e["t"] for e in entries]
     assert times == sorted(times)
 
-    shown = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace)], check=True,
+    shown = subprocess.run([sys.executable, "-m", "ecemu", "trace", str(trace)], check=True,
                            capture_output=True, text=True, timeout=30).stdout
     assert re.search(r"TLS\s+established TLSv1.2", shown)
     assert "FAULT" in shown and "AT+QSSLSEND=0,5" in shown
@@ -71,7 +71,7 @@ def test_the_trace_shows_where_the_module_took_the_lf_of_a_line_end(tmp_path):
     entries = [json.loads(line) for line in trace.read_text().splitlines()]
     ends = [(e["data"], e["mode"]) for e in entries if e["kind"] == "line_end"]
     assert ends == [("\r\n", "command"), ("\n", "data")]
-    shown = subprocess.run([sys.executable, "-m", "emulator", "trace", str(trace)], check=True,
+    shown = subprocess.run([sys.executable, "-m", "ecemu", "trace", str(trace)], check=True,
                            capture_output=True, text=True, timeout=30).stdout
     assert re.search(r"line end\s+\\r\\n\s+mode=command", shown)
     assert re.search(r"line end\s+\\n\s+mode=data", shown)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.core import events as ev
+from ecemu.core import events as ev
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness
 
@@ -77,7 +77,7 @@ def test_open_failure_in_transparent_mode_answers_error_with_the_code(hn):
 def test_handshake_failure_in_transparent_mode_answers_error_566():
     h, _ = make()
     net = SimulatedNetwork(h, context=server_context("server-expired"))
-    h.files.write("cacert.pem", __import__("emulator.pki", fromlist=["x"]).generate_test_pki()["ca.pem"])
+    h.files.write("cacert.pem", __import__("ecemu.pki", fromlist=["x"]).generate_test_pki()["ca.pem"])
     h.command('AT+QSSLCFG="secllevel",1,1')
     h.command('AT+QSSLCFG="ignorelocaltime",1,0')
     assert go_transparent(h, net) == ERROR

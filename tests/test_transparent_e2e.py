@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from emulator.api import Emulator
+from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, digest, echo, send_then_close
 

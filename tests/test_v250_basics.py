@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.profile import load_profile
+from ecemu.profile import load_profile
 from tests.harness import CoreHarness
 
 OK = b"\r\nOK\r\n"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from emulator.pki import generate_test_pki
+from ecemu.pki import generate_test_pki
 
 IO_TIMEOUT = 0.2  # how often loops look at the stop flag
 WAIT = 10.0
@@ -211,7 +211,7 @@ def digest(data: bytes) -> str:
 
 from OpenSSL import SSL  # noqa: E402
 
-from emulator.core.tls import CIPHER_SUITES  # noqa: E402
+from ecemu.core.tls import CIPHER_SUITES  # noqa: E402
 
 OPENSSL_VERSIONS = {"SSLv3": (3, 0), "TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3)}
 

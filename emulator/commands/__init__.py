@@ -1,28 +1,28 @@
 """Command families, one module each, and the command set assembled from them.
 
 A family module declares its handlers with ``@command(..., family=NAME)`` and, when it keeps state
-or reports its failures through AT+QIGETERROR, a ``Family`` (``emulator.core.registry``): the
+or reports its failures through AT+QIGETERROR, a ``Family`` (``ecemu.core.registry``): the
 state's factory (built at every power cycle, after the families it ``needs``) and its error
 reporting. A module takes part by being imported below; ``COMMAND_SET`` is what the assembler
-(``emulator.shell.runner``, the tests' harness) hands to ``Modem``.
+(``ecemu.shell.runner``, the tests' harness) hands to ``Modem``.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from emulator.core.registry import CommandSet
+from ecemu.core.registry import CommandSet
 
-from emulator.commands import basic  # noqa: F401
-from emulator.commands import pdp  # noqa: F401
-from emulator.commands import files  # noqa: F401
-from emulator.commands import ssl  # noqa: F401
-from emulator.commands import tcpip  # noqa: F401
-from emulator.commands import identity  # noqa: F401
-from emulator.commands import radio  # noqa: F401
-from emulator.commands import device  # noqa: F401
-from emulator.commands import mqtt  # noqa: F401
-from emulator.commands import http  # noqa: F401
+from ecemu.commands import basic  # noqa: F401
+from ecemu.commands import pdp  # noqa: F401
+from ecemu.commands import files  # noqa: F401
+from ecemu.commands import ssl  # noqa: F401
+from ecemu.commands import tcpip  # noqa: F401
+from ecemu.commands import identity  # noqa: F401
+from ecemu.commands import radio  # noqa: F401
+from ecemu.commands import device  # noqa: F401
+from ecemu.commands import mqtt  # noqa: F401
+from ecemu.commands import http  # noqa: F401
 
 
 def _family_modules() -> list[ModuleType]:

@@ -1,6 +1,6 @@
 """The connection under the module's application stacks (HTTP(S), MQTT(S)): a socket of the socket
 core that is plain TCP, or TLS on one of the SSL family's contexts made as AT+QSSLOPEN makes it
-(``emulator.commands.ssl_state.ContextTls``: the same version, suites, SNI, certificate checks,
+(``ecemu.commands.ssl_state.ContextTls``: the same version, suites, SNI, certificate checks,
 session cache and negotiation timeout). Faults, the trace and the key log reach it as they reach
 the SSL clients, since it is the same socket with the same layers.
 """
@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from emulator.commands.ssl_state import ContextTls, SslFamily
-from emulator.core import events as ev
-from emulator.core.inbox import Inbox
-from emulator.core.results import QiError
-from emulator.core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
-from emulator.core.tls import TlsClient, TlsUnavailable
+from ecemu.commands.ssl_state import ContextTls, SslFamily
+from ecemu.core import events as ev
+from ecemu.core.inbox import Inbox
+from ecemu.core.results import QiError
+from ecemu.core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
+from ecemu.core.tls import TlsClient, TlsUnavailable
 
 if TYPE_CHECKING:
-    from emulator.core.timers import Timer
+    from ecemu.core.timers import Timer
 
 log = logging.getLogger(__name__)
 

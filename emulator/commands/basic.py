@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.core.clock import parse_cclk
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import (
+from ecemu.core.clock import parse_cclk
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import (
     CommandFailed,
     ParamError,
     Reply,
@@ -21,10 +21,10 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
-from emulator.core.results import NO_CARRIER
+from ecemu.core.results import NO_CARRIER
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "basic"
 

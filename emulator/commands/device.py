@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import (
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import (
     Family,
     FamilyState,
     ParamError,
@@ -25,7 +25,7 @@ from emulator.core.registry import (
 )
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "device"
 

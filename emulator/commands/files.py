@@ -2,7 +2,7 @@
 
 Formats and error codes follow REFERENCE.md "Files (FILE note)"; where it is silent, the FILE AT
 commands manuals of the sibling families (BG96, EC2x, UGxx: "doc") and, failing those, what a real
-module does ("chosen") decide. Files live in ``modem.files`` (a ``FileStore``, emulator.core.ufs).
+module does ("chosen") decide. Files live in ``modem.files`` (a ``FileStore``, ecemu.core.ufs).
 File errors are ``+CME ERROR: <n>``, shown per AT+CMEE.
 
 Behaviour chosen where no document speaks (each is marked ``chosen`` below and listed in the
@@ -18,13 +18,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
-from emulator.core.results import CONNECT, OK, CmeCode, CmeError
-from emulator.core.ufs import FileStore, strip_ufs_prefix
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
+from ecemu.core.results import CONNECT, OK, CmeCode, CmeError
+from ecemu.core.ufs import FileStore, strip_ufs_prefix
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "files"
 

@@ -9,14 +9,14 @@ HTTPS on an SSL context) runs verbatim through the pty against a local server, b
 TLS verification on (tests/test_http_note_examples.py). A command that cannot start answers
 ``+CME ERROR: <err>`` with the note's code; what happens on the network comes as the command's URC
 (``+QHTTPGET: <err>[,<httprspcode>[,<content_length>]]`` ...). The work is the family state's
-(``emulator.commands.http_state``).
+(``ecemu.commands.http_state``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.commands.http_state import (
+from ecemu.commands.http_state import (
     CONTENT_TYPES,
     HttpConfig,
     HttpError,
@@ -26,8 +26,8 @@ from emulator.commands.http_state import (
     Target,
     UrlError,
 )
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import (
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -40,11 +40,11 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
-from emulator.core.results import CONNECT, ERROR, CmeCode, CmeError, Code, ErrorStore, FinalResult, Refusal
-from emulator.core.ufs import strip_ufs_prefix
+from ecemu.core.results import CONNECT, ERROR, CmeCode, CmeError, Code, ErrorStore, FinalResult, Refusal
+from ecemu.core.ufs import strip_ufs_prefix
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "http"
 MAX_URL = 2048  # <URL_length> 1-2048 (chosen: the newer notes' figure)

@@ -1,6 +1,6 @@
 """The HTTP(S) family's state: its settings (AT+QHTTPCFG), the URL, and the one request the module
 runs at a time, on a socket of the socket core (plain TCP for http://, TLS on the SSL context
-AT+QHTTPCFG="sslctxid" names for https://: ``emulator.commands.app_sockets``). HTTP/1.1 is h11's.
+AT+QHTTPCFG="sslctxid" names for https://: ``ecemu.commands.app_sockets``). HTTP/1.1 is h11's.
 
 Quectel's HTTP(S) application note for EC2x/EG9x/EM05 ("HTTP note"; the EC200x/EC800x note was not
 found, the command set is the same): chapter 2 the commands, the result codes in its error table
@@ -20,14 +20,14 @@ from urllib.parse import urlsplit
 
 import h11
 
-from emulator.commands.app_sockets import AppSocket
-from emulator.core.registry import CommandFailed
-from emulator.core.results import QiError
-from emulator.core.sockets import OpenFailed, Phase, SocketFamily
+from ecemu.commands.app_sockets import AppSocket
+from ecemu.core.registry import CommandFailed
+from ecemu.core.results import QiError
+from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
-    from emulator.core.timers import Timer
+    from ecemu.core.modem import Modem
+    from ecemu.core.timers import Timer
 
 log = logging.getLogger(__name__)
 

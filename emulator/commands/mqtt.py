@@ -7,7 +7,7 @@ Standard MQTT Application Note" V1.2 (the same examples, AT+QMTPUB with ">" besi
 No EC200x/EC800x MQTT note was found; these modules answer the same command set. Status: the notes'
 example chapters run verbatim through the pty against Mosquitto, byte for byte, with TLS
 verification on (tests/test_mqtt_note_examples.py). Each handler checks its parameters and hands
-the work to the family's state (``emulator.commands.mqtt_state``). A command that cannot be carried
+the work to the family's state (``ecemu.commands.mqtt_state``). A command that cannot be carried
 out answers plain ``ERROR``, as the notes' response tables give it; what happens on the network
 comes later as the URC the note names.
 """
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from emulator.commands.mqtt_state import CLIENTS, RECV_SLOTS, MqttClient, MqttConfig, MqttFamily, Session
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import (
+from ecemu.commands.mqtt_state import CLIENTS, RECV_SLOTS, MqttClient, MqttConfig, MqttFamily, Session
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -30,11 +30,11 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
-from emulator.core.results import ERROR, Code, ErrorStore, FinalResult
-from emulator.core.sockets import OpenFailed
+from ecemu.core.results import ERROR, Code, ErrorStore, FinalResult
+from ecemu.core.sockets import OpenFailed
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "mqtt"
 CTRL_Z = 0x1A

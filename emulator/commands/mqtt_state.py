@@ -1,6 +1,6 @@
 """The MQTT family's state: six MQTT clients (<client_idx> 0-5), each a socket of the socket core
-(plain TCP, or TLS on an SSL context: ``emulator.commands.app_sockets``) with an MQTT 3.1/3.1.1
-session on it (``emulator.commands.mqtt_codec``).
+(plain TCP, or TLS on an SSL context: ``ecemu.commands.app_sockets``) with an MQTT 3.1/3.1.1
+session on it (``ecemu.commands.mqtt_codec``).
 
 Quectel's MQTT application note for EC2x/EG9x/EM05 (the EC200x/EC800x note was not found; the
 command set is the same) gives the commands and URCs; MQTT 3.1.1 gives the protocol: QoS 1 and 2
@@ -16,14 +16,14 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from emulator.commands import mqtt_codec as codec
-from emulator.commands.app_sockets import AppSocket
-from emulator.core.results import QiError
-from emulator.core.sockets import OpenFailed, Phase, SocketFamily
+from ecemu.commands import mqtt_codec as codec
+from ecemu.commands.app_sockets import AppSocket
+from ecemu.core.results import QiError
+from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
-    from emulator.core.timers import Timer
+    from ecemu.core.modem import Modem
+    from ecemu.core.timers import Timer
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
-from emulator.commands.basic import radio_on
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import (
+from ecemu.commands.basic import radio_on
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import (
     CommandFailed,
     Family,
     FamilyState,
@@ -38,10 +38,10 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
-from emulator.core.results import QI_ERROR_TEXTS, QIGETERROR, QiError
+from ecemu.core.results import QI_ERROR_TEXTS, QIGETERROR, QiError
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 log = logging.getLogger(__name__)
 

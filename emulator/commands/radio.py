@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from emulator.commands.basic import radio_on
-from emulator.commands.pdp import PdpState
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import (
+from ecemu.commands.basic import radio_on
+from ecemu.commands.pdp import PdpState
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import (
     CommandFailed,
     Family,
     FamilyState,
@@ -37,7 +37,7 @@ from emulator.core.registry import (
 )
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "radio"
 

@@ -1,7 +1,7 @@
 """The SSL commands (SSL note chapter 2); AT+QISWTMD, shared with the TCP/IP family, is in tcpip.py.
 
 Each handler reads and checks its parameters and hands the work to the family's state
-(``emulator.commands.ssl_state``). Errors answer plain ``ERROR`` and leave their chapter 5 code
+(``ecemu.commands.ssl_state``). Errors answer plain ``ERROR`` and leave their chapter 5 code
 for AT+QIGETERROR (REFERENCE.md); the codes chosen where the note names none are marked.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.commands.ssl_state import (
+from ecemu.commands.ssl_state import (
     BUFFER,
     TRANSPARENT,
     ClientState,
@@ -17,8 +17,8 @@ from emulator.commands.ssl_state import (
     SslClient,
     SslFamily,
 )
-from emulator.core.parser import Arg, CommandCall, Form
-from emulator.core.registry import (
+from ecemu.core.parser import Arg, CommandCall, Form
+from ecemu.core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -31,12 +31,12 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
-from emulator.core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
-from emulator.core.sockets import AccessMode
-from emulator.core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
+from ecemu.core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from ecemu.core.sockets import AccessMode
+from ecemu.core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "ssl"
 CTRL_Z = 0x1A

@@ -1,8 +1,8 @@
 """The SSL family's state: six SSL contexts and twelve clients (SSL note 2.2).
 
-A client is a socket of the socket core (``emulator.core.sockets``: life cycle, access modes,
+A client is a socket of the socket core (``ecemu.core.sockets``: life cycle, access modes,
 buffers, flow control, transparent mode, closing) with TLS as its stream layer, spoken here, in the
-core, by ``emulator.core.tls``. What is the SSL family's own: the contexts' settings (AT+QSSLCFG),
+core, by ``ecemu.core.tls``. What is the SSL family's own: the contexts' settings (AT+QSSLCFG),
 the OpenSSL context and session cache per SSL context, the certificate files read from UFS at open
 time, the negotiation timeout, and the names of its URCs.
 """
@@ -13,9 +13,9 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from emulator.core.results import QiError
-from emulator.core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
-from emulator.core.tls import (
+from ecemu.core.results import QiError
+from ecemu.core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
+from ecemu.core.tls import (
     ClientContext,
     ContextSettings,
     TlsClient,
@@ -24,11 +24,11 @@ from emulator.core.tls import (
     build_context,
     is_ip_literal,
 )
-from emulator.core.ufs import strip_ufs_prefix
+from ecemu.core.ufs import strip_ufs_prefix
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
-    from emulator.core.timers import Timer
+    from ecemu.core.modem import Modem
+    from ecemu.core.timers import Timer
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SslFamily(SocketFamily):
     """``modem.families["ssl"]``: every SSL context and client of one module."""
 
     clients: list[SslClient]  # type: ignore[assignment]
-    id_pool = "connectID"  # one set of socket IDs with the TCP/IP family (emulator.commands.tcpip_state)
+    id_pool = "connectID"  # one set of socket IDs with the TCP/IP family (ecemu.commands.tcpip_state)
 
     def __init__(self, modem: "Modem"):
         limits = modem.profile.limits

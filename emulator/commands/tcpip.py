@@ -3,7 +3,7 @@ AT+QISWTMD, AT+QIDNSGIP, AT+QICFG (Quectel TCP/IP note, chapter 2; see ``tcpip_s
 edition and why).
 
 Each handler reads and checks its parameters and hands the work to the family's state
-(``emulator.commands.tcpip_state``), whose sockets are the socket core's. Errors answer plain
+(``ecemu.commands.tcpip_state``), whose sockets are the socket core's. Errors answer plain
 ``ERROR`` and leave their chapter 4 code for AT+QIGETERROR, as the SSL commands do (the SSL note
 describes its commands as these with TLS on top).
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from emulator.commands.ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
-from emulator.commands.tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
-from emulator.core import events as ev
-from emulator.core.parser import CommandCall, Form
-from emulator.core.registry import (
+from ecemu.commands.ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
+from ecemu.commands.tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
+from ecemu.core import events as ev
+from ecemu.core.parser import CommandCall, Form
+from ecemu.core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -30,11 +30,11 @@ from emulator.core.registry import (
     require_form,
     str_arg,
 )
-from emulator.core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
-from emulator.core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
+from ecemu.core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from ecemu.core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 FAMILY = "tcpip"
 TCPIP_FAMILY = Family(FAMILY, errors=QIGETERROR, state=TcpipFamily, needs=("pdp",))

@@ -1,6 +1,6 @@
 """The TCP/IP family's state: twelve socket services (AT+QIOPEN's <connectID> 0-11).
 
-Every service is a socket of the socket core (``emulator.core.sockets``): a "TCP" client or a
+Every service is a socket of the socket core (``ecemu.core.sockets``): a "TCP" client or a
 "TCP INCOMING" connection is the core socket with ``PlainStream`` (no layer); "UDP" and "UDP
 SERVICE" are its datagram variant (``DatagramSocket``); a "TCP LISTENER" is a socket that is bound
 and hands each connection it accepts to a free connectID. What is the family's own: the service
@@ -23,11 +23,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from emulator.core import events as ev
-from emulator.core.inbox import DatagramInbox, Inbox
-from emulator.core.registry import Reply
-from emulator.core.results import QiError
-from emulator.core.sockets import (
+from ecemu.core import events as ev
+from ecemu.core.inbox import DatagramInbox, Inbox
+from ecemu.core.registry import Reply
+from ecemu.core.results import QiError
+from ecemu.core.sockets import (
     AccessMode,
     DatagramSocket,
     Phase,
@@ -41,7 +41,7 @@ from emulator.core.sockets import (
 )
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 log = logging.getLogger(__name__)
 

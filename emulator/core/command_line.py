@@ -1,7 +1,7 @@
 """Running one command line: its commands in order, each outcome shown, one final result.
 
 A line ``AT+A;+B`` runs ``+A`` then ``+B``; the first failure ends it (ERROR, or its family's way of
-reporting, ``emulator.core.results``), an information reply goes on, a wait (``Pending``) or data
+reporting, ``ecemu.core.results``), an information reply goes on, a wait (``Pending``) or data
 (``AwaitData``) hands the port to the modem's mode machine, and the rest of the line runs once
 that command is over (``resume``). URCs wait while a line runs.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from emulator.core.parser import CommandCall, SyntaxProblem, parse_command_line
-from emulator.core.registry import AwaitData, CommandFailed, Outcome, Pending, Reply
-from emulator.core.results import ERROR, OK, Refusal
+from ecemu.core.parser import CommandCall, SyntaxProblem, parse_command_line
+from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Pending, Reply
+from ecemu.core.results import ERROR, OK, Refusal
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
-log = logging.getLogger("emulator.core.modem")  # the messages hosts' logs know
+log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 
 
 class CommandLineRunner:

@@ -2,11 +2,11 @@
 
 A socket's life is ``SOCKET_LIFECYCLE`` (below): every change of phase is an event of the table.
 Its connection is a TCP connection the shell carries out (effects and events,
-``emulator.core.events``); a ``StreamLayer`` sits on it: nothing for plain TCP (``PlainStream``),
-TLS (``emulator.core.tls.TlsClient``) for SSL. Closing is orderly (FIN, then wait for the server's,
+``ecemu.core.events``); a ``StreamLayer`` sits on it: nothing for plain TCP (``PlainStream``),
+TLS (``ecemu.core.tls.TlsClient``) for SSL. Closing is orderly (FIN, then wait for the server's,
 up to a timeout) or at once.
 
-``Connection`` is the base of ``emulator.core.sockets.Socket``, which adds what the host sees:
+``Connection`` is the base of ``ecemu.core.sockets.Socket``, which adds what the host sees:
 the inbox and access modes, sending, transparent mode. The hooks between the two are the
 ``_received``, ``_closed_under_host``, ``_drained`` and ``enter_transparent`` methods.
 """
@@ -17,19 +17,19 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
-from emulator.core import events as ev
-from emulator.core.inbox import AccessMode
-from emulator.core.lifecycle import Transitions
-from emulator.core.registry import CommandFailed, Reply
-from emulator.core.results import QiError
+from ecemu.core import events as ev
+from ecemu.core.inbox import AccessMode
+from ecemu.core.lifecycle import Transitions
+from ecemu.core.registry import CommandFailed, Reply
+from ecemu.core.results import QiError
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
-    from emulator.core.sockets import SocketFamily
-    from emulator.core.timers import Timer
-    from emulator.profile import Limits
+    from ecemu.core.modem import Modem
+    from ecemu.core.sockets import SocketFamily
+    from ecemu.core.timers import Timer
+    from ecemu.profile import Limits
 
-log = logging.getLogger("emulator.core.sockets")
+log = logging.getLogger("ecemu.core.sockets")
 
 # How each way a connection attempt fails is reported (SSL note chapter 5).
 CONNECT_FAILURES = {"dns": QiError.DNS_FAILED, "refused": QiError.CONNECT_FAILED,
@@ -79,7 +79,7 @@ SOCKET_LIFECYCLE = Transitions("socket", {
 
 
 class LayerStep(Protocol):
-    """What the stream layer made of some input (``emulator.core.tls.TlsStep``)."""
+    """What the stream layer made of some input (``ecemu.core.tls.TlsStep``)."""
 
     plaintext: bytes  # for the host
     outgoing: bytes  # for the server
@@ -104,7 +104,7 @@ class StreamLayer(Protocol):
 
 @runtime_checkable
 class PdpContexts(Protocol):
-    """What sockets need of the PDP family (``emulator.commands.pdp.PdpState``)."""
+    """What sockets need of the PDP family (``ecemu.commands.pdp.PdpState``)."""
 
     listeners: list[Callable[[int, bool], None]]  # (context, by the network) when one goes down
 

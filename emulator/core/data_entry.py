@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from emulator.core.registry import CommandFailed, DataSink, Outcome
+from ecemu.core.registry import CommandFailed, DataSink, Outcome
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
-    from emulator.core.timers import Timer
+    from ecemu.core.modem import Modem
+    from ecemu.core.timers import Timer
 
 
 class DataEntry:

@@ -20,18 +20,18 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from emulator.core.data_entry import DataEntry
-from emulator.core.lifecycle import Transitions
-from emulator.core.line_editor import REJECTED
-from emulator.core.registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
-from emulator.core.results import ERROR, CmeError, FinalResult
+from ecemu.core.data_entry import DataEntry
+from ecemu.core.lifecycle import Transitions
+from ecemu.core.line_editor import REJECTED
+from ecemu.core.registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
+from ecemu.core.results import ERROR, CmeError, FinalResult
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
-    from emulator.core.timers import Timer
-    from emulator.profile import BootUrc
+    from ecemu.core.modem import Modem
+    from ecemu.core.timers import Timer
+    from ecemu.profile import BootUrc
 
-log = logging.getLogger("emulator.core.modem")  # the messages hosts' logs know
+log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 
 
 class HostMode(enum.Enum):

@@ -20,14 +20,14 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from emulator.core import events as ev
-from emulator.core.clock import ModuleClock
-from emulator.core.command_line import CommandLineRunner
-from emulator.core.data_entry import DataEntry
-from emulator.core.host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
-from emulator.core.host_modes import HostMode, HostModes, guarded
-from emulator.core.line_editor import LineEditor
-from emulator.core.registry import (
+from ecemu.core import events as ev
+from ecemu.core.clock import ModuleClock
+from ecemu.core.command_line import CommandLineRunner
+from ecemu.core.data_entry import DataEntry
+from ecemu.core.host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
+from ecemu.core.host_modes import HostMode, HostModes, guarded
+from ecemu.core.line_editor import LineEditor
+from ecemu.core.registry import (
     AwaitData,
     CommandFailed,
     CommandSet,
@@ -36,12 +36,12 @@ from emulator.core.registry import (
     Outcome,
     Pending,
 )
-from emulator.core.results import CmeError, FinalResult
-from emulator.core.settings import Settings
-from emulator.core.timers import Timer, TimerHeap
-from emulator.core.ufs import FileStore
-from emulator.core.urcs import HeldUrcs, frame_block, frame_result
-from emulator.profile import Profile
+from ecemu.core.results import CmeError, FinalResult
+from ecemu.core.settings import Settings
+from ecemu.core.timers import Timer, TimerHeap
+from ecemu.core.ufs import FileStore
+from ecemu.core.urcs import HeldUrcs, frame_block, frame_result
+from ecemu.profile import Profile
 
 __all__ = ["HOST_MODES", "HostMode", "Modem", "Settings"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
-from emulator.core.parser import Arg, CommandCall, Form
-from emulator.core.results import (
+from ecemu.core.parser import Arg, CommandCall, Form
+from ecemu.core.results import (
     CME,
     ERROR,
     OK,
@@ -27,13 +27,13 @@ from emulator.core.results import (
 )
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 
 class CommandFailed(Exception):
     """Ends the command (and the rest of its line) with an error result.
 
-    ``code`` is the one code of the failure (``emulator.core.results``: ``QiError``, ``CmeCode`` or
+    ``code`` is the one code of the failure (``ecemu.core.results``: ``QiError``, ``CmeCode`` or
     a ``Refusal``); the command's family says how the host sees it (``Family.errors``). Without a
     code the command was refused as malformed (``Refusal.FORM``). ``cme=`` and ``qi_error=`` are
     other spellings of ``code``.
@@ -149,7 +149,7 @@ _DECLARED: dict[str, list[CommandSpec]] = {}
 
 def command(*names: str, family: str) -> Callable[[Handler], Handler]:
     """Declare a handler for one or more command names (upper case, with ``+``/``&``). The
-    command set is assembled from the modules listed in ``emulator.commands``."""
+    command set is assembled from the modules listed in ``ecemu.commands``."""
 
     def declare(handler: Handler) -> Handler:
         declared = _DECLARED.setdefault(handler.__module__, [])

@@ -7,7 +7,7 @@ keep their text. ``<CR>`` is the character in S3 and ``<LF>`` the one in S4 (V.2
 both are part of the header, trailer and terminator of result codes and information text); by
 default 13 and 10. Whether a result code is sent at all (ATQ) is the modem's business.
 
-Errors: a command that fails raises ``CommandFailed(code)`` (``emulator.core.registry``) with one
+Errors: a command that fails raises ``CommandFailed(code)`` (``ecemu.core.registry``) with one
 code. What the host then sees is up to the command's family, which declares one of two ways
 (``Family.errors``):
 

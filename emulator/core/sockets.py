@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from emulator.core import events as ev
+from ecemu.core import events as ev
 
-from emulator.core.connection import (
+from ecemu.core.connection import (
     CONNECT_FAILURES,
     SHOWN_STATE,
     SOCKET_LIFECYCLE,
@@ -38,17 +38,17 @@ from emulator.core.connection import (
     SocketState,
     StreamLayer,
 )
-from emulator.core.inbox import AccessMode, DatagramInbox, Inbox
-from emulator.core.registry import FamilyState, Reply
-from emulator.core.results import CONNECT, NO_CARRIER, QiError
-from emulator.core.transparent import TransparentSession
+from ecemu.core.inbox import AccessMode, DatagramInbox, Inbox
+from ecemu.core.registry import FamilyState, Reply
+from ecemu.core.results import CONNECT, NO_CARRIER, QiError
+from ecemu.core.transparent import TransparentSession
 
 __all__ = ["CONNECT_FAILURES", "SHOWN_STATE", "SOCKET_LIFECYCLE", "AccessMode", "DatagramSocket", "LayerStep",
            "OpenFailed", "Phase", "PlainStep", "PlainStream", "Socket", "SocketFamily", "SocketState", "StreamLayer",
            "TransparentSession", "pool_sockets", "socket_in_pool"]
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
+    from ecemu.core.modem import Modem
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Socket(Connection):
             raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
         return pdp
 
-    # --- receiving (emulator.core.inbox) --------------------------------------------------------
+    # --- receiving (ecemu.core.inbox) --------------------------------------------------------
 
     def _received(self, data: bytes) -> None:
         self.modem.observe("received", client=self.client_id, size=len(data))

@@ -9,9 +9,9 @@ settings mean is decided here:
 - the cipher suites of SSL note table 3 by their codes, offered exactly as configured; ``0XFFFF``
   in Mbed TLS's default preference. A suite no engine here can speak fails the connection with a
   log line saying so, and is never silently replaced by another;
-- certificate checks (SSL note 1.5 and 2.2.1) by Mbed TLS's rules (``emulator.core.tls_verify``),
+- certificate checks (SSL note 1.5 and 2.2.1) by Mbed TLS's rules (``ecemu.core.tls_verify``),
   at the module's clock, read from the server's flight before any engine answers it
-  (``emulator.core.tls_handshake``), for every engine alike.
+  (``ecemu.core.tls_handshake``), for every engine alike.
 
 The engine that speaks a connection is OpenSSL (``tls_openssl``) wherever it can.
 """
@@ -26,14 +26,14 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from emulator.core import tls_legacy, tls_openssl
+from ecemu.core import tls_legacy, tls_openssl
 
 try:
-    from emulator.core import tls_mbedtls
+    from ecemu.core import tls_mbedtls
 except ImportError:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
     tls_mbedtls = None
-from emulator.core.tls_handshake import ServerFlight, alert_record
-from emulator.core.tls_verify import VerifyPolicy, verify_server
+from ecemu.core.tls_handshake import ServerFlight, alert_record
+from ecemu.core.tls_verify import VerifyPolicy, verify_server
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Up to the server's ChangeCipherSpec a TLS 1.2-or-older handshake travels in plaintext records,
 so what the verification needs (the version and suite of ServerHello, the certificates of
 Certificate) can be read from the bytes themselves. That gives one verification for every engine
-(``emulator.core.tls_verify``), run before the engine has answered anything: a server whose
+(``ecemu.core.tls_verify``), run before the engine has answered anything: a server whose
 certificate fails gets Mbed TLS's alert instead of the client's next flight.
 """
 

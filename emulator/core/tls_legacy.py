@@ -4,7 +4,7 @@ the module's Mbed TLS still speaks: SSL 3.0, and the RC4 and 3DES suites of tabl
 tlslite-ng works on a socket; here its socket is a pair of buffers that never block on writing
 and answer "would block" when nothing has arrived, and its handshake and reads run as the
 generators it offers for non-blocking use (0: waiting for the peer). Certificates are checked in
-front of it (``emulator.core.tls``), as for every engine.
+front of it (``ecemu.core.tls``), as for every engine.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ AES suites of table 3, which neither OpenSSL nor tlslite-ng has and the module's
 
 What this engine cannot do and the others can: write the TLS keys to the keylog (python-mbedtls
 gives no access to them) and resume sessions (it has no session handle for buffers). Certificates
-are checked in front of it (``emulator.core.tls``), as for every engine, so Mbed TLS's own check,
+are checked in front of it (``ecemu.core.tls``), as for every engine, so Mbed TLS's own check,
 which would use the host's clock, stays off.
 """
 

@@ -1,7 +1,7 @@
 """The OpenSSL engine (pyOpenSSL over memory BIOs): TLS 1.0 to 1.2 with the suites of table 3
 that OpenSSL still has, its ClientHello shaped like Mbed TLS 2.28's.
 
-Certificates are not OpenSSL's to judge: ``emulator.core.tls`` checks them, by Mbed TLS's rules,
+Certificates are not OpenSSL's to judge: ``ecemu.core.tls`` checks them, by Mbed TLS's rules,
 before this engine sees the server's flight, so the context verifies nothing itself.
 """
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from emulator.core.escape import EscapeDetector
-from emulator.core.results import NO_CARRIER, OK, FinalResult
+from ecemu.core.escape import EscapeDetector
+from ecemu.core.results import NO_CARRIER, OK, FinalResult
 
 if TYPE_CHECKING:
-    from emulator.core.modem import Modem
-    from emulator.core.sockets import Socket
-    from emulator.core.timers import Timer
+    from ecemu.core.modem import Modem
+    from ecemu.core.sockets import Socket
+    from ecemu.core.timers import Timer
 
-log = logging.getLogger("emulator.core.sockets")
+log = logging.getLogger("ecemu.core.sockets")
 
 
 class TransparentSession:

@@ -1,7 +1,7 @@
 """UFS, the module's file storage, as the core sees it.
 
 The core reads and writes files only through a ``FileStore``; the shell decides what backs it
-(a folder given with ``--ufs``, see ``emulator.shell``), and the core's tests use ``MemoryFileStore``.
+(a folder given with ``--ufs``, see ``ecemu.shell``), and the core's tests use ``MemoryFileStore``.
 Names reaching a store are already validated bare names (no ``UFS:`` prefix).
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from emulator.core.results import FinalResult, encode_block
+from ecemu.core.results import FinalResult, encode_block
 
 
 class FramingSettings(Protocol):

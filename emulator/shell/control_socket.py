@@ -20,7 +20,7 @@ class ControlError(Exception):
 
 
 if TYPE_CHECKING:
-    from emulator.shell.runner import ModemRunner
+    from ecemu.shell.runner import ModemRunner
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import socket
 import struct
 from typing import Callable
 
-from emulator.core import events as ev
-from emulator.shell.dns import MalformedAnswer, resolve_a
+from ecemu.core import events as ev
+from ecemu.shell.dns import MalformedAnswer, resolve_a
 
 # Every way a name fails to resolve: the module's DNS failure (565), a server's unreadable answer
 # included.
@@ -236,7 +236,7 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class Network:
-    """Carries out the core's effects (``emulator.core.events``); reports events."""
+    """Carries out the core's effects (``ecemu.core.events``); reports events."""
 
     def __init__(self, report: Callable[[ev.NetworkEvent], None],
                  on_effect: Callable[[ev.Effect], None] | None = None, round_trip: float = 0.0):
@@ -375,7 +375,7 @@ class Network:
         self.report(ev.PingReply(effect.conn_id, address, max(1, round((loop.time() - started) * 1000))))
 
     async def _query_ntp(self, effect: ev.QueryNtp) -> None:
-        from emulator.shell.sntp import SntpError, query
+        from ecemu.shell.sntp import SntpError, query
 
         try:
             address = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from serial.rfc2217 import DO, DONT, IAC, SB, SE, WILL, WONT, PortManager
 
 if TYPE_CHECKING:
-    from emulator.shell.runner import ModemRunner
+    from ecemu.shell.runner import ModemRunner
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 This is the only place where the core meets the clock: every call into the modem passes
 ``loop.time()`` (monotonic) as the current time. The host side is a ``HostLink``: the pty
-(``PtyHost``) or an RFC 2217 server (``emulator.shell.rfc2217.Rfc2217Host``).
+(``PtyHost``) or an RFC 2217 server (``ecemu.shell.rfc2217.Rfc2217Host``).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from emulator.commands import COMMAND_SET
-from emulator.core import events as ev
-from emulator.core.modem import HostMode, Modem
-from emulator.core.ufs import DirectoryFileStore
-from emulator.profile import Profile
-from emulator.shell.network import Network
-from emulator.shell.opens import OpenWatcher
-from emulator.shell.pty_port import TTY_WRITE_CHUNK, PtyPort
-from emulator.shell.shaping import OutputShaper
-from emulator.shell.trace import Tracer
+from ecemu.commands import COMMAND_SET
+from ecemu.core import events as ev
+from ecemu.core.modem import HostMode, Modem
+from ecemu.core.ufs import DirectoryFileStore
+from ecemu.profile import Profile
+from ecemu.shell.network import Network
+from ecemu.shell.opens import OpenWatcher
+from ecemu.shell.pty_port import TTY_WRITE_CHUNK, PtyPort
+from ecemu.shell.shaping import OutputShaper
+from ecemu.shell.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,13 @@ class HostLink(Protocol):
 
 
 class ControlInterface(Protocol):
-    """The control operations on one modem (``emulator.control.Controller``)."""
+    """The control operations on one modem (``ecemu.control.Controller``)."""
 
     def invoke(self, name: str, raw_args: dict[str, Any]) -> Any: ...
 
 
 class CuePlayer(Protocol):
-    """Fires faults on cue (``emulator.scenario.ScenarioPlayer``)."""
+    """Fires faults on cue (``ecemu.scenario.ScenarioPlayer``)."""
 
     def start(self) -> None: ...
 
@@ -83,7 +83,7 @@ class CuePlayer(Protocol):
 
 
 class Cues(Protocol):
-    """A scenario (``emulator.scenario.Scenario``): what plays it on a runner."""
+    """A scenario (``ecemu.scenario.Scenario``): what plays it on a runner."""
 
     def player(self, runner: "ModemRunner") -> CuePlayer: ...
 # Overrides every profile's network round trip, in milliseconds: 0 for fast test suites.

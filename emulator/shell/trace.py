@@ -5,7 +5,7 @@ Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count`
 ``host_in``/``host_out`` (``data``), ``command`` (``line``), ``result`` (``text``), ``urc``
 (``lines``), ``tls`` (``client``, ``event``, ``detail``), ``received`` (``client``, ``size``),
 ``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
-``args``). ``emulator.coverage`` sums a trace up, ``emulator.trace_html`` draws it.
+``args``). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from emulator.shell.private_files import private_opener
+from ecemu.shell.private_files import private_opener
 
 
 class Tracer:
