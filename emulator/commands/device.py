@@ -19,6 +19,7 @@ from ecemu.core.registry import (
     Reply,
     command,
     int_arg,
+    number_setting,
     ok,
     require_form,
     str_arg,
@@ -69,15 +70,8 @@ def sleep_mode(modem: "Modem", call: CommandCall) -> Reply:
     read seen on an EC200T, REFERENCE.md "Start-up commands"). Kept and reported: the emulated module never sleeps, so
     it always answers at once."""
     settings = _settings(modem)
-    if call.form is Form.TEST:
-        return ok("+QSCLK: (0,1)")
-    if call.form is Form.READ:
-        return ok(f"+QSCLK: {settings.sleep}")
-    require_form(call, Form.WRITE)
-    if len(call.args) != 1:
-        raise ParamError()
-    settings.sleep = int_arg(call, 0, 0, 1)
-    return ok()
+    reply, settings.sleep = number_setting(call, "+QSCLK", settings.sleep, 0, 1, "(0,1)")
+    return reply
 
 
 @command("+QPOWD", family=FAMILY)
@@ -146,15 +140,8 @@ def character_set(modem: "Modem", call: CommandCall) -> Reply:
 def message_format(modem: "Modem", call: CommandCall) -> Reply:
     """AT+CMGF=<mode>: 0 PDU, 1 text (27.005 3.2.3). Kept and reported."""
     settings = _settings(modem)
-    if call.form is Form.TEST:
-        return ok("+CMGF: (0,1)")
-    if call.form is Form.READ:
-        return ok(f"+CMGF: {settings.sms_text_mode}")
-    require_form(call, Form.WRITE, Form.EXEC)
-    if len(call.args) > 1:
-        raise ParamError()
-    settings.sms_text_mode = int_arg(call, 0, 0, 1, default=0)
-    return ok()
+    reply, settings.sms_text_mode = number_setting(call, "+CMGF", settings.sms_text_mode, 0, 1, "(0,1)", default=0)
+    return reply
 
 
 @command("+CPMS", family=FAMILY)

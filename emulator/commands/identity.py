@@ -22,6 +22,7 @@ from ecemu.core.registry import (
     Reply,
     command,
     int_arg,
+    number_setting,
     ok,
     require_form,
     str_arg,
@@ -123,15 +124,10 @@ def sim_inserted_status(modem: "Modem", call: CommandCall) -> Reply:
     manual). The SIM is always inserted (1); the emulated SIM is never pulled, so the report that
     <enable> 1 asks for never comes."""
     sim = _sim(modem)
-    if call.form is Form.TEST:
-        return ok("+QSIMSTAT: (0,1)")
     if call.form is Form.READ:
         return ok(f"+QSIMSTAT: {sim.insert_report},1")
-    require_form(call, Form.WRITE)
-    if len(call.args) != 1:
-        raise ParamError()
-    sim.insert_report = int_arg(call, 0, 0, 1)
-    return ok()
+    reply, sim.insert_report = number_setting(call, "+QSIMSTAT", sim.insert_report, 0, 1, "(0,1)")
+    return reply
 
 
 @command("+QSIMDET", family=FAMILY)

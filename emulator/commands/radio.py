@@ -31,6 +31,7 @@ from ecemu.core.registry import (
     Reply,
     command,
     int_arg,
+    number_setting,
     ok,
     require_form,
     str_arg,
@@ -303,15 +304,9 @@ def time_zone_reporting(modem: "Modem", call: CommandCall) -> Reply:
     """AT+CTZR=<reporting>: 0 no URC, 1 ``+CTZV``, 2 ``+CTZE`` on a time zone change (27.007 8.41;
     the Quectel manual's range 0-2)."""
     settings = _settings(modem)
-    if call.form is Form.TEST:
-        return ok("+CTZR: (0-2)")
-    if call.form is Form.READ:
-        return ok(f"+CTZR: {settings.time_zone_reporting}")
-    require_form(call, Form.WRITE)
-    if len(call.args) != 1:
-        raise ParamError()
-    settings.time_zone_reporting = int_arg(call, 0, 0, 2)
-    return ok()
+    reply, settings.time_zone_reporting = number_setting(call, "+CTZR", settings.time_zone_reporting, 0, 2,
+                                                         "(0-2)")
+    return reply
 
 
 @command("+CTZU", family=FAMILY)

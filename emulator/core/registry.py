@@ -262,6 +262,24 @@ def int_arg(call: CommandCall, index: int, low: int, high: int, default: int | N
     return value
 
 
+def number_setting(call: CommandCall, name: str, current: int, low: int, high: int, choices: str,
+                   default: int | None = None) -> tuple[Reply, int]:
+    """A setting of one number (27.007's pattern): ``=?`` lists ``choices``, ``?`` shows
+    ``current``, ``=<n>`` sets it (with ``default``, the bare command and ``=`` set that).
+    Returns the reply and the value the setting has afterwards."""
+    if call.form is Form.TEST:
+        return ok(f"{name}: {choices}"), current
+    if call.form is Form.READ:
+        return ok(f"{name}: {current}"), current
+    if default is None:
+        require_form(call, Form.WRITE)
+    else:
+        require_form(call, Form.WRITE, Form.EXEC)
+    if len(call.args) > 1:
+        raise ParamError()
+    return ok(), int_arg(call, 0, low, high, default=default)
+
+
 def str_arg(call: CommandCall, index: int, default: str | None = None,
             error: type[CommandFailed] | Callable[[], CommandFailed] = ParamError) -> str:
     """The quoted string at ``index``; ``default`` when omitted, else an error."""
@@ -291,5 +309,5 @@ def ok(*lines: str | bytes) -> Reply:
 __all__ = [
     "Arg", "AwaitData", "CommandCall", "CommandFailed", "CommandSet", "CommandSpec", "DataSink",
     "ERROR", "Family", "FamilyState", "Form", "Outcome", "ParamError", "Pending", "Reply",
-    "arg_count", "command", "int_arg", "ok", "require_form", "str_arg",
+    "arg_count", "command", "int_arg", "number_setting", "ok", "require_form", "str_arg",
 ]
