@@ -13,6 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from ecemu.commands.qi_parameters import at_most as _at_most
+from ecemu.commands.qi_parameters import invalid as _invalid
+from ecemu.commands.qi_parameters import number as _int
+from ecemu.commands.qi_parameters import text as _text
 from ecemu.commands.ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
 from ecemu.commands.tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
 from ecemu.core import events as ev
@@ -25,10 +29,8 @@ from ecemu.core.registry import (
     Pending,
     Reply,
     command,
-    int_arg,
     ok,
     require_form,
-    str_arg,
 )
 from ecemu.core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
 from ecemu.core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
@@ -49,23 +51,6 @@ def _family(modem: "Modem") -> TcpipFamily:
     state = modem.families[FAMILY]
     assert isinstance(state, TcpipFamily)
     return state
-
-
-def _invalid() -> CommandFailed:
-    return CommandFailed(QiError.INVALID_PARAMETER)
-
-
-def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
-    return int_arg(call, index, low, high, default, error=_invalid)
-
-
-def _text(call: CommandCall, index: int) -> str:
-    return str_arg(call, index, error=_invalid)
-
-
-def _at_most(call: CommandCall, count: int) -> None:
-    if len(call.args) > count:
-        raise _invalid()
 
 
 def _ids(modem: "Modem") -> str:
