@@ -300,10 +300,21 @@ def test_qicfg_sets_and_reads_back(h):
     assert h.command('AT+QICFG="close/mode",1') == OK
     assert h.command('AT+QICFG="close/mode"') == b'\r\n+QICFG: "close/mode",1\r\n' + OK
     assert h.command('AT+QICFG="close/mode",2') == ERROR
-    # Named by a module's AT+QICFG=? but described by no note: not known here.
-    assert h.command('AT+QICFG="recv/buffersize",10240') == ERROR
+    assert h.command('AT+QICFG="recv/buffersize"') == b'\r\n+QICFG: "recv/buffersize",65536\r\n' + OK
+    assert h.command('AT+QICFG="recv/buffersize",10239') == ERROR  # an EG25-G's range: 10240-524288
     assert error_code(h) == b"+QIGETERROR: 552,invalid parameters"
-    assert h.command('AT+QICFG="recv/buffersize"') == ERROR
+    assert h.command('AT+QICFG="recv/buffersize",10240') == OK
+    assert h.command('AT+QICFG="recv/buffersize"') == b'\r\n+QICFG: "recv/buffersize",10240\r\n' + OK
+
+
+def test_recv_buffersize_is_what_a_socket_buffers_before_it_stops_reading(h):
+    conn = open_tcp(h)
+    h.take_effects()
+    h.event(ev.TcpData(conn, b"x" * 10240))
+    assert not any(isinstance(e, ev.PauseReading) for e in h.take_effects())  # the profile's 64 KiB
+    assert h.command('AT+QICFG="recv/buffersize",10240') == OK
+    h.event(ev.TcpData(conn, b"y"))
+    assert [e for e in h.take_effects() if isinstance(e, ev.PauseReading)] == [ev.PauseReading(conn)]
 
 
 def test_qicfg_test_form_lists_every_setting(h):
@@ -311,7 +322,8 @@ def test_qicfg_test_form_lists_every_setting(h):
         b'\r\n+QICFG: "transpktsize",(1-1460)\r\n+QICFG: "transwaittm",(0-20)\r\n'
         b'+QICFG: "dataformat",(0-1),(0-1)\r\n+QICFG: "viewmode",(0-1)\r\n'
         b'+QICFG: "tcp/retranscfg",(3-20),(1000-6000)\r\n'
-        b'+QICFG: "tcp/keepalive",(0-1),(1-120),(25-100),(3-10)\r\n+QICFG: "close/mode",(0-1)\r\n' + OK)
+        b'+QICFG: "tcp/keepalive",(0-1),(1-120),(25-100),(3-10)\r\n+QICFG: "close/mode",(0-1)\r\n'
+        b'+QICFG: "recv/buffersize",(10240-524288)\r\n' + OK)
 
 
 def test_viewmode_lays_out_reads_and_pushes(h):

@@ -422,6 +422,8 @@ CFG_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
     "tcp/retranscfg": ((3, 20), (1000, 6000)),
     "tcp/keepalive": ((0, 1), (1, 120), (25, 100), (3, 10)),
     "close/mode": ((0, 1),),
+    # Not in the notes at hand; its range is an EG25-G's AT+QICFG=? (REFERENCE.md "TCP/IP").
+    "recv/buffersize": ((10240, 524288),),
 }
 
 
@@ -433,8 +435,9 @@ def configure(modem: "Modem", call: CommandCall) -> Reply:
     after the header, 1: after a comma on the header's line) and ``close/mode`` (EC200U edition
     2.4.1, 2.4.8) take effect. chosen: the machine's own TCP stack retransmits and keeps
     connections alive, and transparent mode sends the host's bytes as they come
-    (``transpktsize`` and ``transwaittm`` do not split or hold them). "recv/buffersize" is in a
-    module's AT+QICFG=? but no note describes it: it is not known here (ERROR)."""
+    (``transpktsize`` and ``transwaittm`` do not split or hold them). "recv/buffersize" (bytes a
+    socket buffers before it stops reading from its peer; the range an EG25-G lists, the
+    profile's recv_buffer by default, chosen) takes effect at once."""
     settings = _family(modem).settings.values
     if call.form is Form.TEST:
         return ok(*(f'+QICFG: "{name}",' + ",".join(f"({lo}-{hi})" for lo, hi in ranges)
@@ -452,6 +455,8 @@ def configure(modem: "Modem", call: CommandCall) -> Reply:
         raise _invalid()
     if name != "tcp/keepalive" and len(values) != len(ranges):
         raise _invalid()
+    if name == "recv/buffersize":
+        _family(modem).set_receive_buffer(values[0])
     settings[name] = values
     return ok()
 

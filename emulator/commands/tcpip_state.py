@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ecemu.core import events as ev
@@ -42,6 +42,7 @@ from ecemu.core.sockets import (
 
 if TYPE_CHECKING:
     from ecemu.core.modem import Modem
+    from ecemu.profile import Limits
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,17 @@ class TcpipFamily(SocketFamily):
         super().__init__(modem, [])
         self.clients = [TcpClient(self, i) for i in range(modem.profile.limits.clients)]
         self.settings = TcpipSettings()
+        # AT+QICFG="recv/buffersize": what a socket buffers before it stops reading from its
+        # peer; the profile's recv_buffer until the host sets it.
+        self.settings.values["recv/buffersize"] = (modem.profile.limits.recv_buffer,)
+        self.limits = modem.profile.limits
+
+    def set_receive_buffer(self, size: int) -> None:
+        """AT+QICFG="recv/buffersize",<size>: every TCP/IP socket buffers up to ``size`` bytes
+        from now on (chosen: the open ones too; a socket already paused reads again once its
+        host has taken enough under the new size)."""
+        self.settings.values["recv/buffersize"] = (size,)
+        self.limits = replace(self.modem.profile.limits, recv_buffer=size)
 
     def host_ports(self) -> dict[int, int]:
         """connectID of each server socket: the port it is reachable at on 127.0.0.1."""
@@ -187,6 +199,10 @@ class TcpipSocket(Socket):
     EVENT_URC = "+QIURC"
 
     family: TcpipFamily
+
+    @property
+    def limits(self) -> "Limits":
+        return self.family.limits
 
     def __init__(self, family: TcpipFamily, client_id: int):
         super().__init__(family, client_id)
