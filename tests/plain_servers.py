@@ -4,6 +4,7 @@ that stop by themselves when the test leaves the ``with`` block."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -95,19 +96,18 @@ class TcpEchoServer:
         return bytes(self.received[index])
 
 
-class UdpEchoServer:
-    """Sends every datagram back to its sender; keeps (data, sender) of each."""
+class UdpServer:
+    """A UDP server on 127.0.0.1 in a thread: ``answer`` says what goes back to each datagram."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
-        self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> "UdpEchoServer":
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -115,6 +115,9 @@ class UdpEchoServer:
         self._stop.set()
         self._thread.join(WAIT)
         self.sock.close()
+
+    def answer(self, data: bytes, sender: tuple[str, int]) -> bytes | None:
+        raise NotImplementedError
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -124,46 +127,35 @@ class UdpEchoServer:
                 continue
             except OSError:
                 return
-            self.datagrams.append((data, sender))
-            self.sock.sendto(data, sender)
+            reply = self.answer(data, sender)
+            if reply is not None:
+                self.sock.sendto(reply, sender)
 
 
-class SntpServer:
+class UdpEchoServer(UdpServer):
+    """Sends every datagram back to its sender; keeps (data, sender) of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
+
+    def answer(self, data: bytes, sender: tuple[str, int]) -> bytes:
+        self.datagrams.append((data, sender))
+        return data
+
+
+class SntpServer(UdpServer):
     """Answers SNTP requests (RFC 4330) with a fixed time, ``utc`` seconds since 1970."""
 
     def __init__(self, utc: float):
+        super().__init__()
         self.utc = utc
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
         self.requests = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> "SntpServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
-        self.sock.close()
-
-    def _loop(self) -> None:
-        import struct
-
-        while not self._stop.is_set():
-            try:
-                request, sender = self.sock.recvfrom(512)
-            except (TimeoutError, socket.timeout):
-                continue
-            except OSError:
-                return
-            self.requests += 1
-            seconds = self.utc + 2208988800
-            high, low = int(seconds), int((seconds % 1) * 2**32)
-            originate = request[40:48]
-            reply = struct.pack("!BBbb", (4 << 3) | 4, 1, 0, -20) + bytes(20) + originate + struct.pack(
-                "!IIII", high, low, high, low)
-            self.sock.sendto(reply, sender)
+    def answer(self, request: bytes, sender: tuple[str, int]) -> bytes:
+        self.requests += 1
+        seconds = self.utc + 2208988800
+        high, low = int(seconds), int((seconds % 1) * 2**32)
+        originate = request[40:48]
+        return struct.pack("!BBbb", (4 << 3) | 4, 1, 0, -20) + bytes(20) + originate + struct.pack(
+            "!IIII", high, low, high, low)
