@@ -18,6 +18,7 @@ from ecemu.core.registry import (
     ParamError,
     Reply,
     command,
+    family_state,
     int_arg,
     number_setting,
     ok,
@@ -56,9 +57,7 @@ DEVICE_FAMILY = Family("device", state=_device_settings)
 
 
 def _settings(modem: "Modem") -> DeviceSettings:
-    state = modem.families["device"]
-    assert isinstance(state, DeviceSettings)
-    return state
+    return family_state(modem, "device", DeviceSettings)
 
 
 # --- power ----------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from ecemu.core.registry import (
     Pending,
     Reply,
     command,
+    family_state,
     int_arg,
     ok,
     require_form,
@@ -73,9 +74,7 @@ HTTP_FAMILY = Family(FAMILY, errors=HttpErrorReporting(), state=HttpFamily, need
 
 
 def _family(modem: "Modem") -> HttpFamily:
-    state = modem.families[FAMILY]
-    assert isinstance(state, HttpFamily)
-    return state
+    return family_state(modem, FAMILY, HttpFamily)
 
 
 def _parameter() -> CommandFailed:

@@ -21,6 +21,7 @@ from ecemu.core.registry import (
     ParamError,
     Reply,
     command,
+    family_state,
     int_arg,
     number_setting,
     ok,
@@ -63,9 +64,7 @@ SIM_FAMILY = Family("sim", state=_sim_settings)
 
 
 def _sim(modem: "Modem") -> SimSettings:
-    state = modem.families["sim"]
-    assert isinstance(state, SimSettings)
-    return state
+    return family_state(modem, "sim", SimSettings)
 
 
 def _exec_only(call: CommandCall, line: str) -> Reply:

@@ -25,6 +25,7 @@ from ecemu.core.registry import (
     Outcome,
     Reply,
     command,
+    family_state,
     int_arg,
     ok,
     require_form,
@@ -58,9 +59,7 @@ MQTT_FAMILY = Family(FAMILY, errors=PlainErrorReporting(), state=MqttFamily, nee
 
 
 def _family(modem: "Modem") -> MqttFamily:
-    state = modem.families[FAMILY]
-    assert isinstance(state, MqttFamily)
-    return state
+    return family_state(modem, FAMILY, MqttFamily)
 
 
 def _refused() -> CommandFailed:

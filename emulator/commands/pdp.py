@@ -33,6 +33,7 @@ from ecemu.core.registry import (
     ParamError,
     Reply,
     command,
+    family_state,
     int_arg,
     ok,
     require_form,
@@ -224,9 +225,7 @@ PDP_FAMILY = Family(FAMILY, errors=QIGETERROR, state=PdpState)
 
 
 def _state(modem: "Modem") -> PdpState:
-    state = modem.families["pdp"]
-    assert isinstance(state, PdpState)
-    return state
+    return family_state(modem, "pdp", PdpState)
 
 
 def _attached(modem: "Modem") -> bool:

@@ -30,6 +30,7 @@ from ecemu.core.registry import (
     ParamError,
     Reply,
     command,
+    family_state,
     int_arg,
     number_setting,
     ok,
@@ -151,9 +152,7 @@ RADIO_FAMILY = Family("radio", state=RadioSettings)
 
 
 def _settings(modem: "Modem") -> RadioSettings:
-    state = modem.families["radio"]
-    assert isinstance(state, RadioSettings)
-    return state
+    return family_state(modem, "radio", RadioSettings)
 
 
 def in_service(modem: "Modem") -> bool:

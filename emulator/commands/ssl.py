@@ -30,6 +30,7 @@ from ecemu.core.registry import (
     Pending,
     Reply,
     command,
+    family_state,
     ok,
     require_form,
 )
@@ -50,9 +51,7 @@ SSL_FAMILY = Family(FAMILY, errors=QIGETERROR, state=SslFamily, needs=("pdp",))
 
 
 def _family(modem: "Modem") -> SslFamily:
-    state = modem.families["ssl"]
-    assert isinstance(state, SslFamily)
-    return state
+    return family_state(modem, "ssl", SslFamily)
 
 
 def _range(count: int, first: int = 0) -> str:

@@ -29,6 +29,7 @@ from ecemu.core.registry import (
     Pending,
     Reply,
     command,
+    family_state,
     ok,
     require_form,
 )
@@ -48,9 +49,7 @@ DNS_TTL = 600  # +QIURC: "dnsgip" <DNS_ttl>: chosen, the system resolver does no
 
 
 def _family(modem: "Modem") -> TcpipFamily:
-    state = modem.families[FAMILY]
-    assert isinstance(state, TcpipFamily)
-    return state
+    return family_state(modem, FAMILY, TcpipFamily)
 
 
 def _ids(modem: "Modem") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
 
 from ecemu.core.parser import Arg, CommandCall, Form
 from ecemu.core.results import (
@@ -262,6 +262,16 @@ def int_arg(call: CommandCall, index: int, low: int, high: int, default: int | N
     return value
 
 
+StateT = TypeVar("StateT", bound="FamilyState")
+
+
+def family_state(modem: "Modem", name: str, kind: type[StateT]) -> StateT:
+    """The state of family ``name`` in ``modem.families``, as the class its family declared."""
+    state = modem.families[name]
+    assert isinstance(state, kind)
+    return state
+
+
 def number_setting(call: CommandCall, name: str, current: int, low: int, high: int, choices: str,
                    default: int | None = None) -> tuple[Reply, int]:
     """A setting of one number (27.007's pattern): ``=?`` lists ``choices``, ``?`` shows
@@ -309,5 +319,5 @@ def ok(*lines: str | bytes) -> Reply:
 __all__ = [
     "Arg", "AwaitData", "CommandCall", "CommandFailed", "CommandSet", "CommandSpec", "DataSink",
     "ERROR", "Family", "FamilyState", "Form", "Outcome", "ParamError", "Pending", "Reply",
-    "arg_count", "command", "int_arg", "number_setting", "ok", "require_form", "str_arg",
+    "arg_count", "command", "family_state", "int_arg", "number_setting", "ok", "require_form", "str_arg",
 ]
