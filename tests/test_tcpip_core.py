@@ -3,7 +3,11 @@ events given by the test (TCP/IP note chapter 2)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecemu.core import events as ev
 from tests.harness import CoreHarness
@@ -131,6 +135,68 @@ def test_direct_push_and_the_closed_urc_behind_it(h):
     assert error_code(h) == b"+QIGETERROR: 567,socket has been closed"
     assert h.command("AT+QICLOSE=1") == OK
     assert only(h, ev.CloseTcp).conn_id == conn
+
+
+PUSH_URC = re.compile(rb'\r\n\+QIURC: "(recv|closed)",(\d)(?:,(\d+)\r\n|\r\n)')
+PUSH_STEPS = st.lists(st.one_of(
+    st.tuples(st.just("data"), st.integers(0, 2), st.binary(min_size=1, max_size=40)),
+    st.tuples(st.just("close"), st.integers(0, 2)),
+    # AT+QISEND's ">" holds URCs back; its byte comes at once or after the steps that follow
+    st.tuples(st.just("prompt"), st.integers(0, 2), st.booleans()),
+    st.tuples(st.just("dtr"), st.booleans()),
+), max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(PUSH_STEPS)
+def test_direct_push_reaches_the_host_whole_and_in_order_at_every_idle_moment(steps):
+    """Three direct push sockets, data and closes arriving while the port is busy (at a ``>``
+    prompt) or DTR is low: once the port is idle with DTR up, every byte received has been pushed,
+    in order, and each closed URC has followed its socket's data."""
+    h = CoreHarness()
+    assert h.command("AT+QIACT=1") == OK
+    conns = [open_tcp(h, n, mode=1) for n in range(3)]
+    sent: list[bytes] = [b"", b"", b""]
+    closed = [False, False, False]
+    out = bytearray()
+    at_prompt = False
+    for step in steps:
+        if step[0] == "data" and not closed[step[1]]:
+            sent[step[1]] += step[2]
+            out += h.event(ev.TcpData(conns[step[1]], step[2]))
+        elif step[0] == "close" and not closed[step[1]]:
+            closed[step[1]] = True
+            out += h.event(ev.TcpClosed(conns[step[1]]))
+        elif step[0] == "prompt" and not at_prompt and not closed[step[1]]:
+            out += h.command(f"AT+QISEND={step[1]},1")
+            at_prompt = True
+            if step[2]:
+                out += h.send(b"z")
+                at_prompt = False
+        elif step[0] == "dtr":
+            h.modem.set_dtr(step[1], h.now)
+            out += h.take_output()
+    if at_prompt:
+        out += h.send(b"z")
+    h.modem.set_dtr(True, h.now)
+    out += h.take_output() + h.command("AT")  # an idle moment with DTR up
+    pushed: list[bytes] = [b"", b"", b""]
+    closed_urcs = [0, 0, 0]
+    position = 0
+    while position < len(out):  # the URCs in order, each push's data taken by its length
+        urc = PUSH_URC.match(out, position)
+        if urc is None:
+            position += 1
+            continue
+        socket, position = int(urc[2]), urc.end()
+        if urc[1] == b"recv":
+            pushed[socket] += out[position:position + int(urc[3])]
+            position += int(urc[3])
+        else:
+            assert pushed[socket] == sent[socket], "closed URC before all of its data"
+            closed_urcs[socket] += 1
+    assert pushed == sent
+    assert closed_urcs == [int(c) for c in closed]
 
 
 def test_close_waits_for_the_peers_fin_or_its_timeout(h):

@@ -43,6 +43,7 @@ class AppInbox(Inbox):
         sock = self.socket
         if not self.paused and sock.conn_id is not None:
             self.paused = True
+            self.mark_waiting()
             sock.modem.effect(ev.PauseReading(sock.conn_id))
 
     def resume(self) -> None:

@@ -43,8 +43,14 @@ class Inbox:
         """Anything for ``push`` to do."""
         return bool(self.data) or self.closed_due or self.paused
 
+    def mark_waiting(self) -> None:
+        """Be looked at when the port is next idle (``SocketFamily.port_idle``): called wherever
+        ``waiting`` can turn true. A missed call would leave data or a URC waiting unseen."""
+        self.socket.family.waiting_inboxes[self] = None
+
     def add(self, data: bytes, pushing: bool) -> None:
         self.data += data
+        self.mark_waiting()
         if pushing:
             self.push()
         elif not self.recv_reported:
@@ -66,6 +72,7 @@ class Inbox:
         """The "closed" URC now, or behind the data still to be pushed."""
         if pushing and self.data:
             self.closed_due = True
+            self.mark_waiting()
             self.push()
         else:
             self.report_closed()
@@ -119,6 +126,7 @@ class Inbox:
         sock = self.socket
         if not self.paused and len(self.data) >= sock.limits.recv_buffer and sock.conn_id:
             self.paused = True
+            self.mark_waiting()
             sock.modem.effect(ev.PauseReading(sock.conn_id))
 
     def _resume_if_room(self) -> None:
