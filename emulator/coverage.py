@@ -146,6 +146,9 @@ class Coverage:
     def attach(self, modem: Any) -> None:
         """Observe a running modem, after whatever observes it already (the trace, a scenario)."""
         previous = modem.observer
+        if previous is None:
+            modem.observer = self.observe  # called for every line: no wrapper when alone
+            return
 
         def observe(kind: str, details: dict) -> None:
             if previous is not None:

@@ -117,7 +117,12 @@ class HostModes:
 
     def receive(self, data: bytes) -> None:
         self.input += data
-        self.process_input()
+        if not self._processing:  # process_input(), one call fewer for every command line
+            self._processing = True
+            try:
+                self._consume_input()
+            finally:
+                self._processing = False
 
     def take_input(self) -> bytes:
         data = bytes(self.input)

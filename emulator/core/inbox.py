@@ -45,8 +45,8 @@ class Inbox:
 
     def mark_waiting(self) -> None:
         """Be looked at when the port is next idle (``SocketFamily.port_idle``): called wherever
-        ``waiting`` can turn true. A missed call would leave data or a URC waiting unseen."""
-        self.socket.family.waiting_inboxes[self] = None
+        ``waiting`` can turn true."""
+        self.socket.modem.mark_idle_waiting(self)
 
     def add(self, data: bytes, pushing: bool) -> None:
         self.data += data

@@ -92,9 +92,13 @@ class Modem:
         self.families: dict[str, FamilyState] = {}
         self.families = self.commands.build_states(self)
         # The families that wait for an idle port (direct push data is a URC, and URCs never cut
-        # into a command's answer): only those that override the hook, as it runs after every line.
+        # into a command's answer): only those that override the hook.
         self._idle_hooks = [state.port_idle for state in self.families.values()
                             if type(state).port_idle is not FamilyState.port_idle]
+        # What waits for the port to be idle (a socket's inbox with data to push or a closed URC
+        # behind it), put here by itself (``mark_idle_waiting``): the hooks run only then, since
+        # asking every family after every command line was a fifth of an AT round trip's work.
+        self.idle_waiting: dict[object, None] = {}
 
     def power_on(self, now: float) -> None:
         """Start the boot sequence: the profile's boot URCs at their times, RDY first."""
@@ -186,11 +190,16 @@ class Modem:
             return
         if self._held_urcs:
             self._held_urcs.release(self.write_host)
-        for hook in self._idle_hooks:  # after every command line: guarded() inlined
-            try:
-                hook()
-            except Exception:
-                log.exception("internal error")
+        if not self.idle_waiting:
+            return  # the common case, after every command line
+        for hook in self._idle_hooks:
+            guarded(hook)
+
+    def mark_idle_waiting(self, waiter: object) -> None:
+        """``waiter`` has something for the port's next idle moment: the families' ``port_idle``
+        hooks run then, and take it off ``idle_waiting`` once it has nothing more. A missed call
+        would leave data or a URC waiting unseen."""
+        self.idle_waiting[waiter] = None
 
     @property
     def idle(self) -> bool:
@@ -251,7 +260,9 @@ class Modem:
         self.host.host_lost()
 
     def receive_from_host(self, data: bytes, now: float) -> None:
-        self.tick(now)
+        self.now = now
+        if self.timers.heap:
+            self.tick(now)
         self.host.receive(data)
 
     @property

@@ -177,7 +177,8 @@ class FamilyState:
         return None
 
     def port_idle(self) -> None:
-        """The port is back in command mode with nothing held: URCs waiting for it may go."""
+        """The port is back in command mode with nothing held, and something waits for that
+        (``Modem.mark_idle_waiting``): URCs waiting for it may go."""
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,6 @@ class SocketFamily(FamilyState):
     def __init__(self, modem: "Modem", sockets: "list[Socket]"):
         self.modem = modem
         self.clients = sockets
-        # Inboxes that may have something for an idle port (``Inbox.waiting``), in a dict for
-        # its order; an inbox puts itself here whenever that can begin (``Inbox.mark_waiting``).
-        self.waiting_inboxes: dict[Inbox, None] = {}
         self.last_transparent: Socket | None = None  # what ATO returns to (SSL note 1.4)
         pdp = modem.families.get("pdp")
         if isinstance(pdp, PdpContexts):
@@ -118,20 +115,17 @@ class SocketFamily(FamilyState):
 
     def port_idle(self) -> None:
         """Direct push data and the closed URCs queued behind it, now that the port is idle."""
-        # This runs after every command line, in every family: only the inboxes that marked
-        # themselves (``Inbox.mark_waiting``) are looked at; scanning every client of every
-        # family was a fifth of an AT round trip's work.
-        waiting = self.waiting_inboxes
-        if not waiting:
-            return
-        # In client order, as they would be met walking the clients.
-        for inbox in sorted(waiting, key=_client_id_of):
+        # Only the inboxes that marked themselves (``Inbox.mark_waiting``) are looked at, this
+        # family's in client order, as they would be met walking the clients.
+        waiting = self.modem.idle_waiting
+        mine = [waiter for waiter in waiting if isinstance(waiter, Inbox) and waiter.socket.family is self]
+        for inbox in sorted(mine, key=_client_id_of):
             socket = inbox.socket
             if socket.inbox is inbox and any(client is socket for client in self.clients):
                 inbox.push()
                 if inbox.waiting:
                     continue
-            del waiting[inbox]  # done, or replaced: a socket of this family's past
+            waiting.pop(inbox, None)  # done, or replaced: a socket of this family's past
 
     def power_off(self) -> None:
         for client in self.clients:

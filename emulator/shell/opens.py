@@ -14,6 +14,7 @@ import logging
 import os
 import select
 import struct
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ _EVENT_HEADER = struct.Struct("iIII")
 class OpenWatcher:
     def __init__(self, path: str):
         self.fd: int | None = None
+        self.poll_news: Callable[[int], list] | None = None
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
             fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -39,6 +41,7 @@ class OpenWatcher:
             # of a read that fails with EAGAIN (a Python exception each time).
             self._pending = select.poll()
             self._pending.register(fd, select.POLLIN)
+            self.poll_news = self._pending.poll  # poll_news(0): whether read() has anything
         except (OSError, AttributeError) as exc:
             log.info("cannot watch %s for opens and closes (%s); output is kept for the next opener", path, exc)
 

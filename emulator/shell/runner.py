@@ -161,7 +161,8 @@ class ModemRunner:
         self._files = DirectoryFileStore(self.ufs)
         self.modem = Modem(self.profile, self._files, commands=COMMAND_SET, now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
-        self.modem.observer = self._observe
+        if self.tracer is not None or self.scenario is not None:
+            self.modem.observer = self._observe  # otherwise nobody here listens: not asked per line
         if self._make_controller is not None:
             self.controller = self._make_controller(self)
         if self.scenario is not None:
@@ -242,13 +243,17 @@ class ModemRunner:
     def host_data(self, data: bytes) -> None:
         if not data:
             return
-        self.trace("host_in", data=data)
+        if self.tracer is not None:
+            self.trace("host_in", data=data)
         self.bytes_from_host += len(data)
         self._input_waiting += data
         self._feed_modem()
 
     def _output_full(self) -> bool:
-        return len(self._host_queue) + sum(len(chunk) for _, chunk in self._shaped) >= HOST_QUEUE_HIGH
+        queued = len(self._host_queue)
+        if self._shaped:
+            queued += sum(len(chunk) for _, chunk in self._shaped)
+        return queued >= HOST_QUEUE_HIGH
 
     def _feed_modem(self) -> None:
         """Give the modem the host's bytes while the host takes the module's output. In command
@@ -259,14 +264,21 @@ class ModemRunner:
         modem = self.modem
         while waiting and self._frozen_until is None and not self._output_full():
             size = len(waiting)
-            if modem.mode is HostMode.COMMAND:
-                ends = [i for i in (waiting.find(modem.settings.s_registers[3]), waiting.find(b"/")) if i >= 0]
-                if ends:
-                    size = min(ends) + 1
-                    if waiting[size - 1] != 0x2F and waiting[size:size + 1] == b"\n":
+            if modem.host.mode is HostMode.COMMAND:
+                end = waiting.find(modem.settings.s_registers[3])
+                slash = waiting.find(b"/", 0, end + 1 if end >= 0 else size)
+                if slash >= 0:
+                    size = slash + 1
+                elif end >= 0:
+                    size = end + 1
+                    if waiting[size:size + 1] == b"\n":
                         size += 1  # the line end's LF: the modem takes it with its CR
-            piece = bytes(waiting[:size])
-            del waiting[:size]
+            if size == len(waiting):
+                piece = bytes(waiting)
+                waiting.clear()
+            else:
+                piece = bytes(waiting[:size])
+                del waiting[:size]
             modem.receive_from_host(piece, self.loop.time())
             self.pump()
         self._update_reading()
@@ -274,7 +286,7 @@ class ModemRunner:
     def _update_reading(self) -> None:
         """Stop taking the host's bytes while some wait to be given to the modem or the modem
         holds many (flow control both ways); take them again once both have gone down."""
-        backlog = self.modem.input_backlog
+        backlog = len(self.modem.host.input)  # modem.input_backlog, asked twice per line
         if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH):
             self._host_reading_paused = True
             self.host.pause_reading(True)
@@ -375,7 +387,8 @@ class ModemRunner:
             self._shaped_timer = self.loop.call_at(self._shaped[0][0], self._release_shaped)
 
     def _write_host(self, data: bytes) -> None:
-        self.trace("host_out", data=data)
+        if self.tracer is not None:
+            self.trace("host_out", data=data)
         self.bytes_to_host += len(data)
         if not self._host_queue:
             written = self.host.write(data)
@@ -440,6 +453,12 @@ class PtyHost:
         self._watcher: OpenWatcher | None = None
         self.opens = 0  # descriptors hosts hold on the port now
         self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
+        # poll_news(0): opens or closes are waiting to be read (a system call, no Python frame:
+        # it is asked three times for every command line); None without a watcher.
+        self._poll_news: Callable[[int], list] | None = None
+        # Opens and closes were just looked for (after reading the host's bytes): the first write
+        # of their answer need not look again before it, only after.
+        self._just_checked = False
 
     @property
     def address(self) -> str:
@@ -453,6 +472,7 @@ class PtyHost:
         self._watcher = OpenWatcher(port.path)
         if self._watcher.fd is not None:
             loop.add_reader(self._watcher.fd, self._on_open_or_close)
+        self._poll_news = self._watcher.poll_news
 
     def write(self, data: bytes) -> int:
         """Write in pieces the kernel writes in one go, checking before and after each for a
@@ -464,9 +484,11 @@ class PtyHost:
         if port is None:
             return len(data)  # closed: for nobody
         written = 0
+        just_checked, self._just_checked = self._just_checked, False
         while written < len(data):
-            if self._noticed_a_leave():
+            if not just_checked and self._noticed_a_leave():
                 return len(data)  # for nobody: the runner drops the rest when it hears
+            just_checked = False
             count = port.write(data[written:written + TTY_WRITE_CHUNK])
             written += count
             if count and self._noticed_a_leave():
@@ -479,13 +501,16 @@ class PtyHost:
     def _noticed_a_leave(self) -> bool:
         """Read opens and closes (kept for ``_on_open_or_close``); whether the last host has
         left since the runner last heard (perhaps to be replaced by the next at once)."""
-        if self._watcher is None:
+        poll_news = self._poll_news
+        if poll_news is None:
             return False
-        changes = self._watcher.read()
-        if changes:
-            if not self._unprocessed:
-                self.runner.loop.call_soon(self._settle_comings_and_goings)
-            self._unprocessed += changes
+        if poll_news(0):
+            assert self._watcher is not None  # poll_news is its
+            changes = self._watcher.read()
+            if changes:
+                if not self._unprocessed:
+                    self.runner.loop.call_soon(self._settle_comings_and_goings)
+                self._unprocessed += changes
         return bool(self._unprocessed) and self._somebody_leaves(self._unprocessed)
 
     def _somebody_leaves(self, changes: list[int]) -> bool:
@@ -517,9 +542,6 @@ class PtyHost:
         while self._unprocessed:
             self._on_open_or_close()
 
-    def notice_comings_and_goings(self) -> None:
-        self._settle_comings_and_goings()
-
     def discard_unread(self) -> None:
         if self.port is not None:
             self.port.discard_unread()
@@ -535,12 +557,19 @@ class PtyHost:
     def _on_readable(self) -> None:
         # Opens and closes first: a host opens the port before it writes, so this keeps the
         # order in which the two reach the emulator through separate channels.
-        self._settle_comings_and_goings()
+        poll_news = self._poll_news
+        if self._unprocessed or (poll_news is not None and poll_news(0)):
+            self._settle_comings_and_goings()
         data = self._read()
         # A host that came or went while these bytes were read: they go to the host there now
         # (chosen, as for the last words of a host that left, below).
-        self._settle_comings_and_goings()
-        self.runner.host_data(data)
+        if self._unprocessed or (poll_news is not None and poll_news(0)):
+            self._settle_comings_and_goings()
+        self._just_checked = True
+        try:
+            self.runner.host_data(data)
+        finally:
+            self._just_checked = False
 
     def _read(self) -> bytes:
         return self.port.read() if self.port is not None else b""
