@@ -40,7 +40,13 @@ class FinalResult:
     text: str
     number: int | None = None  # V.250 numeric form, for the basic result codes only
 
+    def __post_init__(self) -> None:
+        # The form nearly every answer takes (ATV1, S3 and S4 as they come), made once.
+        object.__setattr__(self, "_usual", CRLF + self.text.encode() + CRLF)
+
     def encode(self, verbose: bool, s3: int = S3_DEFAULT, s4: int = S4_DEFAULT) -> bytes:
+        if verbose and s3 == S3_DEFAULT and s4 == S4_DEFAULT:
+            return self._usual  # type: ignore[attr-defined]
         cr, crlf = bytes((s3,)), bytes((s3, s4))
         if verbose:
             return crlf + self.text.encode() + crlf

@@ -262,7 +262,8 @@ class ModemRunner:
         answer past the mark."""
         waiting = self._input_waiting
         modem = self.modem
-        while waiting and self._frozen_until is None and not self._output_full():
+        while waiting and self._frozen_until is None and not (
+                (self._shaped or len(self._host_queue) >= HOST_QUEUE_HIGH) and self._output_full()):
             size = len(waiting)
             if modem.host.mode is HostMode.COMMAND:
                 end = waiting.find(modem.settings.s_registers[3])
@@ -280,7 +281,7 @@ class ModemRunner:
                 piece = bytes(waiting[:size])
                 del waiting[:size]
             modem.receive_from_host(piece, self.loop.time())
-            self.pump()
+            self.pump(update_reading=False)  # once below, when the loop is done
         self._update_reading()
 
     def _update_reading(self) -> None:
@@ -336,7 +337,7 @@ class ModemRunner:
 
     # --- out of the core ---------------------------------------------------------------------
 
-    def pump(self) -> None:
+    def pump(self, update_reading: bool = True) -> None:
         """Carry out whatever the modem produced, then re-arm the timer for its next deadline."""
         modem = self.modem
         while True:
@@ -349,7 +350,8 @@ class ModemRunner:
             for effect in effects:
                 self.network.execute(effect)
         self._arm_timer(modem.next_deadline())
-        self._update_reading()
+        if update_reading:
+            self._update_reading()
         if self.scenario_player is not None:
             self.scenario_player.fire_due()
         if modem.booted != self._boot_reported:
