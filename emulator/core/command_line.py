@@ -83,7 +83,7 @@ class CommandLineRunner:
             commands.family(spec.family).errors.succeeded(modem)
             if not self._apply(outcome):
                 return
-        modem.finish_line(OK)
+        modem.host.finish_line(OK)
 
     def _fail(self, family: str, failure: CommandFailed) -> None:
         """The line ends with the failure, shown as its family reports failures."""

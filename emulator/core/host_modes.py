@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ecemu.core.data_entry import DataEntry
 from ecemu.core.lifecycle import Transitions
-from ecemu.core.line_editor import REJECTED
+from ecemu.core.line_editor import LF, REJECTED
 from ecemu.core.registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
 from ecemu.core.results import ERROR, CmeError, FinalResult
+from ecemu.core.urcs import frame_result
 
 if TYPE_CHECKING:
     from ecemu.core.modem import Modem
@@ -140,8 +141,12 @@ class HostModes:
 
     def _consume_input(self) -> None:
         while self.input:
-            if self.modem.editor.line_end_open:
-                self._take_line_end_lf()
+            editor = self.modem.editor
+            if editor.line_end_open:
+                if self.input[0] == LF:
+                    self._take_line_end_lf()
+                else:
+                    editor.next_line_began()  # the common case: nothing to echo or take
                 continue
             mode = self.mode
             if mode is HostMode.COMMAND:
@@ -163,9 +168,10 @@ class HostModes:
         # Timers already due (AT+CFUN=1,1's reboot) run before the next line is read, as they would
         # have had the host sent that line in a later write: the output never depends on how the
         # host's bytes were split (chosen).
-        modem.tick(modem.now)
-        if self.mode is not HostMode.COMMAND or modem.host is not self:
-            return
+        if modem.timers.heap:
+            modem.tick(modem.now)
+            if self.mode is not HostMode.COMMAND or modem.host is not self:
+                return
         data = self.input
         consumed, edited = modem.editor.edit(data, modem.settings, self.mode)
         del data[:consumed]
@@ -192,7 +198,7 @@ class HostModes:
         if isinstance(final, CmeError):
             final = final.as_final(modem.settings.cmee)
         modem.observe("result", text=final.text)
-        modem.write_host(modem.result_bytes(final))
+        modem.write_host(frame_result(modem.settings, final))
         line = modem.line
         line.running = False
         line.current = None

@@ -72,6 +72,11 @@ class LineEditor:
         self._host_ends_lines_with_lf = False
         self.last_line: bytes | None = None
 
+    def next_line_began(self) -> None:
+        """The first host byte after a line's CR is not an LF: the host ends its lines with CR."""
+        self.line_end_open = False
+        self._host_ends_lines_with_lf = False
+
     def take_line_end_lf(self, data: bytearray, mode: Mode, in_command_mode: bool, echo: bool) -> None:
         """The first host byte after a line's CR that came in a later write: an LF there ends the
         line (echoed with ATE1 as it arrives, as the EC200T does), not data for the mode the line

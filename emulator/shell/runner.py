@@ -354,9 +354,10 @@ class ModemRunner:
             self._update_reading()
         if self.scenario_player is not None:
             self.scenario_player.fire_due()
-        if modem.booted != self._boot_reported:
-            self._boot_reported = modem.booted
-            if modem.booted and self.on_booted is not None:
+        booted = modem.host.booted
+        if booted != self._boot_reported:
+            self._boot_reported = booted
+            if booted and self.on_booted is not None:
                 self.on_booted()
 
     def _arm_timer(self, deadline: float | None) -> None:
