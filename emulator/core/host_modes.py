@@ -44,6 +44,11 @@ class HostMode(enum.Enum):
     OFF = "off"  # powered down (AT+QPOWD) until reboot(): nothing answers, host bytes are lost
 
 
+# The modes as the paths run for every command line read them: on Python 3.11 reading a member
+# through its class goes through the enum type's __getattr__ hook, a dozen times per line.
+COMMAND, ONLINE, DATA = HostMode.COMMAND, HostMode.ONLINE, HostMode.DATA
+
+
 # Every change of host mode; a power cycle starts again at BOOTING.
 HOST_MODES = Transitions("host mode", {
     (HostMode.BOOTING, "booted"): HostMode.COMMAND,  # RDY is out
@@ -149,12 +154,12 @@ class HostModes:
                     editor.next_line_began()  # the common case: nothing to echo or take
                 continue
             mode = self.mode
-            if mode is HostMode.COMMAND:
+            if mode is COMMAND:
                 self._edit_line()
-            elif mode is HostMode.ONLINE:
+            elif mode is ONLINE:
                 if not self._feed_online():
                     return
-            elif mode is HostMode.DATA:
+            elif mode is DATA:
                 self._feed_sink()
             elif mode is HostMode.OFF:
                 self.input.clear()
@@ -207,7 +212,7 @@ class HostModes:
             self._to("connect")
             guarded(lambda: online.entered(modem))
             return
-        if self.mode is not HostMode.COMMAND:
+        if self.mode is not COMMAND:
             self._to("line_done")  # COMMAND to COMMAND, the common case, needs no lookup
         modem.flush_urcs()
 

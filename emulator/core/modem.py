@@ -25,7 +25,7 @@ from ecemu.core.clock import ModuleClock
 from ecemu.core.command_line import CommandLineRunner
 from ecemu.core.data_entry import DataEntry
 from ecemu.core.host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
-from ecemu.core.host_modes import HostMode, HostModes, guarded
+from ecemu.core.host_modes import COMMAND, HostMode, HostModes, guarded
 from ecemu.core.line_editor import LineEditor
 from ecemu.core.registry import (
     AwaitData,
@@ -186,7 +186,7 @@ class Modem:
 
     def flush_urcs(self) -> None:
         """The port is back in command mode: held URCs out, then what the families held for it."""
-        if self.host.mode is not HostMode.COMMAND:
+        if self.host.mode is not COMMAND:
             return
         if self._held_urcs:
             self._held_urcs.release(self.write_host)
@@ -205,7 +205,7 @@ class Modem:
     def idle(self) -> bool:
         """In command mode, no command running and no URC held: a URC written now reaches the
         host at once, never inside a command's answer."""
-        return self.host.mode is HostMode.COMMAND and not self.line.running and not self._held_urcs
+        return self.host.mode is COMMAND and not self.line.running and not self._held_urcs
 
     # --- time --------------------------------------------------------------------------------
 

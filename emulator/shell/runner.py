@@ -16,7 +16,8 @@ from typing import Any, Callable, Protocol
 
 from ecemu.commands import COMMAND_SET
 from ecemu.core import events as ev
-from ecemu.core.modem import HostMode, Modem
+from ecemu.core.host_modes import COMMAND
+from ecemu.core.modem import Modem
 from ecemu.core.ufs import DirectoryFileStore
 from ecemu.profile import Profile
 from ecemu.shell.network import Network
@@ -265,7 +266,7 @@ class ModemRunner:
         while waiting and self._frozen_until is None and not (
                 (self._shaped or len(self._host_queue) >= HOST_QUEUE_HIGH) and self._output_full()):
             size = len(waiting)
-            if modem.host.mode is HostMode.COMMAND:
+            if modem.host.mode is COMMAND:
                 end = waiting.find(modem.settings.s_registers[3])
                 slash = waiting.find(b"/", 0, end + 1 if end >= 0 else size)
                 if slash >= 0:
