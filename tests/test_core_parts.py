@@ -243,3 +243,20 @@ def test_a_code_not_named_yet_is_reported_as_given():
     store = SimpleNamespace(last_qi_error=0)
     assert QIGETERROR.failed(store, CommandFailed(qi_error=599).code) is ERROR and store.last_qi_error == 599
     assert CME.failed(store, CommandFailed(cme=999).code) == CmeError(999)
+
+
+# --- the command line runner ---------------------------------------------------------------------
+
+
+def test_a_line_seen_before_answers_as_the_first_time_and_the_table_of_parsed_lines_stays_small():
+    from ecemu.core.command_line import PARSED_LINES_KEPT
+    from tests.harness import CoreHarness
+
+    h = CoreHarness()
+    first = [h.command(line) for line in ("ATS0=2", "ATS0?", "AT+CMEE=2;+CMEE?", "AT+QSSLSTATE=1", "AT+BOGUS")]
+    assert first[1] == b"\r\n002\r\n\r\nOK\r\n" and first[4] == b"\r\nERROR\r\n"
+    for line in (f"ATS0={n % 256}" for n in range(PARSED_LINES_KEPT * 3)):
+        assert h.command(line) == b"\r\nOK\r\n"
+        assert len(h.modem.line._parsed) <= PARSED_LINES_KEPT
+    assert h.command("ATS0=2") == b"\r\nOK\r\n"
+    assert [h.command(line) for line in ("ATS0=2", "ATS0?", "AT+CMEE=2;+CMEE?", "AT+QSSLSTATE=1", "AT+BOGUS")] == first

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 
 
+PARSED_LINES_KEPT = 32  # a driver polls a handful of lines; a small table keeps memory flat
+
+
 class CommandLineRunner:
     """The line being run: the calls still to run and the one running."""
 
@@ -29,18 +32,26 @@ class CommandLineRunner:
         self.running = False  # a command line is being executed: URCs wait for its result
         self._remaining: list[CommandCall] = []
         self.current: CommandCall | None = None  # the command running; the modem clears both
+        # Lines already split into calls: drivers send the same few lines again and again, and a
+        # CommandCall is never changed once parsed. Bounded; emptied when full.
+        self._parsed: dict[str, list[CommandCall]] = {}
 
     def execute(self, line: bytes) -> None:
         modem = self.modem
         modem.observe("command", line=line)
         body = line[2:].decode("latin-1")
-        try:
-            calls = parse_command_line(body)
-        except SyntaxProblem as problem:
-            log.debug("syntax error in %r: %s", line, problem)
-            modem.finish_line(ERROR)
-            return
-        self._remaining = calls
+        calls = self._parsed.get(body)
+        if calls is None:
+            try:
+                calls = parse_command_line(body)
+            except SyntaxProblem as problem:
+                log.debug("syntax error in %r: %s", line, problem)
+                modem.finish_line(ERROR)
+                return
+            if len(self._parsed) >= PARSED_LINES_KEPT:
+                self._parsed.clear()
+            self._parsed[body] = calls
+        self._remaining = list(calls)
         try:
             self._run_calls()
         except Exception:  # a malformed outcome: logged; the line ends in ERROR, never half-finished

@@ -32,7 +32,7 @@ class Arg:
     quoted: bool
 
 
-@dataclass
+@dataclass(frozen=True)
 class CommandCall:
     name: str  # upper case: "+QSSLCFG", "E", "&D", "I"
     form: Form
