@@ -458,10 +458,10 @@ class PtyHost:
         self.opens = 0  # descriptors hosts hold on the port now
         self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
         # poll_news(0): opens or closes are waiting to be read (a system call, no Python frame:
-        # it is asked three times for every command line); None without a watcher.
+        # it is asked twice for every command line); None without a watcher.
         self._poll_news: Callable[[int], list] | None = None
-        # Opens and closes were just looked for (after reading the host's bytes): the first write
-        # of their answer need not look again before it, only after.
+        # Opens and closes were just looked for (before reading the host's bytes): the first
+        # write of their answer need not look again before it, only after.
         self._just_checked = False
 
     @property
@@ -565,10 +565,9 @@ class PtyHost:
         if self._unprocessed or (poll_news is not None and poll_news(0)):
             self._settle_comings_and_goings()
         data = self._read()
-        # A host that came or went while these bytes were read: they go to the host there now
-        # (chosen, as for the last words of a host that left, below).
-        if self._unprocessed or (poll_news is not None and poll_news(0)):
-            self._settle_comings_and_goings()
+        # Not asked again before the answer's first write (asked after it): a host that came or
+        # went in the moment since is noticed there, and what was written for the one that left
+        # is flushed.
         self._just_checked = True
         try:
             self.runner.host_data(data)
