@@ -26,12 +26,7 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from ecemu.core import tls_legacy, tls_openssl
-
-try:
-    from ecemu.core import tls_mbedtls
-except ImportError:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
-    tls_mbedtls = None
+from ecemu.core import tls_openssl
 from ecemu.core.tls_handshake import ServerFlight, alert_record
 from ecemu.core.tls_verify import VerifyPolicy, verify_server
 
@@ -170,6 +165,7 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
         engine = tls_openssl.build(max(lowest, (3, 1)), highest, [CIPHER_SUITES[code][1] for code in openssl_suites],
                                    client_chain, client_key, keylog)
         return ClientContext(engine, anchors, tls_openssl.OpenSslConnection)
+    tls_legacy, tls_mbedtls = other_engines()
     legacy_suites = [code for code in suites if code in tls_legacy.SUITES]
     if legacy_suites and legacy_suites == suites:
         engine = tls_legacy.LegacyContext(lowest, highest, legacy_suites, settings.client_cert_pem,
@@ -181,6 +177,23 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
         engine = tls_mbedtls.MbedTlsContext(lowest, highest, mbedtls_names, client_chain, client_key)
         return ClientContext(engine, anchors, tls_mbedtls.MbedTlsConnection)
     raise TlsUnavailable(_why_not(settings))
+
+
+_OTHER_ENGINES: list = []
+
+
+def other_engines() -> tuple:
+    """tlslite-ng's and Mbed TLS's engines (``tls_legacy``, ``tls_mbedtls`` or None where
+    python-mbedtls has no wheel), imported when a context first needs one: together they are a
+    third of ``ecemu run``'s start-up, and most hosts never ask for what OpenSSL cannot speak."""
+    if not _OTHER_ENGINES:
+        from ecemu.core import tls_legacy
+        try:
+            from ecemu.core import tls_mbedtls
+        except ImportError:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
+            tls_mbedtls = None
+        _OTHER_ENGINES.extend((tls_legacy, tls_mbedtls))
+    return _OTHER_ENGINES[0], _OTHER_ENGINES[1]
 
 
 def _mbedtls_name(code: int) -> str:
