@@ -88,6 +88,10 @@ class Modem:
         self.editor = LineEditor(self.profile.limits.line_length, self.write_host, self.observe)
         self.line = CommandLineRunner(self)
         self._held_urcs = HeldUrcs()
+        # What waits for the port to be idle (a socket's inbox with data to push or a closed URC
+        # behind it), put here by itself (``mark_idle_waiting``): the hooks run only then, since
+        # asking every family after every command line was a fifth of an AT round trip's work.
+        self.idle_waiting: dict[object, None] = {}
         # Per-family state (PDP contexts, SSL contexts and clients), built anew at every power cycle.
         self.families: dict[str, FamilyState] = {}
         self.families = self.commands.build_states(self)
@@ -95,10 +99,6 @@ class Modem:
         # into a command's answer): only those that override the hook.
         self._idle_hooks = [state.port_idle for state in self.families.values()
                             if type(state).port_idle is not FamilyState.port_idle]
-        # What waits for the port to be idle (a socket's inbox with data to push or a closed URC
-        # behind it), put here by itself (``mark_idle_waiting``): the hooks run only then, since
-        # asking every family after every command line was a fifth of an AT round trip's work.
-        self.idle_waiting: dict[object, None] = {}
 
     def power_on(self, now: float) -> None:
         """Start the boot sequence: the profile's boot URCs at their times, RDY first."""
