@@ -123,12 +123,7 @@ class HostModes:
 
     def receive(self, data: bytes) -> None:
         self.input += data
-        if not self._processing:  # process_input(), one call fewer for every command line
-            self._processing = True
-            try:
-                self._consume_input()
-            finally:
-                self._processing = False
+        self.process_input()
 
     def take_input(self) -> bytes:
         data = bytes(self.input)
@@ -173,10 +168,9 @@ class HostModes:
         # Timers already due (AT+CFUN=1,1's reboot) run before the next line is read, as they would
         # have had the host sent that line in a later write: the output never depends on how the
         # host's bytes were split (chosen).
-        if modem.timers.heap:
-            modem.tick(modem.now)
-            if self.mode is not HostMode.COMMAND or modem.host is not self:
-                return
+        modem.tick(modem.now)
+        if self.mode is not COMMAND or modem.host is not self:
+            return
         data = self.input
         consumed, edited = modem.editor.edit(data, modem.settings, self.mode)
         del data[:consumed]

@@ -260,9 +260,7 @@ class Modem:
         self.host.host_lost()
 
     def receive_from_host(self, data: bytes, now: float) -> None:
-        self.now = now
-        if self.timers.heap:
-            self.tick(now)
+        self.tick(now)
         self.host.receive(data)
 
     @property

@@ -263,8 +263,7 @@ class ModemRunner:
         answer past the mark."""
         waiting = self._input_waiting
         modem = self.modem
-        while waiting and self._frozen_until is None and not (
-                (self._shaped or len(self._host_queue) >= HOST_QUEUE_HIGH) and self._output_full()):
+        while waiting and self._frozen_until is None and not self._output_full():
             size = len(waiting)
             if modem.host.mode is COMMAND:
                 end = waiting.find(modem.settings.s_registers[3])
@@ -288,7 +287,7 @@ class ModemRunner:
     def _update_reading(self) -> None:
         """Stop taking the host's bytes while some wait to be given to the modem or the modem
         holds many (flow control both ways); take them again once both have gone down."""
-        backlog = len(self.modem.host.input)  # modem.input_backlog, asked twice per line
+        backlog = self.modem.input_backlog
         if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH):
             self._host_reading_paused = True
             self.host.pause_reading(True)
