@@ -18,7 +18,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,8 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import CLIENTS, TIMEOUT, Port, Server, open_clients  # noqa: E402
-from tests.processes import wait_for_boot  # noqa: E402
+from benchmarks.run import CLIENTS, Emulator, Port, Server, open_clients  # noqa: E402
 
 FEW, MANY = 300, 1300
 
@@ -36,22 +34,9 @@ def instructions(line: str, count: int, tls_port: int | None, connections: int) 
     """Instructions ``ecemu run`` executed in all, answering ``line`` ``count`` times."""
     with tempfile.TemporaryDirectory(prefix="ecemu-line-cost-") as folder:
         log = Path(folder) / "callgrind.log"
-        process = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", f"--log-file={log}",
-             sys.executable, "-m", "ecemu", "run"],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-            env={**os.environ, "ECEMU_NETWORK_RTT_MS": "0"})
-        try:
-            said = b""
-            while b"control: " not in said:
-                chunk = os.read(process.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError("ecemu run did not start under valgrind")
-                said += chunk
-            match = re.search(rb"port: (\S+)", said)
-            assert match is not None
-            wait_for_boot(match.group(1).decode())
-            port = Port(match.group(1).decode())
+        valgrind = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", f"--log-file={log}")
+        with Emulator(under=valgrind) as modem:
+            port = Port(modem.port)
             try:
                 if tls_port is not None:
                     port.ask("AT+QIACT=1")
@@ -60,10 +45,6 @@ def instructions(line: str, count: int, tls_port: int | None, connections: int) 
                     port.ask(line)
             finally:
                 port.close()
-        finally:
-            process.terminate()
-            process.wait(TIMEOUT)
-            process.stdout.close()
         found = re.search(r"refs:\s+([\d,]+)", log.read_text())
         if found is None:
             raise RuntimeError(f"no instruction count in valgrind's log: {log.read_text()[-500:]}")
@@ -76,6 +57,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=0, choices=range(0, CLIENTS + 1), metavar="N",
                         help=f"TLS connections to open first (0-{CLIENTS})")
     args = parser.parse_args()
+    os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     if args.connections:

@@ -79,13 +79,14 @@ def _die_with_parent() -> None:
 
 class Emulator:
     """``ecemu run ARGS``, started as a user starts it; ``ready`` is how long it took to announce
-    its port and control socket(s). With ``boot`` the boot URCs are read, so the modem is idle."""
+    its port and control socket(s). With ``boot`` the boot URCs are read, so the modem is idle.
+    ``under``: a command that runs it (valgrind, for ``line_cost.py``)."""
 
-    def __init__(self, *args: str, boot: bool = True):
+    def __init__(self, *args: str, boot: bool = True, under: tuple[str, ...] = ()):
         self.log = tempfile.NamedTemporaryFile(prefix="ecemu-bench-", suffix=".log")
         count = int(args[args.index("--count") + 1]) if "--count" in args else 1
         start = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-m", "ecemu", "run", "--log-level", "info", *args],
+        self.process = subprocess.Popen([*under, sys.executable, "-m", "ecemu", "run", "--log-level", "info", *args],
                                         stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
                                         cwd=ROOT, preexec_fn=_die_with_parent)
         said, fd = b"", self.process.stdout.fileno()
