@@ -232,7 +232,7 @@ def _encode_message_length(length: int) -> bytes:
 
 def decode_messages(info: bytes) -> list[ControlMessage]:
     """Every message of one UIH frame on DLCI 0; a truncated one ends the list."""
-    out = []
+    out: list[ControlMessage] = []
     i = 0
     while i < len(info):
         kind = info[i]

@@ -285,12 +285,14 @@ class HostModes:
         guarded(lambda: session.feed_host(self.modem, data))
         return True
 
-    def leave_online(self, result: FinalResult) -> None:
-        """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed)."""
+    def leave_online(self, result: FinalResult | None) -> None:
+        """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed;
+        none when a multiplexer closes down)."""
         modem = self.modem
         self.online = None
         self._to("leave")
-        modem.write_host(modem.result_bytes(result))
+        if result is not None:
+            modem.write_host(modem.result_bytes(result))
         modem.flush_urcs()
         self.process_input()
 

@@ -21,12 +21,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from ecemu.core import events as ev
+from ecemu.core.channel import PORT, Channel, MuxSession
 from ecemu.core.clock import ModuleClock
-from ecemu.core.command_line import CommandLineRunner
 from ecemu.core.data_entry import DataEntry
 from ecemu.core.host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
-from ecemu.core.host_modes import COMMAND, HostMode, HostModes, guarded
-from ecemu.core.line_editor import LineEditor
+from ecemu.core.host_modes import COMMAND, HostMode, guarded
 from ecemu.core.registry import (
     AwaitData,
     CommandFailed,
@@ -40,7 +39,7 @@ from ecemu.core.results import CmeError, FinalResult
 from ecemu.core.settings import Settings
 from ecemu.core.timers import Timer, TimerHeap
 from ecemu.core.ufs import FileStore
-from ecemu.core.urcs import HeldUrcs, frame_block, frame_result
+from ecemu.core.urcs import frame_block, frame_result
 from ecemu.profile import Profile
 
 __all__ = ["HOST_MODES", "HostMode", "Modem", "Settings"]
@@ -60,7 +59,6 @@ class Modem:
         self.now = now
         self._wall_clock_at_boot = wall_clock or datetime(2000, 1, 1, tzinfo=timezone.utc)
         self._created_at = now
-        self._host_out = bytearray()
         self._effects: list[ev.Effect] = []
         # Told of every command line, final result and URC (the session trace); pure notification.
         self.observer: Callable[[str, dict], None] | None = None
@@ -77,17 +75,19 @@ class Modem:
 
     def _fresh_state(self) -> None:
         """Everything a power cycle forgets (SSL settings included: REFERENCE.md)."""
-        self.host = HostModes(self)
-        self.settings = Settings.factory(self.profile)
+        # The port's AT channel; AT+CMUX adds one per DLC the host opens (``channels``). What the
+        # modem reads as host, editor, line, settings and output is the channel in hand's.
+        self.port = self.channel = Channel(self, PORT, Settings.factory(self.profile))
+        self.channels: dict[int, Channel] = {}  # the DLCs' channels while the multiplexer runs
+        self.multiplexed = False  # timers and connections remember their channel only then
+        self.mux: MuxSession | None = None  # AT+CMUX's multiplexer on the port
+        self._take_channel(self.port)
         self.functionality = 1
         self.signal: tuple[int, int] = self.profile.network.csq  # AT+CSQ; fault injection changes it
         # The module keeps its own time across a reboot (the network's time update sets it again
         # on a real one): the clock reads the wall clock given at creation, moved on since then.
         self.clock = ModuleClock(self._wall_clock_at_boot + timedelta(seconds=self.now - self._created_at), self.now)
         self.last_qi_error = 0
-        self.editor = LineEditor(self.profile.limits.line_length, self.write_host, self.observe)
-        self.line = CommandLineRunner(self)
-        self._held_urcs = HeldUrcs()
         # What waits for the port to be idle (a socket's inbox with data to push or a closed URC
         # behind it), put here by itself (``mark_idle_waiting``): the hooks run only then, since
         # asking every family after every command line was a fifth of an AT round trip's work.
@@ -145,14 +145,60 @@ class Modem:
     def data_entry(self) -> DataEntry | None:
         return self.host.data_entry
 
+    # --- the channels (channel.py) -------------------------------------------------------------
+
+    def _take_channel(self, channel: Channel) -> None:
+        self.channel = channel
+        self.host = channel.host
+        self.editor = channel.editor
+        self.line = channel.line
+        self.settings = channel.settings
+        self._host_out = channel.out
+        self._held_urcs = channel.held_urcs
+
+    def on_channel(self, channel: Channel, work: Callable[[], Any]) -> Any:
+        """Run ``work`` with ``channel`` in hand: its bytes, settings and answers."""
+        previous = self.channel
+        if channel is previous:
+            return work()
+        port = self.port
+        previous.settings = self.settings  # ATZ and AT&F put new settings in place
+        self._take_channel(channel)
+        try:
+            return work()
+        finally:
+            channel.settings = self.settings
+            # After a power cycle (AT+CFUN=1,1 on a channel) only the new port's channel is left.
+            self._take_channel(previous if self.port is port else self.port)
+
+    def _bound(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """``callback`` runs on the channel in hand now, whichever is in hand when it is called."""
+        channel = self.channel
+        return lambda *args: self.on_channel(channel, lambda: callback(*args))
+
+    def urc_channel(self) -> Channel:
+        """Where URCs go: the port, or under CMUX the lowest DLC open (chosen: REFERENCE.md "CMUX")."""
+        for number in sorted(self.channels):
+            return self.channels[number]
+        return self.port
+
+    def take_output(self, channel: Channel) -> bytes:
+        out = bytes(channel.out)
+        channel.out.clear()
+        return out
+
     # --- output ------------------------------------------------------------------------------
 
     def write_host(self, data: bytes | bytearray) -> None:
         self._host_out += data
 
     def take_host_bytes(self) -> bytes:
-        out = bytes(self._host_out)
-        self._host_out.clear()
+        """The port's bytes for the host; under CMUX every channel's output framed first."""
+        if self.mux is not None:
+            self.mux.frame_output()
+        port_out = self.port.out
+        out = bytes(port_out)
+        port_out.clear()
         return out
 
     def effect(self, effect: ev.Effect) -> None:
@@ -176,6 +222,14 @@ class Modem:
         """An unsolicited result code; held while a command runs or data mode owns the port."""
         encoded = [l.encode("latin-1") if isinstance(l, str) else l for l in lines]
         self.observe("urc", lines=encoded)
+        if self.multiplexed:
+            target = self.urc_channel()
+            if target is not self.channel:
+                self.on_channel(target, lambda: self._emit_block(encoded))
+                return
+        self._emit_block(encoded)
+
+    def _emit_block(self, encoded: list[bytes]) -> None:
         if self.settings.quiet:
             return  # ATQ1 suppresses unsolicited result codes too (V.250 6.2.5)
         data = self.block(encoded)
@@ -210,6 +264,8 @@ class Modem:
     # --- time --------------------------------------------------------------------------------
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer:
+        if self.multiplexed:
+            callback = self._bound(callback)
         return self.timers.call_at(deadline, callback)
 
     def next_deadline(self) -> float | None:
@@ -230,7 +286,7 @@ class Modem:
 
     def new_conn_id(self, on_event: Callable[[ev.NetworkEvent], None]) -> int:
         conn_id = next(self._conn_ids)
-        self._event_handlers[conn_id] = on_event
+        self._event_handlers[conn_id] = self._bound(on_event) if self.multiplexed else on_event
         return conn_id
 
     def forget_conn(self, conn_id: int) -> None:
@@ -294,6 +350,6 @@ class Modem:
         """Complete the command that returned ``Pending`` (``HostModes.finish_pending``)."""
         self.host.finish_pending(outcome)
 
-    def leave_online(self, result: FinalResult) -> None:
+    def leave_online(self, result: FinalResult | None) -> None:
         """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed)."""
         self.host.leave_online(result)
