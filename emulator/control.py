@@ -60,8 +60,9 @@ Seconds = Annotated[float, Range(0, 3600)]
 Milliseconds = Annotated[int, Range(0, 60000)]
 UrcText = Annotated[str, MaxLength(1024)]
 FamilyName = Annotated[str, MaxLength(8)]  # the socket families a server-side fault reaches
-# AT+QSSLOPEN's clients, AT+QIOPEN's sockets, AT+QMTOPEN's clients, the HTTP request
-SOCKET_FAMILIES = ("ssl", "tcpip", "mqtt", "http")
+# AT+QSSLOPEN's clients, AT+QIOPEN's sockets, AT+QMTOPEN's clients, the HTTP request; "ppp": a TCP
+# flow of a PPP data call, by the number the trace gives it (each call numbers its flows from 0)
+SOCKET_FAMILIES = ("ssl", "tcpip", "mqtt", "http", "ppp")
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,12 @@ class Controller:
     @operation
     def server_reset(self, client: Client, family: FamilyName = "ssl") -> None:
         """The server resets CLIENT's connection (TCP RST); FAMILY: ssl (AT+QSSLOPEN), tcpip
-        (AT+QIOPEN), mqtt (AT+QMTOPEN's <client_idx>) or http (client 0, the request running)."""
+        (AT+QIOPEN), mqtt (AT+QMTOPEN's <client_idx>), http (client 0, the request running) or ppp
+        (CLIENT is the number of a TCP flow of a PPP data call, as the trace shows it)."""
+        if family == "ppp":
+            if not self.runner.ip_links.reset_flow(client):
+                raise ControlError(f"server-reset: no open TCP flow {client} in a data call")
+            return
         self.runner.network.fault_reset(self._conn_of(client, family))
 
     @operation

@@ -24,6 +24,7 @@ from ecemu.commands import device  # noqa: F401
 from ecemu.commands import mqtt  # noqa: F401
 from ecemu.commands import http  # noqa: F401
 from ecemu.commands import cmux  # noqa: F401
+from ecemu.commands import ppp  # noqa: F401
 
 
 def _family_modules() -> list[ModuleType]:

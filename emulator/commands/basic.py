@@ -107,10 +107,12 @@ def dcd_mode(modem: "Modem", call: CommandCall) -> Reply:
 
 @command("H", family=FAMILY)
 def hang_up(modem: "Modem", call: CommandCall) -> Reply:
-    """ATH / ATH0: hang up the call (V.250 6.3.6). The emulator has no voice or data call, so there is
-    nothing to end and the answer is OK; TCP/IP and SSL connections stay as they are (chosen: they
-    are closed by their own commands)."""
+    """ATH / ATH0: hang up the call (V.250 6.3.6): a PPP data call left with +++ on this channel ends
+    (commands/ppp.py); TCP/IP and SSL connections stay as they are (chosen: they are closed by their
+    own commands). OK either way."""
     _digit_setting(call, 0)
+    for state in modem.families.values():
+        state.hang_up()
     return ok()
 
 

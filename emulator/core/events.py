@@ -133,8 +133,36 @@ class QueryNtp:
     dns_servers: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class OpenIpLink:
+    """A data call's IP link (PPP): the host's packets go to a user-mode network engine that makes
+    every flow a real socket. ``address`` is the host's, ``gateway`` the module's side, which stands
+    for the machine the emulator runs on (its 127.0.0.1); ``network`` holds both (CIDR). UDP to port
+    53 of an ``announced_dns`` address is answered through ``dns_servers`` (AT+QIDNSCFG's; none: the
+    machine's resolver)."""
+
+    conn_id: int
+    address: str
+    gateway: str
+    network: str
+    announced_dns: tuple[str, ...] = ()
+    dns_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendIp:
+    conn_id: int
+    packet: bytes
+
+
+@dataclass(frozen=True)
+class CloseIpLink:
+    conn_id: int
+
+
 Effect = (OpenTcp | SendTcp | ShutdownTcp | CloseTcp | PauseReading | ResumeReading | OpenUdp | SendDatagram
-          | Listen | AcceptTcp | RefuseTcp | Resolve | Ping | QueryNtp)
+          | Listen | AcceptTcp | RefuseTcp | Resolve | Ping | QueryNtp | OpenIpLink | SendIp | CloseIpLink)
+IP_LINK_EFFECTS = (OpenIpLink, SendIp, CloseIpLink)
 
 
 # Events: shell -> core ----------------------------------------------------------------------
@@ -238,5 +266,24 @@ class NtpTime:
     failure: str = ""  # "dns", "timeout", "bad answer"
 
 
+@dataclass(frozen=True)
+class IpLinkUp:
+    conn_id: int
+
+
+@dataclass(frozen=True)
+class IpLinkFailed:
+    conn_id: int
+    reason: str  # why the shell has no network engine for the link (the log says it too)
+
+
+@dataclass(frozen=True)
+class IpPacket:
+    """A packet from the network for the host of an IP link."""
+
+    conn_id: int
+    packet: bytes
+
+
 NetworkEvent = (PingReply | NtpTime | TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained | UdpOpened | UdpOpenFailed
-                | UdpDatagram | Listening | ListenFailed | TcpIncoming | Resolved)
+                | UdpDatagram | Listening | ListenFailed | TcpIncoming | Resolved | IpLinkUp | IpLinkFailed | IpPacket)

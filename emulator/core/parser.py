@@ -144,6 +144,14 @@ def parse_command_line(body: str) -> list[CommandCall]:
             i, call = _parse_s_register(body, i + 1)
             calls.append(call)
             continue
+        elif upper == "D":
+            # V.250 6.3.1: the dial string runs to the ";" (a voice call) or the line's end.
+            end = body.find(";", i + 1)
+            end = n if end < 0 else end
+            dial = body[i + 1:end]
+            calls.append(CommandCall("D", Form.EXEC, [Arg(dial, False)], dial))
+            i = end + 1 if end < n else n
+            continue
         elif upper in BASIC_LETTERS:
             name = upper
             i += 1

@@ -176,6 +176,9 @@ class FamilyState:
         """ATO: the transparent connection to go back to, if this family has one."""
         return None
 
+    def hang_up(self) -> None:
+        """ATH: the data call of the channel in hand, if this family has one, ends."""
+
     def port_idle(self) -> None:
         """The port is back in command mode with nothing held, and something waits for that
         (``Modem.mark_idle_waiting``): URCs waiting for it may go."""

@@ -20,6 +20,7 @@ from ecemu.core.host_modes import COMMAND
 from ecemu.core.modem import Modem
 from ecemu.core.ufs import DirectoryFileStore
 from ecemu.profile import Profile
+from ecemu.shell.ip_link import IpLinks
 from ecemu.shell.network import Network
 from ecemu.shell.opens import OpenWatcher
 from ecemu.shell.pty_port import TTY_WRITE_CHUNK, PtyPort
@@ -159,6 +160,8 @@ class ModemRunner:
             self.tracer = Tracer(self.trace_path, loop.time(), self.modem_index)
         self.network = Network(self.on_network_event, on_effect=self._trace_effect,
                                round_trip=network_round_trip(self.profile) / 1000.0)
+        # The data calls' IP links (PPP) through libslirp, a packet at a time: flows are traced, not packets.
+        self.ip_links = IpLinks(self.on_network_event, self.network, self.trace)
         self._files = DirectoryFileStore(self.ufs)
         self.modem = Modem(self.profile, self._files, commands=COMMAND_SET, now=loop.time(),
                            wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
@@ -201,6 +204,7 @@ class ModemRunner:
         network: Network | None = getattr(self, "network", None)  # None when start() never ran
         if network is not None:
             network.close_all()
+            self.ip_links.close_all()
         self.host.close()
         if self.tracer is not None:
             self.tracer.close()
@@ -320,7 +324,7 @@ class ModemRunner:
         self.discard_host_output()
 
     def on_network_event(self, event: ev.NetworkEvent) -> None:
-        if self.tracer is not None:
+        if self.tracer is not None and not isinstance(event, ev.IpPacket):
             self.trace("net_event", event=type(event).__name__, **_fields(event))
         self.modem.handle_event(event, self.loop.time())
         self.pump()
@@ -348,7 +352,10 @@ class ModemRunner:
             if not effects:
                 break
             for effect in effects:
-                self.network.execute(effect)
+                if isinstance(effect, ev.IP_LINK_EFFECTS):
+                    self.ip_links.execute(effect)
+                else:
+                    self.network.execute(effect)
         self._arm_timer(modem.next_deadline())
         if update_reading:
             self._update_reading()
