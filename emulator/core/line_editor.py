@@ -162,7 +162,9 @@ class LineEditor:
         if overflow:
             log.info("command line longer than %d characters", self._line_length)
             return REJECTED
-        line = line.lstrip(b" \x00")
+        # Spaces, NULs and a Ctrl+Z (SUB) before AT are ignored: multiplexer daemons and SMS
+        # drivers send Ctrl+Z first to end any text input left open (chosen, as modules do).
+        line = line.lstrip(b" \x00\x1a")
         if not line:
             return None  # an empty line gets no answer, as on the module
         if line[:2] not in (b"AT", b"at"):
