@@ -10,6 +10,7 @@
  * Prints one line per step ("CONNECT", "PPP up ...", "DNS ...", "TCP connected", "ECHO ...",
  * "DOWNLOAD ...", "PPP down ...", "NO CARRIER") and exits 0 when every step passed.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -138,6 +139,7 @@ static err_t on_recv(void *arg, struct altcp_pcb *conn, struct pbuf *p, err_t er
     if (!download && received >= (long)strlen(message)) {
         echo_buf[received] = 0;
         say("ECHO %s", echo_buf);
+        say("ROUND TRIP %.3f s", seconds() - download_started);
         finish(strcmp(echo_buf, message) == 0);
         altcp_close(conn);
         pcb = NULL;
@@ -320,6 +322,9 @@ int main(int argc, char **argv)
     ppp_set_default(ppp);
     ppp_connect(ppp, 0);
 
+    static unsigned char tail[4096 + 16];
+    size_t tail_len = 0;
+    int no_carrier = 0;
     double deadline = seconds() + 90;
     double closing_at = 0;
     while (!ppp_closed && seconds() < deadline) {
@@ -330,8 +335,18 @@ int main(int argc, char **argv)
         if (select(port_fd + 1, &r, NULL, NULL, &tv) > 0) {
             unsigned char buf[4096];
             ssize_t n;
-            while ((n = read(port_fd, buf, sizeof buf)) > 0)
+            while ((n = read(port_fd, buf, sizeof buf)) > 0) {
+                /* The module's NO CARRIER may come while PPP still runs here (the module ended the
+                 * call): watch the stream for it, as a host watching DCD would. */
+                size_t keep = tail_len > 16 ? 16 : tail_len;
+                memmove(tail, tail + tail_len - keep, keep);
+                size_t take = (size_t)n > sizeof tail - keep ? sizeof tail - keep : (size_t)n;
+                memcpy(tail + keep, buf + n - take, take);
+                tail_len = keep + take;
+                if (memmem(tail, tail_len, "NO CARRIER", 10))
+                    no_carrier = 1;
                 pppos_input(ppp, buf, (int)n);
+            }
         }
         sys_check_timeouts();
         if (tcp_done && closing_at == 0)
@@ -346,7 +361,7 @@ int main(int argc, char **argv)
         return 1;
     }
     fcntl(port_fd, F_SETFL, fcntl(port_fd, F_GETFL) & ~O_NONBLOCK);
-    if (read_until("NO CARRIER", 15))
+    if (no_carrier || read_until("NO CARRIER", 15))
         say("NO CARRIER");
     else {
         say("no NO CARRIER");

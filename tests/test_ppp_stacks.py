@@ -1,0 +1,140 @@
+"""Host stacks nobody here wrote, through the emulator's pty: lwIP's PPPoS client (DNS, TCP, TLS) on
+the bare port and inside a CMUX channel of Debian's gsm0710muxd, with AT commands on another
+channel; the network faults on PPP traffic; a data call without the network engine.
+
+The stacks are fetched and built at test time (tests/external_stacks.py). The servers are the
+tests' own on 127.0.0.1; the host reaches them at the module's side of the link, which the DNS
+answer for "localhost" names (REFERENCE.md "PPP").
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from ecemu import Emulator
+from tests.external_stacks import LwipRun, gsm0710muxd, lwip_ppp_client
+from tests.host import AtHost
+from tests.plain_servers import DnsServer, TcpEchoServer
+from tests.tls_servers import TlsServer
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def lwip():
+    return lwip_ppp_client()
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    with Emulator(ufs=tmp_path / "ufs", boot="at-start", escape_guard_ms=200) as running:
+        running.wait_for_boot()
+        yield running
+
+
+def passed(run: LwipRun) -> list[str]:
+    code, lines = run.finish()
+    assert code == 0, lines
+    return lines
+
+
+def test_lwip_on_the_bare_port_dns_and_tcp(lwip, emulator):
+    with TcpEchoServer() as server:
+        run = LwipRun(lwip, emulator.port, server.port, message="hello over PPP on the port")
+        lines = passed(run)
+    assert lines[0] == "CONNECT"
+    # IPCP: the context's address from the profile's pool (context 1: its first host), the module's
+    # side at the pool's end, the DNS server AT+QIDNSCFG shows.
+    assert lines[1] == "PPP up address 10.7.157.1 peer 10.7.157.254 dns 114.114.114.114"
+    assert lines[2] == "DNS localhost 10.7.157.254"
+    assert "ECHO hello over PPP on the port" in lines
+    assert lines[-1] == "NO CARRIER"
+    assert bytes(server.received[0]) == b"hello over PPP on the port"
+    with AtHost(emulator.port) as host:  # the port is back in command mode, the context down again
+        assert host.ask("AT").endswith(b"\r\nOK\r\n")
+        assert host.ask("AT+QIACT?").endswith(b"\r\nOK\r\n")
+        assert b"+QIACT:" not in host.ask("AT+QIACT?")
+
+
+def test_lwip_tls_with_dns_from_qidnscfg(lwip, emulator, tmp_path):
+    ca = tmp_path / "ca.pem"
+    with TlsServer(cert="server-rsa").start() as server, DnsServer({"localhost": "127.0.0.1"}) as dns, \
+            AtHost(emulator.port) as host:
+        ca.write_bytes(server.pki["ca.pem"])
+        assert host.ask(f'AT+QIDNSCFG=1,"127.0.0.1#{dns.port}"').endswith(b"OK\r\n")
+        host.close()
+        run = LwipRun(lwip, emulator.port, server.port, tls_ca=ca, message="secret over PPP")
+        lines = passed(run)
+        assert server.connection().received == b"secret over PPP"
+        assert dns.asked == ["localhost"]  # the host's query went to the server AT+QIDNSCFG named
+    # IPCP named that server by the module's side of the link (it is on this machine's loopback)
+    assert lines[1].endswith("dns 10.7.157.254")
+    assert "ECHO secret over PPP" in lines
+
+
+def test_gsm0710muxd_channels_at_on_one_ppp_on_another(lwip, emulator, tmp_path):
+    ca = tmp_path / "ca.pem"
+    with gsm0710muxd(emulator.port, channels=2) as (at_channel, data_channel), \
+            TlsServer(cert="server-rsa").start() as server, AtHost(at_channel) as host:
+        ca.write_bytes(server.pki["ca.pem"])
+        # gsm0710muxd switched the radio off before AT+CMUX; the AT channel turns it on
+        assert host.ask("AT+CFUN=1").endswith(b"\r\nOK\r\n")
+        run = LwipRun(lwip, data_channel, server.port, tls_ca=ca, message="TLS inside a CMUX channel",
+                      hold_seconds=1.0)
+        run.wait_for("ECHO")
+        # meanwhile the AT channel answers, and sees the context the call activated
+        assert b'+QIACT: 1,1,1,"10.7.157.1"' in host.ask("AT+QIACT?")
+        assert host.ask("AT+CSQ").startswith(b"AT+CSQ\r\r\n+CSQ: ")
+        lines = passed(run)
+        assert "ECHO TLS inside a CMUX channel" in lines and lines[-1] == "NO CARRIER"
+        assert host.ask("AT+QIACT?") == b"AT+QIACT?\r\r\nOK\r\n"
+
+
+def test_pdp_drop_ends_the_call_with_lcp_terminate_and_no_carrier(lwip, emulator):
+    with TcpEchoServer() as server:
+        run = LwipRun(lwip, emulator.port, server.port, hold_seconds=30.0)
+        run.wait_for("ECHO")
+        emulator.control.pdp_drop(context=1)
+        down = run.wait_for("PPP down")
+        code, lines = run.finish()
+    assert down != "PPP down 5"  # not the host's own close: the peer (the module) terminated
+    assert lines[-1] == "NO CARRIER"
+
+
+def test_server_reset_on_a_flow_reaches_the_host_as_a_reset(lwip, emulator):
+    with TcpEchoServer(echo=False) as server:
+        run = LwipRun(lwip, emulator.port, server.port, message="never echoed")
+        run.wait_for("TCP connected")
+        emulator.control.server_reset(client=0, family="ppp")
+        line = run.wait_for("TCP error")
+        code, lines = run.finish()
+    assert line == "TCP error -14"  # lwIP's ERR_RST: the connection was reset
+    assert lines[-1] == "NO CARRIER"
+
+
+def test_latency_applies_to_ppp_traffic(lwip, emulator):
+    emulator.control.latency(ms=300)
+    with TcpEchoServer() as server:
+        run = LwipRun(lwip, emulator.port, server.port, message="slow")
+        lines = passed(run)
+    timed = [line for line in lines if line.startswith("ECHO")]
+    assert timed == ["ECHO slow"]
+    seconds = float(next(line for line in lines if line.startswith("ROUND TRIP")).split()[2])
+    # the request crosses the link one way and its echo the other: at least 2 x 300 ms
+    assert seconds >= 0.6
+
+
+def test_without_the_engine_the_call_fails_as_without_network_service(emulator, monkeypatch, caplog):
+    from ecemu.shell import slirp
+
+    def missing():
+        raise slirp.SlirpMissing("libslirp is not installed (test); install it: apt-get install libslirp0")
+
+    monkeypatch.setattr(slirp, "load", missing)
+    with caplog.at_level(logging.WARNING), AtHost(emulator.port) as host:
+        assert host.ask("ATD*99#").endswith(b"\r\nNO CARRIER\r\n")
+        assert host.ask("AT+QIACT?") == b"AT+QIACT?\r\r\nOK\r\n"  # the context the call raised is down again
+    assert any("libslirp is not installed" in record.getMessage() for record in caplog.records)
