@@ -148,3 +148,23 @@ def test_long_answers_are_cut_to_n1(n1):
     frames = read_frames(h.send(uih(1, 1, b"AT+CMUX=?;+CMUX?\r")))
     assert all(len(info) <= n1 for _, _, info in frames)
     assert channel_bytes(frames, 1).endswith(b"\r\nOK\r\n")
+
+
+def test_a_data_call_on_one_channel_at_on_another_dcd_in_msc():
+    from ecemu.core import events as ev
+
+    h = CoreHarness()
+    start_mux(h, channels=(1, 2))
+    at(h, 1, b"ATE0\r")
+    at(h, 2, b"ATE0\r")
+    assert at(h, 2, b"ATD*99#\r") == b""
+    link = [e for e in h.take_effects() if isinstance(e, ev.OpenIpLink)][0]
+    frames = read_frames(h.event(ev.IpLinkUp(link.conn_id)))
+    assert channel_bytes(frames, 2).startswith(b"\r\nCONNECT\r\n~")  # then the module's LCP request
+    # DCD (DV) on for channel 2 in an MSC command (27.010 5.4.6.3.7)
+    assert (0, UIH, control_message(0xE1, True, bytes((2 << 2 | 3, 0x01 | 0x04 | 0x08 | 0x80)))) in frames
+    assert at(h, 1, b"AT+QIACT?\r") == b'\r\n+QIACT: 1,1,1,"10.7.157.1"\r\n\r\nOK\r\n'
+    # the host closes the data channel: the call ends with it, the AT channel goes on
+    assert read_frames(h.send(frame(2, 1, DISC)))[0] == (2, UA, b"")
+    assert ev.CloseIpLink(link.conn_id) in h.take_effects()
+    assert at(h, 1, b"AT+QIACT?\r") == b"\r\nOK\r\n"

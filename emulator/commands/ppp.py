@@ -194,7 +194,13 @@ class DataCall(PppHooks):
             modem.on_channel(channel, to_host)
 
     def context_down(self) -> None:
-        self.link.close("context deactivated")
+        """The context went down under the call: LCP Terminate-Request while the host is in PPP;
+        after +++ the host is not listening to PPP, and the call ends at once."""
+        if self.online:
+            self.link.close("context deactivated")
+        else:
+            self.link.end_reason = "context deactivated"
+            self._end("context deactivated")
 
 
 class PppState(FamilyState):
