@@ -4,6 +4,9 @@ Three lanes, host, module and network, and one row per trace entry down a time a
 host and module and between module and network as arrows labelled with their size (a click shows
 them), commands, results, URCs and TLS events as notes on the module's lane, faults across all
 lanes, pauses of half a second or more marked. The coverage table of the session sits on top.
+Under AT+CMUX each DLC gets a lane between host and module: its frames as arrows from and to the
+host, its opening and closing, control messages, and the commands, results, URCs and PPP states
+of that channel as notes on it; the data calls' flows and DNS answers are notes on the network's.
 
 A trace may come from anywhere (a field report), so everything taken from it is escaped, and the
 page's Content-Security-Policy allows nothing but its own inline style and script, by hash: no
@@ -152,7 +155,45 @@ FILTERS = [("bytes host ⇄ module", "host_in host_out", True),
            ("URCs", "urc", True),
            ("network", "net_effect net_event", True),
            ("TLS", "tls received", True),
+           ("CMUX", "mux mux_frame mux_channel mux_control", True),
+           ("PPP", "ppp_call ppp_phase ppp_state ppp_auth ppp_ip ppp_frame ppp_echo ppp_flow ppp_dns "
+                   "ppp_protocol_reject ppp_protocol_rejected", True),
            ("faults", "fault", True)]
+NETWORK_NOTES = {"ppp_flow", "ppp_dns"}  # notes about the network side of a data call
+
+
+def _channels(entries: list[dict]) -> list[int]:
+    """The DLCs the trace shows activity on, in order (none without AT+CMUX)."""
+    seen: set[int] = set()
+    for entry in entries:
+        kind = entry.get("kind", "")
+        for key in ("dlci", "channel"):
+            value = entry.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 63 and (
+                    kind.startswith("mux") or "channel" in entry):
+                seen.add(value)
+    return sorted(seen)
+
+
+def _lane_style(channels: list[int]) -> str:
+    """Lane positions and arrow spans for host, one lane per DLC, module and network."""
+    if not channels:
+        return ""
+    names = ["host", *(f"dlc-{n}" for n in channels), "module", "network"]
+    position = {name: (index + 0.5) * 100 / len(names) for index, name in enumerate(names)}
+    variables = " ".join(f"--{name}: {value:.3f}%;" for name, value in position.items())
+    stripes = ", ".join(f"transparent calc(var(--{n}) - 1px), var(--line) calc(var(--{n}) - 1px), "
+                        f"var(--line) calc(var(--{n}) + 1px), transparent calc(var(--{n}) + 1px)" for n in names)
+    rules = [f":root {{ {variables} }}", f".lanes {{ background-image: linear-gradient(to right, {stripes}); }}",
+             f".arrow.from-host.to-module, .arrow.from-module.to-host {{ margin-left: var(--host); "
+             f"width: {position['module'] - position['host']:.3f}%; }}",
+             f".arrow.from-network, .arrow.to-network {{ margin-left: var(--module); "
+             f"width: {position['network'] - position['module']:.3f}%; }}"]
+    for name in names[1:-2]:
+        rules.append(f".arrow.from-host.to-{name}, .arrow.from-{name}.to-host {{ margin-left: var(--host); "
+                     f"width: {position[name] - position['host']:.3f}%; }}")
+        rules.append(f".note.on-{name}, .lane-name.{name} {{ left: var(--{name}); }}")
+    return "\n" + "\n".join(rules) + "\n"
 
 
 def _csp_hash(text: str) -> str:
@@ -223,19 +264,37 @@ def _arrow(kind: str, entry: dict) -> str:
     return f'<div class="arrow {direction}{net} {ends}">{" ".join(parts)}</div>'
 
 
-def _note(kind: str, entry: dict) -> str:
+def _frame_arrow(entry: dict, lane: str) -> str:
+    """A 27.010 frame between the host and its DLC's lane."""
+    inbound = entry.get("direction") == "in"
+    ends = f"from-host to-{lane}" if inbound else f"from-{lane} to-host"
+    if "discarded" in entry:
+        label = f"discarded: {_bytes_text(entry['discarded'])}"
+    else:
+        size = entry.get("size", 0)
+        label = f"{_bytes_text(entry.get('type', '?'))}{' P/F' if entry.get('pf') else ''}" + (
+            f" {size} bytes" if size else "")
+    return f'<div class="arrow {"right" if inbound else "left"} {ends}"><span class="mono">{esc(label)}</span></div>'
+
+
+def _note(kind: str, entry: dict, lane: str = "module") -> str:
+    on = f"on-{lane}"
     if kind == "command":
-        return f'<div class="note on-module command mono">{esc(visible(_bytes_text(entry.get("line", ""))))}</div>'
+        return f'<div class="note {on} command mono">{esc(visible(_bytes_text(entry.get("line", ""))))}</div>'
     if kind == "result":
         text = _bytes_text(entry.get("text", ""))
         verdict = "ok" if text in SUCCESS_RESULTS else "error"
-        return f'<div class="note on-module {verdict} mono">{esc(visible(text))}</div>'
+        return f'<div class="note {on} {verdict} mono">{esc(visible(text))}</div>'
     if kind == "urc":
         lines = entry.get("lines", [])
         lines = [_bytes_text(line) for line in (lines if isinstance(lines, list) else [lines])]
         first = esc(visible(lines[0])) if lines else ""
         data = _data_html("\r\n".join(lines[1:])) if len(lines) > 1 else ""
-        return f'<div class="note on-module urc"><span class="mono">{first}</span>{data}</div>'
+        return f'<div class="note {on} urc"><span class="mono">{first}</span>{data}</div>'
+    if kind.startswith("mux") or kind.startswith("ppp"):
+        rest = _fields_text(entry, ("channel",))
+        return (f'<div class="note {on} other"><span class="event">{esc(kind)}</span> '
+                f'<span class="mono">{esc(rest)}</span></div>')
     if kind == "tls":
         client, event, detail = entry.get("client", "?"), entry.get("event", ""), entry.get("detail", "")
         rest = _fields_text(entry, ("client", "event", "detail"))
@@ -250,15 +309,29 @@ def _note(kind: str, entry: dict) -> str:
             f'<span class="mono">{esc(_fields_text(entry, ()))}</span></div>')
 
 
-def _row_body(kind: str, entry: dict) -> str:
+def _lane_of(kind: str, entry: dict, channels: set[int] | frozenset[int]) -> str:
+    if kind in NETWORK_NOTES:
+        return "network"
+    number = entry.get("dlci") if kind.startswith("mux") else entry.get("channel")
+    if kind in ("mux", "mux_control"):
+        number = 0  # the multiplexer itself: the control channel's lane
+    if isinstance(number, int) and not isinstance(number, bool) and number in channels:
+        return f"dlc-{number}"
+    return "module"
+
+
+def _row_body(kind: str, entry: dict, channels: set[int] | frozenset[int] = frozenset()) -> str:
     if kind in ARROWS:
         return _arrow(kind, entry)
+    lane = _lane_of(kind, entry, channels)
+    if kind == "mux_frame" and lane != "module":
+        return _frame_arrow(entry, lane)
     if kind == "fault":
         args = entry.get("args", {})
         args_text = " ".join(f"{k}={v}" for k, v in args.items()) if isinstance(args, dict) else str(args)
         return (f'<div class="fault">FAULT {esc(entry.get("name", "?"))} '
                 f'<span class="mono">{esc(args_text)}</span></div>')
-    return _note(kind, entry)
+    return _note(kind, entry, lane)
 
 
 def _coverage_html(coverage: Coverage) -> str:
@@ -280,6 +353,9 @@ def _coverage_html(coverage: Coverage) -> str:
 def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
     """The page for a trace's entries (``ecemu.shell.trace.read_entries``)."""
     entries = list(entries)
+    channels = _channels(entries)
+    channel_set = set(channels)
+    style = STYLE + _lane_style(channels)
     modems = sorted({str(entry.get("modem", 0)) for entry in entries})
     several = len(modems) > 1
     rows: list[str] = []
@@ -296,7 +372,7 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
                         f'<div class="lanes">… {delta:.3f} s pass …</div></div>')
         previous[modem] = t
         badge = f' <span class="modem">#{esc(modem)}</span>' if several else ""
-        body = _row_body(kind_text, entry)  # an unknown kind gets a note naming it, escaped
+        body = _row_body(kind_text, entry, channel_set)  # an unknown kind gets a note naming it, escaped
         rows.append(f'<div class="row" data-kind="{kind}" data-modem="{esc(modem)}">'
                     f'<div class="time mono">{t:.3f}{badge}<span class="delta">+{delta * 1000:.1f} ms</span></div>'
                     f'<div class="lanes">{body}</div></div>')
@@ -306,7 +382,7 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
     if several:
         options = "".join(f'<option value="{esc(m)}">modem {esc(m)}</option>' for m in modems)
         modem_select = f'<label>modem <select id="modem"><option value="">all</option>{options}</select></label>'
-    csp = (f"default-src 'none'; style-src {_csp_hash(STYLE)}; script-src {_csp_hash(SCRIPT)}; "
+    csp = (f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(SCRIPT)}; "
            "img-src 'none'; form-action 'none'; base-uri 'none'")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -315,7 +391,7 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
 <meta http-equiv="Content-Security-Policy" content="{esc(csp)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ecemu trace: {esc(title)}</title>
-<style>{STYLE}</style>
+<style>{style}</style>
 </head>
 <body>
 <header>
@@ -326,7 +402,7 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
 <span id="shown">{len(entries)} rows</span></div>
 </header>
 <div class="lanes-head"><div class="time">seconds</div><div class="lane-names">
-<span class="lane-name host">host</span><span class="lane-name module">module</span>
+<span class="lane-name host">host</span>{"".join(f'<span class="lane-name dlc-{n}">DLC {n}</span>' for n in channels)}<span class="lane-name module">module</span>
 <span class="lane-name network">network</span></div></div>
 <main id="diagram">
 {chr(10).join(rows)}

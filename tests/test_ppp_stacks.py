@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from ecemu import Emulator
+from ecemu.shell.trace import read_entries
+from ecemu.trace_html import render_html
 from tests.external_stacks import LwipRun, gsm0710muxd, lwip_ppp_client
 from tests.host import AtHost
 from tests.plain_servers import DnsServer, TcpEchoServer
@@ -75,9 +77,11 @@ def test_lwip_tls_with_dns_from_qidnscfg(lwip, emulator, tmp_path):
     assert "ECHO secret over PPP" in lines
 
 
-def test_gsm0710muxd_channels_at_on_one_ppp_on_another(lwip, emulator, tmp_path):
+def test_gsm0710muxd_channels_at_on_one_ppp_on_another(lwip, tmp_path):
     ca = tmp_path / "ca.pem"
-    with gsm0710muxd(emulator.port, channels=2) as (at_channel, data_channel), \
+    trace = tmp_path / "trace.jsonl"
+    with Emulator(ufs=tmp_path / "ufs", boot="at-start", trace=trace) as emulator, \
+            gsm0710muxd(emulator.port, channels=2) as (at_channel, data_channel), \
             TlsServer(cert="server-rsa").start() as server, AtHost(at_channel) as host:
         ca.write_bytes(server.pki["ca.pem"])
         # gsm0710muxd switched the radio off before AT+CMUX; the AT channel turns it on
@@ -91,6 +95,22 @@ def test_gsm0710muxd_channels_at_on_one_ppp_on_another(lwip, emulator, tmp_path)
         lines = passed(run)
         assert "ECHO TLS inside a CMUX channel" in lines and lines[-1] == "NO CARRIER"
         assert host.ask("AT+QIACT?") == b"AT+QIACT?\r\r\nOK\r\n"
+    # The trace and its picture: a lane per DLC, the frames, LCP/IPCP states and the flow
+    entries = list(read_entries(trace.read_text().splitlines()))
+    kinds = {entry["kind"] for entry in entries}
+    assert {"mux_frame", "mux_channel", "mux_control", "ppp_state", "ppp_ip", "ppp_flow", "ppp_dns"} <= kinds
+    opened = [e["dlci"] for e in entries if e["kind"] == "mux_channel" and e["state"] == "open"]
+    assert opened == [0, 1, 2]
+    states = [(e["layer"], e["state"]) for e in entries if e["kind"] == "ppp_state"]
+    assert ("LCP", "OPENED") in states and ("IPCP", "OPENED") in states
+    assert {e["channel"] for e in entries if e["kind"] == "ppp_state"} == {2}
+    # AT+CFUN=0 came on the bare port before AT+CMUX, AT+CFUN=1 on DLC 1
+    assert [e.get("channel") for e in entries if e["kind"] == "command" and "CFUN" in e["line"]] == [None, 1]
+    page = render_html(entries)
+    assert '<span class="lane-name dlc-1">DLC 1</span>' in page and '<span class="lane-name dlc-2">DLC 2</span>' in page
+    assert 'class="arrow right from-host to-dlc-2"' in page  # frames of the data channel
+    assert 'class="note on-dlc-2 other"><span class="event">ppp_state</span>' in page
+    assert 'class="note on-network other"><span class="event">ppp_flow</span>' in page
 
 
 def test_pdp_drop_ends_the_call_with_lcp_terminate_and_no_carrier(lwip, emulator):

@@ -216,12 +216,13 @@ class Modem:
 
     def observe(self, kind: str, **details: Any) -> None:
         if self.observer is not None:
+            if self.multiplexed:
+                details.setdefault("channel", self.channel.number)  # the DLC it happened on
             self.observer(kind, details)
 
     def emit_urc(self, *lines: str | bytes) -> None:
         """An unsolicited result code; held while a command runs or data mode owns the port."""
         encoded = [l.encode("latin-1") if isinstance(l, str) else l for l in lines]
-        self.observe("urc", lines=encoded)
         if self.multiplexed:
             target = self.urc_channel()
             if target is not self.channel:
@@ -230,6 +231,7 @@ class Modem:
         self._emit_block(encoded)
 
     def _emit_block(self, encoded: list[bytes]) -> None:
+        self.observe("urc", lines=encoded)
         if self.settings.quiet:
             return  # ATQ1 suppresses unsolicited result codes too (V.250 6.2.5)
         data = self.block(encoded)

@@ -5,7 +5,8 @@ Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count`
 ``host_in``/``host_out`` (``data``), ``command`` (``line``), ``result`` (``text``), ``urc``
 (``lines``), ``tls`` (``client``, ``event``, ``detail``), ``received`` (``client``, ``size``),
 ``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
-``args``). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
+``args``); under AT+CMUX ``mux_*`` entries and a ``channel`` on the others (the DLC), for data
+calls ``ppp_*`` entries (``ARROWS`` names them all). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ ARROWS = {
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
     "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
+    "mux": "CMUX",  # the multiplexer started or ended
+    "mux_frame": "CMUX frame",  # dlci, type, direction, size (or discarded: why)
+    "mux_channel": "CMUX channel",  # a DLC opened or closed
+    "mux_control": "CMUX control",  # a control channel message (MSC, FCon ...)
+    "ppp_call": "PPP call",  # a data call dialled or ended
+    "ppp_phase": "PPP phase",
+    "ppp_state": "PPP state",  # LCP or IPCP: its automaton's state and the event
+    "ppp_ip": "PPP IPCP",  # the address and DNS servers the host was given
+    "ppp_flow": "PPP flow",  # a TCP or UDP flow of the host: opened, ended, reset
+    "ppp_dns": "PPP DNS",  # a query of the host answered by the module's resolver
 }
 
 
