@@ -613,6 +613,59 @@ def bench_tcp(size: int, stream_size: int, repeats: int, tcp_port: int) -> list[
     return rows
 
 
+def _download_transparent(port: Port, source_port: int, size: int, client: int) -> float:
+    """One download of ``size`` bytes from the source server in AT+QIOPEN transparent mode; bytes/s."""
+    port.ask(TCP.open.format(client, source_port, 2), final=b"CONNECT\r\n")
+    start = time.perf_counter()
+    port.write(f"{size}\n".encode())
+    port.exactly(size)
+    elapsed = time.perf_counter() - start
+    port.until(b"NO CARRIER\r\n")  # the server closed after the last byte
+    port.ask(f"AT+QICLOSE={client}")
+    return size / elapsed
+
+
+def _download_ppp(binary: Path, tty: str, source_port: int, size: int) -> float:
+    """One download through a PPP data call with lwIP's PPPoS client; bytes/s as it measured."""
+    result = subprocess.run([str(binary), "--tty", tty, "--host", "localhost", "--port", str(source_port),
+                             "--download", str(size)], capture_output=True, text=True, timeout=TIMEOUT * 4)
+    found = re.search(r"DOWNLOAD (\d+) bytes in ([\d.]+) s", result.stdout)
+    if result.returncode != 0 or found is None or int(found[1]) != size:
+        raise RuntimeError(f"the PPP download failed: {result.stdout}")
+    return size / float(found[2])
+
+
+def bench_ppp(size: int, muxed_size: int, repeats: int, source_port: int) -> list[Row]:
+    """TCP downloads through a PPP data call (lwIP's PPPoS client, libslirp), on the bare port and in
+    a CMUX channel of gsm0710muxd, against the same download in AT+QIOPEN transparent mode; the
+    three take turns, run by run."""
+    from tests.external_stacks import gsm0710muxd, lwip_ppp_client
+
+    binary = lwip_ppp_client()
+    bare, muxed, transparent = [], [], []
+    with Emulator() as modem, Emulator() as muxed_modem:
+        # gsm0710muxd closes a channel when its pty's user leaves: a fresh one for every run
+        with gsm0710muxd(muxed_modem.port, channels=1 + repeats) as (at_channel, *data_channels):
+            at = Port(at_channel)
+            at.ask("AT+CFUN=1")  # gsm0710muxd turned the radio off before AT+CMUX
+            at.close()
+            for data_channel in data_channels:
+                bare.append(_download_ppp(binary, modem.port, source_port, size))
+                muxed.append(_download_ppp(binary, data_channel, source_port, muxed_size))
+                port = Port(modem.port)
+                try:
+                    port.ask("ATE0")
+                    port.ask("AT+QIACT=1")
+                    transparent.append(_download_transparent(port, source_port, size, 0))
+                    port.ask("AT+QIDEACT=1")
+                finally:
+                    port.close()
+    baseline = statistics.median(transparent) / MB
+    return [Row("TCP download through PPP, bare port", statistics.median(bare) / MB, baseline, "MB/s", "(none)"),
+            Row("TCP download through PPP, CMUX channel", statistics.median(muxed) / MB, baseline, "MB/s", "(none)"),
+            Row("  reference: AT+QIOPEN transparent mode download", baseline, baseline, "MB/s", "")]
+
+
 def bench_startup(repeats: int) -> list[Row]:
     python_start, ready = [], []
     for _ in range(repeats):
@@ -753,6 +806,10 @@ def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
     print("- TCP rows (AT+QIOPEN): transparent mode against a direct plain TCP client (select loop, 64 KiB")
     print("  writes) to the same threaded TCP echo server; buffer mode against the same AT+QISEND/AT+QIRD")
     print("  exchange on a bare pty answered from memory;")
+    print("- PPP rows: lwIP's PPPoS client (built from Debian's lwip source) downloads from a TCP source")
+    print("  server through a data call, on the bare port and in a gsm0710muxd CMUX channel (1 MiB: the")
+    print("  daemon drops frames when a channel's pty is full, and TCP waits for its retransmission")
+    print("  timer); baseline: the same download in AT+QIOPEN transparent mode, the three taking turns;")
     print("- start-up: `python -c pass`; memory: the RSS of a one-modem process.")
     print("Echo server: threaded OpenSSL (Python ssl, blocking sockets, one thread per connection),")
     print(f"127.0.0.1. TLS: {tls_note}.")
@@ -766,8 +823,8 @@ def main() -> None:
     os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")
-    parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "startup", "memory", "churn",
-                                            "fleet"],
+    parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "ppp", "startup", "memory",
+                                            "churn", "fleet"],
                         help="run one group of rows")
     parser.add_argument("--count", type=int, default=1000, help="modems in the fleet rows (default 1000)")
     args = parser.parse_args()
@@ -793,6 +850,9 @@ def main() -> None:
         with Server("tcp-echo") as tcp_server:
             rows += bench_tcp((1 if quick else 4) << 20, (16 if quick else 64) << 20, 3 if quick else 5,
                               int(tcp_server.address))
+    if args.only in (None, "ppp"):
+        with Server("tcp-source") as source:
+            rows += bench_ppp((4 if quick else 16) << 20, 1 << 20, 3 if quick else 5, int(source.address))
     if args.only in (None, "startup"):
         rows += bench_startup(3 if quick else 10)
     if args.only in (None, "memory"):

@@ -112,6 +112,35 @@ def tcp_echo() -> None:
     print(f"ready: {listener.getsockname()[1]}", flush=True)
 
 
+def tcp_source() -> None:
+    """Per connection: reads a line with a count, sends that many bytes, closes (the download rows)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    block = bytes(range(256)) * 256
+
+    def serve(sock: socket.socket) -> None:
+        try:
+            with sock:
+                line = b""
+                while not line.endswith(b"\n"):
+                    got = sock.recv(64)
+                    if not got:
+                        return
+                    line += got
+                left = int(line)
+                while left:
+                    left -= sock.send(block[:min(left, len(block))])
+        except (OSError, ValueError):
+            pass  # the client went away
+
+    def accept() -> None:
+        while True:
+            sock, _ = listener.accept()
+            threading.Thread(target=serve, args=(sock,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    print(f"ready: {listener.getsockname()[1]}", flush=True)
+
+
 def _open_pty() -> tuple[int, int, str]:
     master, slave = os.openpty()
     tty.setraw(slave, termios.TCSANOW)
@@ -247,6 +276,9 @@ def main() -> None:
         threading.Event().wait()
     elif kind == "tcp-echo":
         tcp_echo()
+        threading.Event().wait()
+    elif kind == "tcp-source":
+        tcp_source()
         threading.Event().wait()
     elif kind == "pty-lines":
         asyncio.run(pty_lines(bytes.fromhex(sys.argv[2]) if len(sys.argv) > 2 else b"\r\nOK\r\n"))

@@ -170,7 +170,12 @@ static err_t on_connected(void *arg, struct altcp_pcb *conn, err_t err)
     }
     say("TCP connected");
     download_started = seconds();
-    if (!download) {
+    if (download) {
+        char request[32];
+        snprintf(request, sizeof request, "%ld\n", download);  /* the size to send, for a source server */
+        altcp_write(conn, request, (u16_t)strlen(request), TCP_WRITE_FLAG_COPY);
+        altcp_output(conn);
+    } else {
         altcp_write(conn, message, (u16_t)strlen(message), TCP_WRITE_FLAG_COPY);
         altcp_output(conn);
     }
