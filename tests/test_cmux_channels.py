@@ -168,3 +168,24 @@ def test_a_data_call_on_one_channel_at_on_another_dcd_in_msc():
     assert read_frames(h.send(frame(2, 1, DISC)))[0] == (2, UA, b"")
     assert ev.CloseIpLink(link.conn_id) in h.take_effects()
     assert at(h, 1, b"AT+QIACT?\r") == b"\r\nOK\r\n"
+
+
+def test_a_channel_that_cannot_take_more_says_fc_and_loses_nothing():
+    h = CoreHarness()
+    start_mux(h, channels=(1,))
+    at(h, 1, b"ATE0\r")
+    # a dial waits for the network engine: the channel is busy and the host's next lines wait
+    h.send(uih(1, 1, b"ATD*99#\r"))
+    h.take_effects()
+    flood = b"AT\r" * 30000  # 90 kB of command lines while the channel is busy
+    out = b""
+    for start in range(0, len(flood), 31):
+        out += h.send(uih(1, 1, flood[start:start + 31]))
+    fc_on = control_message(0xE1, True, bytes((1 << 2 | 3, 0x01 | 0x02 | 0x04 | 0x08)))
+    assert (0, UIH, fc_on) in read_frames(out)
+    # the dial gives up (no engine answered): every waiting line is answered, and FC is taken back
+    frames = read_frames(h.advance(31.0))
+    fc_off = control_message(0xE1, True, bytes((1 << 2 | 3, 0x01 | 0x04 | 0x08)))
+    assert (0, UIH, fc_off) in frames
+    answers = channel_bytes(frames, 1)
+    assert answers.startswith(b"\r\nNO CARRIER\r\n") and answers.count(b"\r\nOK\r\n") == 30000

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from ecemu.core.modem import Modem
 
 PORT = 0  # the channel of the bare port; a DLC's channel is its DLCI (1-63)
+# Bytes a DLC's host sent that its channel has not taken yet (a command running, a call's peer
+# slow) above which the module says FC in an MSC for that DLC (27.010 5.4.6.3.7), and below which
+# it takes it back: the host stops sending on that channel, nothing is dropped.
+CHANNEL_INPUT_HIGH = 64 * 1024
+CHANNEL_INPUT_LOW = 16 * 1024
 
 
 class Channel:
@@ -152,9 +157,15 @@ class MuxSession:
     # the port's output ------------------------------------------------------------------------
 
     def frame_output(self) -> None:
-        """Every channel's output into UIH frames, then onto the port."""
+        """Every channel's output into UIH frames, then onto the port; FC for a channel whose host
+        sent more than it has taken."""
         mux = self.mux
         for dlci, channel in self.modem.channels.items():
+            backlog = len(channel.host.input)
+            if not channel.signals_out.fc and backlog > CHANNEL_INPUT_HIGH:
+                channel.set_signals(fc=True)
+            elif channel.signals_out.fc and backlog < CHANNEL_INPUT_LOW:
+                channel.set_signals(fc=False)
             if channel.out:
                 mux.send(dlci, bytes(channel.out))
                 channel.out.clear()
