@@ -189,3 +189,10 @@ def test_a_channel_that_cannot_take_more_says_fc_and_loses_nothing():
     assert (0, UIH, fc_off) in frames
     answers = channel_bytes(frames, 1)
     assert answers.startswith(b"\r\nNO CARRIER\r\n") and answers.count(b"\r\nOK\r\n") == 30000
+
+
+def test_a_ctrl_z_before_at_is_skipped_and_alone_is_refused():
+    h = CoreHarness()
+    # gsm0710muxd starts every command with a Ctrl+Z (it ends any SMS text input left open)
+    assert h.send(b"\x1aAT\r\n") == b"\r\nOK\r\n"
+    assert h.send(b"\x1a\r") == b"\r\nERROR\r\n"

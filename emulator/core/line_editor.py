@@ -162,9 +162,11 @@ class LineEditor:
         if overflow:
             log.info("command line longer than %d characters", self._line_length)
             return REJECTED
-        # Spaces, NULs and a Ctrl+Z (SUB) before AT are ignored: multiplexer daemons and SMS
-        # drivers send Ctrl+Z first to end any text input left open (chosen, as modules do).
-        line = line.lstrip(b" \x00\x1a")
+        line = line.lstrip(b" \x00")
+        # A Ctrl+Z (SUB) before AT is ignored too: multiplexer daemons and SMS drivers send one
+        # first to end any text input left open (chosen); alone it is a line like any other.
+        if line[:1] == b"\x1a" and line.lstrip(b"\x1a")[:2] in (b"AT", b"at"):
+            line = line.lstrip(b"\x1a")
         if not line:
             return None  # an empty line gets no answer, as on the module
         if line[:2] not in (b"AT", b"at"):

@@ -77,7 +77,10 @@ class Modem:
         """Everything a power cycle forgets (SSL settings included: REFERENCE.md)."""
         # The port's AT channel; AT+CMUX adds one per DLC the host opens (``channels``). What the
         # modem reads as host, editor, line, settings and output is the channel in hand's.
+        old_port = getattr(self, "port", None)
         self.port = self.channel = Channel(self, PORT, Settings.factory(self.profile))
+        if old_port is not None:
+            self.port.out = old_port.out  # what the module said before a reboot is still the host's
         self.channels: dict[int, Channel] = {}  # the DLCs' channels while the multiplexer runs
         self.multiplexed = False  # timers and connections remember their channel only then
         self.mux: MuxSession | None = None  # AT+CMUX's multiplexer on the port
