@@ -153,6 +153,7 @@ class UploadSink:
     commands, ``+++`` included: chosen, so that binary files are safe). The file is written once,
     when complete or timed out (see ``expire``), and never over an existing one (407 first)."""
 
+    counted = True  # what the host sent past <file_size> is dropped (the length rule, core/data_entry.py)
     name: str
     size: int
     timeout: float

@@ -130,7 +130,10 @@ def http_config(modem: "Modem", call: CommandCall) -> Reply:
 
 
 class FixedSink:
-    """Exactly ``length`` bytes after CONNECT, within ``seconds`` (then <err> 726, input timeout)."""
+    """Exactly ``length`` bytes after CONNECT, within ``seconds`` (then <err> 726, input timeout);
+    what the host sent past them is dropped (the length rule, core/data_entry.py)."""
+
+    counted = True
 
     def __init__(self, modem: "Modem", length: int, seconds: int, done):
         self.length = length
