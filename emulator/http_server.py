@@ -12,7 +12,7 @@ for HTTPS. It records every request and answers:
   ``GET /absolute-redirect/<n>``: the same with absolute ones;
 - ``POST`` / ``PUT`` anything: the request body back, with the request's Content-Type;
 - ``GET`` anything else: ``Hello from ecemu`` and the path, as text/plain; ``/status/<code>``
-  answers with that status.
+  answers with that status, ``/status/<code>/empty`` with that status and no body (as httpbin.org).
 
     with HttpTestServer(tls=True) as server:   # server.port, server.ca_pem, server.requests
 
@@ -108,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
             query = parse_qs(split.query)
             return self._redirect(int(query.get("status_code", ["302"])[0]), query.get("url", ["/"])[0])
         parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "status" and parts[1].isdigit() and parts[2] == "empty":
+            return self._send(int(parts[1]), b"")
         if len(parts) == 2 and parts[1].isdigit() and parts[0] in ("redirect", "absolute-redirect"):
             left = int(parts[1]) - 1
             path = f"/{parts[0]}/{left}" if left > 0 else "/get"
