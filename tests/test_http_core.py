@@ -259,3 +259,23 @@ def test_getex_forms_and_refusals(h):
         assert h.command(malformed) == b"\r\nERROR\r\n", malformed  # the family's malformed line
     assert h.command('AT+QHTTPCFG="requestheader",1') == OK
     assert h.command("AT+QHTTPGETEX=80,0,8") == b"\r\n+CME ERROR: 730\r\n"  # the note: requestheader 0 only
+
+
+def test_reqheader_add_and_remove(h):
+    # Host code for the EC800M adds its own fields with "reqheader/add" (a public EC800M Python
+    # driver adds Content-Type and more this way); the EC200x/EG800K HTTP(S) note lists the setting.
+    assert h.command('AT+QHTTPCFG="reqheader/add","Content-Type","image/jpeg"') == OK
+    assert h.command('AT+QHTTPCFG="reqheader/add","X-Device","42"') == OK
+    assert h.command('AT+QHTTPCFG="reqheader/add"') == (
+        b'\r\n+QHTTPCFG: "reqheader/add","Content-Type","image/jpeg"\r\n'
+        b'+QHTTPCFG: "reqheader/add","X-Device","42"\r\n' + OK)
+    assert h.command('AT+QHTTPCFG="reqheader/remove","x-device"') == OK
+    assert h.command('AT+QHTTPCFG="reqheader/remove","x-device"') == b"\r\n+CME ERROR: 730\r\n"
+    assert h.command('AT+QHTTPCFG="reqheader/add","Bad:Name","1"') == b"\r\n+CME ERROR: 730\r\n"
+    set_url(h, "http://example.com/p")
+    h.command("AT+QHTTPPOST=2")
+    post = opened(h)
+    h.event(ev.TcpConnected(post.conn_id, "10.0.0.9", 80, 40000))
+    assert h.send(b"hi") == OK
+    assert sent(h) == (b"POST /p HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nUser-Agent: QUECTEL_MODULE\r\n"
+                       b"Content-Length: 2\r\nContent-Type: image/jpeg\r\n\r\nhi")  # one Content-Type: the host's

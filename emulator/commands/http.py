@@ -100,15 +100,53 @@ NUMBERS = {"contextid": (1, 16), "requestheader": (0, 1), "responseheader": (0, 
            "contenttype": (0, len(CONTENT_TYPES) - 1)}
 
 
+MAX_EXTRA_HEADERS = 20  # chosen: the "reqheader/add" fields a module keeps
+
+
+def _request_header(config: HttpConfig, call: CommandCall) -> Reply:
+    """"reqheader/add"[,"<name>"[,"<value>"]] and "reqheader/remove","<name>" (HTTP(S) note of the
+    EC200x/EG800K series, AT+QHTTPCFG): a header field of the host's own in every request the
+    module builds, as host code for EC800M and EG800K adds Authorization or Content-Type (REFERENCE.md
+    "HTTP(S) and MQTT"). The query lists them, one ``+QHTTPCFG: "reqheader/add","<name>","<value>"``
+    each (chosen form)."""
+    kind = str_arg(call, 0).lower()
+    headers = config.extra_headers
+    if kind == "reqheader/remove":
+        if len(call.args) != 2:
+            raise CommandFailed(Refusal.FORM)
+        name = str_arg(call, 1, error=_parameter).lower()
+        if not any(known.lower() == name for known, _ in headers):
+            raise CommandFailed(Refusal.PARAMETER)  # chosen: nothing of that name was added
+        headers[:] = [(known, value) for known, value in headers if known.lower() != name]
+        return ok()
+    if len(call.args) == 1:
+        return ok(*(f'+QHTTPCFG: "reqheader/add","{name}","{value}"' for name, value in headers))
+    if len(call.args) != 3:
+        raise CommandFailed(Refusal.FORM)
+    name, value = str_arg(call, 1, error=_parameter), str_arg(call, 2, error=_parameter)
+    if not name or any(c in name for c in ":\r\n") or any(c in value for c in "\r\n"):
+        raise CommandFailed(Refusal.PARAMETER)
+    kept = [(known, old) for known, old in headers if known.lower() != name.lower()]
+    if len(kept) >= MAX_EXTRA_HEADERS:
+        raise CommandFailed(Refusal.PARAMETER)
+    headers[:] = kept + [(name, value)]
+    return ok()
+
+
 @command("+QHTTPCFG", family=FAMILY)
 def http_config(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+QHTTPCFG="<name>"[,<value>] (HTTP note 2.3.1): query or set one setting."""
+    """AT+QHTTPCFG="<name>"[,<value>] (HTTP note 2.3.1): query or set one setting; also the newer
+    notes' "reqheader/add" and "reqheader/remove" (``_request_header``)."""
     config = _family(modem).config
     if call.form is Form.TEST:
         return ok(*(f'+QHTTPCFG: "{name}",({low}-{high})' for name, (low, high) in NUMBERS.items()),
-                  '+QHTTPCFG: "auth","<username>:<password>"')
+                  '+QHTTPCFG: "auth","<username>:<password>"',
+                  '+QHTTPCFG: "reqheader/add","<header_name>","<header_value>"',
+                  '+QHTTPCFG: "reqheader/remove","<header_name>"')
     require_form(call, Form.WRITE)
     name = str_arg(call, 0, error=CommandFailed).lower()
+    if name in ("reqheader/add", "reqheader/remove"):
+        return _request_header(config, call)
     if len(call.args) > 2:
         raise CommandFailed(Refusal.FORM)
     if name == "auth":

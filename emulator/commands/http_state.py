@@ -107,6 +107,9 @@ class HttpConfig:
     sslctxid: int = 1
     contenttype: int = 0
     auth: str = ""  # "<username>:<password>" for Basic authorization
+    # "reqheader/add": the host's own header fields, in order; each replaces the module's field
+    # of that name (chosen), so a host adding Content-Type sends one Content-Type.
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Target:
@@ -278,6 +281,10 @@ class HttpFamily(SocketFamily):
         if self.config.auth:
             token = base64.b64encode(self.config.auth.encode("latin-1")).decode()
             headers.append(("Authorization", f"Basic {token}"))
+        extra = self.config.extra_headers
+        if extra:
+            replaced = {name.lower() for name, _ in extra}
+            headers = [(name, value) for name, value in headers if name.lower() not in replaced] + extra
         return headers
 
     # --- the response -------------------------------------------------------------------------
