@@ -106,8 +106,8 @@ MAX_EXTRA_HEADERS = 20  # chosen: the "reqheader/add" fields a module keeps
 def _request_header(config: HttpConfig, call: CommandCall) -> Reply:
     """"reqheader/add"[,"<name>"[,"<value>"]] and "reqheader/remove","<name>" (HTTP(S) note of the
     EC200x/EG800K series, AT+QHTTPCFG): a header field of the host's own in every request the
-    module builds, as host code for EC800M and EG800K adds Authorization or Content-Type (REFERENCE.md
-    "HTTP(S) and MQTT"). The query lists them, one ``+QHTTPCFG: "reqheader/add","<name>","<value>"``
+    module builds, as public host code for the EC800M adds Content-Type (REFERENCE.md "HTTP(S) and
+    MQTT"). The query lists them, one ``+QHTTPCFG: "reqheader/add","<name>","<value>"``
     each (chosen form)."""
     kind = str_arg(call, 0).lower()
     headers = config.extra_headers
