@@ -262,8 +262,8 @@ def test_eg800k_ssl_send_and_receive(eg800k):
 
 
 def test_eg800k_ufs_size(eg800k):
-    """qfupl-usage-and-test §5: the EG800K's UFS holds 286720 bytes (``AT+QFLDS="UFS"``), and the
-    1939-byte ISRG Root X1 uploads as ``+QFUPL: 1939,4f64`` (its checksum is that of the PEM)."""
+    """qfupl-usage-and-test §5: the EG800K's UFS holds 286720 bytes (``AT+QFLDS="UFS"`` read
+    ``180224,286720`` with files in it; empty, all of it is free)."""
     assert said(eg800k, 'AT+QFLDS="UFS"') == b"\r\n+QFLDS: 286720,286720\r\n" + OK
 
 
