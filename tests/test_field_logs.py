@@ -36,11 +36,7 @@ EG800K = load_profile("EG800K-CN")
 EG800K_ADDRESS = str(next(ipaddress.ip_network(EG800K.network.ip_pool).hosts()))  # context 1's
 
 
-def said(host: AtHost, line: str) -> bytes:
-    """The answer to ``line`` less its echo (the module echoes, ATE1, as in the logs)."""
-    answer = host.ask(line)
-    assert answer.startswith(line.encode() + b"\r"), answer
-    return answer[len(line) + 1:]
+said = AtHost.said  # the answer less the echo (the module echoes, ATE1, as in the logs)
 
 
 def urc(host: AtHost, text: str) -> None:
@@ -159,11 +155,7 @@ def test_qntp_answers_the_servers_utc_and_the_zone(eg800k):
 # --- EG800K HTTP(S) (NuModem P3 3-1 to 3-10) ------------------------------------------------------
 
 
-def set_url(host: AtHost, url: str) -> None:
-    line = f"AT+QHTTPURL={len(url)},80"
-    assert host.ask(line, final=b"CONNECT\r\n") == line.encode() + b"\r\r\nCONNECT\r\n"
-    host.write(url.encode())
-    assert host.until_final() == OK
+set_url = AtHost.set_http_url
 
 
 def read_body(host: AtHost) -> bytes:
@@ -309,6 +301,14 @@ def test_ec800m_mqtt_session_and_qmtpubex_taking_exactly_its_length(ec800m, brok
     peer.close()
 
 
+def mqtt_connected(host: AtHost, broker, client_id: str) -> None:
+    """Client 0 open on the broker and connected as ``client_id``."""
+    assert said(host, f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}') == OK
+    urc(host, "+QMTOPEN: 0,0")
+    assert said(host, f'AT+QMTCONN=0,"{client_id}"') == OK
+    urc(host, "+QMTCONN: 0,0,0")
+
+
 def test_the_length_rule_holds_for_every_counted_send(ec800m, broker, tmp_path):
     """AT+QMTPUB with <msglen>, AT+QISEND, AT+QFUPL: the bytes past the length that came with the
     data are dropped, as AT+QMTPUBEX's on the EC800M (REFERENCE.md "Data after a prompt")."""
@@ -327,10 +327,7 @@ def test_the_length_rule_holds_for_every_counted_send(ec800m, broker, tmp_path):
     assert said(ec800m, 'AT+QFLST="a.txt"') == b'\r\n+QFLST: "UFS:a.txt",3\r\n' + OK
     peer = Peer(broker.port)
     peer.subscribe("t/len", 0)
-    assert said(ec800m, f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}') == OK
-    urc(ec800m, "+QMTOPEN: 0,0")
-    assert said(ec800m, 'AT+QMTCONN=0,"len"') == OK
-    urc(ec800m, "+QMTCONN: 0,0,0")
+    mqtt_connected(ec800m, broker, "len")
     assert ec800m.ask('AT+QMTPUB=0,0,0,0,"t/len",4', final=b"> ").endswith(b"\r\n> ")
     ec800m.write(b"1234AT+QMTDISC=0\r")
     assert ec800m.until_final() == b"1234" + OK
@@ -349,10 +346,7 @@ def test_qmtpub_with_the_message_inline(ec800m, broker):
     peer = Peer(broker.port)
     peer.subscribe("/topic/test", 1)
     assert said(ec800m, "AT+QIACT=1") == OK
-    assert said(ec800m, f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}') == OK
-    urc(ec800m, "+QMTOPEN: 0,0")
-    assert said(ec800m, 'AT+QMTCONN=0,"client_0"') == OK
-    urc(ec800m, "+QMTCONN: 0,0,0")
+    mqtt_connected(ec800m, broker, "client_0")
     assert said(ec800m, 'AT+QMTPUB=0,0,0,0,"/topic/test","hello world!"') == OK
     urc(ec800m, "+QMTPUB: 0,0,0")
     assert said(ec800m, 'AT+QMTPUB=0,1,1,0,"/topic/test","hello again"') == OK

@@ -37,17 +37,8 @@ def https_server():
         yield server
 
 
-def said(host: AtHost, line: str) -> bytes:
-    answer = host.ask(line)
-    assert answer.startswith(line.encode() + b"\r"), answer
-    return answer[len(line) + 1:]
-
-
-def set_url(host: AtHost, url: str) -> None:
-    line = f"AT+QHTTPURL={len(url)},80"
-    assert host.ask(line, final=b"CONNECT\r\n") == line.encode() + b"\r\r\nCONNECT\r\n"
-    host.write(url.encode())
-    assert host.until_final() == OK  # the URL is not echoed
+said = AtHost.said
+set_url = AtHost.set_http_url
 
 
 def urc(host: AtHost, text: str) -> None:
