@@ -3,7 +3,10 @@ alone (picocom), echo on and off, the bytes split anywhere a driver's writes may
 
 REFERENCE.md "Line ends": the LF right after the CR that ends a command line belongs to that line,
 whatever the line leads to (command mode, the ``>`` prompt, CONNECT, transparent mode); data starts
-after it. A host that ends its lines with CR alone gets an LF typed after the prompt as data.
+after it. A host that ends its lines with CR alone gets an LF typed after the prompt as data. The
+module's answer (the prompt and CONNECT included) follows the echoed CR; the LF, taken after it,
+is not echoed. Only a command the module answers apart from its parser (AT+QFLST) lets the LF be
+echoed first.
 """
 
 from __future__ import annotations
@@ -77,11 +80,11 @@ def test_qsslsend_payload_is_byte_exact(end_name, echo, split):
     line = f"AT+QSSLSEND=4,{len(payload)}".encode()
     out = play(h, net, writes(line, end, payload, split))
     assert net.server().received == payload
-    late_lf = end == b"\r\n" and split in ("line-end-apart", "byte-by-byte")
-    # An LF in a later write than its CR is echoed as it arrives: after the prompt.
-    shown = ((line + b"\r" + PROMPT + b"\n" if late_lf else line + end + PROMPT) + payload) if echo else PROMPT
+    # The prompt follows the echoed CR; the LF of CR LF, in the same write or a later one, is
+    # taken after it without an echo (REFERENCE.md "Line ends").
+    shown = line + b"\r" + PROMPT + payload if echo else PROMPT
     assert out == shown + b"\r\nSEND OK\r\n"
-    assert h.send(b"AT" + end) == ((b"AT" + end) if echo else b"") + OK
+    assert h.send(b"AT" + end) == (b"AT\r" if echo else b"") + OK
 
 
 @pytest.mark.parametrize("end_name,echo,split", CASES)
@@ -95,9 +98,8 @@ def test_qfupl_stores_exactly_the_file(end_name, echo, split):
     out = play(h, None, writes(line, end, pem, split))
     assert h.files.read("up.pem") == pem
     answer = f"\r\n+QFUPL: {len(pem)},{checksum(pem)}\r\n".encode() + OK
-    late_lf = end == b"\r\n" and split in ("line-end-apart", "byte-by-byte")
-    echoed = (line + b"\r" if late_lf else line + end) if echo else b""
-    assert out == echoed + CONNECT + answer  # a late LF is not echoed after CONNECT
+    echoed = line + b"\r" if echo else b""
+    assert out == echoed + CONNECT + answer  # the LF is echoed neither before CONNECT nor after it
 
 
 @pytest.mark.skipif(not ISRG_ROOT_X1.is_file(), reason="ISRG Root X1 is not installed here")
@@ -119,9 +121,8 @@ def test_transparent_mode_carries_exactly_the_data(end_name, echo, split):
     line = b'AT+QSSLOPEN=1,1,4,"127.0.0.1",8011,2'
     pieces = writes(line, end, b"", split)
     out = play(h, net, pieces)
-    late_lf = end == b"\r\n" and split in ("line-end-apart", "byte-by-byte")
-    echoed = (line + b"\r" if late_lf else line + end) if echo else b""
-    assert out == echoed + CONNECT  # a late LF never reaches transparent mode's stream
+    echoed = line + b"\r" if echo else b""
+    assert out == echoed + CONNECT  # the LF never reaches transparent mode's stream
     assert play(h, net, [data]) == data  # the server echoes it back, unframed
     assert net.server().received == data
 
@@ -143,7 +144,7 @@ def test_a_crlf_host_s_late_lf_after_the_prompt_ends_the_line():
     h.send(b'AT+QSSLOPEN=1,1,4,"127.0.0.1",8010,0\r\n')
     net.run()
     assert h.send(b"AT+QSSLSEND=4,3\r") == b"AT+QSSLSEND=4,3\r" + PROMPT
-    assert h.send(b"\n") == b"\n"  # echoed as it arrives: the line's end, not data
+    assert h.send(b"\n") == b""  # the line's end, not data; taken after the prompt, so not echoed
     assert h.send(b"\nab") + net.run() == b"\nab\r\nSEND OK\r\n"
     assert net.server().received == b"\nab"
 
@@ -167,3 +168,121 @@ def test_a_very_long_line_is_refused_and_the_next_one_runs():
         assert h.send(b"X" * 8192) == b""
     assert h.send(b"\r") == b"\r\nERROR\r\n"
     assert h.send(b"AT\r\n") == OK
+
+
+# --- where the echo of the LF goes: the module's parser (REFERENCE.md "Line ends") -----------------
+#
+# Host firmware written against a real EC200T (EC200TCNHAR02A14M16; a public STM32 project whose
+# lte_app.c sends each command with CR LF in one UART write at 115200 8N1 and compares what comes
+# back, byte for byte from the start, with strncmp) expects `AT\r\r\nOK\r\n` for AT and every other
+# command it sends, but `AT+QFLST\r\n\r\n+QFLST: "UFS:cacert.pem",` for AT+QFLST.
+
+BYTE_AT_115200 = 10 / 115200  # seconds one byte takes on the line at 115200 8N1
+
+
+def every_split(data: bytes) -> list[list[bytes]]:
+    """``data`` in one write, then cut in two at every position."""
+    return [[data]] + [[data[:k], data[k:]] for k in range(1, len(data))]
+
+
+def crlf_host(echo: bool = True) -> CoreHarness:
+    """A host that has ended a line with CR LF, as that EC200T host firmware's first line (AT) does."""
+    h = CoreHarness(echo=echo)
+    assert h.send(b"AT\r\n") == (b"AT\r" if echo else b"") + OK
+    return h
+
+
+def paced(h: CoreHarness, data: bytes, gap: float) -> bytes:
+    """``data`` one byte at a time, ``gap`` seconds apart, as a UART line delivers it; then time
+    enough for anything the module still has to say."""
+    out = bytearray()
+    for byte in data:
+        out += h.advance(gap)
+        out += h.send(bytes((byte,)))
+    return bytes(out + h.advance(1.0))
+
+
+EC200T_AT = [  # what that host sends and what it expects (its CMD_TX_* / CMD_RX_* pairs)
+    (b"AT\r\n", b"AT\r\r\nOK\r\n"),
+    (b"ATV1\r\n", b"ATV1\r\r\nOK\r\n"),
+    (b"ATE1\r\n", b"ATE1\r\r\nOK\r\n"),
+    (b"AT+CMEE=2\r\n", b"AT+CMEE=2\r\r\nOK\r\n"),
+    (b"AT+QSIMDET=0,0\r\n", b"AT+QSIMDET=0,0\r\r\nOK\r\n"),
+    (b"AT+CPIN?\r\n", b"AT+CPIN?\r\r\n+CPIN: READY\r\n\r\nOK\r\n"),
+    (b'AT+QFDEL="*"\r\n', b'AT+QFDEL="*"\r\r\nOK\r\n'),  # a file command the parser itself runs
+]
+
+
+@pytest.mark.parametrize("sent,expected", EC200T_AT)
+def test_an_immediate_answer_follows_the_echoed_cr_split_anywhere(sent, expected):
+    for pieces in every_split(sent):
+        h = CoreHarness(echo=True)
+        assert play(h, None, pieces) == expected, pieces
+        assert h.advance(1.0) == b""  # the LF is not echoed after the answer either
+
+
+@pytest.mark.parametrize("sent,expected", EC200T_AT)
+def test_an_immediate_answer_on_a_uart_line(sent, expected):
+    assert paced(CoreHarness(echo=True), sent, BYTE_AT_115200) == expected
+
+
+def listing(size: int) -> bytes:
+    return f'\r\n+QFLST: "UFS:cacert.pem",{size}\r\n'.encode() + OK
+
+
+def uploaded() -> tuple[CoreHarness, bytes]:
+    h = crlf_host()
+    pem = generate_test_pki()["ca.pem"]
+    h.files.write("cacert.pem", pem)
+    return h, listing(len(pem))
+
+
+def test_the_ec200t_listing_comes_after_the_echoed_lf_split_anywhere():
+    for pieces in every_split(b"AT+QFLST\r\n"):
+        h, answer = uploaded()
+        assert play(h, None, pieces) + h.advance(1.0) == b"AT+QFLST\r\n" + answer, pieces
+
+
+def test_the_ec200t_listing_on_a_uart_line():
+    for gap in (BYTE_AT_115200, 10 / 9600, 10 / 921600):
+        h, answer = uploaded()
+        assert paced(h, b"AT+QFLST\r\n", gap) == b"AT+QFLST\r\n" + answer, gap
+
+
+def test_an_lf_that_comes_after_the_listing_is_ready_is_taken_without_an_echo():
+    h, answer = uploaded()
+    assert h.send(b"AT+QFLST\r") == b"AT+QFLST\r"
+    assert h.advance(0.05) == answer  # the listing is ready; no LF has come
+    assert h.send(b"\n") == b""
+    assert h.send(b"AT\r\n") == b"AT\r" + OK
+
+
+def test_the_listing_waits_for_no_lf_from_a_cr_only_host_or_with_echo_off():
+    h = CoreHarness(echo=True)  # picocom: CR alone
+    h.files.write("a.txt", b"abc")
+    assert h.send(b"AT+QFLST\r") == b"AT+QFLST\r" + listing(3).replace(b"cacert.pem", b"a.txt")
+    h = crlf_host(echo=False)
+    h.files.write("a.txt", b"abc")
+    assert h.send(b"AT+QFLST\r") == listing(3).replace(b"cacert.pem", b"a.txt")
+    assert h.send(b"\n") == b""
+
+
+def test_a_urc_waits_while_the_listing_is_made():
+    h, answer = uploaded()
+    assert h.send(b"AT+QFLST\r") == b"AT+QFLST\r"
+    h.modem.emit_urc('+QIURC: "pdpdeact",1')
+    assert h.take_output() == b""
+    assert h.send(b"\n") == b"\n" + answer + b'\r\n+QIURC: "pdpdeact",1\r\n'
+
+
+def test_the_ec200t_connect_follows_the_echoed_cr_split_anywhere():
+    # The same host: AT+QHTTPURL=<len>,30 CR LF, then `AT+QHTTPURL=<len>,30\r\r\nCONNECT\r\n`, the URL,
+    # `\r\nOK\r\n`; AT+QFUPL likewise answers `\r\r\nCONNECT\r\n` and takes the PEM alone.
+    url = b"http://example.com/api/logs"
+    line = b"AT+QHTTPURL=%d,30\r\n" % len(url)
+    for pieces in every_split(line):
+        h = crlf_host()
+        assert h.send(b"AT+QIACT=1\r\n") == b"AT+QIACT=1\r" + OK
+        assert play(h, None, pieces) == line[:-1] + CONNECT, pieces
+        assert h.send(url) == OK
+        assert h.send(b"AT+QHTTPURL?\r\n") == b'AT+QHTTPURL?\r\r\n+QHTTPURL: "%s"\r\n' % url + OK
