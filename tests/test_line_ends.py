@@ -12,14 +12,17 @@ echoed first.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from ecemu.commands.files import checksum
+from ecemu.core import events as ev
 from ecemu.pki import generate_test_pki
 from tests.core_network import SimulatedNetwork
-from tests.harness import CoreHarness
+from tests.harness import CoreHarness, no_internal_errors
 
 ISRG_ROOT_X1 = Path("/etc/ssl/certs/ISRG_Root_X1.pem")
 OK = b"\r\nOK\r\n"
@@ -286,3 +289,114 @@ def test_the_ec200t_connect_follows_the_echoed_cr_split_anywhere():
         assert play(h, None, pieces) == line[:-1] + CONNECT, pieces
         assert h.send(url) == OK
         assert h.send(b"AT+QHTTPURL?\r\n") == b'AT+QHTTPURL?\r\r\n+QHTTPURL: "%s"\r\n' % url + OK
+
+
+# --- every mode a line can lead to, CR LF split at every position, echo on and off ----------------
+
+
+class Peer:
+    """The other end of the module's one connection, played through the core's events."""
+
+    def __init__(self, h: CoreHarness):
+        self.h = h
+        self.conn = 0
+        self.received = bytearray()
+
+    def accept(self) -> bytes:
+        [opening] = [e for e in self.h.take_effects() if isinstance(e, ev.OpenTcp)]
+        self.conn = opening.conn_id
+        return self.h.event(ev.TcpConnected(self.conn, "192.0.2.7", opening.port, 40000))
+
+    def take(self) -> bytes:
+        self.received += b"".join(e.data for e in self.h.take_effects() if isinstance(e, ev.SendTcp))
+        return bytes(self.received)
+
+
+def tcp_socket(h: CoreHarness) -> Peer:
+    peer = Peer(h)
+    assert h.send(b'AT+QIOPEN=1,0,"TCP","192.0.2.7",8009,0,0\r\n').endswith(OK)
+    assert peer.accept() == b"\r\n+QIOPEN: 0,0\r\n"
+    return peer
+
+
+def mqtt_client(h: CoreHarness) -> Peer:
+    peer = Peer(h)
+    assert h.send(b'AT+QMTOPEN=0,"broker.example",1883\r\n').endswith(OK)
+    assert peer.accept() == b"\r\n+QMTOPEN: 0,0\r\n"
+    assert h.send(b'AT+QMTCONN=0,"dev1"\r\n').endswith(OK)
+    assert h.event(ev.TcpData(peer.conn, b"\x20\x02\x00\x00")) == b"\r\n+QMTCONN: 0,0,0\r\n"
+    peer.take()
+    return peer
+
+
+@dataclass
+class Case:
+    """A line, what it answers at once or once ``network`` has run (``answer``), the data the host
+    then sends and whether it is echoed, and what comes after the data (``tail``)."""
+
+    line: bytes
+    answer: bytes
+    data: bytes = b""
+    data_echoed: bool = False
+    tail: bytes = b""
+    setup: Callable[[CoreHarness], Peer | None] = lambda h: None
+    network: Callable[[Peer], bytes] | None = None  # the network's part while the line waits (BUSY)
+    delivered: Callable[[CoreHarness, Peer], bool] = lambda h, peer: True  # the data went where it should
+
+
+def sent_to(expected_end: bytes) -> Callable[[CoreHarness, Peer], bool]:
+    return lambda h, peer: peer.take().endswith(expected_end)
+
+
+CASES_BY_MODE = {
+    "command": Case(b"AT+CSQ", b"\r\n+CSQ: 20,99\r\n" + OK),
+    "qisend-prompt": Case(b"AT+QISEND=0,5", PROMPT, b"hello", True, b"\r\nSEND OK\r\n", tcp_socket,
+                          delivered=lambda h, peer: peer.take() == b"hello"),
+    "qmtpubex-prompt": Case(b'AT+QMTPUBEX=0,0,0,0,"t",5', PROMPT, b"hello", True,
+                            OK + b"\r\n+QMTPUBEX: 0,0,0\r\n", mqtt_client, delivered=sent_to(b"thello")),
+    # 0x6865 ^ 0x6c0a ^ 0x6c00 = 0x686f
+    "qfupl-connect": Case(b'AT+QFUPL="f.bin",5', CONNECT, b"hel\nl", False, b"\r\n+QFUPL: 5,686f\r\n" + OK,
+                          delivered=lambda h, peer: h.files.read("f.bin") == b"hel\nl"),
+    "qhttpurl-connect": Case(b"AT+QHTTPURL=18", CONNECT, b"http://example.com", False, OK,
+                             delivered=lambda h, peer: h.send(b"AT+QHTTPURL?\r\n").endswith(
+                                 b'\r\n+QHTTPURL: "http://example.com"\r\n' + OK)),
+    "qhttppost-busy-then-connect": Case(
+        b"AT+QHTTPPOST=5", CONNECT, b"hello", False, OK,
+        setup=lambda h: (h.send(b"AT+QHTTPURL=18\r\n"), h.send(b"http://example.com"), Peer(h))[-1],
+        network=Peer.accept, delivered=sent_to(b"\r\n\r\nhello")),
+    "qiopen-busy-then-transparent": Case(
+        b'AT+QIOPEN=1,0,"TCP","192.0.2.7",8009,0,2', CONNECT, b"\nhello", False, b"", setup=Peer,
+        network=Peer.accept, delivered=lambda h, peer: peer.take() == b"\nhello" and h.advance(1.5) == b""),
+    "qiclose-busy": Case(b"AT+QICLOSE=0", OK, setup=tcp_socket,
+                         network=lambda peer: peer.h.event(ev.TcpClosed(peer.conn))),
+}
+
+
+@pytest.mark.parametrize("echo", [True, False])
+@pytest.mark.parametrize("mode", CASES_BY_MODE)
+def test_every_mode_with_cr_lf_split_anywhere(mode, echo):
+    case = CASES_BY_MODE[mode]
+    sent = case.line + b"\r\n"
+    for pieces in every_split(sent):
+        with no_internal_errors():
+            h = crlf_host(echo)
+            assert h.send(b"AT+QIACT=1\r\n").endswith(OK)
+            peer = case.setup(h)
+            out = bytearray()
+            so_far = b""
+            waited = case.network is None
+            for piece in pieces:
+                out += h.send(piece)
+                so_far += piece
+                if not waited and b"\r" in so_far:
+                    assert peer is not None
+                    out += case.network(peer)  # while the line waits; its LF may still be to come
+                    waited = True
+            out += h.send(case.data)
+            shown = case.line + b"\r" if echo else b""
+            data = case.data if echo and case.data_echoed else b""
+            assert bytes(out) == shown + case.answer + data + case.tail, pieces
+            assert case.delivered(h, peer), pieces  # type: ignore[arg-type]
+            if h.modem.online is not None:
+                assert h.send(b"+++") == b"" and h.advance(1.0) == OK  # back to command mode
+            assert h.send(b"AT\r\n") == (b"AT\r" if echo else b"") + OK

@@ -142,7 +142,7 @@ class LineEditor:
             if echo:
                 write(bytes((byte,)))
             if byte == LF and not line and terminator != LF:
-                continue  # the LF of a CR LF pair, or a stray one between lines: echoed, ignored
+                continue  # a stray LF between lines (a line end's is take_line_end_lf's): echoed, ignored
             if byte == terminator:
                 # The line runs before the byte after the CR is taken (take_line_end_lf).
                 self.line_end_open = open_end = terminator != LF
