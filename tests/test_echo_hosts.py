@@ -22,28 +22,13 @@ from dataclasses import dataclass, field
 from ecemu.core import events as ev
 from ecemu.pki import generate_test_pki
 from tests.harness import CoreHarness, no_internal_errors
+from tests.test_line_ends import Peer
 
 
-class HttpPeer:
-    """The HTTP server, played through the core's connection events."""
-
-    def __init__(self, h: CoreHarness):
-        self.h = h
-        self.conn = 0
-        self.request = bytearray()
-
-    def connect(self) -> bytes:
-        """Accept the connection the module asked for; what the host receives meanwhile."""
-        [open_tcp] = [e for e in self.h.take_effects() if isinstance(e, ev.OpenTcp)]
-        self.conn = open_tcp.conn_id
-        return self.h.event(ev.TcpConnected(self.conn, "10.0.0.9", open_tcp.port, 40000))
-
-    def answer(self, response: bytes) -> bytes:
-        """The request has come whole; the response goes back and the server closes."""
-        self.request += b"".join(e.data for e in self.h.take_effects() if isinstance(e, ev.SendTcp))
-        assert b"\r\n\r\n" in self.request
-        out = self.h.event(ev.TcpData(self.conn, response))
-        return out + self.h.event(ev.TcpClosed(self.conn))
+def answer_http(peer: Peer, response: bytes) -> bytes:
+    """The request has come whole; the response goes back and the server closes."""
+    assert b"\r\n\r\n" in peer.take()
+    return peer.h.event(ev.TcpData(peer.conn, response)) + peer.h.event(ev.TcpClosed(peer.conn))
 
 
 # --- the EC200T host firmware ----------------------------------------------------------------------
@@ -107,24 +92,28 @@ def test_the_ec200t_firmware_starts_up_uploads_its_ca_and_lists_it():
         assert got.endswith((str(len(pem)).encode() + b"\r\n")[:5])
 
 
+def started_with_url(url: bytes) -> StrncmpHost:
+    """That firmware started up (EC200T_START), the URL set as it sets it."""
+    host = StrncmpHost(CoreHarness(echo=True))
+    for tx, rx in EC200T_START:
+        host.exchange(tx, rx)
+    host.exchange(b"AT+QHTTPURL=%d,30\r\n" % len(url), b"AT+QHTTPURL=%d,30\r\r\nCONNECT\r\n" % len(url))
+    host.exchange(url, b"\r\nOK\r\n")
+    return host
+
+
 def test_the_ec200t_firmware_posts_and_reads_the_answer():
     # lte_send_data_to_cloud_post: the URL, the POST with its body, then AT+QHTTPREAD.
     with no_internal_errors():
-        h = CoreHarness(echo=True)
-        host = StrncmpHost(h)
-        for tx, rx in EC200T_START:
-            host.exchange(tx, rx)
-        url = b"http://ipgsm.example.com/api/logs/gemini"
+        host = started_with_url(b"http://ipgsm.example.com/api/logs/gemini")
         body = b"\x01\x02fire\r\n\x00log"
-        peer = HttpPeer(h)
-        host.exchange(b"AT+QHTTPURL=%d,30\r\n" % len(url), b"AT+QHTTPURL=%d,30\r\r\nCONNECT\r\n" % len(url))
-        host.exchange(url, b"\r\nOK\r\n")
+        peer = Peer(host.h)
         # CONNECT comes once the module has connected to the server, still right after the echoed CR.
         host.exchange(b"AT+QHTTPPOST=%d,30\r\n" % len(body), b"AT+QHTTPPOST=%d,30\r\r\nCONNECT\r\n" % len(body),
-                      peer=peer.connect)
+                      peer=peer.accept)
         host.exchange(body, b"\r\nOK\r\n\r\n+QHTTPPOST: 0,201,7\r\n",
-                      peer=lambda: peer.answer(b"HTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\nSuccess"))
-        assert peer.request.endswith(b"\r\n\r\n" + body)
+                      peer=lambda: answer_http(peer, b"HTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\nSuccess"))
+        assert peer.take().endswith(b"\r\n\r\n" + body)
         host.exchange(b"AT+QHTTPREAD=7\r\n", b"AT+QHTTPREAD=7\r\r\nCONNECT\r\nSuccess\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n")
         host.exchange(b"AT+QHTTPSTOP\r\n", b"AT+QHTTPSTOP\r\r\nOK\r\n")
 
@@ -132,17 +121,11 @@ def test_the_ec200t_firmware_posts_and_reads_the_answer():
 def test_the_ec200t_firmware_gets_with_the_urc_right_after_ok():
     # CMD_RX_GPRS_GET: the +QHTTPGET URC, which waits for the server, follows the OK directly.
     with no_internal_errors():
-        h = CoreHarness(echo=True)
-        host = StrncmpHost(h)
-        for tx, rx in EC200T_START:
-            host.exchange(tx, rx)
-        url = b"http://ipgsm.example.com/api/files/fw.bin"
-        host.exchange(b"AT+QHTTPURL=%d,30\r\n" % len(url), b"AT+QHTTPURL=%d,30\r\r\nCONNECT\r\n" % len(url))
-        host.exchange(url, b"\r\nOK\r\n")
-        peer = HttpPeer(h)
+        host = started_with_url(b"http://ipgsm.example.com/api/files/fw.bin")
+        peer = Peer(host.h)
 
         def serve() -> bytes:
-            return peer.connect() + peer.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfw01")
+            return peer.accept() + answer_http(peer, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfw01")
 
         host.exchange(b"AT+QHTTPGET=30\r\n", b"AT+QHTTPGET=30\r\r\nOK\r\n\r\n+QHTTPGET: 0,200", extra=4, peer=serve)
         host.exchange(b"AT+QHTTPREAD=4\r\n", b"AT+QHTTPREAD=4\r\r\nCONNECT\r\nfw01\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n")
@@ -213,10 +196,10 @@ def test_the_sdk_sets_the_url_gets_and_reads_the_body():
             b"AT+QHTTPURL=%d,60\r\r\n" % len(url), b"CONNECT\r\n"]
         # The URL goes through at_vprintfln too, CR LF after it: an empty line once the URL is whole.
         assert client.execute(url) == [b"\r\n", b"OK\r\n"]
-        peer = HttpPeer(h)
+        peer = Peer(h)
 
         def serve() -> bytes:
-            return peer.connect() + peer.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+            return peer.accept() + answer_http(peer, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
 
         # Four lines, the first the empty line after the URL; the URC follows (its handler).
         assert client.execute(b"AT+QHTTPGET=60", line_num=4, meanwhile=serve) == [
