@@ -81,6 +81,11 @@ def tls_echo() -> None:
         except (ssl.SSLError, OSError):
             pass  # the client went away
 
+    _serve_each(listener, serve)
+
+
+def _serve_each(listener: socket.socket, serve) -> None:
+    """Every connection to ``listener`` served by ``serve`` in a thread of its own; announce the port."""
     def accept() -> None:
         while True:
             sock, _ = listener.accept()
@@ -103,13 +108,7 @@ def tcp_echo() -> None:
         except OSError:
             pass  # the client went away
 
-    def accept() -> None:
-        while True:
-            sock, _ = listener.accept()
-            threading.Thread(target=serve, args=(sock,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    print(f"ready: {listener.getsockname()[1]}", flush=True)
+    _serve_each(listener, serve)
 
 
 def tcp_source() -> None:
@@ -132,13 +131,7 @@ def tcp_source() -> None:
         except (OSError, ValueError):
             pass  # the client went away
 
-    def accept() -> None:
-        while True:
-            sock, _ = listener.accept()
-            threading.Thread(target=serve, args=(sock,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    print(f"ready: {listener.getsockname()[1]}", flush=True)
+    _serve_each(listener, serve)
 
 
 def _open_pty() -> tuple[int, int, str]:

@@ -161,48 +161,27 @@ class SntpServer(UdpServer):
             "!IIII", high, low, high, low)
 
 
-class DnsServer:
+class DnsServer(UdpServer):
     """A DNS server on 127.0.0.1 answering A queries from ``names`` (name -> address), NXDOMAIN for
     others; ``asked`` lists the names it was asked, in order. Built from RFC 1035's layout."""
 
     def __init__(self, names: dict[str, str]):
+        super().__init__()
         self.names = {name.lower(): address for name, address in names.items()}
         self.asked: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> "DnsServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
-        self.sock.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                query, peer = self.sock.recvfrom(2048)
-            except (TimeoutError, socket.timeout):
-                continue
-            except OSError:
-                return
-            labels, i = [], 12
-            while i < len(query) and query[i]:
-                labels.append(query[i + 1:i + 1 + query[i]].decode("latin-1"))
-                i += 1 + query[i]
-            question = query[12:i + 5]
-            name = ".".join(labels).lower()
-            self.asked.append(name)
-            address = self.names.get(name)
-            header = struct.pack("!HHHHHH", struct.unpack("!H", query[:2])[0], 0x8180 if address else 0x8183,
-                                 1, 1 if address else 0, 0, 0)
-            answer = b""
-            if address:
-                answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 30, 4) + socket.inet_aton(address)
-            self.sock.sendto(header + question + answer, peer)
+    def answer(self, query: bytes, sender: tuple[str, int]) -> bytes:
+        labels, i = [], 12
+        while i < len(query) and query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode("latin-1"))
+            i += 1 + query[i]
+        question = query[12:i + 5]
+        name = ".".join(labels).lower()
+        self.asked.append(name)
+        address = self.names.get(name)
+        header = struct.pack("!HHHHHH", struct.unpack("!H", query[:2])[0], 0x8180 if address else 0x8183,
+                             1, 1 if address else 0, 0, 0)
+        answer = b""
+        if address:
+            answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 30, 4) + socket.inet_aton(address)
+        return header + question + answer
