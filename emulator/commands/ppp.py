@@ -190,7 +190,8 @@ class DataCall(PppHooks):
                 # The call ended while its channel was in command mode (after +++): NO CARRIER says so.
                 modem.write_host(modem.result_bytes(NO_CARRIER))
 
-        if modem.channel is channel or channel is modem.port or channel.number in modem.channels:
+        # Told on the call's channel while it is still there (a closed DLC's host is gone).
+        if channel is modem.port or modem.channels.get(channel.number) is channel:
             modem.on_channel(channel, to_host)
 
     def context_down(self) -> None:
