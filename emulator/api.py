@@ -17,15 +17,22 @@ import tempfile
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from ecemu.control import OPERATIONS, Controller, Operation, controller_of
-from ecemu.profile import DEFAULT_PROFILE, load_profile
+from ecemu.profile import DEFAULT_PROFILE, Profile, load_profile
+from ecemu.shell.dns import NetworkPolicy
 from ecemu.shell.link_lock import LinkLock
 from ecemu.shell.private_files import private_opener
 from ecemu.shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
+
+
+def apply_network_policy(runner: ModemRunner, policy: NetworkPolicy) -> None:
+    """The user's network rules on a started runner; the emulator's SNTP answers read its modem's
+    clock (AT+CCLK), whichever power cycle it is in."""
+    runner.network.use_policy(policy, lambda: runner.modem.clock.utc(runner.loop.time()).timestamp())
 
 
 class Emulator:
@@ -35,18 +42,31 @@ class Emulator:
     temporary one, removed at stop, when omitted); ``link``: a symbolic link to the port, locked
     against a second emulator; ``escape_guard_ms``: the guard time of ``+++``; ``scenario``,
     ``trace``, ``keylog``: as ``ecemu run --scenario/--trace/--keylog``; ``boot``: as
-    ``ecemu run --boot`` ("on-open", the default, or "at-start").
+    ``ecemu run --boot`` ("on-open", the default, or "at-start"). A hermetic network, as ``ecemu
+    run``'s options of the same names: ``resolve`` (``["NAME=ADDR[:PORT]", ...]`` or ``{NAME:
+    "ADDR[:PORT]"}``), ``hosts_file``, ``local_ntp`` (names whose AT+QNTP the emulator answers from
+    the module clock; ``"*"`` for all), ``local_only`` (no connection outside loopback and the
+    ``allow`` networks). ``profile`` is a name or a ``Profile``; ``identity`` overrides fields of
+    its ``[identity]`` table (``{"imei": "..."}``).
 
     Use it as a context manager (or ``start()``/``stop()``). ``port`` is the device path to open,
     ``wait_for_boot()`` waits for the boot URCs, and ``control`` has one method per control
     operation (``ecemu ctl --list``): ``modem.control.signal(rssi=5)``.
     """
 
-    def __init__(self, profile: str = DEFAULT_PROFILE, ufs: str | Path | None = None,
+    def __init__(self, profile: str | Profile = DEFAULT_PROFILE, ufs: str | Path | None = None,
                  link: str | Path | None = None, escape_guard_ms: int = 1000,
                  scenario: str | Path | None = None, trace: str | Path | None = None,
-                 keylog: str | Path | None = None, boot: str = "on-open"):
-        self.profile = load_profile(profile)
+                 keylog: str | Path | None = None, boot: str = "on-open",
+                 resolve: Iterable[str] | Mapping[str, str] = (), hosts_file: str | Path | None = None,
+                 local_ntp: Iterable[str] = (), local_only: bool = False, allow: Iterable[str] = (),
+                 identity: Mapping[str, str] | None = None):
+        self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        if identity:
+            self.profile = self.profile.with_identity(**identity)
+        self.network_policy = NetworkPolicy.build(
+            dict(resolve) if isinstance(resolve, Mapping) else list(resolve), hosts_file,
+            list(local_ntp), local_only, list(allow))
         self.boot = boot
         self.scenario = None
         if scenario is not None:
@@ -100,6 +120,7 @@ class Emulator:
                                                boot=self.boot)
             runner.on_booted = self._booted.set
             runner.start()
+            apply_network_policy(runner, self.network_policy)
             if self.keylog is not None:
                 keylog_file = open(self.keylog, "ab", opener=private_opener)
                 self._closers.append(keylog_file.close)

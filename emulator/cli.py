@@ -23,6 +23,7 @@ from ecemu.profile import DEFAULT_PROFILE, Profile, available_profiles, load_pro
 
 if TYPE_CHECKING:
     from ecemu.scenario import Scenario
+    from ecemu.shell.dns import NetworkPolicy
 
 
 # Signals that end ``ecemu run`` and ``ecemu echo-server`` cleanly (link, socket, folders removed):
@@ -51,9 +52,66 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
     return host or "127.0.0.1", number
 
 
+def _network_options(command: Callable) -> Callable:
+    """The options of a hermetic network (``ecemu.shell.dns.NetworkPolicy``)."""
+    options = [
+        click.option("--resolve", "resolve", multiple=True, metavar="NAME=ADDR[:PORT]",
+                     help="Resolve NAME to ADDR for the module (and connect to PORT instead of the "
+                          "module's, when given); repeatable; before any DNS."),
+        click.option("--hosts-file", "hosts_file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="More names, hosts(5) style: ADDR[:PORT] NAME [NAME ...] per line."),
+        click.option("--local-ntp", "local_ntp", multiple=True, metavar="NAME",
+                     help="Answer AT+QNTP to NAME from the module clock, without a packet leaving "
+                          "the machine; repeatable; '*' for every name."),
+        click.option("--local-only", "local_only", is_flag=True,
+                     help="Refuse every address outside loopback (and --allow): names not in the "
+                          "hosts map fail as DNS failures, addresses as connect failures, each logged."),
+        click.option("--allow", "allow", multiple=True, metavar="NET",
+                     help="With --local-only: also allow this address or network (ADDR/PREFIX); repeatable."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _network_policy(resolve: tuple[str, ...], hosts_file: Path | None, local_ntp: tuple[str, ...],
+                    local_only: bool, allow: tuple[str, ...]):
+    """The policy the options ask for; a usage error (exit 2) naming the option otherwise."""
+    from ecemu.shell.dns import NetworkPolicy, parse_network, parse_resolve, read_hosts_file
+
+    for text in resolve:
+        try:
+            parse_resolve(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--resolve") from None
+    for text in allow:
+        try:
+            parse_network(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--allow") from None
+    if allow and not local_only:
+        raise click.BadParameter("only means something with --local-only", param_hint="--allow")
+    if hosts_file is not None:
+        try:
+            read_hosts_file(hosts_file)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {hosts_file}: {exc.strerror or exc}", param_hint="--hosts-file") from None
+        except (ValueError, UnicodeError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--hosts-file") from None
+    return NetworkPolicy.build(resolve, hosts_file, local_ntp, local_only, allow)
+
+
+def _load_profile_option(profile_name: str) -> Profile:
+    try:
+        return load_profile(profile_name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
+
+
 @main.command()
-@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True,
-              help="Module profile (see `ecemu profiles`).")
+@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True, metavar="NAME|FILE",
+              help="Module profile (see `ecemu profiles`), or a TOML file of your own (it may start "
+                   "from a shipped one: base = \"EC200M-CN\").")
 @click.option("--link", type=click.Path(path_type=Path),
               help="Create a symbolic link at this path to the port; removed on exit.")
 @click.option("--ufs", type=click.Path(path_type=Path, file_okay=False),
@@ -65,8 +123,9 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
 @click.option("--control", "control", type=click.Path(path_type=Path), envvar=CONTROL_ENV,
               help=f"Path of the control socket (environment: {CONTROL_ENV}); default LINK.ctl, or one "
                    f"in a private temporary folder.")
-@click.option("--trace", "trace", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write a session trace (JSON lines) to this file; read it with `ecemu trace`.")
+@click.option("--trace", "trace", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Append a session trace (JSON lines) to this file; read it with `ecemu trace`. "
+                   "'-': a readable transcript on standard output, live.")
 @click.option("--keylog", "keylog", type=click.Path(path_type=Path, dir_okay=False),
               help="Write TLS keys in the NSS key log format (for Wireshark) to this file.")
 @click.option("--scenario", "scenario_name", metavar="FILE|NAME",
@@ -79,9 +138,11 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
                    "hosts that flush on open), or as soon as the emulator starts.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@_network_options
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
-        boot: str, log_level: str) -> None:
+        boot: str, log_level: str, resolve: tuple[str, ...], hosts_file: Path | None, local_ntp: tuple[str, ...],
+        local_only: bool, allow: tuple[str, ...]) -> None:
     """Run emulated modules until SIGINT, SIGTERM or SIGHUP.
 
     On a terminal, a status line under the announcements shows whether a host has the port open,
@@ -90,12 +151,12 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     from ecemu.shell.link_lock import LinkInUse, LinkLock
     from ecemu.shell.private_files import private_opener
 
+    from ecemu.shell.trace import STDOUT
+
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        profile = load_profile(profile_name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--profile") from None
+    profile = _load_profile_option(profile_name)
+    network_policy = _network_policy(resolve, hosts_file, local_ntp, local_only, allow)
     tcp_address = _parse_tcp(tcp)
     scenario = None
     if scenario_name is not None:
@@ -109,7 +170,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         _check_folder(ufs, "--ufs")
     if control is not None:
         _check_folder(control.parent, "--control")
-    if trace is not None:
+    if trace is not None and str(trace) != STDOUT:
         _check_writable_file(trace, "--trace")
     links = [_nth(count, index, link) for index in range(count)] if link is not None else []
     locks: list[LinkLock] = []
@@ -143,7 +204,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         modem_links: list[Path | None] = list(links) if links else [None] * count
         options = RunOptions(profile, ufs_root, modem_links, escape_guard_ms / 1000.0,
                              tcp_address, count, controls, control_option, trace, keylog_file, scenario,
-                             boot=boot)
+                             boot=boot, network_policy=network_policy)
         asyncio.run(_serve(options))
     finally:
         if options is not None:
@@ -220,6 +281,7 @@ class RunOptions:
     scenario: Scenario | None = None
     coverages: list = field(default_factory=list)  # ecemu.coverage.Coverage, one per modem
     boot: str = "on-open"
+    network_policy: NetworkPolicy | None = None  # None: the open network
 
 
 def _coverage_of(runner):
@@ -231,8 +293,10 @@ def _coverage_of(runner):
 
 
 async def _serve(o: RunOptions) -> None:
+    from ecemu.api import apply_network_policy
     from ecemu.control import Controller
     from ecemu.shell.control_socket import ControlServer
+    from ecemu.shell.trace import STDOUT
     from ecemu.shell.rfc2217 import Rfc2217Host
     from ecemu.shell.runner import ModemRunner
 
@@ -252,7 +316,7 @@ async def _serve(o: RunOptions) -> None:
                 host = Rfc2217Host(o.tcp[0], o.tcp[1] + index if o.tcp[1] else 0)
             modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
-            runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
+            runner = ModemRunner(o.profile.for_modem(index), ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
                                  modem_index=index, scenario=scenario, control=Controller, boot=o.boot)
             control = ControlServer(o.controls[index], runner)
             try:
@@ -261,6 +325,8 @@ async def _serve(o: RunOptions) -> None:
                 raise _start_error(exc, "--tcp" if o.tcp is not None else "--link" if modem_link else None) from None
             started.append(runner)
             runners.append(runner)
+            if o.network_policy is not None:
+                apply_network_policy(runner, o.network_policy)
             try:
                 control.start()
             except OSError as exc:
@@ -274,7 +340,8 @@ async def _serve(o: RunOptions) -> None:
                 click.echo(f"link: {modem_link}")
             click.echo(f"control: {control.path}")
         sys.stdout.flush()
-        if sys.stdout.isatty():
+        # The status line needs standard output to itself: a terminal, not the live trace.
+        if sys.stdout.isatty() and str(o.trace) != STDOUT:
             status = StatusLine(runners, sys.stdout)
             status.start(loop)
         await stop.wait()
@@ -320,10 +387,16 @@ class StatusLine:
         return True
 
     def _update(self) -> None:
-        text = self.text()
-        if text != self._shown:
-            self._write("\r" + text + "\x1b[K")
-            self._shown = text
+        # Only while the emulator is the terminal's foreground job: started with `&` (picocom in
+        # the same terminal, as in the README), or sent there with Ctrl+Z and `bg`, it keeps quiet
+        # and takes the line up again after `fg`.
+        if _in_foreground(self.out):
+            text = self.text()
+            if text != self._shown:
+                self._write("\r" + text + "\x1b[K")
+                self._shown = text
+        else:
+            self._shown = ""
         self._handle = self._loop.call_later(STATUS_INTERVAL, self._update)
 
     def _write(self, text: str) -> None:
@@ -357,6 +430,17 @@ class StatusLine:
             handler.removeFilter(self._clear_for_log)
         if self._shown:
             self._write("\r\x1b[K")
+
+
+def _in_foreground(stream) -> bool:
+    """Whether this process's group is the foreground job of the terminal ``stream`` writes to; a
+    terminal that is not this process's controlling terminal has no jobs: always foreground."""
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except OSError:
+        return True  # ENOTTY: not our controlling terminal
+    except (AttributeError, ValueError):
+        return False
 
 
 def _isatty(stream) -> bool:
@@ -530,7 +614,10 @@ def trace(file, summary: bool, html_path: Path | None) -> None:
     if html_path is not None:
         from ecemu.trace_html import render_html
 
-        html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+        try:
+            html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {html_path}: {exc.strerror or exc}", param_hint="--html") from None
         click.echo(f"html: {html_path}")
 
 
@@ -556,7 +643,12 @@ def certs(folder: Path) -> None:
     """Write the test PKI (CA, server, client and broken certificates) into FOLDER."""
     from ecemu.pki import write_test_pki
 
-    for name, path in sorted(write_test_pki(folder).items()):
+    _check_folder(folder, "FOLDER")
+    try:
+        written = write_test_pki(folder)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write into {folder}: {exc.strerror or exc}", param_hint="FOLDER") from None
+    for name, path in sorted(written.items()):
         click.echo(f"{name}: {path}")
 
 
@@ -568,14 +660,16 @@ def certs(folder: Path) -> None:
 @click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the CA certificate of the HTTPS chain here, to upload for seclevel 1.")
 def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
-    """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (ecemu.http_server), until SIGINT or SIGTERM."""
+    """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (ecemu.http_server), until SIGINT, SIGTERM or SIGHUP."""
     import threading
 
     from ecemu.http_server import HttpTestServer
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stop.set())
+    if ca_path is not None:
+        _check_writable_file(ca_path, "--ca")
     try:
         plain, secure = HttpTestServer(port=port), HttpTestServer(tls=True, port=tls_port)
     except OSError as exc:
@@ -598,16 +692,25 @@ def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
 @click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the CA certificate of the TLS chain here, to upload for seclevel 1.")
 def mqtt_broker(port: int, tls_port: int, client_certificates: bool, ca_path: Path | None) -> None:
-    """A Mosquitto broker on 127.0.0.1 for AT+QMT* (ecemu.mqtt_broker), until SIGINT or SIGTERM."""
+    """A Mosquitto broker on 127.0.0.1 for AT+QMT* (ecemu.mqtt_broker), until SIGINT, SIGTERM or SIGHUP.
+
+    Mosquitto runs as a child process that ends with this command, however it ends (killed
+    included); a port another process already listens on is refused, never shared.
+    """
     import threading
 
-    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
+    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker, PortInUse
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stop.set())
+    if ca_path is not None:
+        _check_writable_file(ca_path, "--ca")
     try:
-        broker = MqttBroker(port=port, tls_port=tls_port, client_certificates=client_certificates).start()
+        broker = MqttBroker(port=port, tls_port=tls_port, client_certificates=client_certificates,
+                            die_with_parent=True).start()
+    except PortInUse as exc:
+        raise click.BadParameter(str(exc), param_hint="--tls-port" if exc.port == tls_port else "--port") from None
     except (BrokerUnavailable, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     try:

@@ -20,7 +20,7 @@ import re
 from typing import Any, Iterable
 
 from ecemu.coverage import Coverage, coverage_of_trace
-from ecemu.shell.trace import visible
+from ecemu.shell.trace import session_start, visible
 
 PREVIEW_CHARS = 40  # of data shown on an arrow before a click
 DATA_SHOWN_MAX = 4096  # bytes of one data item shown expanded; a trace may hold megabytes
@@ -90,6 +90,7 @@ summary { cursor: pointer; }
 .note.tls { border-color: #7a5cb0; background: #f1ecf9; }
 .note.received { border-color: #7a5cb0; border-style: dashed; }
 .note.other { border-color: #8a949e; border-style: dotted; }
+.session { margin: 6px 0 0; padding: 2px 8px; border-top: 2px solid #1d232a; font-weight: 600; }
 .fault { margin: 0 6px; padding: 2px 8px; background: #c62828; color: #fff; font-weight: 600;
          border-radius: 3px; text-align: center; }
 .row.pause .lanes { min-height: 18px; text-align: center; color: #8a949e; font-style: italic; }
@@ -283,14 +284,22 @@ def render_html(entries: Iterable[dict], title: str = "session trace") -> str:
     modems = sorted({str(entry.get("modem", 0)) for entry in entries})
     several = len(modems) > 1
     rows: list[str] = []
-    # Each modem's times count from its own start (--count): deltas and pauses are per modem.
+    # Each modem's times count from its own start (--count), and again from each session's start
+    # (runs appended to one file): deltas and pauses are per modem, within a session.
     previous: dict[str, float] = {}
     for entry in entries:
         kind_text = entry.get("kind", "")
         kind = kind_text if _KIND_NAME.fullmatch(kind_text) else "other"
         t = entry["t"]
         modem = str(entry.get("modem", 0))
-        delta = t - previous.get(modem, t)
+        if kind_text == "session":
+            previous.pop(modem, None)
+            rows.append(f'<div class="row" data-kind="session" data-modem="{esc(modem)}"><div class="time mono">'
+                        f'{t:.3f}</div><div class="lanes"><div class="session">session started '
+                        f'{esc(session_start(entry))} (modem {esc(modem)}, pid {esc(entry.get("pid", "?"))})'
+                        f'</div></div></div>')
+            continue
+        delta = max(0.0, t - previous.get(modem, t))  # a trace without session entries going back in time
         if delta >= PAUSE_MARKED:
             rows.append(f'<div class="row pause" data-modem="{esc(modem)}"><div class="time"></div>'
                         f'<div class="lanes">… {delta:.3f} s pass …</div></div>')
