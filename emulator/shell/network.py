@@ -653,7 +653,9 @@ class Network:
             transport.pause_reading()
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
-        self.report(ev.TcpConnected(effect.conn_id, peer[0], peer[1], local[1]))
+        # The module's own port, not the hosts map's (--resolve NAME=ADDR:PORT): the map is the
+        # network's business, invisible to the module, which shows the port it asked for.
+        self.report(ev.TcpConnected(effect.conn_id, peer[0], effect.port, local[1]))
         conn.announced_as(effect.conn_id)
         if injected == "handshake":
             # The server answers the ClientHello with a reset: the handshake fails.
