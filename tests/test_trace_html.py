@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -19,12 +18,10 @@ from ecemu.api import Emulator
 from ecemu.trace_html import render_html
 from ecemu.shell.trace import read_entries
 from tests.host import AtHost
+from tests.parts import require
 from tests.tls_servers import TlsServer, echo
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (path := shutil.which(name))), None)
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium installed (scripts/test installs Debian's when run as root with apt-get)")
+needs_chromium = pytest.mark.needs("chromium")  # scripts/test installs Debian's (apt-get, as root)
 
 
 class Element:
@@ -72,7 +69,7 @@ class Dom(HTMLParser):
 def chromium(tmp_path: Path, *args: str) -> bytes:
     profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        [require("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", *args],
         capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
