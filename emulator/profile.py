@@ -136,8 +136,8 @@ class Profile:
     def for_modem(self, index: int) -> "Profile":
         """Modem ``index`` of a fleet (``ecemu run --count``): modem 0 is the profile as written,
         modem i has the IMEI's serial number, the ICCID and the IMSI's MSIN moved on by i, with
-        their check digits made again (chosen: distinct and valid, and the user's own profile
-        sets where they start)."""
+        their check digits made again (REFERENCE.md "Boot and basics", chosen: distinct and valid,
+        and the user's own profile sets where they start)."""
         if index == 0:
             return self
         identity = self.identity
