@@ -7,15 +7,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 extra="${1:-}"
 python="${PYTHON:-python3}"
-if ! command -v "$python" >/dev/null; then
-    echo "PYTHON=$python: no such interpreter" >&2
-    exit 2
-fi
 venv=.venv
 if [ -n "${PYTHON:-}" ]; then
+    command -v "$python" >/dev/null || { echo "PYTHON=$python: no such interpreter" >&2; exit 2; }
     venv=".venv-$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 fi
 if [ ! -x "$venv/bin/python" ]; then
+    command -v "$python" >/dev/null || { echo "no $python to make $venv with (set PYTHON)" >&2; exit 2; }
     "$python" -m venv "$venv"
 fi
 stamp="$venv/.installed${extra:+-$extra}"
