@@ -277,11 +277,13 @@ class Rfc2217Host:
         self._server = await loop.create_server(lambda: _Client(self), sock=sock)
 
     def client_attached(self) -> None:
-        self.runner.host_attached()
+        # What waited for the first client goes first: attaching drives the modem (DTR), whose
+        # timers may be due by then (a loaded machine) and say the next boot URC at once.
         if not self._attached_once:
             self._attached_once = True
             early, self._early = bytes(self._early), bytearray()
             self.write(early)
+        self.runner.host_attached()
 
     def write(self, data: bytes) -> int:
         client = self.client
