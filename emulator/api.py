@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import shutil
 import tempfile
 import threading
@@ -22,10 +23,14 @@ from typing import Any, Callable
 from ecemu.control import OPERATIONS, Controller, Operation, controller_of
 from ecemu.profile import DEFAULT_PROFILE, load_profile
 from ecemu.shell.link_lock import LinkLock
+from ecemu.shell.loop import run_bounded
 from ecemu.shell.private_files import private_opener
 from ecemu.shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
 
 
 class Emulator:
@@ -85,7 +90,7 @@ class Emulator:
         return self
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        run_bounded(self._main())
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -160,10 +165,18 @@ class Emulator:
         """
         return ControlProxy(self)
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopped.set)
-            self._thread.join(START_TIMEOUT)
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the emulator and end its thread, within ``timeout`` seconds whatever it is doing
+        (a host writing, connections open, a flood in flight)."""
+        thread = self._thread
+        if self._loop is not None and self._stopped is not None and thread is not None and thread.is_alive():
+            try:
+                self._loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:
+                pass  # the loop has just closed: the thread is ending
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("the emulator's thread did not end within %.0f s of the stop", timeout)
         if self._own_ufs:
             shutil.rmtree(self.ufs, ignore_errors=True)
 

@@ -77,18 +77,23 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
               type=click.Choice(["on-open", "at-start"]),
               help="Power the module on when a host first opens the port (its boot URCs then reach "
                    "hosts that flush on open), or as soon as the emulator starts.")
+@click.option("--ready-fd", "ready_fd", type=click.IntRange(3, None), metavar="N",
+              help="Write READY=1 to this open descriptor (then close it) once every port can be "
+                   "opened; with NOTIFY_SOCKET set, systemd is told too.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
-        boot: str, log_level: str) -> None:
+        boot: str, ready_fd: int | None, log_level: str) -> None:
     """Run emulated modules until SIGINT, SIGTERM or SIGHUP.
 
     On a terminal, a status line under the announcements shows whether a host has the port open,
     the mode, open connections and the bytes each way.
     """
     from ecemu.shell.link_lock import LinkInUse, LinkLock
+    from ecemu.shell.loop import run_bounded
     from ecemu.shell.private_files import private_opener
+    from ecemu.shell.readiness import check_ready_fd
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -111,6 +116,12 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         _check_folder(control.parent, "--control")
     if trace is not None:
         _check_writable_file(trace, "--trace")
+    if ready_fd is not None:
+        try:
+            check_ready_fd(ready_fd)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write to descriptor {ready_fd}: {exc.strerror or exc}",
+                                     param_hint="--ready-fd") from None
     links = [_nth(count, index, link) for index in range(count)] if link is not None else []
     locks: list[LinkLock] = []
     cleanup: list[Path] = []
@@ -143,8 +154,8 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         modem_links: list[Path | None] = list(links) if links else [None] * count
         options = RunOptions(profile, ufs_root, modem_links, escape_guard_ms / 1000.0,
                              tcp_address, count, controls, control_option, trace, keylog_file, scenario,
-                             boot=boot)
-        asyncio.run(_serve(options))
+                             boot=boot, ready_fd=ready_fd)
+        run_bounded(_serve(options))
     finally:
         if options is not None:
             _print_coverage(options.coverages)
@@ -220,6 +231,7 @@ class RunOptions:
     scenario: Scenario | None = None
     coverages: list = field(default_factory=list)  # ecemu.coverage.Coverage, one per modem
     boot: str = "on-open"
+    ready_fd: int | None = None  # --ready-fd
 
 
 def _coverage_of(runner):
@@ -233,6 +245,7 @@ def _coverage_of(runner):
 async def _serve(o: RunOptions) -> None:
     from ecemu.control import Controller
     from ecemu.shell.control_socket import ControlServer
+    from ecemu.shell.readiness import notify_ready, notify_stopping
     from ecemu.shell.rfc2217 import Rfc2217Host
     from ecemu.shell.runner import ModemRunner
 
@@ -274,10 +287,12 @@ async def _serve(o: RunOptions) -> None:
                 click.echo(f"link: {modem_link}")
             click.echo(f"control: {control.path}")
         sys.stdout.flush()
+        notify_ready(o.ready_fd, " ".join(f"port: {runner.host.address}" for runner in runners))
         if sys.stdout.isatty():
             status = StatusLine(runners, sys.stdout)
             status.start(loop)
         await stop.wait()
+        notify_stopping()
     finally:
         if status is not None:
             status.stop()

@@ -39,6 +39,7 @@ from ecemu.core.registry import (
 from ecemu.core.results import CmeError, FinalResult
 from ecemu.core.settings import Settings
 from ecemu.core.timers import Timer, TimerHeap
+from ecemu.core.uart import DropInput, PortChange
 from ecemu.core.ufs import FileStore
 from ecemu.core.urcs import HeldUrcs, frame_block, frame_result
 from ecemu.profile import Profile
@@ -62,6 +63,7 @@ class Modem:
         self._created_at = now
         self._host_out = bytearray()
         self._effects: list[ev.Effect] = []
+        self.port_changes: list[PortChange] = []  # for the shell's port (``core/uart.py``)
         # Told of every command line, final result and URC (the session trace); pure notification.
         self.observer: Callable[[str, dict], None] | None = None
         # Given each TLS key log line (NSS key log format) when the shell was asked to keep them.
@@ -118,13 +120,16 @@ class Modem:
         self._drop_everything()
         self.boot_count += 1  # boot URCs still to come are not said
         self.host.power_off()
+        self.port_change(DropInput())
 
     def reboot(self) -> None:
-        """A power cycle: every connection dropped, every setting back to its default, boot again."""
+        """A power cycle: every connection dropped, every setting back to its default, boot again.
+        What the host sent that the module had not read yet is lost with the rest, as a module
+        that reboots loses what was in its UART: the host's later input starts clean."""
         self._drop_everything()
-        pending_input = self.host.take_input()
+        self.host.take_input()
         self._fresh_state()
-        self.host.input.extend(pending_input)
+        self.port_change(DropInput())
         self.power_on(self.now)
 
     @property
@@ -157,6 +162,14 @@ class Modem:
 
     def effect(self, effect: ev.Effect) -> None:
         self._effects.append(effect)
+
+    def port_change(self, change: PortChange) -> None:
+        self.port_changes.append(change)
+
+    def take_port_changes(self) -> list[PortChange]:
+        """What the shell must do to the port (``core/uart.py``), in order; usually nothing."""
+        out, self.port_changes = self.port_changes, []
+        return out
 
     def take_effects(self) -> list[ev.Effect]:
         out, self._effects = self._effects, []
@@ -260,7 +273,10 @@ class Modem:
         self.host.host_lost()
 
     def receive_from_host(self, data: bytes, now: float) -> None:
+        boot = self.boot_count
         self.tick(now)
+        if boot != self.boot_count:
+            return  # the module power-cycled as these bytes came: they were in the UART it lost
         self.host.receive(data)
 
     @property

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from serial.rfc2217 import DO, DONT, IAC, SB, SE, WILL, WONT, PortManager
 
+from ecemu.shell.host_link import QuietLink
+
 if TYPE_CHECKING:
     from ecemu.shell.runner import ModemRunner
 
@@ -244,7 +246,7 @@ class _Client(asyncio.Protocol):
             self.host.runner.host_writable()
 
 
-class Rfc2217Host:
+class Rfc2217Host(QuietLink):
     open_settle = OPEN_SETTLE
     def __init__(self, bind_host: str, bind_port: int):
         self.bind_host = bind_host

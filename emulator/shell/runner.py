@@ -1,8 +1,9 @@
 """Drives one modem: host bytes in and out, network effects, timers, all on one asyncio loop.
 
 This is the only place where the core meets the clock: every call into the modem passes
-``loop.time()`` (monotonic) as the current time. The host side is a ``HostLink``: the pty
-(``PtyHost``) or an RFC 2217 server (``ecemu.shell.rfc2217.Rfc2217Host``).
+``loop.time()`` (monotonic) as the current time. The host side is a ``HostLink``
+(``host_link.py``): the pty (``PtyHost``), a serial device, RFC 2217 or raw TCP; the runner
+never asks which.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from ecemu.commands import COMMAND_SET
 from ecemu.core import events as ev
 from ecemu.core.host_modes import COMMAND
 from ecemu.core.modem import Modem
+from ecemu.core.uart import DropInput, PortChange
 from ecemu.core.ufs import DirectoryFileStore
 from ecemu.profile import Profile
+from ecemu.shell.host_link import HostLink
 from ecemu.shell.network import Network
-from ecemu.shell.opens import OpenWatcher
-from ecemu.shell.pty_port import TTY_WRITE_CHUNK, PtyPort
+from ecemu.shell.pty_port import PtyHost, PtyPort
 from ecemu.shell.shaping import OutputShaper
 from ecemu.shell.trace import Tracer
 
@@ -43,28 +45,6 @@ INPUT_BACKLOG_LOW = 64 * 1024
 # URCs come after that, and the profile's timing counts from then.
 OPEN_SETTLE = 0.1
 BOOT_MODES = ("on-open", "at-start")
-
-
-class HostLink(Protocol):
-    """Where the host is: it reports bytes and comings and goings to the runner, and takes output."""
-
-    @property
-    def address(self) -> str:
-        """What `ecemu run` announces as "port: ..."."""
-
-    def start(self, runner: "ModemRunner") -> None: ...
-
-    def write(self, data: bytes) -> int:
-        """Take what can be taken now; the rest waits for ``runner.host_writable``."""
-
-    def want_writable(self, on: bool) -> None: ...
-
-    def discard_unread(self) -> None: ...
-
-    def pause_reading(self, paused: bool) -> None:
-        """Stop (True) or resume (False) taking bytes from the host."""
-
-    def close(self) -> None: ...
 
 
 class ControlInterface(Protocol):
@@ -192,21 +172,26 @@ class ModemRunner:
             self.power_on()
 
     def stop(self) -> None:
-        if self._boot_settle is not None:
-            self._boot_settle.cancel()
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._shaped_timer is not None:
-            self._shaped_timer.cancel()
+        """Cancel the timers, close the connections, the host link, the trace and the UFS; each
+        step runs even when one before it failed, so a stop always ends."""
+        for handle in (self._boot_settle, self._timer, self._shaped_timer):
+            if handle is not None:
+                handle.cancel()
         network: Network | None = getattr(self, "network", None)  # None when start() never ran
+        steps: list[Callable[[], None]] = []
         if network is not None:
-            network.close_all()
-        self.host.close()
+            steps.append(network.close_all)
+        steps.append(self.host.close)
         if self.tracer is not None:
-            self.tracer.close()
-            self.tracer = None
+            steps.append(self.tracer.close)
         if self._files is not None:
-            self._files.close()  # the UFS folder's descriptor
+            steps.append(self._files.close)  # the UFS folder's descriptor
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("while stopping")
+        self.tracer = None
 
     # --- the trace ---------------------------------------------------------------------------
 
@@ -344,6 +329,8 @@ class ModemRunner:
             out = modem.take_host_bytes()
             if out:
                 self._send_to_host(out)
+            if modem.port_changes:
+                self._change_port(modem.take_port_changes())
             effects = modem.take_effects()
             if not effects:
                 break
@@ -359,6 +346,23 @@ class ModemRunner:
             self._boot_reported = booted
             if booted and self.on_booted is not None:
                 self.on_booted()
+
+    def _change_port(self, changes: list[PortChange]) -> None:
+        """What the module did to its port (``core/uart.py``), carried out on the host link."""
+        for change in changes:
+            if isinstance(change, DropInput):
+                self.drop_input()
+
+    def drop_input(self) -> None:
+        """The module lost what it had received and not read (a power cycle): the bytes waiting
+        here and those still in the port; the host's later input starts clean. A module frozen
+        by ``ecemu ctl freeze`` that reboots runs again."""
+        self._frozen_until = None
+        if self._input_waiting:
+            log.info("the module rebooted: %d bytes the host had sent were lost with its UART",
+                     len(self._input_waiting))
+            self._input_waiting.clear()
+        self.host.discard_input()
 
     def _arm_timer(self, deadline: float | None) -> None:
         if deadline == self._timer_deadline:
@@ -444,182 +448,3 @@ def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
 def _fields(record) -> dict:
     return {k: v for k, v in vars(record).items()} if hasattr(record, "__dict__") else {
         name: getattr(record, name) for name in record.__dataclass_fields__}
-
-
-class PtyHost:
-    """The host behind a pseudo-terminal; inotify on its path tells when hosts come and go."""
-
-    def __init__(self, link: Path | None = None):
-        self.link = link
-        self.port: PtyPort | None = None  # from start() until close()
-        self.runner: ModemRunner  # from start()
-        self._watcher: OpenWatcher | None = None
-        self.opens = 0  # descriptors hosts hold on the port now
-        self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
-        # poll_news(0): opens or closes are waiting to be read (a system call, no Python frame:
-        # it is asked twice for every command line); None without a watcher.
-        self._poll_news: Callable[[int], list] | None = None
-        # Opens and closes were just looked for (before reading the host's bytes): the first
-        # write of their answer need not look again before it, only after.
-        self._just_checked = False
-
-    @property
-    def address(self) -> str:
-        return self.port.path if self.port is not None else ""
-
-    def start(self, runner: ModemRunner) -> None:
-        self.runner = runner
-        port = self.port = PtyPort(self.link)
-        loop = runner.loop
-        loop.add_reader(port.master, self._on_readable)
-        self._watcher = OpenWatcher(port.path)
-        if self._watcher.fd is not None:
-            loop.add_reader(self._watcher.fd, self._on_open_or_close)
-        self._poll_news = self._watcher.poll_news
-
-    def write(self, data: bytes) -> int:
-        """Write in pieces the kernel writes in one go, checking before and after each for a
-        host that left. A bigger write is split by the kernel, which may pause between the
-        pieces: the next host could open the port and flush it in the pause, and get the rest.
-        Nothing is written once a host is known to have left, and what went in while it left
-        is flushed at once; the runner hears of the comings and goings on the next loop turn."""
-        port = self.port
-        if port is None:
-            return len(data)  # closed: for nobody
-        written = 0
-        just_checked, self._just_checked = self._just_checked, False
-        while written < len(data):
-            if not just_checked and self._noticed_a_leave():
-                return len(data)  # for nobody: the runner drops the rest when it hears
-            just_checked = False
-            count = port.write(data[written:written + TTY_WRITE_CHUNK])
-            written += count
-            if count and self._noticed_a_leave():
-                port.discard_unread()
-                return len(data)
-            if count < TTY_WRITE_CHUNK:
-                break
-        return written
-
-    def _noticed_a_leave(self) -> bool:
-        """Read opens and closes (kept for ``_on_open_or_close``); whether the last host has
-        left since the runner last heard (perhaps to be replaced by the next at once)."""
-        poll_news = self._poll_news
-        if poll_news is None:
-            return False
-        if poll_news(0):
-            assert self._watcher is not None  # poll_news is its
-            changes = self._watcher.read()
-            if changes:
-                if not self._unprocessed:
-                    self.runner.loop.call_soon(self._settle_comings_and_goings)
-                self._unprocessed += changes
-        return bool(self._unprocessed) and self._somebody_leaves(self._unprocessed)
-
-    def _somebody_leaves(self, changes: list[int]) -> bool:
-        opens = self.opens
-        for change in changes:
-            opens = max(0, opens + change)
-            if opens == 0:
-                return True
-        return False
-
-    def want_writable(self, on: bool) -> None:
-        if self.port is None:
-            return
-        if on:
-            self.runner.loop.add_writer(self.port.master, self._on_writable)
-        else:
-            self.runner.loop.remove_writer(self.port.master)
-
-    def _on_writable(self) -> None:
-        # Opens and closes first: when a host closed the port and the next opened it, what was
-        # queued for the one that left is dropped before any of it reaches the new one.
-        self._settle_comings_and_goings()
-        self.runner.host_writable()
-
-    def _settle_comings_and_goings(self) -> None:
-        """Handle every open and close so far, those that happen while handling them included
-        (a write or a read in the middle may notice more)."""
-        self._on_open_or_close()
-        while self._unprocessed:
-            self._on_open_or_close()
-
-    def discard_unread(self) -> None:
-        if self.port is not None:
-            self.port.discard_unread()
-
-    def pause_reading(self, paused: bool) -> None:
-        if self.port is None:
-            return
-        if paused:
-            self.runner.loop.remove_reader(self.port.master)
-        else:
-            self.runner.loop.add_reader(self.port.master, self._on_readable)
-
-    def _on_readable(self) -> None:
-        # Opens and closes first: a host opens the port before it writes, so this keeps the
-        # order in which the two reach the emulator through separate channels.
-        poll_news = self._poll_news
-        if self._unprocessed or (poll_news is not None and poll_news(0)):
-            self._settle_comings_and_goings()
-        data = self._read()
-        # Not asked again before the answer's first write (asked after it): a host that came or
-        # went in the moment since is noticed there, and what was written for the one that left
-        # is flushed.
-        self._just_checked = True
-        try:
-            self.runner.host_data(data)
-        finally:
-            self._just_checked = False
-
-    def _read(self) -> bytes:
-        return self.port.read() if self.port is not None else b""
-
-    def _count(self, changes: list[int]) -> tuple[bool, bool]:
-        """Apply opens (+1) and closes (-1); returns (a host was there before, someone left)."""
-        was_open = self.opens > 0
-        someone_left = False
-        for change in changes:
-            self.opens = max(0, self.opens + change)
-            someone_left |= self.opens == 0
-        return was_open, someone_left
-
-    def _on_open_or_close(self) -> None:
-        if self.port is None:
-            return  # closed: a check scheduled by a last write comes too late
-        watcher = self._watcher
-        changes = self._unprocessed + (watcher.read() if watcher is not None else [])
-        self._unprocessed = []
-        if not changes:
-            return
-        was_open, someone_left = self._count(changes)
-        log.debug("port opens/closes %s: %d host descriptors now", changes, self.opens)
-        if self.opens == 0 or someone_left:
-            last_words = self._read()
-            # A host opens before it writes: if nobody opened since, all of ``last_words`` came
-            # from the host that left; otherwise part may be the next host's (chosen: all of it
-            # goes to the next host, after the one that left has been let go, so that no command
-            # of the new host is ever taken as the old one's data or answered to nobody).
-            self._count(watcher.read() if watcher is not None else [])
-            if self.opens == 0:
-                self.runner.host_left(last_words)
-                return
-            self.runner.host_left()
-            self.runner.host_attached()
-            self.runner.host_data(last_words)
-        elif not was_open:
-            self.runner.host_attached()
-
-    def close(self) -> None:
-        loop = self.runner.loop if self.port is not None else None  # started, not closed
-        if self.port is not None and loop is not None:
-            loop.remove_reader(self.port.master)
-            loop.remove_writer(self.port.master)
-        if self._watcher is not None:
-            if self._watcher.fd is not None and loop is not None:
-                loop.remove_reader(self._watcher.fd)
-            self._watcher.close()
-        if self.port is not None:
-            self.port.close()
-            self.port = None
