@@ -40,7 +40,13 @@ class Emulator:
     temporary one, removed at stop, when omitted); ``link``: a symbolic link to the port, locked
     against a second emulator; ``escape_guard_ms``: the guard time of ``+++``; ``scenario``,
     ``trace``, ``keylog``: as ``ecemu run --scenario/--trace/--keylog``; ``boot``: as
-    ``ecemu run --boot`` ("on-open", the default, or "at-start").
+    ``ecemu run --boot`` ("on-open", the default, or "at-start"; "at-start" with a device).
+
+    Where the port is: a pty of its own (the default); ``device``: an existing serial device or
+    another program's pty (``ecemu run --device``), at ``baud`` (AT+IPR's rate at power-on);
+    ``tcp_raw``: a raw TCP server on ``(host, port)`` (port 0 picks one); ``connect``: a raw TCP
+    connection out to ``(host, port)``, tried until it listens. ``port`` is then the device's path,
+    ``socket://HOST:PORT`` or ``tcp-connect://HOST:PORT``.
 
     Use it as a context manager (or ``start()``/``stop()``). ``port`` is the device path to open,
     ``wait_for_boot()`` waits for the boot URCs, and ``control`` has one method per control
@@ -50,9 +56,17 @@ class Emulator:
     def __init__(self, profile: str = DEFAULT_PROFILE, ufs: str | Path | None = None,
                  link: str | Path | None = None, escape_guard_ms: int = 1000,
                  scenario: str | Path | None = None, trace: str | Path | None = None,
-                 keylog: str | Path | None = None, boot: str = "on-open"):
+                 keylog: str | Path | None = None, boot: str | None = None, device: str | Path | None = None,
+                 baud: int = 115200, tcp_raw: tuple[str, int] | None = None,
+                 connect: tuple[str, int] | None = None):
         self.profile = load_profile(profile)
-        self.boot = boot
+        if sum(x is not None for x in (device, tcp_raw, connect)) > 1:
+            raise ValueError("device, tcp_raw and connect are different ports; give one")
+        self.device = Path(device) if device is not None else None
+        self.tcp_raw = tcp_raw
+        self.connect = connect
+        self.baud = baud
+        self.boot = boot if boot is not None else ("at-start" if device is not None else "on-open")
         self.scenario = None
         if scenario is not None:
             from ecemu.scenario import load_scenario
@@ -75,7 +89,8 @@ class Emulator:
 
     @property
     def port(self) -> str:
-        """The device path of the pty slave, e.g. ``/dev/pts/5``."""
+        """Where the host opens the module: the pty slave's path (``/dev/pts/5``), the device, or
+        the TCP address."""
         if self.runner is None or not self._ready.is_set():
             raise RuntimeError("the emulator is not running")
         return self.runner.host.address
@@ -101,8 +116,8 @@ class Emulator:
                 lock.acquire()
                 self._closers.append(lock.release)
             runner = self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                               trace=self.trace, scenario=self.scenario, control=Controller,
-                                               boot=self.boot)
+                                               host=self._host_link(), trace=self.trace, scenario=self.scenario,
+                                               control=Controller, boot=self.boot, baud=self.baud)
             runner.on_booted = self._booted.set
             runner.start()
             if self.keylog is not None:
@@ -116,6 +131,8 @@ class Emulator:
                 runner.modem.keylog = write_keylog
         except BaseException as exc:  # reported to start()
             self._error = exc
+            if self.runner is not None:
+                self.runner.stop()  # what it opened before failing
             for close in self._closers:
                 close()
             self._ready.set()
@@ -127,6 +144,20 @@ class Emulator:
             runner.stop()
             for close in reversed(self._closers):
                 close()
+
+    def _host_link(self):
+        if self.device is not None:
+            from ecemu.core.uart import LineFormat
+            from ecemu.shell.device import DeviceHost
+
+            return DeviceHost(self.device, LineFormat(self.baud))
+        from ecemu.shell.tcp_host import RawTcpClient, RawTcpServer
+
+        if self.tcp_raw is not None:
+            return RawTcpServer(*self.tcp_raw)
+        if self.connect is not None:
+            return RawTcpClient(*self.connect)
+        return None  # a pty of its own
 
     def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
         """Run ``fn(runner)`` on the emulator's loop and return its result."""

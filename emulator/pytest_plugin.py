@@ -8,6 +8,8 @@ echo server, so host-side tests need no code of their own to get a modem and a s
 Choose the module with ``@pytest.mark.ecemu_profile("EC800N-CN")`` or ``--ecemu-profile``, and
 the certificate the server presents with ``@pytest.mark.ecemu_cert("expired")`` or, for several,
 ``@pytest.mark.parametrize("ecemu_tls_server", ["expired", "selfsigned"], indirect=True)``.
+Put the modem on an existing serial device (a USB-serial adapter, QEMU's pty) with
+``@pytest.mark.ecemu_device("/dev/ttyUSB0")`` or ``--ecemu-device``, at ``--ecemu-baud``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ecemu")
     group.addoption("--ecemu-profile", default=DEFAULT_PROFILE,
                     help=f"module profile for the ecemu_modem fixture (default {DEFAULT_PROFILE})")
+    group.addoption("--ecemu-device", default=None, metavar="PATH",
+                    help="put the ecemu_modem fixture's module on this serial device (ecemu run --device)")
+    group.addoption("--ecemu-baud", default=115200, type=int, metavar="RATE",
+                    help="the module's UART rate at power-on (AT+IPR; ecemu run --baud), default 115200")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ecemu_profile(name): the module profile ecemu_modem emulates")
     config.addinivalue_line("markers", "ecemu_cert(name): the certificate ecemu_tls_server presents "
                                        "(rsa, ecdsa, expired, notyet, wronghost, badsig, otherca, selfsigned)")
+    config.addinivalue_line("markers", "ecemu_device(path): the serial device ecemu_modem's module is on")
 
 
 @pytest.fixture
@@ -39,7 +46,10 @@ def ecemu_modem(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
     marker = request.node.get_closest_marker("ecemu_profile")
     profile = marker.args[0] if marker else request.config.getoption("--ecemu-profile")
-    with Emulator(profile=profile, ufs=tmp_path_factory.mktemp("ufs")) as modem:
+    device_marker = request.node.get_closest_marker("ecemu_device")
+    device = device_marker.args[0] if device_marker else request.config.getoption("--ecemu-device")
+    with Emulator(profile=profile, ufs=tmp_path_factory.mktemp("ufs"), device=device,
+                  baud=request.config.getoption("--ecemu-baud")) as modem:
         modem.wait_for_boot()
         yield modem
 

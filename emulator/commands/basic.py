@@ -142,9 +142,12 @@ def dtr_mode(modem: "Modem", call: CommandCall) -> Reply:
 
 @command("Z", "&F", family=FAMILY)
 def restore_defaults(modem: "Modem", call: CommandCall) -> Reply:
-    """ATZ / AT&F: every V.250 setting back to the profile's factory default."""
+    """ATZ / AT&F: every V.250 setting back to the profile's factory default, the UART's rate and
+    framing included (at power-on's rate, ``--baud``): the port changes after the OK."""
     _digit_setting(call, 0)
     modem.settings = type(modem.settings).factory(modem.profile)
+    modem.settings.baud_rate = modem.baud_rate_at_power_on
+    modem.line_settings_changed()
     return ok()
 
 
@@ -191,8 +194,10 @@ def _v250_write(call: CommandCall, count: int) -> None:
 @command("+IPR", family=FAMILY)
 def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
     """AT+IPR=<rate>: the UART's fixed rate, one of 9600 ... 921600 (V.250 6.2.10; Quectel EC200x AT
-    manual); 115200 by default. The test form lists no auto-detected rates, then the fixed ones
-    (chosen). A pty has no rate: the value is kept and reported; ATZ, AT&F and a power cycle restore it."""
+    manual); 115200 by default (``ecemu run --baud`` sets the rate at power-on). The test form lists
+    no auto-detected rates, then the fixed ones (chosen). The OK goes at the old rate, then the port
+    changes (a serial device's termios; the UART line's pace, ``--line uart``); a power cycle
+    and ATZ and AT&F return to the rate at power-on."""
     if call.form is Form.TEST:
         return ok(f"+IPR: (),({','.join(map(str, BAUD_RATES))})")
     if call.form is Form.READ:
@@ -202,6 +207,7 @@ def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
     if rate not in BAUD_RATES:
         raise CommandFailed()
     modem.settings.baud_rate = rate
+    modem.line_settings_changed()
     return ok()
 
 
@@ -226,7 +232,8 @@ def flow_control(modem: "Modem", call: CommandCall) -> Reply:
 def character_framing(modem: "Modem", call: CommandCall) -> Reply:
     """AT+ICF=<format>[,<parity>]: data, parity and stop bits, format 1-6 and parity 0-3 (V.250
     6.2.11); 3,3 (8 data bits, no parity, 1 stop bit) by default (Quectel EC2x AT manual). Without
-    <parity> the parity stays as it was (chosen). Kept and reported; a pty has no framing."""
+    <parity> the parity stays as it was (chosen). A serial device is set to it after the OK; with
+    the UART line (``--line uart``) it changes how long each byte takes."""
     if call.form is Form.TEST:
         return ok("+ICF: (1-6),(0-3)")
     if call.form is Form.READ:
@@ -235,6 +242,7 @@ def character_framing(modem: "Modem", call: CommandCall) -> Reply:
     fmt = int_arg(call, 0, 1, 6, error=CommandFailed)
     parity = int_arg(call, 1, 0, 3, default=modem.settings.char_framing[1], error=CommandFailed)
     modem.settings.char_framing = (fmt, parity)
+    modem.line_settings_changed()
     return ok()
 
 

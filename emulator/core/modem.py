@@ -39,7 +39,7 @@ from ecemu.core.registry import (
 from ecemu.core.results import CmeError, FinalResult
 from ecemu.core.settings import Settings
 from ecemu.core.timers import Timer, TimerHeap
-from ecemu.core.uart import DropInput, PortChange
+from ecemu.core.uart import DropInput, LineFormat, PortChange
 from ecemu.core.ufs import FileStore
 from ecemu.core.urcs import HeldUrcs, frame_block, frame_result
 from ecemu.profile import Profile
@@ -53,7 +53,7 @@ class Modem:
     """One emulated module. See the module docstring for the contract with the shell."""
 
     def __init__(self, profile: Profile, files: FileStore, *, commands: CommandSet, now: float,
-                 wall_clock: datetime | None = None, escape_guard: float = 1.0):
+                 wall_clock: datetime | None = None, escape_guard: float = 1.0, baud_rate: int = 115200):
         self.profile = profile
         self.files = files  # the UFS store; its backing is the shell's business
         self.commands = commands  # the command table and the families, handed in by the assembler
@@ -72,7 +72,12 @@ class Modem:
         self._conn_ids = itertools.count(1)
         self._event_handlers: dict[int, Callable[[ev.NetworkEvent], None]] = {}
         self.dtr = True  # the host's DTR line (set_dtr): the host's, so a power cycle keeps it
+        self.rts = True  # the host's RTS line (set_rts), likewise
         self.boot_count = 0
+        # The UART's rate at every power-on (AT+IPR's value kept by the module: ``ecemu run
+        # --baud``), and the format the port was last told of.
+        self.baud_rate_at_power_on = baud_rate
+        self.line_format = LineFormat(baud_rate)
         self._fresh_state()
 
     # --- the power cycle ---------------------------------------------------------------------
@@ -81,6 +86,8 @@ class Modem:
         """Everything a power cycle forgets (SSL settings included: REFERENCE.md)."""
         self.host = HostModes(self)
         self.settings = Settings.factory(self.profile)
+        self.settings.baud_rate = self.baud_rate_at_power_on
+        self.line_settings_changed()
         self.functionality = 1
         self.signal: tuple[int, int] = self.profile.network.csq  # AT+CSQ; fault injection changes it
         # The module keeps its own time across a reboot (the network's time update sets it again
@@ -165,6 +172,13 @@ class Modem:
 
     def port_change(self, change: PortChange) -> None:
         self.port_changes.append(change)
+
+    def line_settings_changed(self) -> None:
+        """AT+IPR or AT+ICF (or a power cycle) set the UART: the port hears of a new format."""
+        line_format = LineFormat.of(self.settings.baud_rate, self.settings.char_framing)
+        if line_format != self.line_format:
+            self.line_format = line_format
+            self.port_change(line_format)
 
     def take_port_changes(self) -> list[PortChange]:
         """What the shell must do to the port (``core/uart.py``), in order; usually nothing."""
@@ -266,6 +280,11 @@ class Modem:
         self.dtr = active
         if not active:
             self.host.dtr_dropped()
+
+    def set_rts(self, active: bool, now: float) -> None:
+        """The host's RTS line: with AT+IFC=2,2 the module sends nothing while it is off."""
+        self.tick(now)
+        self.rts = active
 
     def host_lost(self, now: float) -> None:
         """The host went away (its port closed, its connection dropped): ``HostModes.host_lost``."""

@@ -19,7 +19,7 @@ from ecemu.commands import COMMAND_SET
 from ecemu.core import events as ev
 from ecemu.core.host_modes import COMMAND
 from ecemu.core.modem import Modem
-from ecemu.core.uart import DropInput, PortChange
+from ecemu.core.uart import DropInput, LineFormat, PortChange
 from ecemu.core.ufs import DirectoryFileStore
 from ecemu.profile import Profile
 from ecemu.shell.host_link import HostLink
@@ -85,11 +85,13 @@ class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
                  scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None,
-                 boot: str = "on-open"):
+                 boot: str = "on-open", baud: int = 115200):
         if boot not in BOOT_MODES:
             raise ValueError(f"boot must be one of {', '.join(BOOT_MODES)}, not {boot!r}")
         self.profile = profile
         self.boot = boot  # on-open: the module powers on when the first host opens the port
+        self.baud = baud  # the UART's rate at power-on (AT+IPR)
+        self._pending_format: LineFormat | None = None  # applied once the output before it is out
         self.powered = False
         self._boot_settle: asyncio.TimerHandle | None = None
         self.scenario = scenario  # faults fired on cue
@@ -104,6 +106,9 @@ class ModemRunner:
         # Host bytes read and not yet given to the modem: they wait while the host's output is
         # full (and while frozen); the port is not read while any wait, so this stays small.
         self._input_waiting = bytearray()
+        # How many of those bytes a host that left wrote: their answers go to nobody, even when
+        # the next host has come meanwhile (what the pty's own watch does for its bytes).
+        self._old_host_input = 0
         self._shaped: list[tuple[float, bytes]] = []
         self._shaped_timer: asyncio.TimerHandle | None = None
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
@@ -141,7 +146,8 @@ class ModemRunner:
                                round_trip=network_round_trip(self.profile) / 1000.0)
         self._files = DirectoryFileStore(self.ufs)
         self.modem = Modem(self.profile, self._files, commands=COMMAND_SET, now=loop.time(),
-                           wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
+                           wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard,
+                           baud_rate=self.baud)
         if self.tracer is not None or self.scenario is not None:
             self.modem.observer = self._observe  # otherwise nobody here listens: not asked per line
         if self._make_controller is not None:
@@ -267,6 +273,8 @@ class ModemRunner:
                 del waiting[:size]
             modem.receive_from_host(piece, self.loop.time())
             self.pump(update_reading=False)  # once below, when the loop is done
+            if self._old_host_input:
+                self._old_host_input = max(0, self._old_host_input - len(piece))
         self._update_reading()
 
     def _update_reading(self) -> None:
@@ -302,6 +310,7 @@ class ModemRunner:
         self.set_dtr(False)
         self.modem.host_lost(self.loop.time())
         self.pump()
+        self._old_host_input = len(self._input_waiting)
         self.discard_host_output()
 
     def on_network_event(self, event: ev.NetworkEvent) -> None:
@@ -313,6 +322,15 @@ class ModemRunner:
     def set_dtr(self, active: bool) -> None:
         self.modem.set_dtr(active, self.loop.time())
         self.pump()
+
+    def set_rts(self, active: bool) -> None:
+        self.modem.set_rts(active, self.loop.time())
+        self.pump()
+
+    @property
+    def has_host(self) -> bool:
+        """A host holds the port now (opened it, connected, or is on the device)."""
+        return self._host_came_before and not self.host_has_left
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -352,12 +370,26 @@ class ModemRunner:
         for change in changes:
             if isinstance(change, DropInput):
                 self.drop_input()
+            elif isinstance(change, LineFormat):
+                self._pending_format = change
+                self._apply_format_when_drained()
+
+    def _apply_format_when_drained(self) -> None:
+        """A new rate or framing applies once what the module said before it has gone to the host
+        (the module answers AT+IPR at the old rate)."""
+        line_format = self._pending_format
+        if line_format is None or self._host_queue or self._shaped:
+            return
+        self._pending_format = None
+        self.trace("line_format", baud=line_format.baud, framing=line_format.describe())
+        self.host.set_format(line_format)
 
     def drop_input(self) -> None:
         """The module lost what it had received and not read (a power cycle): the bytes waiting
         here and those still in the port; the host's later input starts clean. A module frozen
         by ``ecemu ctl freeze`` that reboots runs again."""
         self._frozen_until = None
+        self._old_host_input = 0
         if self._input_waiting:
             log.info("the module rebooted: %d bytes the host had sent were lost with its UART",
                      len(self._input_waiting))
@@ -375,7 +407,7 @@ class ModemRunner:
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _send_to_host(self, data: bytes) -> None:
-        if self.host_has_left:
+        if self.host_has_left or self._old_host_input:
             return
         if self.shaper.active or self._shaped:
             self._shaped.extend(self.shaper.shape(data, self.loop.time()))
@@ -392,6 +424,8 @@ class ModemRunner:
             self._write_host(self._shaped.pop(0)[1])
         if self._shaped:
             self._shaped_timer = self.loop.call_at(self._shaped[0][0], self._release_shaped)
+        elif self._pending_format is not None:
+            self._apply_format_when_drained()
 
     def _write_host(self, data: bytes) -> None:
         if self.tracer is not None:
@@ -416,6 +450,8 @@ class ModemRunner:
         del self._host_queue[:written]
         if not self._host_queue:
             self._set_want_writable(False)
+            if self._pending_format is not None:
+                self._apply_format_when_drained()
         if len(self._host_queue) < HOST_QUEUE_LOW:
             self.network.set_host_backpressure(False)
             if self._input_waiting:

@@ -1,0 +1,263 @@
+"""``ecemu run --device PATH``: the module on an existing serial device. A pty pair made here
+stands in for it, as QEMU's ``-serial pty`` or Zephyr's native PTY UART make one: the emulator
+opens the slave (the device), the test holds the master (the firmware's UART)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+import tty
+from pathlib import Path
+
+import pytest
+
+from ecemu.api import Emulator
+from tests.processes import RunningEmulator, read_until
+
+BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
+WAIT = 15.0  # only matters when something is wrong
+
+
+class Uart:
+    """The firmware's side of a pty pair: the master; ``path`` is the device the emulator opens."""
+
+    def __init__(self) -> None:
+        self.master, self._slave = os.openpty()
+        # The slave stays open here too, so that the master can be read and written before the
+        # emulator opens the device (a master with no slave open reads EIO).
+        self.path = os.ttyname(self._slave)
+        tty.setraw(self._slave)  # as QEMU and Zephyr set up the pty they make
+        os.set_blocking(self.master, False)
+        self.buffer = b""
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + WAIT
+        while view:
+            select.select([], [self.master], [], max(0.0, deadline - time.monotonic()))
+            try:
+                view = view[os.write(self.master, view):]
+            except BlockingIOError:
+                pass
+            assert time.monotonic() < deadline, "the device took no more bytes"
+
+    def expect(self, wanted: bytes, timeout: float = WAIT) -> bytes:
+        """Everything up to and including ``wanted``; what came after it is kept for next time."""
+        deadline = time.monotonic() + timeout
+        while wanted not in self.buffer:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0 and select.select([self.master], [], [], remaining)[0], \
+                f"waited for {wanted!r}, got {self.buffer!r}"
+            try:
+                self.buffer += os.read(self.master, 65536)
+            except BlockingIOError:
+                pass
+        end = self.buffer.index(wanted) + len(wanted)
+        out, self.buffer = self.buffer[:end], self.buffer[end:]
+        return out
+
+    def ask(self, line: bytes, final: bytes = b"OK\r\n") -> bytes:
+        self.write(line + b"\r")
+        return self.expect(final)
+
+    def speed(self) -> int:
+        return termios.tcgetattr(self.master)[4]  # a pty's master reads its slave's termios
+
+    def close(self) -> None:
+        os.close(self._slave)
+        os.close(self.master)
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.005)  # polling a state the emulator sets; the bound only matters on failure
+
+
+def file_checksum(data: bytes) -> str:
+    """The FILE note's checksum: the XOR of the data's 16-bit big-endian words, an odd last byte
+    the high byte of its word, in lower-case hex without leading zeros."""
+    value = 0
+    for index in range(0, len(data), 2):
+        value ^= (data[index] << 8) | (data[index + 1] if index + 1 < len(data) else 0)
+    return f"{value:x}"
+
+
+@pytest.fixture
+def uart():
+    made = Uart()
+    yield made
+    try:
+        made.close()
+    except OSError:
+        pass
+
+
+def test_the_module_boots_at_start_on_the_device_and_answers(uart, tmp_path):
+    running = RunningEmulator("--device", uart.path, "--ufs", str(tmp_path / "ufs"))
+    try:
+        assert running.port == uart.path
+        assert uart.expect(b"+QIND: PB DONE\r\n") == BOOT_URCS  # nobody had to open anything
+        assert uart.ask(b"AT") == b"AT\r\r\nOK\r\n"
+        assert uart.ask(b"ATI").endswith(b"Revision: EC200MCNLAR02A02M16\r\n\r\nOK\r\n")
+    finally:
+        assert running.stop() == 0
+
+
+def test_the_device_is_raw_and_carries_every_byte_value(uart, tmp_path):
+    """Raw termios: no CR/LF translation, no echo by the tty, no flow-control bytes, 0x00-0xFF."""
+    with Emulator(ufs=tmp_path / "ufs", device=uart.path) as modem:
+        uart.expect(b"+QIND: PB DONE\r\n")
+        data = bytes(range(256)) * 4
+        assert uart.ask(f'AT+QFUPL="all.bin",{len(data)}'.encode(), b"CONNECT\r\n").endswith(b"\r\nCONNECT\r\n")
+        uart.write(data)
+        assert uart.expect(b"OK\r\n") == f"\r\n+QFUPL: {len(data)},{file_checksum(data)}\r\n\r\nOK\r\n".encode()
+        answer = uart.ask(b'AT+QFDWL="all.bin"')
+        assert answer == (b'AT+QFDWL="all.bin"\r\r\nCONNECT\r\n' + data
+                          + f"\r\n+QFDWL: {len(data)},{file_checksum(data)}\r\n\r\nOK\r\n".encode())
+        assert modem.port == uart.path
+
+
+def test_at_ipr_on_a_device_changes_its_termios_speed_after_the_ok(uart, tmp_path):
+    with Emulator(ufs=tmp_path / "ufs", device=uart.path) as modem:
+        uart.expect(b"+QIND: PB DONE\r\n")
+        assert uart.speed() == termios.B115200
+        assert uart.ask(b"AT+IPR=921600") == b"AT+IPR=921600\r\r\nOK\r\n"
+        wait_until(lambda: uart.speed() == termios.B921600, "the device at 921600")
+        # 8 data bits, no parity, 2 stop bits (a pty takes no parity: the kernel keeps CS8 alone)
+        assert uart.ask(b"AT+ICF=1") == b"AT+ICF=1\r\r\nOK\r\n"
+        wait_until(lambda: termios.tcgetattr(uart.master)[2] & termios.CSTOPB, "two stop bits")
+        assert uart.speed() == termios.B921600
+        assert uart.ask(b"AT+IPR?") == b"AT+IPR?\r\r\n+IPR: 921600\r\n\r\nOK\r\n"
+        modem.control.reboot()  # a power cycle: back to the rate at power-on
+        uart.expect(b"+QIND: PB DONE\r\n")
+        wait_until(lambda: uart.speed() == termios.B115200, "the device back at 115200")
+
+
+def test_baud_sets_the_rate_at_power_on(uart, tmp_path):
+    running = RunningEmulator("--device", uart.path, "--baud", "9600", "--ufs", str(tmp_path / "ufs"))
+    try:
+        uart.expect(b"+QIND: PB DONE\r\n")
+        assert uart.speed() == termios.B9600
+        assert uart.ask(b"AT+IPR?") == b"AT+IPR?\r\r\n+IPR: 9600\r\n\r\nOK\r\n"
+    finally:
+        assert running.stop() == 0
+
+
+def ecemu_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ecemu", "run", *args], capture_output=True, text=True,
+                          timeout=WAIT, stdin=subprocess.DEVNULL)
+
+
+def test_a_missing_device_is_refused_clearly(tmp_path):
+    result = ecemu_run("--device", str(tmp_path / "ttyUSB9"))
+    assert result.returncode == 2
+    assert "--device" in result.stderr and "no such device" in result.stderr
+
+
+def test_a_device_another_program_locked_is_refused_as_busy(uart):
+    fd = os.open(uart.path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as pyserial's exclusive=True and picocom do
+        result = ecemu_run("--device", uart.path)
+        assert result.returncode == 2
+        assert "--device" in result.stderr and "busy" in result.stderr
+    finally:
+        os.close(fd)
+
+
+def test_a_device_the_emulator_holds_is_busy_for_a_second_one(uart, tmp_path):
+    with Emulator(ufs=tmp_path / "ufs", device=uart.path):
+        result = ecemu_run("--device", uart.path)
+        assert result.returncode == 2 and "busy" in result.stderr
+
+
+def test_a_file_that_is_not_a_terminal_is_refused(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    result = ecemu_run("--device", str(plain))
+    assert result.returncode == 2 and "not a serial device" in result.stderr
+
+
+def test_a_device_that_goes_away_and_comes_back_keeps_the_module(tmp_path):
+    """A simulator restarted (or an adapter replugged) behind a stable name: the module keeps its
+    UFS and its settings; the firmware on the new device is answered as before."""
+    device = tmp_path / "ttyMODEM"  # as udev's /dev/serial/by-id/... names an adapter
+    first = Uart()
+    device.symlink_to(first.path)
+    running = RunningEmulator("--device", str(device), "--ufs", str(tmp_path / "ufs"), "--log-level", "info")
+    try:
+        first.expect(b"+QIND: PB DONE\r\n")
+        assert first.ask(b"ATE0") == b"ATE0\r\r\nOK\r\n"
+        assert first.ask(b'AT+QFUPL="kept.txt",5', b"CONNECT\r\n").endswith(b"CONNECT\r\n")
+        first.write(b"hello")
+        first.expect(b"OK\r\n")
+        first.close()  # the simulator is gone
+        device.unlink()
+        second = Uart()
+        device.symlink_to(second.path)  # and back, on a new pty
+        try:
+            # The module did not reboot (no RDY first), kept echo off and the file.
+            assert second.ask(b"AT+QFLST") == b'\r\n+QFLST: "UFS:kept.txt",5\r\n\r\nOK\r\n'
+        finally:
+            second.close()
+        log = running.log_text()
+        assert f"{device} went away" in log and f"{device} is back" in log
+    finally:
+        assert running.stop() == 0
+
+
+def test_several_devices_are_several_modems(tmp_path):
+    uarts = [Uart(), Uart()]
+    running = RunningEmulator(*[arg for uart in uarts for arg in ("--device", uart.path)],
+                              "--ufs", str(tmp_path / "ufs"))
+    try:
+        while sum(line.startswith("port: ") for line in running.stdout_lines) < 2:
+            running.stdout_lines.append(running._readline(time.monotonic() + WAIT))
+        ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
+        assert ports == [uart.path for uart in uarts]
+        for uart in uarts:
+            uart.expect(b"+QIND: PB DONE\r\n")
+        assert uarts[0].ask(b"ATE0") == b"ATE0\r\r\nOK\r\n"
+        assert uarts[1].ask(b"AT") == b"AT\r\r\nOK\r\n"  # echo still on: its own module
+        assert uarts[0].ask(b"AT") == b"\r\nOK\r\n"
+    finally:
+        assert running.stop() == 0
+        for uart in uarts:
+            uart.close()
+
+
+def test_boot_on_open_on_a_device_waits_for_the_boards_first_byte(uart, tmp_path):
+    with Emulator(ufs=tmp_path / "ufs", device=uart.path, boot="on-open") as modem:
+        assert modem.call(lambda runner: runner.powered) is False
+        uart.write(b"AT\r")
+        assert uart.expect(b"OK\r\n").endswith(b"\r\nRDY\r\nAT\r\r\nOK\r\n")
+
+
+def test_ecemu_run_exits_cleanly_while_the_firmware_writes(uart, tmp_path):
+    running = RunningEmulator("--device", uart.path, "--ufs", str(tmp_path / "ufs"))
+    uart.expect(b"+QIND: PB DONE\r\n")
+    for _ in range(20):
+        os.write(uart.master, b"AT+CSQ\r" * 50)
+    assert running.stop(signal.SIGTERM, timeout=WAIT) == 0
+
+
+def test_the_plugin_puts_the_modem_on_a_device(pytester, uart):
+    pytester.makepyfile(f"""
+        import os, select
+
+        def test_on_the_device(ecemu_modem):
+            assert ecemu_modem.port == {uart.path!r}
+
+        def test_marker_names_the_device_too(ecemu_modem):
+            assert ecemu_modem.port == {uart.path!r}
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly", f"--ecemu-device={uart.path}")
+    result.assert_outcomes(passed=2)
