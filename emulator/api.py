@@ -46,7 +46,8 @@ class Emulator:
     another program's pty (``ecemu run --device``), at ``baud`` (AT+IPR's rate at power-on);
     ``tcp_raw``: a raw TCP server on ``(host, port)`` (port 0 picks one); ``connect``: a raw TCP
     connection out to ``(host, port)``, tried until it listens. ``port`` is then the device's path,
-    ``socket://HOST:PORT`` or ``tcp-connect://HOST:PORT``.
+    ``socket://HOST:PORT`` or ``tcp-connect://HOST:PORT``. ``line``: "usb" (the default: bytes at
+    memory speed) or "uart" (each byte takes its time at AT+IPR's rate, ``ecemu run --line uart``).
 
     Use it as a context manager (or ``start()``/``stop()``). ``port`` is the device path to open,
     ``wait_for_boot()`` waits for the boot URCs, and ``control`` has one method per control
@@ -58,7 +59,7 @@ class Emulator:
                  scenario: str | Path | None = None, trace: str | Path | None = None,
                  keylog: str | Path | None = None, boot: str | None = None, device: str | Path | None = None,
                  baud: int = 115200, tcp_raw: tuple[str, int] | None = None,
-                 connect: tuple[str, int] | None = None):
+                 connect: tuple[str, int] | None = None, line: str = "usb"):
         self.profile = load_profile(profile)
         if sum(x is not None for x in (device, tcp_raw, connect)) > 1:
             raise ValueError("device, tcp_raw and connect are different ports; give one")
@@ -66,6 +67,7 @@ class Emulator:
         self.tcp_raw = tcp_raw
         self.connect = connect
         self.baud = baud
+        self.line = line
         self.boot = boot if boot is not None else ("at-start" if device is not None else "on-open")
         self.scenario = None
         if scenario is not None:
@@ -117,7 +119,8 @@ class Emulator:
                 self._closers.append(lock.release)
             runner = self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
                                                host=self._host_link(), trace=self.trace, scenario=self.scenario,
-                                               control=Controller, boot=self.boot, baud=self.baud)
+                                               control=Controller, boot=self.boot, baud=self.baud,
+                                               line=self.line)
             runner.on_booted = self._booted.set
             runner.start()
             if self.keylog is not None:

@@ -125,6 +125,9 @@ def _transport(tcp: str | None, tcp_raw: str | None, connect: str | None, device
                    "QEMU, Renode or Zephyr; repeat for several modems.")
 @click.option("--baud", "baud", default="115200", show_default=True, type=click.Choice(BAUD_CHOICES),
               help="The UART's rate at power-on (AT+IPR); a --device is set to it.")
+@click.option("--line", "line", default="usb", show_default=True, type=click.Choice(["usb", "uart"]),
+              help="usb: bytes move at memory speed, as over the module's USB port; uart: each byte takes "
+                   "its time at AT+IPR's rate and AT+ICF's framing (115200 8N1: 86.8 us), both ways.")
 @click.option("--control", "control", type=click.Path(path_type=Path), envvar=CONTROL_ENV,
               help=f"Path of the control socket (environment: {CONTROL_ENV}); default LINK.ctl, or one "
                    f"in a private temporary folder.")
@@ -146,7 +149,7 @@ def _transport(tcp: str | None, tcp_raw: str | None, connect: str | None, device
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
-        tcp_raw: str | None, connect: str | None, devices: tuple[Path, ...], baud: str,
+        tcp_raw: str | None, connect: str | None, devices: tuple[Path, ...], baud: str, line: str,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
         boot: str | None, ready_fd: int | None, log_level: str) -> None:
     """Run emulated modules until SIGINT, SIGTERM or SIGHUP.
@@ -226,7 +229,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         modem_links: list[Path | None] = list(links) if links else [None] * count
         options = RunOptions(profile, ufs_root, modem_links, escape_guard_ms / 1000.0,
                              transport, count, controls, control_option, trace, keylog_file, scenario,
-                             boot=boot, ready_fd=ready_fd, baud=int(baud))
+                             boot=boot, ready_fd=ready_fd, baud=int(baud), line=line)
         run_bounded(_serve(options))
     finally:
         if options is not None:
@@ -305,6 +308,7 @@ class RunOptions:
     boot: str = "on-open"
     ready_fd: int | None = None  # --ready-fd
     baud: int = 115200  # --baud
+    line: str = "usb"  # --line
 
 
 def _coverage_of(runner):
@@ -337,7 +341,7 @@ async def _serve(o: RunOptions) -> None:
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
             runner = ModemRunner(o.profile, ufs, modem_link if host is None else None, o.escape_guard, host=host,
                                  trace=o.trace, modem_index=index, scenario=scenario, control=Controller,
-                                 boot=o.boot, baud=o.baud)
+                                 boot=o.boot, baud=o.baud, line=o.line)
             control = ControlServer(o.controls[index], runner)
             try:
                 runner.start()

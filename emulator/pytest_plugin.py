@@ -9,7 +9,8 @@ Choose the module with ``@pytest.mark.ecemu_profile("EC800N-CN")`` or ``--ecemu-
 the certificate the server presents with ``@pytest.mark.ecemu_cert("expired")`` or, for several,
 ``@pytest.mark.parametrize("ecemu_tls_server", ["expired", "selfsigned"], indirect=True)``.
 Put the modem on an existing serial device (a USB-serial adapter, QEMU's pty) with
-``@pytest.mark.ecemu_device("/dev/ttyUSB0")`` or ``--ecemu-device``, at ``--ecemu-baud``.
+``@pytest.mark.ecemu_device("/dev/ttyUSB0")`` or ``--ecemu-device``, at ``--ecemu-baud``; give
+its bytes a UART's timing with ``@pytest.mark.ecemu_line("uart")`` or ``--ecemu-line=uart``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="put the ecemu_modem fixture's module on this serial device (ecemu run --device)")
     group.addoption("--ecemu-baud", default=115200, type=int, metavar="RATE",
                     help="the module's UART rate at power-on (AT+IPR; ecemu run --baud), default 115200")
+    group.addoption("--ecemu-line", default="usb", choices=("usb", "uart"),
+                    help="usb (default): bytes at memory speed; uart: each byte takes its time at AT+IPR's rate")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ecemu_cert(name): the certificate ecemu_tls_server presents "
                                        "(rsa, ecdsa, expired, notyet, wronghost, badsig, otherca, selfsigned)")
     config.addinivalue_line("markers", "ecemu_device(path): the serial device ecemu_modem's module is on")
+    config.addinivalue_line("markers", "ecemu_line(kind): usb or uart, how ecemu_modem's port moves bytes")
 
 
 @pytest.fixture
@@ -48,8 +52,10 @@ def ecemu_modem(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     profile = marker.args[0] if marker else request.config.getoption("--ecemu-profile")
     device_marker = request.node.get_closest_marker("ecemu_device")
     device = device_marker.args[0] if device_marker else request.config.getoption("--ecemu-device")
+    line_marker = request.node.get_closest_marker("ecemu_line")
+    line = line_marker.args[0] if line_marker else request.config.getoption("--ecemu-line")
     with Emulator(profile=profile, ufs=tmp_path_factory.mktemp("ufs"), device=device,
-                  baud=request.config.getoption("--ecemu-baud")) as modem:
+                  baud=request.config.getoption("--ecemu-baud"), line=line) as modem:
         modem.wait_for_boot()
         yield modem
 

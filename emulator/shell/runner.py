@@ -27,6 +27,7 @@ from ecemu.shell.network import Network
 from ecemu.shell.pty_port import PtyHost, PtyPort
 from ecemu.shell.shaping import OutputShaper
 from ecemu.shell.trace import Tracer
+from ecemu.shell.uart_line import LINE_KINDS, UartLine
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ HOST_QUEUE_LOW = 64 * 1024
 # flow control; below the low mark reading resumes.
 INPUT_BACKLOG_HIGH = 256 * 1024
 INPUT_BACKLOG_LOW = 64 * 1024
+# With the UART line: host bytes on their way over the line above which the port stops being
+# read (what a host's serial driver buffers before its write blocks), and below which it resumes.
+LINE_INPUT_HIGH = 4096
+LINE_INPUT_LOW = 1024
 # With boot on open: how long after the first open the module powers on. Openers flush their input
 # right after opening (pyserial, picocom and miniterm do, within a millisecond or so); the boot
 # URCs come after that, and the profile's timing counts from then.
@@ -85,9 +90,13 @@ class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
                  scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None,
-                 boot: str = "on-open", baud: int = 115200):
+                 boot: str = "on-open", baud: int = 115200, line: str = "usb"):
         if boot not in BOOT_MODES:
             raise ValueError(f"boot must be one of {', '.join(BOOT_MODES)}, not {boot!r}")
+        if line not in LINE_KINDS:
+            raise ValueError(f"line must be one of {', '.join(LINE_KINDS)}, not {line!r}")
+        self.line_kind = line  # usb: bytes at memory speed; uart: at the line's rate (uart_line.py)
+        self.line: UartLine | None = None
         self.profile = profile
         self.boot = boot  # on-open: the module powers on when the first host opens the port
         self.baud = baud  # the UART's rate at power-on (AT+IPR)
@@ -150,6 +159,8 @@ class ModemRunner:
                            baud_rate=self.baud)
         if self.tracer is not None or self.scenario is not None:
             self.modem.observer = self._observe  # otherwise nobody here listens: not asked per line
+        if self.line_kind == "uart":
+            self.line = UartLine(loop, self.modem.line_format, self._take_from_host, self._off_the_line)
         if self._make_controller is not None:
             self.controller = self._make_controller(self)
         if self.scenario is not None:
@@ -183,6 +194,8 @@ class ModemRunner:
         for handle in (self._boot_settle, self._timer, self._shaped_timer):
             if handle is not None:
                 handle.cancel()
+        if self.line is not None:
+            self.line.close()
         network: Network | None = getattr(self, "network", None)  # None when start() never ran
         steps: list[Callable[[], None]] = []
         if network is not None:
@@ -235,6 +248,15 @@ class ModemRunner:
     def host_data(self, data: bytes) -> None:
         if not data:
             return
+        line = self.line
+        if line is not None:
+            line.incoming.push(data)  # reaches the module byte by byte, at the line's rate
+            self._update_reading()
+            return
+        self._take_from_host(data)
+
+    def _take_from_host(self, data: bytes) -> None:
+        """The host's bytes have reached the module."""
         if self.tracer is not None:
             self.trace("host_in", data=data)
         self.bytes_from_host += len(data)
@@ -245,6 +267,8 @@ class ModemRunner:
         queued = len(self._host_queue)
         if self._shaped:
             queued += sum(len(chunk) for _, chunk in self._shaped)
+        if self.line is not None:
+            queued += len(self.line.outgoing)
         return queued >= HOST_QUEUE_HIGH
 
     def _feed_modem(self) -> None:
@@ -281,10 +305,13 @@ class ModemRunner:
         """Stop taking the host's bytes while some wait to be given to the modem or the modem
         holds many (flow control both ways); take them again once both have gone down."""
         backlog = self.modem.input_backlog
-        if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH):
+        on_the_line = len(self.line.incoming) if self.line is not None else 0
+        if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH
+                                              or on_the_line > LINE_INPUT_HIGH):
             self._host_reading_paused = True
             self.host.pause_reading(True)
-        elif self._host_reading_paused and not self._input_waiting and backlog < INPUT_BACKLOG_LOW:
+        elif (self._host_reading_paused and not self._input_waiting and backlog < INPUT_BACKLOG_LOW
+              and on_the_line <= LINE_INPUT_LOW):
             self._host_reading_paused = False
             self.host.pause_reading(False)
 
@@ -310,7 +337,7 @@ class ModemRunner:
         self.set_dtr(False)
         self.modem.host_lost(self.loop.time())
         self.pump()
-        self._old_host_input = len(self._input_waiting)
+        self._old_host_input = len(self._input_waiting) + (len(self.line.incoming) if self.line is not None else 0)
         self.discard_host_output()
 
     def on_network_event(self, event: ev.NetworkEvent) -> None:
@@ -378,10 +405,12 @@ class ModemRunner:
         """A new rate or framing applies once what the module said before it has gone to the host
         (the module answers AT+IPR at the old rate)."""
         line_format = self._pending_format
-        if line_format is None or self._host_queue or self._shaped:
+        if line_format is None or self._host_queue or self._shaped or (self.line is not None and self.line.outgoing):
             return
         self._pending_format = None
         self.trace("line_format", baud=line_format.baud, framing=line_format.describe())
+        if self.line is not None:
+            self.line.set_format(line_format)
         self.host.set_format(line_format)
 
     def drop_input(self) -> None:
@@ -390,6 +419,8 @@ class ModemRunner:
         by ``ecemu ctl freeze`` that reboots runs again."""
         self._frozen_until = None
         self._old_host_input = 0
+        if self.line is not None:
+            self.line.incoming.clear()
         if self._input_waiting:
             log.info("the module rebooted: %d bytes the host had sent were lost with its UART",
                      len(self._input_waiting))
@@ -428,6 +459,13 @@ class ModemRunner:
             self._apply_format_when_drained()
 
     def _write_host(self, data: bytes) -> None:
+        line = self.line
+        if line is not None:
+            line.outgoing.push(data)  # leaves at the line's rate: _write_host_now
+            return
+        self._write_host_now(data)
+
+    def _write_host_now(self, data: bytes) -> None:
         if self.tracer is not None:
             self.trace("host_out", data=data)
         self.bytes_to_host += len(data)
@@ -441,6 +479,15 @@ class ModemRunner:
         self._set_want_writable(True)
         if len(self._host_queue) > HOST_QUEUE_HIGH:
             self.network.set_host_backpressure(True)
+
+    def _off_the_line(self, data: bytes) -> None:
+        """The UART line handed the module's bytes to the host: then the modem may take more of
+        the host's (its output is no longer full), and a new rate may apply."""
+        self._write_host_now(data)
+        if self._pending_format is not None:
+            self._apply_format_when_drained()
+        if self._input_waiting and not self._output_full():
+            self._feed_modem()
 
     def host_writable(self) -> None:
         if not self._host_queue:
@@ -466,6 +513,8 @@ class ModemRunner:
         """Forget what the module said that no host has read."""
         self._host_queue.clear()
         self._shaped.clear()
+        if self.line is not None:
+            self.line.outgoing.clear()
         self._set_want_writable(False)
         self.host.discard_unread()
         self.network.set_host_backpressure(False)
