@@ -171,9 +171,14 @@ class Emulator:
 
         def run() -> None:
             try:
-                future.set_result(fn(runner))
+                result = fn(runner)
             except BaseException as exc:
                 future.set_exception(exc)
+                return
+            if isinstance(result, asyncio.Future):  # an operation that waits (wait_ri)
+                result.add_done_callback(lambda done: _settle(future, done))
+            else:
+                future.set_result(result)
 
         loop.call_soon_threadsafe(run)
         return future.result(timeout)
@@ -221,6 +226,16 @@ class Emulator:
         self.stop()
 
 
+def _settle(future: Future, done: asyncio.Future) -> None:
+    """The thread's future gets what the loop's future came to."""
+    if done.cancelled():
+        future.set_exception(RuntimeError("the emulator stopped"))
+    elif done.exception() is not None:
+        future.set_exception(done.exception())
+    else:
+        future.set_result(done.result())
+
+
 class ControlProxy:
     """The control operations of one running emulator, one method each (``ecemu ctl --list``).
 
@@ -232,7 +247,9 @@ class ControlProxy:
         self._emulator = emulator
 
     def _invoke(self, name: str, arguments: dict[str, Any]) -> Any:
-        return self._emulator.call(lambda runner: controller_of(runner).invoke(name, arguments))
+        waits = arguments.get("seconds", 10.0) if name == "wait-ri" else 0.0
+        waits = min(float(waits), 3600.0) if isinstance(waits, (int, float)) and waits > 0 else 0.0
+        return self._emulator.call(lambda runner: controller_of(runner).invoke(name, arguments), timeout=10.0 + waits)
 
     def __getattr__(self, name: str) -> Any:
         known = ", ".join(sorted(op.python_name for op in OPERATIONS.values()))

@@ -99,9 +99,10 @@ def result_code_selection(modem: "Modem", call: CommandCall) -> Reply:
 
 @command("&C", family=FAMILY)
 def dcd_mode(modem: "Modem", call: CommandCall) -> Reply:
-    """AT&C<n>: DCD always on (0) or following the data carrier (1) (V.250 6.2.8). &C1 is the
-    default (REFERENCE.md AT&V, seen). A pty has no DCD line: the value is kept and shown in AT&V."""
+    """AT&C<n>: DCD always on (0) or on while a data connection has the port (1) (V.250 6.2.8;
+    REFERENCE.md "Control lines"). &C1 is the default (REFERENCE.md AT&V, seen)."""
     modem.settings.dcd_mode = _digit_setting(call, 1)
+    modem.lines.refresh()
     return ok()
 
 
@@ -135,7 +136,9 @@ for _number, _spec in S_REGISTERS.items():
 
 @command("&D", family=FAMILY)
 def dtr_mode(modem: "Modem", call: CommandCall) -> Reply:
-    """AT&D<n>: what a DTR drop does; 1 leaves transparent mode (SSL note 1.4). Default 2."""
+    """AT&D<n>: what a DTR drop does (V.250 6.2.9; REFERENCE.md "Control lines"): 0 nothing (a host
+    that closes the port changes nothing either), 1 leaves transparent mode and keeps the connection
+    (SSL note 1.4), 2 leaves and closes it. Default 2."""
     modem.settings.dtr_mode = _digit_setting(call, 2)
     return ok()
 
@@ -148,6 +151,7 @@ def restore_defaults(modem: "Modem", call: CommandCall) -> Reply:
     modem.settings = type(modem.settings).factory(modem.profile)
     modem.settings.baud_rate = modem.baud_rate_at_power_on
     modem.line_settings_changed()
+    modem.lines.refresh()  # DCD per &C1, no flow control
     return ok()
 
 
@@ -214,8 +218,9 @@ def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
 @command("+IFC", family=FAMILY)
 def flow_control(modem: "Modem", call: CommandCall) -> Reply:
     """AT+IFC=<dce_by_dte>,<dte_by_dce>: 0,0 no flow control (the default) or 2,2 RTS/CTS (V.250
-    6.2.12; Quectel EC2x AT manual: 0 none, 2 RTS/CTS). Mixed pairs answer ERROR (chosen). The pty's
-    flow control is the emulator's own: the value is kept and reported."""
+    6.2.12; Quectel EC2x AT manual: 0 none, 2 RTS/CTS). Mixed pairs answer ERROR (chosen). With 2,2
+    the module sends nothing while the host's RTS is off and turns CTS off while its input buffer
+    is full (REFERENCE.md "Control lines"); nothing is lost either way."""
     if call.form is Form.TEST:
         return ok("+IFC: (0,2),(0,2)")
     if call.form is Form.READ:
@@ -225,6 +230,7 @@ def flow_control(modem: "Modem", call: CommandCall) -> Reply:
     if pair not in FLOW_CONTROL:
         raise CommandFailed()
     modem.settings.flow_control = pair
+    modem.lines.refresh()
     return ok()
 
 

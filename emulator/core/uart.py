@@ -2,7 +2,8 @@
 
 The core decides, the shell carries out: a power cycle loses what the UART had received and not
 read (``DropInput``); AT+IPR and AT+ICF change the line's format (``LineFormat``); the module
-drives its output lines RI, DCD, CTS and DSR (``LineLevel``). The shell takes these records with
+drives its output lines RI, DCD, CTS and DSR (``LineLevel``, see ``control_lines.py``) and stops
+sending while the host's RTS says so (``TransmitHold``). The shell takes these records with
 ``Modem.take_port_changes`` and maps them onto whatever carries the port (a pty, a serial device,
 RFC 2217, raw TCP), which the core never knows.
 """
@@ -59,4 +60,12 @@ class LineLevel:
     active: bool
 
 
-PortChange = DropInput | LineFormat | LineLevel
+@dataclass(frozen=True)
+class TransmitHold:
+    """With AT+IFC=2,2 the host's RTS is off: nothing may go to the host (held, not lost) until
+    it is on again (``held`` False)."""
+
+    held: bool
+
+
+PortChange = DropInput | LineFormat | LineLevel | TransmitHold

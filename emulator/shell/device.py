@@ -135,7 +135,7 @@ class DeviceHost(QuietLink):
         self.fd: int | None = None
         self.runner: ModemRunner  # from start()
         self._pins: bool | None = None  # the device has modem-control pins (None: not asked yet)
-        self._module_lines = {"ri": False, "dcd": True}
+        self._module_lines = {"ri": False, "dcd": False}  # until power-on
         self._host_lines = {"dtr": True, "rts": True}
         self._poll: asyncio.TimerHandle | None = None  # the pin or reopen timer
         self._reading_paused = False

@@ -181,7 +181,7 @@ class Rfc2217Host(TcpServerHost):
         self.manager: PortManager | None = None
         self.telnet: TelnetFilter | None = None
         self.line: _Line | None = None
-        self._module_lines = {"ri": False, "dcd": True, "cts": True, "dsr": True}
+        self._module_lines = {"ri": False, "dcd": False, "cts": False, "dsr": False}  # until power-on
 
     def peer_came(self, peer: Peer) -> None:
         runner = self.runner

@@ -19,7 +19,7 @@ from ecemu.commands import COMMAND_SET
 from ecemu.core import events as ev
 from ecemu.core.host_modes import COMMAND
 from ecemu.core.modem import Modem
-from ecemu.core.uart import DropInput, LineFormat, PortChange
+from ecemu.core.uart import DropInput, LineFormat, LineLevel, PortChange, TransmitHold
 from ecemu.core.ufs import DirectoryFileStore
 from ecemu.profile import Profile
 from ecemu.shell.host_link import HostLink
@@ -138,6 +138,13 @@ class ModemRunner:
         self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
         self._host_came_before = False  # until the first host, output waits for it (boot URCs)
+        self._output_held = False  # AT+IFC=2,2 and the host's RTS off: output waits, in order
+        self._input_full = False  # the module's input buffer is full (CTS off with AT+IFC=2,2)
+        # RI as the control interface sees it: when the pulse began, the last one's width, and
+        # who waits for the next to end (``ecemu ctl wait-ri``).
+        self._ri_since: float | None = None
+        self.last_ri_pulse_ms: float | None = None
+        self._ri_waiters: list[asyncio.Future] = []
         self.bytes_from_host = self.bytes_to_host = 0  # counted for the status line of `ecemu run`
 
     @property
@@ -314,6 +321,14 @@ class ModemRunner:
               and on_the_line <= LINE_INPUT_LOW):
             self._host_reading_paused = False
             self.host.pause_reading(False)
+        if self._host_reading_paused or self._input_full:
+            # Full for a reason that lasts, not bytes passing through: CTS off with AT+IFC=2,2.
+            full = self._host_reading_paused and (
+                backlog > INPUT_BACKLOG_HIGH or on_the_line > LINE_INPUT_HIGH or self._frozen_until is not None
+                or self._output_full())
+            if full != self._input_full:
+                self._input_full = full
+                self.modem.set_input_full(full, self.loop.time())
 
     def host_attached(self) -> None:
         """A host opened the port (or connected); what the module said to an earlier one was
@@ -400,6 +415,43 @@ class ModemRunner:
             elif isinstance(change, LineFormat):
                 self._pending_format = change
                 self._apply_format_when_drained()
+            elif isinstance(change, LineLevel):
+                self.host.set_module_line(change.line, change.active)
+                if change.line == "ri":
+                    self._ri_edge(change.active)
+            elif isinstance(change, TransmitHold):
+                self._hold_output(change.held)
+
+    def _ri_edge(self, active: bool) -> None:
+        now = self.loop.time()
+        if active:
+            self._ri_since = now
+            return
+        if self._ri_since is None:
+            return
+        self.last_ri_pulse_ms = round((now - self._ri_since) * 1000.0, 1)
+        self._ri_since = None
+        waiters, self._ri_waiters = self._ri_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result({"width_ms": self.last_ri_pulse_ms})
+
+    def wait_for_ri_pulse(self) -> asyncio.Future:
+        """A future with the next RI pulse's width once it ends (``{"width_ms": ...}``)."""
+        waiter = self.loop.create_future()
+        self._ri_waiters.append(waiter)
+        return waiter
+
+    def _hold_output(self, held: bool) -> None:
+        """RTS off with AT+IFC=2,2: nothing more goes to the host (the byte on the wire ends);
+        what the module says waits, in order, and the usual bounds stop it when much waits."""
+        self._output_held = held
+        if self.line is not None:
+            self.line.outgoing.hold(held)
+        if held:
+            self._set_want_writable(False)
+        elif self._host_queue:
+            self._set_want_writable(True)
 
     def _apply_format_when_drained(self) -> None:
         """A new rate or framing applies once what the module said before it has gone to the host
@@ -469,14 +521,14 @@ class ModemRunner:
         if self.tracer is not None:
             self.trace("host_out", data=data)
         self.bytes_to_host += len(data)
-        if not self._host_queue:
+        if not self._host_queue and not self._output_held:
             written = self.host.write(data)
             if written == len(data):
                 return
             data = data[written:]
         self._host_queue += data
         self.host_queue_peak = max(self.host_queue_peak, len(self._host_queue))
-        self._set_want_writable(True)
+        self._set_want_writable(not self._output_held)
         if len(self._host_queue) > HOST_QUEUE_HIGH:
             self.network.set_host_backpressure(True)
 
@@ -490,7 +542,7 @@ class ModemRunner:
             self._feed_modem()
 
     def host_writable(self) -> None:
-        if not self._host_queue:
+        if not self._host_queue or self._output_held:
             self._set_want_writable(False)
             return
         written = self.host.write(bytes(self._host_queue[:65536]))
