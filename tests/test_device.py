@@ -261,3 +261,48 @@ def test_the_plugin_puts_the_modem_on_a_device(pytester, uart):
     """)
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly", f"--ecemu-device={uart.path}")
     result.assert_outcomes(passed=2)
+
+
+def test_garbage_at_a_wrong_rate_is_answered_and_said_and_the_right_rate_works(uart, tmp_path, caplog):
+    """A board at the wrong rate sends what the UART decodes as high bytes and framing noise: the
+    module answers the garbage line with ERROR, keeps running, and the log says what is likely
+    wrong; the board at the right rate is answered."""
+    import logging
+    import random
+
+    garbage = bytes(random.Random(22).randrange(0x80, 0x100) for _ in range(300))
+    with caplog.at_level(logging.WARNING, logger="ecemu"):
+        with Emulator(ufs=tmp_path / "ufs", device=uart.path) as modem:
+            uart.expect(b"+QIND: PB DONE\r\n")
+            uart.write(garbage + b"\r")
+            assert uart.expect(b"ERROR\r\n").endswith(garbage + b"\r\r\nERROR\r\n")  # echoed, refused
+            assert uart.ask(b"AT") == b"AT\r\r\nOK\r\n"
+            assert modem.call(lambda runner: runner.modem.mode.value) == "command"
+    assert any("not text: is it at the module's rate and framing (AT+IPR=115200, 115200 8N1)" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_the_device_vanishing_mid_upload_leaves_the_module_running(tmp_path):
+    """The board goes away in the middle of AT+QFUPL's data: a host that left drops DTR (AT&D2), so
+    the upload ends as its timeout would, what came is the file, and the board that comes back is
+    answered in command mode."""
+    device = tmp_path / "ttyMODEM"
+    first = Uart()
+    device.symlink_to(first.path)
+    with Emulator(ufs=tmp_path / "ufs", device=device) as modem:
+        first.expect(b"+QIND: PB DONE\r\n")
+        assert first.ask(b"ATE0") == b"ATE0\r\r\nOK\r\n"
+        first.write(b'AT+QFUPL="cut.bin",100\r')
+        first.expect(b"CONNECT\r\n")
+        first.write(bytes(range(40)))
+        sent = len(b"ATE0\r" + b'AT+QFUPL="cut.bin",100\r') + 40
+        wait_until(lambda: modem.call(lambda runner: runner.bytes_from_host) == sent, "the 40 bytes in")
+        first.close()  # gone, 60 bytes short
+        device.unlink()
+        wait_until(lambda: not modem.call(lambda runner: runner.has_host), "the board gone")
+        second = Uart()
+        device.symlink_to(second.path)
+        try:
+            assert second.ask(b"AT+QFLST") == b'\r\n+QFLST: "UFS:cut.bin",40\r\n\r\nOK\r\n'
+        finally:
+            second.close()

@@ -49,6 +49,7 @@ LINE_INPUT_LOW = 1024
 # right after opening (pyserial, picocom and miniterm do, within a millisecond or so); the boot
 # URCs come after that, and the profile's timing counts from then.
 OPEN_SETTLE = 0.1
+NOT_TEXT_EVERY = 10.0  # seconds between two log lines about a host whose bytes are not text
 BOOT_MODES = ("on-open", "at-start")
 
 
@@ -118,6 +119,7 @@ class ModemRunner:
         # How many of those bytes a host that left wrote: their answers go to nobody, even when
         # the next host has come meanwhile (what the pty's own watch does for its bytes).
         self._old_host_input = 0
+        self._not_text_said = -NOT_TEXT_EVERY  # when the log last said the host's bytes were not text
         self._shaped: list[tuple[float, bytes]] = []
         self._shaped_timer: asyncio.TimerHandle | None = None
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
@@ -266,9 +268,26 @@ class ModemRunner:
         """The host's bytes have reached the module."""
         if self.tracer is not None:
             self.trace("host_in", data=data)
+        if not data.isascii() and self.modem.host.mode is COMMAND:
+            self._not_text(data)
         self.bytes_from_host += len(data)
         self._input_waiting += data
         self._feed_modem()
+
+    def _not_text(self, data: bytes) -> None:
+        """Bytes outside ASCII where the module expects command lines: what a host at another
+        rate or framing sends (or line noise). They go to the module as they are (its line editor
+        answers ERROR to such a line); the log says what is likely wrong, at most every 10 s."""
+        if b"AT" in data or b"at" in data:
+            return  # a command line with binary data after it (AT+QFUPL's, say)
+        now = self.loop.time()
+        if now - self._not_text_said < NOT_TEXT_EVERY:
+            return
+        self._not_text_said = now
+        line_format = self.modem.line_format
+        log.warning("%d of %d bytes from the host are not text: is it at the module's rate and framing "
+                    "(AT+IPR=%d, %s)?", sum(byte >= 0x80 for byte in data), len(data), line_format.baud,
+                    line_format.describe())
 
     def _output_full(self) -> bool:
         queued = len(self._host_queue)
