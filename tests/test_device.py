@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 import tty
 from pathlib import Path
@@ -306,3 +307,65 @@ def test_the_device_vanishing_mid_upload_leaves_the_module_running(tmp_path):
             assert second.ask(b"AT+QFLST") == b'\r\n+QFLST: "UFS:cut.bin",40\r\n\r\nOK\r\n'
         finally:
             second.close()
+
+
+class AdapterPins:
+    """The modem-control pins of a USB-serial adapter, which a pty has not: TIOCMGET, TIOCMBIS and
+    TIOCMBIC answered from a register the test sets (the board's side) and reads (the module's).
+    Only these requests are simulated; every other ioctl reaches the real pty."""
+
+    def __init__(self, real_ioctl):
+        import struct as _struct
+
+        self.real = real_ioctl
+        self.struct = _struct
+        self.register = termios.TIOCM_DSR | termios.TIOCM_CTS  # the board's DTR and RTS are on
+        self.lock = threading.Lock()
+
+    def __call__(self, fd, request, arg=0, *rest):
+        if request == termios.TIOCMGET:
+            with self.lock:
+                return self.struct.pack("I", self.register)
+        if request in (termios.TIOCMBIS, termios.TIOCMBIC):
+            bits = self.struct.unpack("I", arg)[0]
+            with self.lock:
+                self.register = self.register | bits if request == termios.TIOCMBIS else self.register & ~bits
+            return arg
+        return self.real(fd, request, arg, *rest)
+
+    def pin(self, bit: int) -> bool:
+        with self.lock:
+            return bool(self.register & bit)
+
+    def set_board(self, bit: int, on: bool) -> None:
+        with self.lock:
+            self.register = self.register | bit if on else self.register & ~bit
+
+
+def test_the_null_modem_pin_map_carries_the_lines_both_ways(uart, tmp_path, monkeypatch):
+    """README "Control lines": the adapter's DTR pin carries RI, its RTS pin DCD; its DSR pin is the
+    board's DTR, its CTS pin the board's RTS."""
+    import ecemu.shell.device as device_module
+
+    pins = AdapterPins(fcntl.ioctl)
+    monkeypatch.setattr(device_module.fcntl, "ioctl", pins)
+    with Emulator(ufs=tmp_path / "ufs", device=uart.path) as modem:
+        uart.expect(b"+QIND: PB DONE\r\n")
+        assert uart.ask(b"ATE0") == b"ATE0\r\r\nOK\r\n"
+        assert not pins.pin(termios.TIOCM_RTS)  # DCD off: &C1, command mode
+        assert uart.ask(b"AT&C0") == b"\r\nOK\r\n"
+        wait_until(lambda: pins.pin(termios.TIOCM_RTS), "DCD on the RTS pin")
+        assert uart.ask(b'AT+QCFG="urc/ri/other","pulse",2000,1') == b"\r\nOK\r\n"
+        assert uart.ask(b"AT+QIACT=1") == b"\r\nOK\r\n"
+        modem.control.pdp_drop(context=1)
+        assert pins.pin(termios.TIOCM_DTR)  # RI on for 2 s
+        wait_until(lambda: not pins.pin(termios.TIOCM_DTR), "RI back off")
+        pins.set_board(termios.TIOCM_DSR, False)  # the board drops its DTR
+        wait_until(lambda: modem.control.lines()["dtr"] is False, "the module seeing DTR off")
+        pins.set_board(termios.TIOCM_DSR, True)
+        pins.set_board(termios.TIOCM_CTS, False)  # and its RTS
+        wait_until(lambda: modem.control.lines()["rts"] is False, "the module seeing RTS off")
+        pins.set_board(termios.TIOCM_CTS, True)
+        wait_until(lambda: (lambda lines: lines["dtr"] and lines["rts"])(modem.control.lines()), "both back on")
+        uart.expect(b'+QIURC: "pdpdeact",1\r\n')
+        assert uart.ask(b"AT") == b"\r\nOK\r\n"

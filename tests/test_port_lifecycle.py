@@ -254,3 +254,35 @@ def test_a_reboot_in_the_core_drops_the_unread_input_and_the_port_is_told():
     assert [c for c in h.take_port_changes() if isinstance(c, DropInput)] == [DropInput()]
     h.modem.reboot()
     assert [c for c in h.take_port_changes() if isinstance(c, DropInput)] == [DropInput()]
+
+
+def test_emulator_stop_ends_its_thread_with_a_connection_streaming(tmp_path):
+    """A transparent connection to a real server with a flood in flight both ways."""
+    from tests.plain_servers import TcpEchoServer
+
+    with TcpEchoServer() as server:
+        emulator = Emulator(ufs=tmp_path / "ufs").start()
+        emulator.wait_for_boot()
+        port = serial.Serial(emulator.port, 115200, timeout=WAIT)
+        try:
+            port.write(b"ATE0\r")
+            port.read_until(b"OK\r\n")
+            port.write(b"AT+QIACT=1\r")
+            port.read_until(b"OK\r\n")
+            port.write(f'AT+QIOPEN=1,0,"TCP","127.0.0.1",{server.port},0,2\r'.encode())
+            assert port.read_until(b"CONNECT\r\n").endswith(b"CONNECT\r\n")
+            def write_until_gone() -> None:
+                try:
+                    for _ in range(64):
+                        port.write(b"x" * 65536)
+                except (serial.SerialException, OSError):
+                    pass  # the port went with the emulator
+
+            flood = threading.Thread(target=write_until_gone, daemon=True)
+            flood.start()
+            assert len(port.read(65536)) > 0  # the echo is coming back
+            emulator.stop()
+            assert emulator._thread is not None and not emulator._thread.is_alive()
+            flood.join(WAIT)
+        finally:
+            port.close()
