@@ -139,11 +139,14 @@ class TcpHost(QuietLink):
         self.peer = peer
         log.info("%s: %s holds the port", self.name, address)
         self.peer_came(peer)
-        self.runner.host_attached()
+        # What the module said before the first peer came (RDY) goes out before anything the
+        # runner writes as it hears of the peer: attaching raises DTR and carries out what the
+        # modem produced since (a boot URC due by now), straight to the peer.
         if not self._attached_once:
             self._attached_once = True
             early, self._early = bytes(self._early), bytearray()
             self.write(early)
+        self.runner.host_attached()
         return True
 
     def may_connect(self, transport: asyncio.Transport) -> bool:
