@@ -6,73 +6,19 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import signal
 import subprocess
 import sys
 import termios
 import threading
 import time
-import tty
-from pathlib import Path
 
 import pytest
 
 from ecemu.api import Emulator
-from tests.processes import RunningEmulator, read_until
+from tests.byte_ends import BOOT_URCS, WAIT, UartEnd, upload_and_download
+from tests.processes import RunningEmulator
 
-BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
-WAIT = 15.0  # only matters when something is wrong
-
-
-class Uart:
-    """The firmware's side of a pty pair: the master; ``path`` is the device the emulator opens."""
-
-    def __init__(self) -> None:
-        self.master, self._slave = os.openpty()
-        # The slave stays open here too, so that the master can be read and written before the
-        # emulator opens the device (a master with no slave open reads EIO).
-        self.path = os.ttyname(self._slave)
-        tty.setraw(self._slave)  # as QEMU and Zephyr set up the pty they make
-        os.set_blocking(self.master, False)
-        self.buffer = b""
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        deadline = time.monotonic() + WAIT
-        while view:
-            select.select([], [self.master], [], max(0.0, deadline - time.monotonic()))
-            try:
-                view = view[os.write(self.master, view):]
-            except BlockingIOError:
-                pass
-            assert time.monotonic() < deadline, "the device took no more bytes"
-
-    def expect(self, wanted: bytes, timeout: float = WAIT) -> bytes:
-        """Everything up to and including ``wanted``; what came after it is kept for next time."""
-        deadline = time.monotonic() + timeout
-        while wanted not in self.buffer:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0 and select.select([self.master], [], [], remaining)[0], \
-                f"waited for {wanted!r}, got {self.buffer!r}"
-            try:
-                self.buffer += os.read(self.master, 65536)
-            except BlockingIOError:
-                pass
-        end = self.buffer.index(wanted) + len(wanted)
-        out, self.buffer = self.buffer[:end], self.buffer[end:]
-        return out
-
-    def ask(self, line: bytes, final: bytes = b"OK\r\n") -> bytes:
-        self.write(line + b"\r")
-        return self.expect(final)
-
-    def speed(self) -> int:
-        return termios.tcgetattr(self.master)[4]  # a pty's master reads its slave's termios
-
-    def close(self) -> None:
-        os.close(self._slave)
-        os.close(self.master)
 
 
 def wait_until(condition, what: str) -> None:
@@ -82,18 +28,9 @@ def wait_until(condition, what: str) -> None:
         time.sleep(0.005)  # polling a state the emulator sets; the bound only matters on failure
 
 
-def file_checksum(data: bytes) -> str:
-    """The FILE note's checksum: the XOR of the data's 16-bit big-endian words, an odd last byte
-    the high byte of its word, in lower-case hex without leading zeros."""
-    value = 0
-    for index in range(0, len(data), 2):
-        value ^= (data[index] << 8) | (data[index + 1] if index + 1 < len(data) else 0)
-    return f"{value:x}"
-
-
 @pytest.fixture
 def uart():
-    made = Uart()
+    made = UartEnd()
     yield made
     try:
         made.close()
@@ -116,13 +53,7 @@ def test_the_device_is_raw_and_carries_every_byte_value(uart, tmp_path):
     """Raw termios: no CR/LF translation, no echo by the tty, no flow-control bytes, 0x00-0xFF."""
     with Emulator(ufs=tmp_path / "ufs", device=uart.path) as modem:
         uart.expect(b"+QIND: PB DONE\r\n")
-        data = bytes(range(256)) * 4
-        assert uart.ask(f'AT+QFUPL="all.bin",{len(data)}'.encode(), b"CONNECT\r\n").endswith(b"\r\nCONNECT\r\n")
-        uart.write(data)
-        assert uart.expect(b"OK\r\n") == f"\r\n+QFUPL: {len(data)},{file_checksum(data)}\r\n\r\nOK\r\n".encode()
-        answer = uart.ask(b'AT+QFDWL="all.bin"')
-        assert answer == (b'AT+QFDWL="all.bin"\r\r\nCONNECT\r\n' + data
-                          + f"\r\n+QFDWL: {len(data)},{file_checksum(data)}\r\n\r\nOK\r\n".encode())
+        upload_and_download(uart, "all.bin", bytes(range(256)) * 4)
         assert modem.port == uart.path
 
 
@@ -191,7 +122,7 @@ def test_a_device_that_goes_away_and_comes_back_keeps_the_module(tmp_path):
     """A simulator restarted (or an adapter replugged) behind a stable name: the module keeps its
     UFS and its settings; the firmware on the new device is answered as before."""
     device = tmp_path / "ttyMODEM"  # as udev's /dev/serial/by-id/... names an adapter
-    first = Uart()
+    first = UartEnd()
     device.symlink_to(first.path)
     running = RunningEmulator("--device", str(device), "--ufs", str(tmp_path / "ufs"), "--log-level", "info")
     try:
@@ -202,7 +133,7 @@ def test_a_device_that_goes_away_and_comes_back_keeps_the_module(tmp_path):
         first.expect(b"OK\r\n")
         first.close()  # the simulator is gone
         device.unlink()
-        second = Uart()
+        second = UartEnd()
         device.symlink_to(second.path)  # and back, on a new pty
         try:
             # The module did not reboot (no RDY first), kept echo off and the file.
@@ -216,7 +147,7 @@ def test_a_device_that_goes_away_and_comes_back_keeps_the_module(tmp_path):
 
 
 def test_several_devices_are_several_modems(tmp_path):
-    uarts = [Uart(), Uart()]
+    uarts = [UartEnd(), UartEnd()]
     running = RunningEmulator(*[arg for uart in uarts for arg in ("--device", uart.path)],
                               "--ufs", str(tmp_path / "ufs"))
     try:
@@ -288,7 +219,7 @@ def test_the_device_vanishing_mid_upload_leaves_the_module_running(tmp_path):
     the upload ends as its timeout would, what came is the file, and the board that comes back is
     answered in command mode."""
     device = tmp_path / "ttyMODEM"
-    first = Uart()
+    first = UartEnd()
     device.symlink_to(first.path)
     with Emulator(ufs=tmp_path / "ufs", device=device) as modem:
         first.expect(b"+QIND: PB DONE\r\n")
@@ -301,7 +232,7 @@ def test_the_device_vanishing_mid_upload_leaves_the_module_running(tmp_path):
         first.close()  # gone, 60 bytes short
         device.unlink()
         wait_until(lambda: not modem.call(lambda runner: runner.has_host), "the board gone")
-        second = Uart()
+        second = UartEnd()
         device.symlink_to(second.path)
         try:
             assert second.ask(b"AT+QFLST") == b'\r\n+QFLST: "UFS:cut.bin",40\r\n\r\nOK\r\n'

@@ -19,11 +19,10 @@ from pathlib import Path
 import serial
 
 from ecemu.api import Emulator
+from tests.byte_ends import BOOT_URCS, WAIT
 from tests.processes import RunningEmulator, read_until
 
-BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
 IN_CREATE = 0x100
-WAIT = 15.0  # only matters when something is wrong
 
 
 def wait_for_creation(folder: Path, name: str, start) -> None:

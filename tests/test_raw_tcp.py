@@ -14,53 +14,10 @@ import time
 import pytest
 
 from ecemu.api import Emulator
+from tests.byte_ends import BOOT_URCS, WAIT, upload_and_download
+from tests.byte_ends import TcpEnd as Peer
 from tests.processes import RunningEmulator, read_until
 
-BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
-WAIT = 15.0  # only matters when something is wrong
-
-
-class Peer:
-    """The firmware's end of a TCP connection to the module."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        sock.settimeout(WAIT)
-        self.buffer = b""
-
-    @classmethod
-    def to(cls, address: str) -> "Peer":
-        host, port = address.split("://", 1)[1].rsplit(":", 1)
-        return cls(socket.create_connection((host, int(port)), timeout=WAIT))
-
-    def expect(self, wanted: bytes) -> bytes:
-        deadline = time.monotonic() + WAIT
-        while wanted not in self.buffer:
-            assert time.monotonic() < deadline, f"waited for {wanted!r}, got {self.buffer!r}"
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                raise AssertionError(f"waited for {wanted!r}, got {self.buffer!r}") from None
-            assert chunk, f"closed while waiting for {wanted!r}, got {self.buffer!r}"
-            self.buffer += chunk
-        end = self.buffer.index(wanted) + len(wanted)
-        out, self.buffer = self.buffer[:end], self.buffer[end:]
-        return out
-
-    def ask(self, line: bytes, final: bytes = b"OK\r\n") -> bytes:
-        self.sock.sendall(line + b"\r")
-        return self.expect(final)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def file_checksum(data: bytes) -> str:
-    """The FILE note's checksum: XOR of 16-bit big-endian words (an odd last byte is a high byte)."""
-    value = 0
-    for index in range(0, len(data), 2):
-        value ^= (data[index] << 8) | (data[index + 1] if index + 1 < len(data) else 0)
-    return f"{value:x}"
 
 
 @pytest.fixture
@@ -85,13 +42,7 @@ def test_every_byte_value_goes_both_ways_unchanged(raw_server):
     peer = Peer.to(raw_server.port)
     try:
         peer.expect(b"+QIND: PB DONE\r\n")
-        data = bytes(range(256)) * 8 + b"\xff\xff\xfa\xff\xf0"
-        assert peer.ask(f'AT+QFUPL="all.bin",{len(data)}'.encode(), b"CONNECT\r\n").endswith(b"\r\nCONNECT\r\n")
-        peer.sock.sendall(data)
-        assert peer.expect(b"OK\r\n") == f"\r\n+QFUPL: {len(data)},{file_checksum(data)}\r\n\r\nOK\r\n".encode()
-        assert peer.ask(b'AT+QFDWL="all.bin"') == (
-            b'AT+QFDWL="all.bin"\r\r\nCONNECT\r\n' + data
-            + f"\r\n+QFDWL: {len(data)},{file_checksum(data)}\r\n\r\nOK\r\n".encode())
+        upload_and_download(peer, "all.bin", bytes(range(256)) * 8 + b"\xff\xff\xfa\xff\xf0")
     finally:
         peer.close()
 
@@ -207,11 +158,7 @@ def test_connect_out_carries_every_byte_value(tmp_path):
         peer = Peer(connection)
         try:
             peer.expect(b"+QIND: PB DONE\r\n")
-            data = bytes(range(256))[::-1] * 3
-            peer.sock.sendall(f'AT+QFUPL="x.bin",{len(data)}\r'.encode())
-            peer.expect(b"CONNECT\r\n")
-            peer.sock.sendall(data)
-            assert peer.expect(b"OK\r\n").startswith(f"\r\n+QFUPL: {len(data)},{file_checksum(data)}\r\n".encode())
+            upload_and_download(peer, "x.bin", bytes(range(256))[::-1] * 3)
         finally:
             peer.close()
             server.close()

@@ -13,7 +13,7 @@ import time
 import serial
 
 from ecemu.api import Emulator
-from tests.test_raw_tcp import Peer
+from tests.byte_ends import TcpEnd as Peer
 
 WAIT = 15.0
 EPSILON = 1e-6
