@@ -9,7 +9,7 @@
 #include "board.h"
 
 static at_urc_handler urc_handler;
-static int unexpected_lines;
+static int unexpected_lines, stale_lines;
 
 /* The line being received; it survives a time-out, so no byte is lost between two reads. */
 static char partial[AT_LINE_MAX];
@@ -157,9 +157,10 @@ static void keep(struct at_response *response, const char *line)
     }
 }
 
-/* Read the answer to command up to its final result. */
+/* Read the answer to command up to its final result. With answer_starts, lines before the echo
+ * or a line starting so are answers to earlier commands, and are dropped. */
 static enum at_final collect(const char *command, uint32_t timeout_ms, int prompt_wanted,
-                             struct at_response *response, struct at_data *data)
+                             struct at_response *response, struct at_data *data, const char *answer_starts)
 {
     char prefix[32], line[AT_LINE_MAX];
     own_prefix_of(command, prefix, sizeof prefix);
@@ -177,16 +178,25 @@ static enum at_final collect(const char *command, uint32_t timeout_ms, int promp
         }
         if (line[0] == '\0')
             continue;
-        if (echo_possible && strcmp(line, command) == 0) {
-            echo_possible = 0;
-            keep(response, line);
-            continue;
-        }
-        echo_possible = 0;
         if (is_urc(line, prefix)) {
             urc_handler(line);
             continue;
         }
+        if (echo_possible && strcmp(line, command) == 0) {
+            echo_possible = 0;
+            answer_starts = NULL;
+            keep(response, line);
+            continue;
+        }
+        if (answer_starts) {
+            if (strncmp(line, answer_starts, strlen(answer_starts)) != 0) {
+                stale_lines++;
+                bench_report("stale: %s", line);
+                continue;
+            }
+            answer_starts = NULL;
+        }
+        echo_possible = 0;
         keep(response, line);
         enum at_final final;
         if (final_of(line, &final))
@@ -227,14 +237,14 @@ enum at_final at_command(const char *command, uint32_t timeout_ms, struct at_res
 {
     reset(response);
     send_line(command);
-    return collect(command, timeout_ms, 0, response, NULL);
+    return collect(command, timeout_ms, 0, response, NULL, NULL);
 }
 
 enum at_final at_command_for_data(const char *command, uint32_t timeout_ms, struct at_response *response)
 {
     reset(response);
     send_line(command);
-    return collect(command, timeout_ms, 1, response, NULL);
+    return collect(command, timeout_ms, 1, response, NULL, NULL);
 }
 
 enum at_final at_command_reading(const char *command, uint32_t timeout_ms, struct at_response *response,
@@ -244,14 +254,14 @@ enum at_final at_command_reading(const char *command, uint32_t timeout_ms, struc
     data->length = 0;
     data->announced = 0;
     send_line(command);
-    return collect(command, timeout_ms, 0, response, data);
+    return collect(command, timeout_ms, 0, response, data, NULL);
 }
 
 enum at_final at_send_data(const char *command, const void *data, size_t length, uint32_t timeout_ms,
                            struct at_response *response)
 {
     modem_write(data, length);
-    return collect(command, timeout_ms, 0, response, NULL);
+    return collect(command, timeout_ms, 0, response, NULL, NULL);
 }
 
 int at_wait_for(int (*done)(void), uint32_t timeout_ms)
@@ -273,26 +283,15 @@ int at_wait_for(int (*done)(void), uint32_t timeout_ms)
     return 1;
 }
 
-int at_settle(uint32_t quiet_ms, uint32_t timeout_ms)
+enum at_final at_command_after_stale(const char *command, const char *answer_starts, uint32_t timeout_ms,
+                                     struct at_response *response)
 {
-    char line[AT_LINE_MAX];
-    uint32_t end = millis() + timeout_ms;
-    int dropped = 0;
-    for (;;) {
-        uint32_t quiet_until = millis() + quiet_ms;
-        uint32_t deadline = time_reached(end) || (int32_t)(quiet_until - end) > 0 ? end : quiet_until;
-        if (read_line(deadline, 0, line) == READ_TIMEOUT) {
-            if (partial_length == 0 || time_reached(end))
-                return dropped;
-            continue;   /* a line is on its way: wait for its end */
-        }
-        if (line[0] == '\0')
-            continue;
-        if (is_urc(line, "")) {
-            urc_handler(line);
-        } else {
-            dropped++;
-            bench_report("stale: %s", line);
-        }
-    }
+    reset(response);
+    send_line(command);
+    return collect(command, timeout_ms, 0, response, NULL, answer_starts);
+}
+
+int at_stale_lines(void)
+{
+    return stale_lines;
 }

@@ -66,10 +66,12 @@ enum at_final at_send_data(const char *command, const void *data, size_t length,
 /* Read lines (handing URCs over) until done() says so or the time is up; 1 when done. */
 int at_wait_for(int (*done)(void), uint32_t timeout_ms);
 
-/* Read until the line has been quiet for quiet_ms, handing URCs over; other lines are stale
- * answers (to a command sent while the module could not yet answer) and are dropped. Returns
- * how many lines were dropped. */
-int at_settle(uint32_t quiet_ms, uint32_t timeout_ms);
+/* A command sent when answers to earlier commands may still be on their way (they come in order,
+ * before this one's): its answer starts with its echo or with a line starting with answer_starts;
+ * the lines before are dropped and counted. */
+enum at_final at_command_after_stale(const char *command, const char *answer_starts, uint32_t timeout_ms,
+                                     struct at_response *response);
+int at_stale_lines(void);
 
 /* Lines that came outside any command and were no URC. */
 int at_unexpected_lines(void);

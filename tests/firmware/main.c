@@ -22,7 +22,6 @@ enum {
     QUICK_MS = 5000,
     SYNC_ATTEMPT_MS = 1000,
     SYNC_ATTEMPTS = 30,
-    SETTLE_QUIET_MS = 300,
     PDP_ACTIVATE_MS = 150000,       /* AT+QIACT: up to 150 s on a network */
     PDP_DEACTIVATE_MS = 40000,      /* AT+QIDEACT: up to 40 s */
     OPEN_MS = 150000,               /* +QSSLOPEN / +QIOPEN: network time, plus the TLS handshake */
@@ -173,14 +172,16 @@ static int stepf(uint32_t timeout_ms, enum at_final wanted, const char *format, 
 }
 
 /* The module answers nothing until it is up, and the UART may be connected after the MCU starts:
- * AT until OK, then let the answers to the earlier attempts come and go. */
+ * AT until OK. Attempts the module took in before it was up may still be answered; AT+CGMI, whose
+ * answer no AT shares, passes over those answers (they all come before its own). */
 static int find_module(void)
 {
     for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
         if (at_command("AT", SYNC_ATTEMPT_MS, &response) == AT_OK) {
-            at_settle(SETTLE_QUIET_MS, QUICK_MS);
             bench_report("module: answers");
-            return 1;
+            enum at_final final = at_command_after_stale("AT+CGMI", "Quectel", QUICK_MS, &response);
+            report_answer("AT+CGMI");
+            return final == AT_OK ? 1 : fail("AT+CGMI", final_name(final));
         }
     }
     return fail("AT", "the module never answered");
