@@ -198,6 +198,8 @@ class Qemu:
              "-chardev", f"file,id=report,path={self.report_path}",
              "-semihosting-config", f"enable=on,target=native,chardev=report,arg=firmware,{arguments}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.stdout, self.stderr = self.process.stdout, self.process.stderr
 
     def __enter__(self) -> "Qemu":
         return self
@@ -206,8 +208,8 @@ class Qemu:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(10)
-        self.process.stdout.close()
-        self.process.stderr.close()
+        self.stdout.close()
+        self.stderr.close()
 
     def finish(self) -> tuple[int, str]:
         """Wait for the firmware to end the session; its exit status and report."""
@@ -257,7 +259,8 @@ def check_session(qemu: Qemu, emulator: RunningEmulator, servers) -> None:
 def stop_quietly(emulator: RunningEmulator) -> None:
     """Whatever happened: the emulator's process ends and its log goes."""
     emulator.kill()
-    emulator.process.stdout.close()
+    if emulator.process.stdout is not None:
+        emulator.process.stdout.close()
     emulator.log.close()
 
 
@@ -277,7 +280,7 @@ def test_firmware_on_the_emulators_pty(firmware, servers, tmp_path):
 def test_firmware_on_qemus_pty_through_device(firmware, servers, tmp_path):
     """QEMU makes its own pty (``-serial pty``) and ``ecemu run --device`` attaches to it."""
     with Qemu(firmware, ["-serial", "pty"], servers[2], tmp_path) as qemu:
-        pty = read_until_match(qemu.process.stdout, re.compile(r"char device redirected to (/dev/pts/\d+)"))[1]
+        pty = read_until_match(qemu.stdout, re.compile(r"char device redirected to (/dev/pts/\d+)"))[1]
         emulator = RunningEmulator("--device", pty)
         try:
             check_session(qemu, emulator, servers)
@@ -292,7 +295,9 @@ def test_firmware_over_raw_tcp_to_a_listening_emulator(firmware, servers, tmp_pa
     """QEMU's UART is a TCP client (``-chardev socket,server=off``) of ``ecemu run --tcp-raw``."""
     emulator = RunningEmulator("--tcp-raw", "127.0.0.1:0")
     try:
-        port = ANNOUNCED_PORT.search(emulator.port)[1]
+        announced = ANNOUNCED_PORT.search(emulator.port)
+        assert announced, emulator.port
+        port = announced[1]
         serial = ["-chardev", f"socket,id=modem,host=127.0.0.1,port={port},server=off", "-serial", "chardev:modem"]
         with Qemu(firmware, serial, servers[2], tmp_path) as qemu:
             check_session(qemu, emulator, servers)
@@ -305,7 +310,7 @@ def test_firmware_over_raw_tcp_from_a_connecting_emulator(firmware, servers, tmp
     ``ecemu run --connect`` connects to it."""
     serial = ["-chardev", "socket,id=modem,host=127.0.0.1,port=0,server=on,wait=on", "-serial", "chardev:modem"]
     with Qemu(firmware, serial, servers[2], tmp_path) as qemu:
-        listening = read_until_match(qemu.process.stderr, re.compile(r"waiting for connection on: \S*:(\d+),server"))
+        listening = read_until_match(qemu.stderr, re.compile(r"waiting for connection on: \S*:(\d+),server"))
         emulator = RunningEmulator("--connect", f"127.0.0.1:{listening[1]}")
         try:
             check_session(qemu, emulator, servers)
