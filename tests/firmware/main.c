@@ -22,6 +22,8 @@ enum {
     QUICK_MS = 5000,
     SYNC_ATTEMPT_MS = 1000,
     SYNC_ATTEMPTS = 30,
+    INIT_CHECKS = 10,
+    INIT_WAIT_MS = 5000,            /* the phonebook is ready some seconds after power-on */
     PDP_ACTIVATE_MS = 150000,       /* AT+QIACT: up to 150 s on a network */
     PDP_DEACTIVATE_MS = 40000,      /* AT+QIDEACT: up to 40 s */
     OPEN_MS = 150000,               /* +QSSLOPEN / +QIOPEN: network time, plus the TLS handshake */
@@ -47,6 +49,7 @@ struct socket_events {
 static struct socket_events tls_clients[MAX_SOCKETS], tcp_sockets[MAX_SOCKETS];
 static struct socket_events *watched;
 static int pdp_lost;
+static int phonebook_ready;         /* "+QIND: PB DONE" came */
 static struct at_response response;
 static uint8_t certificate[4096];
 static uint8_t payload[PAYLOAD_SIZE], echoed[PAYLOAD_SIZE];
@@ -80,6 +83,8 @@ static void on_urc(const char *line)
     int values[2];
     struct socket_events *events = NULL;
     bench_report("urc: %s", line);
+    if (strcmp(line, "+QIND: PB DONE") == 0)
+        phonebook_ready = 1;
     if (strncmp(line, "+QSSLOPEN: ", 11) == 0 && parse_numbers(line + 11, values, 2) == 2) {
         if ((events = socket_of(tls_clients, values[0])))
             events->open_result = values[1];
@@ -171,27 +176,55 @@ static int stepf(uint32_t timeout_ms, enum at_final wanted, const char *format, 
     return step(command, timeout_ms, wanted);
 }
 
+/* +QINISTAT's value, or -1 when the answer has none. */
+static int initialisation_status(void)
+{
+    for (int i = 0; i < response.count; i++)
+        if (strncmp(response.lines[i], "+QINISTAT: ", 11) == 0)
+            return atoi(response.lines[i] + 11);
+    return -1;
+}
+
+static int phonebook_done(void)
+{
+    return phonebook_ready;
+}
+
 /* The module answers nothing until it is up, and the UART may be connected after the MCU starts:
- * AT until OK. Attempts the module took in before it was up may still be answered; AT+CGMI, whose
- * answer no AT shares, passes over those answers (they all come before its own). */
+ * AT until OK. Then wait until it has initialised its SIM, SMS and phonebook (AT+QINISTAT reads
+ * 7): until then its boot URCs come, and with echo on one may cut into the echo of a command
+ * being typed. The first AT+QINISTAT also passes over the late answers to the attempts the module
+ * took in before it was up: they come, in order, before its own. */
 static int find_module(void)
 {
-    for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
-        if (at_command("AT", SYNC_ATTEMPT_MS, &response) == AT_OK) {
-            bench_report("module: answers");
-            enum at_final final = at_command_after_stale("AT+CGMI", "Quectel", QUICK_MS, &response);
-            report_answer("AT+CGMI");
-            return final == AT_OK ? 1 : fail("AT+CGMI", final_name(final));
+    int attempt = 0;
+    while (at_command("AT", SYNC_ATTEMPT_MS, &response) != AT_OK)
+        if (++attempt == SYNC_ATTEMPTS)
+            return fail("AT", "the module never answered");
+    bench_report("module: answers");
+    enum at_final final = at_command_after_stale("AT+QINISTAT", "+QINISTAT:", QUICK_MS, &response);
+    for (attempt = 0; attempt < INIT_CHECKS; attempt++) {
+        if (final != AT_OK) {
+            report_answer("AT+QINISTAT");
+            return fail("AT+QINISTAT", final_name(final));
         }
+        if (initialisation_status() == 7) {
+            bench_report("module: initialised");
+            return 1;
+        }
+        /* Not yet: its "+QIND: PB DONE" is still to come. */
+        at_wait_for(phonebook_done, INIT_WAIT_MS);
+        final = at_command("AT+QINISTAT", QUICK_MS, &response);
     }
-    return fail("AT", "the module never answered");
+    report_answer("AT+QINISTAT");
+    return fail("AT+QINISTAT", "the module did not finish initialising");
 }
 
 static int set_echo(void)
 {
     /* Echo is on after power-on: each command comes back before its answer. The driver runs
      * with echo off, as it sends binary data, but reads both. */
-    return step("ATE1", QUICK_MS, AT_OK) && step("AT", QUICK_MS, AT_OK)
+    return step("AT+CGMI", QUICK_MS, AT_OK) && step("ATE1", QUICK_MS, AT_OK) && step("AT", QUICK_MS, AT_OK)
         && step("ATE0", QUICK_MS, AT_OK) && step("AT", QUICK_MS, AT_OK)
         && step("AT+CMEE=1", QUICK_MS, AT_OK) && step("AT+CPIN?", QUICK_MS, AT_OK);
 }
