@@ -334,46 +334,62 @@ static void report_bytes(const char *label, const uint8_t *data, size_t length)
     bench_report("%s: %s", label, hex);
 }
 
+/* The commands of a socket family, as format strings taking the socket's ID (and a length). */
+struct socket_commands {
+    const char *name;
+    const char *send;           /* <id>,<length> */
+    const char *read;           /* <id>,<most to read> */
+    const char *read_header;
+    const char *close;          /* <id> */
+};
+
+static const struct socket_commands tls_commands = {
+    "tls", "AT+QSSLSEND=%d,%d", "AT+QSSLRECV=%d,%u", "+QSSLRECV: ", "AT+QSSLCLOSE=%d",
+};
+static const struct socket_commands tcp_commands = {
+    "tcp", "AT+QISEND=%d,%d", "AT+QIRD=%d,%u", "+QIRD: ", "AT+QICLOSE=%d",
+};
+
+/* After the open command's OK: wait for the open URC, send the payload, read its echo back,
+ * close. */
+static int echo_through(const struct socket_commands *commands, struct socket_events *events, int id)
+{
+    char command[48], label[16];
+    snprintf(label, sizeof label, "%s open", commands->name);
+    if (!wait_open(events, label))
+        return 0;
+    snprintf(command, sizeof command, commands->send, id, PAYLOAD_SIZE);
+    if (!send_payload(command, payload, PAYLOAD_SIZE)
+        || !receive(events, commands->read, id, commands->read_header, echoed, PAYLOAD_SIZE))
+        return 0;
+    snprintf(label, sizeof label, "%s echo", commands->name);
+    report_bytes(label, echoed, PAYLOAD_SIZE);
+    return stepf(CLOSE_MS, AT_OK, commands->close, id);
+}
+
 static int tls_session(const char *host, const char *port)
 {
     struct socket_events *client = &tls_clients[TLS_CLIENT];
-    char command[96];
     for (int i = 0; i < PAYLOAD_SIZE; i++)
         payload[i] = (uint8_t)i;
-    if (!(stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"sslversion\",%d,4", TLS_CONTEXT)
-          && stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"ciphersuite\",%d,0XFFFF", TLS_CONTEXT)
-          && stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"seclevel\",%d,1", TLS_CONTEXT)
-          && stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"cacert\",%d,\"UFS:ca.pem\"", TLS_CONTEXT)))
-        return 0;
     client->open_result = -1;
-    if (!stepf(QUICK_MS, AT_OK, "AT+QSSLOPEN=%d,%d,%d,\"%s\",%s,0", PDP_CONTEXT, TLS_CONTEXT, TLS_CLIENT,
-               host, port)
-        || !wait_open(client, "tls open"))
-        return 0;
-    snprintf(command, sizeof command, "AT+QSSLSEND=%d,%d", TLS_CLIENT, PAYLOAD_SIZE);
-    if (!send_payload(command, payload, PAYLOAD_SIZE)
-        || !receive(client, "AT+QSSLRECV=%d,%u", TLS_CLIENT, "+QSSLRECV: ", echoed, PAYLOAD_SIZE))
-        return 0;
-    report_bytes("tls echo", echoed, PAYLOAD_SIZE);
-    return stepf(CLOSE_MS, AT_OK, "AT+QSSLCLOSE=%d", TLS_CLIENT);
+    return stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"sslversion\",%d,4", TLS_CONTEXT)
+        && stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"ciphersuite\",%d,0XFFFF", TLS_CONTEXT)
+        && stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"seclevel\",%d,1", TLS_CONTEXT)
+        && stepf(QUICK_MS, AT_OK, "AT+QSSLCFG=\"cacert\",%d,\"UFS:ca.pem\"", TLS_CONTEXT)
+        && stepf(QUICK_MS, AT_OK, "AT+QSSLOPEN=%d,%d,%d,\"%s\",%s,0", PDP_CONTEXT, TLS_CONTEXT, TLS_CLIENT,
+                 host, port)
+        && echo_through(&tls_commands, client, TLS_CLIENT);
 }
 
 static int tcp_session(const char *host, const char *port)
 {
     struct socket_events *socket = &tcp_sockets[TCP_SOCKET];
-    char command[96];
     for (int i = 0; i < PAYLOAD_SIZE; i++)
         payload[i] = (uint8_t)(PAYLOAD_SIZE - 1 - i);
     socket->open_result = -1;
-    if (!stepf(QUICK_MS, AT_OK, "AT+QIOPEN=%d,%d,\"TCP\",\"%s\",%s,0,0", PDP_CONTEXT, TCP_SOCKET, host, port)
-        || !wait_open(socket, "tcp open"))
-        return 0;
-    snprintf(command, sizeof command, "AT+QISEND=%d,%d", TCP_SOCKET, PAYLOAD_SIZE);
-    if (!send_payload(command, payload, PAYLOAD_SIZE)
-        || !receive(socket, "AT+QIRD=%d,%u", TCP_SOCKET, "+QIRD: ", echoed, PAYLOAD_SIZE))
-        return 0;
-    report_bytes("tcp echo", echoed, PAYLOAD_SIZE);
-    return stepf(CLOSE_MS, AT_OK, "AT+QICLOSE=%d", TCP_SOCKET);
+    return stepf(QUICK_MS, AT_OK, "AT+QIOPEN=%d,%d,\"TCP\",\"%s\",%s,0,0", PDP_CONTEXT, TCP_SOCKET, host, port)
+        && echo_through(&tcp_commands, socket, TCP_SOCKET);
 }
 
 int main(void)
