@@ -8,8 +8,8 @@ build from source. The source is fetched with apt-get from the deb-src twins of 
 Debian sources, into a cache folder outside the checkout (``ECEMU_TEST_CACHE``, default
 ~/.cache/ecemu-tests), and built once per version of the driver.
 
-``require(part, why)``: a missing part skips the test, or fails it when CI=true (scripts/test
-installs every part as root).
+A missing part skips the test, or fails it where CI=true (``tests/parts.py``; scripts/test installs
+every part as root).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import pytest
+from tests.parts import missing, require
 
 HERE = Path(__file__).parent
 DRIVER = HERE / "lwip_ppp"
@@ -34,14 +33,6 @@ LWIP_PACKAGE = "lwip"
 BUILD_TIMEOUT = 600
 MUXD_START_TIMEOUT = 60.0  # gsm0710muxd waits 7 s for a modem's power pins, then chats
 _build_lock = threading.Lock()
-
-
-def require(available: bool, what: str) -> None:
-    if available:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing (scripts/test installs it)")
-    pytest.skip(f"{what} is missing (scripts/test installs it as root)")
 
 
 def cache_dir() -> Path:
@@ -91,9 +82,8 @@ def _fetch_lwip_source(folder: Path) -> Path:
 
 def lwip_ppp_client() -> Path:
     """The lwIP PPPoS client, built once (per version of tests/lwip_ppp/)."""
-    require(bool(shutil.which("gcc")), "gcc")
-    require(bool(shutil.which("apt-get")) and bool(shutil.which("dpkg-source")), "apt-get and dpkg-source (dpkg-dev)")
-    require(Path("/usr/include/mbedtls/ssl.h").exists(), "Mbed TLS headers (libmbedtls-dev)")
+    for part in ("gcc", "dpkg-dev", "libmbedtls-dev"):
+        require(part)
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(DRIVER.rglob("*")) if p.is_file())).hexdigest()[:12]
     folder = cache_dir() / "lwip"
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,7 +96,7 @@ def lwip_ppp_client() -> Path:
             source = _fetch_lwip_source(folder)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, RuntimeError) as exc:
             detail = getattr(exc, "stderr", b"") or b""
-            require(False, f"lwIP's source package ({exc}: {detail.decode(errors='replace')[-300:]})")
+            missing("lwip-source", f"{exc}: {detail.decode(errors='replace')[-300:]}")
         src = source / "src"
         files = [*sorted((src / "core").glob("*.c")), *sorted((src / "core" / "ipv4").glob("*.c")),
                  *sorted((src / "netif" / "ppp").glob("*.c")), *sorted((src / "netif" / "ppp" / "polarssl").glob("*.c")),
@@ -185,7 +175,6 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
   </policy>
 </busconfig>
 """
-MUXD = "/usr/sbin/gsm0710muxd"
 MUXD_CALL = ["--print-reply", "--type=method_call", "--dest=org.pyneo.mux", "/org/pyneo/Muxer"]
 
 
@@ -193,8 +182,8 @@ MUXD_CALL = ["--print-reply", "--type=method_call", "--dest=org.pyneo.mux", "/or
 def gsm0710muxd(port: str, channels: int = 2, frame_size: int = 127) -> Iterator[list[str]]:
     """Debian's gsm0710muxd on ``port`` in basic mode: it chats the module into AT+CMUX and opens a
     DLC for each channel asked (over its D-Bus interface, on a private bus); yields their ptys."""
-    require(Path(MUXD).exists(), "gsm0710muxd")
-    require(bool(shutil.which("dbus-daemon")) and bool(shutil.which("dbus-send")), "dbus-daemon and dbus-send")
+    muxd_binary = require("gsm0710muxd")
+    require("dbus")
     with tempfile.TemporaryDirectory(prefix="ecemu-mux-") as folder:
         socket_path = Path(folder, "bus")
         config = Path(folder, "bus.conf")
@@ -210,7 +199,7 @@ def gsm0710muxd(port: str, channels: int = 2, frame_size: int = 127) -> Iterator
                     raise AssertionError("the private D-Bus did not start")
                 time.sleep(0.05)
             # No -l: its log file gets a hex dump of every frame, which slows it down tenfold.
-            muxd = subprocess.Popen([MUXD, "-s", port, "-m", "basic", "-f", str(frame_size)],
+            muxd = subprocess.Popen([muxd_binary, "-s", port, "-m", "basic", "-f", str(frame_size)],
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
             def call(*args: str) -> str:

@@ -65,6 +65,17 @@ PARTS: dict[str, Part] = {
     "newlib-arm": Part(_file("/usr/lib/arm-none-eabi/newlib/thumb/v7-m/nofp/libc_nano.a"),
                        "Debian package libnewlib-arm-none-eabi"),
     "libslirp": Part(lambda: find_library("slirp"), "Debian package libslirp0"),
+    # Host stacks written elsewhere (tests/external_stacks.py): Debian's gsm0710muxd on a private
+    # D-Bus, and lwIP's PPPoS client built from Debian's lwip source package with gcc and Mbed TLS.
+    "gsm0710muxd": Part(_file("/usr/sbin/gsm0710muxd"), "Debian package gsm0710muxd"),
+    "dbus": Part(lambda: shutil.which("dbus-daemon") and shutil.which("dbus-send"),
+                 "Debian packages dbus-daemon and dbus-bin"),
+    "gcc": Part(lambda: shutil.which("gcc"), "Debian package gcc"),
+    "dpkg-dev": Part(lambda: shutil.which("apt-get") and shutil.which("dpkg-source"),
+                     "apt-get and Debian package dpkg-dev (apt-get source)"),
+    "libmbedtls-dev": Part(_file("/usr/include/mbedtls/ssl.h"), "Debian package libmbedtls-dev"),
+    "lwip-source": Part(lambda: shutil.which("apt-get"), "Debian's lwip source package (apt-get source lwip, "
+                                                         "from the deb-src twins of the machine's sources)"),
 }
 
 

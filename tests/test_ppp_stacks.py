@@ -10,7 +10,6 @@ answer for "localhost" names (REFERENCE.md "PPP").
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,7 @@ from ecemu.shell.trace import read_entries
 from ecemu.trace_html import render_html
 from tests.external_stacks import LwipRun, gsm0710muxd, lwip_ppp_client
 from tests.host import AtHost
+from tests.parts import require
 from tests.plain_servers import DnsServer, TcpEchoServer
 from tests.tls_servers import TlsServer
 
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture(scope="module")
 def lwip():
+    require("libslirp")  # the module's side of every call these tests make
     return lwip_ppp_client()
 
 
