@@ -295,10 +295,10 @@ def test_the_resolve_coroutine_never_asks_the_system_when_local_only():
         loop.getaddrinfo = getaddrinfo
         network = Network(lambda event: None)
         network.use_policy(NetworkPolicy.build(["x.example=127.0.0.5:77"], local_only=True))
-        assert await network._resolve("x.example", 1, ()) == ("127.0.0.5", 77)
-        assert await network._resolve("localhost", 5, ()) == ("127.0.0.1", 5)
+        assert await network.resolve("x.example", 1, ()) == ("127.0.0.5", 77)
+        assert await network.resolve("localhost", 5, ()) == ("127.0.0.1", 5)
         with pytest.raises(NameRefused):
-            await network._resolve("y.example", 1, ("8.8.8.8",))  # a public DNS server is not asked either
+            await network.resolve("y.example", 1, ("8.8.8.8",))  # a public DNS server is not asked either
         return asked
 
     assert asyncio.run(main()) == []

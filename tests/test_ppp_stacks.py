@@ -148,6 +148,38 @@ def test_latency_applies_to_ppp_traffic(lwip, emulator):
     assert seconds >= 0.6
 
 
+def test_a_hermetic_network_holds_for_a_data_call(lwip, tmp_path, caplog):
+    """--resolve and --local-only (``NetworkPolicy``) apply to the host's own stack as to the
+    module's sockets: its DNS query is answered from the hosts map (loopback named by the module's
+    side of the link), a name outside the map is not resolved, and a TCP connect to an address
+    outside loopback never reaches libslirp: the host is refused with a reset at once."""
+    outside = "192.0.2.7"  # TEST-NET-1 (RFC 5737): stands for an address on the internet
+    trace = tmp_path / "trace.jsonl"
+    caplog.set_level(logging.INFO)
+    with Emulator(ufs=tmp_path / "ufs", boot="at-start", trace=trace, resolve={"service.example": "127.0.0.1"},
+                  local_only=True) as emulator, TcpEchoServer() as server:
+        emulator.wait_for_boot()
+        mapped = passed(LwipRun(lwip, emulator.port, server.port, host="service.example", message="mapped"))
+        refused = LwipRun(lwip, emulator.port, server.port, host=outside, message="never sent")
+        assert refused.wait_for("TCP error") == "TCP error -14"  # lwIP's ERR_RST: the connect was refused
+        code, refused_lines = refused.finish()
+        unknown = LwipRun(lwip, emulator.port, server.port, host="elsewhere.example")
+        assert unknown.wait_for("DNS elsewhere.example") == "DNS elsewhere.example failed"
+        unknown.finish()
+        assert bytes(server.received[0]) == b"mapped"
+        assert len(server.received) == 1
+    assert "DNS service.example 10.7.157.254" in mapped and "ECHO mapped" in mapped
+    assert refused_lines[-1] == "NO CARRIER"
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(f"{outside}:{server.port} is outside loopback (--local-only): refused" in line for line in logged)
+    assert any("elsewhere.example refused" in line for line in logged)
+    entries = list(read_entries(trace.read_text().splitlines()))
+    flows = [e for e in entries if e["kind"] == "ppp_flow"]
+    assert [e["state"] for e in flows if e.get("remote") == f"{outside}:{server.port}"] == ["refused"]
+    answers = {e["name"]: (e["address"], e["rcode"]) for e in entries if e["kind"] == "ppp_dns"}
+    assert answers == {"service.example": ("10.7.157.254", 0), "elsewhere.example": ("", 3)}
+
+
 def test_without_the_engine_the_call_fails_as_without_network_service(emulator, monkeypatch, caplog):
     from ecemu.shell import slirp
 

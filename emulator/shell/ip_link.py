@@ -6,9 +6,13 @@ send); slirp's ARP requests for the host's address are answered here. Every flow
 socket of this machine: the module's side of the link (the gateway address) stands for this
 machine's 127.0.0.1, so the host reaches local servers there.
 
-DNS: a query to a server IPCP named is answered here, through the AT+QIDNSCFG servers or this
-machine's resolver (``ecemu.shell.dns``), never by slirp, so that the module's DNS settings and
-faults apply; an answer of 127.x names the gateway instead. The network faults apply to the
+DNS: a query to a server IPCP named is answered here, never by slirp, as the module's own look-ups
+are (``Network.resolve``): the user's hosts map first (``--resolve``, ``--hosts-file``; a port it
+names does not apply, since DNS carries none), then the AT+QIDNSCFG servers or this machine's
+resolver, none of the machine's with ``--local-only``; an answer of 127.x names the gateway instead.
+With ``--local-only`` a flow to an address outside loopback (the gateway is this machine's
+loopback) and the allowed networks never reaches slirp: a TCP connect is answered with a reset
+(refused), a UDP datagram goes nowhere, and the log says so once per flow. The network faults apply to the
 link's packets: ``latency`` and ``bandwidth`` as to any connection (each direction of the link
 one stream), ``server-reset`` on a flow as a TCP reset both ways (the host sees the server's RST,
 slirp the host's, and closes its socket).
@@ -29,7 +33,7 @@ from typing import Callable
 
 from ecemu.core import events as ev
 from ecemu.shell import slirp
-from ecemu.shell.dns import NameNotFound, resolve_a
+from ecemu.shell.dns import NameNotFound
 from ecemu.shell.network import _Delay, Network
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ TCP, UDP = 6, 17
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 DNS_PORT = 53
 DNS_TIMEOUT = 10.0
+REFUSED_REMEMBERED = 1024  # refused flows the log has named, per call; forgotten past that (it says again)
 
 
 def _checksum(data: bytes) -> int:
@@ -161,6 +166,7 @@ class IpLink:
         self.announced = set(effect.announced_dns)
         self.dns_servers = effect.dns_servers
         self.flows: dict[tuple[int, int, str, int], Flow] = {}
+        self.refused: set[tuple[int, int, str, int]] = set()  # flows --local-only kept from slirp
         self._flow_numbers = 0  # each call's flows are numbered from 0 (server-reset names one)
         self.net = links.network
         self.outbound = _Delay(self.net, self._to_slirp)
@@ -190,6 +196,8 @@ class IpLink:
             self._dns(headers)
             return
         if headers.protocol in (TCP, UDP):
+            if self._refused(headers):
+                return
             self._track(headers, from_host=True)
         self.engine.input(self._gateway_mac + GUEST_MAC + struct.pack("!H", ETH_IP) + packet)
 
@@ -253,6 +261,29 @@ class IpLink:
                     flow.open = False
         return flow
 
+    def _refused(self, headers: Headers) -> bool:
+        """Whether the user's policy keeps this packet's destination off limits (``--local-only``):
+        the gateway is this machine's loopback; anything else must be allowed. A TCP segment gets a
+        reset back, as from a host that refuses the connection (RFC 793 3.4)."""
+        destination = headers.destination
+        if destination == self.gateway or self.net.policy.allows(destination):
+            return False
+        key = (headers.protocol, headers.sport, destination, headers.dport)
+        if key not in self.refused:
+            if len(self.refused) >= REFUSED_REMEMBERED:
+                self.refused.clear()
+            self.refused.add(key)
+            name = "TCP" if headers.protocol == TCP else "UDP"
+            self.net.refuses(f"data call {name} flow", destination, headers.dport,
+                             "the host is refused (TCP reset)" if headers.protocol == TCP else "its datagrams dropped")
+            self.links.trace("ppp_flow", link=self.conn_id, state="refused", protocol=name, port=headers.sport,
+                             remote=f"{destination}:{headers.dport}")
+        if headers.protocol == TCP and not headers.flags & RST:
+            length = len(headers.payload) + (1 if headers.flags & (SYN | FIN) else 0)
+            seq = headers.ack if headers.flags & ACK else 0
+            self._to_host(tcp_reset(destination, headers.dport, self.address, headers.sport, seq, headers.seq + length))
+        return True
+
     def reset_flow(self, number: int) -> bool:
         for flow in self.flows.values():
             if flow.number == number and flow.open and flow.protocol == "TCP":
@@ -292,16 +323,14 @@ class IpLink:
         self.inbound.push(udp_packet(headers.destination, DNS_PORT, headers.source, headers.sport, reply))
 
     async def _resolve(self, name: str) -> str:
+        """The module's own resolution (``Network.resolve``): the hosts map, the AT+QIDNSCFG
+        servers, the local-only rules; a refused name is logged as for the module's look-ups."""
         try:
-            socket.inet_aton(name)
-            return name
-        except OSError:
-            pass
-        if self.dns_servers:
-            return await resolve_a(name, self.dns_servers)
-        infos = await asyncio.get_running_loop().getaddrinfo(name, None, family=socket.AF_INET,
-                                                             type=socket.SOCK_STREAM)
-        return str(infos[0][4][0])
+            address, _ = await self.net.resolve(name, 0, self.dns_servers)
+        except NameNotFound as exc:
+            self.net.cannot_resolve(f"data call DNS {self.conn_id}", name, exc)
+            raise
+        return address
 
     def close(self) -> None:
         self.outbound.cancel()

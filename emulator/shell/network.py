@@ -370,13 +370,13 @@ class Network:
         answered; no answer within the timeout, it did not."""
         loop = asyncio.get_running_loop()
         try:
-            address, _ = await asyncio.wait_for(self._resolve(effect.host, ECHO_PORT, effect.dns_servers),
+            address, _ = await asyncio.wait_for(self.resolve(effect.host, ECHO_PORT, effect.dns_servers),
                                                 timeout=DNS_TIMEOUT)
         except RESOLVE_FAILURES as exc:
-            self._cannot_resolve(f"ping {effect.conn_id}", effect.host, exc)
+            self.cannot_resolve(f"ping {effect.conn_id}", effect.host, exc)
             self.report(ev.PingReply(effect.conn_id, "", None, "dns"))
             return
-        if self._refuses(f"ping {effect.conn_id}", address, ECHO_PORT, "no echo comes back"):
+        if self.refuses(f"ping {effect.conn_id}", address, ECHO_PORT, "no echo comes back"):
             self.report(ev.PingReply(effect.conn_id, address, None, "timeout"))
             return
         started = loop.time()
@@ -404,13 +404,13 @@ class Network:
             self.report(ev.NtpTime(effect.conn_id, self.module_utc()))
             return
         try:
-            address, port = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+            address, port = await asyncio.wait_for(self.resolve(effect.host, effect.port, effect.dns_servers),
                                                    timeout=DNS_TIMEOUT)
         except RESOLVE_FAILURES as exc:
-            self._cannot_resolve(f"SNTP {effect.conn_id}", effect.host, exc)
+            self.cannot_resolve(f"SNTP {effect.conn_id}", effect.host, exc)
             self.report(ev.NtpTime(effect.conn_id, None, "dns"))
             return
-        if self._refuses(f"SNTP {effect.conn_id}", address, port, "no answer (569)"):
+        if self.refuses(f"SNTP {effect.conn_id}", address, port, "no answer (569)"):
             self.report(ev.NtpTime(effect.conn_id, None, "timeout"))
             return
         try:
@@ -429,13 +429,13 @@ class Network:
         remote = None
         if effect.host:
             try:
-                remote = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                remote = await asyncio.wait_for(self.resolve(effect.host, effect.port, effect.dns_servers),
                                                 timeout=DNS_TIMEOUT)
             except RESOLVE_FAILURES as exc:
-                self._cannot_resolve(f"UDP socket {effect.conn_id}", effect.host, exc)
+                self.cannot_resolve(f"UDP socket {effect.conn_id}", effect.host, exc)
                 self.report(ev.UdpOpenFailed(effect.conn_id, "dns"))
                 return
-            if self._refuses(f"UDP socket {effect.conn_id}", *remote, "the open fails"):
+            if self.refuses(f"UDP socket {effect.conn_id}", *remote, "the open fails"):
                 self.report(ev.UdpOpenFailed(effect.conn_id, "unreachable"))
                 return
         # A service listens on 127.0.0.1; a client may reach anywhere. The module's port when free.
@@ -458,7 +458,7 @@ class Network:
 
     def _send_datagram(self, effect: ev.SendDatagram) -> None:
         endpoint = self.datagram_sockets.get(effect.conn_id)
-        if effect.host and self._refuses(f"UDP socket {effect.conn_id}", effect.host, effect.port,
+        if effect.host and self.refuses(f"UDP socket {effect.conn_id}", effect.host, effect.port,
                                          "the datagram is dropped"):
             return
         if endpoint is not None:
@@ -525,7 +525,7 @@ class Network:
         try:
             policy = self.policy
             if effect.dns_servers or policy.lookup(effect.host) is not None or policy.local_only:
-                address, _ = await asyncio.wait_for(self._resolve(effect.host, 0, effect.dns_servers),
+                address, _ = await asyncio.wait_for(self.resolve(effect.host, 0, effect.dns_servers),
                                                     timeout=DNS_TIMEOUT)
                 addresses: tuple[str, ...] = (address,)
             else:
@@ -533,7 +533,7 @@ class Network:
                     effect.host, None, family=socket.AF_INET, type=socket.SOCK_STREAM), timeout=DNS_TIMEOUT)
                 addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))  # AF_INET: (address, port)
         except RESOLVE_FAILURES as exc:
-            self._cannot_resolve(f"look-up {effect.conn_id}", effect.host, exc)
+            self.cannot_resolve(f"look-up {effect.conn_id}", effect.host, exc)
             addresses = ()
         self.report(ev.Resolved(effect.conn_id, addresses))
 
@@ -620,15 +620,15 @@ class Network:
             self.report(ev.TcpConnectFailed(effect.conn_id, "timeout"))
             return
         try:
-            address, port = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+            address, port = await asyncio.wait_for(self.resolve(effect.host, effect.port, effect.dns_servers),
                                                    timeout=effect.timeout)
         except RESOLVE_FAILURES as exc:
             # Every way a name fails to resolve is the module's DNS failure (565), a server's
             # unreadable answer included.
-            self._cannot_resolve(f"connection {effect.conn_id}", effect.host, exc)
+            self.cannot_resolve(f"connection {effect.conn_id}", effect.host, exc)
             self.report(ev.TcpConnectFailed(effect.conn_id, "dns"))
             return
-        if self._refuses(f"connection {effect.conn_id}", address, port, "the connect fails"):
+        if self.refuses(f"connection {effect.conn_id}", address, port, "the connect fails"):
             self.report(ev.TcpConnectFailed(effect.conn_id, "unreachable"))
             return
         if self.round_trip:
@@ -664,7 +664,7 @@ class Network:
             # The server accepts and then says nothing, for as long as the module waits.
             self.fault_stall(effect.conn_id, 0.0)
 
-    async def _resolve(self, host: str, port: int, dns_servers: tuple[str, ...]) -> tuple[str, int]:
+    async def resolve(self, host: str, port: int, dns_servers: tuple[str, ...]) -> tuple[str, int]:
         """Where ``host``:``port`` is reached: the hosts map first (its port, when it names one,
         replaces the module's), an IPv4 address as it is, then AT+QIDNSCFG's servers or the
         machine's resolver. A local-only network asks no resolver of the machine's and no server
@@ -693,7 +693,7 @@ class Network:
         return str(infos[0][4][0]), port  # AF_INET: (address, port)
 
     @staticmethod
-    def _cannot_resolve(what: str, host: str, exc: BaseException) -> None:
+    def cannot_resolve(what: str, host: str, exc: BaseException) -> None:
         """The log line of a name that did not resolve; a refusal of the user's rules is a warning,
         so that a hermetic run says plainly what it kept from the network."""
         if isinstance(exc, NameRefused):
@@ -701,7 +701,7 @@ class Network:
         else:
             log.info("%s: cannot resolve %s: %s", what, host, exc)
 
-    def _refuses(self, what: str, address: str, port: int, outcome: str) -> bool:
+    def refuses(self, what: str, address: str, port: int, outcome: str) -> bool:
         """Whether the policy keeps ``address`` off limits (local only), saying so in the log."""
         if self.policy.allows(address):
             return False
