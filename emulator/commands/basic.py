@@ -100,7 +100,8 @@ def result_code_selection(modem: "Modem", call: CommandCall) -> Reply:
 @command("&C", family=FAMILY)
 def dcd_mode(modem: "Modem", call: CommandCall) -> Reply:
     """AT&C<n>: DCD always on (0) or on while a data connection has the port (1) (V.250 6.2.8;
-    REFERENCE.md "Control lines"). &C1 is the default (REFERENCE.md AT&V, seen)."""
+    REFERENCE.md "Control lines"). &C1 is the default (REFERENCE.md AT&V, seen). On a CMUX channel
+    it is that DLC's DCD, in its MSC (REFERENCE.md "CMUX")."""
     modem.settings.dcd_mode = _digit_setting(call, 1)
     modem.lines.refresh()
     return ok()
@@ -140,7 +141,8 @@ for _number, _spec in S_REGISTERS.items():
 def dtr_mode(modem: "Modem", call: CommandCall) -> Reply:
     """AT&D<n>: what a DTR drop does (V.250 6.2.9; REFERENCE.md "Control lines"): 0 nothing (a host
     that closes the port changes nothing either), 1 leaves transparent mode and keeps the connection
-    (SSL note 1.4), 2 leaves and closes it. Default 2."""
+    (SSL note 1.4), 2 leaves and closes it. Default 2. On a CMUX channel: what a drop of that DLC's
+    DTR (RTC in the host's MSC) does; the serial line's DTR follows the port's (REFERENCE.md "CMUX")."""
     modem.settings.dtr_mode = _digit_setting(call, 2)
     return ok()
 
@@ -148,10 +150,13 @@ def dtr_mode(modem: "Modem", call: CommandCall) -> Reply:
 @command("Z", "&F", family=FAMILY)
 def restore_defaults(modem: "Modem", call: CommandCall) -> Reply:
     """ATZ / AT&F: every V.250 setting back to the profile's factory default, the UART's rate and
-    framing included (at power-on's rate, ``--baud``): the port changes after the OK."""
+    framing included (at power-on's rate, ``--baud``): the port changes after the OK. On a CMUX
+    channel the channel's own settings; the UART's are the port's and stay (REFERENCE.md "CMUX")."""
     _digit_setting(call, 0)
-    modem.settings = type(modem.settings).factory(modem.profile)
-    modem.settings.baud_rate = modem.baud_rate_at_power_on
+    fresh = type(modem.settings).factory(modem.profile)
+    if modem.channel is modem.port:
+        fresh.baud_rate = modem.baud_rate_at_power_on
+    modem.settings = fresh
     modem.line_settings_changed()
     modem.lines.refresh()  # DCD per &C1, no flow control
     return ok()
@@ -203,16 +208,17 @@ def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
     manual); 115200 by default (``ecemu run --baud`` sets the rate at power-on). The test form lists
     no auto-detected rates, then the fixed ones (chosen). The OK goes at the old rate, then the port
     changes (a serial device's termios; the UART line's pace, ``--line uart``); a power cycle
-    and ATZ and AT&F return to the rate at power-on."""
+    and ATZ and AT&F return to the rate at power-on. The rate is the UART's: on a CMUX channel too
+    it reads and sets the port's, as the multiplexer runs at the port's rate (REFERENCE.md "CMUX")."""
     if call.form is Form.TEST:
         return ok(f"+IPR: (),({','.join(map(str, BAUD_RATES))})")
     if call.form is Form.READ:
-        return ok(f"+IPR: {modem.settings.baud_rate}")
+        return ok(f"+IPR: {modem.uart_settings.baud_rate}")
     _v250_write(call, 1)
     rate = int_arg(call, 0, BAUD_RATES[0], BAUD_RATES[-1], error=CommandFailed)
     if rate not in BAUD_RATES:
         raise CommandFailed()
-    modem.settings.baud_rate = rate
+    modem.uart_settings.baud_rate = rate
     modem.line_settings_changed()
     return ok()
 
@@ -222,16 +228,17 @@ def flow_control(modem: "Modem", call: CommandCall) -> Reply:
     """AT+IFC=<dce_by_dte>,<dte_by_dce>: 0,0 no flow control (the default) or 2,2 RTS/CTS (V.250
     6.2.12; Quectel EC2x AT manual: 0 none, 2 RTS/CTS). Mixed pairs answer ERROR (chosen). With 2,2
     the module sends nothing while the host's RTS is off and turns CTS off while its input buffer
-    is full (REFERENCE.md "Control lines"); nothing is lost either way."""
+    is full (REFERENCE.md "Control lines"); nothing is lost either way. The UART's, whichever channel
+    sets it (REFERENCE.md "CMUX")."""
     if call.form is Form.TEST:
         return ok("+IFC: (0,2),(0,2)")
     if call.form is Form.READ:
-        return ok("+IFC: {},{}".format(*modem.settings.flow_control))
+        return ok("+IFC: {},{}".format(*modem.uart_settings.flow_control))
     _v250_write(call, 2)
     pair = (int_arg(call, 0, 0, 2, error=CommandFailed), int_arg(call, 1, 0, 2, error=CommandFailed))
     if pair not in FLOW_CONTROL:
         raise CommandFailed()
-    modem.settings.flow_control = pair
+    modem.uart_settings.flow_control = pair
     modem.lines.refresh()
     return ok()
 
@@ -241,15 +248,17 @@ def character_framing(modem: "Modem", call: CommandCall) -> Reply:
     """AT+ICF=<format>[,<parity>]: data, parity and stop bits, format 1-6 and parity 0-3 (V.250
     6.2.11); 3,3 (8 data bits, no parity, 1 stop bit) by default (Quectel EC2x AT manual). Without
     <parity> the parity stays as it was (chosen). A serial device is set to it after the OK; with
-    the UART line (``--line uart``) it changes how long each byte takes."""
+    the UART line (``--line uart``) it changes how long each byte takes. The UART's, whichever
+    channel sets it (REFERENCE.md "CMUX")."""
     if call.form is Form.TEST:
         return ok("+ICF: (1-6),(0-3)")
     if call.form is Form.READ:
-        return ok("+ICF: {},{}".format(*modem.settings.char_framing))
+        return ok("+ICF: {},{}".format(*modem.uart_settings.char_framing))
     _v250_write(call, 2)
     fmt = int_arg(call, 0, 1, 6, error=CommandFailed)
-    parity = int_arg(call, 1, 0, 3, default=modem.settings.char_framing[1], error=CommandFailed)
-    modem.settings.char_framing = (fmt, parity)
+    uart = modem.uart_settings
+    parity = int_arg(call, 1, 0, 3, default=uart.char_framing[1], error=CommandFailed)
+    uart.char_framing = (fmt, parity)
     modem.line_settings_changed()
     return ok()
 

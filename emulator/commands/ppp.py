@@ -8,7 +8,9 @@ the shell's user-mode network engine (libslirp, ``ecemu.shell.ip_link``), which 
 real socket.
 
 In the call: ``+++`` with its guard times leaves for command mode with the call kept, ATO goes
-back, ATH ends it; a DTR drop does what AT&D says (1: command mode, 2: the call ends). The call
+back, ATH ends it; a DTR drop does what AT&D says (1: command mode, 2: the call ends, 0: nothing):
+the serial line's DTR on the bare port (``Modem.set_dtr``), the host's MSC on a CMUX channel. DCD
+(DV in the DLC's MSC) is on from CONNECT until the call ends, with AT&C1 (``control_lines.py``). The call
 ends with NO CARRIER: the host's LCP Terminate-Request, the module's own when its context goes
 down (AT+QIDEACT on another channel, the network's drop, AT+CFUN=0), or a hang-up.
 
@@ -106,7 +108,8 @@ class DataCall(PppHooks):
     def entered(self, modem: "Modem") -> None:
         self.online = True
         self.escape = EscapeDetector(modem.escape_guard, modem.now)
-        self.channel.set_signals(dv=True)  # DCD on while the call is up (AT&C1)
+        self.channel.call_up = True  # DCD (DV in a DLC's MSC) on while the call is up, with AT&C1
+        modem.lines.refresh()
         if not self.link.started:
             self.link.start()
 
@@ -179,8 +182,9 @@ class DataCall(PppHooks):
         modem = self.modem
         modem.observe("ppp_call", state="ended", reason=reason, cid=self.cid)
         self._release()
-        self.channel.set_signals(dv=False)
         channel = self.channel
+        channel.call_up = False
+        modem.lines.refresh()
 
         def to_host() -> None:
             if self.online and modem.host.online is self:
@@ -234,6 +238,7 @@ class PppState(FamilyState):
     def power_off(self) -> None:
         for call in list(self.calls):
             self.modem.effect(ev.CloseIpLink(call.conn_id))
+            call.channel.call_up = False
         self.calls.clear()
         self.left.clear()
 

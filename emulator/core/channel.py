@@ -9,9 +9,12 @@ The modem works on one channel at a time (``Modem.channel``): the one whose byte
 whose timer or network event fires. Handlers keep writing to ``modem.write_host`` and reading
 ``modem.settings``; the modem points those at the channel in hand (``Modem.on_channel``).
 
-The signals seam: ``signals_out`` are the module's V.24 signals of the channel (DCD in a data call,
-RI, DSR, CTS), ``dtr`` the host's. Under CMUX they travel in MSC messages; on the bare port they
-are what the serial line's control lines show (the shell maps them onto the port's lines).
+The signals seam: a DLC's ``signals_out`` are the module's V.24 signals of that channel (DV: DCD
+per the channel's AT&C and its data state, IC: RI for a URC it carries, FC), ``dtr`` the host's
+(RTC, acted on per the channel's AT&D); they travel in MSC messages. The bare port's are the
+serial line's own control lines (``control_lines.py``), with the UART's rate, framing and flow
+control: those are the port channel's settings whichever channel is in hand
+(``Modem.uart_settings``; REFERENCE.md "CMUX").
 """
 
 from __future__ import annotations
@@ -48,8 +51,16 @@ class Channel:
         self.line = CommandLineRunner(modem)
         self.dtr = True  # the host's DTR (RTC in an MSC); the bare port's is the modem's
         self.signals_out = V24Signals()
-        # Told when ``signals_out`` changes (the multiplexer's MSC; the serial line's pins).
+        # Told when ``signals_out`` changes (the multiplexer's MSC).
         self.on_signals: Callable[["Channel"], None] | None = None
+        self.call_up = False  # a PPP data call of this channel is up (in PPP, or left with +++)
+
+    def has_carrier(self) -> bool:
+        """A data connection has this channel, what AT&C1's DCD shows: transparent mode, or a PPP
+        call from its CONNECT until it ends (kept after +++: the call is still up). The
+        multiplexer on the port is none: its DLCs show their own (REFERENCE.md "CMUX")."""
+        online = self.host.online
+        return self.call_up or (online is not None and not isinstance(online, MuxSession))
 
     def set_signals(self, **changes: bool) -> None:
         """The module changes its V.24 signals of this channel (``dv``: DCD, ``ic``: RI)."""
@@ -116,7 +127,7 @@ class MuxSession:
             if online is not None:
                 guarded(lambda: online.hang_up(modem))  # its call or connection ends with it (chosen)
             else:
-                channel.host.host_lost()
+                channel.host.host_lost(channel_closed=True)
 
         modem.on_channel(channel, close)
         channel.out.clear()  # for nobody: the host closed the channel
@@ -150,6 +161,13 @@ class MuxSession:
         # What followed the close down is AT commands again, ahead of anything later.
         port.host.input[:0] = self.mux.rest()
         modem.on_channel(port, lambda: port.host.leave_online(None))
+
+    def power_lost(self) -> None:
+        """The module power-cycles or powers down: what the channels said is framed, and the
+        multiplexer takes no more frames (what the host sent after them is lost with the UART)."""
+        self.frame_output()
+        self.mux.closed = True
+        self.ended = True
 
     def _signals_changed(self, channel: Channel) -> None:
         self.mux.send_signals(channel.number, channel.signals_out)

@@ -429,8 +429,12 @@ class Multiplexer:
         if dlci == 0 and again:
             # The host starts the multiplexer over: every channel it had is closed first (chosen).
             self._close_channels("host restarted the multiplexer")
-        if dlc is None:
-            dlc = self.dlcs[dlci] = Dlc(dlci)
+        if dlc is None or not again:
+            # A DLC opened anew starts clean: its signals are the new channel's, not the last one's.
+            fresh = Dlc(dlci)
+            if dlc is not None:
+                fresh.state = dlc.state
+            dlc = self.dlcs[dlci] = fresh
         dlc.to("sabm")
         self._respond(dlci, Control.UA)
         if dlci and not again:

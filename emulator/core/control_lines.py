@@ -8,12 +8,18 @@ Outputs, driven by the module:
 - RI: inactive at rest; a URC pulses it as ``AT+QCFG="urc/ri/ring"`` (RING), ``"urc/ri/smsincoming"``
   (+CMTI, +CMT) or ``"urc/ri/other"`` (every other URC) say: ``"pulse"`` gives ``<pulsecount>``
   pulses of ``<pulseduration>`` ms, ``"always"`` keeps it active until AT+QRIR, ``"off"`` nothing.
-- DCD: with AT&C0 always on; with AT&C1 on while a data connection has the port (transparent mode).
+- DCD: with AT&C0 always on; with AT&C1 on while a data connection has the port (transparent mode,
+  or a PPP call until it ends).
 - CTS: on; with AT+IFC=2,2 off while the module's input buffer is full (the host must wait).
 - DSR: on while the module is powered.
 
 Inputs, driven by the host: DTR (AT&D: what a drop does in data mode; AT+QSCLK=1: the module
 sleeps while it is off) and RTS (with AT+IFC=2,2 the module sends nothing while it is off).
+
+These are the port's: its channel's AT&C, AT&D and AT+IFC, whichever channel is in hand. Under
+AT+CMUX each DLC has V.24 signals of its own in MSC messages (``channel.py``): its DV follows its
+own AT&C and data state, and its IC pulses with RI for a URC the DLC carries; the physical DCD
+shows no data connection for the multiplexer itself (REFERENCE.md "CMUX").
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING
 from ecemu.core.uart import LineLevel, TransmitHold
 
 if TYPE_CHECKING:
+    from ecemu.core.channel import Channel
     from ecemu.core.modem import Modem
     from ecemu.core.timers import Timer
 
@@ -63,6 +70,7 @@ class ControlLines:
         self.transmit_held = False  # RTS off with AT+IFC=2,2: nothing goes to the host
         self.ri_pulses = 0  # RI pulses begun since start (the control interface counts on it)
         self.ri_timers: list["Timer"] = []
+        self.ri_channel: "Channel | None" = None  # the DLC whose URC RI pulses for (IC in its MSC)
         self._powered = False
         self.lost_asleep = 0  # host bytes lost while asleep, since the module last fell asleep
 
@@ -73,8 +81,15 @@ class ControlLines:
             return
         self.outputs[line] = active
         modem = self.modem
-        modem.observe("line", name=line, active=active, by="module")
+        self._observe(line, active, "module")
         modem.port_change(LineLevel(line, active))
+
+    def _observe(self, line: str, active: bool, by: str) -> None:
+        modem = self.modem
+        if modem.multiplexed:
+            modem.observe("line", name=line, active=active, by=by, channel=modem.port.number)  # the port's
+        else:
+            modem.observe("line", name=line, active=active, by=by)
 
     def power_on(self) -> None:
         """The module powers on: DSR and CTS on, DCD per AT&C, RI at rest, awake."""
@@ -91,22 +106,26 @@ class ControlLines:
         """Powered down (or about to power up again): every output off, RI at rest."""
         self._powered = False
         self._stop_ri()
+        self.ri_channel = None
         self.asleep = False
         for line in ("ri", "dcd", "cts", "dsr"):
             self._set(line, False)
         self._hold_transmit(False)
 
     def refresh(self) -> None:
-        """DCD, CTS and the transmit hold from the settings and the mode now (after AT&C, AT+IFC,
-        ATZ/AT&F, a change of mode, the host's RTS, a full input buffer)."""
+        """DCD, CTS and the transmit hold from the port's settings and data state now (after AT&C,
+        AT+IFC, ATZ/AT&F, a change of mode, the host's RTS, a full input buffer); under CMUX each
+        DLC's DV from its own."""
         if not self._powered:
             return
         modem = self.modem
-        settings = modem.settings
-        self._set("dcd", settings.dcd_mode == 0 or modem.host.online is not None)
+        settings = modem.uart_settings
+        self._set("dcd", settings.dcd_mode == 0 or modem.port.has_carrier())
         hardware_flow = settings.flow_control == (2, 2)
         self._set("cts", not (hardware_flow and self.input_full))
         self._hold_transmit(hardware_flow and not modem.rts)
+        for channel in modem.channels.values():
+            channel.set_signals(dv=modem.settings_of(channel).dcd_mode == 0 or channel.has_carrier())
 
     def _hold_transmit(self, held: bool) -> None:
         if held != self.transmit_held:
@@ -115,8 +134,9 @@ class ControlLines:
 
     # --- RI ----------------------------------------------------------------------------------
 
-    def urc_presented(self, first_line: bytes) -> None:
-        """A URC came (held or not): RI behaves as its category's AT+QCFG setting says."""
+    def urc_presented(self, first_line: bytes, channel: "Channel | None" = None) -> None:
+        """A URC came (held or not) on ``channel``: RI behaves as its category's AT+QCFG setting
+        says, and so does IC in the MSC of the DLC that carries it."""
         if not self._powered:
             return
         behaviour = self.ri_behaviour[ri_category(first_line)]
@@ -124,8 +144,11 @@ class ControlLines:
         if kind == "off":
             return
         self._stop_ri()
+        if channel is not self.ri_channel:
+            self._set_ic(False)  # the pulse of another DLC's URC ends there
+            self.ri_channel = channel if channel is not None and channel is not self.modem.port else None
         self.ri_pulses += 1
-        self._set("ri", True)
+        self._set_ri(True)
         if kind in ("always", "auto"):
             return  # until AT+QRIR (there is no call to end in the emulator)
         # "pulse" (and "wave", whose square wave a RING alone would keep going): <count> pulses of
@@ -140,15 +163,28 @@ class ControlLines:
 
     def _ri_on(self) -> None:
         self.ri_pulses += 1
-        self._set("ri", True)
+        self._set_ri(True)
 
     def _ri_off(self) -> None:
-        self._set("ri", False)
+        self._set_ri(False)
+
+    def _set_ri(self, active: bool) -> None:
+        self._set("ri", active)
+        self._set_ic(active)
+
+    def _set_ic(self, active: bool) -> None:
+        """RI of the DLC whose URC it is, in its MSC (27.010 5.4.6.3.7: IC), while it is open; not
+        raised while the module sleeps (its UART is off: the RI line alone wakes the host)."""
+        channel = self.ri_channel
+        if active and self.asleep:
+            return
+        if channel is not None and self.modem.channels.get(channel.number) is channel:
+            channel.set_signals(ic=active)
 
     def restore_ri(self) -> None:
         """AT+QRIR: RI back to inactive, whatever it was doing."""
         self._stop_ri()
-        self._set("ri", False)
+        self._set_ri(False)
 
     def _stop_ri(self) -> None:
         for timer in self.ri_timers:
@@ -158,14 +194,14 @@ class ControlLines:
     # --- DTR, sleep --------------------------------------------------------------------------
 
     def dtr_changed(self, active: bool) -> None:
-        self.modem.observe("line", name="dtr", active=active, by="host")
+        self._observe("dtr", active, "host")
         if active:
             self.wake()
         else:
             self.maybe_sleep()
 
     def rts_changed(self, active: bool) -> None:
-        self.modem.observe("line", name="rts", active=active, by="host")
+        self._observe("rts", active, "host")
         self.refresh()
 
     def set_sleep_enabled(self, enabled: bool) -> None:
@@ -178,10 +214,11 @@ class ControlLines:
 
     def maybe_sleep(self) -> None:
         """With AT+QSCLK=1 and DTR off, the module sleeps once it has nothing to do: in command
-        mode, no command running (the EC200x AT manual ties sleep to DTR; REFERENCE.md)."""
+        mode, no command running, on every channel (the EC200x AT manual ties sleep to DTR;
+        REFERENCE.md "Control lines", "CMUX")."""
         modem = self.modem
         if (self.asleep or not self.sleep_enabled or modem.dtr or not self._powered
-                or not modem.idle or not modem.booted):
+                or not modem.module_idle or not modem.port.host.booted):
             return
         self.asleep = True
         self.lost_asleep = 0
@@ -194,4 +231,4 @@ class ControlLines:
         self.asleep = False
         modem = self.modem
         modem.observe("sleep", asleep=False, lost=self.lost_asleep)
-        modem.flush_urcs()
+        modem.flush_every_channel()

@@ -366,14 +366,15 @@ class HostModes:
         elif dtr_mode == 2:
             guarded(lambda: session.hang_up(modem))
 
-    def host_lost(self) -> None:
+    def host_lost(self, channel_closed: bool = False) -> None:
         """The host went away, which drops DTR (a serial driver's hang-up). With AT&D1 or AT&D2 the
         next host starts in command mode: a data mode the host left waiting ends as when its time
         runs out (chosen; the answer goes to nobody): the bytes after AT+QSSLSEND's ``>`` are
         dropped unsent, those of AT+QFUPL kept as the file; transparent mode, already left by the
         drop, is left as with AT&D1 otherwise. With AT&D0 the module ignores DTR (V.250 6.2.9):
-        a host that goes changes nothing, and the data entry or transparent mode goes on."""
-        if self.modem.settings.dtr_mode == 0:
+        a host that goes changes nothing, and the data entry or transparent mode goes on. A CMUX
+        channel the host closed (``channel_closed``) is gone whatever AT&D says."""
+        if self.modem.settings.dtr_mode == 0 and not channel_closed:
             return
         entry = self.data_entry
         session = self.online

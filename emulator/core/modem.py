@@ -121,6 +121,13 @@ class Modem:
         self.lines.power_on()
         self.host.boot(self.profile.boot_urcs, now)
 
+    def _lose_multiplexer(self) -> None:
+        """A power cycle or a power-down under CMUX: what the channels said so far goes into
+        frames on the port (AT+CFUN=1,1's OK on a DLC is the host's still), then the multiplexer
+        reads no more frames."""
+        if self.mux is not None:
+            self.mux.power_lost()
+
     def _drop_everything(self) -> None:
         for state in list(self.families.values()):
             guarded(state.power_off)
@@ -129,10 +136,14 @@ class Modem:
 
     def power_off(self) -> None:
         """Powered down (AT+QPOWD): connections dropped, timers gone, and until ``reboot()`` every
-        host byte is lost unanswered, as on a module without power."""
+        host byte is lost unanswered, as on a module without power; under CMUX on every channel,
+        the multiplexer silent with them."""
+        self._lose_multiplexer()
         self._drop_everything()
         self.boot_count += 1  # boot URCs still to come are not said
-        self.host.power_off()
+        for channel in self.channels.values():
+            channel.host.power_off()
+        self.port.host.power_off()
         self.lines.power_off()
         self.port_change(DropInput())
 
@@ -140,8 +151,10 @@ class Modem:
         """A power cycle: every connection dropped, every setting back to its default, boot again.
         What the host sent that the module had not read yet is lost with the rest, as a module
         that reboots loses what was in its UART: the host's later input starts clean."""
+        self._lose_multiplexer()
         self._drop_everything()
-        self.host.take_input()
+        for channel in [self.port, *self.channels.values()]:
+            channel.host.take_input()  # every channel's, the one whose line is running included
         self.lines.power_off()
         self._fresh_state()
         self.port_change(DropInput())
@@ -196,6 +209,22 @@ class Modem:
         channel = self.channel
         return lambda *args: self.on_channel(channel, lambda: callback(*args))
 
+    def settings_of(self, channel: Channel) -> Settings:
+        """A channel's settings now (the channel in hand's are ``settings``: ATZ puts new ones there)."""
+        return self.settings if channel is self.channel else channel.settings
+
+    @property
+    def uart_settings(self) -> Settings:
+        """The UART's rate, framing and flow control (AT+IPR, AT+ICF, AT+IFC) and the AT&C and AT&D
+        of its control lines: the bare port channel's settings, whichever channel is in hand
+        (REFERENCE.md "CMUX")."""
+        return self.settings if self.channel is self.port else self.port.settings
+
+    def flush_every_channel(self) -> None:
+        """Held URCs out on every channel that can take them (the module woke up)."""
+        for channel in [self.port, *self.channels.values()]:
+            self.on_channel(channel, self.flush_urcs)
+
     def urc_channel(self) -> Channel:
         """Where URCs go: the port, or under CMUX the lowest DLC open (chosen: REFERENCE.md "CMUX")."""
         for number in sorted(self.channels):
@@ -229,7 +258,8 @@ class Modem:
 
     def line_settings_changed(self) -> None:
         """AT+IPR or AT+ICF (or a power cycle) set the UART: the port hears of a new format."""
-        line_format = LineFormat.of(self.settings.baud_rate, self.settings.char_framing)
+        settings = self.uart_settings
+        line_format = LineFormat.of(settings.baud_rate, settings.char_framing)
         if line_format != self.line_format:
             self.line_format = line_format
             self.port_change(line_format)
@@ -267,7 +297,8 @@ class Modem:
 
     def _emit_block(self, encoded: list[bytes]) -> None:
         self.observe("urc", lines=encoded)
-        self.lines.urc_presented(encoded[0] if encoded else b"")  # RI, even for a URC held or quiet
+        # RI (and the DLC's IC under CMUX), even for a URC held or quiet
+        self.lines.urc_presented(encoded[0] if encoded else b"", self.channel)
         if self.settings.quiet:
             return  # ATQ1 suppresses unsolicited result codes too (V.250 6.2.5)
         data = self.block(encoded)
@@ -301,6 +332,14 @@ class Modem:
         host at once, never inside a command's answer."""
         return (self.host.mode is COMMAND and not self.line.running and not self._held_urcs
                 and not self.lines.asleep)
+
+    @property
+    def module_idle(self) -> bool:
+        """Nothing to do on any channel (AT+QSCLK's sleep waits for it): the port's, or under CMUX
+        every DLC's (the port carries the multiplexer)."""
+        channels = self.channels.values() if self.mux is not None else (self.port,)
+        return all(channel.host.mode is COMMAND and not channel.line.running and not channel.held_urcs
+                   for channel in channels)
 
     # --- time --------------------------------------------------------------------------------
 
@@ -351,7 +390,8 @@ class Modem:
             return
         self.dtr = active
         if not active:
-            self.host.dtr_dropped()
+            port = self.port  # the serial line's DTR: the port's AT&D (under CMUX: the multiplexer)
+            self.on_channel(port, port.host.dtr_dropped)
         self.lines.dtr_changed(active)
 
     def set_rts(self, active: bool, now: float) -> None:
@@ -372,7 +412,8 @@ class Modem:
     def host_lost(self, now: float) -> None:
         """The host went away (its port closed, its connection dropped): ``HostModes.host_lost``."""
         self.tick(now)
-        self.host.host_lost()
+        port = self.port
+        self.on_channel(port, port.host.host_lost)
 
     def receive_from_host(self, data: bytes, now: float) -> None:
         boot = self.boot_count
