@@ -73,10 +73,12 @@ Client = Annotated[int, Range(0, 11)]  # SSL note 2.2.2: <clientID> 0-11
 Seconds = Annotated[float, Range(0, 3600)]
 Milliseconds = Annotated[int, Range(0, 60000)]
 UrcText = Annotated[str, MaxLength(1024)]
-# AT+QSSLOPEN's clients, AT+QIOPEN's sockets, AT+QMTOPEN's clients, the HTTP request; "ppp": a TCP
-# flow of a PPP data call, by the number the trace gives it (each call numbers its flows from 0)
-SOCKET_FAMILIES = ("ssl", "tcpip", "mqtt", "http", "ppp")
+# AT+QSSLOPEN's clients, AT+QIOPEN's sockets, AT+QMTOPEN's clients, the HTTP request
+SOCKET_FAMILIES = ("ssl", "tcpip", "mqtt", "http")
 FamilyName = Annotated[str, OneOf(SOCKET_FAMILIES)]  # the socket families a server-side fault reaches
+# server-reset reaches one more: "ppp", a TCP flow of a PPP data call, by the number the trace gives
+# it (each call numbers its flows from 0)
+ResetFamilyName = Annotated[str, OneOf((*SOCKET_FAMILIES, "ppp"))]
 OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
 
 
@@ -359,7 +361,7 @@ class Controller:
         return conn_id
 
     @operation
-    def server_reset(self, client: Client, family: FamilyName = "ssl") -> None:
+    def server_reset(self, client: Client, family: ResetFamilyName = "ssl") -> None:
         """The server resets CLIENT's connection (TCP RST); FAMILY: ssl (AT+QSSLOPEN), tcpip
         (AT+QIOPEN), mqtt (AT+QMTOPEN's <client_idx>), http (client 0, the request running) or ppp
         (CLIENT is the number of a TCP flow of a PPP data call, as the trace shows it)."""
