@@ -257,3 +257,19 @@ def test_a_new_dlc_after_sabm_on_dlci_0_again_starts_with_its_signals_clean():
     h.send(frame(0, 1, SABM))
     out = read_frames(h.send(frame(1, 1, SABM)))
     assert mscs(out) == [msc(1)]
+
+
+def test_qpowd_from_a_dlc_answers_there_then_every_channel_is_silent():
+    h = muxed(1, 2)
+    frames = read_frames(h.send(uih(1, 1, b"AT+QPOWD\r")))
+    # OK, then the URC POWERED DOWN (Quectel AT manual), on the DLC that asked
+    assert channel_bytes(frames, 1) == OK + b"\r\nPOWERED DOWN\r\n"
+    assert h.advance(0.001) == b""  # the power goes
+    assert DropInput() in h.take_port_changes()
+    assert not any(h.modem.lines.outputs.values())  # DSR and CTS off with the power
+    # nothing answers any more, on either channel or on the port, until a power cycle
+    assert h.send(uih(2, 1, b"AT\r") + uih(1, 1, b"AT\r")) == b""
+    assert h.advance(5.0) == b""
+    h.modem.reboot()
+    assert h.advance(5.0).startswith(b"\r\nRDY\r\n")
+    assert h.command("AT") == b"AT\r\r\nOK\r\n"
