@@ -20,6 +20,7 @@ import click
 from ecemu import __version__
 from ecemu.echo_server import SERVER_CERTIFICATES
 from ecemu.profile import DEFAULT_PROFILE, Profile, available_profiles, load_profile
+from ecemu.shell.private_files import write_private
 
 if TYPE_CHECKING:
     from ecemu.scenario import Scenario
@@ -167,9 +168,11 @@ def _check_folder(folder: Path, option: str) -> None:
 
 
 def _check_writable_file(path: Path, option: str) -> None:
+    """A private file (README "Private files"): created 0600 now if missing, refused if not ours."""
+    from ecemu.shell.private_files import check_private
+
     try:
-        with open(path, "a"):
-            pass
+        check_private(path)
     except OSError as exc:
         raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint=option) from None
 
@@ -445,7 +448,7 @@ def echo_server(port: int, ca_path: Path | None, cert: str) -> None:
         click.echo(f"port: {server.port}")
         click.echo(f"cert: {cert}")
         if ca_path is not None and server.ca_pem is not None:  # always made with the test PKI's CA
-            ca_path.write_bytes(server.ca_pem)
+            write_private(ca_path, server.ca_pem)
             click.echo(f"ca: {ca_path}")
         sys.stdout.flush()
         stop.wait()
@@ -530,7 +533,7 @@ def trace(file, summary: bool, html_path: Path | None) -> None:
     if html_path is not None:
         from ecemu.trace_html import render_html
 
-        html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+        write_private(html_path, render_html(entries, title=Path(file.name).name))
         click.echo(f"html: {html_path}")
 
 
@@ -583,7 +586,7 @@ def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
     with plain, secure:
         click.echo(f"http: {plain.url}\nhttps: {secure.url}")
         if ca_path is not None and secure.ca_pem is not None:
-            ca_path.write_bytes(secure.ca_pem)
+            write_private(ca_path, secure.ca_pem)
             click.echo(f"ca: {ca_path}")
         sys.stdout.flush()
         stop.wait()
@@ -613,7 +616,7 @@ def mqtt_broker(port: int, tls_port: int, client_certificates: bool, ca_path: Pa
     try:
         click.echo(f"mqtt: {broker.host}:{broker.port}\nmqtts: {broker.host}:{broker.tls_port}")
         if ca_path is not None:
-            ca_path.write_bytes(broker.ca_pem)
+            write_private(ca_path, broker.ca_pem)
             click.echo(f"ca: {ca_path}")
         sys.stdout.flush()
         stop.wait()

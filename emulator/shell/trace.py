@@ -5,7 +5,9 @@ Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count`
 ``host_in``/``host_out`` (``data``), ``command`` (``line``), ``result`` (``text``), ``urc``
 (``lines``), ``tls`` (``client``, ``event``, ``detail``), ``received`` (``client``, ``size``),
 ``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
-``args``). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
+``args``), ``urc_dropped`` (``lines``, ``dropped``: so far; the host did not read and the held URCs
+were full), ``datagram_dropped`` (``client``, ``size``, ``dropped``: so far; the receive buffer was
+full). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import json
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from ecemu.shell.private_files import private_opener
+from ecemu.shell.private_files import open_private_file
 
 
 class Tracer:
     def __init__(self, path: Path, start: float, modem_index: int = 0):
-        self._file: IO[str] = open(path, "a", encoding="utf-8", opener=private_opener)
+        # Private (README "Private files"): no link followed, 0600, never another user's file.
+        self._file: IO[str] = open_private_file(path, "a", encoding="utf-8")
         self.start = start
         self.modem_index = modem_index
 
@@ -72,6 +75,8 @@ ARROWS = {
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
     "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
+    "urc_dropped": "URC dropped",
+    "datagram_dropped": "dropped",
 }
 
 
