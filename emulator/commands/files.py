@@ -121,8 +121,20 @@ def _sizes(files: FileStore) -> dict[str, int]:
 
 
 def free_space(modem: "Modem") -> int:
-    """UFS bytes free: the profile's ``ufs_size`` less what the files take (never below 0)."""
-    return max(0, modem.profile.limits.ufs_size - sum(_sizes(modem.files).values()))
+    """UFS bytes free: the profile's ``ufs_size`` less what the files take and what files being
+    written (AT+QHTTPREADFILE) have taken so far (never below 0)."""
+    files = modem.files
+    return max(0, modem.profile.limits.ufs_size - sum(_sizes(files).values()) - files.in_progress)
+
+
+def room_for(modem: "Modem", name: str, writing: int = 0) -> int:
+    """The most a file ``name`` may hold, written by a writer that has ``writing`` bytes so far:
+    the profile's ``ufs_size`` less every other file (the one it replaces is not counted) and
+    every other write in progress."""
+    files = modem.files
+    sizes = _sizes(files)
+    sizes.pop(name, None)
+    return modem.profile.limits.ufs_size - sum(sizes.values()) - (files.in_progress - writing)
 
 
 def _check_space(modem: "Modem", size: int) -> None:

@@ -261,7 +261,10 @@ class Connection:
         elif isinstance(event, ev.TcpClosed):
             self._tcp_closed(event.reset)
         elif isinstance(event, ev.TcpDrained):
+            backed_up = self.unsent > self.outgoing_limit
             self.unsent = 0
+            if backed_up:
+                self._sending_backed_up(False)
             self._drained()
 
     def _connected(self, event: ev.TcpConnected) -> None:
@@ -326,6 +329,19 @@ class Connection:
             return
         self.unsent += len(data)
         self.modem.effect(ev.SendTcp(self.conn_id, data))
+        if self.unsent > self.outgoing_limit:
+            # The server does not take what the module says (acknowledgements, TLS records it
+            # answers with): stop reading what makes it say more until everything has left.
+            self._sending_backed_up(True)
+
+    @property
+    def outgoing_limit(self) -> int:
+        """Bytes waiting to leave above which the socket stops reading from its server: twice the
+        send buffer, so the host's own sends (at most one buffer: SEND FAIL beyond) never do it."""
+        return 2 * self.limits.send_buffer
+
+    def _sending_backed_up(self, on: bool) -> None:
+        """More than ``outgoing_limit`` waits to leave (True), or everything has left (False)."""
 
     # --- closing (SSL note 2.2.5, 2.3.2) --------------------------------------------------------
 

@@ -70,6 +70,9 @@ class Modem:
         self._conn_ids = itertools.count(1)
         self._event_handlers: dict[int, Callable[[ev.NetworkEvent], None]] = {}
         self.dtr = True  # the host's DTR line (set_dtr): the host's, so a power cycle keeps it
+        # The host does not take what the module says (``set_output_blocked``, the shell's output
+        # past its mark): URCs wait, direct push data and MQTT messages stay in their sockets.
+        self.output_blocked = False
         self.boot_count = 0
         self._fresh_state()
 
@@ -179,14 +182,36 @@ class Modem:
         if self.settings.quiet:
             return  # ATQ1 suppresses unsolicited result codes too (V.250 6.2.5)
         data = self.block(encoded)
-        if self.idle:
+        if self.idle and not self.output_blocked:
             self.write_host(data)
-        else:
-            self._held_urcs.hold(data)
+        elif not self._held_urcs.hold(data):
+            dropped = self._held_urcs.dropped
+            if dropped == 1 or dropped % 1000 == 0:
+                log.warning("the host does not read: %d URCs dropped so far (more than %d bytes waited)",
+                            dropped, self._held_urcs.limit)
+            self.observe("urc_dropped", lines=encoded, dropped=dropped)
+
+    def urc_fits(self, size: int) -> bool:
+        """A URC of about ``size`` bytes carrying data (an MQTT message) would reach the host now
+        or wait in the held URCs with room to spare, so that it is never dropped: otherwise its
+        producer keeps it and stops reading (the held URCs keep half their room for the others)."""
+        if self.idle and not self.output_blocked:
+            return True
+        held = self._held_urcs
+        return held.size + size + 8 <= held.limit // 2
+
+    def set_output_blocked(self, blocked: bool) -> None:
+        """The shell's output for the host is past its high mark (True) or back under its low
+        mark (False); what waited for the host goes out once it is back."""
+        if blocked == self.output_blocked:
+            return
+        self.output_blocked = blocked
+        if not blocked:
+            self.flush_urcs()
 
     def flush_urcs(self) -> None:
         """The port is back in command mode: held URCs out, then what the families held for it."""
-        if self.host.mode is not COMMAND:
+        if self.host.mode is not COMMAND or self.output_blocked:
             return
         if self._held_urcs:
             self._held_urcs.release(self.write_host)

@@ -38,7 +38,7 @@ from ecemu.core.connection import (
     SocketState,
     StreamLayer,
 )
-from ecemu.core.inbox import AccessMode, DatagramInbox, Inbox
+from ecemu.core.inbox import SENDING, AccessMode, DatagramInbox, Inbox
 from ecemu.core.registry import FamilyState, Reply
 from ecemu.core.results import CONNECT, NO_CARRIER, QiError
 from ecemu.core.transparent import TransparentSession
@@ -220,6 +220,12 @@ class Socket(Connection):
         if self.session is not None:
             self.modem.resume_input()
 
+    def _sending_backed_up(self, on: bool) -> None:
+        if on:
+            self.inbox.hold(SENDING)
+        else:
+            self.inbox.lift(SENDING)
+
     def _release(self) -> None:
         """Back to "initial": the client ID is free again, nothing received is kept."""
         self.inbox.clear()
@@ -298,6 +304,7 @@ class DatagramSocket(Socket):
         self.bound_only = bound_only
         self.host_port = 0  # where the socket is bound on the machine the emulator runs on
         self.inbox = DatagramInbox(self)
+        self.dropped = 0  # datagrams that found the receive buffer full (UDP has no flow control)
 
     def _new_layer(self) -> StreamLayer:
         return PlainStream()
@@ -333,14 +340,20 @@ class DatagramSocket(Socket):
         elif isinstance(event, ev.UdpOpenFailed):
             log.info("socket %d: cannot open UDP to %s (%s)", self.client_id, self.address, event.reason)
             self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
+        # UdpDropped (the simulated network's own drops) is in the trace as the event itself.
 
     def _datagram(self, data: bytes, ip: str, port: int) -> None:
         inbox = self.inbox
         assert isinstance(inbox, DatagramInbox)
         if self.session is None:
             if not inbox.fits(len(data)):
-                log.info("socket %d: receive buffer full, a datagram of %d bytes from %s:%d dropped",
-                         self.client_id, len(data), ip, port)
+                # The host does not read (buffer access) or does not take the pushed URCs (direct
+                # push with its output full): the datagram is dropped, counted in the trace.
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.info("socket %d: receive buffer full, %d datagrams dropped so far (the last, %d "
+                             "bytes from %s:%d)", self.client_id, self.dropped, len(data), ip, port)
+                self.modem.observe("datagram_dropped", client=self.client_id, size=len(data), dropped=self.dropped)
                 return
             inbox.sender(ip, port, len(data))
         self._received(data)

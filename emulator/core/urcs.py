@@ -7,6 +7,7 @@ URC is sent at all (V.250 6.2.5).
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable, Protocol
 
 from ecemu.core.results import FinalResult, encode_block
@@ -33,13 +34,43 @@ def frame_result(settings: FramingSettings, final: FinalResult) -> bytes:
     return final.encode(settings.verbose, registers[3], registers[4])
 
 
-class HeldUrcs(list[bytes]):
-    """URCs waiting for the port to be idle, in the order they came (a list: it is tested for
-    emptiness after every command line)."""
+# Bytes of URCs the module holds for the host at most (chosen): while a command runs, or while the
+# host does not take the module's output, URCs wait; one that would take them past this bound is
+# dropped and counted (a real module's URC cache is finite too). Data never travels in a held URC:
+# direct push data and MQTT messages wait in their socket instead, which then stops reading.
+HELD_URCS_LIMIT = 64 * 1024
 
-    hold = list.append
+
+class HeldUrcs:
+    """URCs waiting for the port to be idle, in the order they came, up to ``limit`` bytes."""
+
+    __slots__ = ("_queue", "size", "limit", "dropped")
+
+    def __init__(self, limit: int = HELD_URCS_LIMIT):
+        self._queue: deque[bytes] = deque()
+        self.size = 0
+        self.limit = limit
+        self.dropped = 0  # URCs that found no room, since the power cycle began
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def hold(self, data: bytes) -> bool:
+        """Keep ``data`` for later; False (and counted) when there is no room for it."""
+        if self.size + len(data) > self.limit:
+            self.dropped += 1
+            return False
+        self._queue.append(data)
+        self.size += len(data)
+        return True
 
     def release(self, write: Callable[[bytes], None]) -> None:
         """Every held URC, in order."""
-        while self:
-            write(self.pop(0))
+        queue = self._queue
+        while queue:
+            data = queue.popleft()
+            self.size -= len(data)
+            write(data)

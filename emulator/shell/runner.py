@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import logging
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -124,7 +125,8 @@ class ModemRunner:
         # Host bytes read and not yet given to the modem: they wait while the host's output is
         # full (and while frozen); the port is not read while any wait, so this stays small.
         self._input_waiting = bytearray()
-        self._shaped: list[tuple[float, bytes]] = []
+        self._shaped: deque[tuple[float, bytes]] = deque()
+        self._shaped_size = 0  # bytes in _shaped
         self._shaped_timer: asyncio.TimerHandle | None = None
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
         self._boot_reported = False
@@ -251,10 +253,20 @@ class ModemRunner:
         self._feed_modem()
 
     def _output_full(self) -> bool:
-        queued = len(self._host_queue)
-        if self._shaped:
-            queued += sum(len(chunk) for _, chunk in self._shaped)
-        return queued >= HOST_QUEUE_HIGH
+        return len(self._host_queue) + self._shaped_size >= HOST_QUEUE_HIGH
+
+    def _check_output_level(self) -> None:
+        """Past the high mark the host holds everything up: no socket is read and the modem keeps
+        its URCs and pushed data (``Modem.set_output_blocked``); under the low mark all resumes."""
+        queued = len(self._host_queue) + self._shaped_size
+        modem = self.modem
+        if queued > HOST_QUEUE_HIGH and not modem.output_blocked:
+            self.network.set_host_backpressure(True)
+            modem.set_output_blocked(True)
+        elif queued < HOST_QUEUE_LOW and modem.output_blocked:
+            self.network.set_host_backpressure(False)
+            modem.set_output_blocked(False)
+            self.pump()
 
     def _feed_modem(self) -> None:
         """Give the modem the host's bytes while the host takes the module's output. In command
@@ -374,7 +386,9 @@ class ModemRunner:
         if self.host_has_left:
             return
         if self.shaper.active or self._shaped:
-            self._shaped.extend(self.shaper.shape(data, self.loop.time()))
+            pieces = self.shaper.shape(data, self.loop.time())
+            self._shaped.extend(pieces)
+            self._shaped_size += sum(len(piece) for _, piece in pieces)
             self._release_shaped()
             return
         self._write_host(data)
@@ -385,9 +399,12 @@ class ModemRunner:
             self._shaped_timer = None
         now = self.loop.time()
         while self._shaped and self._shaped[0][0] <= now:
-            self._write_host(self._shaped.pop(0)[1])
+            piece = self._shaped.popleft()[1]
+            self._shaped_size -= len(piece)
+            self._write_host(piece)
         if self._shaped:
             self._shaped_timer = self.loop.call_at(self._shaped[0][0], self._release_shaped)
+        self._check_output_level()
 
     def _write_host(self, data: bytes) -> None:
         if self.tracer is not None:
@@ -402,7 +419,7 @@ class ModemRunner:
         self.host_queue_peak = max(self.host_queue_peak, len(self._host_queue))
         self._set_want_writable(True)
         if len(self._host_queue) > HOST_QUEUE_HIGH:
-            self.network.set_host_backpressure(True)
+            self._check_output_level()
 
     def host_writable(self) -> None:
         if not self._host_queue:
@@ -413,7 +430,7 @@ class ModemRunner:
         if not self._host_queue:
             self._set_want_writable(False)
         if len(self._host_queue) < HOST_QUEUE_LOW:
-            self.network.set_host_backpressure(False)
+            self._check_output_level()
             if self._input_waiting:
                 self._feed_modem()
 
@@ -426,9 +443,10 @@ class ModemRunner:
         """Forget what the module said that no host has read."""
         self._host_queue.clear()
         self._shaped.clear()
+        self._shaped_size = 0
         self._set_want_writable(False)
         self.host.discard_unread()
-        self.network.set_host_backpressure(False)
+        self._check_output_level()
         if self._input_waiting:
             self._feed_modem()
 
