@@ -55,6 +55,8 @@ def open_private(path: str | os.PathLike, append: bool = True) -> int:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise PrivateFileRefused(errno.EPERM, "is a symbolic link; not followed", str(path)) from None
+            if exc.errno == errno.ENXIO:  # a FIFO nobody reads, a device without its driver
+                raise PrivateFileRefused(errno.EPERM, "exists and is not a regular file", str(path)) from None
             raise
         try:
             _refuse_unless_private(fd, path)

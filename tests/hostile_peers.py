@@ -1,0 +1,531 @@
+"""Hostile peers on 127.0.0.1, and the measurements of what they do to an emulator.
+
+The peers are real servers and clients in threads of the test process: an HTTP server that answers
+with a flood (``HostileHttpServer``), an MQTT broker that floods its client (``FloodingBroker``), a
+plain TCP server that floods, a UDP flooder and a connection flooder. Each sends a bounded amount
+and stops by itself, or when the test leaves its ``with`` block.
+
+The emulator runs as ``ecemu run --count 2`` in its own process (``Fleet``), under a probe of its
+event loop (``tests/loop_probe.py``): modem 0 is attacked while ``Pinger``, a process of its own,
+keeps asking modem 1 ``AT``. Three figures come out:
+
+- the longest turn of the emulator's event loop, in CPU time (``Fleet.turns``): how long any
+  modem could be kept waiting by another's peer, whatever else the machine does;
+- the longest time modem 1 took to answer, as its host saw it (``Silences``): the same in wall
+  time, which a loaded machine stretches;
+- the peak RSS over the attack (``VmHWM``, reset before it) less the RSS before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecemu.commands import mqtt_codec as codec
+
+WAIT = 10.0
+START_TIMEOUT = 15.0
+# Each peer stops after this long whatever happens (seconds): no test's flood outlives it.
+LIFETIME = 60.0
+
+
+# --- the emulator ---------------------------------------------------------------------------------
+
+
+class Fleet:
+    """``ecemu run --count 2`` in its own process (its output unread until a host opens a port),
+    with the profile's network round trip unless ``rtt_ms`` says otherwise; ``fds[i]`` is a host's
+    descriptor on modem i's port, opened and booted."""
+
+    def __init__(self, *args: str, rtt_ms: int = 80, count: int = 2):
+        self.log = tempfile.NamedTemporaryFile(prefix="ecemu-hostile-", suffix=".log")
+        self.probe = tempfile.NamedTemporaryFile(prefix="ecemu-loop-", suffix=".json")
+        self.turns: dict = {}  # the loop probe's figures (tests/loop_probe.py), once closed
+        env = dict(os.environ, ECEMU_NETWORK_RTT_MS=str(rtt_ms))
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("loop_probe.py")), self.probe.name,
+             "run", "--count", str(count), "--boot", "at-start", "--log-level", "info", *args],
+            stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, env=env)
+        said = b""
+        deadline = time.monotonic() + START_TIMEOUT
+        fd = self.process.stdout.fileno()
+        while said.count(b"control: ") < count:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.close()
+                raise TimeoutError(f"ecemu did not start: {self.log_text()}")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError(f"ecemu exited: {self.log_text()}")
+            said += chunk
+        self.ports = [line.split(": ", 1)[1] for line in said.decode().splitlines() if line.startswith("port: ")]
+        self.fds = []
+        self.buffers = [bytearray() for _ in range(count)]
+        for port in self.ports:
+            host = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            self.fds.append(host)
+            read_until(host, b"+QIND: PB DONE\r\n")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def ask(self, modem: int, line: str, final: bytes = b"OK\r\n", timeout: float = WAIT) -> bytes:
+        """Send ``line``; what came up to and including ``final``."""
+        write_all(self.fds[modem], line.encode("latin-1") + b"\r")
+        return self.expect(modem, final, timeout)
+
+    def expect(self, modem: int, token: bytes, timeout: float = WAIT) -> bytes:
+        """What came from modem ``modem`` up to and including ``token`` (the rest is kept)."""
+        buffer = self.buffers[modem]
+        deadline = time.monotonic() + timeout
+        fd = self.fds[modem]
+        while (index := buffer.find(token)) < 0:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError(f"waited for {token!r}; got {bytes(buffer[-300:])!r}")
+            try:
+                buffer += os.read(fd, 65536)
+            except BlockingIOError:
+                pass
+        end = index + len(token)
+        out = bytes(buffer[:end])
+        del buffer[:end]
+        return out
+
+    def drain(self, modem: int) -> int:
+        """Read and drop whatever modem ``modem`` has said; how many bytes."""
+        count = len(self.buffers[modem]) + drain(self.fds[modem])
+        self.buffers[modem].clear()
+        return count
+
+    def log_text(self) -> str:
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def close(self) -> None:
+        if self.probe.closed:
+            return
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process.stdout.close()
+        self.log.close()
+        text = Path(self.probe.name).read_text()
+        self.turns = json.loads(text) if text else {}
+        self.probe.close()
+
+    def __enter__(self) -> "Fleet":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- memory -----------------------------------------------------------------------------------
+
+    def rss_kib(self) -> int:
+        return _status_kib(self.pid, "VmRSS")
+
+    def reset_peak(self) -> int:
+        """Start counting the peak RSS and the loop's turns from now; returns the RSS now (KiB)."""
+        with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+            f.write("5")
+        os.kill(self.pid, signal.SIGUSR1)
+        return self.rss_kib()
+
+    def peak_kib(self) -> int:
+        return _status_kib(self.pid, "VmHWM")
+
+
+def _status_kib(pid: int, field_name: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field_name + ":"))
+
+
+def write_all(fd: int, data: bytes, timeout: float = WAIT) -> None:
+    view = memoryview(data)
+    deadline = time.monotonic() + timeout
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BlockingIOError:
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([], [fd], [], left)[1]:
+            raise TimeoutError("the port takes no more bytes")
+
+
+def read_until(fd: int, token: bytes, timeout: float = WAIT) -> bytes:
+    got = b""
+    deadline = time.monotonic() + timeout
+    while token not in got:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"waited for {token!r}; got {got[-300:]!r}")
+        try:
+            got += os.read(fd, 65536)
+        except BlockingIOError:
+            pass
+    return got
+
+
+def drain(fd: int) -> int:
+    """Read whatever waits on ``fd`` now; how many bytes."""
+    total = 0
+    while select.select([fd], [], [], 0)[0]:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        total += len(chunk)
+    return total
+
+
+# --- modem 1's silence --------------------------------------------------------------------------
+
+
+@dataclass
+class Silences:
+    pings: int = 0
+    longest: float = 0.0  # the longest round trip of an AT, as the host saw it (seconds)
+
+
+class Pinger:
+    """A host asking modem ``modem`` ``AT`` again as soon as each ``OK`` comes, until stopped, in
+    a process of its own (so that no thread of the test holds it up); ``silences`` says how long
+    it waited (see the module docstring)."""
+
+    def __init__(self, fleet: Fleet, modem: int = 1):
+        fleet.drain(modem)
+        self.port = fleet.ports[modem]
+        self.silences = Silences()
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Pinger":
+        self.process = subprocess.Popen([sys.executable, __file__, "ping", self.port],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        ready = self.process.stdout.readline()
+        if ready != b"ready\n":
+            raise RuntimeError(f"the pinger did not start: {ready!r}")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        process = self.process
+        assert process is not None
+        out, _ = process.communicate(b"", timeout=2 * WAIT)  # closing its input stops it
+        result = json.loads(out)
+        self.silences = Silences(result["pings"], result["longest"])
+        if result["error"] and exc_info[0] is None:
+            raise AssertionError(f"modem stopped answering: {result['error']}")
+
+
+def _ping(port: str) -> None:
+    """The pinger's process (``Pinger``): until its standard input closes."""
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    stop = sys.stdin.fileno()
+    result: dict = {"pings": 0, "longest": 0.0, "error": ""}
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    try:
+        while not select.select([stop], [], [], 0)[0]:
+            started = time.monotonic()
+            write_all(fd, b"AT\r")
+            answer = read_until(fd, b"OK\r\n")
+            took = time.monotonic() - started
+            if not answer.endswith(b"AT\r\r\nOK\r\n"):
+                raise AssertionError(f"AT answered {answer!r}")
+            result["pings"] += 1
+            result["longest"] = max(result["longest"], took)
+    except Exception as exc:  # reported to the test
+        result["error"] = repr(exc)
+    sys.stdout.write(json.dumps(result))
+    sys.stdout.flush()
+
+
+# --- hostile servers --------------------------------------------------------------------------------
+
+
+class _Server:
+    """A TCP server on 127.0.0.1 serving each connection in its own thread with ``serve``."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.connections: list[socket.socket] = []
+        self.sent: list[int] = []
+        self.done = threading.Event()  # a connection's flood has ended (sent it all, or was cut off)
+        self._threads: list[threading.Thread] = []
+        self._ends = time.monotonic() + LIFETIME
+
+    def __enter__(self):
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(WAIT)
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set() and time.monotonic() < self._ends:
+            try:
+                conn, _ = self.listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self.connections.append(conn)
+            index = len(self.sent)
+            self.sent.append(0)
+            thread = threading.Thread(target=self._run, args=(conn, index), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, conn: socket.socket, index: int) -> None:
+        try:
+            self.serve(conn, index)
+        except OSError:
+            pass
+        finally:
+            self.done.set()
+
+    def serve(self, conn: socket.socket, index: int) -> None:
+        raise NotImplementedError
+
+    def flood(self, conn: socket.socket, index: int, unit: bytes, total: int) -> None:
+        """Send ``unit`` over and over, ``total`` bytes in all, at most 64 KiB a write, until done,
+        stopped, cut off, or the server's lifetime is over; a short write goes on where it ended."""
+        block = unit * max(1, 65536 // len(unit))
+        conn.settimeout(0.2)
+        view = memoryview(block)
+        offset = 0
+        while self.sent[index] < total and not self.stop.is_set() and time.monotonic() < self._ends:
+            size = min(65536, total - self.sent[index], len(block) - offset)
+            try:
+                sent = conn.send(view[offset:offset + size])
+            except (TimeoutError, socket.timeout):
+                continue
+            self.sent[index] += sent
+            offset = (offset + sent) % len(block)
+
+    def wait_done(self, timeout: float = WAIT) -> None:
+        if not self.done.wait(timeout):
+            raise TimeoutError(f"the flood did not end; sent {self.sent}")
+
+
+def _read_request_head(conn: socket.socket) -> bytes:
+    conn.settimeout(WAIT)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise ConnectionError("no request")
+        head += chunk
+    return head
+
+
+class HostileHttpServer(_Server):
+    """Answers every request with ``prefix`` and then ``unit`` repeated up to ``total`` bytes:
+    ``CONTINUE_FLOOD`` (100 Continue forever), ``ONE_BYTE_CHUNKS``, ``ENDLESS_HEADER``,
+    ``ENDLESS_BODY`` (Content-Length far beyond what is sent), or a body of a given size."""
+
+    def __init__(self, prefix: bytes, unit: bytes, total: int):
+        super().__init__()
+        self.prefix, self.unit, self.total = prefix, unit, total
+
+    def serve(self, conn: socket.socket, index: int) -> None:
+        _read_request_head(conn)
+        conn.sendall(self.prefix)
+        self.flood(conn, index, self.unit, self.total)
+
+
+CONTINUE_FLOOD = (b"", b"HTTP/1.1 100 Continue\r\n\r\n")
+ONE_BYTE_CHUNKS = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\nx\r\n")
+ENDLESS_HEADER = (b"HTTP/1.1 200 OK\r\nX-Endless: ", b"a")
+ENDLESS_BODY = (b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n", b"0123456789abcdef" * 64)
+
+
+def sized_body(size: int) -> tuple[bytes, bytes]:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size, b"z" * 4096
+
+
+class FloodingBroker(_Server):
+    """An MQTT broker that accepts the client's CONNECT, then sends ``unit`` packets up to
+    ``total`` bytes and reads nothing more (``read=False``) or reads and drops what comes."""
+
+    def __init__(self, unit: bytes, total: int, read: bool = False):
+        super().__init__()
+        self.unit, self.total, self.read = unit, total, read
+
+    def serve(self, conn: socket.socket, index: int) -> None:
+        conn.settimeout(WAIT)
+        got = b""
+        while not _whole_packet(got):  # the CONNECT
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise ConnectionError("no CONNECT")
+            got += chunk
+        conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+        if self.read:
+            threading.Thread(target=self._discard, args=(conn,), daemon=True).start()
+        self.flood(conn, index, self.unit, self.total)
+
+    def _discard(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                if not conn.recv(65536):
+                    return
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+
+
+def _whole_packet(data: bytes) -> bool:
+    """``data`` holds at least one whole MQTT packet (its remaining length, 2.2.3, says)."""
+    length, multiplier = 0, 1
+    for index in range(1, min(len(data), 5)):
+        length += (data[index] & 0x7F) * multiplier
+        multiplier *= 128
+        if not data[index] & 0x80:
+            return len(data) >= index + 1 + length
+    return False
+
+
+def pubrels(count: int) -> bytes:
+    """``count`` PUBREL packets, packet identifiers 1, 2, ... (4 bytes each)."""
+    return b"".join(codec.encode_ack(codec.PUBREL, 1 + i % 65535) for i in range(count))
+
+
+def qos0_publishes(count: int, topic: str = "t") -> bytes:
+    return codec.encode_publish(topic, b"", 0, False) * count
+
+
+class TcpFloodServer(_Server):
+    """Sends ``total`` bytes to whoever connects and reads nothing."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+
+    def serve(self, conn: socket.socket, index: int) -> None:
+        self.flood(conn, index, b"0123456789abcdef" * 64, self.total)
+
+
+class SilentServer(_Server):
+    """Accepts and never says a word (nor reads), until the test ends."""
+
+    def serve(self, conn: socket.socket, index: int) -> None:
+        self.stop.wait(LIFETIME)
+
+
+def udp_flood(port: int, count: int, size: int = 100, within: float = LIFETIME) -> int:
+    """``count`` datagrams of ``size`` bytes to 127.0.0.1:``port`` as fast as the kernel takes
+    them; how many were sent."""
+    sent = 0
+    ends = time.monotonic() + within
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        payload = b"u" * size
+        while sent < count and time.monotonic() < ends:
+            try:
+                sock.sendto(payload, ("127.0.0.1", port))
+                sent += 1
+            except BlockingIOError:
+                time.sleep(0)
+    return sent
+
+
+def connection_flood(port: int, count: int, within: float = LIFETIME, threads: int = 8) -> int:
+    """``count`` connections to 127.0.0.1:``port``, each closed at once, from ``threads`` threads
+    (a connect that waits for a retransmitted SYN holds up only its own thread); how many were made."""
+    made = [0] * threads
+    ends = time.monotonic() + within
+
+    def connect(index: int) -> None:
+        while sum(made) < count and time.monotonic() < ends:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=WAIT):
+                    made[index] += 1
+            except OSError:
+                time.sleep(0.001)
+
+    workers = [threading.Thread(target=connect, args=(i,), daemon=True) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(within + WAIT)
+    return sum(made)
+
+
+# --- the attacks, each on modem 0 of a fresh fleet while modem 1 is pinged ------------------------
+
+
+@dataclass
+class Attack:
+    """What an attack did: modem 1's silences, the emulator's peak RSS over its idle RSS, and
+    what the attack's own checks found (``seen``)."""
+
+    silences: Silences
+    grown_mib: float
+    seen: dict = field(default_factory=dict)
+
+
+def under_attack(fleet: Fleet, setup, attack) -> Attack:
+    """``setup(fleet)`` on modem 0, then ``attack(fleet, seen)`` while modem 1 is pinged; the peak
+    RSS counts from the end of the setup."""
+    fleet.ask(0, "ATE0")
+    fleet.ask(0, "AT+QIACT=1")
+    setup(fleet)
+    base = fleet.reset_peak()
+    seen: dict = {}
+    with Pinger(fleet) as pinger:
+        attack(fleet, seen)
+    return Attack(pinger.silences, (fleet.peak_kib() - base) / 1024, seen)
+
+
+def http_get(fleet: Fleet, port: int, rsptime: int = 60) -> None:
+    url = f"http://127.0.0.1:{port}/"
+    fleet.ask(0, f"AT+QHTTPURL={len(url)},10", b"CONNECT\r\n")
+    write_all(fleet.fds[0], url.encode())
+    fleet.expect(0, b"OK\r\n")
+    fleet.ask(0, f"AT+QHTTPGET={rsptime}")
+
+
+def mqtt_connect(fleet: Fleet, port: int, *config: str) -> None:
+    for line in config:
+        fleet.ask(0, line)
+    fleet.ask(0, f'AT+QMTOPEN=0,"127.0.0.1",{port}', b"+QMTOPEN: 0,0\r\n")
+    fleet.ask(0, 'AT+QMTCONN=0,"hostile"', b"+QMTCONN: 0,0,0\r\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["ping"]:
+        _ping(sys.argv[2])
