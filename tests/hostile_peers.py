@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -485,22 +486,26 @@ def connection_flood(port: int, count: int, within: float = LIFETIME, threads: i
     return sum(made)
 
 
-# --- the attacks, each on modem 0 of a fresh fleet while modem 1 is pinged ------------------------
+# --- the attacks, each on modem 0 of a fleet while modem 1 is pinged --------------------------------
 
 
 @dataclass
 class Attack:
-    """What an attack did: modem 1's silences, the emulator's peak RSS over its idle RSS, and
-    what the attack's own checks found (``seen``)."""
+    """What an attack did: modem 1's silences, the emulator's peak RSS over its RSS before the
+    attack, and what the attack itself found (``seen``)."""
 
     silences: Silences
     grown_mib: float
     seen: dict = field(default_factory=dict)
 
 
-def under_attack(fleet: Fleet, setup, attack) -> Attack:
+def nothing(fleet: Fleet) -> None:
+    pass
+
+
+def under_attack(fleet: Fleet, attack, setup=nothing) -> Attack:
     """``setup(fleet)`` on modem 0, then ``attack(fleet, seen)`` while modem 1 is pinged; the peak
-    RSS counts from the end of the setup."""
+    RSS and the loop's turns count from the end of the setup."""
     fleet.ask(0, "ATE0")
     fleet.ask(0, "AT+QIACT=1")
     setup(fleet)
@@ -524,6 +529,164 @@ def mqtt_connect(fleet: Fleet, port: int, *config: str) -> None:
         fleet.ask(0, line)
     fleet.ask(0, f'AT+QMTOPEN=0,"127.0.0.1",{port}', b"+QMTOPEN: 0,0\r\n")
     fleet.ask(0, 'AT+QMTCONN=0,"hostile"', b"+QMTCONN: 0,0,0\r\n")
+
+
+def block_output(fleet: Fleet, ufs_file: str = "big.bin") -> None:
+    """The host asks for a 600 KiB file (in modem 0's UFS) and reads none of it: its output is full."""
+    fleet.ask(0, f'AT+QFDWL="{ufs_file}"', b"CONNECT\r\n")
+
+
+def unblock_output(fleet: Fleet) -> bytes:
+    """The host reads the download, then asks AT until one comes back with nothing before it;
+    what came besides the download."""
+    fleet.expect(0, b"+QFDWL: ", timeout=30)
+    fleet.expect(0, b"OK\r\n")
+    said = b""
+    for _ in range(200):
+        answer = fleet.ask(0, "AT")
+        if answer == b"\r\nOK\r\n":
+            return said
+        said += answer
+    raise AssertionError("AT kept bringing more")
+
+
+def big_file(ufs: Path) -> None:
+    """Modem 0's UFS folder in ``ufs`` with a 600 KiB ``big.bin``, for ``block_output``."""
+    (ufs / "0").mkdir(parents=True, mode=0o700)
+    ufs.chmod(0o700)
+    (ufs / "0" / "big.bin").write_bytes(b"b" * (600 << 10))
+
+
+def pubrel_flood(fleet: Fleet, size: int = 4 << 20, seconds: float = 2.0) -> Attack:
+    """A broker sends ``size`` bytes of PUBREL (each answered with a PUBCOMP) and reads nothing."""
+    with FloodingBroker(pubrels(size // 4), size) as broker:
+        def attack(fleet: Fleet, seen: dict) -> None:
+            mqtt_connect(fleet, broker.port)
+            time.sleep(seconds)  # the flood, while modem 1 is asked
+            seen["state"] = fleet.ask(0, "AT+QMTCONN?")
+
+        return under_attack(fleet, attack)
+
+
+def qos0_flood(fleet: Fleet, count: int) -> Attack:
+    """``count`` QoS 0 messages from the broker to a host that reads them all (``seen["received"]``)."""
+    with FloodingBroker(qos0_publishes(count), count * 5, read=True) as broker:
+        def attack(fleet: Fleet, seen: dict) -> None:
+            mqtt_connect(fleet, broker.port)
+            line = b'\r\n+QMTRECV: 0,0,"t",""\r\n'
+            seen["received"] = sum(fleet.expect(0, line, timeout=60).count(line) for _ in range(count))
+
+        return under_attack(fleet, attack)
+
+
+def http_flood(fleet: Fleet, answer: tuple[bytes, bytes], total: int, rsptime: int = 60,
+               seconds: float = 2.0) -> Attack:
+    """A GET to a server that answers ``answer`` (``CONTINUE_FLOOD`` ...) up to ``total`` bytes:
+    the URC that ends it, or what came after ``seconds`` (``seen["urc"]``, ``seen["after"]``)."""
+    with HostileHttpServer(*answer, total=total) as server:
+        def attack(fleet: Fleet, seen: dict) -> None:
+            started = time.monotonic()
+            http_get(fleet, server.port, rsptime)
+            seen["urc"] = fleet.expect(0, b"+QHTTPGET: ", timeout=30) + fleet.expect(0, b"\r\n")
+            if b"+QHTTPGET: 0," in seen["urc"]:
+                time.sleep(seconds)  # a response nobody reads, while modem 1 is asked
+            seen["after"] = time.monotonic() - started
+            seen["sent"] = server.sent[0]
+
+        return under_attack(fleet, attack)
+
+
+def one_byte_chunks(fleet: Fleet, chunks: int) -> Attack:
+    """A response in chunks of one byte, read with AT+QHTTPREAD up to ``chunks`` of them."""
+    with HostileHttpServer(*ONE_BYTE_CHUNKS, total=max(16 << 20, 12 * chunks)) as server:
+        def attack(fleet: Fleet, seen: dict) -> None:
+            http_get(fleet, server.port)
+            fleet.expect(0, b"+QHTTPGET: 0,200\r\n")
+            fleet.ask(0, "AT+QHTTPREAD=60", b"CONNECT\r\n")
+            seen["other"] = fleet.expect(0, b"x" * chunks, timeout=60).replace(b"x", b"")
+
+        return under_attack(fleet, attack)
+
+
+ENDLESS_CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"4000\r\n" + b"z" * 0x4000 + b"\r\n")
+
+
+def readfile_flood(fleet: Fleet, answer: tuple[bytes, bytes], total: int) -> Attack:
+    """AT+QHTTPREADFILE of a response ``answer`` up to ``total`` bytes: its answer and the files
+    left in modem 0's UFS (``seen["answer"]``, ``seen["space"]``)."""
+    with HostileHttpServer(*answer, total=total) as server:
+        def attack(fleet: Fleet, seen: dict) -> None:
+            http_get(fleet, server.port)
+            fleet.expect(0, b"+QHTTPGET: 0,200")
+            fleet.expect(0, b"\r\n")
+            started = time.monotonic()
+            seen["answer"] = fleet.ask(0, 'AT+QHTTPREADFILE="big.bin",60', b"+QHTTPREADFILE: ", 60)
+            seen["answer"] += fleet.expect(0, b"\r\n")
+            seen["after"] = time.monotonic() - started
+            seen["space"] = fleet.ask(0, 'AT+QFLDS="UFS"')
+
+        return under_attack(fleet, attack)
+
+
+def unread_tcp_sockets(fleet: Fleet, seconds: float = 3.0, sockets: int = 12) -> Attack:
+    """``sockets`` TCP sockets in buffer mode whose servers flood and whose host reads nothing but
+    AT+QIRD=<id>,0 (``seen["unread"]``: the most it showed; ``seen["counts"]``: each answer)."""
+    with TcpFloodServer(32 << 20) as server:
+        def setup(fleet: Fleet) -> None:
+            for i in range(sockets):
+                fleet.ask(0, f'AT+QIOPEN=1,{i},"TCP","127.0.0.1",{server.port},0,0', f"+QIOPEN: {i},0\r\n".encode())
+
+        def attack(fleet: Fleet, seen: dict) -> None:
+            counts = []
+            ends = time.monotonic() + seconds
+            while time.monotonic() < ends:
+                for i in range(sockets):
+                    found = re.search(rb"\+QIRD: (\d+),(\d+),(\d+)", fleet.ask(0, f"AT+QIRD={i},0"))
+                    assert found is not None
+                    counts.append(tuple(int(n) for n in found.groups()))
+            seen["counts"] = counts
+            seen["unread"] = max(unread for _, _, unread in counts)
+            seen["sent"] = sum(server.sent)
+
+        return under_attack(fleet, attack, setup)
+
+
+def udp_flood_unread(fleet: Fleet, count: int, size: int = 1000) -> Attack:
+    """``count`` datagrams to a "UDP SERVICE" in direct push mode whose host's output is full
+    (``block_output``); then the host reads (``seen["pushed"]``: what came besides the file)."""
+    def setup(fleet: Fleet) -> None:
+        fleet.ask(0, 'AT+QIOPEN=1,0,"UDP SERVICE","127.0.0.1",0,5555,1', b"+QIOPEN: 0,0\r\n")
+
+    def attack(fleet: Fleet, seen: dict) -> None:
+        port = int(re.findall(r"UDP SERVICE on the module's port 5555: 127\.0\.0\.1:(\d+)", fleet.log_text())[-1])
+        block_output(fleet)
+        seen["sent"] = udp_flood(port, count, size)
+        seen["pushed"] = len(unblock_output(fleet))
+
+    return under_attack(fleet, attack, setup)
+
+
+def incoming_full_flood(fleet: Fleet, count: int) -> Attack:
+    """Every connectID taken (a listener and 11 connections), the host's output full
+    (``block_output``), ``count`` more connections; then the host reads (``seen["urcs"]``: the
+    "incoming full" URCs it got; ``seen["made"]``: the connections made)."""
+    def setup(fleet: Fleet) -> None:
+        fleet.ask(0, 'AT+QIOPEN=1,0,"TCP LISTENER","127.0.0.1",0,7777,0', b"+QIOPEN: 0,0\r\n")
+
+    def attack(fleet: Fleet, seen: dict) -> None:
+        port = int(re.findall(r"TCP LISTENER on the module's port 7777: 127\.0\.0\.1:(\d+)", fleet.log_text())[-1])
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(11)]
+        try:
+            fleet.expect(0, b'+QIURC: "incoming",11,0,')
+            fleet.expect(0, b"\r\n")
+            block_output(fleet)
+            seen["made"] = connection_flood(port, count, within=40)
+            seen["urcs"] = unblock_output(fleet).count(b'+QIURC: "incoming full"')
+        finally:
+            for sock in held:
+                sock.close()
+
+    return under_attack(fleet, attack, setup)
 
 
 if __name__ == "__main__":
