@@ -34,7 +34,8 @@ RECV_SLOTS = 5  # buffer mode keeps up to five messages per client, <recv_id> 0-
 # (+QMTSTAT: <idx>,1) rather than filling memory.
 MAX_INCOMING_PACKET = 1 << 20
 # chosen: the bytes of QoS 1 and 2 packets a client keeps for resending until the broker answers;
-# a publish that would take it past this fails (<result> 2) instead of filling memory.
+# a publish that would take it past this fails (<result> 2) instead of filling memory
+# (REFERENCE.md "HTTP(S) and MQTT").
 MAX_IN_FLIGHT_BYTES = 256 * 1024
 
 
@@ -236,6 +237,13 @@ class MqttClient(AppSocket):
         self.send(packet)
         self._arm_keepalive()
 
+    def _send_answer(self, packet: bytes) -> None:
+        """An acknowledgement of what the broker sent: if the broker does not read them, the
+        socket stops being read until they have gone (``Connection._answer``)."""
+        self._send_packet(packet)
+        if self.unsent > self.outgoing_limit:
+            self._sending_backed_up(True)
+
     def _arm_keepalive(self) -> None:
         """3.1.2.10: a PINGREQ when nothing else has been sent for <keep_alive_time> seconds."""
         link = self.link
@@ -272,7 +280,7 @@ class MqttClient(AppSocket):
         if link is None or self.unsent + len(packet) > self.outgoing_limit or \
                 (qos and link.in_flight_bytes + len(packet) > MAX_IN_FLIGHT_BYTES):
             # The broker does not take what was sent (or answer it): the message is not sent
-            # (chosen: <result> 2, as for a packet the module failed to send).
+            # (REFERENCE.md "HTTP(S) and MQTT", chosen: <result> 2, failed).
             log.info("mqtt %d: message %d not sent: the broker does not keep up", self.client_id, msgid)
             self.modem.emit_urc(f"{urc}: {self.client_id},{msgid},{int(Result.FAILED)}")
             return
@@ -386,7 +394,7 @@ class MqttClient(AppSocket):
         if packet.kind == codec.PUBREL:
             # 4.3.3: the message was delivered at PUBLISH; PUBREL lets its identifier go.
             link.received_qos2.discard(packet.packet_id)
-            self._send_packet(codec.encode_ack(codec.PUBCOMP, packet.packet_id))
+            self._send_answer(codec.encode_ack(codec.PUBCOMP, packet.packet_id))
             return
         flight = self._answered(link, packet.packet_id, packet.kind)
         if flight is None:
@@ -396,7 +404,7 @@ class MqttClient(AppSocket):
             flight.expect, flight.retries = codec.PUBCOMP, 0
             link.in_flight[flight.msgid] = flight
             link.in_flight_bytes += len(flight.packet)
-            self._send_packet(flight.packet)
+            self._send_answer(flight.packet)
             self._arm_retry(flight)
             return
         self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(Result.OK)}")
@@ -417,11 +425,11 @@ class MqttClient(AppSocket):
     def _incoming(self, link: Link, packet: codec.Publish) -> None:
         """4.3: QoS 1 answers PUBACK, QoS 2 PUBREC and delivers once per packet identifier."""
         if packet.qos == 1:
-            self._send_packet(codec.encode_ack(codec.PUBACK, packet.packet_id))
+            self._send_answer(codec.encode_ack(codec.PUBACK, packet.packet_id))
         elif packet.qos == 2:
             duplicate = packet.packet_id in link.received_qos2
             link.received_qos2.add(packet.packet_id)
-            self._send_packet(codec.encode_ack(codec.PUBREC, packet.packet_id))
+            self._send_answer(codec.encode_ack(codec.PUBREC, packet.packet_id))
             if duplicate:
                 return
         self._deliver(link, Message(packet.packet_id, packet.topic, packet.payload))

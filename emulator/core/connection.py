@@ -261,10 +261,8 @@ class Connection:
         elif isinstance(event, ev.TcpClosed):
             self._tcp_closed(event.reset)
         elif isinstance(event, ev.TcpDrained):
-            backed_up = self.unsent > self.outgoing_limit
             self.unsent = 0
-            if backed_up:
-                self._sending_backed_up(False)
+            self._sending_backed_up(False)
             self._drained()
 
     def _connected(self, event: ev.TcpConnected) -> None:
@@ -281,7 +279,7 @@ class Connection:
 
     def _apply(self, step: LayerStep) -> None:
         if step.outgoing:
-            self._send_raw(step.outgoing)
+            self._answer(step.outgoing)
         if step.failure is not None:
             self._layer_failed(step.failure)
             if self.phase is Phase.OPENING:
@@ -329,19 +327,26 @@ class Connection:
             return
         self.unsent += len(data)
         self.modem.effect(ev.SendTcp(self.conn_id, data))
+
+    def _answer(self, data: bytes) -> None:
+        """Send what the module says on its own to what the server sent (TLS records the layer
+        answers with, MQTT acknowledgements): when the server does not take it and more than
+        ``outgoing_limit`` waits, the socket stops reading what makes it say more, until all has
+        left (``TcpDrained``). Only answers: a server that does not read while it sends (an echo
+        whose own sends are blocked) would otherwise stop both ways for good; what the host sends
+        is bounded by the send buffer already."""
+        self._send_raw(data)
         if self.unsent > self.outgoing_limit:
-            # The server does not take what the module says (acknowledgements, TLS records it
-            # answers with): stop reading what makes it say more until everything has left.
             self._sending_backed_up(True)
 
     @property
     def outgoing_limit(self) -> int:
-        """Bytes waiting to leave above which the socket stops reading from its server: twice the
-        send buffer, so the host's own sends (at most one buffer: SEND FAIL beyond) never do it."""
+        """Bytes waiting to leave above which answers stop the socket being read: twice the send
+        buffer, so the host's own sends (at most one buffer: SEND FAIL beyond) never do it."""
         return 2 * self.limits.send_buffer
 
     def _sending_backed_up(self, on: bool) -> None:
-        """More than ``outgoing_limit`` waits to leave (True), or everything has left (False)."""
+        """More than ``outgoing_limit`` waits to leave after an answer (True), or all has left (False)."""
 
     # --- closing (SSL note 2.2.5, 2.3.2) --------------------------------------------------------
 

@@ -348,7 +348,8 @@ class DatagramSocket(Socket):
         if self.session is None:
             if not inbox.fits(len(data)):
                 # The host does not read (buffer access) or does not take the pushed URCs (direct
-                # push with its output full): the datagram is dropped, counted in the trace.
+                # push with its output full): the datagram is dropped, counted in the trace
+                # (REFERENCE.md "TCP/IP": UDP has no flow control).
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     log.info("socket %d: receive buffer full, %d datagrams dropped so far (the last, %d "

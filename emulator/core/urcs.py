@@ -34,9 +34,9 @@ def frame_result(settings: FramingSettings, final: FinalResult) -> bytes:
     return final.encode(settings.verbose, registers[3], registers[4])
 
 
-# Bytes of URCs the module holds for the host at most (chosen): while a command runs, or while the
-# host does not take the module's output, URCs wait; one that would take them past this bound is
-# dropped and counted (a real module's URC cache is finite too). Data never travels in a held URC:
+# Bytes of URCs the module holds for the host at most (REFERENCE.md "A host that does not read",
+# chosen): while a command runs, or while the host does not take the module's output, URCs wait; one
+# that would take them past this bound is dropped and counted (a real module's URC cache is finite too). Data never travels in a held URC:
 # direct push data and MQTT messages wait in their socket instead, which then stops reading.
 HELD_URCS_LIMIT = 64 * 1024
 

@@ -141,11 +141,9 @@ class _Delay:
             self.deliver(piece)
             ended = clock()
             if len(piece) >= self.piece // 2:  # a piece cut to size: fit the next to the time it took
-                spent = ended - started
-                if spent > TURN / 4:
-                    self.piece = max(PIECE_MIN, self.piece // 2)
-                elif spent < TURN / 16:
-                    self.piece = min(PIECE_MAX, self.piece * 2)
+                # About a quarter of a turn each, at most halved or doubled at a time.
+                wanted = self.piece * (TURN / 4) / max(ended - started, 1e-7)
+                self.piece = int(min(PIECE_MAX, self.piece * 2, max(PIECE_MIN, self.piece // 2, wanted)))
             if ended >= turn_ends:
                 break  # the rest on the loop's next turn, after everyone else's
         if self.full and self.size <= NETWORK_HOLD // 2:
