@@ -517,11 +517,13 @@ def under_attack(fleet: Fleet, attack, setup=nothing) -> Attack:
 
 
 def http_get(fleet: Fleet, port: int, rsptime: int = 60) -> None:
+    """AT+QHTTPGET of the server at ``port``; its OK and ``+QHTTPGET:`` come once the server answers
+    (or ``rsptime`` has passed), for the caller to read."""
     url = f"http://127.0.0.1:{port}/"
     fleet.ask(0, f"AT+QHTTPURL={len(url)},10", b"CONNECT\r\n")
     write_all(fleet.fds[0], url.encode())
     fleet.expect(0, b"OK\r\n")
-    fleet.ask(0, f"AT+QHTTPGET={rsptime}")
+    write_all(fleet.fds[0], f"AT+QHTTPGET={rsptime}\r".encode())
 
 
 def mqtt_connect(fleet: Fleet, port: int, *config: str) -> None:
