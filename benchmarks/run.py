@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import wait_for_boot  # noqa: E402
+from tests.processes import end_process, read_announcements, wait_for_boot  # noqa: E402
 
 SERVERS = Path(__file__).resolve().parent / "servers.py"
 TIMEOUT = 30.0  # longest wait for any answer; every loop here ends by itself
@@ -89,16 +89,12 @@ class Emulator:
         self.process = subprocess.Popen([*under, sys.executable, "-m", "ecemu", "run", "--log-level", "info", *args],
                                         stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
                                         cwd=ROOT, preexec_fn=_die_with_parent)
-        said, fd = b"", self.process.stdout.fileno()
-        while said.count(b"control: ") < count:  # each modem's last announcement
-            chunk = os.read(fd, 65536) if select.select([fd], [], [], TIMEOUT)[0] else b""
-            if not chunk:
-                log = Path(self.log.name).read_text()
-                self.close()
-                raise RuntimeError(f"ecemu run {args} did not start: {log}")
-            said += chunk
+        try:
+            announced = read_announcements(self.process, count, lambda: Path(self.log.name).read_text(), TIMEOUT)
+        except (TimeoutError, RuntimeError) as exc:
+            self.close()
+            raise RuntimeError(f"ecemu run {args} did not start: {exc}") from None
         self.ready = time.perf_counter() - start
-        announced = said.decode().splitlines()
         self.ports = [line.split(": ", 1)[1] for line in announced if line.startswith("port: ")]
         self.port = self.ports[0]
         if boot:
@@ -109,13 +105,7 @@ class Emulator:
         return set(re.findall(r"connected to \S+ with (\S+ \S+)", Path(self.log.name).read_text()))
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        end_process(self.process)
         self.process.stdout.close()
         self.log.close()
 

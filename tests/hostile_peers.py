@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecemu.commands import mqtt_codec as codec
+from tests.plain_servers import ThreadedTcpServer
+from tests.processes import end_process, read_announcements
 
 WAIT = 10.0
-START_TIMEOUT = 15.0
 # Each peer stops after this long whatever happens (seconds): no test's flood outlives it.
 LIFETIME = 60.0
 
@@ -57,19 +58,12 @@ class Fleet:
             [sys.executable, str(Path(__file__).with_name("loop_probe.py")), self.probe.name,
              "run", "--count", str(count), "--boot", "at-start", "--log-level", "info", *args],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, env=env)
-        said = b""
-        deadline = time.monotonic() + START_TIMEOUT
-        fd = self.process.stdout.fileno()
-        while said.count(b"control: ") < count:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                self.close()
-                raise TimeoutError(f"ecemu did not start: {self.log_text()}")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise RuntimeError(f"ecemu exited: {self.log_text()}")
-            said += chunk
-        self.ports = [line.split(": ", 1)[1] for line in said.decode().splitlines() if line.startswith("port: ")]
+        try:
+            said = read_announcements(self.process, count, self.log_text)
+        except BaseException:
+            self.close()
+            raise
+        self.ports = [line.split(": ", 1)[1] for line in said if line.startswith("port: ")]
         self.fds = []
         self.buffers = [bytearray() for _ in range(count)]
         for port in self.ports:
@@ -88,21 +82,7 @@ class Fleet:
 
     def expect(self, modem: int, token: bytes, timeout: float = WAIT) -> bytes:
         """What came from modem ``modem`` up to and including ``token`` (the rest is kept)."""
-        buffer = self.buffers[modem]
-        deadline = time.monotonic() + timeout
-        fd = self.fds[modem]
-        while (index := buffer.find(token)) < 0:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError(f"waited for {token!r}; got {bytes(buffer[-300:])!r}")
-            try:
-                buffer += os.read(fd, 65536)
-            except BlockingIOError:
-                pass
-        end = index + len(token)
-        out = bytes(buffer[:end])
-        del buffer[:end]
-        return out
+        return read_until(self.fds[modem], token, timeout, self.buffers[modem])
 
     def drain(self, modem: int) -> int:
         """Read and drop whatever modem ``modem`` has said; how many bytes."""
@@ -120,13 +100,7 @@ class Fleet:
         for fd in self.fds:
             os.close(fd)
         self.fds = []
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        end_process(self.process)
         self.process.stdout.close()
         self.log.close()
         text = Path(self.probe.name).read_text()
@@ -174,18 +148,22 @@ def write_all(fd: int, data: bytes, timeout: float = WAIT) -> None:
             raise TimeoutError("the port takes no more bytes")
 
 
-def read_until(fd: int, token: bytes, timeout: float = WAIT) -> bytes:
-    got = b""
+def read_until(fd: int, token: bytes, timeout: float = WAIT, buffer: bytearray | None = None) -> bytes:
+    """What ``fd`` gives up to and including ``token``; what came after it stays in ``buffer``."""
+    buffer = bytearray() if buffer is None else buffer
     deadline = time.monotonic() + timeout
-    while token not in got:
+    while (index := buffer.find(token)) < 0:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise TimeoutError(f"waited for {token!r}; got {got[-300:]!r}")
+            raise TimeoutError(f"waited for {token!r}; got {bytes(buffer[-300:])!r}")
         try:
-            got += os.read(fd, 65536)
+            buffer += os.read(fd, 65536)
         except BlockingIOError:
             pass
-    return got
+    end = index + len(token)
+    out = bytes(buffer[:end])
+    del buffer[:end]
+    return out
 
 
 def drain(fd: int) -> int:
@@ -223,8 +201,9 @@ class Pinger:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "Pinger":
-        self.process = subprocess.Popen([sys.executable, __file__, "ping", self.port],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.hostile_peers", "ping", self.port],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        cwd=Path(__file__).resolve().parent.parent)
         ready = self.process.stdout.readline()
         if ready != b"ready\n":
             raise RuntimeError(f"the pinger did not start: {ready!r}")
@@ -266,50 +245,20 @@ def _ping(port: str) -> None:
 # --- hostile servers --------------------------------------------------------------------------------
 
 
-class _Server:
-    """A TCP server on 127.0.0.1 serving each connection in its own thread with ``serve``."""
+class _Server(ThreadedTcpServer):
+    """A hostile TCP server on 127.0.0.1: each connection served by ``serve``; ``sent[i]`` counts
+    what connection i was sent, ``done`` is set when a connection's flood has ended."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.stop = threading.Event()
-        self.connections: list[socket.socket] = []
+        super().__init__(LIFETIME)
+        self.stop = self._stop
         self.sent: list[int] = []
-        self.done = threading.Event()  # a connection's flood has ended (sent it all, or was cut off)
-        self._threads: list[threading.Thread] = []
-        self._ends = time.monotonic() + LIFETIME
+        self.done = threading.Event()
 
-    def __enter__(self):
-        thread = threading.Thread(target=self._accept, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
+    def accepted(self, index: int) -> None:
+        self.sent.append(0)
 
-    def __exit__(self, *exc_info) -> None:
-        self.stop.set()
-        for thread in self._threads:
-            thread.join(WAIT)
-        self.listener.close()
-        for conn in self.connections:
-            conn.close()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set() and time.monotonic() < self._ends:
-            try:
-                conn, _ = self.listener.accept()
-            except (TimeoutError, socket.timeout):
-                continue
-            except OSError:
-                return
-            self.connections.append(conn)
-            index = len(self.sent)
-            self.sent.append(0)
-            thread = threading.Thread(target=self._run, args=(conn, index), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _run(self, conn: socket.socket, index: int) -> None:
+    def _serve(self, conn: socket.socket, index: int) -> None:
         try:
             self.serve(conn, index)
         except OSError:

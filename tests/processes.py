@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 START_TIMEOUT = 15.0
 
@@ -81,6 +82,35 @@ class RunningEmulator:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+
+
+def read_announcements(process: subprocess.Popen, modems: int, log_text: Callable[[], str],
+                       timeout: float = START_TIMEOUT) -> list[str]:
+    """The lines ``ecemu run`` printed until each of its ``modems`` announced its control socket
+    (a modem's last announcement); ``log_text`` says why when it does not."""
+    said = b""
+    fd = process.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    while said.count(b"control: ") < modems:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"ecemu did not start: {log_text()}")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise RuntimeError(f"ecemu exited: {log_text()}")
+        said += chunk
+    return said.decode().splitlines()
+
+
+def end_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout``."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def read_until(fd: int, expected: bytes, timeout: float = 5.0) -> bytes:

@@ -74,6 +74,21 @@ def test_nothing_is_delivered_while_held_and_all_of_it_after_in_order():
     run(main())
 
 
+async def connected(net: Network):
+    """Connection 1 of ``net`` to a server on 127.0.0.1: (the network's connection, the server's
+    socket, the listening socket)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setblocking(False)
+    net.execute(ev.OpenTcp(1, "127.0.0.1", server.getsockname()[1]))
+    peer, _ = await asyncio.get_running_loop().sock_accept(server)
+    peer.setblocking(False)
+    while 1 not in net.connections:
+        await asyncio.sleep(0.01)
+    conn = net.connections[1]
+    assert conn.transport is not None
+    return conn, peer, server
+
+
 def test_a_connection_whose_latency_queue_is_full_is_not_read_until_half_of_it_has_gone():
     """A round trip of 20 s holds every byte in the queue: past NETWORK_HOLD the socket is not
     read, so the server's bytes wait in the kernel; the queue never holds more than the bound
@@ -82,17 +97,7 @@ def test_a_connection_whose_latency_queue_is_full_is_not_read_until_half_of_it_h
     async def main() -> None:
         events: list = []
         net = Network(events.append)
-        server = socket.create_server(("127.0.0.1", 0))
-        server.setblocking(False)
-        port = server.getsockname()[1]
-        loop = asyncio.get_running_loop()
-        net.execute(ev.OpenTcp(1, "127.0.0.1", port))
-        peer, _ = await loop.sock_accept(server)
-        peer.setblocking(False)
-        while 1 not in net.connections:
-            await asyncio.sleep(0.01)
-        conn = net.connections[1]
-        assert conn.transport is not None
+        conn, peer, server = await connected(net)
         net.round_trip = 20.0  # connected: from now on every byte is held 10 s
         sent = 0
         chunk = b"s" * 65536
@@ -120,17 +125,10 @@ def test_pause_reading_from_the_core_holds_what_the_queue_has_and_resume_deliver
     async def main() -> None:
         events: list = []
         net = Network(events.append)
-        server = socket.create_server(("127.0.0.1", 0))
-        server.setblocking(False)
-        loop = asyncio.get_running_loop()
-        net.execute(ev.OpenTcp(1, "127.0.0.1", server.getsockname()[1]))
-        peer, _ = await loop.sock_accept(server)
-        while 1 not in net.connections:
-            await asyncio.sleep(0.01)
+        conn, peer, server = await connected(net)
         net.execute(ev.PauseReading(1))
-        conn = net.connections[1]
         conn.inbound.push(b"already on the way")  # as if the network had it before the pause
-        await loop.sock_sendall(peer, b"more")
+        await asyncio.get_running_loop().sock_sendall(peer, b"more")
         for _ in range(20):
             await asyncio.sleep(0.01)
         assert [e for e in events if isinstance(e, ev.TcpData)] == []
