@@ -8,6 +8,12 @@ echo server, so host-side tests need no code of their own to get a modem and a s
 Choose the module with ``@pytest.mark.ecemu_profile("EC800N-CN")`` or ``--ecemu-profile``, and
 the certificate the server presents with ``@pytest.mark.ecemu_cert("expired")`` or, for several,
 ``@pytest.mark.parametrize("ecemu_tls_server", ["expired", "selfsigned"], indirect=True)``.
+
+``@pytest.mark.ecemu_replay("field.log")`` makes ``ecemu_modem`` a replay of a recorded session
+(``ecemu.replay``; the path is relative to the test's file): the module answers as the log's did,
+and the test fails with the report when the host departs from the log, or stops before the log's
+last host line (``complete=False`` allows that). ``on_divergence="emulate"`` carries on as the
+emulated module instead of failing.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ecemu_profile(name): the module profile ecemu_modem emulates")
     config.addinivalue_line("markers", "ecemu_cert(name): the certificate ecemu_tls_server presents "
                                        "(rsa, ecdsa, expired, notyet, wronghost, badsig, otherca, selfsigned)")
+    config.addinivalue_line("markers", "ecemu_replay(log, on_divergence='stop', complete=True, profile=None): "
+                                       "ecemu_modem replays a recorded session (the path relative to the test file)")
 
 
 @pytest.fixture
@@ -37,11 +45,52 @@ def ecemu_modem(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """
     from ecemu.api import Emulator
 
+    replay = request.node.get_closest_marker("ecemu_replay")
+    if replay is not None:
+        yield from _replayed_modem(request, replay)
+        return
     marker = request.node.get_closest_marker("ecemu_profile")
     profile = marker.args[0] if marker else request.config.getoption("--ecemu-profile")
     with Emulator(profile=profile, ufs=tmp_path_factory.mktemp("ufs")) as modem:
         modem.wait_for_boot()
         yield modem
+
+
+def _replayed_modem(request: pytest.FixtureRequest, marker: pytest.Mark):
+    """``ecemu_modem`` under ``@pytest.mark.ecemu_replay(LOG, ...)``: the log's module side."""
+    from pathlib import Path
+
+    from ecemu.replay import DIVERGENCE_MODES, Replay
+    from ecemu.sessionlog import LogError
+
+    if not marker.args:
+        pytest.fail("ecemu_replay needs the log's path: @pytest.mark.ecemu_replay('field.log')", pytrace=False)
+    unknown = set(marker.kwargs) - {"on_divergence", "complete", "profile"}
+    if unknown:
+        pytest.fail(f"ecemu_replay: unknown arguments {', '.join(sorted(unknown))}", pytrace=False)
+    on_divergence = marker.kwargs.get("on_divergence", "stop")
+    if on_divergence not in DIVERGENCE_MODES:
+        pytest.fail(f"ecemu_replay: on_divergence is one of {', '.join(DIVERGENCE_MODES)}", pytrace=False)
+    path = Path(marker.args[0])
+    if not path.is_absolute():
+        path = Path(request.path).parent / path
+    if not path.is_file():
+        pytest.fail(f"ecemu_replay: no log at {path}", pytrace=False)
+    try:
+        module = Replay(path, on_divergence=on_divergence, profile=marker.kwargs.get("profile")).start()
+    except (LogError, ValueError) as exc:
+        pytest.fail(f"ecemu_replay: {exc}", pytrace=False)
+    try:
+        module.wait_for_boot()
+        yield module
+    finally:
+        module.stop()
+    if module.report is not None and on_divergence == "stop":
+        pytest.fail(f"ecemu_replay: {module.report}", pytrace=False)
+    left = module.host_line_left()
+    if left is not None and marker.kwargs.get("complete", True) and module.report is None:
+        pytest.fail(f"ecemu_replay: the test ended before the log's host line {left.line} "
+                    f"({path.name}): {left.shown()}", pytrace=False)
 
 
 @pytest.fixture

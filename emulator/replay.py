@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ecemu.profile import load_profile
-from ecemu.sessionlog import HOST, MODULE, ReadOptions, Record, open_log
+from ecemu.sessionlog import HOST, MODULE, LogError, ReadOptions, Record, open_log
 from ecemu.sessionlog.matching import Divergence, HostMatcher
 from ecemu.sessionlog.modules import profile_for
 from ecemu.shell.runner import ModemRunner, PtyHost
@@ -63,6 +63,7 @@ class ReplayEngine:
         self.host_records_matched = 0
         self.other_channels = 0
         self._last_time: float | None = None
+        self.log_error: LogError | None = None
 
     # -- reading ahead ---------------------------------------------------------------------
 
@@ -71,6 +72,11 @@ class ReplayEngine:
             try:
                 record = next(self._records)
             except StopIteration:
+                self._exhausted = True
+                break
+            except LogError as exc:
+                # A line further on cannot be read: the replay ends there, and says why.
+                self.log_error = exc
                 self._exhausted = True
                 break
             if record.direction not in (HOST, MODULE):
@@ -170,7 +176,22 @@ class ReplayEngine:
 
     @property
     def finished(self) -> bool:
-        return self._peek() is None and self.divergence is None
+        return self._peek() is None and self.divergence is None and self.log_error is None
+
+    def host_line_left(self) -> Record | None:
+        """The next host record the host has not sent (reading on through the log), or None."""
+        if self.matcher.record is not None:
+            return self.matcher.record
+        index = 0
+        while (record := self._peek(index)) is not None:
+            if record.direction == HOST:
+                return record
+            if index > 1000:  # a long run of the module's own lines: drop them, they were not said
+                self._ahead.clear()
+                index = 0
+                continue
+            index += 1
+        return None
 
 
 class _MemoryHost:
@@ -279,6 +300,7 @@ class ReplayServer:
     def _start_clock(self) -> None:
         self._send(self.engine.start(self.loop.time()))
         self._arm()
+        self._check_done()
 
     def host_left(self, last_words: bytes = b"") -> None:
         self.host_data(last_words)
@@ -364,6 +386,13 @@ class ReplayServer:
         self.done.set()
 
     def _check_done(self) -> None:
+        error = self.engine.log_error
+        if error is not None and self.report is None:
+            self.report = f"the log cannot be read on: {error}"
+            if self.report_divergence is not None:
+                self.report_divergence(self.report)
+            self.done.set()
+            return
         if self.engine.finished and not self._output and self.host_came and not self.host_present \
                 and not self.emulating:
             self.done.set()
@@ -422,6 +451,7 @@ class Replay:
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._left: Record | None = None
         self.reports: list[str] = []
 
     @property
@@ -462,6 +492,11 @@ class Replay:
         try:
             await self._stopped.wait()
         finally:
+            try:
+                self._left = server.engine.host_line_left()
+            except LogError as exc:
+                self._left = None
+                self.reports.append(str(exc))
             server.close()
 
     def wait_for_boot(self, timeout: float = 10.0) -> None:
@@ -498,6 +533,10 @@ class Replay:
             return ReplayResult(self.report, False, 0, [])
         return ReplayResult(self.report, server.engine.finished, server.engine.host_records_matched,
                             list(server.info.warnings))
+
+    def host_line_left(self) -> Record | None:
+        """The log's next host line the host had not sent when the replay stopped, or None."""
+        return self._left
 
     def stop(self) -> None:
         if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():

@@ -132,15 +132,16 @@ _TOKEN = re.compile(r"\\(?:x([0-9a-fA-F]{2})|\{([A-Za-z0-9_*-]*)\}|(.)|$)")
 _SIMPLE = {"\\": b"\\", "r": b"\r", "n": b"\n", "t": b"\t"}
 
 
-def unescape(text: str, line: int = 0, placeholders: bool = True) -> tuple[bytes | str, ...]:
+def unescape(text: str, line: int = 0, placeholders: bool = True, column: int = 0) -> tuple[bytes | str, ...]:
     """The parts of an escaped DATA field: bytes, and placeholder names where ``\\{name}``
-    stands. Raises LogError for a bad escape or a control character (binary data) in the text."""
+    stands. Raises LogError for a bad escape or a control character (binary data) in the text;
+    columns are counted from ``column``, where the field starts in its line."""
     parts: list[bytes | str] = []
     chunk = bytearray()
     position = 0
     for match in _TOKEN.finditer(text):
         if match.start() > position:
-            chunk += _text_bytes(text[position:match.start()], line, position)
+            chunk += _text_bytes(text[position:match.start()], line, column + position)
         hex_digits, name, other = match.group(1), match.group(2), match.group(3)
         if hex_digits is not None:
             chunk.append(int(hex_digits, 16))
@@ -156,13 +157,13 @@ def unescape(text: str, line: int = 0, placeholders: bool = True) -> tuple[bytes
         elif other is not None and other in _SIMPLE:
             chunk += _SIMPLE[other]
         elif other is not None:
-            raise LogError(line, f"unknown escape \\{other} at column {match.start() + 1}; "
+            raise LogError(line, f"unknown escape \\{other} at column {column + match.start() + 1}; "
                                  f"a backslash is written \\\\")
         else:
             raise LogError(line, "a backslash at the end of the line (truncated escape?)")
         position = match.end()
     if position < len(text):
-        chunk += _text_bytes(text[position:], line, position)
+        chunk += _text_bytes(text[position:], line, column + position)
     if chunk or not parts:
         parts.append(bytes(chunk))
     return tuple(parts)
@@ -303,7 +304,7 @@ def parse_records(lines: Iterator[tuple[int, bytes]], source: str = "", first: l
             previous = time
         direction = match.group("dir")
         try:
-            parts = unescape(match.group("data"), number, placeholders=direction != EVENT)
+            parts = unescape(match.group("data"), number, placeholders=direction != EVENT, column=match.start("data"))
         except LogError as exc:
             raise LogError(number, exc.message, source) from None
         data = b"".join(part for part in parts if isinstance(part, bytes))

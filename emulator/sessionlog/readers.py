@@ -26,6 +26,8 @@ from ecemu.sessionlog.format import (
 )
 
 FORMATS = ("auto", "session", "trace", "transcript", "capture")
+# Days are counted from 2000 so that a date and a time of day, as seconds, keep their microseconds.
+_EPOCH = date(2000, 1, 1).toordinal()
 SAMPLE_LINES = 2000  # lines read ahead to choose a format and a transcript's markers
 
 
@@ -130,7 +132,14 @@ def read_bytes(data: bytes, format: str = "auto", options: ReadOptions | None = 
 # --- choosing the format ----------------------------------------------------------------------
 
 _SOCAT_HEADER = re.compile(r"([<>]) (\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)\.(\d+)\s+length=(\d+) from=(\d+) to=(\d+)\s*\Z")
-_INTERCEPTTY = re.compile(r"([<>])\s+0x([0-9a-fA-F]{2})(?:\s+\((.)\))?\s*\Z")
+# interceptty: one line per byte (``< 0x41 (A)``; ``> \t0x0d ([CR])`` for what the device sent), or
+# with -e a line of bytes up to the line end (``< 41(A):54(T):0d([CR])``); with -T each buffer's
+# first line starts with its time (``[12:34 56.123456]``) and its other lines with spaces.
+_INTERCEPTTY = re.compile(r"(?:\[(\d\d):(\d\d) (\d\d)\.(\d{6})\]| {10,})?([<>]) \t?"
+                          r"(?P<bytes>0x[0-9a-fA-F]{2}(?: \((?:\[[A-Z]+\]|' '|.)\))?|"
+                          r"[0-9a-fA-F]{2}(?:\((?:\[[A-Z]+\]|' '|.)\))?(?::[0-9a-fA-F]{2}(?:\((?:\[[A-Z]+\]|' '|.)\))?)*)"
+                          r"\s*\Z")
+_INTERCEPTTY_BYTE = re.compile(r"(?:0x)?([0-9a-fA-F]{2})(?:\((?:\[[A-Z]+\]|' '|.)\)| \((?:\[[A-Z]+\]|' '|.)\))?")
 
 
 def detect(sample: list[tuple[int, bytes]]) -> str:
@@ -234,7 +243,8 @@ class _CaptureReader:
         self.host_sign = log.options.capture_host or default_host
         if self.host_sign not in "<>" or len(self.host_sign) != 1:
             raise LogError(0, f"the capture's host sign is < or >, not {self.host_sign!r}")
-        log.info.headers.update({"line-ends": "exact", "timing": "real" if self.socat else "none",
+        stamped = self.socat or (bool(texts) and texts[0].startswith("["))  # interceptty -T
+        log.info.headers.update({"line-ends": "exact", "timing": "real" if stamped else "none",
                                  "capture": "socat" if self.socat else "interceptty"})
 
     def _direction(self, sign: str) -> str:
@@ -304,25 +314,35 @@ class _CaptureReader:
         direction: str | None = None
         data = bytearray()
         first_line = 0
+        stamp: float | None = None
+        start: float | None = None
+        record_time: float | None = None
         for number, raw in lines:
-            text = raw.decode("latin-1").strip()
-            if not text:
+            text = raw.decode("latin-1").rstrip()
+            if not text.strip():
                 continue
             match = _INTERCEPTTY.match(text)
             if match is None:
-                raise LogError(number, f"not an interceptty line (< or >, then 0xNN): {text[:60]!r}",
+                raise LogError(number, f"not an interceptty line (< or >, then the byte as 0xNN): {text[:60]!r}",
                                self.log.source)
-            this = self._direction(match.group(1))
-            if this != direction and data:
+            if match.group(1) is not None:
+                hours, minutes, seconds, micro = (int(match.group(i)) for i in range(1, 5))
+                stamp = hours * 3600 + minutes * 60 + seconds + micro / 1e6
+                if start is None:
+                    start = stamp
+            this = self._direction(match.group(5))
+            new_buffer = match.group(1) is not None
+            if data and (this != direction or new_buffer):
                 assert direction is not None
-                yield Record(None, direction, bytes(data), 0, first_line)
+                yield Record(record_time, direction, bytes(data), 0, first_line)
                 data = bytearray()
             if not data:
                 first_line = number
+                record_time = None if stamp is None or start is None else round(stamp - start, 6)
             direction = this
-            data.append(int(match.group(2), 16))
+            data += bytes(int(item.group(1), 16) for item in _INTERCEPTTY_BYTE.finditer(match.group("bytes")))
         if data and direction is not None:
-            yield Record(None, direction, bytes(data), 0, first_line)
+            yield Record(record_time, direction, bytes(data), 0, first_line)
 
 
 def _socat_time(match: re.Match) -> float:
@@ -333,7 +353,7 @@ def _socat_time(match: re.Match) -> float:
         value = int(fraction) / 1e6
     else:
         value = int(fraction) / 10 ** len(fraction)
-    days = date(year, month, day).toordinal()
+    days = date(year, month, day).toordinal() - _EPOCH
     return days * 86400 + hour * 3600 + minute * 60 + second + value
 
 
@@ -385,6 +405,7 @@ class _Line:
     marker: str | None  # HOST, MODULE, or None (no marker)
     text: str
     symbol: str | None = None  # the arrow-like marker, before its direction is known
+    original: str = ""  # the whole line, as the log has it (for warnings)
 
 
 class _TranscriptReader:
@@ -436,6 +457,7 @@ class _TranscriptReader:
                                    f"a transcript is text; record binary sessions with `ecemu record` or a hex "
                                    f"capture", self.log.source)
         text = _decode_text(raw).rstrip("\r")
+        original = text.strip()
         time, text = self._time(text)
         marker: str | None = None
         symbol: str | None = None
@@ -443,18 +465,18 @@ class _TranscriptReader:
             if pattern is not None:
                 match = re.match(_TAG + r"\s*" + pattern.pattern + r"\s?", text)
                 if match:
-                    return _Line(number, time, direction, text[match.end():])
+                    return _Line(number, time, direction, text[match.end():], original=original)
         if self.host_pattern is None and self.module_pattern is None:
             for direction, words in _WORD_MARKERS:
                 match = re.match(_TAG + r"\s*(?:" + words + r")\s?", text)
                 if match:
-                    return _Line(number, time, direction, text[match.end():])
+                    return _Line(number, time, direction, text[match.end():], original=original)
             for candidate in _SYMBOLS:
                 if text.startswith(candidate + " ") or text == candidate:
                     symbol = candidate
                     text = text[len(candidate) + 1:]
                     break
-        return _Line(number, time, marker, text, symbol)
+        return _Line(number, time, marker, text, symbol, original)
 
     def _time(self, text: str) -> tuple[float | None, str]:
         for pattern in _STAMPS:
@@ -510,33 +532,32 @@ class _TranscriptReader:
                     line.marker = self.symbol_directions[line.symbol]
                 else:
                     line.text = line.symbol + (" " + line.text if line.text or raw.rstrip().endswith(b" ") else "")
-            time = self._relative(line.time)
             text = line.text
             if text.strip() == _BOX:
                 continue  # SSCOM's picture of the line end it sent
             text = text.rstrip(_BOX)
             if self.shown:
-                yield from self._shown(line, text, time, state)
+                yield from self._shown(line, text, state)
             else:
-                yield from self._inferred(line, text, time, state)
+                yield from self._inferred(line, text, state)
 
-    def _shown(self, line: _Line, text: str, time: float | None, state: "_Framing") -> Iterator[Record]:
+    def _shown(self, line: _Line, text: str, state: "_Framing") -> Iterator[Record]:
         direction = line.marker
         if direction is None:
             if self.marked:
                 # Every chunk of a log that shows line ends has its marker; a line without one
                 # is the firmware's own printing.
                 if text.strip():
-                    self.log.warn(line.number, f"a line without a direction: {text.strip()[:60]!r}")
+                    self.log.warn(line.number, f"a line without a direction: {line.original[:80]!r}")
                 return
             direction = HOST if _AT_LINE.match(text.strip()) else MODULE
         data = _shown_bytes(text)
         if not data:
             return
         state.last_direction = direction
-        yield Record(time, direction, data, 0, line.number)
+        yield Record(self._relative(line.time), direction, data, 0, line.number)
 
-    def _inferred(self, line: _Line, text: str, time: float | None, state: "_Framing") -> Iterator[Record]:
+    def _inferred(self, line: _Line, text: str, state: "_Framing") -> Iterator[Record]:
         stripped = text.strip()
         if not stripped:
             return  # blank lines carry nothing when line ends are put back by rule
@@ -544,13 +565,14 @@ class _TranscriptReader:
         if direction is None:
             direction = self._unmarked_direction(stripped, state)
             if direction is None:
-                self.log.warn(line.number, f"not a line of the modem's dialogue: {stripped[:60]!r}")
+                self.log.warn(line.number, f"not a line of the modem's dialogue: {line.original[:80]!r}")
                 return
+        time = self._relative(line.time)
         if direction == HOST:
             if state.data_mode:
+                # Data after a prompt or CONNECT: the host's bytes as the log shows them, no line
+                # end (a transcript does not say whether one was sent).
                 state.data_mode = False
-                self.log.warn(line.number, "data typed after a prompt: taken as the host's bytes, "
-                                           "without a line end (its exact bytes are not in the log)")
                 yield Record(time, HOST, stripped.encode("utf-8"), 0, line.number)
                 return
             yield Record(time, HOST, stripped.encode("utf-8") + state.host_line_end, 0, line.number)
@@ -647,7 +669,7 @@ def _stamp_seconds(match: re.Match) -> float:
         if groups.get("date"):
             year, month, day = (int(x) for x in re.split(r"[-/.]", groups["date"]))
             try:
-                value += date(year, month, day).toordinal() * 86400
+                value += (date(year, month, day).toordinal() - _EPOCH) * 86400
             except ValueError:
                 pass
         return value
