@@ -529,12 +529,21 @@ def check_log(path: str | Path, options: CheckOptions | None = None) -> CheckRep
     exact_bytes = log.info.line_ends == "exact"
     timed = log.info.timed and options.timing
     stand_ins = StandIns(report)
-    emulator = Emulator(profile=profile_name, boot="on-open").start()
-    port = HostPort(emulator.port)
+    items = _Exchanges(exchanges(log.records(), report))
+    start = _how_the_log_starts(items)
+    emulator = Emulator(profile=profile_name, boot="at-start" if start == "booted" else "on-open").start()
+    port: HostPort | None = None
     try:
-        _play(log, report, port, emulator, stand_ins, rules, options, exact_bytes, timed)
+        port = HostPort(emulator.port)
+        if start == "booted":
+            emulator.wait_for_boot()  # its URCs wait in the port for the host: the log's first lines
+        elif start == "after-boot":
+            emulator.wait_for_boot()
+            _drain(port, options.quiet)  # the boot URCs the log does not have
+        _play(items, report, port, stand_ins, rules, options, exact_bytes, timed)
     finally:
-        port.close()
+        if port is not None:
+            port.close()
         emulator.stop()
         stand_ins.close()
         log.close()
@@ -544,29 +553,46 @@ def check_log(path: str | Path, options: CheckOptions | None = None) -> CheckRep
     return report
 
 
-def _play(log, report: CheckReport, port: HostPort, emulator, stand_ins: StandIns, rules: list[Rule],
-          options: CheckOptions, exact: bool, timed: bool) -> None:
-    items = exchanges(log.records(), report)
-    ahead: deque[Exchange] = deque()
+class _Exchanges:
+    """The exchanges of a log, with a look ahead."""
 
-    def take() -> Exchange | None:
-        if ahead:
-            return ahead.popleft()
-        return next(items, None)
+    def __init__(self, items: Iterator[Exchange]):
+        self._items = items
+        self._ahead: deque[Exchange] = deque()
 
-    def peek() -> Exchange | None:
-        if not ahead:
-            following = next(items, None)
+    def take(self) -> Exchange | None:
+        if self._ahead:
+            return self._ahead.popleft()
+        return next(self._items, None)
+
+    def peek(self, index: int = 0) -> Exchange | None:
+        while len(self._ahead) <= index:
+            following = next(self._items, None)
             if following is None:
                 return None
-            ahead.append(following)
-        return ahead[0]
+            self._ahead.append(following)
+        return self._ahead[index]
 
-    first = peek()
-    boot_expected = first is not None and not first.host and bool(first.module)
-    emulator.wait_for_boot()
-    if not boot_expected:
-        _drain(port, options.quiet)  # the boot URCs the log does not have
+
+def _how_the_log_starts(items: _Exchanges) -> str:
+    """``booted``: the log opens with the module's own lines (its boot URCs, said before the
+    host's first line): the emulator powers on first and the host reads them. ``racing``: the
+    host's first line came before the boot URCs (``RDY`` is in its answer): the host speaks as
+    soon as it opens the port. ``after-boot``: the log starts after the boot, which is waited
+    for and left out."""
+    index = 0
+    while (exchange := items.peek(index)) is not None and not exchange.host:
+        if exchange.module:
+            return "booted"
+        index += 1
+    if exchange is not None and any(b"RDY\r\n" in record.data for record in exchange.module):
+        return "racing"
+    return "after-boot"
+
+
+def _play(items: _Exchanges, report: CheckReport, port: HostPort, stand_ins: StandIns, rules: list[Rule],
+          options: CheckOptions, exact: bool, timed: bool) -> None:
+    take, peek = items.take, items.peek
     last_activity = time.monotonic()
     previous_log_time: float | None = None
     url_rewrites: dict[int, tuple[bytes, bytes]] = {}
@@ -612,7 +638,14 @@ def _play(log, report: CheckReport, port: HostPort, emulator, stand_ins: StandIn
             got_chunks: list[tuple[bytes, float | None, int]] = []
             expected = []
         else:
-            got_chunks = _collect(port, start, deadline, expected, exact, echoes, rules, options.quiet)
+            quiet = options.quiet
+            following = peek()
+            last_record = exchange.module[-1] if exchange.module else (exchange.host[-1] if exchange.host else None)
+            if timed and following is not None and following.host and last_record is not None \
+                    and following.host[0].time is not None and last_record.time is not None:
+                # The log's host spoke again this soon: anything later is the next exchange's.
+                quiet = min(quiet, max(0.0, following.host[0].time - last_record.time))
+            got_chunks = _collect(port, start, deadline, expected, exact, echoes, rules, quiet)
         last_activity = time.monotonic()
         got = tokens(got_chunks, exact, echoes, rules)
         differences = _compare(expected, got, timed and bool(exchange.host), options.tolerance, exchange)
@@ -626,6 +659,7 @@ def _play(log, report: CheckReport, port: HostPort, emulator, stand_ins: StandIn
 
 
 def _event(event: Record, port: HostPort, report: CheckReport) -> None:
+    """The log's host closing and opening the port again (a first open is the check's own)."""
     name = event.data.decode("latin-1").split(" ", 1)[0]
     if name == "host-closed" and port.fd is not None:
         port.close()

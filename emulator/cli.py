@@ -774,10 +774,15 @@ def replay(log_file: Path, link: Path | None, on_divergence: str, profile_name: 
             click.echo(f"played to the end: {server.engine.host_records_matched} host lines matched", err=True)
         return 0
 
+    from ecemu.sessionlog import validate
+
     try:
+        # The whole log is read once first: a bad line is refused now, not when the host reaches it.
+        validate(log_file, options)
         status = asyncio.run(serve())
     except (LogError, ModuleMismatch) as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"ecemu replay: {exc}", err=True)
+        sys.exit(2)
     sys.exit(status)
 
 
@@ -803,8 +808,11 @@ def check(log_file: Path, profile_name: str | None, rule_files: tuple[Path, ...]
     from ecemu.sessionlog.rules import RuleError
 
     options = _make_read_options(log_format, host_marker, module_marker, host_line_end, capture_host, strict)
+    from ecemu.sessionlog import validate
+
     try:
         rules = load_rules(list(rule_files))
+        validate(log_file, options)  # a bad line is refused before the emulator starts
         report = check_log(log_file, CheckOptions(profile=profile_name, rules=rules, tolerance=tolerance_ms / 1000,
                                                   timing=not no_timing, read_options=options))
     except (LogError, ModuleMismatch, RuleError) as exc:

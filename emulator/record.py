@@ -174,6 +174,7 @@ class Recorder:
         self.host_present = False
         self.host_came = False
         self._reopen: asyncio.TimerHandle | None = None
+        self.closed = False
         self.bytes_from_host = self.bytes_from_device = 0
 
     @property
@@ -193,7 +194,8 @@ class Recorder:
         return self.loop.time() - self.start_time
 
     def _log(self, direction: str, data: bytes) -> None:
-        self.writer.record(self._now(), direction, data)
+        if not self.closed:
+            self.writer.record(self._now(), direction, data)
 
     # -- the device ----------------------------------------------------------------------
 
@@ -355,6 +357,8 @@ class Recorder:
                 self.loop.add_reader(self.device_fd, self._device_readable)
 
     def close(self) -> None:
+        if self.closed:
+            return
         if self._reopen is not None:
             self._reopen.cancel()
         if self.device_fd is not None:
@@ -367,6 +371,7 @@ class Recorder:
             os.close(self.device_fd)
             self.device_fd = None
         self.host.close()
+        self.closed = True
         self.out.close()
 
 

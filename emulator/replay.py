@@ -25,12 +25,12 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ecemu.profile import load_profile
-from ecemu.sessionlog import HOST, MODULE, LogError, ReadOptions, Record, open_log
+from ecemu.sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open_log
 from ecemu.sessionlog.matching import Divergence, HostMatcher
 from ecemu.sessionlog.modules import profile_for
 from ecemu.shell.runner import ModemRunner, PtyHost
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 DIVERGENCE_MODES = ("stop", "emulate")
 START_TIMEOUT = 10.0
-OUTPUT_LIMIT = 1024 * 1024  # bytes queued for a host that does not read before the log waits for it
+PREAMBLE_LIMIT = 1024 * 1024  # bytes looked through for the log's first host-opened event
 
 
 class ReplayEngine:
@@ -64,6 +64,7 @@ class ReplayEngine:
         self.other_channels = 0
         self._last_time: float | None = None
         self.log_error: LogError | None = None
+        self._opened_at: float | None = None
 
     # -- reading ahead ---------------------------------------------------------------------
 
@@ -95,13 +96,49 @@ class ReplayEngine:
 
     # -- playing ---------------------------------------------------------------------------
 
+    def prepare(self) -> bytes:
+        """What the module said before the log's host first opened the port (a recording's
+        ``host-opened`` event): said at once, before any host comes, as it was then (an opener
+        that flushes the port does not see it). The clock will start at that event. A log
+        without the event plays everything from the moment the host opens the port."""
+        held: list[Record] = []
+        size = 0
+        while size < PREAMBLE_LIMIT and not self._exhausted:
+            try:
+                record = next(self._records)
+            except StopIteration:
+                self._exhausted = True
+                break
+            except LogError as exc:
+                self.log_error = exc
+                self._exhausted = True
+                break
+            if record.direction == EVENT:
+                if record.data.startswith(b"host-opened") and record.channel == 0:
+                    self._opened_at = record.time
+                    return b"".join(self.matcher.substitute(r) for r in held)
+                continue
+            if record.channel != 0:
+                self.other_channels += 1
+                continue
+            held.append(record)
+            size += len(record.data)
+            if record.direction == HOST:
+                break
+        self._ahead.extend(held)
+        return b""
+
     def start(self, now: float) -> bytes:
-        """The host opened the port: the clock starts, at the log's first record."""
+        """The host opened the port: the clock starts, at the log's first record (or at the
+        log's own first open)."""
         if self._started:
             return b""
         self._started = True
         first = self._peek()
-        self._anchor_log = first.time if first is not None and first.time is not None else 0.0
+        if self._opened_at is not None:
+            self._anchor_log = self._opened_at
+        else:
+            self._anchor_log = first.time if first is not None and first.time is not None else 0.0
         self._anchor_real = now
         return self.due(now)
 
@@ -264,10 +301,14 @@ class ReplayServer:
         if self.mode == "emulate":
             self.profile_name = profile_for(self._profile or self.info.headers.get("module"))[0]
             self._ufs = Path(tempfile.mkdtemp(prefix="ecemu-replay-ufs-"))
-            self.emulator = ModemRunner(load_profile(self.profile_name), self._ufs, host=_MemoryHost(self),
-                                        boot="at-start")
+            # The log gave the host its boot URCs; the emulated module's are said at once, at the
+            # start, where they are thrown away with everything it says until a divergence.
+            profile = load_profile(self.profile_name)
+            profile = replace(profile, boot_urcs=tuple(replace(urc, after_ms=0) for urc in profile.boot_urcs))
+            self.emulator = ModemRunner(profile, self._ufs, host=_MemoryHost(self), boot="at-start")
             self.emulator.start()
         self.host.start(self)  # type: ignore[arg-type]  # the replay is the runner PtyHost reports to
+        self._send(self.engine.prepare())
 
     @property
     def port(self) -> str:
@@ -314,16 +355,26 @@ class ReplayServer:
     def host_data(self, data: bytes) -> None:
         if not data:
             return
-        if self.emulator is not None:
-            self.emulator.host_data(data)
         if self.emulating:
+            assert self.emulator is not None
+            self.emulator.host_data(data)
             return
         now = self.loop.time()
         reply = self.engine.host_bytes(data, now)
         self._send(reply)
-        if self.engine.divergence is not None:
+        divergence = self.engine.divergence
+        if divergence is not None:
+            # The emulated module gets what matched the log (its answers thrown away, as the
+            # log's were given), then, once it speaks for itself, what departed from it.
+            matched = data[:len(data) - len(divergence.came)]
+            if self.emulator is not None and matched:
+                self.emulator.host_data(matched)
             self._diverged()
+            if self.emulating and self.emulator is not None and divergence.came:
+                self.emulator.host_data(divergence.came)
             return
+        if self.emulator is not None:
+            self.emulator.host_data(data)
         self._arm()
         self._check_done()
 

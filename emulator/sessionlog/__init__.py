@@ -8,9 +8,9 @@ Nothing here touches the emulator: ``ecemu record``, ``ecemu replay`` and ``ecem
 from ecemu.sessionlog.format import (
     EVENT, HOST, MODULE, LogError, Record, SessionInfo, SessionWriter, escape, unescape, write_session,
 )
-from ecemu.sessionlog.readers import FORMATS, ReadOptions, SessionLog, open_log, read_bytes
+from ecemu.sessionlog.readers import FORMATS, ReadOptions, SessionLog, open_log, read_bytes, validate
 
 __all__ = [
     "EVENT", "FORMATS", "HOST", "MODULE", "LogError", "ReadOptions", "Record", "SessionInfo", "SessionLog",
-    "SessionWriter", "escape", "open_log", "read_bytes", "unescape", "write_session",
+    "SessionWriter", "escape", "open_log", "read_bytes", "unescape", "validate", "write_session",
 ]

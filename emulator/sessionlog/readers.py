@@ -121,6 +121,15 @@ def open_log(path: str | Path, format: str = "auto", options: ReadOptions | None
         raise
 
 
+def validate(path: str | Path, options: ReadOptions | None = None) -> SessionInfo:
+    """Read a whole log once, to refuse a bad one before it is used (LogError with the line);
+    its info, warnings included. Bounded memory, whatever its size."""
+    with open_log(path, options=options) as log:
+        for _ in log.records():
+            pass
+        return log.info
+
+
 def read_bytes(data: bytes, format: str = "auto", options: ReadOptions | None = None,
                source: str = "<log>") -> tuple[SessionInfo, list[Record]]:
     """A whole small log from memory: its info and records (tests, the corpus)."""
