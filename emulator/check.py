@@ -28,6 +28,7 @@ theirs, not the real server's, so data the module received from a real server di
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import os
 import re
@@ -69,6 +70,7 @@ class Difference:
     expected: str | None = None
     got: str | None = None
     detail: str = ""
+    key: str = ""  # the line after the normalising rules: what pairs a missing line with an extra one
 
     def render(self) -> str:
         where = f"line {self.line}" if self.line else "log"
@@ -181,7 +183,8 @@ def exchanges(records: Iterator[Record], report: CheckReport) -> Iterator[Exchan
 @dataclass
 class Token:
     raw: bytes
-    norm: str
+    norm: str  # the line after the rules, with its CR and LF (what compares in an exact log)
+    key: str  # the line after the rules, without them (what says two lines are the same line)
     time: float | None
     line: int
 
@@ -189,52 +192,44 @@ class Token:
         return escape(self.raw)
 
 
-_FRAME = re.compile(rb"\A([\r\n]*)(.*?)([\r\n]*)\Z", re.S)
+# A line on the wire: the CR LF that frames it, its text, and what ends it (an echo ends with
+# the host's CR alone, an answer line with CR LF); CR LF left over at the end stands alone.
+_WIRE_LINE = re.compile(rb"[\r\n]*[^\r\n]+(?:\r\n|\r|\n)?|[\r\n]+")
+_TEXT_LINE = re.compile(rb"[^\r\n]+")
 
 
 def tokens(chunks: list[tuple[bytes, float | None, int]], exact: bool, echoes: set[bytes],
            rules: list[Rule]) -> list[Token]:
-    """The lines of what the module said, each with the time its last byte came."""
+    """The lines of what the module said, each with the time its last byte came and the log line
+    it starts in."""
+    data = b"".join(chunk for chunk, _, _ in chunks)
+    ends: list[int] = []
+    position = 0
+    for chunk, _, _ in chunks:
+        position += len(chunk)
+        ends.append(position)
     out: list[Token] = []
-    pending = bytearray()
-    start_line = 0
-    for data, when, line in chunks:
-        if not pending:
-            start_line = line
-        position = 0
-        while position < len(data):
-            if exact:
-                end = data.find(b"\n", position)
-            else:
-                found = [index for index in (data.find(b"\r", position), data.find(b"\n", position)) if index >= 0]
-                end = min(found) if found else -1
-            if end < 0:
-                pending += data[position:]
-                break
-            pending += data[position:end + 1]
-            position = end + 1
-            _emit(out, bytes(pending), when, start_line or line, exact, echoes, rules)
-            pending.clear()
-            start_line = line
-    if pending:
-        last_when = chunks[-1][1] if chunks else None
-        _emit(out, bytes(pending), last_when, start_line, exact, echoes, rules)
+    for match in (_WIRE_LINE if exact else _TEXT_LINE).finditer(data):
+        raw = match.group(0)
+        first = bisect.bisect_right(ends, match.start())
+        last = bisect.bisect_left(ends, match.end())
+        when = chunks[min(last, len(chunks) - 1)][1]
+        line = chunks[min(first, len(chunks) - 1)][2]
+        content = raw.strip(b"\r\n")
+        if not exact:
+            content = content.strip()
+            if not content or content in echoes:
+                continue
+            raw = content
+        text = normalise(content.decode("latin-1"), rules)
+        if exact:
+            head = raw[:len(raw) - len(raw.lstrip(b"\r\n"))].decode("latin-1")
+            tail = raw[len(raw.rstrip(b"\r\n")):].decode("latin-1")
+            norm = head + text + tail
+        else:
+            norm = text
+        out.append(Token(raw, norm, text, when, line))
     return out
-
-
-def _emit(out: list[Token], raw: bytes, when: float | None, line: int, exact: bool, echoes: set[bytes],
-          rules: list[Rule]) -> None:
-    match = _FRAME.match(raw)
-    assert match is not None
-    prefix, content, suffix = match.groups()
-    text = normalise(content.decode("latin-1"), rules)
-    if exact:
-        out.append(Token(raw, prefix.decode("latin-1") + text + suffix.decode("latin-1"), when, line))
-        return
-    content = content.strip()
-    if not content or content in echoes:
-        return
-    out.append(Token(content, normalise(content.decode("latin-1"), rules), when, line))
 
 
 # --- stand-ins for the servers ------------------------------------------------------------------
@@ -703,14 +698,15 @@ def _compare(expected: list[Token], got: list[Token], timed: bool, tolerance: fl
              exchange: Exchange) -> list[Difference]:
     out: list[Difference] = []
     fallback_line = exchange.host[0].line if exchange.host else (exchange.module[0].line if exchange.module else 0)
-    matcher = difflib.SequenceMatcher(a=[token.norm for token in expected], b=[token.norm for token in got],
+    matcher = difflib.SequenceMatcher(a=[token.key for token in expected], b=[token.key for token in got],
                                       autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            if not timed:
-                continue
             for mine, theirs in zip(expected[i1:i2], got[j1:j2], strict=True):
-                if mine.time is None or theirs.time is None:
+                if mine.norm != theirs.norm:
+                    out.append(Difference("bytes", mine.line or fallback_line, mine.shown(), theirs.shown(),
+                                          "the same line, framed by other CR and LF", key=mine.key))
+                if not timed or mine.time is None or theirs.time is None:
                     continue
                 if abs(theirs.time - mine.time) > tolerance:
                     out.append(Difference("timing", mine.line or fallback_line, mine.shown(), detail=(
@@ -724,11 +720,12 @@ def _compare(expected: list[Token], got: list[Token], timed: bool, tolerance: fl
             if mine.norm != mine.raw.decode("latin-1") or theirs.norm != theirs.raw.decode("latin-1"):
                 detail = f"normalised: {escape(mine.norm.encode('latin-1', 'replace'))} / " \
                          f"{escape(theirs.norm.encode('latin-1', 'replace'))}"
-            out.append(Difference("bytes", mine.line or fallback_line, mine.shown(), theirs.shown(), detail))
+            out.append(Difference("bytes", mine.line or fallback_line, mine.shown(), theirs.shown(), detail,
+                                  key=mine.key))
         for mine in expected[i1 + pairs:i2]:
-            out.append(Difference("missing", mine.line or fallback_line, mine.shown()))
+            out.append(Difference("missing", mine.line or fallback_line, mine.shown(), key=mine.key))
         for theirs in got[j1 + pairs:j2]:
-            out.append(Difference("extra", fallback_line, got=theirs.shown(), detail=(
+            out.append(Difference("extra", fallback_line, got=theirs.shown(), key=theirs.key, detail=(
                 f"{theirs.time:.3f} s after the host's line" if theirs.time is not None else "")))
     return out
 
@@ -737,14 +734,14 @@ def _order_pass(previous: list[Difference], current: list[Difference], report: C
     """A line missing from one exchange and extra in the next (or the other way) came in another
     order than in the log: one ``order`` difference instead of two."""
     carried: list[Difference] = []
-    current_left = list(current)
+    current_left = _paired_in_order(current)
     for old in previous:
         partner = None
+        text = old.expected if old.kind == "missing" else old.got
         if old.kind in ("missing", "extra"):
             want_kind = "extra" if old.kind == "missing" else "missing"
-            text = old.expected if old.kind == "missing" else old.got
             for new in current_left:
-                if new.kind == want_kind and (new.got if want_kind == "extra" else new.expected) == text:
+                if new.kind == want_kind and new.key == old.key:
                     partner = new
                     break
         if partner is None:
@@ -760,6 +757,20 @@ def _order_pass(previous: list[Difference], current: list[Difference], report: C
     for difference in carried:
         report.add(difference)
     return current_left
+
+
+def _paired_in_order(differences: list[Difference]) -> list[Difference]:
+    """Within one exchange: a line missing at one place and extra at another came in another
+    order than in the log."""
+    out = list(differences)
+    for missing in [d for d in out if d.kind == "missing"]:
+        extra = next((d for d in out if d.kind == "extra" and d.key == missing.key), None)
+        if extra is None:
+            continue
+        out.remove(extra)
+        out[out.index(missing)] = Difference("order", missing.line, missing.expected, key=missing.key, detail=(
+            "the emulator said it in another place among the lines of this answer"))
+    return out
 
 
 def load_rules(paths: list[str | Path]) -> list[Rule]:
