@@ -199,9 +199,10 @@ _TEXT_LINE = re.compile(rb"[^\r\n]+")
 
 
 def tokens(chunks: list[tuple[bytes, float | None, int]], exact: bool, echoes: set[bytes],
-           rules: list[Rule]) -> list[Token]:
+           rules: list[Rule], omitted: frozenset[bytes] = frozenset()) -> list[Token]:
     """The lines of what the module said, each with the time its last byte came and the log line
-    it starts in."""
+    it starts in. ``omitted``: lines the log leaves out (its ``omitted`` header: a transcript
+    that shows answers without their OK), left out on both sides."""
     data = b"".join(chunk for chunk, _, _ in chunks)
     ends: list[int] = []
     position = 0
@@ -218,7 +219,7 @@ def tokens(chunks: list[tuple[bytes, float | None, int]], exact: bool, echoes: s
         content = raw.strip(b"\r\n")
         if not exact:
             content = content.strip()
-            if not content or content in echoes:
+            if not content or content in echoes or content in omitted:
                 continue
             raw = content
         text = normalise(content.decode("latin-1"), rules)
@@ -535,7 +536,9 @@ def check_log(path: str | Path, options: CheckOptions | None = None) -> CheckRep
         elif start == "after-boot":
             emulator.wait_for_boot()
             _drain(port, options.quiet)  # the boot URCs the log does not have
-        _play(items, report, port, stand_ins, rules, options, exact_bytes, timed)
+        omitted = frozenset(item.strip().encode("latin-1") for item in log.info.headers.get("omitted", "").split(",")
+                            if item.strip())
+        _play(items, report, port, stand_ins, rules, options, exact_bytes, timed, omitted)
     finally:
         if port is not None:
             port.close()
@@ -586,7 +589,7 @@ def _how_the_log_starts(items: _Exchanges) -> str:
 
 
 def _play(items: _Exchanges, report: CheckReport, port: HostPort, stand_ins: StandIns, rules: list[Rule],
-          options: CheckOptions, exact: bool, timed: bool) -> None:
+          options: CheckOptions, exact: bool, timed: bool, omitted: frozenset[bytes] = frozenset()) -> None:
     take, peek = items.take, items.peek
     last_activity = time.monotonic()
     previous_log_time: float | None = None
@@ -624,7 +627,7 @@ def _play(items: _Exchanges, report: CheckReport, port: HostPort, stand_ins: Sta
         expected_chunks = [(data, (when - anchor) if (when is not None and anchor is not None) else None, line)
                            for data, when, line in expected_bytes]
         echoes = _echo_lines(exchange.host_bytes) | _echo_lines(sent)
-        expected = tokens(expected_chunks, exact, echoes, rules)
+        expected = tokens(expected_chunks, exact, echoes, rules, omitted)
         last_offset = max((token.time for token in expected if token.time is not None), default=0.0)
         deadline = start + (max(options.wait, last_offset + options.tolerance + 0.5) if timed else options.wait)
         if not exchange.host and port.fd is None:
@@ -640,9 +643,9 @@ def _play(items: _Exchanges, report: CheckReport, port: HostPort, stand_ins: Sta
                     and following.host[0].time is not None and last_record.time is not None:
                 # The log's host spoke again this soon: anything later is the next exchange's.
                 quiet = min(quiet, max(0.0, following.host[0].time - last_record.time))
-            got_chunks = _collect(port, start, deadline, expected, exact, echoes, rules, quiet)
+            got_chunks = _collect(port, start, deadline, expected, exact, echoes, rules, quiet, omitted)
         last_activity = time.monotonic()
-        got = tokens(got_chunks, exact, echoes, rules)
+        got = tokens(got_chunks, exact, echoes, rules, omitted)
         differences = _compare(expected, got, timed and bool(exchange.host), options.tolerance, exchange)
         unresolved = _order_pass(unresolved, differences, report)
         if exchange.module and exchange.module[-1].time is not None:
@@ -673,7 +676,8 @@ def _echo_lines(data: bytes) -> set[bytes]:
 
 
 def _collect(port: HostPort, start: float, deadline: float, expected: list[Token], exact: bool,
-             echoes: set[bytes], rules: list[Rule], quiet: float) -> list[tuple[bytes, float | None, int]]:
+             echoes: set[bytes], rules: list[Rule], quiet: float,
+             omitted: frozenset[bytes] = frozenset()) -> list[tuple[bytes, float | None, int]]:
     """What the emulator says: until as many lines as the log has have come and then ``quiet``
     seconds passed without more, or until the deadline."""
     chunks: list[tuple[bytes, float | None, int]] = []
@@ -689,7 +693,7 @@ def _collect(port: HostPort, start: float, deadline: float, expected: list[Token
         data = port.read(limit)
         if data:
             chunks.append((data, time.monotonic() - start, 0))
-            if len(tokens(chunks, exact, echoes, rules)) >= wanted:
+            if len(tokens(chunks, exact, echoes, rules, omitted)) >= wanted:
                 settle_at = time.monotonic() + quiet
             continue
 

@@ -236,3 +236,13 @@ def test_a_log_that_cannot_be_read_is_refused_with_its_line(tmp_path):
     assert result.stderr == (f"ecemu replay: {log}:3: not a record: '0.1 <<< OK' (the direction is >, < or !, "
                              f"then one space and the data)\n")
     assert result.stdout == ""
+
+
+def test_the_readme_example_replays_as_the_readme_says(pytester):
+    """The README's session (placeholders and all) and its pytest example, run as written."""
+    from tests.readme_blocks import example
+
+    pytester.makefile(".log", field=example("field-log"))
+    pytester.makepyfile(example("field-log-pytest"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "0")
+    result.assert_outcomes(passed=1)

@@ -223,7 +223,9 @@ def mqtt_connect(modem: "Modem", call: CommandCall) -> Reply:
     if not 2 <= len(call.args) <= 4:
         raise _refused()
     client = _client(modem, call)
-    client_id = _text(call, 1)
+    # An EC800M took an unquoted client ID (``AT+QMTCONN=0,0``) as the text it is, REFERENCE.md
+    # "HTTP(S) and MQTT".
+    client_id = _text(call, 1) if call.args[1] is None or call.args[1].quoted else call.args[1].text
     username = _text(call, 2) if _given(call, 2) else None
     password = _text(call, 3) if _given(call, 3) else None
     if not client.opened or client.link is None or client.link.session is not Session.INITIALIZING:
@@ -370,7 +372,8 @@ def mqtt_publish_ex(modem: "Modem", call: CommandCall) -> Outcome:
     notes' form with the message quoted in place of <msglen> publishes it at once (its outcome as
     ``+QMTPUB``, as those notes show it)."""
     if call.form is Form.TEST:
-        return ok(f'+QMTPUBEX: (0-{CLIENTS - 1}),(0-65535),(0-2),(0,1),"<topic>",(1-{MAX_MESSAGE})')
+        # As an EC800M prints it, placeholders and all (REFERENCE.md "HTTP(S) and MQTT").
+        return ok(f'+QMTPUBEX: (0-{CLIENTS - 1}), <msgid>,(0-2),(0,1),"topic","length"')
     require_form(call, Form.WRITE)
     if len(call.args) != 6 or call.args[5] is None:
         raise _refused()

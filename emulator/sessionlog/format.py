@@ -31,7 +31,9 @@ Headers the tools read: ``module`` (a profile name or a model, e.g. ``EC800M-CN`
 ``firmware``, ``source``, ``line-ends`` (``exact``: the records are the bytes on the wire;
 ``inferred``: the log showed lines, and CR/LF were put back by rule, so only the lines compare),
 ``timing`` (``real`` or ``none``), ``host-line-end`` (``cr`` or ``crlf``), ``normalise``
-(``PATTERN => REPLACEMENT``, one rule per header line, for ``ecemu check``).
+(``PATTERN => REPLACEMENT``, one rule per header line, for ``ecemu check``), ``omitted`` (lines a
+transcript leaves out, comma-separated, e.g. ``OK`` when only the answers were pasted: ``ecemu
+check`` leaves them out on both sides).
 """
 
 from __future__ import annotations
