@@ -34,6 +34,7 @@ import os
 import re
 import select
 import socket
+import termios
 import threading
 import time
 import tty
@@ -425,7 +426,7 @@ class HostPort:
 
     def open(self) -> None:
         self.fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        tty.setraw(self.fd)
+        tty.setraw(self.fd, termios.TCSANOW)  # now, not after a flush: the boot URCs may be waiting
 
     def close(self) -> None:
         if self.fd is not None:

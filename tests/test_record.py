@@ -18,7 +18,7 @@ import pytest
 
 from ecemu.api import Emulator
 from ecemu.sessionlog import HOST, MODULE
-from tests.fieldlog_helpers import Running, events, wait_for_log
+from tests.fieldlog_processes import Running, events, wait_for_log
 from tests.host import AtHost
 
 PAYLOAD = bytes(range(256)) * 4  # every byte value, CR, LF, Ctrl+Z, NUL among them

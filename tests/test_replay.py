@@ -18,7 +18,7 @@ from ecemu.api import Emulator
 from ecemu.echo_server import TlsEchoServer
 from ecemu.replay import Replay, ReplayEngine
 from ecemu.sessionlog import HOST, MODULE, Record
-from tests.fieldlog_helpers import Running, events, wait_for_log
+from tests.fieldlog_processes import Running, events, wait_for_log
 from tests.host import AtHost
 from tests.processes import wait_for_boot
 

@@ -1,5 +1,5 @@
-"""Helpers for the field-log tests: ``ecemu record`` and ``ecemu replay`` as real processes, and a
-host program that talks to a port the way driver code does."""
+"""``ecemu record`` and ``ecemu replay`` as real processes for the field-log tests, and waiting
+for a session file being written to show something."""
 
 from __future__ import annotations
 
