@@ -5,9 +5,14 @@ for HTTPS. It records every request and answers:
 - ``GET /bytes/<n>``: ``n`` bytes of a fixed pseudo-random stream (``body_bytes(n)``), with
   Content-Length; ``GET /chunked/<n>``: the same, chunked; ``GET /close/<n>``: the same, ended by
   closing the connection (no length);
+- ``GET /range/<n>``: ``n`` letters ``abc...z`` repeated, honouring a ``Range: bytes=a-b`` header
+  (206 and that part) as httpbin.org's ``/range/<n>`` does;
+- ``GET /redirect-to?url=<url>[&status_code=<c>]``: 302 (or ``c``) to that absolute URL;
+  ``GET /redirect/<n>``: ``n`` redirects with a relative Location, the last to ``/get``;
+  ``GET /absolute-redirect/<n>``: the same with absolute ones;
 - ``POST`` / ``PUT`` anything: the request body back, with the request's Content-Type;
 - ``GET`` anything else: ``Hello from ecemu`` and the path, as text/plain; ``/status/<code>``
-  answers with that status.
+  answers with that status, ``/status/<code>/empty`` with that status and no body (as httpbin.org).
 
     with HttpTestServer(tls=True) as server:   # server.port, server.ca_pem, server.requests
 
@@ -18,6 +23,7 @@ fixture one per test.
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 import tempfile
 import threading
@@ -25,6 +31,7 @@ import warnings
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 
 def body_bytes(count: int) -> bytes:
@@ -66,9 +73,50 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _redirect(self, status: int, location: str) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _range(self, count: int) -> None:
+        data = bytes(97 + n % 26 for n in range(count))
+        asked = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or "")
+        if asked is None:
+            return self._send(200, data, "application/octet-stream")
+        first = int(asked.group(1))
+        last = min(int(asked.group(2)) if asked.group(2) else count - 1, count - 1)
+        if first > last:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{count}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        part = data[first:last + 1]
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Range", f"bytes {first}-{last}/{count}")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        self.wfile.write(part)
+        return None
+
     def do_GET(self) -> None:
         self._record()
+        split = urlsplit(self.path)
+        if split.path == "/redirect-to":
+            query = parse_qs(split.query)
+            return self._redirect(int(query.get("status_code", ["302"])[0]), query.get("url", ["/"])[0])
         parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "status" and parts[1].isdigit() and parts[2] == "empty":
+            return self._send(int(parts[1]), b"")
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] in ("redirect", "absolute-redirect"):
+            left = int(parts[1]) - 1
+            path = f"/{parts[0]}/{left}" if left > 0 else "/get"
+            if parts[0] == "absolute-redirect":
+                scheme = "https" if self.server.owner.tls else "http"
+                path = f"{scheme}://{self.headers.get('Host')}{path}"
+            return self._redirect(302, path)
         if len(parts) == 2 and parts[1].isdigit():
             kind, count = parts[0], int(parts[1])
             if kind == "bytes":
@@ -77,6 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, body_bytes(count), "application/octet-stream", length=False)
             if kind == "status":
                 return self._send(count, f"status {count}\n".encode())
+            if kind == "range":
+                return self._range(count)
             if kind == "chunked":
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")

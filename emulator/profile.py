@@ -108,6 +108,21 @@ class Device:
 
 
 @dataclass(frozen=True)
+class DefaultBearer:
+    """The PDP context LTE's attach brings up (the default EPS bearer), as the module's firmware
+    shows it: active before the host activated anything (``[network.default_bearer]``).
+    ``context`` 0: the firmware shows none, every context waits for AT+QIACT / AT+CGACT."""
+
+    context: int = 0
+    apn: str = ""  # the APN the network gave it (AT+QICSGP and AT+CGDCONT? read it)
+    type: str = "IP"  # "IP", "IPV6" or "IPV4V6", as AT+CGDCONT names them
+
+    def __post_init__(self) -> None:
+        if self.type.upper() not in ("IP", "IPV6", "IPV4V6"):
+            raise ValueError(f"default_bearer type {self.type!r} is not IP, IPV6 or IPV4V6")
+
+
+@dataclass(frozen=True)
 class BootUrc:
     after_ms: int
     text: str
@@ -122,11 +137,13 @@ class Profile:
     network: Network
     device: Device
     boot_urcs: tuple[BootUrc, ...]
+    default_bearer: DefaultBearer = DefaultBearer()
 
     @classmethod
     def from_toml(cls, name: str, data: dict) -> "Profile":
         network = dict(data["network"])
         network["csq"] = tuple(network["csq"])
+        bearer = DefaultBearer(**network.pop("default_bearer", {}))
         return cls(
             name=name,
             identity=Identity(**data["identity"]),
@@ -135,6 +152,7 @@ class Profile:
             network=Network(**network),
             device=Device(**data["device"]),
             boot_urcs=tuple(BootUrc(**u) for u in data.get("boot", {}).get("urc", [])),
+            default_bearer=bearer,
         )
 
 

@@ -50,6 +50,19 @@ class AtHost:
         self.serial.write(line + b"\r")
         return self.expect(final) if final is not None else self.until_final()
 
+    def said(self, line: str) -> bytes:
+        """``ask(line)`` less the echo of the line (ATE1): the module's answer."""
+        answer = self.ask(line)
+        assert answer.startswith(line.encode("latin-1") + b"\r"), answer
+        return answer[len(line) + 1:]
+
+    def set_http_url(self, url: str) -> None:
+        """AT+QHTTPURL=<length>,80, CONNECT, the URL (not echoed), OK."""
+        line = f"AT+QHTTPURL={len(url)},80"
+        assert self.ask(line, final=b"CONNECT\r\n") == line.encode() + b"\r\r\nCONNECT\r\n"
+        self.write(url.encode())
+        assert self.until_final() == b"\r\nOK\r\n"
+
     def until_final(self, timeout: float | None = None) -> bytes:
         deadline = time.monotonic() + (timeout or self.timeout)
         while (match := FINAL.search(self._buffer)) is None:

@@ -42,8 +42,9 @@ def h() -> CoreHarness:
     return CoreHarness()
 
 
-def test_there_are_four_profiles():
-    assert PROFILES == ["EC200M-CN", "EC200N-CN", "EC800M-CN", "EC800N-CN"]
+def test_the_profiles_are_the_four_modules_and_the_eg800k():
+    # EG800K-CN: the family's module whose real logs the emulator replays (REFERENCE.md).
+    assert PROFILES == ["EC200M-CN", "EC200N-CN", "EC800M-CN", "EC800N-CN", "EG800K-CN"]
 
 
 # --- identity, for every module -------------------------------------------------------------------

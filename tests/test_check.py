@@ -183,7 +183,9 @@ def test_which_profile_stands_in_for_which_module():
     assert profile_for("EC800M-CN") == ("EC800M-CN", True)
     assert profile_for("EC800MCNGAR06A05M08") == ("EC800M-CN", True)
     assert profile_for("EC200U") == ("EC200M-CN", False)
-    assert profile_for("EG800K") == ("EC800N-CN", False)
+    assert profile_for("EG800K") == ("EG800K-CN", True)
+    assert profile_for("EG800KCNGCR07A04M04") == ("EG800K-CN", True)
+    assert profile_for("EG800Q") == ("EG800K-CN", False)
     with pytest.raises(ModuleMismatch, match="the log is of a BG96, not of the EC200x/EC800x/EG800 family"):
         profile_for("BG96")
 

@@ -51,11 +51,14 @@ def test_a_line_ends_at_cr_and_what_follows_waits():
     assert e.editor.line_end_open  # the LF of CR LF may still come
 
 
-def test_the_lf_of_cr_lf_in_the_same_write_belongs_to_the_line():
+def test_the_lf_of_cr_lf_in_the_same_write_belongs_to_the_line_and_is_taken_after_it_runs():
     e = Editor()
-    assert e.edit(b"at\r\nAT") == (b"AT", b"at")
-    assert bytes(e.echo) == b"at\r\n" and not e.editor.line_end_open
-    assert e.seen == [("line_end", {"data": b"\r\n", "mode": "command"})]
+    assert e.edit(b"at\r\nAT") == (b"\nAT", b"at")  # the line runs before the LF is taken
+    assert bytes(e.echo) == b"at\r" and e.editor.line_end_open
+    data = bytearray(b"\nAT")
+    e.editor.take_line_end_lf(data, HostMode.DATA, in_command_mode=False, echo=False)
+    assert data == b"AT" and bytes(e.echo) == b"at\r"  # the line's end even in a data mode
+    assert e.seen == [("line_end", {"data": b"\r\n", "mode": "data"})]
 
 
 def test_a_line_split_anywhere_is_the_same_line():

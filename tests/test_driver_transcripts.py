@@ -91,13 +91,14 @@ def tinygsm_start_up() -> list[Step]:
     """restart(), then what a sketch asks before it connects: identity, SIM, signal, registration,
     gprsConnect("cmnet"), isGprsConnected(), localIP(). Both versions send the same bytes."""
     return [
-        # restart(): testAT() while echo is still on, then a full functionality reset.
-        tinygsm(b"", answer=b"AT\r\n" + OK),
-        tinygsm(b"+CFUN=", b"1", b",1", answer=b"AT+CFUN=1,1\r\n" + OK + BOOT),
+        # restart(): testAT() while echo is still on, then a full functionality reset. The answer
+        # follows the echoed CR; the LF is not echoed (REFERENCE.md "Line ends").
+        tinygsm(b"", answer=b"AT\r" + OK),
+        tinygsm(b"+CFUN=", b"1", b",1", answer=b"AT+CFUN=1,1\r" + OK + BOOT),
         # It then waits up to 10 s for "APP RDY", a BG96 URC that an EC200x never sends (the wait
         # times out and the driver goes on); after the reset echo is on again.
-        tinygsm(b"", answer=b"AT\r\n" + OK),
-        tinygsm(b"E0", answer=b"ATE0\r\n" + OK),
+        tinygsm(b"", answer=b"AT\r" + OK),
+        tinygsm(b"E0", answer=b"ATE0\r" + OK),
         tinygsm(b"+CMEE=0"),
         tinygsm(b"+CTZR=0"),
         tinygsm(b"+CTZU=1"),
@@ -306,7 +307,7 @@ TEAR_DOWN = {
 def hologram_start_up() -> list[Step]:
     return [
         # Modem.__init__: init_serial_commands() and the Quectel registration reports.
-        hologram(b"E0", answer=b"ATE0\r\n" + OK),
+        hologram(b"E0", answer=b"ATE0\r" + OK),  # the LF is not echoed (REFERENCE.md "Line ends")
         hologram(b"+CMEE", b"2"),
         hologram(b"+CPIN", query=True, answer=info(b"+CPIN: READY")),
         hologram(b"+CTZU", b"1"),

@@ -112,14 +112,20 @@ def test_omitted_size_takes_the_documented_default_of_10240_bytes():
     assert h.command('AT+QFUPL="big"') == CONNECT
     data = bytes(range(256)) * 40
     assert h.send(data[:-1]) == b""
-    assert h.send(data[-1:] + b"AT\r") == uploaded(data) + OK
+    assert h.send(data[-1:]) == uploaded(data)
     assert h.files.size("big") == 10240
+    assert h.command("AT") == OK
 
 
-def test_bytes_after_the_last_data_byte_are_the_next_command_line():
+def test_bytes_that_came_with_the_last_data_byte_are_dropped_later_ones_are_commands():
+    # The length rule (REFERENCE.md "Data after a prompt"): what the host had sent past <file_size>
+    # when the file is complete is neither file nor command, as past AT+QMTPUBEX's length on an
+    # EC800M; a command sent after the answer runs.
     h = CoreHarness()
     assert h.command('AT+QFUPL="a",3') == CONNECT
-    assert h.send(b"xyzAT+QFLST\r") == uploaded(b"xyz") + b'\r\n+QFLST: "UFS:a",3\r\n' + OK
+    assert h.send(b"xyzAT+QFLST\r") == uploaded(b"xyz")
+    assert h.files.read("a") == b"xyz"
+    assert h.command("AT+QFLST") == b'\r\n+QFLST: "UFS:a",3\r\n' + OK
 
 
 def test_commands_after_the_upload_on_the_same_line_run_once_it_is_done():
@@ -130,13 +136,13 @@ def test_commands_after_the_upload_on_the_same_line_run_once_it_is_done():
 
 def test_upload_split_at_every_byte_boundary():
     data = NASTY + b"payload"
-    wire = data + b"AT+QFLST\r"
-    expected = uploaded(data) + f'\r\n+QFLST: "UFS:f",{len(data)}\r\n'.encode() + OK
-    for cut in range(len(wire) + 1):
+    wire = data + b"AT+QFLST\r"  # what follows the file in the same write is dropped
+    for cut in range(len(data)):
         h = CoreHarness()
         assert h.command(f'AT+QFUPL="f",{len(data)}') == CONNECT
-        assert h.send(wire[:cut]) + h.send(wire[cut:]) == expected, cut
+        assert h.send(wire[:cut]) + h.send(wire[cut:]) == uploaded(data), cut
         assert h.files.read("f") == data
+        assert h.command("AT+QFLST") == f'\r\n+QFLST: "UFS:f",{len(data)}\r\n'.encode() + OK
 
 
 def test_upload_one_byte_at_a_time():
@@ -154,14 +160,14 @@ def test_upload_split_anywhere_gives_the_same_file_and_answer(data, cuts, echo):
     h = CoreHarness(echo=echo)
     line = f'AT+QFUPL="f",{len(data)}'.encode()
     assert h.command(line) == (line + b"\r" if echo else b"") + CONNECT
-    wire = data + b"AT\r"
-    bounds = [0, *sorted(set(cuts)), len(wire)]
+    bounds = [0, *sorted({cut for cut in cuts if cut < len(data)}), len(data)]
     out = b""
     for start, end in zip(bounds, bounds[1:]):
-        out += h.send(wire[start:end])
+        out += h.send(data[start:end])
         out += h.advance(0.5)  # at most 8 pieces: even in all, less silence than the 5 s timeout
-    assert out == uploaded(data) + (b"AT\r" if echo else b"") + OK
+    assert out == uploaded(data)
     assert h.files.read("f") == data
+    assert h.command("AT") == (b"AT\r" if echo else b"") + OK
 
 
 def test_ack_mode_sends_a_after_every_1k_block_but_the_last():

@@ -134,10 +134,10 @@ def test_unknown_profile_is_refused_with_the_known_ones():
     assert "EC200M-CN" in result.stderr and "EC999" in result.stderr
 
 
-def test_profiles_command_lists_all_four():
+def test_profiles_command_lists_every_profile():
     result = subprocess.run([sys.executable, "-m", "ecemu", "profiles"], capture_output=True, text=True,
                             timeout=30, check=True)
-    assert result.stdout.split() == ["EC200M-CN", "EC200N-CN", "EC800M-CN", "EC800N-CN"]
+    assert result.stdout.split() == ["EC200M-CN", "EC200N-CN", "EC800M-CN", "EC800N-CN", "EG800K-CN"]
 
 
 def test_miniterm_attached_to_the_port_gets_ok(emulator):

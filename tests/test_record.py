@@ -88,7 +88,7 @@ def test_the_host_may_close_and_reopen_the_port(module, tmp_path):
     try:
         for round_ in range(3):
             with AtHost(str(tmp_path / "modem"), timeout=10) as host:
-                assert host.ask(f"AT+CSCS?".encode()).endswith(b'+CSCS: "GSM"\r\n\r\nOK\r\n'), round_
+                assert host.ask("AT+CSCS?".encode()).endswith(b'+CSCS: "GSM"\r\n\r\nOK\r\n'), round_
         records = wait_for_log(out, lambda records: events(records).count("host-closed") == 3)
     finally:
         assert tap.stop() == 0, tap.stderr()

@@ -435,7 +435,7 @@ def test_a_100_megabyte_log_is_read_in_bounded_memory():
     try:
         log = SessionLog(stream, "huge.log")
         count = 0
-        for record in log.records():
+        for _record in log.records():
             count += 1
         _, peak = tracemalloc.get_traced_memory()
     finally:

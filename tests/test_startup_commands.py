@@ -487,8 +487,9 @@ def test_qpowd_answers_ok_then_powered_down_then_nothing(h, line):
 
 def test_qpowd_with_echo_and_cr_lf(h):
     assert h.command("ATE1") == OK
-    # The LF of the CR LF is the line's and echoed with it (README, line ends).
-    assert h.send(b"AT+QPOWD=1\r\n") == b"AT+QPOWD=1\r\n" + OK + urc("POWERED DOWN")
+    # The answer follows the echoed CR; the LF of the CR LF is the line's, taken after it without
+    # an echo (README, line ends).
+    assert h.send(b"AT+QPOWD=1\r\n") == b"AT+QPOWD=1\r" + OK + urc("POWERED DOWN")
     assert h.send(b"AT\r\n") == b""
 
 

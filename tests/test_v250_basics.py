@@ -224,14 +224,15 @@ def test_s3_with_echo_and_v0():
     h = CoreHarness(echo=True)
     assert h.send(b"ATS3=35V0\r") == b"ATS3=35V0\r0#"  # 35 is "#"
     assert h.send(b"AT+CSQ#") == b"AT+CSQ#" + CSQ.encode() + b"#\n0#"
-    assert h.send(b"\nAT#") == b"\nAT#0#"  # an LF starting a line is still skipped (echoed): S3 is not LF
+    # The LF right after S3 is that line's end, as after CR: taken after the answer, not echoed.
+    assert h.send(b"\nAT#") == b"AT#0#"
     assert h.send(b"ATV1S3=13#") == b"ATV1S3=13#" + OK
 
 
 def test_s3_lf_ends_a_line_and_lf_at_the_start_is_an_empty_line():
     h = CoreHarness(echo=True)
     assert h.send(b"ATS3=10\r") == b"ATS3=10\r\n\nOK\n\n"
-    assert h.send(b"\n") == b"\n"  # echoed, an empty line, no answer
+    assert h.send(b"\n") == b""  # the LF after the CR that ended ATS3=10: that line's end, no answer
     assert h.send(b"AT\n") == b"AT\n\n\nOK\n\n"
 
 

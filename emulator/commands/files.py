@@ -153,6 +153,7 @@ class UploadSink:
     commands, ``+++`` included: chosen, so that binary files are safe). The file is written once,
     when complete or timed out (see ``expire``), and never over an existing one (407 first)."""
 
+    counted = True  # what the host sent past <file_size> is dropped (the length rule, core/data_entry.py)
     name: str
     size: int
     timeout: float
@@ -230,8 +231,14 @@ def upload(modem: "Modem", call: CommandCall) -> Outcome:
 
 # --- AT+QFLST, AT+QFDEL, AT+QFDWL, AT+QFLDS ------------------------------------------------
 
+# AT+QFLST is answered apart from the module's command parser: an EC200T echoes the LF of
+# `AT+QFLST` CR LF before the listing, where AT+QFDEL and the others answer before it
+# (REFERENCE.md "Line ends", seen). How long the listing takes is not known; 10 ms (chosen) is
+# longer than one byte takes on the line at any AT+IPR rate (1.04 ms at 9600).
+LISTING_TIME = 0.010
 
-@command("+QFLST", family=FAMILY)
+
+@command("+QFLST", family=FAMILY, answered_after=LISTING_TIME)
 def list_files(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QFLST[="<pattern>"]: ``+QFLST: "UFS:<name>",<size>`` per file, sorted by name
     (REFERENCE.md, Files (seen)); test form answers OK (doc). A pattern that matches nothing

@@ -1,5 +1,5 @@
-"""The HTTP(S) commands: AT+QHTTPCFG, AT+QHTTPURL, AT+QHTTPGET, AT+QHTTPPOST, AT+QHTTPPOSTFILE,
-AT+QHTTPREAD, AT+QHTTPREADFILE, AT+QHTTPSTOP.
+"""The HTTP(S) commands: AT+QHTTPCFG, AT+QHTTPURL, AT+QHTTPGET, AT+QHTTPGETEX, AT+QHTTPPOST,
+AT+QHTTPPOSTFILE, AT+QHTTPREAD, AT+QHTTPREADFILE, AT+QHTTPSTOP.
 
 Source: Quectel's "EC2x&EG9x&EM05 HTTP(S) AT Commands Manual" V1.0 ("HTTP note": chapter 2 the
 commands, chapter 3 the examples, then the error codes); no EC200x/EC800x HTTP(S) note was found
@@ -7,9 +7,10 @@ and the command set is the same. Status: the note's example chapter (GET and AT+
 AT+QHTTPREADFILE, POST ``Message=HelloQuectel`` with AT+QHTTPPOST=20,80,80, AT+QHTTPPOSTFILE,
 HTTPS on an SSL context) runs verbatim through the pty against a local server, byte for byte, with
 TLS verification on (tests/test_http_note_examples.py). A command that cannot start answers
-``+CME ERROR: <err>`` with the note's code; what happens on the network comes as the command's URC
-(``+QHTTPGET: <err>[,<httprspcode>[,<content_length>]]`` ...). The work is the family state's
-(``ecemu.commands.http_state``).
+``+CME ERROR: <err>`` with the note's code, and so does one whose request fails before it leaves;
+what happens after that comes as the command's URC (``+QHTTPGET: <err>[,<httprspcode>
+[,<content_length>]]`` ...): the rule and its sources are in ``ecemu.commands.http_state``, which
+does the work. AT+QHTTPGETEX is the EC200x/EG800K HTTP(S) note's ranged GET.
 """
 
 from __future__ import annotations
@@ -99,15 +100,53 @@ NUMBERS = {"contextid": (1, 16), "requestheader": (0, 1), "responseheader": (0, 
            "contenttype": (0, len(CONTENT_TYPES) - 1)}
 
 
+MAX_EXTRA_HEADERS = 20  # chosen: the "reqheader/add" fields a module keeps
+
+
+def _request_header(config: HttpConfig, call: CommandCall) -> Reply:
+    """"reqheader/add"[,"<name>"[,"<value>"]] and "reqheader/remove","<name>" (HTTP(S) note of the
+    EC200x/EG800K series, AT+QHTTPCFG): a header field of the host's own in every request the
+    module builds, as public host code for the EC800M adds Content-Type (REFERENCE.md "HTTP(S) and
+    MQTT"). The query lists them, one ``+QHTTPCFG: "reqheader/add","<name>","<value>"``
+    each (chosen form)."""
+    kind = str_arg(call, 0).lower()
+    headers = config.extra_headers
+    if kind == "reqheader/remove":
+        if len(call.args) != 2:
+            raise CommandFailed(Refusal.FORM)
+        name = str_arg(call, 1, error=_parameter).lower()
+        if not any(known.lower() == name for known, _ in headers):
+            raise CommandFailed(Refusal.PARAMETER)  # chosen: nothing of that name was added
+        headers[:] = [(known, value) for known, value in headers if known.lower() != name]
+        return ok()
+    if len(call.args) == 1:
+        return ok(*(f'+QHTTPCFG: "reqheader/add","{name}","{value}"' for name, value in headers))
+    if len(call.args) != 3:
+        raise CommandFailed(Refusal.FORM)
+    name, value = str_arg(call, 1, error=_parameter), str_arg(call, 2, error=_parameter)
+    if not name or any(c in name for c in ":\r\n") or any(c in value for c in "\r\n"):
+        raise CommandFailed(Refusal.PARAMETER)
+    kept = [(known, old) for known, old in headers if known.lower() != name.lower()]
+    if len(kept) >= MAX_EXTRA_HEADERS:
+        raise CommandFailed(Refusal.PARAMETER)
+    headers[:] = kept + [(name, value)]
+    return ok()
+
+
 @command("+QHTTPCFG", family=FAMILY)
 def http_config(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+QHTTPCFG="<name>"[,<value>] (HTTP note 2.3.1): query or set one setting."""
+    """AT+QHTTPCFG="<name>"[,<value>] (HTTP note 2.3.1): query or set one setting; also the newer
+    notes' "reqheader/add" and "reqheader/remove" (``_request_header``)."""
     config = _family(modem).config
     if call.form is Form.TEST:
         return ok(*(f'+QHTTPCFG: "{name}",({low}-{high})' for name, (low, high) in NUMBERS.items()),
-                  '+QHTTPCFG: "auth","<username>:<password>"')
+                  '+QHTTPCFG: "auth","<username>:<password>"',
+                  '+QHTTPCFG: "reqheader/add","<header_name>","<header_value>"',
+                  '+QHTTPCFG: "reqheader/remove","<header_name>"')
     require_form(call, Form.WRITE)
     name = str_arg(call, 0, error=CommandFailed).lower()
+    if name in ("reqheader/add", "reqheader/remove"):
+        return _request_header(config, call)
     if len(call.args) > 2:
         raise CommandFailed(Refusal.FORM)
     if name == "auth":
@@ -130,7 +169,10 @@ def http_config(modem: "Modem", call: CommandCall) -> Reply:
 
 
 class FixedSink:
-    """Exactly ``length`` bytes after CONNECT, within ``seconds`` (then <err> 726, input timeout)."""
+    """Exactly ``length`` bytes after CONNECT, within ``seconds`` (then <err> 726, input timeout);
+    what the host sent past them is dropped (the length rule, core/data_entry.py)."""
+
+    counted = True
 
     def __init__(self, modem: "Modem", length: int, seconds: int, done):
         self.length = length
@@ -159,7 +201,9 @@ def http_url(modem: "Modem", call: CommandCall) -> Outcome:
     if call.form is Form.TEST:
         return ok(f"+QHTTPURL: (1-{MAX_URL}),(1-65535)")
     if call.form is Form.READ:
-        return ok(f'+QHTTPURL: "{family.url}"') if family.url else ok()
+        # The URL as it is, unquoted: +QHTTPURL: http://www.example.com/ on an EG800K (REFERENCE.md
+        # "HTTP(S) and MQTT", seen; a BG96 guide shows the same).
+        return ok(f"+QHTTPURL: {family.url}") if family.url else ok()
     require_form(call, Form.WRITE)
     if len(call.args) > 2:
         raise CommandFailed(Refusal.FORM)
@@ -219,11 +263,22 @@ def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, l
     return Pending(request.urc)
 
 
+def _until_answered(family: HttpFamily, request: Request) -> Pending:
+    """The command holds its final result until the server answers (``http_state``'s docstring):
+    ``+CME ERROR`` for what fails before the request left, else OK and the URC."""
+    request.stage = "answer"
+    family.start(request)  # HttpFailure at once when it cannot even start (no context, no TLS)
+    return Pending(request.urc)
+
+
 @command("+QHTTPGET", family=FAMILY)
 def http_get(modem: "Modem", call: CommandCall) -> Outcome:
-    """AT+QHTTPGET[=<rsptime>[,<data_length>[,<input_time>]]] (HTTP note 2.3.3): OK, then
-    ``+QHTTPGET: <err>[,<httprspcode>[,<content_length>]]``. With AT+QHTTPCFG="requestheader",1 and
-    <data_length>: CONNECT, the host's whole request, OK."""
+    """AT+QHTTPGET[=<rsptime>[,<data_length>[,<input_time>]]] (HTTP note 2.3.3): once the server
+    has answered, OK and ``+QHTTPGET: 0,<httprspcode>[,<content_length>]``; ``+CME ERROR: <err>``
+    for what fails before the request left, OK and ``+QHTTPGET: <err>`` for a request that left
+    and got no answer (REFERENCE.md "HTTP(S) failures"). An absolute Location is followed. With
+    AT+QHTTPCFG="requestheader",1 and <data_length>: CONNECT, the host's whole request, OK, then
+    the URC."""
     family = _family(modem)
     if call.form is Form.TEST:
         return ok("+QHTTPGET: (1-65535),(1-2048),(1-65535)")
@@ -232,15 +287,41 @@ def http_get(modem: "Modem", call: CommandCall) -> Outcome:
         raise CommandFailed(Refusal.FORM)
     rsptime = _int(call, 0, 1, 65535, default=DEFAULT_WAIT)
     target = _target(family)
-    request = Request("+QHTTPGET", "GET", target, rsptime=rsptime)
     if _given(call, 1):
         length = _int(call, 1, 1, MAX_POST)
         input_time = _int(call, 2, 1, 65535, default=DEFAULT_WAIT)
         if not family.config.requestheader:
             raise CommandFailed(Refusal.PARAMETER)
+        request = Request("+QHTTPGET", "GET", target, rsptime=rsptime)
         return _with_body_from_host(modem, family, request, length, input_time, as_raw=True)
-    family.start(request)
-    return ok()
+    return _until_answered(family, Request("+QHTTPGET", "GET", target, rsptime=rsptime, follows_redirects=True))
+
+
+MAX_RANGE = 2**31 - 1  # chosen: <start_position> and <read_len> as the note's 32-bit integers
+
+
+@command("+QHTTPGETEX", family=FAMILY)
+def http_get_ex(modem: "Modem", call: CommandCall) -> Outcome:
+    """AT+QHTTPGETEX=<rsptime>,<start_position>,<read_len> (HTTP(S) application note of the
+    EC200x/EG800K series, AT+QHTTPGETEX): a GET of <read_len> bytes from <start_position>, asked
+    with a Range header; as AT+QHTTPGET, then ``+QHTTPGET: 0,206,<n>`` from a server that honours
+    the range (an EG800K read 206 and 8 bytes twice, for 0,8 and 8,8; a server that does not
+    answers 200 and the whole body, seen). Only with AT+QHTTPCFG="requestheader",0 (the note);
+    otherwise, as for a range that is not a number in range: ``+CME ERROR: 730`` (chosen)."""
+    family = _family(modem)
+    if call.form is Form.TEST:
+        return ok(f"+QHTTPGETEX: (1-65535),(0-{MAX_RANGE}),(1-{MAX_RANGE})")
+    require_form(call, Form.WRITE)
+    if len(call.args) != 3:
+        raise CommandFailed(Refusal.FORM)
+    rsptime = _int(call, 0, 1, 65535)
+    first = _int(call, 1, 0, MAX_RANGE)
+    count = _int(call, 2, 1, MAX_RANGE)
+    if family.config.requestheader:
+        raise CommandFailed(Refusal.PARAMETER)
+    request = Request("+QHTTPGET", "GET", _target(family), rsptime=rsptime, byte_range=(first, count),
+                      follows_redirects=True)
+    return _until_answered(family, request)
 
 
 @command("+QHTTPPOST", family=FAMILY)
@@ -263,10 +344,11 @@ def http_post(modem: "Modem", call: CommandCall) -> Outcome:
 
 
 @command("+QHTTPPOSTFILE", family=FAMILY)
-def http_post_file(modem: "Modem", call: CommandCall) -> Reply:
+def http_post_file(modem: "Modem", call: CommandCall) -> Outcome:
     """AT+QHTTPPOSTFILE="<file_name>"[,<rsptime>] (HTTP note 2.3.5): the file from UFS as the body
-    (the whole request with "requestheader" 1); OK, then ``+QHTTPPOSTFILE: <err>[,<httprspcode>
-    [,<content_length>]]``."""
+    (the whole request with "requestheader" 1); once answered, OK and ``+QHTTPPOSTFILE: <err>
+    [,<httprspcode>[,<content_length>]]``, failures told as AT+QHTTPGET tells them; a redirect is
+    not followed (chosen: the body would have to go again)."""
     family = _family(modem)
     if call.form is Form.TEST:
         return ok('+QHTTPPOSTFILE: "<file_name>",(1-65535)')
@@ -285,8 +367,7 @@ def http_post_file(modem: "Modem", call: CommandCall) -> Reply:
         request.raw = data
     else:
         request.body = data
-    family.start(request)
-    return ok()
+    return _until_answered(family, request)
 
 
 # --- AT+QHTTPREAD, AT+QHTTPREADFILE (HTTP note 2.3.6, 2.3.7) --------------------------------------

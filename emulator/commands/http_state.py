@@ -7,6 +7,20 @@ found, the command set is the same): chapter 2 the commands, the result codes in
 (``HttpError``). Each request opens its own connection and closes it once the response is over
 (chosen). The response body waits in the module for AT+QHTTPREAD or AT+QHTTPREADFILE; while it
 waits past the receive buffer the socket stops reading, so a large body streams at the host's pace.
+
+When a failure is told (REFERENCE.md "HTTP(S) failures"): AT+QHTTPGET, AT+QHTTPGETEX and
+AT+QHTTPPOSTFILE hold their final result until the server has answered. What fails before the
+request has left (the name, the context, the connection, TLS) is the command's own
+``+CME ERROR: 716``, with no OK, as an EG800K answers a name that does not resolve; a redirect the
+module refuses is the command's ``+CME ERROR: 711``, as an EG800K answers a relative Location. An
+answer is ``OK`` and at once ``+QHTTPGET: 0,<status>[,<length>]``; a request that left and got no
+answer (rsptime, the server closing, the context dropped) is ``OK`` and ``+QHTTPGET: <err>``.
+AT+QHTTPPOST (and AT+QHTTPGET with a request of the host's own) say CONNECT once connected, and
+``OK`` once they have the host's bytes: after that every outcome is the URC.
+
+Redirects (``REDIRECTS``): a GET built by the module follows an absolute ``Location`` (an EG800K
+followed one to its 200 answer), at most ``MAX_REDIRECTS`` times, rsptime counting from the
+command; a relative one, one to another scheme, or one too many is refused with 711.
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ from urllib.parse import urlsplit
 import h11
 
 from ecemu.commands.app_sockets import AppSocket
-from ecemu.core.registry import CommandFailed
+from ecemu.core.registry import CommandFailed, Reply
 from ecemu.core.results import QiError
 from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
 
@@ -66,14 +80,21 @@ class HttpError(enum.IntEnum):
     INVALID_PARAMETER = 730
 
 
-# How the socket core's open failures read as HTTP errors: each its own cause.
-OPEN_ERRORS = {QiError.DNS_FAILED: HttpError.DNS_ERROR, QiError.OPEN_PDP_FAILED: HttpError.NETWORK_DEACTIVATED,
+# How the socket core's open failures read as HTTP errors. A name that does not resolve is 716 like
+# any other failed connection: an EG800K answers +CME ERROR: 716 for it, not 714 (REFERENCE.md
+# "HTTP(S) failures", seen).
+OPEN_ERRORS = {QiError.DNS_FAILED: HttpError.SOCKET_CONNECT_ERROR, QiError.OPEN_PDP_FAILED: HttpError.NETWORK_DEACTIVATED,
                QiError.PDP_BROKEN: HttpError.NETWORK_DEACTIVATED, QiError.CONNECT_FAILED: HttpError.SOCKET_CONNECT_ERROR,
                QiError.TIMEOUT: HttpError.SOCKET_CONNECT_ERROR}
 
 CONTENT_TYPES = ("application/x-www-form-urlencoded", "text/plain", "application/octet-stream",
                  "multipart/form-data", "application/json", "image/jpeg")  # <content_type> 0-5
-USER_AGENT = "QUECTEL_MODULE"  # chosen: what Quectel modules send
+USER_AGENT = "QUECTEL_MODULE"  # what an EG800K sent (REFERENCE.md "HTTP(S) and MQTT", seen)
+# The answers a module-built GET follows when they carry an absolute Location: an EG800K followed a
+# 302 (seen); 301, 303, 307 and 308 likewise, and at most MAX_REDIRECTS in a row (chosen: the HTTP
+# note has no switch or limit for it).
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 
 
 @dataclass
@@ -86,6 +107,9 @@ class HttpConfig:
     sslctxid: int = 1
     contenttype: int = 0
     auth: str = ""  # "<username>:<password>" for Basic authorization
+    # "reqheader/add": the host's own header fields, in order; each replaces the module's field
+    # of that name (chosen), so a host adding Content-Type sends one Content-Type.
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Target:
@@ -126,9 +150,14 @@ class Request:
     rsptime: float = 60.0
     on_connected: Callable[[], None] | None = None  # POST: the body is asked for once connected
     # Where the command that made it is: "connecting" (it waits to say CONNECT), "host_data" (the
-    # host is sending the body), "sent" (the command is over: the outcome is a URC).
+    # host is sending the body), "answer" (it holds its final result until the server answers),
+    # "sent" (the command is over: the outcome is a URC).
     stage: str = "sent"
     failure: "HttpError | None" = None  # what ended it while the host was still sending the body
+    byte_range: tuple[int, int] | None = None  # AT+QHTTPGETEX: the first byte and how many
+    follows_redirects: bool = False  # a GET the module built itself
+    redirects: int = 0
+    left: bool = False  # its bytes have gone to the server
 
 
 @dataclass
@@ -196,13 +225,16 @@ class HttpFamily(SocketFamily):
     def start(self, request: Request) -> None:
         """Connect for ``request``; OpenFailed (as an HttpError) when that cannot even start."""
         self.request, self.response, self.network_lost = request, None, False
-        ssl_ctx = self.config.sslctxid if request.target.secure else None
         try:
-            self.socket.open_on(self.config.contextid, request.target.host, request.target.port, ssl_ctx)
+            self._connect(request)
         except OpenFailed as failure:
             self.request = None
             raise HttpFailure(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN)) from None
         self._response_timer = self.modem.call_at(self.modem.now + request.rsptime, self._response_timed_out)
+
+    def _connect(self, request: Request) -> None:
+        ssl_ctx = self.config.sslctxid if request.target.secure else None
+        self.socket.open_on(self.config.contextid, request.target.host, request.target.port, ssl_ctx)
 
     def opened(self, code: HttpError) -> None:
         request = self.request
@@ -235,16 +267,24 @@ class HttpFamily(SocketFamily):
                 wire += connection.send(h11.Data(data=request.body))
             wire += connection.send(h11.EndOfMessage())
         self.h11 = connection
+        request.left = True
         self.socket.send(wire)
 
     def _headers(self, request: Request) -> list[tuple[str, str]]:
         headers = [("Host", request.target.host_header), ("Accept", "*/*"), ("User-Agent", USER_AGENT)]
+        if request.byte_range is not None:
+            first, count = request.byte_range
+            headers.append(("Range", f"bytes={first}-{first + count - 1}"))
         if request.method == "POST":
             headers += [("Content-Type", CONTENT_TYPES[self.config.contenttype]),
                         ("Content-Length", str(len(request.body)))]
         if self.config.auth:
             token = base64.b64encode(self.config.auth.encode("latin-1")).decode()
             headers.append(("Authorization", f"Basic {token}"))
+        extra = self.config.extra_headers
+        if extra:
+            replaced = {name.lower() for name, _ in extra}
+            headers = [(name, value) for name, value in headers if name.lower() not in replaced] + extra
         return headers
 
     # --- the response -------------------------------------------------------------------------
@@ -287,6 +327,8 @@ class HttpFamily(SocketFamily):
                 return
             if isinstance(event, h11.Response):
                 self._head(event)
+                if self.h11 is not connection:
+                    return  # the answer ended the request, or sent it elsewhere (a redirect)
             elif isinstance(event, h11.Data):
                 assert self.response is not None
                 self.response.body += event.data
@@ -298,15 +340,51 @@ class HttpFamily(SocketFamily):
                 return
 
     def _head(self, event: h11.Response) -> None:
-        self._cancel_response_timer()
         request = self.request
         assert request is not None
+        location = next((value for name, value in event.headers if name == b"location"), None)
+        if request.follows_redirects and event.status_code in REDIRECTS and location is not None:
+            self._redirect(request, location.decode("latin-1"))
+            return
+        self._cancel_response_timer()
         length = next((int(value) for name, value in event.headers if name == b"content-length"), None)
         lines = [b"HTTP/%s %d %s" % (event.http_version, event.status_code, event.reason)]
         lines += [name + b": " + value for name, value in event.headers.raw_items()]
         self.response = Response(event.status_code, event.reason, b"\r\n".join(lines) + b"\r\n\r\n", length)
+        # No <content_length> when the answer has none (chunked, or to the close): an EG800K shows
+        # +QHTTPGET: 0,200 then (REFERENCE.md "HTTP(S) and MQTT", seen).
         shown = f"{request.urc}: 0,{event.status_code}" + (f",{length}" if length is not None else "")
-        self.modem.emit_urc(shown)
+        self.modem.emit_urc(shown)  # held while the command holds its result: it follows the OK
+        if request.stage == "answer":
+            request.stage = "sent"
+            self.modem.finish_pending(Reply())
+
+    def _redirect(self, request: Request, location: str) -> None:
+        """Follow ``location`` (absolute only) on a new connection, or refuse it with 711."""
+        try:
+            target = Target(location)
+        except UrlError:
+            log.info("http: a redirect to %r, not an absolute http(s) URL, is refused", location)
+            self._fail(HttpError.URL_ERROR)
+            return
+        if request.redirects >= MAX_REDIRECTS:
+            log.info("http: more than %d redirects in a row", MAX_REDIRECTS)
+            self._fail(HttpError.URL_ERROR)
+            return
+        request.redirects += 1
+        request.target, request.left = target, False
+        self.h11 = None
+        self.socket.close(0)
+        # The next connection starts once the answer that asked for it is handled.
+        self.modem.call_at(self.modem.now, lambda: self._follow(request))
+
+    def _follow(self, request: Request) -> None:
+        if self.request is not request:
+            return  # stopped meanwhile
+        try:
+            self._connect(request)
+        except OpenFailed as failure:
+            self._fail(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN))
 
     def _body_arrived(self) -> None:
         if self.body_taker is not None:
@@ -354,13 +432,18 @@ class HttpFamily(SocketFamily):
             return
         if request is None:
             return
-        if request.stage == "connecting":
+        if request.stage == "connecting" or (request.stage == "answer" and (not request.left or code is HttpError.URL_ERROR)):
+            # Before the request left (AT+QHTTPPOST still waits to say CONNECT), or a redirect the
+            # module refuses: the command's own +CME ERROR (module docstring).
             request.stage = "sent"
-            self.modem.finish_pending(HttpFailure(code))  # AT+QHTTPPOST still waits to say CONNECT
+            self.modem.finish_pending(HttpFailure(code))
         elif request.stage == "host_data":
             request.failure = code  # the end of the body entry says so
         else:
             self.modem.emit_urc(f"{request.urc}: {int(code)}")
+            if request.stage == "answer":
+                request.stage = "sent"
+                self.modem.finish_pending(Reply())  # the request left: OK, then the URC
 
     def _response_timed_out(self) -> None:
         self._response_timer = None

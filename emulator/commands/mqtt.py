@@ -74,6 +74,15 @@ def _text(call: CommandCall, index: int, default: str | None = None) -> str:
     return str_arg(call, index, default, error=_refused)
 
 
+def _word(call: CommandCall, index: int) -> str:
+    """A string parameter, quoted or not: an EC800M took ``AT+QMTCONN=0,0``, its <clientID> bare
+    (REFERENCE.md "MQTT", seen)."""
+    arg = call.args[index] if index < len(call.args) else None
+    if arg is None:
+        raise _refused()
+    return arg.text
+
+
 def _given(call: CommandCall, index: int) -> bool:
     return index < len(call.args) and call.args[index] is not None
 
@@ -140,6 +149,10 @@ OPTIONS: dict[str, Option] = {
     "will": Option("(0,1),(0-2),(0,1),\"<will_topic>\",\"<will_msg>\"", ("will_flag", 0, 1), ("will_qos", 0, 2),
                    ("will_retain", 0, 1), "will_topic", "will_message"),
     "recv/mode": Option("(0,1),(0,1)", ("recv_mode", 0, 1), ("recv_length", 0, 1)),
+    # Alibaba Cloud's device triple (the MQTT notes' "aliauth"); an EC800M takes it with OK
+    # (REFERENCE.md "MQTT", seen). AT+QMTCONN then signs in with it (mqtt_state.aliyun_login).
+    "aliauth": Option('"<product_key>","<device_name>","<device_secret>"', "ali_product_key", "ali_device_name",
+                      "ali_device_secret"),
 }
 
 
@@ -223,11 +236,9 @@ def mqtt_connect(modem: "Modem", call: CommandCall) -> Reply:
     if not 2 <= len(call.args) <= 4:
         raise _refused()
     client = _client(modem, call)
-    # An EC800M took an unquoted client ID (``AT+QMTCONN=0,0``) as the text it is, REFERENCE.md
-    # "HTTP(S) and MQTT".
-    client_id = _text(call, 1) if call.args[1] is None or call.args[1].quoted else call.args[1].text
-    username = _text(call, 2) if _given(call, 2) else None
-    password = _text(call, 3) if _given(call, 3) else None
+    client_id = _word(call, 1)
+    username = _word(call, 2) if _given(call, 2) else None
+    password = _word(call, 3) if _given(call, 3) else None
     if not client.opened or client.link is None or client.link.session is not Session.INITIALIZING:
         raise _refused()
     client.connect(client_id, username, password)
@@ -297,6 +308,7 @@ class MessageSink:
 
     def __init__(self, length: int | None, done: Callable[[bytes], None]):
         self.length = length
+        self.counted = length is not None  # the length rule: bytes past it are dropped (core/data_entry.py)
         self.done = done
         self.data = bytearray()
 
@@ -350,17 +362,36 @@ def _publisher(client: MqttClient, urc: str, msgid: int, qos: int, retain: int, 
     return publish
 
 
+def _publish_inline(client: MqttClient, urc: str, msgid: int, qos: int, retain: int, topic: str,
+                    message: str) -> Reply:
+    """The message given in the command line, quoted, in the place of <msglen>: published at once,
+    OK, then the URC. Its limit is the command line's (the profile's ``line_length``); an empty
+    one is refused as <msglen> 0 would be (chosen)."""
+    if not message:
+        raise _refused()
+    _publisher(client, urc, msgid, qos, retain, topic)(message.encode("latin-1"))
+    return ok()
+
+
 @command("+QMTPUB", family=FAMILY)
 def mqtt_publish(modem: "Modem", call: CommandCall) -> Outcome:
     """AT+QMTPUB=<client_idx>,<msgid>,<qos>,<retain>,"<topic>"[,<msglen>] (LTE Standard MQTT note V1.2): ``>``,
     the message (<msglen> bytes, or up to Ctrl+Z; ESC cancels), OK, then
-    ``+QMTPUB: <client_idx>,<msgid>,<result>[,<value>]``."""
+    ``+QMTPUB: <client_idx>,<msgid>,<result>[,<value>]``.
+
+    With the message quoted in the place of <msglen>, ``AT+QMTPUB=0,0,0,0,"/topic/test","hello
+    world!"``, it is published at once: OK, then ``+QMTPUB: 0,0,0``. That is the form Quectel's
+    own host SDK sends for every module but the BG95, and public EC200M/EC800 firmwares send
+    (REFERENCE.md "MQTT", seen)."""
     if call.form is Form.TEST:
         return ok(f'+QMTPUB: (0-{CLIENTS - 1}),(0-65535),(0-2),(0,1),"<topic>",(1-{MAX_MESSAGE})')
     require_form(call, Form.WRITE)
     if not 5 <= len(call.args) <= 6:
         raise _refused()
     client, msgid, qos, retain, topic = _publish_call(modem, call, "+QMTPUB")
+    inline = call.args[5] if len(call.args) == 6 else None
+    if inline is not None and inline.quoted:
+        return _publish_inline(client, "+QMTPUB", msgid, qos, retain, topic, inline.text)
     length = _int(call, 5, 1, MAX_MESSAGE) if _given(call, 5) else None
     return AwaitData(_prompt(modem), MessageSink(length, _publisher(client, "+QMTPUB", msgid, qos, retain, topic)))
 
@@ -372,7 +403,8 @@ def mqtt_publish_ex(modem: "Modem", call: CommandCall) -> Outcome:
     notes' form with the message quoted in place of <msglen> publishes it at once (its outcome as
     ``+QMTPUB``, as those notes show it)."""
     if call.form is Form.TEST:
-        # As an EC800M prints it, placeholders and all (REFERENCE.md "HTTP(S) and MQTT").
+        # As an EC800M (EC800MCNGAR06A05M08) answers it, space and names included (REFERENCE.md
+        # "MQTT", seen).
         return ok(f'+QMTPUBEX: (0-{CLIENTS - 1}), <msgid>,(0-2),(0,1),"topic","length"')
     require_form(call, Form.WRITE)
     if len(call.args) != 6 or call.args[5] is None:
@@ -380,8 +412,7 @@ def mqtt_publish_ex(modem: "Modem", call: CommandCall) -> Outcome:
     client, msgid, qos, retain, topic = _publish_call(modem, call, "+QMTPUBEX")
     if call.args[5].quoted:
         # The BG96-era form: the message in place, its outcome told as +QMTPUB (those notes).
-        _publisher(client, "+QMTPUB", msgid, qos, retain, topic)(call.args[5].text.encode("latin-1"))
-        return ok()
+        return _publish_inline(client, "+QMTPUB", msgid, qos, retain, topic, call.args[5].text)
     length = _int(call, 5, 1, MAX_MESSAGE)
     return AwaitData(_prompt(modem), MessageSink(length, _publisher(client, "+QMTPUBEX", msgid, qos, retain, topic)))
 

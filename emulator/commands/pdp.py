@@ -132,6 +132,7 @@ class PdpState(FamilyState):
         self.active: dict[int, ActiveContext] = {}
         # Called with (cid, by_network) after a context has gone down.
         self.listeners: list[Callable[[int, bool], None]] = []
+        self.attach()
 
     @property
     def ids(self) -> range:
@@ -176,6 +177,30 @@ class PdpState(FamilyState):
         else:
             self.active[cid] = ActiveContext(context_type, self._addresses[IPV4][cid - 1],
                                              self._addresses[IPV6][cid - 1] if context_type == IPV4V6 else None)
+
+    def attach(self) -> None:
+        """LTE attach (power-on, AT+CFUN=1 after 0/4): the network brings up the default bearer,
+        as the profile's ``[network.default_bearer]`` says the firmware shows it.
+
+        An EG800K and an EC200U read ``+QIACT: 1,1,1,"<ip>"`` right after boot, before the host
+        activated anything, and answer AT+QIACT=1 with ERROR (REFERENCE.md "PDP context", seen):
+        the context is active, AT+CGACT? and AT+CGPADDR show it, and sockets may open on it at
+        once. Its APN is the network's unless the host configured the context itself (an attach
+        uses the APN the host defined, 27.007 10.1.1); with no ``default_bearer`` every context
+        waits for the host (the profile's choice)."""
+        bearer = self.modem.profile.default_bearer
+        cid = bearer.context
+        if cid not in self.ids or cid in self.active or not _attached(self.modem):
+            return
+        config = self.configs[cid]
+        if not config.apn:
+            config = replace(config, context_type=PDP_TYPES[bearer.type.upper()], apn=bearer.apn)
+        self.configs[cid] = replace(config, defined=True)
+        self.activate(cid)
+
+    def radio_on(self) -> None:
+        """AT+CFUN=1 after 0/4: registered again, the default bearer comes back (``attach``)."""
+        self.attach()
 
     def listed(self) -> list[int]:
         """The contexts AT+CGDCONT? and AT+CGACT? list: the defined ones."""
@@ -294,9 +319,11 @@ def activate_context(modem: "Modem", call: CommandCall) -> Reply:
     The address is the profile pool's <cid>-th host, so context 1 reads 10.7.157.1 as in 3.1.2.
     Activation answers at once, not after the real network's seconds (chosen).
 
-    chosen, as real modules do: activating a context that is already active answers ERROR, as does
-    activating with the radio off (AT+CFUN=0/4) or unregistered; both leave 561 ("open PDP context
-    failed") for AT+QIGETERROR. An empty APN activates: the network gives its default one.
+    Activating a context that is already active answers ERROR: an EG800K does so for the default
+    bearer LTE brought up at attach (REFERENCE.md "PDP context", seen; ``PdpState.attach``). So
+    does activating with the radio off (AT+CFUN=0/4) or unregistered; chosen: both leave 561
+    ("open PDP context failed") for AT+QIGETERROR. An empty APN activates: the network gives its
+    default one.
     """
     pdp = _state(modem)
     if call.form is Form.TEST:

@@ -220,6 +220,7 @@ class SendSink:
     def __init__(self, client: SslClient, length: int | None, limit: int):
         self.client = client
         self.length = length
+        self.counted = length is not None  # the length rule: bytes past it are dropped (core/data_entry.py)
         self.limit = limit
         self.data = bytearray()
 

@@ -110,15 +110,33 @@ class ContextTls:
         self._session_key: tuple[int, str, int] | None = None
 
     def _context_settings(self) -> ContextSettings:
-        """The OpenSSL side of the settings, with the certificate files read from UFS now."""
+        """The OpenSSL side of the settings, with the certificate files read from UFS now.
+
+        secllevel 2 is "server and client authentication if requested by the remote server" (SSL
+        note 2.2.1); chapter 4 asks for the client certificate and key only where the server has
+        "SSLVerifyClient required". So the client files are offered when both are in UFS, and
+        their absence is not a failure: the handshake goes on without them, and fails (566) only
+        when the server asks for a certificate and gets none (REFERENCE.md "SSL, as real modules
+        show it"). Host code that sets 2 to mean "check the server" connects, as on the module.
+        """
         settings = self.settings
         verify = settings.secllevel >= 1
         ca = self._read_file(settings.cacert, "CA certificate (cacert)") if verify else None
         cert = key = None
         if settings.secllevel == 2:
-            cert = self._read_file(settings.clientcert, "client certificate (clientcert)")
-            key = self._read_file(settings.clientkey, "client key (clientkey)")
+            cert = self._read_optional(settings.clientcert)
+            key = self._read_optional(settings.clientkey)
+            if cert is None or key is None:
+                log.info("SSL context %d: secllevel 2 without %s in UFS: no client certificate is offered",
+                         self.ctx_id, "clientcert" if cert is None else "clientkey")
+                cert = key = None
         return ContextSettings(settings.sslversion, settings.ciphersuite, verify, ca, cert, key)
+
+    def _read_optional(self, path: str) -> bytes | None:
+        try:
+            return self.ssl.modem.files.read(strip_ufs_prefix(path))
+        except (FileNotFoundError, OSError):
+            return None
 
     def _read_file(self, path: str, what: str) -> bytes:
         try:

@@ -163,6 +163,7 @@ class HexSink:
 
     def __init__(self, inner: SendSink):
         self.inner = inner
+        self.counted = inner.counted
         self.digits = bytearray()
 
     def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
@@ -539,9 +540,12 @@ NTP_TIMEOUT = 125.0  # AT+QNTP's maximum response time, seconds (TCP/IP note 2.1
 @command("+QNTP", family=FAMILY)
 def ntp(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QNTP=<contextID>,"<server>"[,<port>[,<autosettime>]] (TCP/IP note 2.1.12): OK, then
-    ``+QNTP: 0,"<yyyy/MM/dd,hh:mm:ss±zz>"`` with the server's time, after a real SNTP query; with
-    <autosettime> 1 (the default) the module's clock (AT+CCLK) is set to it, in the module's time
-    zone. Failures: ``+QNTP: 565`` (the name), ``+QNTP: 569`` (no answer), ``+QNTP: 550``."""
+    ``+QNTP: 0,"<yyyy/MM/dd,hh:mm:ss±zz>"`` after a real SNTP query: the server's time as it gave
+    it, UTC, followed by the module's time zone in quarter hours, not the local time. An EG800K
+    and an EC200U in zone +32 both answered ``+QNTP: 0,"2026/08/06,12:40:04+32"`` while AT+CCLK
+    read 20:40 (REFERENCE.md "Time", seen). With <autosettime> 1 (the default) the module's clock
+    (AT+CCLK, local time) is set from it. Failures: ``+QNTP: 565`` (the name), ``+QNTP: 569`` (no
+    answer), ``+QNTP: 550``."""
     limits = modem.profile.limits
     if call.form is Form.TEST:
         return ok(f"+QNTP: (1-{limits.pdp_contexts}),<server>,(1-65535),(0,1)")
@@ -565,12 +569,11 @@ def ntp(modem: "Modem", call: CommandCall) -> Reply:
             modem.emit_urc(f"+QNTP: {int(code)}")
             return
         clock = modem.clock
-        local = datetime.fromtimestamp(event.utc, timezone.utc).replace(tzinfo=None) + timedelta(
-            minutes=15 * clock.zone_quarters)
+        utc = datetime.fromtimestamp(event.utc, timezone.utc).replace(tzinfo=None)
         if set_clock:
-            clock.set_local(modem.now, local, clock.zone_quarters)
+            clock.set_local(modem.now, utc + timedelta(minutes=15 * clock.zone_quarters), clock.zone_quarters)
         sign = "+" if clock.zone_quarters >= 0 else "-"
-        modem.emit_urc(f'+QNTP: 0,"{local:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
+        modem.emit_urc(f'+QNTP: 0,"{utc:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
 
     conn_ids.append(modem.new_conn_id(answered))
     modem.effect(ev.QueryNtp(conn_ids[0], server, port, NTP_TIMEOUT, pdp.dns_servers(pdp_ctx)))

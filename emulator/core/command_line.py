@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ecemu.core.parser import CommandCall, SyntaxProblem, parse_command_line
+from ecemu.core.parser import CommandCall, Form, SyntaxProblem, parse_command_line
 from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Pending, Reply
 from ecemu.core.results import ERROR, OK, Refusal
 
@@ -36,9 +36,8 @@ class CommandLineRunner:
         # CommandCall is never changed once parsed. Bounded; emptied when full.
         self._parsed: dict[str, list[CommandCall]] = {}
 
-    def execute(self, line: bytes) -> None:
-        modem = self.modem
-        modem.observe("command", line=line)
+    def _calls(self, line: bytes) -> list[CommandCall] | None:
+        """The calls of ``line``, or None when it is not well formed."""
         body = line[2:].decode("latin-1")
         calls = self._parsed.get(body)
         if calls is None:
@@ -46,11 +45,29 @@ class CommandLineRunner:
                 calls = parse_command_line(body)
             except SyntaxProblem as problem:
                 log.debug("syntax error in %r: %s", line, problem)
-                modem.finish_line(ERROR)
-                return
+                return None
             if len(self._parsed) >= PARSED_LINES_KEPT:
                 self._parsed.clear()
             self._parsed[body] = calls
+        return calls
+
+    def answered_after(self, line: bytes) -> float | None:
+        """How long after its CR the answer to ``line`` is ready when the module answers its
+        first command apart from the command parser (``CommandSpec.answered_after``); None when
+        the parser runs it. A test command (``=?``) is answered by the parser (chosen)."""
+        calls = self._calls(line)
+        if not calls or calls[0].form is Form.TEST:
+            return None
+        spec = self.modem.commands.commands.get(calls[0].name)
+        return spec.answered_after if spec is not None else None
+
+    def execute(self, line: bytes) -> None:
+        modem = self.modem
+        modem.observe("command", line=line)
+        calls = self._calls(line)
+        if calls is None:
+            modem.finish_line(ERROR)
+            return
         self._remaining = list(calls)
         try:
             self._run_calls()

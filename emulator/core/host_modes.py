@@ -46,7 +46,8 @@ class HostMode(enum.Enum):
 
 # The modes as the paths run for every command line read them: on Python 3.11 reading a member
 # through its class goes through the enum type's __getattr__ hook, a dozen times per line.
-COMMAND, ONLINE, DATA = HostMode.COMMAND, HostMode.ONLINE, HostMode.DATA
+COMMAND, ONLINE, DATA, BUSY = HostMode.COMMAND, HostMode.ONLINE, HostMode.DATA, HostMode.BUSY
+BOOTING, OFF = HostMode.BOOTING, HostMode.OFF
 
 
 # Every change of host mode; a power cycle starts again at BOOTING.
@@ -82,6 +83,10 @@ class HostModes:
         self.data_entry: DataEntry | None = None  # while DATA
         self._pending: Pending | None = None  # while BUSY
         self._pending_timer: Timer | None = None
+        # A line whose first command the module answers apart from its parser, waiting a moment
+        # for the LF of its line end so that the LF is echoed first (``_answer_apart``).
+        self._line_waiting_for_lf: bytes | None = None
+        self._line_wait_timer: Timer | None = None
         self.input = bytearray()  # host bytes received and not yet consumed
         self._processing = False
 
@@ -141,26 +146,23 @@ class HostModes:
 
     def _consume_input(self) -> None:
         while self.input:
-            editor = self.modem.editor
-            if editor.line_end_open:
-                if self.input[0] == LF:
-                    self._take_line_end_lf()
-                else:
-                    editor.next_line_began()  # the common case: nothing to echo or take
-                continue
             mode = self.mode
-            if mode is COMMAND:
+            if mode is BUSY or mode is BOOTING:
+                # The parser takes nothing, not even a line end's LF, until the running command
+                # has answered (REFERENCE.md "Line ends"): the bytes wait, in order.
+                return
+            if mode is OFF:
+                self.input.clear()
+                return
+            if self.modem.editor.line_end_open:
+                self._take_line_end()
+            elif mode is COMMAND:
                 self._edit_line()
             elif mode is ONLINE:
                 if not self._feed_online():
                     return
-            elif mode is DATA:
+            else:
                 self._feed_sink()
-            elif mode is HostMode.OFF:
-                self.input.clear()
-                return
-            else:  # BOOTING, BUSY: the bytes wait, in order
-                return
 
     def _edit_line(self) -> None:
         """The command-line editor takes bytes until a line completes or input runs out."""
@@ -172,22 +174,74 @@ class HostModes:
         if self.mode is not COMMAND or modem.host is not self:
             return
         data = self.input
-        consumed, edited = modem.editor.edit(data, modem.settings, self.mode)
+        editor = modem.editor
+        consumed, edited = editor.edit(data, modem.settings, self.mode)
         del data[:consumed]
         if edited is REJECTED:
             self.finish_line(ERROR)
         elif isinstance(edited, bytes):
+            if editor.line_end_open and modem.settings.echo:
+                after = modem.line.answered_after(edited)
+                if after is not None and self._answer_apart(edited, after):
+                    return
             modem.line.execute(edited)
 
-    def _take_line_end_lf(self) -> None:
-        mode = self.mode
+    # --- the byte after a line's CR (REFERENCE.md "Line ends") --------------------------------
+
+    def _take_line_end(self) -> None:
+        """The first host byte after a line's CR, once the line has answered (or, for an empty
+        line, at once): the LF of a CR LF line end is taken there, echoed only after an empty
+        line, since the module's answer to any other line has begun by then; never data, never
+        into transparent mode's stream."""
+        if self._line_waiting_for_lf is not None:
+            self._run_waiting_line()
+            return
         modem = self.modem
-        # Echoed only where the port echoes now: never into transparent mode's stream or after
-        # AT+QFUPL's CONNECT, whose data is not echoed either.
-        entry = self.data_entry
-        echoing = mode in (HostMode.COMMAND, HostMode.BUSY) or (entry is not None and entry.echo)
-        modem.editor.take_line_end_lf(self.input, mode, mode is HostMode.COMMAND,
-                                      modem.settings.echo and echoing)
+        editor = modem.editor
+        if self.input[0] != LF:
+            editor.next_line_began()  # the common case for a host ending lines with CR alone
+            return
+        mode = self.mode
+        editor.take_line_end_lf(self.input, mode, mode is COMMAND, modem.settings.echo and editor.ended_empty)
+
+    def _answer_apart(self, line: bytes, after: float) -> bool:
+        """``line`` starts with a command the module answers apart from its parser, ``after``
+        seconds after the CR; the parser takes the next byte meanwhile. An LF there is echoed
+        before the answer. When that byte has not come yet and this host ends its lines with
+        CR LF, the line waits for it until its answer would be ready; True then."""
+        editor = self.modem.editor
+        data = self.input
+        if data:
+            if data[0] == LF:
+                editor.take_line_end_lf(data, self.mode, True, echo=True)
+            return False  # another byte: the host ends this line with CR alone
+        if not editor.host_ends_lines_with_lf:
+            return False
+        modem = self.modem
+        self._line_waiting_for_lf = line
+        modem.line.running = True  # URCs wait for the answer, as while the line runs
+        self._line_wait_timer = modem.call_at(modem.now + after, self._run_waiting_line)
+        return True
+
+    def _run_waiting_line(self) -> None:
+        """The line that waited for its LF runs: the LF came first (echoed, if it is one), or
+        the answer is ready and a later LF will be taken after it."""
+        line = self._line_waiting_for_lf
+        if line is None or self.mode is not COMMAND or self.modem.host is not self:
+            return
+        self._line_waiting_for_lf = None
+        if self._line_wait_timer is not None:
+            self._line_wait_timer.cancel()
+            self._line_wait_timer = None
+        modem = self.modem
+        editor = modem.editor
+        if self.input and editor.line_end_open:
+            if self.input[0] == LF:
+                editor.take_line_end_lf(self.input, self.mode, True, echo=modem.settings.echo)
+            else:
+                editor.next_line_began()
+        modem.line.execute(line)
+        self.process_input()
 
     # --- COMMAND: a line's end ---------------------------------------------------------------
 

@@ -4,6 +4,11 @@ S3 (CR) ends a line and the LF of a CR LF line end belongs to it (REFERENCE.md "
 (BS) and DEL erase; ``A/`` repeats the last line; a line longer than the profile allows is dropped
 whole and answered ERROR; an empty line gets no answer; a line not starting with ``AT`` is ERROR.
 Runs of plain bytes are taken whole, so the editor's time is linear in its input.
+
+The editor stops at the CR: the line runs before the byte after it is taken, as the module's
+parser runs it. That byte, the LF of a CR LF line end or the next line's first byte, is taken by
+``take_line_end_lf`` once the host modes let the parser go on; whether the LF is echoed depends on
+whether the module had begun to answer the line by then (REFERENCE.md "Line ends").
 """
 
 from __future__ import annotations
@@ -63,14 +68,23 @@ class LineEditor:
         self._observe = observe
         self._line = bytearray()
         self._overflow = False
-        # A CR has just ended a command line and the next host byte has not come yet: if it is an
-        # LF it belongs to that line's end, whatever mode the line led to (REFERENCE.md "Line ends").
+        # A CR has just ended a line and the byte after it has not been taken yet: if it is an LF
+        # it belongs to that line's end, whatever mode the line led to (REFERENCE.md "Line ends").
         self.line_end_open = False
+        # The byte after that CR was an LF that came with it, in the same write: it ends the line
+        # even in a data mode the line led to, from a host of either habit.
+        self._lf_came_with_cr = False
+        # The line that CR ended was empty: nothing answers it, so its LF is echoed like its CR.
+        self.ended_empty = False
         # Whether this host ends its lines with CR LF, learnt from its lines: once it has, an LF that
         # follows a line's CR in a later write is still that line's end, even after a `>` prompt or
         # CONNECT; a host that ends lines with CR alone gets such an LF as data (chosen).
         self._host_ends_lines_with_lf = False
         self.last_line: bytes | None = None
+
+    @property
+    def host_ends_lines_with_lf(self) -> bool:
+        return self._host_ends_lines_with_lf
 
     def next_line_began(self) -> None:
         """The first host byte after a line's CR is not an LF: the host ends its lines with CR."""
@@ -78,18 +92,20 @@ class LineEditor:
         self._host_ends_lines_with_lf = False
 
     def take_line_end_lf(self, data: bytearray, mode: Mode, in_command_mode: bool, echo: bool) -> None:
-        """The first host byte after a line's CR that came in a later write: an LF there ends the
-        line (echoed with ATE1 as it arrives, as the EC200T does), not data for the mode the line
-        led to, when the host ends its lines with CR LF. In command mode an LF there is always
-        taken (a line never starts with LF). ``echo``: whether the port echoes in ``mode``."""
+        """The first host byte after a line's CR (``data[0]``), taken once the line has run as far
+        as the parser waits for it. An LF there ends the line, never data for the mode the line
+        led to, when it came with the CR, when the port is in command mode (a line never starts
+        with LF) or when the host ends its lines with CR LF; anything else leaves ``data`` as it
+        is. ``echo``: whether the LF is echoed, i.e. ATE1 is on and the module had not begun to
+        answer the line when it took the LF (REFERENCE.md "Line ends")."""
         self.line_end_open = False
         if data[0] != LF:
             self._host_ends_lines_with_lf = False
             return
-        if in_command_mode or self._host_ends_lines_with_lf:
+        if self._lf_came_with_cr or in_command_mode or self._host_ends_lines_with_lf:
             del data[0]
             self._host_ends_lines_with_lf = True
-            self._observe("line_end", data=b"\n", mode=mode.value)
+            self._observe("line_end", data=b"\r\n" if self._lf_came_with_cr else b"\n", mode=mode.value)
             if echo:
                 self._write(b"\n")
 
@@ -126,19 +142,16 @@ class LineEditor:
             if echo:
                 write(bytes((byte,)))
             if byte == LF and not line and terminator != LF:
-                continue  # the LF of a CR LF pair, or a stray one between lines: echoed, ignored
+                continue  # a stray LF between lines (a line end's is take_line_end_lf's): echoed, ignored
             if byte == terminator:
-                if terminator != LF and i < len(data) and data[i] == LF:
-                    # The LF of CR LF came with the CR: it ends the line before the line runs,
-                    # so its echo comes before the answer and no data mode can take it.
-                    i += 1
+                # The line runs before the byte after the CR is taken (take_line_end_lf).
+                self.line_end_open = open_end = terminator != LF
+                self._lf_came_with_cr = came = open_end and i < len(data) and data[i] == LF
+                if came:
                     self._host_ends_lines_with_lf = True
-                    self._observe("line_end", data=b"\r\n", mode=mode.value)
-                    if echo:
-                        write(b"\n")
-                else:
-                    self.line_end_open = terminator != LF
-                return i, self._complete_line()
+                completed = self._complete_line()
+                self.ended_empty = completed is None
+                return i, completed
             if byte in (erase, DELETE):
                 if line and not self._overflow:
                     line.pop()

@@ -140,6 +140,11 @@ class CommandSpec:
     name: str
     handler: Handler
     family: str
+    # None: the module's command parser runs the command itself and takes the host's next byte only
+    # once the command has answered. A time in seconds: the module hands the command to another of
+    # its parts and the parser goes on at once; the answer is ready that long after the line's CR,
+    # so the LF of a CR LF line end arriving before then is echoed ahead of it (REFERENCE.md "Line ends").
+    answered_after: float | None = None
 
 
 # What @command recorded, by the module that defines the handler. Nothing reads it but
@@ -147,13 +152,15 @@ class CommandSpec:
 _DECLARED: dict[str, list[CommandSpec]] = {}
 
 
-def command(*names: str, family: str) -> Callable[[Handler], Handler]:
+def command(*names: str, family: str, answered_after: float | None = None) -> Callable[[Handler], Handler]:
     """Declare a handler for one or more command names (upper case, with ``+``/``&``). The
-    command set is assembled from the modules listed in ``ecemu.commands``."""
+    command set is assembled from the modules listed in ``ecemu.commands``. ``answered_after``:
+    the module answers the command apart from its command parser, this many seconds after the
+    line's CR (``CommandSpec.answered_after``)."""
 
     def declare(handler: Handler) -> Handler:
         declared = _DECLARED.setdefault(handler.__module__, [])
-        declared.extend(CommandSpec(name, handler, family) for name in names)
+        declared.extend(CommandSpec(name, handler, family, answered_after) for name in names)
         return handler
 
     return declare

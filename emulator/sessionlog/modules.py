@@ -1,9 +1,9 @@
 """Which module a log is of, and which profile stands in for it.
 
-The emulator's profiles are EC200M-CN, EC200N-CN, EC800M-CN and EC800N-CN. A log of another
-member of the family (EC200U, EC200T, EC200A, EC800K, EG800K ...) is checked against the
-nearest profile (chosen: EC200x against EC200M-CN, EC800x against EC800M-CN, EG800x against
-EC800N-CN, the same platform generation); a log of a module outside the family (a BG96, a
+A log of a module with a profile of its own (EC200M-CN, EC200N-CN, EC800M-CN, EC800N-CN,
+EG800K-CN) is checked against it. A log of another member of the family (EC200U, EC200T, EC200A,
+EC800K ...) is checked against the nearest profile (chosen: EC200x against EC200M-CN, EC800x
+against EC800M-CN, EG800x against EG800K-CN); a log of a module outside the family (a BG96, a
 SIM7600) is refused unless the user names a profile.
 """
 
@@ -15,7 +15,7 @@ from ecemu.profile import DEFAULT_PROFILE, available_profiles
 
 FAMILY = "EC200x/EC800x/EG800"
 _MODEL = re.compile(r"(E[CG]\d{3}[A-Z]?)", re.I)
-_NEAREST = (("EC200", "EC200M-CN"), ("EC800", "EC800M-CN"), ("EG800", "EC800N-CN"))
+_NEAREST = (("EC200", "EC200M-CN"), ("EC800", "EC800M-CN"), ("EG800", "EG800K-CN"))
 # Models of other makers and families, as ATI and AT+CGMM print them: enough to say whose log it is.
 _OTHERS = re.compile(r"^(BG\d+|EC2[0-5]|EG2[0-5]|EG9\d|EM\d+|SIM\d+|A76\d+|SARA|LARA|TOBY|ME\d{3}|N\d{2}|"
                      r"L\d{3}|M\d{2}|UC\d{2}|MC\d+|ESP|nRF|RM\d+|AIR\d+|Air\d+)", re.I)

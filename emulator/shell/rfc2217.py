@@ -277,11 +277,14 @@ class Rfc2217Host:
         self._server = await loop.create_server(lambda: _Client(self), sock=sock)
 
     def client_attached(self) -> None:
-        self.runner.host_attached()
+        # What the module said before the first client came (RDY) goes out before anything the
+        # runner writes as it hears of the client: attaching raises DTR and carries out what the
+        # modem produced since (a boot URC due by now), straight to the client.
         if not self._attached_once:
             self._attached_once = True
             early, self._early = bytes(self._early), bytearray()
             self.write(early)
+        self.runner.host_attached()
 
     def write(self, data: bytes) -> int:
         client = self.client
