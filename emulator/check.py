@@ -373,7 +373,7 @@ class StandIns:
 
     def rewrite_url(self, url: bytes) -> bytes:
         match = _URL.match(url.decode("latin-1"))
-        if match is None:
+        if match is None or _never_resolves(match.group(2)):
             return url
         server = self._server(match.group(1).lower())
         return f"{match.group(1).lower()}://127.0.0.1:{server.port}{match.group(3)}".encode("latin-1")
@@ -388,6 +388,13 @@ class StandIns:
                     break
             else:
                 server.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+def _never_resolves(authority: str) -> bool:
+    """A host name under .invalid, which no resolver answers (RFC 6761): the log's failure to
+    resolve it is what the emulator must show, so no stand-in takes its place."""
+    host = authority.rsplit("@", 1)[-1].split(":", 1)[0].rstrip(".").lower()
+    return host == "invalid" or host.endswith(".invalid")
 
 
 def rewrite_turn(data: bytes, stand_ins: StandIns, following: Exchange | None,
@@ -617,6 +624,9 @@ def _play(items: _Exchanges, report: CheckReport, port: HostPort, stand_ins: Sta
                 old_url, new_url = url_rewrites.pop(id(exchange))
                 data = data.replace(old_url, new_url)
                 sent, changes = data, []
+                # AT+QHTTPURL? reads the stand-in's URL back: it reads as the log's.
+                rules.insert(0, Rule("the stand-in's URL", re.compile(re.escape(new_url.decode("latin-1"))),
+                                     old_url.decode("latin-1").replace("\\", "\\\\")))
             else:
                 sent, changes = rewrite_turn(data, stand_ins, peek(), url_rewrites)
             port.send(sent, time.monotonic() + 10.0)

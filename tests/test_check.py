@@ -179,6 +179,31 @@ def test_servers_are_replaced_by_local_stand_ins(tmp_path):
     assert report.passed, "\n".join(report.render())
 
 
+def test_a_url_that_never_resolves_keeps_its_host_and_a_url_reads_back_as_the_logs(tmp_path):
+    # .invalid never resolves (RFC 6761): the log's failure is what the emulator must show, so no
+    # stand-in takes that URL; a URL that did go to the stand-in reads back as the log has it.
+    invalid, url = "http://nowhere.invalid/", "http://api.example.com/get"
+    log = write(tmp_path, f"""\
+        > AT+QIACT=1
+        < OK
+        > AT+QHTTPURL={len(invalid)},80
+        < CONNECT
+        > {invalid}
+        < OK
+        > AT+QHTTPGET=80
+        < +CME ERROR: 716
+        > AT+QHTTPURL={len(url)},80
+        < CONNECT
+        > {url}
+        < OK
+        > AT+QHTTPURL?
+        < +QHTTPURL: {url}
+        < OK
+        """, "urls.txt")
+    report = check_log(log, CheckOptions(profile="EC200M-CN"))
+    assert report.passed, "\n".join(report.render())
+
+
 def test_which_profile_stands_in_for_which_module():
     assert profile_for("EC800M-CN") == ("EC800M-CN", True)
     assert profile_for("EC800MCNGAR06A05M08") == ("EC800M-CN", True)
