@@ -28,6 +28,21 @@ from ecemu.shell.runner import ModemRunner
 START_TIMEOUT = 10.0
 
 
+
+def run_on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any], timeout: float) -> Any:
+    """Run ``fn()`` on ``loop`` (running in another thread) and return its result or raise its
+    exception here."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    loop.call_soon_threadsafe(run)
+    return future.result(timeout)
+
 class Emulator:
     """One emulated module on a pty of its own, running in a background thread.
 
@@ -128,16 +143,7 @@ class Emulator:
         runner, loop = self.runner, self._loop
         if runner is None or loop is None:
             raise RuntimeError("the emulator is not running")
-        future: Future = Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(runner))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout)
+        return run_on_loop(loop, lambda: fn(runner), timeout)
 
     def wait_for_boot(self, timeout: float = 10.0) -> None:
         """Return once the module has printed its boot URCs (it then answers at once).

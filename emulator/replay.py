@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ecemu.api import run_on_loop
 from ecemu.profile import load_profile
 from ecemu.sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open_log
 from ecemu.sessionlog.matching import Divergence, HostMatcher
@@ -68,17 +69,22 @@ class ReplayEngine:
 
     # -- reading ahead ---------------------------------------------------------------------
 
+    def _read(self) -> Record | None:
+        """The log's next record; None at its end, or where a line cannot be read (the replay
+        ends there, and says why)."""
+        try:
+            return next(self._records)
+        except StopIteration:
+            pass
+        except LogError as exc:
+            self.log_error = exc
+        self._exhausted = True
+        return None
+
     def _peek(self, index: int = 0) -> Record | None:
         while len(self._ahead) <= index and not self._exhausted:
-            try:
-                record = next(self._records)
-            except StopIteration:
-                self._exhausted = True
-                break
-            except LogError as exc:
-                # A line further on cannot be read: the replay ends there, and says why.
-                self.log_error = exc
-                self._exhausted = True
+            record = self._read()
+            if record is None:
                 break
             if record.direction not in (HOST, MODULE):
                 continue  # events say what happened around the port; nothing to play
@@ -104,14 +110,8 @@ class ReplayEngine:
         held: list[Record] = []
         size = 0
         while size < PREAMBLE_LIMIT and not self._exhausted:
-            try:
-                record = next(self._records)
-            except StopIteration:
-                self._exhausted = True
-                break
-            except LogError as exc:
-                self.log_error = exc
-                self._exhausted = True
+            record = self._read()
+            if record is None:
                 break
             if record.direction == EVENT:
                 if record.data.startswith(b"host-opened") and record.channel == 0:
@@ -562,21 +562,10 @@ class Replay:
         self.call(play, timeout)
 
     def call(self, fn: Callable[[ReplayServer], object], timeout: float = 10.0) -> object:
-        from concurrent.futures import Future
-
         server, loop = self.server, self._loop
         if server is None or loop is None:
             raise RuntimeError("the replay is not running")
-        future: Future = Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(server))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout)
+        return run_on_loop(loop, lambda: fn(server), timeout)
 
     def result(self) -> ReplayResult:
         server = self.server

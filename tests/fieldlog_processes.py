@@ -3,8 +3,6 @@ for a session file being written to show something."""
 
 from __future__ import annotations
 
-import os
-import select
 import signal
 import subprocess
 import sys
@@ -13,8 +11,8 @@ import time
 from pathlib import Path
 
 from ecemu.sessionlog import read_bytes
+from tests.processes import START_TIMEOUT, read_announcement
 
-START_TIMEOUT = 15.0
 
 
 class Running:
@@ -32,18 +30,7 @@ class Running:
             self.announced[key] = value
 
     def _readline(self, deadline: float) -> str:
-        buf = b""
-        fd = self.process.stdout.fileno()
-        while not buf.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                self.kill()
-                raise TimeoutError(f"no announcement; stderr: {self.stderr()!r}")
-            chunk = os.read(fd, 1)
-            if not chunk:
-                raise RuntimeError(f"exited early ({self.process.wait()}); stderr: {self.stderr()!r}")
-            buf += chunk
-        return buf.decode().rstrip("\n")
+        return read_announcement(self.process, deadline, self.kill, lambda: f"stderr: {self.stderr()!r}")
 
     def stderr(self) -> str:
         with open(self.errors.name, errors="replace") as handle:
