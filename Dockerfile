@@ -27,5 +27,8 @@ ENV PATH="/opt/ecemu/bin:$PATH" \
 USER ecemu
 WORKDIR /home/ecemu
 EXPOSE 5000
+# Healthy while the module answers on its control socket (the one ECEMU_CONTROL names; a fleet
+# with --count names its own, see compose.yaml).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 CMD ["ecemu", "ctl", "status"]
 ENTRYPOINT ["ecemu"]
 CMD ["run", "--tcp", "0.0.0.0:5000"]

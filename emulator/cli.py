@@ -23,6 +23,7 @@ from ecemu.profile import DEFAULT_PROFILE, Profile, available_profiles, load_pro
 
 if TYPE_CHECKING:
     from ecemu.scenario import Scenario
+    from ecemu.shell.dns import NetworkPolicy
 
 
 # Signals that end ``ecemu run`` and ``ecemu echo-server`` cleanly (link, socket, folders removed):
@@ -38,22 +39,131 @@ def main() -> None:
     """Emulator of the Quectel EC200x/EC800x LTE modules on a virtual serial port."""
 
 
-def _parse_tcp(value: str | None) -> tuple[str, int] | None:
+def _parse_tcp(value: str | None, option: str = "--tcp", host_required: bool = False) -> tuple[str, int] | None:
     if value is None:
         return None
     host, _, port = value.rpartition(":")
     try:
         number = int(port)
     except ValueError:
-        raise click.BadParameter("expected HOST:PORT or PORT", param_hint="--tcp") from None
-    if not 0 <= number <= 65535:
-        raise click.BadParameter("port out of range", param_hint="--tcp")
-    return host or "127.0.0.1", number
+        raise click.BadParameter("expected HOST:PORT" + ("" if host_required else " or PORT"),
+                                 param_hint=option) from None
+    if not 0 <= number <= 65535 or (host_required and number == 0):
+        raise click.BadParameter("port out of range", param_hint=option)
+    if host_required and not host:
+        raise click.BadParameter("expected HOST:PORT", param_hint=option)
+    return host.strip("[]") or "127.0.0.1", number
+
+
+# AT+IPR's rates (commands/basic.py BAUD_RATES), offered by --baud.
+BAUD_CHOICES = ("9600", "19200", "38400", "57600", "115200", "230400", "460800", "921600")
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the host reaches the port: ``pty`` (the default), ``tcp`` (RFC 2217), ``tcp-raw``,
+    ``connect`` or ``device``; ``option`` is the option it came from (named in errors)."""
+
+    kind: str = "pty"
+    address: tuple[str, int] | None = None
+    devices: tuple[Path, ...] = ()
+    option: str | None = None
+
+    def host(self, index: int, baud: int):
+        """Modem ``index``'s host link, or None for a pty of its own (the runner's default)."""
+        if self.kind == "device":
+            from ecemu.core.uart import LineFormat
+            from ecemu.shell.device import DeviceHost
+
+            return DeviceHost(self.devices[index], LineFormat(baud))
+        if self.address is None:
+            return None
+        host, port = self.address[0], self.address[1] + index if self.address[1] else 0
+        if self.kind == "tcp":
+            from ecemu.shell.rfc2217 import Rfc2217Host
+
+            return Rfc2217Host(host, port)
+        from ecemu.shell.tcp_host import RawTcpClient, RawTcpServer
+
+        return RawTcpServer(host, port) if self.kind == "tcp-raw" else RawTcpClient(host, port)
+
+
+def _transport(tcp: str | None, tcp_raw: str | None, connect: str | None, devices: tuple[Path, ...]) -> Transport:
+    given = [name for name, value in (("--tcp", tcp), ("--tcp-raw", tcp_raw), ("--connect", connect),
+                                      ("--device", devices)) if value]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} are different ports; give one")
+    if tcp is not None:
+        return Transport("tcp", _parse_tcp(tcp), option="--tcp")
+    if tcp_raw is not None:
+        return Transport("tcp-raw", _parse_tcp(tcp_raw, "--tcp-raw"), option="--tcp-raw")
+    if connect is not None:
+        return Transport("connect", _parse_tcp(connect, "--connect", host_required=True), option="--connect")
+    if devices:
+        return Transport("device", devices=devices, option="--device")
+    return Transport()
+
+
+def _network_options(command: Callable) -> Callable:
+    """The options of a hermetic network (``ecemu.shell.dns.NetworkPolicy``)."""
+    options = [
+        click.option("--resolve", "resolve", multiple=True, metavar="NAME=ADDR[:PORT]",
+                     help="Resolve NAME to ADDR for the module (and connect to PORT instead of the "
+                          "module's, when given); repeatable; before any DNS."),
+        click.option("--hosts-file", "hosts_file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="More names, hosts(5) style: ADDR[:PORT] NAME [NAME ...] per line."),
+        click.option("--local-ntp", "local_ntp", multiple=True, metavar="NAME",
+                     help="Answer AT+QNTP to NAME from the module clock, without a packet leaving "
+                          "the machine; repeatable; '*' for every name."),
+        click.option("--local-only", "local_only", is_flag=True,
+                     help="Refuse every address outside loopback (and --allow): names not in the "
+                          "hosts map fail as DNS failures, addresses as connect failures, each logged."),
+        click.option("--allow", "allow", multiple=True, metavar="NET",
+                     help="With --local-only: also allow this address or network (ADDR/PREFIX); repeatable."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _network_policy(resolve: tuple[str, ...], hosts_file: Path | None, local_ntp: tuple[str, ...],
+                    local_only: bool, allow: tuple[str, ...]):
+    """The policy the options ask for; a usage error (exit 2) naming the option otherwise."""
+    from ecemu.shell.dns import NetworkPolicy, parse_network, parse_resolve, read_hosts_file
+
+    for text in resolve:
+        try:
+            parse_resolve(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--resolve") from None
+    for text in allow:
+        try:
+            parse_network(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--allow") from None
+    if allow and not local_only:
+        raise click.BadParameter("only means something with --local-only", param_hint="--allow")
+    if hosts_file is not None:
+        try:
+            read_hosts_file(hosts_file)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {hosts_file}: {exc.strerror or exc}", param_hint="--hosts-file") from None
+        except (ValueError, UnicodeError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--hosts-file") from None
+    return NetworkPolicy.build(resolve, hosts_file, local_ntp, local_only, allow)
+
+
+def _load_profile_option(profile_name: str) -> Profile:
+    try:
+        return load_profile(profile_name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
 
 
 @main.command()
-@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True,
-              help="Module profile (see `ecemu profiles`).")
+@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True, metavar="NAME|FILE",
+              help="Module profile (see `ecemu profiles`), or a TOML file of your own (it may start "
+                   "from a shipped one: base = \"EC200M-CN\").")
 @click.option("--link", type=click.Path(path_type=Path),
               help="Create a symbolic link at this path to the port; removed on exit.")
 @click.option("--ufs", type=click.Path(path_type=Path, file_okay=False),
@@ -62,41 +172,72 @@ def _parse_tcp(value: str | None) -> tuple[str, int] | None:
               help="Guard time of silence around +++ in transparent mode.")
 @click.option("--tcp", "tcp", metavar="[HOST:]PORT",
               help="Serve the port over TCP as RFC 2217 instead of a pty (HOST defaults to 127.0.0.1).")
+@click.option("--tcp-raw", "tcp_raw", metavar="[HOST:]PORT",
+              help="Serve the port as raw TCP, every byte as it is (QEMU -chardev socket, ser2net raw, "
+                   "socat); HOST defaults to 127.0.0.1.")
+@click.option("--connect", "connect", metavar="HOST:PORT",
+              help="Connect out to a raw TCP server (QEMU's or Renode's UART socket) and be the module "
+                   "there, trying again until it listens.")
+@click.option("--device", "devices", metavar="PATH", multiple=True, type=click.Path(path_type=Path),
+              help="Be the module on an existing serial device: a USB-serial adapter or the pty of "
+                   "QEMU, Renode or Zephyr; repeat for several modems.")
+@click.option("--baud", "baud", default="115200", show_default=True, type=click.Choice(BAUD_CHOICES),
+              help="The UART's rate at power-on (AT+IPR); a --device is set to it.")
+@click.option("--line", "line", default="usb", show_default=True, type=click.Choice(["usb", "uart"]),
+              help="usb: bytes move at memory speed, as over the module's USB port; uart: each byte takes "
+                   "its time at AT+IPR's rate and AT+ICF's framing (115200 8N1: 86.8 us), both ways.")
 @click.option("--control", "control", type=click.Path(path_type=Path), envvar=CONTROL_ENV,
               help=f"Path of the control socket (environment: {CONTROL_ENV}); default LINK.ctl, or one "
                    f"in a private temporary folder.")
-@click.option("--trace", "trace", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write a session trace (JSON lines) to this file; read it with `ecemu trace`.")
+@click.option("--trace", "trace", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Append a session trace (JSON lines) to this file; read it with `ecemu trace`. "
+                   "'-': a readable transcript on standard output, live.")
 @click.option("--keylog", "keylog", type=click.Path(path_type=Path, dir_okay=False),
               help="Write TLS keys in the NSS key log format (for Wireshark) to this file.")
 @click.option("--scenario", "scenario_name", metavar="FILE|NAME",
               help="Fire the faults of a scenario file (see profiles/scenarios and `ecemu scenarios`).")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Run this many independent modems in one process.")
-@click.option("--boot", "boot", default="on-open", show_default=True,
-              type=click.Choice(["on-open", "at-start"]),
+@click.option("--boot", "boot", default=None, type=click.Choice(["on-open", "at-start"]),
               help="Power the module on when a host first opens the port (its boot URCs then reach "
-                   "hosts that flush on open), or as soon as the emulator starts.")
+                   "hosts that flush on open), or as soon as the emulator starts. Default: on-open; "
+                   "at-start with --device (on-open there waits for the board's first byte).")
+@click.option("--ready-fd", "ready_fd", type=click.IntRange(3, None), metavar="N",
+              help="Write READY=1 to this open descriptor (then close it) once every port can be "
+                   "opened; with NOTIFY_SOCKET set, systemd is told too.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@_network_options
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
+        tcp_raw: str | None, connect: str | None, devices: tuple[Path, ...], baud: str, line: str,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
-        boot: str, log_level: str) -> None:
+        boot: str | None, ready_fd: int | None, log_level: str, resolve: tuple[str, ...], hosts_file: Path | None,
+        local_ntp: tuple[str, ...], local_only: bool, allow: tuple[str, ...]) -> None:
     """Run emulated modules until SIGINT, SIGTERM or SIGHUP.
 
     On a terminal, a status line under the announcements shows whether a host has the port open,
     the mode, open connections and the bytes each way.
     """
     from ecemu.shell.link_lock import LinkInUse, LinkLock
+    from ecemu.shell.loop import run_bounded
     from ecemu.shell.private_files import private_opener
+    from ecemu.shell.readiness import check_ready_fd
+
+    from ecemu.shell.trace import STDOUT
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        profile = load_profile(profile_name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--profile") from None
-    tcp_address = _parse_tcp(tcp)
+    profile = _load_profile_option(profile_name)
+    network_policy = _network_policy(resolve, hosts_file, local_ntp, local_only, allow)
+    transport = _transport(tcp, tcp_raw, connect, devices)
+    if transport.kind == "device":
+        if count not in (1, len(devices)):
+            raise click.BadParameter(f"{len(devices)} devices for {count} modems; leave --count out", param_hint="--count")
+        count = len(devices)
+        if len(set(map(str, devices))) != len(devices):
+            raise click.BadParameter("the same device twice", param_hint="--device")
+    if boot is None:
+        boot = "at-start" if transport.kind == "device" else "on-open"
     scenario = None
     if scenario_name is not None:
         from ecemu.scenario import ScenarioError, load_scenario
@@ -109,8 +250,14 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         _check_folder(ufs, "--ufs")
     if control is not None:
         _check_folder(control.parent, "--control")
-    if trace is not None:
+    if trace is not None and str(trace) != STDOUT:
         _check_writable_file(trace, "--trace")
+    if ready_fd is not None:
+        try:
+            check_ready_fd(ready_fd)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write to descriptor {ready_fd}: {exc.strerror or exc}",
+                                     param_hint="--ready-fd") from None
     links = [_nth(count, index, link) for index in range(count)] if link is not None else []
     locks: list[LinkLock] = []
     cleanup: list[Path] = []
@@ -142,9 +289,10 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         controls, control_option = _control_paths(count, control, links, cleanup)
         modem_links: list[Path | None] = list(links) if links else [None] * count
         options = RunOptions(profile, ufs_root, modem_links, escape_guard_ms / 1000.0,
-                             tcp_address, count, controls, control_option, trace, keylog_file, scenario,
-                             boot=boot)
-        asyncio.run(_serve(options))
+                             transport, count, controls, control_option, trace, keylog_file, scenario,
+                             boot=boot, ready_fd=ready_fd, baud=int(baud), line=line,
+                             network_policy=network_policy)
+        run_bounded(_serve(options))
     finally:
         if options is not None:
             _print_coverage(options.coverages)
@@ -211,7 +359,7 @@ class RunOptions:
     ufs_root: Path
     links: list[Path | None]
     escape_guard: float
-    tcp: tuple[str, int] | None
+    transport: Transport
     count: int
     controls: list[Path]
     control_option: str  # the option the control paths come from, named when one cannot be used
@@ -220,6 +368,10 @@ class RunOptions:
     scenario: Scenario | None = None
     coverages: list = field(default_factory=list)  # ecemu.coverage.Coverage, one per modem
     boot: str = "on-open"
+    network_policy: NetworkPolicy | None = None  # None: the open network
+    ready_fd: int | None = None  # --ready-fd
+    baud: int = 115200  # --baud
+    line: str = "usb"  # --line
 
 
 def _coverage_of(runner):
@@ -231,9 +383,11 @@ def _coverage_of(runner):
 
 
 async def _serve(o: RunOptions) -> None:
+    from ecemu.api import apply_network_policy
     from ecemu.control import Controller
     from ecemu.shell.control_socket import ControlServer
-    from ecemu.shell.rfc2217 import Rfc2217Host
+    from ecemu.shell.readiness import notify_ready, notify_stopping
+    from ecemu.shell.trace import STDOUT
     from ecemu.shell.runner import ModemRunner
 
     loop = asyncio.get_running_loop()
@@ -247,20 +401,22 @@ async def _serve(o: RunOptions) -> None:
     try:
         for index in range(o.count):
             ufs = o.ufs_root if o.count == 1 else o.ufs_root / str(index)
-            host = None
-            if o.tcp is not None:
-                host = Rfc2217Host(o.tcp[0], o.tcp[1] + index if o.tcp[1] else 0)
+            host = o.transport.host(index, o.baud)
             modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
-            runner = ModemRunner(o.profile, ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
-                                 modem_index=index, scenario=scenario, control=Controller, boot=o.boot)
+            runner = ModemRunner(o.profile.for_modem(index), ufs, modem_link if host is None else None, o.escape_guard,
+                                 host=host, trace=o.trace, modem_index=index, scenario=scenario, control=Controller,
+                                 boot=o.boot, baud=o.baud, line=o.line)
             control = ControlServer(o.controls[index], runner)
             try:
                 runner.start()
             except OSError as exc:
-                raise _start_error(exc, "--tcp" if o.tcp is not None else "--link" if modem_link else None) from None
+                started.append(runner)  # what it opened before failing is closed
+                raise _start_error(exc, o.transport.option or ("--link" if modem_link else None)) from None
             started.append(runner)
             runners.append(runner)
+            if o.network_policy is not None:
+                apply_network_policy(runner, o.network_policy)
             try:
                 control.start()
             except OSError as exc:
@@ -270,14 +426,17 @@ async def _serve(o: RunOptions) -> None:
             if keylog_file is not None:
                 runner.modem.keylog = _keylog_writer(keylog_file)
             click.echo(f"port: {runner.host.address}")
-            if modem_link is not None and o.tcp is None:
+            if modem_link is not None and host is None:
                 click.echo(f"link: {modem_link}")
             click.echo(f"control: {control.path}")
         sys.stdout.flush()
-        if sys.stdout.isatty():
+        notify_ready(o.ready_fd, " ".join(f"port: {runner.host.address}" for runner in runners))
+        # The status line needs standard output to itself: a terminal, not the live trace.
+        if sys.stdout.isatty() and str(o.trace) != STDOUT:
             status = StatusLine(runners, sys.stdout)
             status.start(loop)
         await stop.wait()
+        notify_stopping()
     finally:
         if status is not None:
             status.stop()
@@ -286,6 +445,10 @@ async def _serve(o: RunOptions) -> None:
 
 
 def _start_error(exc: OSError, option: str | None) -> click.ClickException:
+    from ecemu.shell.device import DeviceError
+
+    if isinstance(exc, DeviceError):
+        return click.BadParameter(str(exc), param_hint=option)
     message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     if option is None:
         return click.ClickException(message)
@@ -320,10 +483,16 @@ class StatusLine:
         return True
 
     def _update(self) -> None:
-        text = self.text()
-        if text != self._shown:
-            self._write("\r" + text + "\x1b[K")
-            self._shown = text
+        # Only while the emulator is the terminal's foreground job: started with `&` (picocom in
+        # the same terminal, as in the README), or sent there with Ctrl+Z and `bg`, it keeps quiet
+        # and takes the line up again after `fg`.
+        if _in_foreground(self.out):
+            text = self.text()
+            if text != self._shown:
+                self._write("\r" + text + "\x1b[K")
+                self._shown = text
+        else:
+            self._shown = ""
         self._handle = self._loop.call_later(STATUS_INTERVAL, self._update)
 
     def _write(self, text: str) -> None:
@@ -359,6 +528,17 @@ class StatusLine:
             self._write("\r\x1b[K")
 
 
+def _in_foreground(stream) -> bool:
+    """Whether this process's group is the foreground job of the terminal ``stream`` writes to; a
+    terminal that is not this process's controlling terminal has no jobs: always foreground."""
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except OSError:
+        return True  # ENOTTY: not our controlling terminal
+    except (AttributeError, ValueError):
+        return False
+
+
 def _isatty(stream) -> bool:
     try:
         return stream.isatty()
@@ -367,11 +547,7 @@ def _isatty(stream) -> bool:
 
 
 def _host_attached(runner) -> bool:
-    host = runner.host
-    opens = getattr(host, "opens", None)  # a pty: descriptors hosts hold on it
-    if opens is not None:
-        return opens > 0
-    return getattr(host, "client", None) is not None  # RFC 2217: the connected client
+    return runner.has_host
 
 
 def _keylog_writer(keylog_file: BinaryIO) -> Callable[[bytes], None]:
@@ -530,7 +706,10 @@ def trace(file, summary: bool, html_path: Path | None) -> None:
     if html_path is not None:
         from ecemu.trace_html import render_html
 
-        html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+        try:
+            html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {html_path}: {exc.strerror or exc}", param_hint="--html") from None
         click.echo(f"html: {html_path}")
 
 
@@ -556,7 +735,12 @@ def certs(folder: Path) -> None:
     """Write the test PKI (CA, server, client and broken certificates) into FOLDER."""
     from ecemu.pki import write_test_pki
 
-    for name, path in sorted(write_test_pki(folder).items()):
+    _check_folder(folder, "FOLDER")
+    try:
+        written = write_test_pki(folder)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write into {folder}: {exc.strerror or exc}", param_hint="FOLDER") from None
+    for name, path in sorted(written.items()):
         click.echo(f"{name}: {path}")
 
 
@@ -568,14 +752,16 @@ def certs(folder: Path) -> None:
 @click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the CA certificate of the HTTPS chain here, to upload for seclevel 1.")
 def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
-    """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (ecemu.http_server), until SIGINT or SIGTERM."""
+    """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (ecemu.http_server), until SIGINT, SIGTERM or SIGHUP."""
     import threading
 
     from ecemu.http_server import HttpTestServer
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stop.set())
+    if ca_path is not None:
+        _check_writable_file(ca_path, "--ca")
     try:
         plain, secure = HttpTestServer(port=port), HttpTestServer(tls=True, port=tls_port)
     except OSError as exc:
@@ -598,16 +784,25 @@ def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
 @click.option("--ca", "ca_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the CA certificate of the TLS chain here, to upload for seclevel 1.")
 def mqtt_broker(port: int, tls_port: int, client_certificates: bool, ca_path: Path | None) -> None:
-    """A Mosquitto broker on 127.0.0.1 for AT+QMT* (ecemu.mqtt_broker), until SIGINT or SIGTERM."""
+    """A Mosquitto broker on 127.0.0.1 for AT+QMT* (ecemu.mqtt_broker), until SIGINT, SIGTERM or SIGHUP.
+
+    Mosquitto runs as a child process that ends with this command, however it ends (killed
+    included); a port another process already listens on is refused, never shared.
+    """
     import threading
 
-    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
+    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker, PortInUse
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stop.set())
+    if ca_path is not None:
+        _check_writable_file(ca_path, "--ca")
     try:
-        broker = MqttBroker(port=port, tls_port=tls_port, client_certificates=client_certificates).start()
+        broker = MqttBroker(port=port, tls_port=tls_port, client_certificates=client_certificates,
+                            die_with_parent=True).start()
+    except PortInUse as exc:
+        raise click.BadParameter(str(exc), param_hint="--tls-port" if exc.port == tls_port else "--port") from None
     except (BrokerUnavailable, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -680,7 +875,8 @@ def record(device: Path, baud: int, link: Path | None, tcp_raw: str | None, out:
     may close and reopen. Runs until SIGINT, SIGTERM or SIGHUP; `ecemu replay` and `ecemu check`
     read the file.
     """
-    from ecemu.record import Recorder, device_error
+    from ecemu.record import Recorder
+    from ecemu.shell.device import DeviceError
 
     if (link is None) == (tcp_raw is None):
         raise click.UsageError("give the host side: --link PATH or --tcp-raw [HOST:]PORT (one of them)")
@@ -699,8 +895,10 @@ def record(device: Path, baud: int, link: Path | None, tcp_raw: str | None, out:
             loop.add_signal_handler(signum, stop.set)
         try:
             recorder = Recorder(device, out, link=link, tcp=tcp_address, baud=baud, headers=headers)
+        except DeviceError as exc:
+            raise click.BadParameter(f"cannot open {exc}", param_hint="--device") from None
         except OSError as exc:
-            raise click.BadParameter(f"cannot open {device}: {device_error(exc)}", param_hint="--device") from None
+            raise click.BadParameter(f"cannot write {out}: {exc.strerror or exc}", param_hint="--out") from None
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--baud") from None
         try:

@@ -34,9 +34,23 @@ class Range:
 
     low: float
     high: float
+    also: tuple[float, ...] = ()  # single values allowed besides the range (AT+CSQ's 99: unknown)
 
     def describe(self) -> str:
-        return f"{_number(self.low)} to {_number(self.high)}"
+        return f"{_number(self.low)} to {_number(self.high)}" + "".join(f" or {_number(v)}" for v in self.also)
+
+    def holds(self, value: float) -> bool:
+        return math.isfinite(value) and (self.low <= value <= self.high or value in self.also)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The documented values of a text argument, the only ones carried out."""
+
+    values: tuple[str, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.values)
 
 
 @dataclass(frozen=True)
@@ -59,16 +73,17 @@ Client = Annotated[int, Range(0, 11)]  # SSL note 2.2.2: <clientID> 0-11
 Seconds = Annotated[float, Range(0, 3600)]
 Milliseconds = Annotated[int, Range(0, 60000)]
 UrcText = Annotated[str, MaxLength(1024)]
-FamilyName = Annotated[str, MaxLength(8)]  # the socket families a server-side fault reaches
 # AT+QSSLOPEN's clients, AT+QIOPEN's sockets, AT+QMTOPEN's clients, the HTTP request
 SOCKET_FAMILIES = ("ssl", "tcpip", "mqtt", "http")
+FamilyName = Annotated[str, OneOf(SOCKET_FAMILIES)]  # the socket families a server-side fault reaches
+OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
 
 
 @dataclass(frozen=True)
 class Parameter:
     name: str
     kind: type  # int, float, bool or str
-    bound: Range | MaxLength | None
+    bound: Range | MaxLength | OneOf | None
     default: Any  # inspect.Parameter.empty when required
 
     @property
@@ -140,7 +155,9 @@ def _convert(op: str, param: Parameter, value: Any) -> Any:
     except (TypeError, ValueError):
         raise ControlError(f"{op}: {name} must be {kind.__name__}, not {_shown(value)}") from None
     bound = param.bound
-    if isinstance(bound, Range) and not (math.isfinite(converted) and bound.low <= converted <= bound.high):
+    if isinstance(bound, Range) and not bound.holds(converted):
+        raise ControlError(f"{op}: {name} must be {bound.describe()}, not {_shown(value)}")
+    if isinstance(bound, OneOf) and converted not in bound.values:
         raise ControlError(f"{op}: {name} must be {bound.describe()}, not {_shown(value)}")
     if isinstance(bound, MaxLength):
         if len(converted) > bound.characters:
@@ -158,8 +175,8 @@ def _shown(value: Any) -> str:
 
 
 OPERATIONS: dict[str, Operation] = {}
-OPEN_FAILURES = ("dns", "connect", "timeout", "handshake", "silent")
-INSPECTIONS = {"status", "listening"}  # operations that change nothing and so are not faults in the trace
+# Operations that change nothing and so are not faults in the trace.
+INSPECTIONS = {"status", "listening", "lines", "wait-ri"}
 KINDS = (int, float, bool, str)
 
 
@@ -167,7 +184,7 @@ def _parameter(param: inspect.Parameter, where: str) -> Parameter:
     annotation, bound = param.annotation, None
     if get_origin(annotation) is Annotated:
         annotation, *extras = get_args(annotation)
-        bound = next((extra for extra in extras if isinstance(extra, (Range, MaxLength))), None)
+        bound = next((extra for extra in extras if isinstance(extra, (Range, MaxLength, OneOf))), None)
     if annotation not in KINDS:
         raise TypeError(f"{where}: {param.name} must be annotated with one of int, float, bool, str")
     if bound is None and annotation is not bool:
@@ -178,7 +195,8 @@ def _parameter(param: inspect.Parameter, where: str) -> Parameter:
 def operation(method: Callable[..., Any]) -> Callable[..., Any]:
     """Register a ``Controller`` method as an operation named after it (``_`` becomes ``-``).
 
-    Every parameter is annotated ``Annotated[kind, Range(...)]`` or ``Annotated[str, MaxLength(...)]``
+    Every parameter is annotated ``Annotated[kind, Range(...)]``, ``Annotated[str, MaxLength(...)]``
+    or ``Annotated[str, OneOf(...)]``
     (bool needs no bound): the bound is checked before the method runs and is documented by
     ``ecemu ctl --list`` and the methods of ``Emulator.control``.
     """
@@ -201,9 +219,16 @@ class Controller:
         op = OPERATIONS.get(name)
         if op is None:
             raise ControlError(f"unknown operation {name!r}; known: {', '.join(sorted(OPERATIONS))}")
-        result = op.method(self, **op.convert(raw_args))
-        if name not in INSPECTIONS:
-            self.runner.fault(name, raw_args)
+        arguments = op.convert(raw_args)
+        fault = name not in INSPECTIONS
+        if fault:
+            self.runner.fault(name, raw_args)  # into the trace before what it causes
+        try:
+            result = op.method(self, **arguments)
+        except ControlError as exc:
+            if fault:
+                self.runner.trace("fault_refused", name=name, error=str(exc))
+            raise
         self.runner.pump()
         return result
 
@@ -248,16 +273,45 @@ class Controller:
         self.runner.freeze(seconds)
 
     @operation
-    def signal(self, rssi: Annotated[int, Range(0, 99)], ber: Annotated[int, Range(0, 99)] = 99) -> None:
+    def signal(self, rssi: Annotated[int, Range(0, 31, also=(99,))],
+               ber: Annotated[int, Range(0, 7, also=(99,))] = 99) -> None:
         """AT+CSQ reports RSSI and BER from now on (0-31 or 99, 0-7 or 99)."""
-        if not (0 <= rssi <= 31 or rssi == 99) or not (0 <= ber <= 7 or ber == 99):
-            raise ControlError("signal: rssi must be 0-31 or 99, ber 0-7 or 99")
         self.modem.signal = (rssi, ber)
+
+    # --- the control lines ---------------------------------------------------------------------
 
     @operation
     def dtr(self, active: bool) -> None:
-        """Set the host's DTR line (a pty has none; RFC 2217 clients set it themselves)."""
+        """Set the host's DTR line (a pty has none; RFC 2217 clients and a device's pins set it
+        themselves): AT&D says what a drop does, AT+QSCLK=1 lets the module sleep while it is off."""
         self.runner.set_dtr(active)
+
+    @operation
+    def rts(self, active: bool) -> None:
+        """Set the host's RTS line: with AT+IFC=2,2 the module sends nothing while it is off."""
+        self.runner.set_rts(active)
+
+    @operation
+    def lines(self) -> dict[str, Any]:
+        """The control lines now: the module's RI, DCD, CTS, DSR, the host's DTR and RTS, whether the
+        module sleeps (AT+QSCLK), how many RI pulses began and the last one's width in ms."""
+        modem = self.modem
+        lines = modem.lines
+        return {**lines.outputs, "dtr": modem.dtr, "rts": modem.rts, "asleep": lines.asleep,
+                "ri_pulses": lines.ri_pulses, "last_ri_pulse_ms": self.runner.last_ri_pulse_ms}
+
+    @operation
+    def wait_ri(self, seconds: Annotated[float, Range(0.001, 3600)] = 10.0) -> Any:
+        """Wait up to SECONDS for the next RI pulse to end; its width in ms (``{"width_ms": 120.0}``)."""
+        runner = self.runner
+        waiter = runner.wait_for_ri_pulse()
+
+        def expired() -> None:
+            if not waiter.done():
+                waiter.set_exception(ControlError(f"wait-ri: no RI pulse ended within {seconds:g} s"))
+
+        runner.loop.call_later(seconds, expired)
+        return waiter
 
     # --- the serial side ---------------------------------------------------------------------
 
@@ -326,13 +380,11 @@ class Controller:
         return {"tcpip": {str(k): v for k, v in self._state("tcpip").host_ports().items()}}
 
     @operation
-    def fail_opens(self, count: Annotated[int, Range(0, 1000)], error: Annotated[str, MaxLength(16)],
+    def fail_opens(self, count: Annotated[int, Range(0, 1000)], error: Annotated[str, OneOf(OPEN_FAILURES)],
                    seconds: Annotated[float, Range(-1, 3600)] = -1.0) -> None:
         """The next COUNT AT+QSSLOPEN fail with ERROR (AT+QIOPEN "TCP" opens too, in their URC): dns
         (565), connect (566), timeout (569, after SECONDS or the module's 150 s), handshake (the server
         resets it: 566) or silent (no answer until negotiatetime: 569)."""
-        if error not in OPEN_FAILURES:
-            raise ControlError(f"fail-opens: error must be one of {', '.join(OPEN_FAILURES)}")
         self.runner.network.fail_next_opens(count, error, None if seconds < 0 else seconds)
 
     @operation

@@ -223,6 +223,24 @@ class Coverage:
                 mine.results.update(use.results)
         return total
 
+    def to_json(self) -> dict:
+        """The counts as JSON-able data (a pytest-xdist worker hands its table to the controller)."""
+        return {"lines": self.lines, "urcs": dict(self.urcs), "tls": dict(self.tls), "faults": dict(self.faults),
+                "uses": [[use.command.key, use.command.implemented, use.count, dict(use.results)]
+                         for use in self.uses.values()]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Coverage":
+        coverage = cls()
+        coverage.lines = int(data.get("lines", 0))
+        for name in ("urcs", "tls", "faults"):
+            getattr(coverage, name).update(data.get(name, {}))
+        for key, implemented, count, results in data.get("uses", []):
+            use = coverage._use(Command(str(key), bool(implemented)))
+            use.count += int(count)
+            use.results.update(results)
+        return coverage
+
     def render(self, title: str = "ecemu coverage") -> list[str]:
         """The table as text lines: command, count, results, and the unimplemented ones marked."""
         if not self.seen:
@@ -250,8 +268,13 @@ def coverage_of_trace(entries: Iterable[dict]) -> Coverage:
     """The coverage of a trace file's entries (see ``ecemu.shell.trace.read_entries``), every
     modem of the file added up; each modem's lines are paired with its own results."""
     per_modem: dict[Any, Coverage] = {}
+    # A line still open when a modem's session ended is not paired with a result of its next one.
+    sessions: Counter = Counter()
     for entry in entries:
-        modem = repr(entry.get("modem", 0))  # as written: a hostile file may hold anything there
+        name = repr(entry.get("modem", 0))  # as written: a hostile file may hold anything there
+        if entry.get("kind") == "session":
+            sessions[name] += 1
+        modem = (sessions[name], name)
         coverage = per_modem.get(modem)
         if coverage is None:
             coverage = per_modem[modem] = Coverage()

@@ -11,9 +11,11 @@ fixture one per test. Debian's package is ``mosquitto``; ``ECEMU_MOSQUITTO`` nam
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -25,6 +27,38 @@ START_TIMEOUT = 10.0
 
 class BrokerUnavailable(RuntimeError):
     """No mosquitto on this machine."""
+
+
+class PortInUse(RuntimeError):
+    """A port asked for is taken (another broker, perhaps one an earlier run left behind): the
+    broker is not started, so that nobody talks to the other one believing it is this one."""
+
+    def __init__(self, host: str, port: int):
+        super().__init__(f"{host}:{port} is already in use by another process (a broker left running?)")
+        self.port = port
+
+
+def _check_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as mosquitto binds: TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise PortInUse(host, port) from None
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _ending_with(parent: int):
+    """For the child, before it runs mosquitto: a SIGTERM when ``parent`` ends, however it ends
+    (SIGKILL included), and no start at all when it has already gone."""
+    def arrange() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+    return arrange
 
 
 def mosquitto_binary() -> str | None:
@@ -46,10 +80,13 @@ class MqttBroker:
 
     ``client_certificates``: the TLS listener asks for a client certificate signed by the PKI's CA
     (the module's secllevel 2). Ports are chosen free unless given; ``restart`` stops and starts the
-    same broker on the same ports (a broker going away under connected clients)."""
+    same broker on the same ports (a broker going away under connected clients).
+    ``die_with_parent``: mosquitto gets SIGTERM when the thread that started it ends (Linux's
+    parent-death signal), for a process that may be killed (``ecemu mqtt-broker``); leave it off
+    when a short-lived thread starts the broker. A port given and taken raises ``PortInUse``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, tls_port: int = 0,
-                 client_certificates: bool = False):
+                 client_certificates: bool = False, die_with_parent: bool = False):
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerUnavailable("mosquitto is not installed (Debian: apt-get install mosquitto)")
@@ -73,6 +110,7 @@ class MqttBroker:
         self._write_config()
         self.log_path = folder / "mosquitto.log"
         self.process: subprocess.Popen | None = None
+        self._die_with_parent = die_with_parent
 
     def _write_config(self) -> None:
         folder = self.config_path.parent
@@ -92,6 +130,8 @@ class MqttBroker:
         for attempt in range(3):
             try:
                 return self._start_once()
+            except PortInUse:
+                raise
             except RuntimeError:
                 if any(self._fixed_ports) or self.process is not None or attempt == 2:
                     raise
@@ -100,10 +140,14 @@ class MqttBroker:
         return self
 
     def _start_once(self) -> "MqttBroker":
+        for port in self._fixed_ports:
+            if port:
+                _check_free(self.host, port)
         log = open(self.log_path, "ab")
         try:
             self.process = subprocess.Popen([self.binary, "-c", str(self.config_path), "-v"], stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_ending_with(os.getpid()) if self._die_with_parent else None)
         finally:
             log.close()
         deadline = time.monotonic() + START_TIMEOUT

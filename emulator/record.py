@@ -19,17 +19,17 @@ port with it) is logged as ``device-closed``; the path is opened again until it 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import socket
 import termios
-import tty
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+from ecemu.core.uart import LineFormat
 from ecemu.sessionlog import EVENT, HOST, MODULE, SessionWriter
+from ecemu.shell.device import open_device, set_line
 from ecemu.shell.private_files import private_opener
 from ecemu.shell.runner import PtyHost
 
@@ -39,24 +39,14 @@ REOPEN_INTERVAL = 0.2  # seconds between attempts to open a device that went awa
 QUEUE_HIGH = 256 * 1024  # bytes waiting for one side above which the other side is not read
 READ_SIZE = 65536
 
-_BAUD_RATES = {rate: getattr(termios, f"B{rate}") for rate in (
-    9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000, 3000000, 4000000)
-    if hasattr(termios, f"B{rate}")}
-
-
-def open_raw_device(path: str | Path, baud: int | None = 115200) -> int:
-    """A serial device (or a pty) opened for reading and writing in raw mode, non-blocking, not
-    as the controlling terminal; the line speed set when given (a pty ignores it)."""
-    fd = os.open(str(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+def open_raw_device(path: str | Path, baud: int = 115200) -> int:
+    """The module's serial device (or a pty) as ``ecemu run --device`` opens it (exclusively,
+    non-blocking, not as the controlling terminal), raw at ``baud``, 8N1."""
+    if not hasattr(termios, f"B{baud}"):
+        raise ValueError(f"unsupported baud rate {baud}")
+    fd = open_device(Path(path))
     try:
-        tty.setraw(fd, termios.TCSANOW)
-        if baud is not None:
-            if baud not in _BAUD_RATES:
-                raise ValueError(f"unsupported baud rate {baud}; known: {', '.join(map(str, sorted(_BAUD_RATES)))}")
-            attributes = termios.tcgetattr(fd)
-            attributes[4] = attributes[5] = _BAUD_RATES[baud]
-            attributes[2] |= termios.CLOCAL | termios.CREAD
-            termios.tcsetattr(fd, termios.TCSANOW, attributes)
+        set_line(fd, LineFormat(baud), Path(path))
     except BaseException:
         os.close(fd)
         raise
@@ -143,7 +133,7 @@ class Recorder:
     """The tap on the running loop. It is the runner the shell's ``PtyHost`` reports to."""
 
     def __init__(self, device: str | Path, out: Path, link: Path | None = None,
-                 tcp: tuple[str, int] | None = None, baud: int | None = 115200, headers: dict[str, str] | None = None):
+                 tcp: tuple[str, int] | None = None, baud: int = 115200, headers: dict[str, str] | None = None):
         self.device_path = str(device)
         self.baud = baud
         # The device first: when it cannot be opened, no session file is made.
@@ -378,11 +368,3 @@ class Recorder:
 def open_session_file(path: Path) -> IO[bytes]:
     """The session file, created 0600 (it holds every byte the host and the module said)."""
     return open(path, "wb", opener=private_opener)
-
-
-def device_error(exc: OSError) -> str:
-    if exc.errno == errno.ENOENT:
-        return "no such device"
-    if exc.errno == errno.EACCES:
-        return "permission denied (is the user in the dialout group?)"
-    return exc.strerror or str(exc)

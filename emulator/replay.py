@@ -34,6 +34,7 @@ from ecemu.profile import load_profile
 from ecemu.sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open_log
 from ecemu.sessionlog.matching import Divergence, HostMatcher
 from ecemu.sessionlog.modules import profile_for
+from ecemu.shell.host_link import QuietLink
 from ecemu.shell.runner import ModemRunner, PtyHost
 
 log = logging.getLogger(__name__)
@@ -231,11 +232,12 @@ class ReplayEngine:
         return None
 
 
-class _MemoryHost:
+class _MemoryHost(QuietLink):
     """The emulated modem's host side in ``emulate`` mode: its output is thrown away until the
-    divergence, then handed to the replay's port."""
+    divergence, then handed to the replay's port (a pty: no line format, no pins)."""
 
     address = "replay"
+    open_settle = 0.0
 
     def __init__(self, server: "ReplayServer"):
         self.server = server

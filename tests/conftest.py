@@ -27,6 +27,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "robustness: a fuzzing, soak or integrity test sized by --robustness-scale")
     config.addinivalue_line("markers", "internal_errors_expected: the test provokes an error the emulator logs")
+    config.addinivalue_line("markers", "needs(*parts): external parts the test needs (tests/parts.py); "
+                                       "missing, it skips, and fails where CI=true")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from tests.parts import missing, PARTS
+
+    for marker in item.iter_markers("needs"):
+        for part in marker.args:
+            if PARTS[part].find() is None:
+                missing(part)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

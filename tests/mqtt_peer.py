@@ -13,12 +13,13 @@ WAIT = 10.0
 
 
 def broker_or_skip(**kwargs) -> MqttBroker:
-    import pytest
+    """A running broker, or the test skips without mosquitto (fails in CI: tests/parts.py)."""
+    from tests.parts import missing
 
     try:
         return MqttBroker(**kwargs).start()
     except BrokerUnavailable as exc:
-        pytest.skip(str(exc))
+        missing("mosquitto", str(exc))
 
 
 class Peer:

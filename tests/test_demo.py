@@ -98,8 +98,9 @@ def test_scripts_run_plays_the_demo_then_runs_the_emulator_with_the_arguments(tm
     }.items():
         (venv_bin / name).write_text(f"#!/bin/sh\n{body}\n")
         (venv_bin / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}  # the default interpreter's .venv
     result = subprocess.run([tmp_path / "scripts" / "run", "--profile", "EC800N-CN"], capture_output=True,
-                            text=True, timeout=30, stdin=subprocess.DEVNULL)
+                            text=True, timeout=30, stdin=subprocess.DEVNULL, env=env)
     assert result.returncode == 0, result.stderr
     assert log.read_text().splitlines() == ["demo", "run --profile EC800N-CN"]
     out = result.stdout
@@ -113,3 +114,48 @@ def test_ci_runs_exactly_the_test_script():
     lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     assert lines[-1] == "exec scripts/test -q"
+
+
+def _stand_in_checkout(tmp_path, venv: str) -> Path:
+    """The scripts in a checkout whose environment ``venv`` is set up, with a stand-in python that
+    logs how it was called; returns the log."""
+    shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
+    (tmp_path / "pyproject.toml").write_text("")
+    venv_bin = tmp_path / venv / "bin"
+    venv_bin.mkdir(parents=True)
+    for stamp in (".installed", ".installed-test", ".parts-tried"):
+        (tmp_path / venv / stamp).touch()  # newer than pyproject.toml: nothing to install or try
+    log = tmp_path / "calls.txt"
+    (venv_bin / "python").write_text(f'#!/bin/sh\necho "$0 $*" >> {log}\n')
+    (venv_bin / "python").chmod(0o755)
+    return log
+
+
+def test_scripts_test_runs_the_suite_on_another_interpreter_in_its_own_environment(tmp_path):
+    log = _stand_in_checkout(tmp_path, ".venv-3.13")
+    other = tmp_path / "python3.13"  # an interpreter that only says its version
+    other.write_text("#!/bin/sh\necho 3.13\n")
+    other.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"PYTHON": str(other)}
+    result = subprocess.run(["bash", tmp_path / "scripts" / "test", "-q", "tests/x.py"], capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines()[-1] == f"{tmp_path}/.venv-3.13/bin/python -m pytest -q tests/x.py"
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_scripts_test_under_ci_stops_when_a_part_cannot_be_installed(tmp_path):
+    """CI=true, chromium not on the PATH and apt-get failing: the run stops before pytest, loudly."""
+    log = _stand_in_checkout(tmp_path, ".venv")
+    tools = tmp_path / "tools"  # a PATH with what the script needs, no chromium, a failing apt-get
+    tools.mkdir()
+    for name in ("bash", "sh", "id", "touch", "timeout", "dirname", "cat", "rm"):
+        (tools / name).symlink_to(shutil.which(name))
+    (tools / "apt-get").write_text("#!/bin/sh\necho no network >&2\nexit 100\n")
+    (tools / "apt-get").chmod(0o755)
+    env = {"PATH": str(tools), "CI": "true", "HOME": str(tmp_path)}
+    result = subprocess.run([str(tools / "bash"), tmp_path / "scripts" / "test", "-q"], capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "CI=true and the tests' parts are missing: chromium" in result.stderr
+    assert not log.exists() or "-m pytest" not in log.read_text()  # pytest never ran

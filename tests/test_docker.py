@@ -160,6 +160,8 @@ def test_the_wheel_from_the_context_runs_the_image_command_and_ctl_reaches_it(tm
         assert status.returncode == 0, status.stderr
         url = re.search(r"port: (rfc2217://\S+)\n", announced).group(1)
         assert json.loads(status.stdout)["port"] == url
+        health = subprocess.run(healthcheck(final), env=env, cwd=tmp_path, capture_output=True, timeout=30)
+        assert health.returncode == 0, health.stderr  # the image's HEALTHCHECK, as Docker runs it
         client = serial.serial_for_url(url, timeout=5)
         try:
             client.write(b"AT\r")
@@ -171,6 +173,24 @@ def test_the_wheel_from_the_context_runs_the_image_command_and_ctl_reaches_it(tm
         assert process.wait(10) == 0
         process.stdout.close()
     assert not control.exists()
+    unhealthy = subprocess.run(healthcheck(final), env=env, cwd=tmp_path, capture_output=True, timeout=30)
+    assert unhealthy.returncode not in (0, 2)  # no module answering: unhealthy (a usage error would be 2)
+
+
+def healthcheck(stage: list[tuple[str, str]]) -> list[str]:
+    """The command of the stage's HEALTHCHECK (exec form), run here as ``python -m ecemu``."""
+    words = the(stage, "HEALTHCHECK").split(" CMD ", 1)
+    options, command = words[0].split(), json.loads(words[1])
+    assert {option.split("=")[0] for option in options} <= {"--interval", "--timeout", "--start-period", "--retries"}
+    assert command[0] == "ecemu"
+    return [sys.executable, "-m", "ecemu", *command[1:]]
+
+
+def test_the_image_has_a_healthcheck_asking_the_module():
+    final = stages()[-1]
+    check = the(final, "HEALTHCHECK")
+    assert check.endswith('CMD ["ecemu", "ctl", "status"]')  # ECEMU_CONTROL: the socket of the image's module
+    assert "--interval=10s" in check and "--timeout=5s" in check
 
 
 def test_the_readme_docker_commands_match_the_image():
@@ -201,3 +221,59 @@ def test_compose_runs_count_modems_on_the_published_ports_and_the_echo_server_be
     assert 'network_mode: "service:modems"' in services["tls-server"]  # the modems reach it on 127.0.0.1
     for body in services.values():
         assert "build: ." in body
+        assert "healthcheck:" in body
+
+
+def compose_healthcheck(service: str) -> list[str]:
+    text = (ROOT / "compose.yaml").read_text()
+    body = dict(re.findall(r"^  ([\w-]+):\n((?:    .*\n|      .*\n)+)", text, re.M))[service]
+    return json.loads(re.search(r"^      test: (\[.*\])$", body, re.M).group(1))
+
+
+def test_the_compose_health_checks_ask_every_module_and_the_echo_server(tmp_path):
+    """The fleet's command run here with its control sockets in a folder of the test's; the health
+    check's shell line (compose's $$ is one $) run against it: healthy, then unhealthy once a module
+    has gone."""
+    kind, line = compose_healthcheck("modems")
+    assert kind == "CMD-SHELL"
+    line = line.replace("$$", "$")
+    text = (ROOT / "compose.yaml").read_text()
+    count = int(re.search(r'"--count", "(\d+)"', text).group(1))
+    assert re.search(r"for i in ([\d ]+);", line).group(1).split() == [str(i) for i in range(count)]
+    control = tmp_path / "control.sock"
+    env = dict(os.environ, ECEMU_CONTROL=str(control))
+    bindir = tmp_path / "bin"  # `ecemu` on the PATH, as in the image
+    bindir.mkdir()
+    (bindir / "ecemu").write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m ecemu \"$@\"\n")
+    (bindir / "ecemu").chmod(0o755)
+    env["PATH"] = f"{bindir}:{env['PATH']}"
+    line = line.replace("/run/ecemu/control.sock", str(control))
+    process = subprocess.Popen([sys.executable, "-m", "ecemu", "run", "--tcp", "127.0.0.1:0", "--count", str(count)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        read_until(process.stdout.fileno(), f"control: {control}-{count - 1}\n".encode(), timeout=20)
+        assert subprocess.run(["sh", "-c", line], env=env, capture_output=True, timeout=60).returncode == 0
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+        process.stdout.close()
+    assert subprocess.run(["sh", "-c", line], env=env, capture_output=True, timeout=60).returncode == 1
+    kind, *command = compose_healthcheck("tls-server")
+    assert kind == "CMD" and command[:2] == ["python", "-c"] and "4433" in command[2]
+    from ecemu.echo_server import TlsEchoServer
+
+    with TlsEchoServer() as server:
+        probe = command[2].replace("4433", str(server.port))
+        assert subprocess.run([sys.executable, "-c", probe], timeout=30).returncode == 0
+
+
+def test_the_readme_compose_commands_work_with_compose_v1_and_v2():
+    lines = [line for line in example("compose").splitlines() if line.strip()]
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        assert words[:2] == ["docker", "compose"], line  # v1: the same words after docker-compose
+        assert words[2] in ("up", "ps", "exec", "down"), line  # subcommands both versions have (not cp)
+        if words[2] == "exec" and ">" in line:
+            assert "-T" in words  # no terminal: the file's bytes come through unchanged
+    text = (ROOT / "README.md").read_text()
+    assert "`docker-compose`" in text and "docker compose cp" not in example("compose")

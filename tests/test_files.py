@@ -59,7 +59,7 @@ def test_checksum_of_hand_computed_inputs(data, expected):
     assert checksum(data) == expected
 
 
-@pytest.mark.skipif(not ISRG_ROOT_X1.is_file(), reason="ISRG Root X1 is not installed here")
+@pytest.mark.needs("ca-certificates")  # ISRG Root X1
 def test_checksum_of_isrg_root_x1_is_the_one_a_real_module_gave():
     """REFERENCE.md (seen, verified): the 1939-byte PEM gives ``+QFUPL: 1939,4f64``."""
     pem = ISRG_ROOT_X1.read_bytes()
@@ -231,7 +231,7 @@ def test_partial_data_then_silence_keeps_what_came_and_times_out():
     assert h.command("AT+QFLST") == b'\r\n+QFLST: "UFS:a",2\r\n' + OK
 
 
-@pytest.mark.skipif(not ISRG_ROOT_X1.is_file(), reason="ISRG Root X1 is not installed here")
+@pytest.mark.needs("ca-certificates")  # ISRG Root X1
 def test_the_eg800k_upload_timeout_transcript():
     # AT+CMEE=2, AT+QFUPL="badssl-root.pem",3000,10, the 1939-byte PEM, then silence: the module
     # answers the PEM's size and checksum, then 421 as a number, and keeps the PEM as the file.

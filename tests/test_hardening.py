@@ -282,7 +282,7 @@ def _connect_as(uid: int, address: tuple[str, int]) -> bytes:
     return received
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another user")
+@pytest.mark.needs("root")  # to run a client as another user
 def test_rfc2217_on_loopback_refuses_another_users_socket_and_takes_ours(tcp_emulator):
     running, address = tcp_emulator
     assert _connect_as(NOBODY, address) == b""  # closed before a byte was read or answered

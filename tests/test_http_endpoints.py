@@ -8,17 +8,15 @@ import subprocess
 import sys
 import urllib.request
 
-import pytest
 
 from ecemu.http_server import body_bytes
-from ecemu.mqtt_broker import mosquitto_binary
 from tests.mqtt_peer import Peer
+from tests.parts import require
 from tests.readme_blocks import example
 
 
 def test_the_readme_http_mqtt_example_passes_with_only_the_plugin(pytester):
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+    require("mosquitto")
     pytester.makepyfile(test_from_readme=example("http-mqtt"))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
     result.assert_outcomes(passed=1)
@@ -56,8 +54,7 @@ def test_ecemu_http_server_serves_http_and_https(tmp_path):
 
 
 def test_ecemu_mqtt_broker_runs_mosquitto():
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+    require("mosquitto")
     process = _run("mqtt-broker", "--port", "0", "--tls-port", "0")
     try:
         announced = _announced(process, {"mqtt", "mqtts"})

@@ -105,7 +105,7 @@ def test_qfupl_stores_exactly_the_file(end_name, echo, split):
     assert out == echoed + CONNECT + answer  # the LF is echoed neither before CONNECT nor after it
 
 
-@pytest.mark.skipif(not ISRG_ROOT_X1.is_file(), reason="ISRG Root X1 is not installed here")
+@pytest.mark.needs("ca-certificates")  # ISRG Root X1
 def test_the_ec200t_upload_answers_the_checksum_of_the_pem_alone():
     # REFERENCE.md "Files" (seen on an EC200T): AT+QFUPL="cacert.pem",1939,100 CR LF, then the PEM.
     pem = ISRG_ROOT_X1.read_bytes()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import socket
 import ssl
+import textwrap
 
 import pytest
 import serial
 
+from tests.plain_servers import TcpEchoServer
 from tests.readme_blocks import example
 
 
@@ -43,6 +45,25 @@ def test_the_readme_ci_example_passes_with_only_the_plugin(pytester):
     pytester.makepyfile(test_from_readme=example("ci"))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
     result.assert_outcomes(passed=1)
+
+
+def test_the_readme_ci_example_passes_in_the_readme_hermetic_ini(pytester):
+    """The "In CI" test again, under the README's pytest.ini: local only, names mapped, local SNTP
+    (the refusals are tested in test_hermetic_network.py, where no packet can leave)."""
+    pytester.makeini(example("ci-ini"))
+    pytester.makepyfile(test_from_readme=example("ci"), test_hermetic=textwrap.dedent("""
+        import serial
+
+        def test_qntp_and_names_stay_local(ecemu_modem):
+            with serial.Serial(ecemu_modem.port, 115200, timeout=10) as port:
+                for line, until in ((b"AT+QIACT=1", b"OK\\r\\n"),
+                                    (b'AT+QNTP=1,"pool.ntp.org"', b'+QNTP: 0,"'),
+                                    (b'AT+QIDNSGIP=1,"mqtt.example.com"', b'"dnsgip","127.0.0.1"\\r\\n')):
+                    port.write(line + b"\\r")
+                    assert port.read_until(until).endswith(until)
+        """))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=2)
 
 
 def test_the_tls_server_fixture_gives_its_ca(ecemu_tls_server):
@@ -112,3 +133,92 @@ def test_an_unknown_certificate_name_fails_the_test_that_asks_for_it(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no certificate 'rotten'; known: rsa, ecdsa, expired*"])
+
+
+# --- several modems, ini options, xdist, a failing test's transcript ------------------------------
+
+def test_the_factory_makes_several_modems_each_stopped_after(pytester):
+    pytester.makepyfile("""
+        import serial
+
+        def test_two(ecemu_modem_factory):
+            first, second = ecemu_modem_factory(), ecemu_modem_factory(profile="EC800M-CN")
+            assert first.port != second.port
+            for modem, model in ((first, b"EC200M"), (second, b"EC800M")):
+                with serial.Serial(modem.port, 115200, timeout=5) as port:
+                    port.write(b"AT+CGMM\\r")
+                    assert port.read_until(b"OK\\r\\n") == b"AT+CGMM\\r\\r\\n" + model + b"\\r\\n\\r\\nOK\\r\\n"
+            test_two.made = (first, second)
+
+        def test_they_were_stopped():
+            for modem in test_two.made:
+                assert not modem._thread.is_alive()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=2)
+
+
+def test_ini_options_choose_the_profile_and_the_network(pytester):
+    with TcpEchoServer() as server:
+        pytester.makeini(f"""
+            [pytest]
+            ecemu_profile = EC800N-CN
+            ecemu_resolve =
+                broker.example.com=127.0.0.1:{server.port}
+            ecemu_local_only = true
+            ecemu_local_ntp = ntp.aliyun.com
+        """)
+        pytester.makepyfile("""
+            import serial
+
+            def ask(port, line, until=b"OK\\r\\n"):
+                port.write(line + b"\\r")
+                answer = port.read_until(until)
+                assert answer.endswith(until), answer
+                return answer
+
+            def test_network(ecemu_modem):
+                with serial.Serial(ecemu_modem.port, 115200, timeout=10) as port:
+                    assert ask(port, b"AT+CGMM").startswith(b"AT+CGMM\\r\\r\\nEC800N")
+                    ask(port, b"AT+QIACT=1")
+                    ask(port, b'AT+QIOPEN=1,0,"TCP","broker.example.com",1883,0,0', until=b"+QIOPEN: 0,0\\r\\n")
+                    ask(port, b'AT+QIOPEN=1,1,"TCP","example.com",80,0,0', until=b"+QIOPEN: 1,565\\r\\n")
+                    ask(port, b'AT+QNTP=1,"ntp.aliyun.com"', until=b'+QNTP: 0,"')
+        """)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+        result.assert_outcomes(passed=1)
+        server.connection(0)
+
+
+def test_a_failing_test_carries_its_modems_transcript(pytester):
+    pytester.makepyfile("""
+        import serial
+
+        def test_driver(ecemu_modem):
+            with serial.Serial(ecemu_modem.port, 115200, timeout=5) as port:
+                port.write(b"AT+CSQ\\r")
+                port.read_until(b"OK\\r\\n")
+            assert False, "the driver gave up"
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*- ecemu modem 0 transcript -*", "*#0  session started *",
+                                 "*#0  host → module  AT+CSQ\\r", "*#0  command        AT+CSQ",
+                                 "*#0  result         OK"])
+
+
+def test_the_coverage_table_survives_pytest_xdist(pytester):
+    for name, line in (("test_one", "AT+CGMM"), ("test_two", "AT+CSQ")):
+        pytester.makepyfile(**{name: f"""
+            import serial
+
+            def test_it(ecemu_modem):
+                with serial.Serial(ecemu_modem.port, 115200, timeout=5) as port:
+                    port.write(b"{line}\\r")
+                    assert port.read_until(b"OK\\r\\n").endswith(b"OK\\r\\n")
+        """})
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=120)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*= ecemu coverage =*",
+                                 "commands the tests sent: 2 command lines, 2 commands, 0 not implemented*",
+                                 "*AT+CGMM*1*OK 1", "*AT+CSQ*1*OK 1"])

@@ -11,8 +11,6 @@ are made for real, through the emulator's port, and compared with what the host 
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ import pytest
 from ecemu.api import Emulator
 from ecemu.sessionlog import HOST, MODULE, LogError, ReadOptions, SessionLog, read_bytes
 from tests.host import AtHost
+from tests.parts import require
 
 
 def shape(records):
@@ -364,6 +363,27 @@ def test_the_emulator_s_own_trace(emulator):
     assert times == sorted(times)
 
 
+def test_runs_appended_to_one_trace_follow_one_another_and_lines_are_events():
+    # Two runs of ecemu run --trace into one file: each starts its clock again with a session entry.
+    trace = "\n".join([
+        '{"t": 0, "modem": 0, "kind": "session", "started": "2026-01-01T10:00:00.000+00:00", "pid": 7}',
+        '{"t": 0.5, "modem": 0, "kind": "host_in", "data": "AT\\r"}',
+        '{"t": 0.51, "modem": 0, "kind": "host_out", "data": "\\r\\nOK\\r\\n"}',
+        '{"t": 0.9, "modem": 0, "kind": "line", "name": "dtr", "active": false, "by": "host"}',
+        '{"t": 0, "modem": 0, "kind": "session", "started": "2026-01-01T10:05:00.000+00:00", "pid": 8}',
+        '{"t": 0.2, "modem": 0, "kind": "line_format", "baud": 9600, "framing": [3, 0]}',
+        '{"t": 0.3, "modem": 0, "kind": "host_in", "data": "ATI\\r"}',
+    ]) + "\n"
+    info, records = read_bytes(trace.encode())
+    assert info.format == "trace" and info.warnings == []
+    assert [(r.time, r.direction, r.data) for r in records] == [
+        (0.5, HOST, b"AT\r"),
+        (0.51, MODULE, b"\r\nOK\r\n"),
+        (0.9, "!", b"line dtr off by host"),
+        (1.2, HOST, b"ATI\r"),
+    ]
+
+
 def test_a_trace_line_cut_short_is_reported_with_its_number(emulator):
     modem, trace = emulator
     converse(modem.port)
@@ -376,11 +396,7 @@ def test_a_trace_line_cut_short_is_reported_with_its_number(emulator):
 def test_a_real_socat_capture_between_a_host_and_the_emulator(emulator, tmp_path):
     """socat -x -v sits between a host and the emulator's port, as a user would put it between
     a host and a module; its capture reads back as exactly the bytes each way."""
-    socat = shutil.which("socat")
-    if socat is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("socat is not installed (scripts/test installs it as root)")
-        pytest.skip("socat is not installed")
+    socat = require("socat")
     modem, _ = emulator
     link = tmp_path / "tap"
     capture = tmp_path / "capture.txt"

@@ -1,6 +1,8 @@
 """Every valid version x suite cell of SSL note table 3 against a server that speaks it: the open
 succeeds, data comes back, and the server confirms the exact version and suite. The static-ECDH
-RC4/3DES cells, which no engine here has, fail with 566 before any connection is made.
+RC4/3DES cells, which no engine here has, fail with 566 before any connection is made; so do the
+static-ECDH AES cells where python-mbedtls is not installed (no wheel for this Python, and not
+built), with a log line that says so.
 
 The servers are three other implementations in memory behind the core's simulated network:
 OpenSSL (pyOpenSSL) where it speaks the cell, tlslite-ng for SSL 3.0, RC4 and 3DES, and Mbed TLS
@@ -10,6 +12,8 @@ OpenSSL (pyOpenSSL) where it speaks the cell, tlslite-ng for SSL 3.0, RC4 and 3D
 from __future__ import annotations
 
 import functools
+import importlib.util
+import logging
 
 import pytest
 
@@ -33,6 +37,24 @@ def valid_cells() -> list[tuple[int, int]]:
 
 def unspeakable(code: int) -> bool:
     return key_exchange(code).startswith("ECDH_") and CIPHER_SUITES[code][0].split("_WITH_")[1][:3] in ("RC4", "3DE")
+
+
+def static_ecdh_aes(code: int) -> bool:
+    """The suites only Mbed TLS speaks here (README, "TLS": static ECDH AES-CBC-SHA and SHA-2)."""
+    return key_exchange(code).startswith("ECDH_") and CIPHER_SUITES[code][0].split("_WITH_")[1].startswith("AES")
+
+
+MBEDTLS_INSTALLED = importlib.util.find_spec("mbedtls") is not None
+WITHOUT_MBEDTLS = "python-mbedtls is not installed"
+
+
+@pytest.fixture
+def without_mbedtls(monkeypatch):
+    """The emulator as on a Python where python-mbedtls is missing: its engine is not there."""
+    from ecemu.core import tls, tls_legacy
+
+    monkeypatch.setattr(tls, "_OTHER_ENGINES", [tls_legacy, None])
+    monkeypatch.setattr(tls, "_MBEDTLS_MISSING", ["No module named 'mbedtls'"])
 
 
 class EngineNetwork(SimulatedNetwork):
@@ -82,8 +104,38 @@ def test_the_table_has_79_valid_cells_and_12_without_an_engine():
     assert sum(unspeakable(code) for _, code in CELLS) == 12
 
 
+def open_cell(version: int, code: int, make_server=lambda: None) -> tuple[bytes, "EngineNetwork", CoreHarness]:
+    harness = CoreHarness()
+    network = EngineNetwork(harness, make_server)
+    for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
+        assert harness.command(line).endswith(OK)
+    return harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run(), network, harness
+
+
+STATIC_AES_CELLS = [(version, code) for version, code in CELLS if static_ecdh_aes(code)]
+
+
+@pytest.mark.parametrize("version,code", STATIC_AES_CELLS, ids=[f"v{v}-{CIPHER_SUITES[c][0]}" for v, c in STATIC_AES_CELLS])
+def test_without_python_mbedtls_a_static_ecdh_cell_fails_with_566_and_says_why(version, code, without_mbedtls, caplog):
+    caplog.set_level(logging.WARNING, logger="ecemu")
+    out, network, _ = open_cell(version, code)
+    assert out.endswith(b"\r\nOK\r\n\r\n+QSSLOPEN: 0,566\r\n"), out
+    assert network.opens == []
+    assert f"cipher suite 0X{code:04X}" in caplog.text and WITHOUT_MBEDTLS in caplog.text, caplog.text
+
+
+def test_eight_suites_need_mbedtls_in_sixteen_cells():
+    assert len({code for _, code in STATIC_AES_CELLS}) == 8 and len(STATIC_AES_CELLS) == 16  # 4 x TLS 1.0-1.2, 4 x TLS 1.2
+
+
 @pytest.mark.parametrize("version,code", CELLS, ids=[f"v{v}-{CIPHER_SUITES[c][0]}" for v, c in CELLS])
-def test_cell(version, code):
+def test_cell(version, code, caplog):
+    if static_ecdh_aes(code) and not MBEDTLS_INSTALLED:
+        # This Python has no python-mbedtls: the cell degrades as the test above shows.
+        caplog.set_level(logging.WARNING, logger="ecemu")
+        out, network, _ = open_cell(version, code)
+        assert b"+QSSLOPEN: 0,566\r\n" in out and network.opens == [] and WITHOUT_MBEDTLS in caplog.text
+        return
     harness = CoreHarness()
     make_server, negotiated = server_for(version, code)
     network = EngineNetwork(harness, make_server)

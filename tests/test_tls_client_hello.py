@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import struct
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,8 +17,9 @@ from ecemu.core.tls import CIPHER_SUITES, ContextSettings, TlsClient, build_cont
 from ecemu.pki import generate_test_pki
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness
+from tests.parts import import_or_missing
 
-mbedtls_tls = pytest.importorskip("mbedtls.tls")
+mbedtls_tls = import_or_missing("mbedtls.tls", "python-mbedtls")  # the reference: Mbed TLS itself
 
 SIGNATURE_ALGORITHMS, SUPPORTED_GROUPS = 13, 10
 BRAINPOOL = {26, 27, 28}

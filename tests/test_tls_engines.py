@@ -30,7 +30,7 @@ def host(tmp_path_factory):
 @pytest.mark.parametrize("version,suite,make_end", [
     (0, 0x0004, lambda: TlsliteServerEnd("server-rsa")),  # SSL 3.0, RC4-MD5
     (2, 0xC012, lambda: TlsliteServerEnd("server-rsa")),  # TLS 1.1, ECDHE-RSA 3DES
-    (3, 0xC026, lambda: MbedTlsServerEnd("server-ecdsa")),  # TLS 1.2, static ECDH-ECDSA AES-256
+    pytest.param(3, 0xC026, lambda: MbedTlsServerEnd("server-ecdsa"), marks=pytest.mark.needs("python-mbedtls")),  # TLS 1.2, static ECDH-ECDSA AES-256
 ], ids=["ssl3-rc4-md5", "tls11-ecdhe-3des", "tls12-static-ecdh"])
 def test_other_engines_through_the_pty(host, version, suite, make_end):
     with EngineEchoServer(make_end) as server:
@@ -121,7 +121,8 @@ class SilentEnd:
         raise SSL.WantReadError()
 
 
-@pytest.mark.parametrize("settings", [['AT+QSSLCFG="sslversion",1,0'], ['AT+QSSLCFG="ciphersuite",1,0XC005']],
+@pytest.mark.parametrize("settings", [['AT+QSSLCFG="sslversion",1,0'],
+                                      pytest.param(['AT+QSSLCFG="ciphersuite",1,0XC005'], marks=pytest.mark.needs("python-mbedtls"))],
                          ids=["tlslite-ng", "mbedtls"])
 def test_negotiatetime_bounds_every_engine(settings):
     harness, network, _, out = opened(SilentEnd, 'AT+QSSLCFG="negotiatetime",1,10', *settings)
@@ -147,7 +148,8 @@ def test_session_cache_resumes_on_the_legacy_engine():
 
 @pytest.mark.parametrize("make_end,lines", [
     (lambda: TlsliteServerEnd("server-rsa", ask_client_cert=True), ['AT+QSSLCFG="ciphersuite",1,0X000A']),
-    (lambda: MbedTlsServerEnd("server-ecdsa", ask_client_cert=True), ['AT+QSSLCFG="ciphersuite",1,0XC00F']),
+    pytest.param(lambda: MbedTlsServerEnd("server-ecdsa", ask_client_cert=True), ['AT+QSSLCFG="ciphersuite",1,0XC00F'],
+                 marks=pytest.mark.needs("python-mbedtls")),
 ], ids=["tlslite-ng", "mbedtls"])
 def test_secllevel_2_presents_the_client_certificate_on_every_engine(make_end, lines):
     from cryptography import x509

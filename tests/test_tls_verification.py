@@ -22,8 +22,9 @@ from OpenSSL import SSL
 
 from tests.core_network import SimulatedNetwork
 from tests.harness import CoreHarness
+from tests.parts import import_or_missing
 
-mbedtls_tls = pytest.importorskip("mbedtls.tls")
+mbedtls_tls = import_or_missing("mbedtls.tls", "python-mbedtls")  # the reference: Mbed TLS itself
 from mbedtls.exceptions import TLSError  # noqa: E402
 from mbedtls.x509 import CRT  # noqa: E402
 

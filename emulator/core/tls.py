@@ -176,10 +176,17 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
             and all(map(tls_mbedtls.speaks, mbedtls_names))):
         engine = tls_mbedtls.MbedTlsContext(lowest, highest, mbedtls_names, client_chain, client_key)
         return ClientContext(engine, anchors, tls_mbedtls.MbedTlsConnection)
+    if tls_mbedtls is None and settings.cipher_suite in STATIC_ECDH_AES and highest >= (3, 1):
+        raise TlsUnavailable(f"{_why_not(settings)}: the Mbed TLS engine speaks it, and python-mbedtls is "
+                             f"not installed ({_MBEDTLS_MISSING[0]}; README, 'TLS')")
     raise TlsUnavailable(_why_not(settings))
 
 
+# The suites only the Mbed TLS engine speaks: static ECDH with AES (with RC4 or 3DES, none does).
+STATIC_ECDH_AES = frozenset(code for code in CIPHER_SUITES
+                            if key_exchange(code).startswith("ECDH_") and "_WITH_AES_" in CIPHER_SUITES[code][0])
 _OTHER_ENGINES: list = []
+_MBEDTLS_MISSING: list[str] = []  # why python-mbedtls could not be imported, once it was tried
 
 
 def other_engines() -> tuple:
@@ -190,8 +197,10 @@ def other_engines() -> tuple:
         from ecemu.core import tls_legacy
         try:
             from ecemu.core import tls_mbedtls
-        except ImportError:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
+        except ImportError as exc:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
             tls_mbedtls = None
+            _MBEDTLS_MISSING.append(str(exc))
+            log.warning("python-mbedtls cannot be imported (%s): the static-ECDH suites of table 3 fail with 566", exc)
         _OTHER_ENGINES.extend((tls_legacy, tls_mbedtls))
     return _OTHER_ENGINES[0], _OTHER_ENGINES[1]
 

@@ -17,7 +17,8 @@ A record is ``TIME DIRECTION DATA``, separated by single spaces:
 
 - TIME: seconds since the session started (a decimal number), or ``-`` when the log has no times;
 - DIRECTION: ``>`` host to module, ``<`` module to host, ``!`` an event (DATA is its name and
-  details: ``host-opened``, ``host-closed``, ``device-closed``, ``device-opened``, ``dropped``);
+  details: ``host-opened``, ``host-closed``, ``device-closed``, ``device-opened``, ``dropped``,
+  and from an ecemu trace ``fault NAME ARGS`` and ``line NAME on|off by SIDE``);
   a channel number may follow the sign (``<1``: modem 1 of ``ecemu run --count``, or a CMUX
   channel); channel 0 is written without one;
 - DATA: the bytes, printable ASCII as is, ``\\\\`` for a backslash, ``\\r``, ``\\n``, ``\\t``, and

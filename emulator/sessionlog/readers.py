@@ -191,10 +191,13 @@ class _SessionReader:
 
 class _TraceReader:
     """``ecemu run --trace``: ``host_in`` is what the host sent, ``host_out`` what the module
-    said; the modem index is the channel; faults become events. The other kinds (commands,
-    results, network, TLS) describe the same bytes and are skipped."""
+    said; the modem index is the channel; faults and the modem-control lines become events. The
+    other kinds (commands, results, network, TLS, the line's rate) describe the same bytes and
+    are skipped. Runs appended to one file (each starts with a ``session`` entry and its own
+    clock) follow one another on one time line."""
 
-    KNOWN = {"command", "result", "urc", "net_effect", "net_event", "tls", "received", "line_end", "unknown"}
+    KNOWN = {"command", "result", "urc", "net_effect", "net_event", "tls", "received", "line_end", "unknown",
+             "line_format"}
 
     def __init__(self, log: SessionLog, sample: list[tuple[int, bytes]]):
         self.log = log
@@ -202,6 +205,8 @@ class _TraceReader:
 
     def records(self, lines: Iterator[tuple[int, bytes]]) -> Iterator[Record]:
         previous = 0.0
+        offset = 0.0  # where the current run's clock starts on the log's time line
+        runs = 0
         for number, raw in lines:
             if not raw.strip():
                 continue
@@ -217,8 +222,12 @@ class _TraceReader:
             if not isinstance(t, (int, float)) or isinstance(t, bool) or t != t or t < 0:
                 self.log.warn(number, f"trace entry without a valid time: {t!r}")
                 t = previous
-            previous = max(previous, float(t))
             kind = entry["kind"]
+            if kind == "session":
+                runs += 1
+                if runs > 1:
+                    offset = previous
+            previous = max(previous, offset + float(t))
             channel = entry.get("modem", 0) if isinstance(entry.get("modem"), int) else 0
             if kind in ("host_in", "host_out"):
                 data = entry.get("data")
@@ -234,7 +243,12 @@ class _TraceReader:
             elif kind == "fault":
                 detail = f"fault {entry.get('name', '')} {json.dumps(entry.get('args', {}), sort_keys=True)}"
                 yield Record(previous, EVENT, detail.encode(), channel, number)
-            elif kind not in self.KNOWN:
+            elif kind == "line" and isinstance(entry.get("name"), str):
+                state = "on" if entry.get("active") else "off"
+                by = entry.get("by")
+                detail = f"line {entry['name']} {state}" + (f" by {by}" if isinstance(by, str) and by else "")
+                yield Record(previous, EVENT, detail.encode(), channel, number)
+            elif kind not in self.KNOWN and kind != "session":
                 self.log.warn(number, f"unknown trace entry kind {kind!r}")
 
 

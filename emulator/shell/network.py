@@ -16,10 +16,11 @@ import itertools
 import logging
 import socket
 import struct
+import time
 from typing import Callable
 
 from ecemu.core import events as ev
-from ecemu.shell.dns import MalformedAnswer, resolve_a
+from ecemu.shell.dns import MalformedAnswer, NameRefused, NetworkPolicy, resolve_a
 
 # Every way a name fails to resolve: the module's DNS failure (565), a server's unreadable answer
 # included.
@@ -256,6 +257,19 @@ class Network:
         self.servers: dict[int, asyncio.Server] = {}
         self._incoming_tokens = itertools.count(1)
         self.pending_accepts: dict[int, _Connection] = {}  # token: accepted, not yet taken by the core
+        # The user's rules (hosts map, local SNTP, loopback only), and the module clock's UTC time
+        # for the SNTP answers the emulator gives itself: see ``use_policy``.
+        self.policy = NetworkPolicy()
+        self.module_utc: Callable[[], float] = time.time
+
+    def use_policy(self, policy: NetworkPolicy, module_utc: Callable[[], float] | None = None) -> None:
+        """Follow ``policy`` from now on; SNTP answers of the emulator's own read ``module_utc``
+        (seconds since 1970: the module clock), the machine's clock when not given."""
+        self.policy = policy
+        if module_utc is not None:
+            self.module_utc = module_utc
+        if policy != NetworkPolicy():
+            log.info("network: %s", policy.describe())
 
     @property
     def one_way_delay(self) -> float:
@@ -356,10 +370,14 @@ class Network:
         answered; no answer within the timeout, it did not."""
         loop = asyncio.get_running_loop()
         try:
-            address = await asyncio.wait_for(self._resolve(effect.host, ECHO_PORT, effect.dns_servers),
-                                             timeout=DNS_TIMEOUT)
-        except RESOLVE_FAILURES:
+            address, _ = await asyncio.wait_for(self._resolve(effect.host, ECHO_PORT, effect.dns_servers),
+                                                timeout=DNS_TIMEOUT)
+        except RESOLVE_FAILURES as exc:
+            self._cannot_resolve(f"ping {effect.conn_id}", effect.host, exc)
             self.report(ev.PingReply(effect.conn_id, "", None, "dns"))
+            return
+        if self._refuses(f"ping {effect.conn_id}", address, ECHO_PORT, "no echo comes back"):
+            self.report(ev.PingReply(effect.conn_id, address, None, "timeout"))
             return
         started = loop.time()
         if self.round_trip or self.latency:
@@ -377,19 +395,31 @@ class Network:
     async def _query_ntp(self, effect: ev.QueryNtp) -> None:
         from ecemu.shell.sntp import SntpError, query
 
-        try:
-            address = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
-                                             timeout=DNS_TIMEOUT)
-        except RESOLVE_FAILURES:
-            self.report(ev.NtpTime(effect.conn_id, None, "dns"))
+        if self.policy.answers_ntp(effect.host):
+            # The emulator's own SNTP server (--local-ntp): the module clock's time, after the radio's
+            # round trip, and not a byte leaves the machine.
+            if self.round_trip or self.latency:
+                await asyncio.sleep(self.round_trip + 2 * self.latency)
+            log.info("SNTP %s: answered by the emulator from the module clock", effect.host)
+            self.report(ev.NtpTime(effect.conn_id, self.module_utc()))
             return
         try:
-            utc = await asyncio.wait_for(query(address, effect.port), timeout=effect.timeout)
+            address, port = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                                                   timeout=DNS_TIMEOUT)
+        except RESOLVE_FAILURES as exc:
+            self._cannot_resolve(f"SNTP {effect.conn_id}", effect.host, exc)
+            self.report(ev.NtpTime(effect.conn_id, None, "dns"))
+            return
+        if self._refuses(f"SNTP {effect.conn_id}", address, port, "no answer (569)"):
+            self.report(ev.NtpTime(effect.conn_id, None, "timeout"))
+            return
+        try:
+            utc = await asyncio.wait_for(query(address, port), timeout=effect.timeout)
         except asyncio.TimeoutError:
             self.report(ev.NtpTime(effect.conn_id, None, "timeout"))
             return
         except (SntpError, OSError) as exc:
-            log.info("SNTP %s:%d: %s", address, effect.port, exc)
+            log.info("SNTP %s:%d: %s", address, port, exc)
             self.report(ev.NtpTime(effect.conn_id, None, "bad answer"))
             return
         self.report(ev.NtpTime(effect.conn_id, utc))
@@ -399,11 +429,14 @@ class Network:
         remote = None
         if effect.host:
             try:
-                remote = (await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
-                                                 timeout=DNS_TIMEOUT), effect.port)
+                remote = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                                                timeout=DNS_TIMEOUT)
             except RESOLVE_FAILURES as exc:
-                log.info("UDP socket %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
+                self._cannot_resolve(f"UDP socket {effect.conn_id}", effect.host, exc)
                 self.report(ev.UdpOpenFailed(effect.conn_id, "dns"))
+                return
+            if self._refuses(f"UDP socket {effect.conn_id}", *remote, "the open fails"):
+                self.report(ev.UdpOpenFailed(effect.conn_id, "unreachable"))
                 return
         # A service listens on 127.0.0.1; a client may reach anywhere. The module's port when free.
         host = "0.0.0.0" if remote else "127.0.0.1"
@@ -425,6 +458,9 @@ class Network:
 
     def _send_datagram(self, effect: ev.SendDatagram) -> None:
         endpoint = self.datagram_sockets.get(effect.conn_id)
+        if effect.host and self._refuses(f"UDP socket {effect.conn_id}", effect.host, effect.port,
+                                         "the datagram is dropped"):
+            return
         if endpoint is not None:
             endpoint.send(effect.data, (effect.host, effect.port) if effect.host else None)
 
@@ -487,15 +523,17 @@ class Network:
         """Every IPv4 address of the name (the host's resolver), or the one the AT+QIDNSCFG
         servers answer."""
         try:
-            if effect.dns_servers:
-                addresses: tuple[str, ...] = (await asyncio.wait_for(
-                    self._resolve(effect.host, 0, effect.dns_servers), timeout=DNS_TIMEOUT),)
+            policy = self.policy
+            if effect.dns_servers or policy.lookup(effect.host) is not None or policy.local_only:
+                address, _ = await asyncio.wait_for(self._resolve(effect.host, 0, effect.dns_servers),
+                                                    timeout=DNS_TIMEOUT)
+                addresses: tuple[str, ...] = (address,)
             else:
                 infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
                     effect.host, None, family=socket.AF_INET, type=socket.SOCK_STREAM), timeout=DNS_TIMEOUT)
                 addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))  # AF_INET: (address, port)
         except RESOLVE_FAILURES as exc:
-            log.info("look-up %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
+            self._cannot_resolve(f"look-up {effect.conn_id}", effect.host, exc)
             addresses = ()
         self.report(ev.Resolved(effect.conn_id, addresses))
 
@@ -582,19 +620,22 @@ class Network:
             self.report(ev.TcpConnectFailed(effect.conn_id, "timeout"))
             return
         try:
-            address = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
-                                             timeout=effect.timeout)
+            address, port = await asyncio.wait_for(self._resolve(effect.host, effect.port, effect.dns_servers),
+                                                   timeout=effect.timeout)
         except RESOLVE_FAILURES as exc:
             # Every way a name fails to resolve is the module's DNS failure (565), a server's
             # unreadable answer included.
-            log.info("connection %d: cannot resolve %s: %s", effect.conn_id, effect.host, exc)
+            self._cannot_resolve(f"connection {effect.conn_id}", effect.host, exc)
             self.report(ev.TcpConnectFailed(effect.conn_id, "dns"))
+            return
+        if self._refuses(f"connection {effect.conn_id}", address, port, "the connect fails"):
+            self.report(ev.TcpConnectFailed(effect.conn_id, "unreachable"))
             return
         if self.round_trip:
             await asyncio.sleep(self.round_trip)  # SYN and SYN-ACK over the radio network
         try:
             transport, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self, effect.conn_id), address, effect.port),
+                loop.create_connection(lambda: _Connection(self, effect.conn_id), address, port),
                 timeout=effect.timeout,
             )
         except asyncio.TimeoutError:
@@ -604,7 +645,7 @@ class Network:
             self.report(ev.TcpConnectFailed(effect.conn_id, "refused"))
             return
         except OSError as exc:
-            log.info("connection %d: cannot connect to %s:%d: %s", effect.conn_id, address, effect.port, exc)
+            log.info("connection %d: cannot connect to %s:%d: %s", effect.conn_id, address, port, exc)
             self.report(ev.TcpConnectFailed(effect.conn_id, "unreachable"))
             return
         self.connections[effect.conn_id] = conn
@@ -612,7 +653,9 @@ class Network:
             transport.pause_reading()
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
-        self.report(ev.TcpConnected(effect.conn_id, peer[0], peer[1], local[1]))
+        # The module's own port, not the hosts map's (--resolve NAME=ADDR:PORT): the map is the
+        # network's business, invisible to the module, which shows the port it asked for.
+        self.report(ev.TcpConnected(effect.conn_id, peer[0], effect.port, local[1]))
         conn.announced_as(effect.conn_id)
         if injected == "handshake":
             # The server answers the ClientHello with a reset: the handshake fails.
@@ -621,17 +664,51 @@ class Network:
             # The server accepts and then says nothing, for as long as the module waits.
             self.fault_stall(effect.conn_id, 0.0)
 
-    async def _resolve(self, host: str, port: int, dns_servers: tuple[str, ...]) -> str:
+    async def _resolve(self, host: str, port: int, dns_servers: tuple[str, ...]) -> tuple[str, int]:
+        """Where ``host``:``port`` is reached: the hosts map first (its port, when it names one,
+        replaces the module's), an IPv4 address as it is, then AT+QIDNSCFG's servers or the
+        machine's resolver. A local-only network asks no resolver of the machine's and no server
+        outside what it allows: a name not in the hosts map (localhost aside) is NameRefused."""
+        policy = self.policy
+        entry = policy.lookup(host)
+        if entry is not None:
+            return entry.address, port if entry.port is None else entry.port
         try:
             socket.inet_pton(socket.AF_INET, host)
-            return host
+            return host, port
         except OSError:
             pass
+        if policy.local_only:
+            if policy.is_local_name(host):
+                return "127.0.0.1", port
+            servers = tuple(server for server in dns_servers if policy.allows(server.partition("#")[0]))
+            if not servers:
+                raise NameRefused(socket.EAI_NONAME, "not in the hosts map (--resolve, --hosts-file) and the "
+                                                     "network is local only (--local-only)")
+            return await resolve_a(host, servers, fallback=False), port
         if dns_servers:
-            return await resolve_a(host, dns_servers)
+            return await resolve_a(host, dns_servers), port
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
-        return str(infos[0][4][0])  # AF_INET: (address, port)
+        return str(infos[0][4][0]), port  # AF_INET: (address, port)
+
+    @staticmethod
+    def _cannot_resolve(what: str, host: str, exc: BaseException) -> None:
+        """The log line of a name that did not resolve; a refusal of the user's rules is a warning,
+        so that a hermetic run says plainly what it kept from the network."""
+        if isinstance(exc, NameRefused):
+            log.warning("%s: %s refused (DNS failure for the module): %s", what, host, exc.strerror or exc)
+        else:
+            log.info("%s: cannot resolve %s: %s", what, host, exc)
+
+    def _refuses(self, what: str, address: str, port: int, outcome: str) -> bool:
+        """Whether the policy keeps ``address`` off limits (local only), saying so in the log."""
+        if self.policy.allows(address):
+            return False
+        allowed = "".join(f", {network}" for network in self.policy.allowed)
+        log.warning("%s: %s:%d is outside loopback%s (--local-only): refused, %s", what, address, port,
+                    allowed, outcome)
+        return True
 
     def close_all(self) -> None:
         for task in list(self._opening.values()):

@@ -5,23 +5,37 @@ Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count`
 ``host_in``/``host_out`` (``data``), ``command`` (``line``), ``result`` (``text``), ``urc``
 (``lines``), ``tls`` (``client``, ``event``, ``detail``), ``received`` (``client``, ``size``),
 ``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
-``args``). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
+``args``), ``line_format`` (``baud``, ``framing``), ``line`` (``name``, ``active``, ``by``:
+``module`` or ``host``). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
+
+Every run of a modem starts with a ``session`` entry (``t`` 0, ``started``: the wall-clock time,
+UTC, ISO 8601; ``pid``), so that sessions appended to one file stay apart: each one's ``t``
+counts from its own start. ``--trace -`` (``STDOUT``) writes no JSON: the transcript ``ecemu
+trace`` would print, live, one line per entry, on standard output.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from ecemu.shell.private_files import private_opener
 
+STDOUT = "-"  # the trace "file" that is the live transcript on standard output
+
 
 class Tracer:
     def __init__(self, path: Path, start: float, modem_index: int = 0):
-        self._file: IO[str] = open(path, "a", encoding="utf-8", opener=private_opener)
+        self.live = str(path) == STDOUT
+        self._file: IO[str] | None = None if self.live else open(path, "a", encoding="utf-8", opener=private_opener)
         self.start = start
         self.modem_index = modem_index
+        self.record(start, "session", started=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    pid=os.getpid())
 
     def record(self, now: float, kind: str, **details: Any) -> None:
         entry = {"t": round(now - self.start, 6), "modem": self.modem_index, "kind": kind}
@@ -31,11 +45,25 @@ class Tracer:
             elif isinstance(value, list):
                 value = [v.decode("latin-1") if isinstance(v, (bytes, bytearray)) else v for v in value]
             entry[key] = value
+        if self.live:
+            self._print(render_entry(entry))
+            return
+        assert self._file is not None
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
 
+    def _print(self, line: str) -> None:
+        if not self.live:
+            return
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            self.live = False  # the reader went away (a closed pipe): the run goes on without it
+
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def visible(text: str) -> str:
@@ -72,6 +100,8 @@ ARROWS = {
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
     "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
+    "line_format": "line format",  # AT+IPR / AT+ICF took effect on the port
+    "line": "control line",  # RI, DCD, CTS, DSR (the module's) or DTR, RTS (the host's) changed
 }
 
 
@@ -94,26 +124,40 @@ def read_entries(lines: Iterable[str]) -> Iterator[dict]:
 
 
 def render(lines: Iterable[str]) -> Iterable[str]:
-    """The trace as ``seconds  modem  what  detail`` lines."""
+    """The trace as ``seconds  modem  what  detail`` lines, a rule at the start of each session."""
     for entry in read_entries(lines):
-        kind = entry.pop("kind")
-        t = entry.pop("t")
-        modem = entry.pop("modem", 0)
-        label = ARROWS.get(kind, kind)
-        if "data" in entry:
-            detail = visible(str(entry.pop("data")))
-        elif "line" in entry:
-            detail = visible(str(entry.pop("line")))
-        elif "lines" in entry:
-            entry_lines = entry.pop("lines")
-            if not isinstance(entry_lines, list):
-                entry_lines = [entry_lines]
-            detail = " | ".join(visible(str(line)) for line in entry_lines)
-        elif "text" in entry:
-            detail = visible(str(entry.pop("text")))
-        elif "event" in entry:
-            detail = " ".join(str(part) for part in (entry.pop("event"), entry.pop("detail", "")) if part)
-        else:
-            detail = ""
-        rest = " ".join(f"{k}={v}" for k, v in entry.items())
-        yield f"{t:10.3f}  #{modem}  {label:<14} {detail}{('  ' + rest) if rest else ''}".rstrip()
+        yield render_entry(entry)
+
+
+def session_start(entry: dict) -> str:
+    """The wall-clock start of a ``session`` entry, as written (text), or ``?``."""
+    started = entry.get("started")
+    return started if isinstance(started, str) else "?"
+
+
+def render_entry(entry: dict) -> str:
+    """One entry (``read_entries``) as one line of the transcript."""
+    entry = dict(entry)
+    kind = entry.pop("kind")
+    t = entry.pop("t")
+    modem = entry.pop("modem", 0)
+    if kind == "session":
+        return f"---------- #{modem}  session started {visible(session_start(entry))}  pid={visible(str(entry.get('pid', '?')))}"
+    label = ARROWS.get(kind, kind)
+    if "data" in entry:
+        detail = visible(str(entry.pop("data")))
+    elif "line" in entry:
+        detail = visible(str(entry.pop("line")))
+    elif "lines" in entry:
+        entry_lines = entry.pop("lines")
+        if not isinstance(entry_lines, list):
+            entry_lines = [entry_lines]
+        detail = " | ".join(visible(str(line)) for line in entry_lines)
+    elif "text" in entry:
+        detail = visible(str(entry.pop("text")))
+    elif "event" in entry:
+        detail = " ".join(str(part) for part in (entry.pop("event"), entry.pop("detail", "")) if part)
+    else:
+        detail = ""
+    rest = " ".join(f"{k}={v}" for k, v in entry.items())
+    return f"{t:10.3f}  #{modem}  {label:<14} {detail}{('  ' + rest) if rest else ''}".rstrip()
