@@ -172,11 +172,14 @@ def unescape(text: str, line: int = 0, placeholders: bool = True, column: int = 
     return tuple(parts)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text_bytes(text: str, line: int, offset: int) -> bytes:
-    for index, ch in enumerate(text):
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise LogError(line, f"binary data (byte 0x{ord(ch):02x}) at column {offset + index + 1}: "
-                                 f"bytes outside printable text are written \\xNN")
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise LogError(line, f"binary data (byte 0x{ord(control.group()):02x}) at column "
+                             f"{offset + control.start() + 1}: bytes outside printable text are written \\xNN")
     return text.encode("utf-8", "surrogateescape")
 
 
