@@ -65,6 +65,7 @@ PARTS: dict[str, Part] = {
     "newlib-arm": Part(_file("/usr/lib/arm-none-eabi/newlib/thumb/v7-m/nofp/libc_nano.a"),
                        "Debian package libnewlib-arm-none-eabi"),
     "libslirp": Part(lambda: find_library("slirp"), "Debian package libslirp0"),
+    "socat": Part(lambda: shutil.which("socat"), "Debian package socat"),
 }
 
 

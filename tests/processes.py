@@ -15,6 +15,24 @@ from typing import Callable
 START_TIMEOUT = 15.0
 
 
+def read_announcement(process: subprocess.Popen, deadline: float, kill: Callable[[], None],
+                      context: Callable[[], str]) -> str:
+    """One line of what an ``ecemu`` process announces on its standard output, read byte by byte
+    (nothing after it is taken) by ``deadline``; ``kill`` ends the process when it says nothing."""
+    buf = b""
+    fd = process.stdout.fileno()
+    while not buf.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            kill()
+            raise TimeoutError(f"no announcement from ecemu; {context()}")
+        chunk = os.read(fd, 1)
+        if not chunk:
+            raise RuntimeError(f"ecemu exited early ({process.wait()}); {context()}")
+        buf += chunk
+    return buf.decode().rstrip("\n")
+
+
 class RunningEmulator:
     """``python -m ecemu run ARGS`` with its announced port and link."""
 
@@ -41,18 +59,7 @@ class RunningEmulator:
         return cls(*args, env=env)
 
     def _readline(self, deadline: float) -> str:
-        buf = b""
-        fd = self.process.stdout.fileno()
-        while not buf.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                self.kill()
-                raise TimeoutError(f"no announcement from ecemu; log: {self.log_text()!r}")
-            chunk = os.read(fd, 1)
-            if not chunk:
-                raise RuntimeError(f"ecemu exited early; log: {self.log_text()!r}")
-            buf += chunk
-        return buf.decode().rstrip("\n")
+        return read_announcement(self.process, deadline, self.kill, lambda: f"log: {self.log_text()!r}")
 
     def wait_for_boot(self) -> bytes:
         return wait_for_boot(self.port)
