@@ -133,7 +133,7 @@ def tinygsm_start_up() -> list[Step]:
 def upload(ca: bytes, pieces: tuple[bytes, ...]) -> list[Step]:
     return [
         tinygsm(*pieces, answer=b"\r\nCONNECT\r\n"),
-        Step((ca,), f"\r\n+QFUPL: {len(ca)},{checksum(ca)}\r\n".encode() + OK),
+        Step((ca,), f"+QFUPL: {len(ca)},{checksum(ca)}\r\n".encode() + OK),
     ]
 
 

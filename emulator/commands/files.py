@@ -22,6 +22,7 @@ from ecemu.core.parser import CommandCall, Form
 from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
 from ecemu.core.results import CONNECT, OK, CmeCode, CmeError
 from ecemu.core.ufs import FileStore, strip_ufs_prefix
+from ecemu.core.urcs import frame_after_data
 
 if TYPE_CHECKING:
     from ecemu.core.modem import Modem
@@ -66,6 +67,14 @@ def checksum(data: bytes) -> str:
     for (word,) in _WORDS.iter_unpack(data):
         value ^= word
     return format(value, "x")
+
+
+def answer_data(modem: "Modem", line: str) -> Reply:
+    """The information line that answers the host's data, then OK: right after the last byte, with
+    no CR LF before it. An EC200T's host firmware compares ``+QFUPL: <size>,<checksum>\\r\\n\\r\\nOK\\r\\n``
+    from the first byte after the data, and Quectel's host SDK reads ``+QFWRITE:`` as the first line
+    after the data (REFERENCE.md "Data after a prompt", seen)."""
+    return Reply(raw=frame_after_data(modem.settings, line.encode()))
 
 
 def _fail(code: CmeCode) -> CommandFailed:
@@ -193,7 +202,7 @@ class UploadSink:
         stored = self._store(modem)
         if stored.final is not OK:
             return stored
-        return Reply(lines=stored.lines, final=timed_out)
+        return Reply(raw=stored.raw, final=timed_out)
 
     def _store(self, modem: "Modem") -> Reply:
         data = bytes(self.data)
@@ -201,7 +210,7 @@ class UploadSink:
             modem.files.write(self.name, data)
         except OSError:
             return Reply(final=CmeError(WRITE_FAILED))
-        return ok(f"+QFUPL: {len(data)},{checksum(data)}")
+        return answer_data(modem, f"+QFUPL: {len(data)},{checksum(data)}")
 
 
 @command("+QFUPL", family=FAMILY)
