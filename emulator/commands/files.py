@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ecemu.core.parser import CommandCall, Form
 from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
@@ -41,6 +41,14 @@ NO_SPACE = CmeCode.NO_SPACE
 TIMED_OUT = CmeCode.TIMED_OUT
 FILE_TOO_LARGE = CmeCode.FILE_TOO_LARGE
 INVALID_PARAMETER = CmeCode.FILE_INVALID_PARAMETER
+FILE_ALREADY_OPEN = CmeCode.FILE_ALREADY_OPEN
+
+
+@runtime_checkable
+class HoldsOpenFiles(Protocol):
+    """The family's state once AT+QFOPEN has a file open (``ecemu.commands.open_files``)."""
+
+    def is_open(self, name: str) -> bool: ...
 
 # AT+QFUPL parameter defaults and ranges (FILE note, doc: file size 10240 bytes, timeout 5 s,
 # timeout range 1-65535, ackmode 0/1). These are the command's protocol, not module limits.
@@ -104,7 +112,7 @@ def _name_arg(call: CommandCall) -> str:
     return call.args[0].text
 
 
-def _number(call: CommandCall, index: int, low: int, high: int | None, default: int) -> int:
+def number_arg(call: CommandCall, index: int, low: int, high: int | None, default: int) -> int:
     """An optional unquoted number in ``low..high`` (no upper bound with None); 400 when
     malformed or out of range (chosen)."""
     arg = call.args[index] if index < len(call.args) else None
@@ -228,9 +236,9 @@ def upload(modem: "Modem", call: CommandCall) -> Outcome:
     if not call.args or call.args[0] is None or not call.args[0].quoted or len(call.args) > 4:
         raise _fail(INVALID_PARAMETER)
     name = ufs_name(modem, call.args[0].text)
-    size = _number(call, 1, 1, None, DEFAULT_UPLOAD_SIZE)
-    timeout = _number(call, 2, 1, MAX_TIMEOUT, DEFAULT_TIMEOUT)
-    ack = _number(call, 3, 0, 1, 0)
+    size = number_arg(call, 1, 1, None, DEFAULT_UPLOAD_SIZE)
+    timeout = number_arg(call, 2, 1, MAX_TIMEOUT, DEFAULT_TIMEOUT)
+    ack = number_arg(call, 3, 0, 1, 0)
     if name in modem.files.names():
         raise _fail(FILE_EXISTS)
     _check_space(modem, size)
@@ -271,11 +279,17 @@ def delete(modem: "Modem", call: CommandCall) -> Reply:
         return ok("+QFDEL: <filename>")
     require_form(call, Form.WRITE)
     text = _name_arg(call)
+    opened = modem.families.get(FAMILY)
+    is_open = opened.is_open if isinstance(opened, HoldsOpenFiles) else lambda name: False
     if strip_ufs_prefix(text) == "*":
         for name in modem.files.names():
-            _delete_one(modem.files, name, missing_ok=True)
+            if not is_open(name):  # an open file stays (chosen)
+                _delete_one(modem.files, name, missing_ok=True)
         return ok()
-    _delete_one(modem.files, ufs_name(modem, text))
+    name = ufs_name(modem, text)
+    if is_open(name):
+        raise _fail(FILE_ALREADY_OPEN)  # chosen: the note's code for a file that is open
+    _delete_one(modem.files, name)
     return ok()
 
 
