@@ -266,6 +266,26 @@ def test_pdp_drop_reports_pdpdeact_then_each_closed(h):
     assert h.command("AT+QICLOSE=0") == OK and h.command("AT+QICLOSE=1") == OK
 
 
+def test_qideact_closes_the_sockets_without_a_closed_urc(h):
+    """The TCP/IP notes: "closed" reports a close by the peer or the network (the socket then
+    waits in state 4 for AT+QICLOSE); AT+QIDEACT closes every connection on the context itself.
+    So the OK comes alone, each connection is closed at once and its connectID is free again."""
+    first = open_tcp(h, 0)
+    second = open_tcp(h, 3, mode=1)
+    assert h.event(ev.TcpData(first, b"unread")) == b'\r\n+QIURC: "recv",0\r\n'
+    assert h.command("AT+QIDEACT=1") == OK
+    closed = [e.conn_id for e in h.take_effects() if isinstance(e, ev.CloseTcp)]
+    assert sorted(closed) == sorted([first, second])
+    assert h.advance(1.0) == b""  # no "closed" later either
+    assert h.command("AT+QISTATE?") == OK  # nothing left open
+    assert h.command("AT+QIACT=1") == OK
+    open_tcp(h, 0)  # connectID 0 is free again
+    # With AT+QICFG="close/mode",1 AT+QICLOSE's OK is followed by "closed"; AT+QIDEACT's is not.
+    assert h.command('AT+QICFG="close/mode",1') == OK
+    assert h.command("AT+QIDEACT=1") == OK
+    assert h.advance(1.0) == b""
+
+
 def test_udp_client_keeps_datagram_bounds(h):
     assert h.command('AT+QIOPEN=1,2,"UDP","192.0.2.9",5000,0,0') == OK
     opening = only(h, ev.OpenUdp)
