@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecemu.core import events as ev
+from ecemu.shell.trace import render_entry
+from ecemu.trace_html import render_html
 from tests.harness import CoreHarness
 
 OK = b"\r\nOK\r\n"
@@ -284,6 +286,21 @@ def test_qideact_closes_the_sockets_without_a_closed_urc(h):
     assert h.command('AT+QICFG="close/mode",1') == OK
     assert h.command("AT+QIDEACT=1") == OK
     assert h.advance(1.0) == b""
+
+
+def test_the_trace_tells_a_plain_tcp_close_from_a_tls_one(h):
+    """A TCP socket the server closed is a "socket" event in the trace, not "TLS"."""
+    seen: list[tuple[str, dict]] = []
+    h.modem.observer = lambda kind, details: seen.append((kind, details))
+    conn = open_tcp(h, 0)
+    assert h.event(ev.TcpClosed(conn)) == b'\r\n+QIURC: "closed",0\r\n'
+    closes = [(kind, details) for kind, details in seen if details.get("event") == "closed by peer or network"]
+    assert closes == [("socket", {"client": 0, "event": "closed by peer or network", "detail": ""})]
+    line = render_entry({"t": 1.5, "kind": "socket", "modem": 0, **closes[0][1]})
+    assert line == "     1.500  #0  socket         closed by peer or network  client=0"
+    page = render_html([{"t": 1.5, "kind": "socket", "modem": 0, **closes[0][1]}])
+    assert "socket 0: <span class=\"event\">closed by peer or network</span>" in page
+    assert "TLS client 0" not in page
 
 
 def test_udp_client_keeps_datagram_bounds(h):
