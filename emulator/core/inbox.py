@@ -104,8 +104,14 @@ class Inbox:
         # word. It waits, as in the buffer, and goes out at the first idle moment once DTR is back
         # (after the host's first command: a host opening the port flushes what came before).
         pushing = sock.access_mode is AccessMode.DIRECT_PUSH
-        while pushing and self.data and modem.idle and modem.dtr:
-            modem.emit_urc(*self._next_push())
+        if pushing and self.data and modem.idle and modem.dtr:
+            # Everything waiting goes as one block, a URC of at most recv_max bytes after another
+            # with one CR LF between them: an EC200U pushed 2501 bytes as "recv",0,1500, the data,
+            # CR LF, "recv",0,1001, the data, CR LF (REFERENCE.md "TCP/IP", seen).
+            lines: list[bytes] = []
+            while self.data:
+                lines.extend(self._next_push())
+            modem.emit_urc(*lines)
         if self.closed_due and not (pushing and self.data):
             self.closed_due = False
             self.report_closed()
