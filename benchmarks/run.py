@@ -613,6 +613,30 @@ def bench_tcp(size: int, stream_size: int, repeats: int, tcp_port: int) -> list[
     return rows
 
 
+UART_TRANSFER = 100_000  # bytes echoed through transparent mode over the UART line
+
+
+def bench_uart_line(repeats: int, tcp_port: int) -> list[Row]:
+    """``--line uart``: 100 kB echoed through TCP transparent mode; the line carries them both ways
+    at once (full duplex), so the transfer takes the line time of 100 kB at the rate and framing,
+    10 bits a byte at 8N1, plus the little the first byte waits."""
+    rows = []
+    for rate in (115200, 921600):
+        with Emulator("--line", "uart", "--baud", str(rate)) as modem:
+            port = Port(modem.port)
+            try:
+                port.ask("ATE0")
+                port.ask("AT+QIACT=1")
+                port.ask(TCP.open.format(0, tcp_port, 2), final=b"CONNECT\r\n")
+                times = [stream_fd(port.fd, UART_TRANSFER, check=True) for _ in range(repeats)]
+            finally:
+                port.close()
+        line_time = UART_TRANSFER * 10 / rate
+        rows.append(Row(f"100 kB through transparent mode, UART line {rate} 8N1", statistics.median(times),
+                        line_time, "s", "1.00 +- 0.02"))
+    return rows
+
+
 def bench_startup(repeats: int) -> list[Row]:
     python_start, ready = [], []
     for _ in range(repeats):
@@ -753,6 +777,7 @@ def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
     print("- TCP rows (AT+QIOPEN): transparent mode against a direct plain TCP client (select loop, 64 KiB")
     print("  writes) to the same threaded TCP echo server; buffer mode against the same AT+QISEND/AT+QIRD")
     print("  exchange on a bare pty answered from memory;")
+    print("- UART line rows (--line uart): the line time of 100 kB at the rate, 10 bits a byte (8N1);")
     print("- start-up: `python -c pass`; memory: the RSS of a one-modem process.")
     print("Echo server: threaded OpenSSL (Python ssl, blocking sockets, one thread per connection),")
     print(f"127.0.0.1. TLS: {tls_note}.")
@@ -766,8 +791,8 @@ def main() -> None:
     os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")
-    parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "startup", "memory", "churn",
-                                            "fleet"],
+    parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "uart", "startup", "memory",
+                                            "churn", "fleet"],
                         help="run one group of rows")
     parser.add_argument("--count", type=int, default=1000, help="modems in the fleet rows (default 1000)")
     args = parser.parse_args()
@@ -789,10 +814,13 @@ def main() -> None:
             rows += bench_tls_churn(1000 if quick else 10000, tls_port)
         if args.only in (None, "fleet"):
             rows += bench_fleet(min(args.count, 100) if quick else args.count, tls_port, 5 if quick else 20)
-    if args.only in (None, "tcp"):
+    if args.only in (None, "tcp", "uart"):
         with Server("tcp-echo") as tcp_server:
-            rows += bench_tcp((1 if quick else 4) << 20, (16 if quick else 64) << 20, 3 if quick else 5,
-                              int(tcp_server.address))
+            if args.only in (None, "tcp"):
+                rows += bench_tcp((1 if quick else 4) << 20, (16 if quick else 64) << 20, 3 if quick else 5,
+                                  int(tcp_server.address))
+            if args.only in (None, "uart"):
+                rows += bench_uart_line(1 if quick else 3, int(tcp_server.address))
     if args.only in (None, "startup"):
         rows += bench_startup(3 if quick else 10)
     if args.only in (None, "memory"):

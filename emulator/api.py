@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import shutil
 import tempfile
 import threading
@@ -23,10 +24,14 @@ from ecemu.control import OPERATIONS, Controller, Operation, controller_of
 from ecemu.profile import DEFAULT_PROFILE, Profile, load_profile
 from ecemu.shell.dns import NetworkPolicy
 from ecemu.shell.link_lock import LinkLock
+from ecemu.shell.loop import run_bounded
 from ecemu.shell.private_files import private_opener
 from ecemu.shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
 
 
 def apply_network_policy(runner: ModemRunner, policy: NetworkPolicy) -> None:
@@ -42,12 +47,20 @@ class Emulator:
     temporary one, removed at stop, when omitted); ``link``: a symbolic link to the port, locked
     against a second emulator; ``escape_guard_ms``: the guard time of ``+++``; ``scenario``,
     ``trace``, ``keylog``: as ``ecemu run --scenario/--trace/--keylog``; ``boot``: as
-    ``ecemu run --boot`` ("on-open", the default, or "at-start"). A hermetic network, as ``ecemu
+    ``ecemu run --boot`` ("on-open", the default, or "at-start"; "at-start" with a device). A
+    hermetic network, as ``ecemu
     run``'s options of the same names: ``resolve`` (``["NAME=ADDR[:PORT]", ...]`` or ``{NAME:
     "ADDR[:PORT]"}``), ``hosts_file``, ``local_ntp`` (names whose AT+QNTP the emulator answers from
     the module clock; ``"*"`` for all), ``local_only`` (no connection outside loopback and the
     ``allow`` networks). ``profile`` is a name or a ``Profile``; ``identity`` overrides fields of
     its ``[identity]`` table (``{"imei": "..."}``).
+
+    Where the port is: a pty of its own (the default); ``device``: an existing serial device or
+    another program's pty (``ecemu run --device``), at ``baud`` (AT+IPR's rate at power-on);
+    ``tcp_raw``: a raw TCP server on ``(host, port)`` (port 0 picks one); ``connect``: a raw TCP
+    connection out to ``(host, port)``, tried until it listens. ``port`` is then the device's path,
+    ``socket://HOST:PORT`` or ``tcp-connect://HOST:PORT``. ``line``: "usb" (the default: bytes at
+    memory speed) or "uart" (each byte takes its time at AT+IPR's rate, ``ecemu run --line uart``).
 
     Use it as a context manager (or ``start()``/``stop()``). ``port`` is the device path to open,
     ``wait_for_boot()`` waits for the boot URCs, and ``control`` has one method per control
@@ -57,7 +70,9 @@ class Emulator:
     def __init__(self, profile: str | Profile = DEFAULT_PROFILE, ufs: str | Path | None = None,
                  link: str | Path | None = None, escape_guard_ms: int = 1000,
                  scenario: str | Path | None = None, trace: str | Path | None = None,
-                 keylog: str | Path | None = None, boot: str = "on-open",
+                 keylog: str | Path | None = None, boot: str | None = None, device: str | Path | None = None,
+                 baud: int = 115200, tcp_raw: tuple[str, int] | None = None,
+                 connect: tuple[str, int] | None = None, line: str = "usb",
                  resolve: Iterable[str] | Mapping[str, str] = (), hosts_file: str | Path | None = None,
                  local_ntp: Iterable[str] = (), local_only: bool = False, allow: Iterable[str] = (),
                  identity: Mapping[str, str] | None = None):
@@ -67,7 +82,14 @@ class Emulator:
         self.network_policy = NetworkPolicy.build(
             dict(resolve) if isinstance(resolve, Mapping) else list(resolve), hosts_file,
             list(local_ntp), local_only, list(allow))
-        self.boot = boot
+        if sum(x is not None for x in (device, tcp_raw, connect)) > 1:
+            raise ValueError("device, tcp_raw and connect are different ports; give one")
+        self.device = Path(device) if device is not None else None
+        self.tcp_raw = tcp_raw
+        self.connect = connect
+        self.baud = baud
+        self.line = line
+        self.boot = boot if boot is not None else ("at-start" if device is not None else "on-open")
         self.scenario = None
         if scenario is not None:
             from ecemu.scenario import load_scenario
@@ -90,7 +112,8 @@ class Emulator:
 
     @property
     def port(self) -> str:
-        """The device path of the pty slave, e.g. ``/dev/pts/5``."""
+        """Where the host opens the module: the pty slave's path (``/dev/pts/5``), the device, or
+        the TCP address."""
         if self.runner is None or not self._ready.is_set():
             raise RuntimeError("the emulator is not running")
         return self.runner.host.address
@@ -105,7 +128,7 @@ class Emulator:
         return self
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        run_bounded(self._main())
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -116,8 +139,9 @@ class Emulator:
                 lock.acquire()
                 self._closers.append(lock.release)
             runner = self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                               trace=self.trace, scenario=self.scenario, control=Controller,
-                                               boot=self.boot)
+                                               host=self._host_link(), trace=self.trace, scenario=self.scenario,
+                                               control=Controller, boot=self.boot, baud=self.baud,
+                                               line=self.line)
             runner.on_booted = self._booted.set
             runner.start()
             apply_network_policy(runner, self.network_policy)
@@ -132,6 +156,8 @@ class Emulator:
                 runner.modem.keylog = write_keylog
         except BaseException as exc:  # reported to start()
             self._error = exc
+            if self.runner is not None:
+                self.runner.stop()  # what it opened before failing
             for close in self._closers:
                 close()
             self._ready.set()
@@ -144,6 +170,20 @@ class Emulator:
             for close in reversed(self._closers):
                 close()
 
+    def _host_link(self):
+        if self.device is not None:
+            from ecemu.core.uart import LineFormat
+            from ecemu.shell.device import DeviceHost
+
+            return DeviceHost(self.device, LineFormat(self.baud))
+        from ecemu.shell.tcp_host import RawTcpClient, RawTcpServer
+
+        if self.tcp_raw is not None:
+            return RawTcpServer(*self.tcp_raw)
+        if self.connect is not None:
+            return RawTcpClient(*self.connect)
+        return None  # a pty of its own
+
     def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
         """Run ``fn(runner)`` on the emulator's loop and return its result."""
         runner, loop = self.runner, self._loop
@@ -153,9 +193,14 @@ class Emulator:
 
         def run() -> None:
             try:
-                future.set_result(fn(runner))
+                result = fn(runner)
             except BaseException as exc:
                 future.set_exception(exc)
+                return
+            if isinstance(result, asyncio.Future):  # an operation that waits (wait_ri)
+                result.add_done_callback(lambda done: _settle(future, done))
+            else:
+                future.set_result(result)
 
         loop.call_soon_threadsafe(run)
         return future.result(timeout)
@@ -181,10 +226,18 @@ class Emulator:
         """
         return ControlProxy(self)
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopped.set)
-            self._thread.join(START_TIMEOUT)
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the emulator and end its thread, within ``timeout`` seconds whatever it is doing
+        (a host writing, connections open, a flood in flight)."""
+        thread = self._thread
+        if self._loop is not None and self._stopped is not None and thread is not None and thread.is_alive():
+            try:
+                self._loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:
+                pass  # the loop has just closed: the thread is ending
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("the emulator's thread did not end within %.0f s of the stop", timeout)
         if self._own_ufs:
             shutil.rmtree(self.ufs, ignore_errors=True)
 
@@ -193,6 +246,16 @@ class Emulator:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def _settle(future: Future, done: asyncio.Future) -> None:
+    """The thread's future gets what the loop's future came to."""
+    if done.cancelled():
+        future.set_exception(RuntimeError("the emulator stopped"))
+    elif done.exception() is not None:
+        future.set_exception(done.exception())
+    else:
+        future.set_result(done.result())
 
 
 class ControlProxy:
@@ -206,7 +269,9 @@ class ControlProxy:
         self._emulator = emulator
 
     def _invoke(self, name: str, arguments: dict[str, Any]) -> Any:
-        return self._emulator.call(lambda runner: controller_of(runner).invoke(name, arguments))
+        waits = arguments.get("seconds", 10.0) if name == "wait-ri" else 0.0
+        waits = min(float(waits), 3600.0) if isinstance(waits, (int, float)) and waits > 0 else 0.0
+        return self._emulator.call(lambda runner: controller_of(runner).invoke(name, arguments), timeout=10.0 + waits)
 
     def __getattr__(self, name: str) -> Any:
         known = ", ".join(sorted(op.python_name for op in OPERATIONS.values()))

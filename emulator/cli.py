@@ -39,17 +39,69 @@ def main() -> None:
     """Emulator of the Quectel EC200x/EC800x LTE modules on a virtual serial port."""
 
 
-def _parse_tcp(value: str | None) -> tuple[str, int] | None:
+def _parse_tcp(value: str | None, option: str = "--tcp", host_required: bool = False) -> tuple[str, int] | None:
     if value is None:
         return None
     host, _, port = value.rpartition(":")
     try:
         number = int(port)
     except ValueError:
-        raise click.BadParameter("expected HOST:PORT or PORT", param_hint="--tcp") from None
-    if not 0 <= number <= 65535:
-        raise click.BadParameter("port out of range", param_hint="--tcp")
-    return host or "127.0.0.1", number
+        raise click.BadParameter("expected HOST:PORT" + ("" if host_required else " or PORT"),
+                                 param_hint=option) from None
+    if not 0 <= number <= 65535 or (host_required and number == 0):
+        raise click.BadParameter("port out of range", param_hint=option)
+    if host_required and not host:
+        raise click.BadParameter("expected HOST:PORT", param_hint=option)
+    return host.strip("[]") or "127.0.0.1", number
+
+
+# AT+IPR's rates (commands/basic.py BAUD_RATES), offered by --baud.
+BAUD_CHOICES = ("9600", "19200", "38400", "57600", "115200", "230400", "460800", "921600")
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the host reaches the port: ``pty`` (the default), ``tcp`` (RFC 2217), ``tcp-raw``,
+    ``connect`` or ``device``; ``option`` is the option it came from (named in errors)."""
+
+    kind: str = "pty"
+    address: tuple[str, int] | None = None
+    devices: tuple[Path, ...] = ()
+    option: str | None = None
+
+    def host(self, index: int, baud: int):
+        """Modem ``index``'s host link, or None for a pty of its own (the runner's default)."""
+        if self.kind == "device":
+            from ecemu.core.uart import LineFormat
+            from ecemu.shell.device import DeviceHost
+
+            return DeviceHost(self.devices[index], LineFormat(baud))
+        if self.address is None:
+            return None
+        host, port = self.address[0], self.address[1] + index if self.address[1] else 0
+        if self.kind == "tcp":
+            from ecemu.shell.rfc2217 import Rfc2217Host
+
+            return Rfc2217Host(host, port)
+        from ecemu.shell.tcp_host import RawTcpClient, RawTcpServer
+
+        return RawTcpServer(host, port) if self.kind == "tcp-raw" else RawTcpClient(host, port)
+
+
+def _transport(tcp: str | None, tcp_raw: str | None, connect: str | None, devices: tuple[Path, ...]) -> Transport:
+    given = [name for name, value in (("--tcp", tcp), ("--tcp-raw", tcp_raw), ("--connect", connect),
+                                      ("--device", devices)) if value]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} are different ports; give one")
+    if tcp is not None:
+        return Transport("tcp", _parse_tcp(tcp), option="--tcp")
+    if tcp_raw is not None:
+        return Transport("tcp-raw", _parse_tcp(tcp_raw, "--tcp-raw"), option="--tcp-raw")
+    if connect is not None:
+        return Transport("connect", _parse_tcp(connect, "--connect", host_required=True), option="--connect")
+    if devices:
+        return Transport("device", devices=devices, option="--device")
+    return Transport()
 
 
 def _network_options(command: Callable) -> Callable:
@@ -120,6 +172,20 @@ def _load_profile_option(profile_name: str) -> Profile:
               help="Guard time of silence around +++ in transparent mode.")
 @click.option("--tcp", "tcp", metavar="[HOST:]PORT",
               help="Serve the port over TCP as RFC 2217 instead of a pty (HOST defaults to 127.0.0.1).")
+@click.option("--tcp-raw", "tcp_raw", metavar="[HOST:]PORT",
+              help="Serve the port as raw TCP, every byte as it is (QEMU -chardev socket, ser2net raw, "
+                   "socat); HOST defaults to 127.0.0.1.")
+@click.option("--connect", "connect", metavar="HOST:PORT",
+              help="Connect out to a raw TCP server (QEMU's or Renode's UART socket) and be the module "
+                   "there, trying again until it listens.")
+@click.option("--device", "devices", metavar="PATH", multiple=True, type=click.Path(path_type=Path),
+              help="Be the module on an existing serial device: a USB-serial adapter or the pty of "
+                   "QEMU, Renode or Zephyr; repeat for several modems.")
+@click.option("--baud", "baud", default="115200", show_default=True, type=click.Choice(BAUD_CHOICES),
+              help="The UART's rate at power-on (AT+IPR); a --device is set to it.")
+@click.option("--line", "line", default="usb", show_default=True, type=click.Choice(["usb", "uart"]),
+              help="usb: bytes move at memory speed, as over the module's USB port; uart: each byte takes "
+                   "its time at AT+IPR's rate and AT+ICF's framing (115200 8N1: 86.8 us), both ways.")
 @click.option("--control", "control", type=click.Path(path_type=Path), envvar=CONTROL_ENV,
               help=f"Path of the control socket (environment: {CONTROL_ENV}); default LINK.ctl, or one "
                    f"in a private temporary folder.")
@@ -132,24 +198,30 @@ def _load_profile_option(profile_name: str) -> Profile:
               help="Fire the faults of a scenario file (see profiles/scenarios and `ecemu scenarios`).")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000),
               help="Run this many independent modems in one process.")
-@click.option("--boot", "boot", default="on-open", show_default=True,
-              type=click.Choice(["on-open", "at-start"]),
+@click.option("--boot", "boot", default=None, type=click.Choice(["on-open", "at-start"]),
               help="Power the module on when a host first opens the port (its boot URCs then reach "
-                   "hosts that flush on open), or as soon as the emulator starts.")
+                   "hosts that flush on open), or as soon as the emulator starts. Default: on-open; "
+                   "at-start with --device (on-open there waits for the board's first byte).")
+@click.option("--ready-fd", "ready_fd", type=click.IntRange(3, None), metavar="N",
+              help="Write READY=1 to this open descriptor (then close it) once every port can be "
+                   "opened; with NOTIFY_SOCKET set, systemd is told too.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 @_network_options
 def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms: int, tcp: str | None,
+        tcp_raw: str | None, connect: str | None, devices: tuple[Path, ...], baud: str, line: str,
         control: Path | None, trace: Path | None, keylog: Path | None, scenario_name: str | None, count: int,
-        boot: str, log_level: str, resolve: tuple[str, ...], hosts_file: Path | None, local_ntp: tuple[str, ...],
-        local_only: bool, allow: tuple[str, ...]) -> None:
+        boot: str | None, ready_fd: int | None, log_level: str, resolve: tuple[str, ...], hosts_file: Path | None,
+        local_ntp: tuple[str, ...], local_only: bool, allow: tuple[str, ...]) -> None:
     """Run emulated modules until SIGINT, SIGTERM or SIGHUP.
 
     On a terminal, a status line under the announcements shows whether a host has the port open,
     the mode, open connections and the bytes each way.
     """
     from ecemu.shell.link_lock import LinkInUse, LinkLock
+    from ecemu.shell.loop import run_bounded
     from ecemu.shell.private_files import private_opener
+    from ecemu.shell.readiness import check_ready_fd
 
     from ecemu.shell.trace import STDOUT
 
@@ -157,7 +229,15 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     profile = _load_profile_option(profile_name)
     network_policy = _network_policy(resolve, hosts_file, local_ntp, local_only, allow)
-    tcp_address = _parse_tcp(tcp)
+    transport = _transport(tcp, tcp_raw, connect, devices)
+    if transport.kind == "device":
+        if count not in (1, len(devices)):
+            raise click.BadParameter(f"{len(devices)} devices for {count} modems; leave --count out", param_hint="--count")
+        count = len(devices)
+        if len(set(map(str, devices))) != len(devices):
+            raise click.BadParameter("the same device twice", param_hint="--device")
+    if boot is None:
+        boot = "at-start" if transport.kind == "device" else "on-open"
     scenario = None
     if scenario_name is not None:
         from ecemu.scenario import ScenarioError, load_scenario
@@ -172,6 +252,12 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         _check_folder(control.parent, "--control")
     if trace is not None and str(trace) != STDOUT:
         _check_writable_file(trace, "--trace")
+    if ready_fd is not None:
+        try:
+            check_ready_fd(ready_fd)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write to descriptor {ready_fd}: {exc.strerror or exc}",
+                                     param_hint="--ready-fd") from None
     links = [_nth(count, index, link) for index in range(count)] if link is not None else []
     locks: list[LinkLock] = []
     cleanup: list[Path] = []
@@ -203,9 +289,10 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         controls, control_option = _control_paths(count, control, links, cleanup)
         modem_links: list[Path | None] = list(links) if links else [None] * count
         options = RunOptions(profile, ufs_root, modem_links, escape_guard_ms / 1000.0,
-                             tcp_address, count, controls, control_option, trace, keylog_file, scenario,
-                             boot=boot, network_policy=network_policy)
-        asyncio.run(_serve(options))
+                             transport, count, controls, control_option, trace, keylog_file, scenario,
+                             boot=boot, ready_fd=ready_fd, baud=int(baud), line=line,
+                             network_policy=network_policy)
+        run_bounded(_serve(options))
     finally:
         if options is not None:
             _print_coverage(options.coverages)
@@ -272,7 +359,7 @@ class RunOptions:
     ufs_root: Path
     links: list[Path | None]
     escape_guard: float
-    tcp: tuple[str, int] | None
+    transport: Transport
     count: int
     controls: list[Path]
     control_option: str  # the option the control paths come from, named when one cannot be used
@@ -282,6 +369,9 @@ class RunOptions:
     coverages: list = field(default_factory=list)  # ecemu.coverage.Coverage, one per modem
     boot: str = "on-open"
     network_policy: NetworkPolicy | None = None  # None: the open network
+    ready_fd: int | None = None  # --ready-fd
+    baud: int = 115200  # --baud
+    line: str = "usb"  # --line
 
 
 def _coverage_of(runner):
@@ -296,8 +386,8 @@ async def _serve(o: RunOptions) -> None:
     from ecemu.api import apply_network_policy
     from ecemu.control import Controller
     from ecemu.shell.control_socket import ControlServer
+    from ecemu.shell.readiness import notify_ready, notify_stopping
     from ecemu.shell.trace import STDOUT
-    from ecemu.shell.rfc2217 import Rfc2217Host
     from ecemu.shell.runner import ModemRunner
 
     loop = asyncio.get_running_loop()
@@ -311,18 +401,18 @@ async def _serve(o: RunOptions) -> None:
     try:
         for index in range(o.count):
             ufs = o.ufs_root if o.count == 1 else o.ufs_root / str(index)
-            host = None
-            if o.tcp is not None:
-                host = Rfc2217Host(o.tcp[0], o.tcp[1] + index if o.tcp[1] else 0)
+            host = o.transport.host(index, o.baud)
             modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
-            runner = ModemRunner(o.profile.for_modem(index), ufs, modem_link, o.escape_guard, host=host, trace=o.trace,
-                                 modem_index=index, scenario=scenario, control=Controller, boot=o.boot)
+            runner = ModemRunner(o.profile.for_modem(index), ufs, modem_link if host is None else None, o.escape_guard,
+                                 host=host, trace=o.trace, modem_index=index, scenario=scenario, control=Controller,
+                                 boot=o.boot, baud=o.baud, line=o.line)
             control = ControlServer(o.controls[index], runner)
             try:
                 runner.start()
             except OSError as exc:
-                raise _start_error(exc, "--tcp" if o.tcp is not None else "--link" if modem_link else None) from None
+                started.append(runner)  # what it opened before failing is closed
+                raise _start_error(exc, o.transport.option or ("--link" if modem_link else None)) from None
             started.append(runner)
             runners.append(runner)
             if o.network_policy is not None:
@@ -336,15 +426,17 @@ async def _serve(o: RunOptions) -> None:
             if keylog_file is not None:
                 runner.modem.keylog = _keylog_writer(keylog_file)
             click.echo(f"port: {runner.host.address}")
-            if modem_link is not None and o.tcp is None:
+            if modem_link is not None and host is None:
                 click.echo(f"link: {modem_link}")
             click.echo(f"control: {control.path}")
         sys.stdout.flush()
+        notify_ready(o.ready_fd, " ".join(f"port: {runner.host.address}" for runner in runners))
         # The status line needs standard output to itself: a terminal, not the live trace.
         if sys.stdout.isatty() and str(o.trace) != STDOUT:
             status = StatusLine(runners, sys.stdout)
             status.start(loop)
         await stop.wait()
+        notify_stopping()
     finally:
         if status is not None:
             status.stop()
@@ -353,6 +445,10 @@ async def _serve(o: RunOptions) -> None:
 
 
 def _start_error(exc: OSError, option: str | None) -> click.ClickException:
+    from ecemu.shell.device import DeviceError
+
+    if isinstance(exc, DeviceError):
+        return click.BadParameter(str(exc), param_hint=option)
     message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     if option is None:
         return click.ClickException(message)
@@ -451,11 +547,7 @@ def _isatty(stream) -> bool:
 
 
 def _host_attached(runner) -> bool:
-    host = runner.host
-    opens = getattr(host, "opens", None)  # a pty: descriptors hosts hold on it
-    if opens is not None:
-        return opens > 0
-    return getattr(host, "client", None) is not None  # RFC 2217: the connected client
+    return runner.has_host
 
 
 def _keylog_writer(keylog_file: BinaryIO) -> Callable[[bytes], None]:

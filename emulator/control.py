@@ -175,7 +175,8 @@ def _shown(value: Any) -> str:
 
 
 OPERATIONS: dict[str, Operation] = {}
-INSPECTIONS = {"status", "listening"}  # operations that change nothing and so are not faults in the trace
+# Operations that change nothing and so are not faults in the trace.
+INSPECTIONS = {"status", "listening", "lines", "wait-ri"}
 KINDS = (int, float, bool, str)
 
 
@@ -277,10 +278,40 @@ class Controller:
         """AT+CSQ reports RSSI and BER from now on (0-31 or 99, 0-7 or 99)."""
         self.modem.signal = (rssi, ber)
 
+    # --- the control lines ---------------------------------------------------------------------
+
     @operation
     def dtr(self, active: bool) -> None:
-        """Set the host's DTR line (a pty has none; RFC 2217 clients set it themselves)."""
+        """Set the host's DTR line (a pty has none; RFC 2217 clients and a device's pins set it
+        themselves): AT&D says what a drop does, AT+QSCLK=1 lets the module sleep while it is off."""
         self.runner.set_dtr(active)
+
+    @operation
+    def rts(self, active: bool) -> None:
+        """Set the host's RTS line: with AT+IFC=2,2 the module sends nothing while it is off."""
+        self.runner.set_rts(active)
+
+    @operation
+    def lines(self) -> dict[str, Any]:
+        """The control lines now: the module's RI, DCD, CTS, DSR, the host's DTR and RTS, whether the
+        module sleeps (AT+QSCLK), how many RI pulses began and the last one's width in ms."""
+        modem = self.modem
+        lines = modem.lines
+        return {**lines.outputs, "dtr": modem.dtr, "rts": modem.rts, "asleep": lines.asleep,
+                "ri_pulses": lines.ri_pulses, "last_ri_pulse_ms": self.runner.last_ri_pulse_ms}
+
+    @operation
+    def wait_ri(self, seconds: Annotated[float, Range(0.001, 3600)] = 10.0) -> Any:
+        """Wait up to SECONDS for the next RI pulse to end; its width in ms (``{"width_ms": 120.0}``)."""
+        runner = self.runner
+        waiter = runner.wait_for_ri_pulse()
+
+        def expired() -> None:
+            if not waiter.done():
+                waiter.set_exception(ControlError(f"wait-ri: no RI pulse ended within {seconds:g} s"))
+
+        runner.loop.call_later(seconds, expired)
+        return waiter
 
     # --- the serial side ---------------------------------------------------------------------
 

@@ -16,6 +16,10 @@ the options (or ini values) ``ecemu_resolve``, ``ecemu_hosts_file``, ``ecemu_loc
 Every modem records a trace; when a test fails, the report carries the end of each of its modems'
 transcripts (section ``ecemu modem N transcript``). The terminal summary shows the coverage
 table of every modem, under pytest-xdist too (each worker hands its table to the controller).
+
+Put the modem on an existing serial device (a USB-serial adapter, QEMU's pty) with
+``@pytest.mark.ecemu_device("/dev/ttyUSB0")`` or ``--ecemu-device``, at ``--ecemu-baud``; give
+its bytes a UART's timing with ``@pytest.mark.ecemu_line("uart")`` or ``--ecemu-line=uart``.
 """
 
 from __future__ import annotations
@@ -54,12 +58,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ecemu_local_only", "refuse every address outside loopback and ecemu_allow", type="bool",
                   default=False)
     parser.addini("ecemu_allow", "networks allowed besides loopback with ecemu_local_only", type="args")
+    group.addoption("--ecemu-device", default=None, metavar="PATH",
+                    help="put the ecemu_modem fixture's module on this serial device (ecemu run --device)")
+    group.addoption("--ecemu-baud", default=115200, type=int, metavar="RATE",
+                    help="the module's UART rate at power-on (AT+IPR; ecemu run --baud), default 115200")
+    group.addoption("--ecemu-line", default="usb", choices=("usb", "uart"),
+                    help="usb (default): bytes at memory speed; uart: each byte takes its time at AT+IPR's rate")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ecemu_profile(name): the module profile ecemu_modem emulates")
     config.addinivalue_line("markers", "ecemu_cert(name): the certificate ecemu_tls_server presents "
                                        "(rsa, ecdsa, expired, notyet, wronghost, badsig, otherca, selfsigned)")
+    config.addinivalue_line("markers", "ecemu_device(path): the serial device ecemu_modem's module is on")
+    config.addinivalue_line("markers", "ecemu_line(kind): usb or uart, how ecemu_modem's port moves bytes")
 
 
 def _settings(config: pytest.Config) -> dict[str, Any]:
@@ -129,12 +141,20 @@ def ecemu_modem_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest
 
 
 @pytest.fixture
-def ecemu_modem(ecemu_modem_factory: Callable):
+def ecemu_modem(request: pytest.FixtureRequest, ecemu_modem_factory: Callable):
     """A running emulator (``ecemu.api.Emulator``) with its own UFS, booted, stopped after the test.
 
-    ``.port`` is the device path; ``.control`` injects faults; ``.ufs`` is its file storage.
+    ``.port`` is the device path; ``.control`` injects faults; ``.ufs`` is its file storage. Its
+    port is a pty of its own, or the serial device of ``@pytest.mark.ecemu_device(PATH)`` or
+    ``--ecemu-device`` (at ``--ecemu-baud``); ``@pytest.mark.ecemu_line("uart")`` or
+    ``--ecemu-line=uart`` gives its bytes a UART's timing.
     """
-    return ecemu_modem_factory()
+    config = request.config
+    device_marker = request.node.get_closest_marker("ecemu_device")
+    device = device_marker.args[0] if device_marker else config.getoption("--ecemu-device")
+    line_marker = request.node.get_closest_marker("ecemu_line")
+    line = line_marker.args[0] if line_marker else config.getoption("--ecemu-line")
+    return ecemu_modem_factory(device=device, baud=config.getoption("--ecemu-baud"), line=line)
 
 
 @pytest.fixture

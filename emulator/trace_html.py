@@ -3,7 +3,9 @@
 Three lanes, host, module and network, and one row per trace entry down a time axis: bytes between
 host and module and between module and network as arrows labelled with their size (a click shows
 them), commands, results, URCs and TLS events as notes on the module's lane, faults across all
-lanes, pauses of half a second or more marked. The coverage table of the session sits on top.
+lanes, control-line changes as arrows (the host's DTR and RTS rightwards, the module's RI, DCD,
+CTS and DSR leftwards), pauses of half a second or more marked. The coverage table of the session
+sits on top.
 
 A trace may come from anywhere (a field report), so everything taken from it is escaped, and the
 page's Content-Security-Policy allows nothing but its own inline style and script, by hash: no
@@ -91,6 +93,9 @@ summary { cursor: pointer; }
 .note.received { border-color: #7a5cb0; border-style: dashed; }
 .note.other { border-color: #8a949e; border-style: dotted; }
 .session { margin: 6px 0 0; padding: 2px 8px; border-top: 2px solid #1d232a; font-weight: 600; }
+.arrow.signal { border-bottom: 2px dashed #2e8540; }
+.arrow.signal.right::after { border-left-color: #2e8540; } .arrow.signal.left::after { border-right-color: #2e8540; }
+.signal .level { font-weight: 600; }
 .fault { margin: 0 6px; padding: 2px 8px; background: #c62828; color: #fff; font-weight: 600;
          border-radius: 3px; text-align: center; }
 .row.pause .lanes { min-height: 18px; text-align: center; color: #8a949e; font-style: italic; }
@@ -153,6 +158,7 @@ FILTERS = [("bytes host ⇄ module", "host_in host_out", True),
            ("URCs", "urc", True),
            ("network", "net_effect net_event", True),
            ("TLS and sockets", "tls socket received", True),
+           ("control lines", "line line_format sleep lost", True),
            ("faults", "fault", True)]
 
 
@@ -252,9 +258,28 @@ def _note(kind: str, entry: dict) -> str:
             f'<span class="mono">{esc(_fields_text(entry, ()))}</span></div>')
 
 
+def _signal(entry: dict) -> str:
+    """A control line's change as an arrow: the host's DTR and RTS towards the module, the module's
+    RI, DCD, CTS and DSR towards the host."""
+    name = str(entry.get("name", "?")).upper()
+    active = entry.get("active")
+    level = "on" if active is True else "off" if active is False else "?"
+    by_host = entry.get("by") == "host"
+    direction = "right from-host to-module" if by_host else "left from-module to-host"
+    return f'<div class="arrow signal {direction}"><span class="level">{esc(name)} {level}</span></div>'
+
+
 def _row_body(kind: str, entry: dict) -> str:
     if kind in ARROWS:
         return _arrow(kind, entry)
+    if kind == "line":
+        return _signal(entry)
+    if kind == "line_format":
+        framing = esc(entry.get("framing", "?"))
+        return f'<div class="note on-module other">line now <span class="mono">{framing}</span></div>'
+    if kind == "sleep":
+        text = "asleep (AT+QSCLK=1, DTR off)" if entry.get("asleep") else "awake"
+        return f'<div class="note on-module other">{esc(text)}</div>'
     if kind == "fault":
         args = entry.get("args", {})
         args_text = " ".join(f"{k}={v}" for k, v in args.items()) if isinstance(args, dict) else str(args)

@@ -23,8 +23,12 @@ class CoreHarness:
     """
 
     def __init__(self, profile: str = "EC200M-CN", files=None, boot: bool = True, echo: bool = False,
-                 escape_guard: float = 1.0):
+                 escape_guard: float = 1.0, keep_port_changes: bool = False):
         self.now = 100.0
+        # What the modem asked of its port (core/uart.py), kept only for tests that look at it:
+        # thousands of RI pulses would otherwise pile up here as a shell would never let them.
+        self.keep_port_changes = keep_port_changes
+        self.port_changes: list = []
         self.files = files if files is not None else MemoryFileStore()
         self.modem = Modem(load_profile(profile), self.files, commands=COMMAND_SET, now=self.now,
                            wall_clock=BOOT_WALL_CLOCK, escape_guard=escape_guard)
@@ -37,7 +41,16 @@ class CoreHarness:
 
     def _collect(self) -> bytes:
         self.effects.extend(self.modem.take_effects())
+        if self.modem.port_changes:
+            changes = self.modem.take_port_changes()
+            if self.keep_port_changes:
+                self.port_changes += changes
         return self.modem.take_host_bytes()
+
+    def take_port_changes(self) -> list:
+        self._collect()
+        out, self.port_changes = self.port_changes, []
+        return out
 
     def send(self, data: bytes) -> bytes:
         self.modem.receive_from_host(data, self.now)

@@ -62,6 +62,8 @@ PARTS: dict[str, Part] = {
     # For tests of other host programs and transports.
     "qemu": Part(lambda: shutil.which("qemu-system-arm"), "Debian package qemu-system-arm"),
     "gcc-arm-none-eabi": Part(lambda: shutil.which("arm-none-eabi-gcc"), "Debian package gcc-arm-none-eabi"),
+    "newlib-arm": Part(_file("/usr/lib/arm-none-eabi/newlib/thumb/v7-m/nofp/libc_nano.a"),
+                       "Debian package libnewlib-arm-none-eabi"),
     "libslirp": Part(lambda: find_library("slirp"), "Debian package libslirp0"),
 }
 

@@ -17,12 +17,13 @@ START_TIMEOUT = 15.0
 class RunningEmulator:
     """``python -m ecemu run ARGS`` with its announced port and link."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
         # The log goes to a file: a pipe nobody reads would block the emulator once full.
         self.log = tempfile.NamedTemporaryFile(prefix="ecemu-log-", suffix=".txt")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ecemu", "run", *args],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+            env=None if env is None else {**os.environ, **env},
         )
         self.announced: dict[str, str] = {}
         self.stdout_lines: list[str] = []
@@ -33,6 +34,10 @@ class RunningEmulator:
             self.stdout_lines.append(line)
             key, _, value = line.partition(": ")
             self.announced[key] = value
+
+    @classmethod
+    def with_environment(cls, env: dict[str, str], *args: str) -> "RunningEmulator":
+        return cls(*args, env=env)
 
     def _readline(self, deadline: float) -> str:
         buf = b""

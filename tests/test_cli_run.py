@@ -313,7 +313,7 @@ def test_log_lines_on_the_same_terminal_clear_the_status_line_first(tmp_path):
         port = re.search(r"port: (\S+)\r\n", seen).group(1)
         with serial.Serial(port, 115200, timeout=10):  # the opening is logged at debug level
             seen = read_until(controller, b"port opens/closes", timeout=10).decode()
-        assert re.search(r"(\r\x1b\[K|\n)[\d-]+ [\d:,]+ DEBUG ecemu\.shell\.runner: port opens/closes", seen)
+        assert re.search(r"(\r\x1b\[K|\n)[\d-]+ [\d:,]+ DEBUG ecemu\.shell\.pty_port: port opens/closes", seen)
         assert not re.search(r"B\d{4}-\d\d-\d\d ", seen), seen  # no log line glued to the status line
     finally:
         process.send_signal(signal.SIGTERM)

@@ -360,6 +360,11 @@ def test_every_fault_fires_from_ecemu_ctl(tmp_path, server):
             fire("freeze", "seconds=0.3"), fired.add("freeze")
             assert host.ask("AT") == OK
             fire("dtr", "active=false"), fire("dtr", "active=true"), fired.add("dtr")
+            fire("rts", "active=false"), fire("rts", "active=true"), fired.add("rts")
+            assert json.loads(fire("lines"))["dsr"] is True
+            waited = subprocess.run(ctl + ["wait-ri", "seconds=0.01"], capture_output=True, text=True, timeout=30)
+            assert waited.returncode == 1 and "no RI pulse ended within 0.01 s" in waited.stderr
+            fired |= {"lines", "wait-ri"}
             fire("reboot"), fired.add("reboot")
             assert host.expect(b"PB DONE\r\n").endswith(b"+QIND: PB DONE\r\n")
             status = json.loads(fire("status"))

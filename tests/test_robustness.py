@@ -1082,7 +1082,10 @@ def resources(emulator: Emulator) -> dict:
             "connections": len(network.connections),
             "connections opening": len(network._opening),
             "connections paused": len(network.paused_by_core),
-            "live modem timers": sum(1 for timer in modem.timers if not timer.cancelled),
+            # An RI pulse's timers (a URC in the last 120 ms) come and go with the line, not with
+            # connections.
+            "live modem timers": sum(1 for timer in modem.timers
+                                     if not timer.cancelled and timer not in modem.lines.ri_timers),
             "connection handlers": len(modem._event_handlers),
         }
 

@@ -135,12 +135,18 @@ def test_a_real_session_is_drawn_with_its_lanes_rows_and_arrows(session_trace, t
         return sum(1 for e in entries if e["kind"] == kind)
 
     arrows = dom.find("div", "arrow")
-    assert len(arrows) == sum(count(k) for k in ("host_in", "host_out", "net_effect", "net_event"))
+    assert len(arrows) == sum(count(k) for k in ("host_in", "host_out", "net_effect", "net_event", "line"))
+    # Control lines: the host's (DTR when it opened the port) rightwards, the module's leftwards.
+    signals = [a for a in arrows if "signal" in a.classes]
+    assert [(a.text, "right" in a.classes) for a in signals] == [
+        (f'{e["name"].upper()} {"on" if e["active"] else "off"}', e["by"] == "host")
+        for e in entries if e["kind"] == "line"]
+    assert signals  # the session has some (RI pulses for its URCs at least)
     for kind, classes in [("host_in", {"from-host", "to-module", "right"}),
                           ("host_out", {"from-module", "to-host", "left"}),
                           ("net_effect", {"from-module", "to-network", "right"}),
                           ("net_event", {"from-network", "to-module", "left"})]:
-        assert len([a for a in arrows if classes <= a.classes]) == count(kind), kind
+        assert len([a for a in arrows if classes <= a.classes and "signal" not in a.classes]) == count(kind), kind
 
     assert [n.text for n in dom.find("div", "command")] == [e["line"] for e in entries if e["kind"] == "command"]
     assert [n.text for n in dom.find("div", "error")] == ["ERROR"]

@@ -99,9 +99,10 @@ def result_code_selection(modem: "Modem", call: CommandCall) -> Reply:
 
 @command("&C", family=FAMILY)
 def dcd_mode(modem: "Modem", call: CommandCall) -> Reply:
-    """AT&C<n>: DCD always on (0) or following the data carrier (1) (V.250 6.2.8). &C1 is the
-    default (REFERENCE.md AT&V, seen). A pty has no DCD line: the value is kept and shown in AT&V."""
+    """AT&C<n>: DCD always on (0) or on while a data connection has the port (1) (V.250 6.2.8;
+    REFERENCE.md "Control lines"). &C1 is the default (REFERENCE.md AT&V, seen)."""
     modem.settings.dcd_mode = _digit_setting(call, 1)
+    modem.lines.refresh()
     return ok()
 
 
@@ -135,16 +136,22 @@ for _number, _spec in S_REGISTERS.items():
 
 @command("&D", family=FAMILY)
 def dtr_mode(modem: "Modem", call: CommandCall) -> Reply:
-    """AT&D<n>: what a DTR drop does; 1 leaves transparent mode (SSL note 1.4). Default 2."""
+    """AT&D<n>: what a DTR drop does (V.250 6.2.9; REFERENCE.md "Control lines"): 0 nothing (a host
+    that closes the port changes nothing either), 1 leaves transparent mode and keeps the connection
+    (SSL note 1.4), 2 leaves and closes it. Default 2."""
     modem.settings.dtr_mode = _digit_setting(call, 2)
     return ok()
 
 
 @command("Z", "&F", family=FAMILY)
 def restore_defaults(modem: "Modem", call: CommandCall) -> Reply:
-    """ATZ / AT&F: every V.250 setting back to the profile's factory default."""
+    """ATZ / AT&F: every V.250 setting back to the profile's factory default, the UART's rate and
+    framing included (at power-on's rate, ``--baud``): the port changes after the OK."""
     _digit_setting(call, 0)
     modem.settings = type(modem.settings).factory(modem.profile)
+    modem.settings.baud_rate = modem.baud_rate_at_power_on
+    modem.line_settings_changed()
+    modem.lines.refresh()  # DCD per &C1, no flow control
     return ok()
 
 
@@ -191,8 +198,10 @@ def _v250_write(call: CommandCall, count: int) -> None:
 @command("+IPR", family=FAMILY)
 def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
     """AT+IPR=<rate>: the UART's fixed rate, one of 9600 ... 921600 (V.250 6.2.10; Quectel EC200x AT
-    manual); 115200 by default. The test form lists no auto-detected rates, then the fixed ones
-    (chosen). A pty has no rate: the value is kept and reported; ATZ, AT&F and a power cycle restore it."""
+    manual); 115200 by default (``ecemu run --baud`` sets the rate at power-on). The test form lists
+    no auto-detected rates, then the fixed ones (chosen). The OK goes at the old rate, then the port
+    changes (a serial device's termios; the UART line's pace, ``--line uart``); a power cycle
+    and ATZ and AT&F return to the rate at power-on."""
     if call.form is Form.TEST:
         return ok(f"+IPR: (),({','.join(map(str, BAUD_RATES))})")
     if call.form is Form.READ:
@@ -202,14 +211,16 @@ def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
     if rate not in BAUD_RATES:
         raise CommandFailed()
     modem.settings.baud_rate = rate
+    modem.line_settings_changed()
     return ok()
 
 
 @command("+IFC", family=FAMILY)
 def flow_control(modem: "Modem", call: CommandCall) -> Reply:
     """AT+IFC=<dce_by_dte>,<dte_by_dce>: 0,0 no flow control (the default) or 2,2 RTS/CTS (V.250
-    6.2.12; Quectel EC2x AT manual: 0 none, 2 RTS/CTS). Mixed pairs answer ERROR (chosen). The pty's
-    flow control is the emulator's own: the value is kept and reported."""
+    6.2.12; Quectel EC2x AT manual: 0 none, 2 RTS/CTS). Mixed pairs answer ERROR (chosen). With 2,2
+    the module sends nothing while the host's RTS is off and turns CTS off while its input buffer
+    is full (REFERENCE.md "Control lines"); nothing is lost either way."""
     if call.form is Form.TEST:
         return ok("+IFC: (0,2),(0,2)")
     if call.form is Form.READ:
@@ -219,6 +230,7 @@ def flow_control(modem: "Modem", call: CommandCall) -> Reply:
     if pair not in FLOW_CONTROL:
         raise CommandFailed()
     modem.settings.flow_control = pair
+    modem.lines.refresh()
     return ok()
 
 
@@ -226,7 +238,8 @@ def flow_control(modem: "Modem", call: CommandCall) -> Reply:
 def character_framing(modem: "Modem", call: CommandCall) -> Reply:
     """AT+ICF=<format>[,<parity>]: data, parity and stop bits, format 1-6 and parity 0-3 (V.250
     6.2.11); 3,3 (8 data bits, no parity, 1 stop bit) by default (Quectel EC2x AT manual). Without
-    <parity> the parity stays as it was (chosen). Kept and reported; a pty has no framing."""
+    <parity> the parity stays as it was (chosen). A serial device is set to it after the OK; with
+    the UART line (``--line uart``) it changes how long each byte takes."""
     if call.form is Form.TEST:
         return ok("+ICF: (1-6),(0-3)")
     if call.form is Form.READ:
@@ -235,6 +248,7 @@ def character_framing(modem: "Modem", call: CommandCall) -> Reply:
     fmt = int_arg(call, 0, 1, 6, error=CommandFailed)
     parity = int_arg(call, 1, 0, 3, default=modem.settings.char_framing[1], error=CommandFailed)
     modem.settings.char_framing = (fmt, parity)
+    modem.line_settings_changed()
     return ok()
 
 

@@ -65,12 +65,24 @@ def _settings(modem: "Modem") -> DeviceSettings:
 
 @command("+QSCLK", family=FAMILY)
 def sleep_mode(modem: "Modem", call: CommandCall) -> Reply:
-    """AT+QSCLK=<n>: 0 never sleep, 1 sleep when DTR is high (Quectel AT manual; ``=0``, ``=1`` and the
-    read seen on an EC200T, REFERENCE.md "Start-up commands"). Kept and reported: the emulated module never sleeps, so
-    it always answers at once."""
+    """AT+QSCLK=<n>: 0 never sleep, 1 sleep while DTR is off (Quectel AT manual; ``=0``, ``=1`` and
+    the read seen on an EC200T, REFERENCE.md "Start-up commands"). Asleep the UART is off: what the
+    host sends is lost, URCs wait (RI still pulses), DTR on wakes it (REFERENCE.md "Control lines")."""
     settings = _settings(modem)
     reply, settings.sleep = number_setting(call, "+QSCLK", settings.sleep, 0, 1, "(0,1)")
+    modem.lines.set_sleep_enabled(settings.sleep == 1)
     return reply
+
+
+@command("+QRIR", family=FAMILY)
+def restore_ri(modem: "Modem", call: CommandCall) -> Reply:
+    """AT+QRIR: the RI line back to inactive, after the ``"always"`` behaviour of AT+QCFG="urc/ri/..."
+    kept it active (Quectel EC2x AT manual)."""
+    if call.form is Form.TEST:
+        return ok()
+    require_form(call, Form.EXEC)
+    modem.lines.restore_ri()
+    return ok()
 
 
 @command("+QPOWD", family=FAMILY)

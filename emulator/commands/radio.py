@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ecemu.commands.basic import radio_on
 from ecemu.commands.pdp import PdpState
+from ecemu.core.control_lines import RiBehaviour
 from ecemu.core.parser import CommandCall, Form
 from ecemu.core.registry import (
     CommandFailed,
@@ -447,4 +448,18 @@ def extended_configuration(modem: "Modem", call: CommandCall) -> Reply:
     # Values left out at the end keep what they were (the manual's nested brackets).
     given = tuple(_qcfg_value(call, 1 + i, check) for i, check in enumerate(key.values[:len(values)]))
     settings.qcfg[name] = given + settings.qcfg[name][len(given):]
+    if name.startswith("urc/ri/"):
+        _configure_ri(modem, name.removeprefix("urc/ri/"), settings.qcfg[name])
     return ok()
+
+
+# Where <pulsecount> is among each "urc/ri/..." key's values (the ring key has three durations first).
+_PULSE_COUNT_AT = {"ring": 5, "smsincoming": 2, "other": 2}
+
+
+def _configure_ri(modem: "Modem", category: str, values: tuple[str, ...]) -> None:
+    """The RI line's behaviour for a category of URCs (REFERENCE.md "Control lines"): ``"wave"``
+    (RING only) pulses for its <activeduration>."""
+    kind = values[0].strip('"')
+    width = int(values[2] if kind == "wave" else values[1])
+    modem.lines.ri_behaviour[category] = RiBehaviour(kind, width, int(values[_PULSE_COUNT_AT[category]]))

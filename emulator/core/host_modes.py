@@ -92,6 +92,8 @@ class HostModes:
 
     def _to(self, event: str) -> None:
         self.mode = HOST_MODES.next(self.mode, event)
+        if event in ("connect", "leave", "power_off"):
+            self.modem.lines.refresh()  # DCD follows the data connection with AT&C1
 
     # --- BOOTING and OFF ---------------------------------------------------------------------
 
@@ -365,10 +367,14 @@ class HostModes:
             guarded(lambda: session.hang_up(modem))
 
     def host_lost(self) -> None:
-        """The host went away: the next host starts in command mode. A data mode it left waiting
-        ends as when its time runs out (chosen; the answer goes to nobody): the bytes after
-        AT+QSSLSEND's ``>`` are dropped unsent, those of AT+QFUPL kept as the file; transparent
-        mode still held after the DTR drop (AT&D0) is left as with AT&D1, the connection kept."""
+        """The host went away, which drops DTR (a serial driver's hang-up). With AT&D1 or AT&D2 the
+        next host starts in command mode: a data mode the host left waiting ends as when its time
+        runs out (chosen; the answer goes to nobody): the bytes after AT+QSSLSEND's ``>`` are
+        dropped unsent, those of AT+QFUPL kept as the file; transparent mode, already left by the
+        drop, is left as with AT&D1 otherwise. With AT&D0 the module ignores DTR (V.250 6.2.9):
+        a host that goes changes nothing, and the data entry or transparent mode goes on."""
+        if self.modem.settings.dtr_mode == 0:
+            return
         entry = self.data_entry
         session = self.online
         if self.mode is HostMode.DATA and entry is not None:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from ecemu.core import events as ev
 from ecemu.core.clock import ModuleClock
 from ecemu.core.command_line import CommandLineRunner
+from ecemu.core.control_lines import ControlLines
 from ecemu.core.data_entry import DataEntry
 from ecemu.core.host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
 from ecemu.core.host_modes import COMMAND, HostMode, HostModes, guarded
@@ -39,6 +40,7 @@ from ecemu.core.registry import (
 from ecemu.core.results import CmeError, FinalResult
 from ecemu.core.settings import Settings
 from ecemu.core.timers import Timer, TimerHeap
+from ecemu.core.uart import DropInput, LineFormat, PortChange
 from ecemu.core.ufs import FileStore
 from ecemu.core.urcs import HeldUrcs, frame_block, frame_result
 from ecemu.profile import Profile
@@ -58,7 +60,7 @@ class Modem:
     """One emulated module. See the module docstring for the contract with the shell."""
 
     def __init__(self, profile: Profile, files: FileStore, *, commands: CommandSet, now: float,
-                 wall_clock: datetime | None = None, escape_guard: float = 1.0):
+                 wall_clock: datetime | None = None, escape_guard: float = 1.0, baud_rate: int = 115200):
         self.profile = profile
         self.files = files  # the UFS store; its backing is the shell's business
         self.commands = commands  # the command table and the families, handed in by the assembler
@@ -68,6 +70,7 @@ class Modem:
         self._created_at = now
         self._host_out = bytearray()
         self._effects: list[ev.Effect] = []
+        self.port_changes: list[PortChange] = []  # for the shell's port (``core/uart.py``)
         # Told of every command line, final result and URC (the session trace); pure notification.
         self.observer: Callable[[str, dict], None] | None = None
         # Given each TLS key log line (NSS key log format) when the shell was asked to keep them.
@@ -76,7 +79,13 @@ class Modem:
         self._conn_ids = itertools.count(1)
         self._event_handlers: dict[int, Callable[[ev.NetworkEvent], None]] = {}
         self.dtr = True  # the host's DTR line (set_dtr): the host's, so a power cycle keeps it
+        self.rts = True  # the host's RTS line (set_rts), likewise
         self.boot_count = 0
+        # The UART's rate at every power-on (AT+IPR's value kept by the module: ``ecemu run
+        # --baud``), and the format the port was last told of.
+        self.baud_rate_at_power_on = baud_rate
+        self.line_format = LineFormat(baud_rate)
+        self.lines = ControlLines(self)  # RI, DCD, CTS, DSR; DTR and RTS are ``dtr``, ``rts``
         self._fresh_state()
 
     # --- the power cycle ---------------------------------------------------------------------
@@ -85,6 +94,8 @@ class Modem:
         """Everything a power cycle forgets (SSL settings included: REFERENCE.md)."""
         self.host = HostModes(self)
         self.settings = Settings.factory(self.profile)
+        self.settings.baud_rate = self.baud_rate_at_power_on
+        self.line_settings_changed()
         self.functionality = 1
         self.signal: tuple[int, int] = self.profile.network.csq  # AT+CSQ; fault injection changes it
         # The module keeps its own time across a reboot (the network's time update sets it again
@@ -114,6 +125,7 @@ class Modem:
         """Start the boot sequence: the profile's boot URCs at their times, RDY first."""
         self.now = now
         self.boot_count += 1
+        self.lines.power_on()
         self.host.boot(self.profile.boot_urcs, now)
 
     def _drop_everything(self) -> None:
@@ -128,13 +140,18 @@ class Modem:
         self._drop_everything()
         self.boot_count += 1  # boot URCs still to come are not said
         self.host.power_off()
+        self.lines.power_off()
+        self.port_change(DropInput())
 
     def reboot(self) -> None:
-        """A power cycle: every connection dropped, every setting back to its default, boot again."""
+        """A power cycle: every connection dropped, every setting back to its default, boot again.
+        What the host sent that the module had not read yet is lost with the rest, as a module
+        that reboots loses what was in its UART: the host's later input starts clean."""
         self._drop_everything()
-        pending_input = self.host.take_input()
+        self.host.take_input()
+        self.lines.power_off()
         self._fresh_state()
-        self.host.input.extend(pending_input)
+        self.port_change(DropInput())
         self.power_on(self.now)
 
     @property
@@ -168,6 +185,21 @@ class Modem:
     def effect(self, effect: ev.Effect) -> None:
         self._effects.append(effect)
 
+    def port_change(self, change: PortChange) -> None:
+        self.port_changes.append(change)
+
+    def line_settings_changed(self) -> None:
+        """AT+IPR or AT+ICF (or a power cycle) set the UART: the port hears of a new format."""
+        line_format = LineFormat.of(self.settings.baud_rate, self.settings.char_framing)
+        if line_format != self.line_format:
+            self.line_format = line_format
+            self.port_change(line_format)
+
+    def take_port_changes(self) -> list[PortChange]:
+        """What the shell must do to the port (``core/uart.py``), in order; usually nothing."""
+        out, self.port_changes = self.port_changes, []
+        return out
+
     def take_effects(self) -> list[ev.Effect]:
         out, self._effects = self._effects, []
         return out
@@ -186,6 +218,7 @@ class Modem:
         """An unsolicited result code; held while a command runs or data mode owns the port."""
         encoded = [l.encode("latin-1") if isinstance(l, str) else l for l in lines]
         self.observe("urc", lines=encoded)
+        self.lines.urc_presented(encoded[0] if encoded else b"")  # RI, even for a URC held or quiet
         if self.settings.quiet:
             return  # ATQ1 suppresses unsolicited result codes too (V.250 6.2.5)
         data = self.block(encoded)
@@ -198,10 +231,12 @@ class Modem:
 
     def flush_urcs(self) -> None:
         """The port is back in command mode: held URCs out, then what the families held for it."""
-        if self.host.mode is not COMMAND:
+        if self.host.mode is not COMMAND or self.lines.asleep:
             return
         if self._held_urcs:
             self._held_urcs.release(self.write_host)
+        if self.lines.sleep_enabled and not self.dtr:
+            self.lines.maybe_sleep()  # AT+QSCLK=1 with DTR off: asleep once idle
         if not self.idle_waiting:
             return  # the common case, after every command line
         for hook in self._idle_hooks:
@@ -219,7 +254,7 @@ class Modem:
         written now reaches the host at once, never inside a command's answer or the echo of a
         line the host is typing."""
         return (self.host.mode is COMMAND and not self.line.running and not self._held_urcs
-                and not self._typing())
+                and not self.lines.asleep and not self._typing())
 
     # --- a command line being typed (REFERENCE.md "Line ends") ---------------------------------
 
@@ -290,9 +325,27 @@ class Modem:
         """The host's DTR line (``HostModes.dtr_dropped``: what a drop does in transparent mode).
         While DTR is low (no host has the port) direct push data waits in the module."""
         self.tick(now)
+        if active == self.dtr:
+            return
         self.dtr = active
         if not active:
             self.host.dtr_dropped()
+        self.lines.dtr_changed(active)
+
+    def set_rts(self, active: bool, now: float) -> None:
+        """The host's RTS line: with AT+IFC=2,2 the module sends nothing while it is off."""
+        self.tick(now)
+        if active != self.rts:
+            self.rts = active
+            self.lines.rts_changed(active)
+
+    def set_input_full(self, full: bool, now: float) -> None:
+        """The shell's view of the module's input buffer: full, the host must wait (CTS off with
+        AT+IFC=2,2)."""
+        self.tick(now)
+        if full != self.lines.input_full:
+            self.lines.input_full = full
+            self.lines.refresh()
 
     def host_lost(self, now: float) -> None:
         """The host went away (its port closed, its connection dropped): ``HostModes.host_lost``."""
@@ -300,8 +353,24 @@ class Modem:
         self.host.host_lost()
 
     def receive_from_host(self, data: bytes, now: float) -> None:
+        boot = self.boot_count
         self.tick(now)
+        if boot != self.boot_count:
+            return  # the module power-cycled as these bytes came: they were in the UART it lost
+        if self.lines.asleep:
+            self._lost_asleep(data)
+            return
         self.host.receive(data)
+
+    def _lost_asleep(self, data: bytes) -> None:
+        """A sleeping module's UART is off: what the host sends is lost (chosen: no byte wakes
+        it; DTR does), and the log says why once per sleep."""
+        lines = self.lines
+        if not lines.lost_asleep:
+            log.warning("the module sleeps (AT+QSCLK=1 and DTR off): what the host sends is lost "
+                        "until DTR is on again")
+        lines.lost_asleep += len(data)
+        self.observe("lost", size=len(data), why="asleep")
 
     @property
     def input_backlog(self) -> int:

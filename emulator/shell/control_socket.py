@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import logging
 import os
 import socket
@@ -64,14 +65,24 @@ class ControlServer:
                     break
                 if not line:
                     break
-                writer.write(_encode(self.handle(line)))
+                answer = self.handle(line)
+                if isinstance(answer, asyncio.Future):  # an operation that waits (wait-ri)
+                    answer = await self._outcome(answer)
+                writer.write(_encode(answer))
                 await writer.drain()
         except ConnectionError:
             pass
         finally:
             writer.close()
 
-    def handle(self, line: bytes) -> dict[str, Any]:
+    @staticmethod
+    async def _outcome(future: asyncio.Future) -> dict[str, Any]:
+        try:
+            return {"ok": True, "result": await future}
+        except ControlError as exc:
+            return {"ok": False, "error": str(exc)}
+
+    def handle(self, line: bytes) -> "dict[str, Any] | asyncio.Future":
         try:
             request = json.loads(line)
             if not isinstance(request, dict) or not isinstance(request.get("op"), str):
@@ -83,6 +94,8 @@ class ControlServer:
             if controller is None:
                 raise ControlError("this emulator has no control interface")
             result = controller.invoke(request["op"], args)
+            if isinstance(result, asyncio.Future):
+                return result
             return {"ok": True, "result": result}
         except json.JSONDecodeError as exc:
             return {"ok": False, "error": f"not JSON: {exc}"}
@@ -107,7 +120,14 @@ def _encode(answer: dict[str, Any]) -> bytes:
 
 
 def request(path: Path, op: str, args: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-    """One request to a running emulator's control socket (used by ``ecemu ctl``)."""
+    """One request to a running emulator's control socket (used by ``ecemu ctl``); an operation
+    that waits (``seconds``) gets that much longer."""
+    try:
+        waits = float(args.get("seconds", 0))
+    except (TypeError, ValueError):
+        waits = 0.0
+    if math.isfinite(waits) and waits > 0:
+        timeout += min(waits, 3600.0)  # an operation's longest wait (its bound)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(path))

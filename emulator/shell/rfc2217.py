@@ -3,37 +3,32 @@
 
 pyserial's own ``PortManager`` answers the options; this module frames the telnet stream itself
 (``TelnetFilter``), so that a malformed or endless subnegotiation is ignored without losing a data
-byte, gives the manager a serial line whose DTR drives the modem (AT&D), and carries the bytes.
-One client at a time holds the port, as with a real serial port; a second one is refused while
-the first is connected. On a loopback address only the user running the emulator may connect
-(``peer_is_same_user``); on any other address anyone who can reach the port drives the module.
+byte, gives the manager a serial line whose DTR and RTS are the modem's inputs and whose CTS, DSR,
+RI and DCD are its outputs (told to the client in NOTIFY-MODEMSTATE), and carries the bytes.
+One client at a time holds the port (``tcp_host.TcpServerHost``), as with a real serial port.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import os
-import socket
-import struct
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from serial.rfc2217 import DO, DONT, IAC, SB, SE, WILL, WONT, PortManager
 
+from ecemu.shell.tcp_host import Peer, TcpServerHost, socket_owner
+
 if TYPE_CHECKING:
-    from ecemu.shell.runner import ModemRunner
+    from ecemu.core.uart import LineFormat
+
+__all__ = ["Rfc2217Host", "TelnetFilter", "socket_owner"]
 
 log = logging.getLogger(__name__)
 
-# Output kept for the first client when it connects (the boot URCs), as a pty keeps it too.
-EARLY_OUTPUT_LIMIT = 64 * 1024
 # With boot on open: how long after a client connects the module powers on unless the client
 # purges the buffers first (pyserial does once it has negotiated, a few tenths of a second after
 # connecting, and the module then powers on at once).
 OPEN_SETTLE = 1.0
-# Bytes queued in the socket above which the module's output waits in the runner's queue.
-SOCKET_QUEUE_HIGH = 256 * 1024
 # The longest subnegotiation an RFC 2217 client sends is a few bytes (SET-BAUDRATE: 6); a longer
 # one is read to its end and ignored, without keeping it.
 SUBNEGOTIATION_LIMIT = 64
@@ -123,55 +118,22 @@ class TelnetFilter:
             log.info("RFC 2217: ignoring a malformed option %r: %r", args, exc)
 
 
-def _proc_net_address(address: str, port: int) -> str:
-    """An address as /proc/net/tcp{,6} writes it: the address's 32-bit words in host order."""
-    packed = ipaddress.ip_address(address).packed
-    words = struct.unpack(f"={len(packed) // 4}I", packed)
-    return "".join(f"{word:08X}" for word in words) + f":{port:04X}"
-
-
-def socket_owner(local: tuple, remote: tuple) -> int | None:
-    """The uid owning the TCP socket bound to ``local`` and connected to ``remote`` on this
-    machine (from /proc/net/tcp and tcp6), or None when there is none."""
-    wanted = (_proc_net_address(*local[:2]), _proc_net_address(*remote[:2]))
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if (fields[1], fields[2]) == wanted:
-                        return int(fields[7])
-        except OSError:
-            continue
-    return None
-
-
-def peer_is_same_user(sock: socket.socket) -> bool:
-    """Whether the peer of a loopback connection is a socket of the user running the emulator."""
-    return socket_owner(sock.getpeername(), sock.getsockname()) == os.geteuid()
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 class _Line:
-    """The serial line PortManager reads and sets: fixed settings, DTR reported to the modem."""
+    """The serial line PortManager reads and sets: DTR and RTS reported to the modem, its output
+    lines as the module drives them, the rate and framing as the client sets them (kept)."""
 
-    def __init__(self, on_dtr: Callable[[bool], None], on_purge: Callable[[], None]):
+    def __init__(self, on_dtr: Callable[[bool], None], on_purge: Callable[[], None],
+                 on_rts: Callable[[bool], None]):
         self.on_dtr = on_dtr
         self.on_purge = on_purge
+        self.on_rts = on_rts
         self.baudrate = 115200
         self.bytesize = 8
         self.parity = "N"
         self.stopbits = 1
         self.rtscts = False
         self.xonxoff = False
-        self.rts = True
+        self._rts = True
         self.break_condition = False
         self.cts = True
         self.dsr = True
@@ -188,6 +150,15 @@ class _Line:
         self._dtr = bool(value)
         self.on_dtr(self._dtr)
 
+    @property
+    def rts(self) -> bool:
+        return self._rts
+
+    @rts.setter
+    def rts(self, value: bool) -> None:
+        self._rts = bool(value)
+        self.on_rts(self._rts)
+
     def reset_input_buffer(self) -> None:
         pass
 
@@ -198,124 +169,62 @@ class _Line:
         self.on_purge()
 
 
-class _Client(asyncio.Protocol):
-    def __init__(self, host: "Rfc2217Host"):
-        self.host = host
-        self.transport: asyncio.Transport  # from connection_made, before anything else
-        self.manager: PortManager | None = None
+class Rfc2217Host(TcpServerHost):
+    """``--tcp [HOST:]PORT``: the port as an RFC 2217 server."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # a TCP connection's
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        if self.host.client is not None:
-            log.info("RFC 2217: port busy, refusing %s", peer)
-            transport.close()
-            return
-        if self.host.loopback_only_own_user and not peer_is_same_user(transport.get_extra_info("socket")):
-            log.warning("RFC 2217: refusing %s, a socket of another user", peer)
-            transport.abort()
-            return
-        self.transport.set_write_buffer_limits(high=SOCKET_QUEUE_HIGH)
-        self.host.client = self
-        self.manager = PortManager(_Line(self.host.runner.set_dtr, self.host.runner.host_flushed_input), self)
-        self.telnet = TelnetFilter(self.manager)
-        self.host.client_attached()
-
-    def write(self, data: bytes) -> None:  # PortManager's connection
-        self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        if self.manager is not None:
-            self.host.runner.host_data(self.telnet.feed(data))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.host.client is self:
-            self.host.client = None
-            self.host.socket_full = False
-            self.host.runner.host_left()
-
-    def pause_writing(self) -> None:
-        self.host.socket_full = True
-
-    def resume_writing(self) -> None:
-        self.host.socket_full = False
-        if self.host.wants_writable:
-            self.host.runner.host_writable()
-
-
-class Rfc2217Host:
     open_settle = OPEN_SETTLE
+    scheme = "rfc2217"
+    name = "RFC 2217"
+
     def __init__(self, bind_host: str, bind_port: int):
-        self.bind_host = bind_host
-        self.bind_port = bind_port
-        self.runner: ModemRunner  # from start()
-        self.client: _Client | None = None
-        self._sock: socket.socket  # from start()
-        self._server: asyncio.AbstractServer | None = None
-        self._early = bytearray()
-        self._attached_once = False
-        # A loopback port is reachable by every local user: only our own may drive the module.
-        self.loopback_only_own_user = is_loopback(bind_host)
-        self.socket_full = False  # the client's socket holds SOCKET_QUEUE_HIGH unsent bytes
-        self.wants_writable = False
+        super().__init__(bind_host, bind_port)
+        self.manager: PortManager | None = None
+        self.telnet: TelnetFilter | None = None
+        self.line: _Line | None = None
+        self._module_lines = {"ri": False, "dcd": False, "cts": False, "dsr": False}  # until power-on
 
-    @property
-    def address(self) -> str:
-        host, port = self._sock.getsockname()[:2]
-        return f"rfc2217://{host}:{port}"
+    def peer_came(self, peer: Peer) -> None:
+        runner = self.runner
+        self.line = _Line(runner.set_dtr, runner.host_flushed_input, runner.set_rts)
+        for name, active in self._module_lines.items():
+            setattr(self.line, _LINE_ATTRIBUTES[name], active)
+        self.manager = PortManager(self.line, _Writer(peer.transport))
+        self.telnet = TelnetFilter(self.manager)
 
-    def start(self, runner: "ModemRunner") -> None:
-        self.runner = runner
-        # Bound here, synchronously, so that the address can be announced at once.
-        sock = self._sock = socket.create_server((self.bind_host, self.bind_port), reuse_port=False)
-        sock.setblocking(False)
-        loop = runner.loop
-        loop.create_task(self._serve(loop, sock))
+    def peer_left(self, peer: Peer) -> None:
+        if self.peer is peer:
+            self.manager = self.telnet = self.line = None
+        super().peer_left(peer)
 
-    async def _serve(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-        self._server = await loop.create_server(lambda: _Client(self), sock=sock)
+    def decode(self, data: bytes) -> bytes:
+        return self.telnet.feed(data) if self.telnet is not None else b""
 
-    def client_attached(self) -> None:
-        # What the module said before the first client came (RDY) goes out before anything the
-        # runner writes as it hears of the client: attaching raises DTR and carries out what the
-        # modem produced since (a boot URC due by now), straight to the client.
-        if not self._attached_once:
-            self._attached_once = True
-            early, self._early = bytes(self._early), bytearray()
-            self.write(early)
-        self.runner.host_attached()
+    def encode(self, data: bytes) -> bytes:
+        return data.replace(IAC, IAC + IAC)
 
-    def write(self, data: bytes) -> int:
-        client = self.client
-        if client is None or client.manager is None:
-            if not self._attached_once:
-                self._early += data[: max(0, EARLY_OUTPUT_LIMIT - len(self._early))]
-            return len(data)
-        if self.socket_full or client.transport.is_closing():
-            return 0  # waits in the runner's bounded queue until the client reads
-        if data:
-            client.transport.write(data.replace(IAC, IAC + IAC))
-        return len(data)
+    def set_module_line(self, line: str, active: bool) -> None:
+        """The client hears of CTS, DSR, RI and DCD in NOTIFY-MODEMSTATE, as far as its modem
+        state mask asks (RFC 2217: a suboption the server sends when a line changes)."""
+        self._module_lines[line] = active
+        if self.line is not None and self.manager is not None:
+            setattr(self.line, _LINE_ATTRIBUTES[line], active)
+            self.manager.check_modem_lines()
 
-    def want_writable(self, on: bool) -> None:
-        self.wants_writable = on
+    def set_format(self, line_format: "LineFormat") -> None:
+        if self.line is not None:
+            self.line.baudrate = line_format.baud
 
-    def discard_unread(self) -> None:
-        pass  # bytes already on their way through TCP cannot be called back
 
-    def pause_reading(self, paused: bool) -> None:
-        client = self.client
-        if client is not None and client.transport is not None and not client.transport.is_closing():
-            if paused:
-                client.transport.pause_reading()
-            else:
-                client.transport.resume_reading()
+# The module's output lines by the names pyserial's PortManager reads from its serial line.
+_LINE_ATTRIBUTES = {"ri": "ri", "dcd": "cd", "cts": "cts", "dsr": "dsr"}
 
-    def close(self) -> None:
-        if self.client is not None and self.client.transport is not None:
-            self.client.transport.close()
-        if self._server is not None:
-            self._server.close()
-        elif self._sock is not None:
-            self._sock.close()
+
+class _Writer:
+    """What PortManager writes its telnet answers to: the client's connection."""
+
+    def __init__(self, transport: asyncio.Transport):
+        self.transport = transport
+
+    def write(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(data)

@@ -1,8 +1,9 @@
 """Drives one modem: host bytes in and out, network effects, timers, all on one asyncio loop.
 
 This is the only place where the core meets the clock: every call into the modem passes
-``loop.time()`` (monotonic) as the current time. The host side is a ``HostLink``: the pty
-(``PtyHost``) or an RFC 2217 server (``ecemu.shell.rfc2217.Rfc2217Host``).
+``loop.time()`` (monotonic) as the current time. The host side is a ``HostLink``
+(``host_link.py``): the pty (``PtyHost``), a serial device, RFC 2217 or raw TCP; the runner
+never asks which.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from ecemu.commands import COMMAND_SET
 from ecemu.core import events as ev
 from ecemu.core.host_modes import COMMAND
 from ecemu.core.modem import Modem
+from ecemu.core.uart import DropInput, LineFormat, LineLevel, PortChange, TransmitHold
 from ecemu.core.ufs import DirectoryFileStore
 from ecemu.profile import Profile
+from ecemu.shell.host_link import HostLink
 from ecemu.shell.network import Network
-from ecemu.shell.opens import OpenWatcher
-from ecemu.shell.pty_port import TTY_WRITE_CHUNK, PtyPort
+from ecemu.shell.pty_port import PtyHost, PtyPort
 from ecemu.shell.shaping import OutputShaper
 from ecemu.shell.trace import Tracer
+from ecemu.shell.uart_line import LINE_KINDS, UartLine
 
 log = logging.getLogger(__name__)
 
@@ -38,33 +41,16 @@ HOST_QUEUE_LOW = 64 * 1024
 # flow control; below the low mark reading resumes.
 INPUT_BACKLOG_HIGH = 256 * 1024
 INPUT_BACKLOG_LOW = 64 * 1024
+# With the UART line: host bytes on their way over the line above which the port stops being
+# read (what a host's serial driver buffers before its write blocks), and below which it resumes.
+LINE_INPUT_HIGH = 4096
+LINE_INPUT_LOW = 1024
 # With boot on open: how long after the first open the module powers on. Openers flush their input
 # right after opening (pyserial, picocom and miniterm do, within a millisecond or so); the boot
 # URCs come after that, and the profile's timing counts from then.
 OPEN_SETTLE = 0.1
+NOT_TEXT_EVERY = 10.0  # seconds between two log lines about a host whose bytes are not text
 BOOT_MODES = ("on-open", "at-start")
-
-
-class HostLink(Protocol):
-    """Where the host is: it reports bytes and comings and goings to the runner, and takes output."""
-
-    @property
-    def address(self) -> str:
-        """What `ecemu run` announces as "port: ..."."""
-
-    def start(self, runner: "ModemRunner") -> None: ...
-
-    def write(self, data: bytes) -> int:
-        """Take what can be taken now; the rest waits for ``runner.host_writable``."""
-
-    def want_writable(self, on: bool) -> None: ...
-
-    def discard_unread(self) -> None: ...
-
-    def pause_reading(self, paused: bool) -> None:
-        """Stop (True) or resume (False) taking bytes from the host."""
-
-    def close(self) -> None: ...
 
 
 class ControlInterface(Protocol):
@@ -105,11 +91,17 @@ class ModemRunner:
     def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
                  host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
                  scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None,
-                 boot: str = "on-open"):
+                 boot: str = "on-open", baud: int = 115200, line: str = "usb"):
         if boot not in BOOT_MODES:
             raise ValueError(f"boot must be one of {', '.join(BOOT_MODES)}, not {boot!r}")
+        if line not in LINE_KINDS:
+            raise ValueError(f"line must be one of {', '.join(LINE_KINDS)}, not {line!r}")
+        self.line_kind = line  # usb: bytes at memory speed; uart: at the line's rate (uart_line.py)
+        self.line: UartLine | None = None
         self.profile = profile
         self.boot = boot  # on-open: the module powers on when the first host opens the port
+        self.baud = baud  # the UART's rate at power-on (AT+IPR)
+        self._pending_format: LineFormat | None = None  # applied once the output before it is out
         self.powered = False
         self._boot_settle: asyncio.TimerHandle | None = None
         self.scenario = scenario  # faults fired on cue
@@ -124,6 +116,10 @@ class ModemRunner:
         # Host bytes read and not yet given to the modem: they wait while the host's output is
         # full (and while frozen); the port is not read while any wait, so this stays small.
         self._input_waiting = bytearray()
+        # How many of those bytes a host that left wrote: their answers go to nobody, even when
+        # the next host has come meanwhile (what the pty's own watch does for its bytes).
+        self._old_host_input = 0
+        self._not_text_said = -NOT_TEXT_EVERY  # when the log last said the host's bytes were not text
         self._shaped: list[tuple[float, bytes]] = []
         self._shaped_timer: asyncio.TimerHandle | None = None
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
@@ -144,6 +140,13 @@ class ModemRunner:
         self._host_reading_paused = False
         self.host_has_left = False  # a host was attached and none is now: output is dropped
         self._host_came_before = False  # until the first host, output waits for it (boot URCs)
+        self._output_held = False  # AT+IFC=2,2 and the host's RTS off: output waits, in order
+        self._input_full = False  # the module's input buffer is full (CTS off with AT+IFC=2,2)
+        # RI as the control interface sees it: when the pulse began, the last one's width, and
+        # who waits for the next to end (``ecemu ctl wait-ri``).
+        self._ri_since: float | None = None
+        self.last_ri_pulse_ms: float | None = None
+        self._ri_waiters: list[asyncio.Future] = []
         self.bytes_from_host = self.bytes_to_host = 0  # counted for the status line of `ecemu run`
 
     @property
@@ -161,9 +164,12 @@ class ModemRunner:
                                round_trip=network_round_trip(self.profile) / 1000.0)
         self._files = DirectoryFileStore(self.ufs)
         self.modem = Modem(self.profile, self._files, commands=COMMAND_SET, now=loop.time(),
-                           wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard)
+                           wall_clock=datetime.now(timezone.utc), escape_guard=self.escape_guard,
+                           baud_rate=self.baud)
         if self.tracer is not None or self.scenario is not None:
             self.modem.observer = self._observe  # otherwise nobody here listens: not asked per line
+        if self.line_kind == "uart":
+            self.line = UartLine(loop, self.modem.line_format, self._take_from_host, self._off_the_line)
         if self._make_controller is not None:
             self.controller = self._make_controller(self)
         if self.scenario is not None:
@@ -192,21 +198,28 @@ class ModemRunner:
             self.power_on()
 
     def stop(self) -> None:
-        if self._boot_settle is not None:
-            self._boot_settle.cancel()
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._shaped_timer is not None:
-            self._shaped_timer.cancel()
+        """Cancel the timers, close the connections, the host link, the trace and the UFS; each
+        step runs even when one before it failed, so a stop always ends."""
+        for handle in (self._boot_settle, self._timer, self._shaped_timer):
+            if handle is not None:
+                handle.cancel()
+        if self.line is not None:
+            self.line.close()
         network: Network | None = getattr(self, "network", None)  # None when start() never ran
+        steps: list[Callable[[], None]] = []
         if network is not None:
-            network.close_all()
-        self.host.close()
+            steps.append(network.close_all)
+        steps.append(self.host.close)
         if self.tracer is not None:
-            self.tracer.close()
-            self.tracer = None
+            steps.append(self.tracer.close)
         if self._files is not None:
-            self._files.close()  # the UFS folder's descriptor
+            steps.append(self._files.close)  # the UFS folder's descriptor
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("while stopping")
+        self.tracer = None
 
     # --- the trace ---------------------------------------------------------------------------
 
@@ -244,16 +257,44 @@ class ModemRunner:
     def host_data(self, data: bytes) -> None:
         if not data:
             return
+        line = self.line
+        if line is not None:
+            line.incoming.push(data)  # reaches the module byte by byte, at the line's rate
+            self._update_reading()
+            return
+        self._take_from_host(data)
+
+    def _take_from_host(self, data: bytes) -> None:
+        """The host's bytes have reached the module."""
         if self.tracer is not None:
             self.trace("host_in", data=data)
+        if not data.isascii() and self.modem.host.mode is COMMAND:
+            self._not_text(data)
         self.bytes_from_host += len(data)
         self._input_waiting += data
         self._feed_modem()
+
+    def _not_text(self, data: bytes) -> None:
+        """Bytes outside ASCII where the module expects command lines: what a host at another
+        rate or framing sends (or line noise). They go to the module as they are (its line editor
+        answers ERROR to such a line); the log says what is likely wrong, at most every 10 s."""
+        if b"AT" in data or b"at" in data:
+            return  # a command line with binary data after it (AT+QFUPL's, say)
+        now = self.loop.time()
+        if now - self._not_text_said < NOT_TEXT_EVERY:
+            return
+        self._not_text_said = now
+        line_format = self.modem.line_format
+        log.warning("%d of %d bytes from the host are not text: is it at the module's rate and framing "
+                    "(AT+IPR=%d, %s)?", sum(byte >= 0x80 for byte in data), len(data), line_format.baud,
+                    line_format.describe())
 
     def _output_full(self) -> bool:
         queued = len(self._host_queue)
         if self._shaped:
             queued += sum(len(chunk) for _, chunk in self._shaped)
+        if self.line is not None:
+            queued += len(self.line.outgoing)
         return queued >= HOST_QUEUE_HIGH
 
     def _feed_modem(self) -> None:
@@ -282,18 +323,31 @@ class ModemRunner:
                 del waiting[:size]
             modem.receive_from_host(piece, self.loop.time())
             self.pump(update_reading=False)  # once below, when the loop is done
+            if self._old_host_input:
+                self._old_host_input = max(0, self._old_host_input - len(piece))
         self._update_reading()
 
     def _update_reading(self) -> None:
         """Stop taking the host's bytes while some wait to be given to the modem or the modem
         holds many (flow control both ways); take them again once both have gone down."""
         backlog = self.modem.input_backlog
-        if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH):
+        on_the_line = len(self.line.incoming) if self.line is not None else 0
+        if not self._host_reading_paused and (self._input_waiting or backlog > INPUT_BACKLOG_HIGH
+                                              or on_the_line > LINE_INPUT_HIGH):
             self._host_reading_paused = True
             self.host.pause_reading(True)
-        elif self._host_reading_paused and not self._input_waiting and backlog < INPUT_BACKLOG_LOW:
+        elif (self._host_reading_paused and not self._input_waiting and backlog < INPUT_BACKLOG_LOW
+              and on_the_line <= LINE_INPUT_LOW):
             self._host_reading_paused = False
             self.host.pause_reading(False)
+        if self._host_reading_paused or self._input_full:
+            # Full for a reason that lasts, not bytes passing through: CTS off with AT+IFC=2,2.
+            full = self._host_reading_paused and (
+                backlog > INPUT_BACKLOG_HIGH or on_the_line > LINE_INPUT_HIGH or self._frozen_until is not None
+                or self._output_full())
+            if full != self._input_full:
+                self._input_full = full
+                self.modem.set_input_full(full, self.loop.time())
 
     def host_attached(self) -> None:
         """A host opened the port (or connected); what the module said to an earlier one was
@@ -317,6 +371,7 @@ class ModemRunner:
         self.set_dtr(False)
         self.modem.host_lost(self.loop.time())
         self.pump()
+        self._old_host_input = len(self._input_waiting) + (len(self.line.incoming) if self.line is not None else 0)
         self.discard_host_output()
 
     def on_network_event(self, event: ev.NetworkEvent) -> None:
@@ -328,6 +383,15 @@ class ModemRunner:
     def set_dtr(self, active: bool) -> None:
         self.modem.set_dtr(active, self.loop.time())
         self.pump()
+
+    def set_rts(self, active: bool) -> None:
+        self.modem.set_rts(active, self.loop.time())
+        self.pump()
+
+    @property
+    def has_host(self) -> bool:
+        """A host holds the port now (opened it, connected, or is on the device)."""
+        return self._host_came_before and not self.host_has_left
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -344,6 +408,8 @@ class ModemRunner:
             out = modem.take_host_bytes()
             if out:
                 self._send_to_host(out)
+            if modem.port_changes:
+                self._change_port(modem.take_port_changes())
             effects = modem.take_effects()
             if not effects:
                 break
@@ -360,6 +426,78 @@ class ModemRunner:
             if booted and self.on_booted is not None:
                 self.on_booted()
 
+    def _change_port(self, changes: list[PortChange]) -> None:
+        """What the module did to its port (``core/uart.py``), carried out on the host link."""
+        for change in changes:
+            if isinstance(change, DropInput):
+                self.drop_input()
+            elif isinstance(change, LineFormat):
+                self._pending_format = change
+                self._apply_format_when_drained()
+            elif isinstance(change, LineLevel):
+                self.host.set_module_line(change.line, change.active)
+                if change.line == "ri":
+                    self._ri_edge(change.active)
+            elif isinstance(change, TransmitHold):
+                self._hold_output(change.held)
+
+    def _ri_edge(self, active: bool) -> None:
+        now = self.loop.time()
+        if active:
+            self._ri_since = now
+            return
+        if self._ri_since is None:
+            return
+        self.last_ri_pulse_ms = round((now - self._ri_since) * 1000.0, 1)
+        self._ri_since = None
+        waiters, self._ri_waiters = self._ri_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result({"width_ms": self.last_ri_pulse_ms})
+
+    def wait_for_ri_pulse(self) -> asyncio.Future:
+        """A future with the next RI pulse's width once it ends (``{"width_ms": ...}``)."""
+        waiter = self.loop.create_future()
+        self._ri_waiters.append(waiter)
+        return waiter
+
+    def _hold_output(self, held: bool) -> None:
+        """RTS off with AT+IFC=2,2: nothing more goes to the host (the byte on the wire ends);
+        what the module says waits, in order, and the usual bounds stop it when much waits."""
+        self._output_held = held
+        if self.line is not None:
+            self.line.outgoing.hold(held)
+        if held:
+            self._set_want_writable(False)
+        elif self._host_queue:
+            self._set_want_writable(True)
+
+    def _apply_format_when_drained(self) -> None:
+        """A new rate or framing applies once what the module said before it has gone to the host
+        (the module answers AT+IPR at the old rate)."""
+        line_format = self._pending_format
+        if line_format is None or self._host_queue or self._shaped or (self.line is not None and self.line.outgoing):
+            return
+        self._pending_format = None
+        self.trace("line_format", baud=line_format.baud, framing=line_format.describe())
+        if self.line is not None:
+            self.line.set_format(line_format)
+        self.host.set_format(line_format)
+
+    def drop_input(self) -> None:
+        """The module lost what it had received and not read (a power cycle): the bytes waiting
+        here and those still in the port; the host's later input starts clean. A module frozen
+        by ``ecemu ctl freeze`` that reboots runs again."""
+        self._frozen_until = None
+        self._old_host_input = 0
+        if self.line is not None:
+            self.line.incoming.clear()
+        if self._input_waiting:
+            log.info("the module rebooted: %d bytes the host had sent were lost with its UART",
+                     len(self._input_waiting))
+            self._input_waiting.clear()
+        self.host.discard_input()
+
     def _arm_timer(self, deadline: float | None) -> None:
         if deadline == self._timer_deadline:
             return
@@ -371,7 +509,7 @@ class ModemRunner:
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _send_to_host(self, data: bytes) -> None:
-        if self.host_has_left:
+        if self.host_has_left or self._old_host_input:
             return
         if self.shaper.active or self._shaped:
             self._shaped.extend(self.shaper.shape(data, self.loop.time()))
@@ -388,30 +526,50 @@ class ModemRunner:
             self._write_host(self._shaped.pop(0)[1])
         if self._shaped:
             self._shaped_timer = self.loop.call_at(self._shaped[0][0], self._release_shaped)
+        elif self._pending_format is not None:
+            self._apply_format_when_drained()
 
     def _write_host(self, data: bytes) -> None:
+        line = self.line
+        if line is not None:
+            line.outgoing.push(data)  # leaves at the line's rate: _write_host_now
+            return
+        self._write_host_now(data)
+
+    def _write_host_now(self, data: bytes) -> None:
         if self.tracer is not None:
             self.trace("host_out", data=data)
         self.bytes_to_host += len(data)
-        if not self._host_queue:
+        if not self._host_queue and not self._output_held:
             written = self.host.write(data)
             if written == len(data):
                 return
             data = data[written:]
         self._host_queue += data
         self.host_queue_peak = max(self.host_queue_peak, len(self._host_queue))
-        self._set_want_writable(True)
+        self._set_want_writable(not self._output_held)
         if len(self._host_queue) > HOST_QUEUE_HIGH:
             self.network.set_host_backpressure(True)
 
+    def _off_the_line(self, data: bytes) -> None:
+        """The UART line handed the module's bytes to the host: then the modem may take more of
+        the host's (its output is no longer full), and a new rate may apply."""
+        self._write_host_now(data)
+        if self._pending_format is not None:
+            self._apply_format_when_drained()
+        if self._input_waiting and not self._output_full():
+            self._feed_modem()
+
     def host_writable(self) -> None:
-        if not self._host_queue:
+        if not self._host_queue or self._output_held:
             self._set_want_writable(False)
             return
         written = self.host.write(bytes(self._host_queue[:65536]))
         del self._host_queue[:written]
         if not self._host_queue:
             self._set_want_writable(False)
+            if self._pending_format is not None:
+                self._apply_format_when_drained()
         if len(self._host_queue) < HOST_QUEUE_LOW:
             self.network.set_host_backpressure(False)
             if self._input_waiting:
@@ -426,6 +584,8 @@ class ModemRunner:
         """Forget what the module said that no host has read."""
         self._host_queue.clear()
         self._shaped.clear()
+        if self.line is not None:
+            self.line.outgoing.clear()
         self._set_want_writable(False)
         self.host.discard_unread()
         self.network.set_host_backpressure(False)
@@ -444,182 +604,3 @@ def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
 def _fields(record) -> dict:
     return {k: v for k, v in vars(record).items()} if hasattr(record, "__dict__") else {
         name: getattr(record, name) for name in record.__dataclass_fields__}
-
-
-class PtyHost:
-    """The host behind a pseudo-terminal; inotify on its path tells when hosts come and go."""
-
-    def __init__(self, link: Path | None = None):
-        self.link = link
-        self.port: PtyPort | None = None  # from start() until close()
-        self.runner: ModemRunner  # from start()
-        self._watcher: OpenWatcher | None = None
-        self.opens = 0  # descriptors hosts hold on the port now
-        self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
-        # poll_news(0): opens or closes are waiting to be read (a system call, no Python frame:
-        # it is asked twice for every command line); None without a watcher.
-        self._poll_news: Callable[[int], list] | None = None
-        # Opens and closes were just looked for (before reading the host's bytes): the first
-        # write of their answer need not look again before it, only after.
-        self._just_checked = False
-
-    @property
-    def address(self) -> str:
-        return self.port.path if self.port is not None else ""
-
-    def start(self, runner: ModemRunner) -> None:
-        self.runner = runner
-        port = self.port = PtyPort(self.link)
-        loop = runner.loop
-        loop.add_reader(port.master, self._on_readable)
-        self._watcher = OpenWatcher(port.path)
-        if self._watcher.fd is not None:
-            loop.add_reader(self._watcher.fd, self._on_open_or_close)
-        self._poll_news = self._watcher.poll_news
-
-    def write(self, data: bytes) -> int:
-        """Write in pieces the kernel writes in one go, checking before and after each for a
-        host that left. A bigger write is split by the kernel, which may pause between the
-        pieces: the next host could open the port and flush it in the pause, and get the rest.
-        Nothing is written once a host is known to have left, and what went in while it left
-        is flushed at once; the runner hears of the comings and goings on the next loop turn."""
-        port = self.port
-        if port is None:
-            return len(data)  # closed: for nobody
-        written = 0
-        just_checked, self._just_checked = self._just_checked, False
-        while written < len(data):
-            if not just_checked and self._noticed_a_leave():
-                return len(data)  # for nobody: the runner drops the rest when it hears
-            just_checked = False
-            count = port.write(data[written:written + TTY_WRITE_CHUNK])
-            written += count
-            if count and self._noticed_a_leave():
-                port.discard_unread()
-                return len(data)
-            if count < TTY_WRITE_CHUNK:
-                break
-        return written
-
-    def _noticed_a_leave(self) -> bool:
-        """Read opens and closes (kept for ``_on_open_or_close``); whether the last host has
-        left since the runner last heard (perhaps to be replaced by the next at once)."""
-        poll_news = self._poll_news
-        if poll_news is None:
-            return False
-        if poll_news(0):
-            assert self._watcher is not None  # poll_news is its
-            changes = self._watcher.read()
-            if changes:
-                if not self._unprocessed:
-                    self.runner.loop.call_soon(self._settle_comings_and_goings)
-                self._unprocessed += changes
-        return bool(self._unprocessed) and self._somebody_leaves(self._unprocessed)
-
-    def _somebody_leaves(self, changes: list[int]) -> bool:
-        opens = self.opens
-        for change in changes:
-            opens = max(0, opens + change)
-            if opens == 0:
-                return True
-        return False
-
-    def want_writable(self, on: bool) -> None:
-        if self.port is None:
-            return
-        if on:
-            self.runner.loop.add_writer(self.port.master, self._on_writable)
-        else:
-            self.runner.loop.remove_writer(self.port.master)
-
-    def _on_writable(self) -> None:
-        # Opens and closes first: when a host closed the port and the next opened it, what was
-        # queued for the one that left is dropped before any of it reaches the new one.
-        self._settle_comings_and_goings()
-        self.runner.host_writable()
-
-    def _settle_comings_and_goings(self) -> None:
-        """Handle every open and close so far, those that happen while handling them included
-        (a write or a read in the middle may notice more)."""
-        self._on_open_or_close()
-        while self._unprocessed:
-            self._on_open_or_close()
-
-    def discard_unread(self) -> None:
-        if self.port is not None:
-            self.port.discard_unread()
-
-    def pause_reading(self, paused: bool) -> None:
-        if self.port is None:
-            return
-        if paused:
-            self.runner.loop.remove_reader(self.port.master)
-        else:
-            self.runner.loop.add_reader(self.port.master, self._on_readable)
-
-    def _on_readable(self) -> None:
-        # Opens and closes first: a host opens the port before it writes, so this keeps the
-        # order in which the two reach the emulator through separate channels.
-        poll_news = self._poll_news
-        if self._unprocessed or (poll_news is not None and poll_news(0)):
-            self._settle_comings_and_goings()
-        data = self._read()
-        # Not asked again before the answer's first write (asked after it): a host that came or
-        # went in the moment since is noticed there, and what was written for the one that left
-        # is flushed.
-        self._just_checked = True
-        try:
-            self.runner.host_data(data)
-        finally:
-            self._just_checked = False
-
-    def _read(self) -> bytes:
-        return self.port.read() if self.port is not None else b""
-
-    def _count(self, changes: list[int]) -> tuple[bool, bool]:
-        """Apply opens (+1) and closes (-1); returns (a host was there before, someone left)."""
-        was_open = self.opens > 0
-        someone_left = False
-        for change in changes:
-            self.opens = max(0, self.opens + change)
-            someone_left |= self.opens == 0
-        return was_open, someone_left
-
-    def _on_open_or_close(self) -> None:
-        if self.port is None:
-            return  # closed: a check scheduled by a last write comes too late
-        watcher = self._watcher
-        changes = self._unprocessed + (watcher.read() if watcher is not None else [])
-        self._unprocessed = []
-        if not changes:
-            return
-        was_open, someone_left = self._count(changes)
-        log.debug("port opens/closes %s: %d host descriptors now", changes, self.opens)
-        if self.opens == 0 or someone_left:
-            last_words = self._read()
-            # A host opens before it writes: if nobody opened since, all of ``last_words`` came
-            # from the host that left; otherwise part may be the next host's (chosen: all of it
-            # goes to the next host, after the one that left has been let go, so that no command
-            # of the new host is ever taken as the old one's data or answered to nobody).
-            self._count(watcher.read() if watcher is not None else [])
-            if self.opens == 0:
-                self.runner.host_left(last_words)
-                return
-            self.runner.host_left()
-            self.runner.host_attached()
-            self.runner.host_data(last_words)
-        elif not was_open:
-            self.runner.host_attached()
-
-    def close(self) -> None:
-        loop = self.runner.loop if self.port is not None else None  # started, not closed
-        if self.port is not None and loop is not None:
-            loop.remove_reader(self.port.master)
-            loop.remove_writer(self.port.master)
-        if self._watcher is not None:
-            if self._watcher.fd is not None and loop is not None:
-                loop.remove_reader(self._watcher.fd)
-            self._watcher.close()
-        if self.port is not None:
-            self.port.close()
-            self.port = None

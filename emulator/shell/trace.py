@@ -6,7 +6,8 @@ Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count`
 (``lines``), ``tls`` and ``socket`` (``client``, ``event``, ``detail``: a TLS connection's
 events, a plain one's), ``received`` (``client``, ``size``),
 ``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
-``args``). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
+``args``), ``line_format`` (``baud``, ``framing``), ``line`` (``name``, ``active``, ``by``:
+``module`` or ``host``). ``ecemu.coverage`` sums a trace up, ``ecemu.trace_html`` draws it.
 
 Every run of a modem starts with a ``session`` entry (``t`` 0, ``started``: the wall-clock time,
 UTC, ISO 8601; ``pid``), so that sessions appended to one file stay apart: each one's ``t``
@@ -101,6 +102,8 @@ ARROWS = {
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
     "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
+    "line_format": "line format",  # AT+IPR / AT+ICF took effect on the port
+    "line": "control line",  # RI, DCD, CTS, DSR (the module's) or DTR, RTS (the host's) changed
 }
 
 

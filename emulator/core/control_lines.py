@@ -1,0 +1,197 @@
+"""The module's control lines, as the EC200x documents and V.250 define them (REFERENCE.md
+"Control lines"). Sans-IO: each change is a ``LineLevel`` record for the shell (which drives a
+device's pins, RFC 2217's modem state or the control interface's view) and an observation for
+the trace; times are the modem's.
+
+Outputs, driven by the module:
+
+- RI: inactive at rest; a URC pulses it as ``AT+QCFG="urc/ri/ring"`` (RING), ``"urc/ri/smsincoming"``
+  (+CMTI, +CMT) or ``"urc/ri/other"`` (every other URC) say: ``"pulse"`` gives ``<pulsecount>``
+  pulses of ``<pulseduration>`` ms, ``"always"`` keeps it active until AT+QRIR, ``"off"`` nothing.
+- DCD: with AT&C0 always on; with AT&C1 on while a data connection has the port (transparent mode).
+- CTS: on; with AT+IFC=2,2 off while the module's input buffer is full (the host must wait).
+- DSR: on while the module is powered.
+
+Inputs, driven by the host: DTR (AT&D: what a drop does in data mode; AT+QSCLK=1: the module
+sleeps while it is off) and RTS (with AT+IFC=2,2 the module sends nothing while it is off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ecemu.core.uart import LineLevel, TransmitHold
+
+if TYPE_CHECKING:
+    from ecemu.core.modem import Modem
+    from ecemu.core.timers import Timer
+
+RI_CATEGORIES = ("ring", "smsincoming", "other")
+# The URCs AT+QCFG="urc/ri/smsincoming" governs (27.005 3.4.1's new message indications).
+SMS_URCS = (b"+CMTI:", b"+CMT:", b"+CDS:", b"+CDSI:", b"+CBM:")
+
+
+@dataclass(frozen=True)
+class RiBehaviour:
+    """One category's RI behaviour (AT+QCFG="urc/ri/..."): ``kind`` "off", "pulse", "always" (and
+    for RING "auto" and "wave"), the pulse width and count."""
+
+    kind: str = "pulse"
+    width_ms: int = 120  # <pulseduration>: 120 ms by default (Quectel AT manual)
+    count: int = 1  # <pulsecount>
+
+
+def ri_category(first_line: bytes) -> str:
+    if first_line.startswith(b"RING"):
+        return "ring"
+    if first_line.startswith(SMS_URCS):
+        return "smsincoming"
+    return "other"
+
+
+class ControlLines:
+    """The lines of one module, for its whole life (a power cycle resets the outputs)."""
+
+    def __init__(self, modem: "Modem"):
+        self.modem = modem
+        self.outputs = {"ri": False, "dcd": False, "cts": False, "dsr": False}  # not powered yet
+        self.ri_behaviour = {category: RiBehaviour() for category in RI_CATEGORIES}
+        self.sleep_enabled = False  # AT+QSCLK=1
+        self.asleep = False
+        self.input_full = False  # the shell says the module's input buffer is full
+        self.transmit_held = False  # RTS off with AT+IFC=2,2: nothing goes to the host
+        self.ri_pulses = 0  # RI pulses begun since start (the control interface counts on it)
+        self.ri_timers: list["Timer"] = []
+        self._powered = False
+        self.lost_asleep = 0  # host bytes lost while asleep, since the module last fell asleep
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    def _set(self, line: str, active: bool) -> None:
+        if self.outputs[line] == active:
+            return
+        self.outputs[line] = active
+        modem = self.modem
+        modem.observe("line", name=line, active=active, by="module")
+        modem.port_change(LineLevel(line, active))
+
+    def power_on(self) -> None:
+        """The module powers on: DSR and CTS on, DCD per AT&C, RI at rest, awake."""
+        self._powered = True
+        self._stop_ri()
+        self.ri_behaviour = {category: RiBehaviour() for category in RI_CATEGORIES}  # AT+QCFG's defaults
+        self.asleep = False
+        self.sleep_enabled = False
+        self.lost_asleep = 0
+        self._set("dsr", True)
+        self.refresh()
+
+    def power_off(self) -> None:
+        """Powered down (or about to power up again): every output off, RI at rest."""
+        self._powered = False
+        self._stop_ri()
+        self.asleep = False
+        for line in ("ri", "dcd", "cts", "dsr"):
+            self._set(line, False)
+        self._hold_transmit(False)
+
+    def refresh(self) -> None:
+        """DCD, CTS and the transmit hold from the settings and the mode now (after AT&C, AT+IFC,
+        ATZ/AT&F, a change of mode, the host's RTS, a full input buffer)."""
+        if not self._powered:
+            return
+        modem = self.modem
+        settings = modem.settings
+        self._set("dcd", settings.dcd_mode == 0 or modem.host.online is not None)
+        hardware_flow = settings.flow_control == (2, 2)
+        self._set("cts", not (hardware_flow and self.input_full))
+        self._hold_transmit(hardware_flow and not modem.rts)
+
+    def _hold_transmit(self, held: bool) -> None:
+        if held != self.transmit_held:
+            self.transmit_held = held
+            self.modem.port_change(TransmitHold(held))
+
+    # --- RI ----------------------------------------------------------------------------------
+
+    def urc_presented(self, first_line: bytes) -> None:
+        """A URC came (held or not): RI behaves as its category's AT+QCFG setting says."""
+        if not self._powered:
+            return
+        behaviour = self.ri_behaviour[ri_category(first_line)]
+        kind = behaviour.kind
+        if kind == "off":
+            return
+        self._stop_ri()
+        self.ri_pulses += 1
+        self._set("ri", True)
+        if kind in ("always", "auto"):
+            return  # until AT+QRIR (there is no call to end in the emulator)
+        # "pulse" (and "wave", whose square wave a RING alone would keep going): <count> pulses of
+        # <width> ms, each followed by as long inactive (chosen: the manuals give no gap).
+        width = behaviour.width_ms / 1000.0
+        now = self.modem.now
+        for index in range(behaviour.count):
+            start = now + 2 * index * width
+            if index:
+                self.ri_timers.append(self.modem.call_at(start, self._ri_on))
+            self.ri_timers.append(self.modem.call_at(start + width, self._ri_off))
+
+    def _ri_on(self) -> None:
+        self.ri_pulses += 1
+        self._set("ri", True)
+
+    def _ri_off(self) -> None:
+        self._set("ri", False)
+
+    def restore_ri(self) -> None:
+        """AT+QRIR: RI back to inactive, whatever it was doing."""
+        self._stop_ri()
+        self._set("ri", False)
+
+    def _stop_ri(self) -> None:
+        for timer in self.ri_timers:
+            timer.cancel()
+        self.ri_timers.clear()
+
+    # --- DTR, sleep --------------------------------------------------------------------------
+
+    def dtr_changed(self, active: bool) -> None:
+        self.modem.observe("line", name="dtr", active=active, by="host")
+        if active:
+            self.wake()
+        else:
+            self.maybe_sleep()
+
+    def rts_changed(self, active: bool) -> None:
+        self.modem.observe("line", name="rts", active=active, by="host")
+        self.refresh()
+
+    def set_sleep_enabled(self, enabled: bool) -> None:
+        """AT+QSCLK: 1 lets the module sleep while DTR is off; 0 wakes it for good."""
+        self.sleep_enabled = enabled
+        if enabled:
+            self.maybe_sleep()
+        else:
+            self.wake()
+
+    def maybe_sleep(self) -> None:
+        """With AT+QSCLK=1 and DTR off, the module sleeps once it has nothing to do: in command
+        mode, no command running (the EC200x AT manual ties sleep to DTR; REFERENCE.md)."""
+        modem = self.modem
+        if (self.asleep or not self.sleep_enabled or modem.dtr or not self._powered
+                or not modem.idle or not modem.booted):
+            return
+        self.asleep = True
+        self.lost_asleep = 0
+        modem.observe("sleep", asleep=True)
+
+    def wake(self) -> None:
+        """DTR on (or AT+QSCLK=0): awake at once, and the URCs held while asleep go out."""
+        if not self.asleep:
+            return
+        self.asleep = False
+        modem = self.modem
+        modem.observe("sleep", asleep=False, lost=self.lost_asleep)
+        modem.flush_urcs()
