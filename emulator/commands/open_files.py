@@ -137,6 +137,15 @@ def _at_most(call: CommandCall, count: int) -> None:
         raise CommandFailed(CmeCode.FILE_INVALID_PARAMETER)
 
 
+def _opened(modem: "Modem", call: CommandCall, most: int) -> tuple[OpenFiles, int, OpenFile]:
+    """The write form naming an open file by its handle, with at most ``most`` parameters."""
+    require_form(call, Form.WRITE)
+    _at_most(call, most)
+    state = _open_files(modem)
+    handle, opened = state.get(call)
+    return state, handle, opened
+
+
 # --- AT+QFOPEN, AT+QFCLOSE ---------------------------------------------------------------------
 
 
@@ -169,10 +178,7 @@ def close_file(modem: "Modem", call: CommandCall) -> Reply:
     same, chosen)."""
     if call.form is Form.TEST:
         return ok("+QFCLOSE: <filehandle>")
-    require_form(call, Form.WRITE)
-    _at_most(call, 1)
-    state = _open_files(modem)
-    handle, _ = state.get(call)
+    state, handle, _ = _opened(modem, call, 1)
     state.close(handle)
     return ok()
 
@@ -189,10 +195,7 @@ def read_file(modem: "Modem", call: CommandCall) -> Reply:
     source)."""
     if call.form is Form.TEST:
         return ok("+QFREAD: <filehandle>[,<length>]")
-    require_form(call, Form.WRITE)
-    _at_most(call, 2)
-    state = _open_files(modem)
-    _, opened = state.get(call)
+    _, _, opened = _opened(modem, call, 2)
     left = len(opened.data) - opened.position
     length = number_arg(call, 1, 1, None, max(left, 1))
     data = bytes(opened.data[opened.position:opened.position + length])
@@ -254,10 +257,7 @@ def write_file(modem: "Modem", call: CommandCall) -> AwaitData | Reply:
     is 414; a write that would not fit in UFS 420 (403 when nothing is free)."""
     if call.form is Form.TEST:
         return ok("+QFWRITE: <filehandle>[,<length>[,<timeout>]]")
-    require_form(call, Form.WRITE)
-    _at_most(call, 3)
-    state = _open_files(modem)
-    _, opened = state.get(call)
+    _, _, opened = _opened(modem, call, 3)
     length = number_arg(call, 1, 1, None, 0) or None
     timeout = number_arg(call, 2, 1, MAX_TIMEOUT, DEFAULT_TIMEOUT)
     if opened.mode == READ_ONLY:
@@ -282,10 +282,7 @@ def seek_file(modem: "Modem", call: CommandCall) -> Reply:
     401 is its code "larger than the size of the file", chosen)."""
     if call.form is Form.TEST:
         return ok(f"+QFSEEK: <filehandle>,<offset>[,({FROM_START}-{FROM_END})]")
-    require_form(call, Form.WRITE)
-    _at_most(call, 3)
-    state = _open_files(modem)
-    _, opened = state.get(call)
+    _, _, opened = _opened(modem, call, 3)
     if len(call.args) < 2 or call.args[1] is None:
         raise CommandFailed(CmeCode.FILE_INVALID_PARAMETER)
     offset = number_arg(call, 1, 0, None, 0)
@@ -303,7 +300,5 @@ def file_position(modem: "Modem", call: CommandCall) -> Reply:
     start of the file (FILE note)."""
     if call.form is Form.TEST:
         return ok("+QFPOSITION: <filehandle>")
-    require_form(call, Form.WRITE)
-    _at_most(call, 1)
-    _, opened = _open_files(modem).get(call)
+    _, _, opened = _opened(modem, call, 1)
     return ok(f"+QFPOSITION: {opened.position}")
