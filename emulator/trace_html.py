@@ -157,7 +157,7 @@ FILTERS = [("bytes host ⇄ module", "host_in host_out", True),
            ("commands and results", "command result", True),
            ("URCs", "urc", True),
            ("network", "net_effect net_event", True),
-           ("TLS", "tls received", True),
+           ("TLS and sockets", "tls socket received", True),
            ("control lines", "line line_format sleep lost", True),
            ("faults", "fault", True)]
 
@@ -243,10 +243,11 @@ def _note(kind: str, entry: dict) -> str:
         first = esc(visible(lines[0])) if lines else ""
         data = _data_html("\r\n".join(lines[1:])) if len(lines) > 1 else ""
         return f'<div class="note on-module urc"><span class="mono">{first}</span>{data}</div>'
-    if kind == "tls":
+    if kind in ("tls", "socket"):
         client, event, detail = entry.get("client", "?"), entry.get("event", ""), entry.get("detail", "")
         rest = _fields_text(entry, ("client", "event", "detail"))
-        return (f'<div class="note on-module tls">TLS client {esc(client)}: '
+        what = "TLS client" if kind == "tls" else "socket"
+        return (f'<div class="note on-module tls">{what} {esc(client)}: '
                 f'<span class="event">{esc(event)}</span> {esc(detail)} '
                 f'<span class="mono">{esc(rest)}</span></div>')
     if kind == "received":

@@ -197,6 +197,9 @@ class TcpipSocket(Socket):
 
     OPEN_URC = "+QIOPEN"
     EVENT_URC = "+QIURC"
+    # The TCP/IP notes: "closed" reports a close by the peer or the network; AT+QIDEACT closes the
+    # context's connections itself, so they go without it (REFERENCE.md "PDP context").
+    CLOSED_URC_ON_DEACT = False
 
     family: TcpipFamily
 

@@ -364,7 +364,10 @@ class Connection:
         """The server or the network ended the connection (SSL note 2.3.2): the socket waits in
         "closing" for the host's close; unread data stays readable."""
         self._to("peer_gone")
-        self.modem.observe("tls", client=self.client_id, event="closed by peer or network", detail="")
+        # The trace tells a TLS connection's end from a plain one's (a TCP socket has no TLS).
+        plain = self.layer is None or isinstance(self.layer, PlainStream)
+        self.modem.observe("socket" if plain else "tls", client=self.client_id,
+                           event="closed by peer or network", detail="")
         self._closed_under_host()
 
     def close(self, timeout: float) -> Reply | None:

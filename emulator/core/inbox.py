@@ -166,7 +166,14 @@ class Inbox:
         # the data waits in the buffer, which then fills and stops the socket being read.
         pushing = sock.access_mode is AccessMode.DIRECT_PUSH
         while pushing and self.data and modem.idle and modem.dtr and not modem.output_blocked:
-            modem.emit_urc(*self._next_push())
+            # Everything in the buffer goes as one block, a URC of at most recv_max bytes after
+            # another with one CR LF between them: an EC200U pushed 2501 bytes as "recv",0,1500, the
+            # data, CR LF, "recv",0,1001, the data, CR LF (REFERENCE.md "TCP/IP", seen). What the
+            # backlog then moves into the buffer is the next block.
+            lines: list[bytes] = []
+            while self.data:
+                lines.extend(self._next_push())
+            modem.emit_urc(*lines)
             self._refill()
         if self.closed_due and not (pushing and self.data):
             self.closed_due = False

@@ -49,6 +49,12 @@ __all__ = ["HOST_MODES", "HostMode", "Modem", "Settings"]
 
 log = logging.getLogger(__name__)
 
+# How long a command line the host has begun and not ended holds URCs back after its last byte
+# (chosen, REFERENCE.md "Line ends"): far longer than the gap between the writes of one line from
+# any driver (TinyGSM writes "AT", each argument and CR LF apart) or between two bytes at 9600 bd,
+# short enough that a line the host abandoned does not keep URCs from it for long.
+PARTIAL_LINE_HOLD = 1.0
+
 
 class Modem:
     """One emulated module. See the module docstring for the contract with the shell."""
@@ -102,6 +108,10 @@ class Modem:
         self.editor = LineEditor(self.profile.limits.line_length, self.write_host, self.observe)
         self.line = CommandLineRunner(self)
         self._held_urcs = HeldUrcs()
+        # When the host last added a byte to a command line it has not ended yet, and the timer that
+        # lets held URCs go once that line has stood still for PARTIAL_LINE_HOLD.
+        self._typed_at = 0.0
+        self._partial_line_timer: Timer | None = None
         # What waits for the port to be idle (a socket's inbox with data to push or a closed URC
         # behind it), put here by itself (``mark_idle_waiting``): the hooks run only then, since
         # asking every family after every command line was a fifth of an AT round trip's work.
@@ -217,7 +227,10 @@ class Modem:
         data = self.block(encoded)
         if self.idle and not self.output_blocked:
             self.write_host(data)
-        elif not self._held_urcs.hold(data):
+        elif self._held_urcs.hold(data):
+            if self._typing():
+                self._release_after_partial_line()
+        else:
             dropped = self._held_urcs.dropped
             if dropped == 1 or dropped % 1000 == 0:
                 log.warning("the host does not read: %d URCs dropped so far (more than %d bytes waited)",
@@ -263,10 +276,37 @@ class Modem:
 
     @property
     def idle(self) -> bool:
-        """In command mode, no command running and no URC held: a URC written now reaches the
-        host at once, never inside a command's answer."""
+        """In command mode, no command running, no command line half typed and no URC held: a URC
+        written now reaches the host at once, never inside a command's answer or the echo of a
+        line the host is typing."""
         return (self.host.mode is COMMAND and not self.line.running and not self._held_urcs
-                and not self.lines.asleep)
+                and not self.lines.asleep and not self._typing())
+
+    # --- a command line being typed (REFERENCE.md "Line ends") ---------------------------------
+
+    def line_typed(self) -> None:
+        """The host added to a command line it has not ended: URCs wait for that line's answer, or
+        until the line has stood still for PARTIAL_LINE_HOLD. A line the host emptied again (BS)
+        holds nothing back any more."""
+        if self.editor.typing:
+            self._typed_at = self.now
+        elif self._held_urcs and not self.line.running:
+            self.flush_urcs()
+
+    def _typing(self) -> bool:
+        return self.editor.typing and self.now < self._typed_at + PARTIAL_LINE_HOLD
+
+    def _release_after_partial_line(self) -> None:
+        if self._partial_line_timer is None:
+            self._partial_line_timer = self.call_at(self._typed_at + PARTIAL_LINE_HOLD, self._partial_line_stood)
+
+    def _partial_line_stood(self) -> None:
+        """The held URCs may go unless the host typed on (then wait for its line again)."""
+        self._partial_line_timer = None
+        if self._typing():
+            self._release_after_partial_line()
+        elif not self.line.running:
+            self.flush_urcs()
 
     # --- time --------------------------------------------------------------------------------
 

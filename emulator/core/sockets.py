@@ -141,6 +141,10 @@ class Socket(Connection):
     """One <clientID> / <connectID>: its connection (``Connection``), its buffers, its access mode."""
 
     EVENT_URC = "+QIURC"  # "recv" and "closed"
+    # Whether the host's AT+QIDEACT gives each socket on the context its "closed" URC before the
+    # socket is freed (the SSL note: "closed" comes when the PDP context is deactivated); the
+    # TCP/IP family's sockets are closed without one (REFERENCE.md "PDP context").
+    CLOSED_URC_ON_DEACT = True
 
     def __init__(self, family: SocketFamily, client_id: int):
         super().__init__(family, client_id)
@@ -237,7 +241,7 @@ class Socket(Connection):
     def pdp_down(self, by_network: bool) -> None:
         """The socket's PDP context went down: by the network (SSL note 2.3.2: the socket waits in
         "closing" for the host's close, its unread data still readable) or by AT+QIDEACT (the
-        sockets are closed with it, each with its closed URC; REFERENCE.md)."""
+        sockets are closed with it, with their closed URC where ``CLOSED_URC_ON_DEACT``; REFERENCE.md)."""
         if self.phase is Phase.OPENING:
             self._open_failed(QiError.PDP_BROKEN)
             return
@@ -245,7 +249,7 @@ class Socket(Connection):
         if self.phase is Phase.HOST_CLOSING:
             self._finish_close()
             return
-        if self.phase in (Phase.CONNECTED, Phase.LISTENING):
+        if self.phase in (Phase.CONNECTED, Phase.LISTENING) and (by_network or self.CLOSED_URC_ON_DEACT):
             self._peer_gone()
         if not by_network:
             if self.inbox.closed_due:

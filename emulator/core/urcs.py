@@ -25,6 +25,14 @@ def frame_block(settings: FramingSettings, lines: list[bytes]) -> bytes:
     return encode_block(lines, settings.verbose, registers[3], registers[4])
 
 
+def frame_after_data(settings: FramingSettings, line: bytes) -> bytes:
+    """An information line that answers the host's data (AT+QFUPL's, AT+QFWRITE's): the module
+    writes it straight after the last byte it took, with no S3 S4 before it, and ends it with S3
+    S4 whatever ATV says (REFERENCE.md "Data after a prompt", seen)."""
+    registers = settings.s_registers
+    return line + bytes((registers[3], registers[4]))
+
+
 def frame_result(settings: FramingSettings, final: FinalResult) -> bytes:
     """A result code as the host gets it: framed per ATV, S3 and S4; nothing at all with ATQ1
     (V.250 6.2.5: no part of a final, intermediate or unsolicited result code is sent)."""

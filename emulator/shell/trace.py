@@ -3,7 +3,8 @@
 Bytes are stored as latin-1 text, so JSON's escapes keep every byte and the file reads as text.
 Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count``) and ``kind``:
 ``host_in``/``host_out`` (``data``), ``command`` (``line``), ``result`` (``text``), ``urc``
-(``lines``), ``tls`` (``client``, ``event``, ``detail``), ``received`` (``client``, ``size``),
+(``lines``), ``tls`` and ``socket`` (``client``, ``event``, ``detail``: a TLS connection's
+events, a plain one's), ``received`` (``client``, ``size``),
 ``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
 ``args``), ``line_format`` (``baud``, ``framing``), ``line`` (``name``, ``active``, ``by``:
 ``module`` or ``host``), ``urc_dropped`` (``lines``, ``dropped``: so far; the host did not read and
@@ -100,6 +101,7 @@ ARROWS = {
     "net_event": "network →",
     "fault": "FAULT",
     "tls": "TLS",
+    "socket": "socket",  # a plain (TCP or UDP) connection's event
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
     "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
