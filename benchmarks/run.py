@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import wait_for_boot  # noqa: E402
+from tests.processes import end_process, read_announcements, wait_for_boot  # noqa: E402
 
 SERVERS = Path(__file__).resolve().parent / "servers.py"
 TIMEOUT = 30.0  # longest wait for any answer; every loop here ends by itself
@@ -89,16 +89,12 @@ class Emulator:
         self.process = subprocess.Popen([*under, sys.executable, "-m", "ecemu", "run", "--log-level", "info", *args],
                                         stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
                                         cwd=ROOT, preexec_fn=_die_with_parent)
-        said, fd = b"", self.process.stdout.fileno()
-        while said.count(b"control: ") < count:  # each modem's last announcement
-            chunk = os.read(fd, 65536) if select.select([fd], [], [], TIMEOUT)[0] else b""
-            if not chunk:
-                log = Path(self.log.name).read_text()
-                self.close()
-                raise RuntimeError(f"ecemu run {args} did not start: {log}")
-            said += chunk
+        try:
+            announced = read_announcements(self.process, count, lambda: Path(self.log.name).read_text(), TIMEOUT)
+        except (TimeoutError, RuntimeError) as exc:
+            self.close()
+            raise RuntimeError(f"ecemu run {args} did not start: {exc}") from None
         self.ready = time.perf_counter() - start
-        announced = said.decode().splitlines()
         self.ports = [line.split(": ", 1)[1] for line in announced if line.startswith("port: ")]
         self.port = self.ports[0]
         if boot:
@@ -109,13 +105,7 @@ class Emulator:
         return set(re.findall(r"connected to \S+ with (\S+ \S+)", Path(self.log.name).read_text()))
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        end_process(self.process)
         self.process.stdout.close()
         self.log.close()
 
@@ -814,6 +804,54 @@ def bench_fleet(count: int, tls_port: int, rounds: int) -> list[Row]:
     return rows
 
 
+def bench_attacks(quick: bool) -> list[Row]:
+    """Each attack of ``tests/hostile_peers.py`` at its worst size, on modem 0 of ``ecemu run
+    --count 2`` while modem 1 is asked AT without pause: modem 1's longest wait for an answer (its
+    baseline: the same fleet with no attack, measured first), the longest turn of the event loop
+    and the longest garbage collector pass in CPU time (baseline: the same without attack) and the
+    peak RSS growth (baseline: the bound the README states for it)."""
+    import tempfile as temporary
+
+    from tests import hostile_peers as peers
+
+    rows: list[Row] = []
+    with peers.Fleet() as fleet:
+        quiet = peers.under_attack(fleet, lambda fleet, seen: time.sleep(2.0 if quick else 5.0))
+    quiet_turn, quiet_gc = fleet.turns["longest"], fleet.turns["gc_longest"]
+    scale = 4 if quick else 1
+    rtt0 = {"rtt_ms": 0}
+    attacks = [
+        ("MQTT: 4 MiB PUBREL, broker never reads", {}, lambda f: peers.pubrel_flood(f, 4 << 20, 4.0), 1),
+        ("MQTT: the same, round trip 0", rtt0, lambda f: peers.pubrel_flood(f, 4 << 20, 4.0), 1),
+        ("MQTT: 100,000 QoS 0 to a reading host", {}, lambda f: peers.qos0_flood(f, 100000 // scale), 1),
+        ("HTTP: 100 Continue until rsptime, 4 s", {},
+         lambda f: peers.http_flood(f, peers.CONTINUE_FLOOD, 1 << 30, rsptime=4), 1),
+        ("HTTP: 1-byte chunks, 200,000 read", {}, lambda f: peers.one_byte_chunks(f, 200000 // scale), 1),
+        ("HTTP: an endless header line", {}, lambda f: peers.http_flood(f, peers.ENDLESS_HEADER, 1 << 30), 1),
+        ("HTTP: endless body nobody reads, 5 s", {},
+         lambda f: peers.http_flood(f, peers.ENDLESS_BODY, 1 << 30, seconds=5.0), 1),
+        ("HTTP: AT+QHTTPREADFILE, endless body", {},
+         lambda f: peers.readfile_flood(f, peers.ENDLESS_CHUNKED, 1 << 30), 1),
+        ("TCP: 12 sockets nobody reads, 5 s", {}, lambda f: peers.unread_tcp_sockets(f, 5.0), 12),
+        ("UDP: 40,000 datagrams, host not reading", {}, lambda f: peers.udp_flood_unread(f, 40000, 100), 1),
+        ("LISTENER: 3,000 'incoming full', unread", {}, lambda f: peers.incoming_full_flood(f, 3000), 1),
+    ]
+    for name, options, attack, connections in attacks:
+        with temporary.TemporaryDirectory() as folder:
+            ufs = Path(folder) / "ufs"
+            peers.big_file(ufs)
+            with peers.Fleet("--ufs", str(ufs), **options) as fleet:
+                outcome = attack(fleet)
+        bound = 8.0 + 0.75 * connections  # tests/test_hostile_peers.py: RSS_CONSTANT_MIB, PER_CONNECTION_MIB
+        rows.append(Row(name, outcome.silences.longest * 1e3, quiet.silences.longest * 1e3, "ms", "<= 100 ms"))
+        rows.append(Row("  longest loop turn, CPU", fleet.turns["longest"] * 1e3, quiet_turn * 1e3, "ms",
+                        "<= 10 ms"))
+        rows.append(Row("  longest garbage collector pass, CPU", fleet.turns["gc_longest"] * 1e3, quiet_gc * 1e3,
+                        "ms", ""))
+        rows.append(Row("  peak RSS growth (baseline: the bound)", outcome.grown_mib, bound, "MiB", "<= 1x"))
+    return rows
+
+
 def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
     print(f"{'measurement':<50} {'median':>10} {'baseline':>10} {'unit':>5} {'ratio':>7}  target")
     for row in rows:
@@ -835,7 +873,8 @@ def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
     print("  daemon drops frames when a channel's pty is full, and TCP waits for its retransmission")
     print("  timer); baseline: the same download in AT+QIOPEN transparent mode, the three taking turns;")
     print("- UART line rows (--line uart): the line time of 100 kB at the rate, 10 bits a byte (8N1);")
-    print("- start-up: `python -c pass`; memory: the RSS of a one-modem process.")
+    print("- start-up: `python -c pass`; memory: the RSS of a one-modem process;")
+    print("- attacks: modem 1 of the same --count 2 fleet with no attack; the RSS bound the README states.")
     print("Echo server: threaded OpenSSL (Python ssl, blocking sockets, one thread per connection),")
     print(f"127.0.0.1. TLS: {tls_note}.")
     print("Throughput counts payload bytes echoed (each byte goes host -> server -> host) per second.")
@@ -849,7 +888,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")
     parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "ppp", "uart", "startup", "memory",
-                                            "churn", "fleet"],
+                                            "churn", "fleet", "attacks"],
                         help="run one group of rows")
     parser.add_argument("--count", type=int, default=1000, help="modems in the fleet rows (default 1000)")
     args = parser.parse_args()
@@ -885,6 +924,8 @@ def main() -> None:
         rows += bench_startup(3 if quick else 10)
     if args.only in (None, "memory"):
         rows += bench_memory(20 if quick else 100)
+    if args.only in (None, "attacks"):
+        rows += bench_attacks(quick)
     print_table(rows, tls_note, quick)
 
 

@@ -40,6 +40,26 @@ def apply_network_policy(runner: ModemRunner, policy: NetworkPolicy) -> None:
     runner.network.use_policy(policy, lambda: runner.modem.clock.utc(runner.loop.time()).timestamp())
 
 
+def run_on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any], timeout: float) -> Any:
+    """Run ``fn()`` on ``loop`` (running in another thread) and return its result or raise its
+    exception here."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            future.set_exception(exc)
+            return
+        if isinstance(result, asyncio.Future):  # an operation that waits (wait_ri)
+            result.add_done_callback(lambda done: _settle(future, done))
+        else:
+            future.set_result(result)
+
+    loop.call_soon_threadsafe(run)
+    return future.result(timeout)
+
+
 class Emulator:
     """One emulated module on a pty of its own, running in a background thread.
 
@@ -189,21 +209,7 @@ class Emulator:
         runner, loop = self.runner, self._loop
         if runner is None or loop is None:
             raise RuntimeError("the emulator is not running")
-        future: Future = Future()
-
-        def run() -> None:
-            try:
-                result = fn(runner)
-            except BaseException as exc:
-                future.set_exception(exc)
-                return
-            if isinstance(result, asyncio.Future):  # an operation that waits (wait_ri)
-                result.add_done_callback(lambda done: _settle(future, done))
-            else:
-                future.set_result(result)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout)
+        return run_on_loop(loop, lambda: fn(runner), timeout)
 
     def wait_for_boot(self, timeout: float = 10.0) -> None:
         """Return once the module has printed its boot URCs (it then answers at once).

@@ -20,6 +20,7 @@ import click
 from ecemu import __version__
 from ecemu.echo_server import SERVER_CERTIFICATES
 from ecemu.profile import DEFAULT_PROFILE, Profile, available_profiles, load_profile
+from ecemu.shell.private_files import write_private
 
 if TYPE_CHECKING:
     from ecemu.scenario import Scenario
@@ -315,9 +316,11 @@ def _check_folder(folder: Path, option: str) -> None:
 
 
 def _check_writable_file(path: Path, option: str) -> None:
+    """A private file (README "Private files"): created 0600 now if missing, refused if not ours."""
+    from ecemu.shell.private_files import check_private
+
     try:
-        with open(path, "a"):
-            pass
+        check_private(path)
     except OSError as exc:
         raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint=option) from None
 
@@ -621,7 +624,7 @@ def echo_server(port: int, ca_path: Path | None, cert: str) -> None:
         click.echo(f"port: {server.port}")
         click.echo(f"cert: {cert}")
         if ca_path is not None and server.ca_pem is not None:  # always made with the test PKI's CA
-            ca_path.write_bytes(server.ca_pem)
+            write_private(ca_path, server.ca_pem)
             click.echo(f"ca: {ca_path}")
         sys.stdout.flush()
         stop.wait()
@@ -707,7 +710,7 @@ def trace(file, summary: bool, html_path: Path | None) -> None:
         from ecemu.trace_html import render_html
 
         try:
-            html_path.write_text(render_html(entries, title=Path(file.name).name), encoding="utf-8")
+            write_private(html_path, render_html(entries, title=Path(file.name).name))
         except OSError as exc:
             raise click.BadParameter(f"cannot write {html_path}: {exc.strerror or exc}", param_hint="--html") from None
         click.echo(f"html: {html_path}")
@@ -769,7 +772,7 @@ def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
     with plain, secure:
         click.echo(f"http: {plain.url}\nhttps: {secure.url}")
         if ca_path is not None and secure.ca_pem is not None:
-            ca_path.write_bytes(secure.ca_pem)
+            write_private(ca_path, secure.ca_pem)
             click.echo(f"ca: {ca_path}")
         sys.stdout.flush()
         stop.wait()
@@ -808,9 +811,259 @@ def mqtt_broker(port: int, tls_port: int, client_certificates: bool, ca_path: Pa
     try:
         click.echo(f"mqtt: {broker.host}:{broker.port}\nmqtts: {broker.host}:{broker.tls_port}")
         if ca_path is not None:
-            ca_path.write_bytes(broker.ca_pem)
+            write_private(ca_path, broker.ca_pem)
             click.echo(f"ca: {ca_path}")
         sys.stdout.flush()
         stop.wait()
     finally:
         broker.close()
+
+
+# --- field logs: ecemu record, replay, check, convert ----------------------------------------
+
+def _read_options(function):
+    """The options that say how to read a log whose own lines cannot say it."""
+    options = [
+        click.option("--format", "log_format", default="auto", show_default=True,
+                     type=click.Choice(["auto", "session", "trace", "transcript", "capture"]),
+                     help="The log's format; auto tells them apart by their first lines."),
+        click.option("--host-marker", metavar="TEXT",
+                     help="In a transcript: the text before what the host sent (found in the log by default)."),
+        click.option("--module-marker", metavar="TEXT",
+                     help="In a transcript: the text before what the module said."),
+        click.option("--host-line-end", default="cr", show_default=True, type=click.Choice(["cr", "crlf"]),
+                     help="In a transcript that does not show CR and LF: what ended the host's lines."),
+        click.option("--capture-host", type=click.Choice(["<", ">"]),
+                     help="In a capture: the sign of the host's bytes (socat: > by default; interceptty: <)."),
+        click.option("--strict", is_flag=True, help="A transcript line that cannot be placed is an error, not a warning."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _make_read_options(log_format, host_marker, module_marker, host_line_end, capture_host, strict):
+    from ecemu.sessionlog import ReadOptions
+
+    return ReadOptions(host_marker=host_marker, module_marker=module_marker,
+                       host_line_end=b"\r\n" if host_line_end == "crlf" else b"\r",
+                       capture_host=capture_host, strict=strict, format=log_format)
+
+
+def _warnings_to_stderr(info) -> None:
+    for number, message in info.warnings:
+        click.echo(f"line {number}: warning: {message}", err=True)
+    if info.warning_count > len(info.warnings):
+        click.echo(f"... and {info.warning_count - len(info.warnings)} more warnings", err=True)
+
+
+@main.command()
+@click.option("--device", required=True, type=click.Path(path_type=Path),
+              help="The real module's port (e.g. /dev/ttyUSB2), opened in raw mode.")
+@click.option("--baud", default=115200, show_default=True, type=int,
+              help="The device's line speed (a USB port or a pty ignores it).")
+@click.option("--link", type=click.Path(path_type=Path),
+              help="The host side: a pty, with a symbolic link at this path (removed on exit).")
+@click.option("--tcp-raw", "tcp_raw", metavar="[HOST:]PORT",
+              help="The host side: a raw TCP port instead (HOST defaults to 127.0.0.1; port 0 picks one).")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The session file to write (created 0600).")
+@click.option("--module", "module_name", metavar="NAME",
+              help="The module's model or profile, written in the session's header (e.g. EC800M-CN).")
+def record(device: Path, baud: int, link: Path | None, tcp_raw: str | None, out: Path,
+           module_name: str | None) -> None:
+    """Record a session through a real module: a transparent tap between a host and --device.
+
+    Every byte each way is passed on unchanged and written to --out with its time. Either side
+    may close and reopen. Runs until SIGINT, SIGTERM or SIGHUP; `ecemu replay` and `ecemu check`
+    read the file.
+    """
+    from ecemu.record import Recorder
+    from ecemu.shell.device import DeviceError
+
+    if (link is None) == (tcp_raw is None):
+        raise click.UsageError("give the host side: --link PATH or --tcp-raw [HOST:]PORT (one of them)")
+    tcp_address = None
+    if tcp_raw is not None:
+        tcp_address = _parse_tcp(tcp_raw)
+    _check_writable_file(out, "--out") if out.exists() else _check_folder(out.parent, "--out")
+    if link is not None and link.exists() and not link.is_symlink():
+        raise click.BadParameter(f"{link} exists and is not a symbolic link", param_hint="--link")
+    headers = {"module": module_name} if module_name else {}
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            recorder = Recorder(device, out, link=link, tcp=tcp_address, baud=baud, headers=headers)
+        except DeviceError as exc:
+            raise click.BadParameter(f"cannot open {exc}", param_hint="--device") from None
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {out}: {exc.strerror or exc}", param_hint="--out") from None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--baud") from None
+        try:
+            await recorder.start()
+            click.echo(f"port: {recorder.address}")
+            if link is not None:
+                click.echo(f"link: {link}")
+            click.echo(f"out: {out}")
+            sys.stdout.flush()
+            await stop.wait()
+        finally:
+            recorder.close()
+
+    asyncio.run(serve())
+
+
+@main.command()
+@click.argument("log_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--link", type=click.Path(path_type=Path),
+              help="Create a symbolic link at this path to the port; removed on exit.")
+@click.option("--on-divergence", "on_divergence", default="stop", show_default=True,
+              type=click.Choice(["stop", "emulate"]),
+              help="When the host departs from the log: stop with a report, or carry on as the emulated module.")
+@click.option("--profile", "profile_name", help="The module to emulate after a divergence (default: the log's).")
+@_read_options
+def replay(log_file: Path, link: Path | None, on_divergence: str, profile_name: str | None, log_format: str,
+           host_marker, module_marker, host_line_end, capture_host, strict) -> None:
+    """Play the module's side of a recorded session on a port.
+
+    When the host sends what the log's host sent next, the module answers with the logged bytes
+    at the logged delays. Ends when the log is played and the host has closed the port (exit 0),
+    when the host departs from it with --on-divergence stop (a report on standard error, exit 1),
+    or on SIGINT, SIGTERM or SIGHUP.
+    """
+    from ecemu.replay import ReplayServer
+    from ecemu.sessionlog import LogError
+    from ecemu.sessionlog.modules import ModuleMismatch
+
+    if link is not None and link.exists() and not link.is_symlink():
+        raise click.BadParameter(f"{link} exists and is not a symbolic link", param_hint="--link")
+    options = _make_read_options(log_format, host_marker, module_marker, host_line_end, capture_host, strict)
+    reports: list[str] = []
+
+    async def serve() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop.set)
+        def diverged(text: str) -> None:
+            reports.append(text)
+            click.echo(f"ecemu replay: {text}", err=True)
+
+        server = ReplayServer(log_file, link, on_divergence, profile_name, options, diverged)
+        try:
+            server.start()
+            click.echo(f"port: {server.port}")
+            if link is not None:
+                click.echo(f"link: {link}")
+            sys.stdout.flush()
+            done = asyncio.ensure_future(server.done.wait())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([done, stopped], return_when=asyncio.FIRST_COMPLETED)
+            for task in (done, stopped):
+                task.cancel()
+        finally:
+            server.close()
+        _warnings_to_stderr(server.info)
+        if reports and on_divergence == "stop":
+            return 1
+        if server.engine.finished:
+            click.echo(f"played to the end: {server.engine.host_records_matched} host lines matched", err=True)
+        return 0
+
+    from ecemu.sessionlog import validate
+
+    try:
+        # The whole log is read once first: a bad line is refused now, not when the host reaches it.
+        validate(log_file, options)
+        status = asyncio.run(serve())
+    except (LogError, ModuleMismatch) as exc:
+        click.echo(f"ecemu replay: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(status)
+
+
+@main.command()
+@click.argument("log_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--profile", "profile_name", help="The module to check against (default: the log's, or its nearest).")
+@click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="More normalising rules: a TOML file of [[rule]] tables with pattern and replace.")
+@click.option("--tolerance-ms", default=1000, show_default=True, type=click.IntRange(0, 600000),
+              help="How much sooner or later than in the log a line may come.")
+@click.option("--no-timing", is_flag=True, help="Compare bytes and order only, not times.")
+@_read_options
+def check(log_file: Path, profile_name: str | None, rule_files: tuple[Path, ...], tolerance_ms: int,
+          no_timing: bool, log_format: str, host_marker, module_marker, host_line_end, capture_host, strict) -> None:
+    """Play a log's host side against the emulator and print every difference.
+
+    Exit status 0 when the emulator answered as the module did, 1 when it did not, 2 when the
+    log cannot be checked (unreadable, of another module, a bad rule).
+    """
+    from ecemu.check import CheckOptions, check_log, load_rules
+    from ecemu.sessionlog import LogError
+    from ecemu.sessionlog.modules import ModuleMismatch
+    from ecemu.sessionlog.rules import RuleError
+
+    options = _make_read_options(log_format, host_marker, module_marker, host_line_end, capture_host, strict)
+    from ecemu.sessionlog import validate
+
+    try:
+        rules = load_rules(list(rule_files))
+        validate(log_file, options)  # a bad line is refused before the emulator starts
+        report = check_log(log_file, CheckOptions(profile=profile_name, rules=rules, tolerance=tolerance_ms / 1000,
+                                                  timing=not no_timing, read_options=options))
+    except (LogError, ModuleMismatch, RuleError) as exc:
+        click.echo(f"ecemu check: {exc}", err=True)
+        sys.exit(2)
+    for line in report.render():
+        click.echo(line)
+    sys.exit(0 if report.passed else 1)
+
+
+@main.command()
+@click.argument("log_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The session file to write; written whole or not at all.")
+@click.option("--header", "headers", multiple=True, metavar="KEY=VALUE",
+              help="A header for the session (module=EC800M-CN, source=URL, firmware=...).")
+@_read_options
+def convert(log_file: Path, out: Path, headers: tuple[str, ...], log_format: str, host_marker, module_marker,
+            host_line_end, capture_host, strict) -> None:
+    """Convert a log (a trace, a transcript, a capture) into the session format.
+
+    Lines that cannot be placed are listed on standard error with their numbers.
+    """
+    from ecemu.sessionlog import LogError, SessionWriter, open_log
+
+    extra: dict[str, str] = {}
+    for item in headers:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"headers are KEY=VALUE, not {item!r}", param_hint="--header")
+        extra[key.strip()] = value.strip()
+    options = _make_read_options(log_format, host_marker, module_marker, host_line_end, capture_host, strict)
+    _check_folder(out.parent, "--out")
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with open_log(log_file, options=options) as log, open(partial, "wb") as handle:
+            writer = SessionWriter(handle, {**log.info.headers, **extra}, flush=False)
+            for rule in log.info.normalise:
+                writer.comment(f"normalise: {rule}")
+            count = 0
+            for record in log.records():
+                writer.write(record)
+                count += 1
+        os.replace(partial, out)
+    except LogError as exc:
+        partial.unlink(missing_ok=True)
+        click.echo(f"ecemu convert: {exc}", err=True)
+        sys.exit(2)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _warnings_to_stderr(log.info)
+    click.echo(f"{out}: {count} records ({log.info.format}, line ends {log.info.line_ends})")

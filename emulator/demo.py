@@ -174,7 +174,7 @@ def examples(port: int, ca_pem: bytes, https_port: int | None = None, mqtt_tls_p
             Step(f'AT+QFUPL="cacert.pem",{len(ca_pem)}\r'.encode(),
                  f'AT+QFUPL="cacert.pem",{len(ca_pem)}\r\r\nCONNECT\r\n'.encode(),
                  comment="upload the trusted CA certificate"),
-            Step(ca_pem, f"\r\n+QFUPL: {len(ca_pem)},{{checksum}}\r\n\r\nOK\r\n".encode(),
+            Step(ca_pem, f"+QFUPL: {len(ca_pem)},{{checksum}}\r\n\r\nOK\r\n".encode(),
                  shown=f"<{len(ca_pem)} bytes: the test PKI's CA certificate, PEM>"),
             command('AT+QSSLCFG="sslversion",1,1', comment="TLS 1.0"),
             command('AT+QSSLCFG="ciphersuite",1,0X0035', comment="TLS_RSA_WITH_AES_256_CBC_SHA"),

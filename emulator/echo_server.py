@@ -23,6 +23,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from ecemu.shell.private_files import write_private
+
 
 # The test PKI's server certificates by short name: server-NAME-chain.pem with server-NAME.key.
 SERVER_CERTIFICATES = ("rsa", "ecdsa", "expired", "notyet", "wronghost", "badsig", "otherca", "selfsigned")
@@ -51,8 +53,8 @@ class TlsEchoServer:
         self.context.set_ciphers("ALL:@SECLEVEL=0")
         with tempfile.TemporaryDirectory() as folder:
             chain_path, key_path = Path(folder, "chain.pem"), Path(folder, "key.pem")
-            chain_path.write_bytes(cert_chain)
-            key_path.write_bytes(key)
+            write_private(chain_path, cert_chain)
+            write_private(key_path, key)
             self.context.load_cert_chain(chain_path, key_path)
         if client_ca is not None:
             self.context.verify_mode = ssl.CERT_REQUIRED

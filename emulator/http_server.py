@@ -33,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from ecemu.shell.private_files import write_private
+
 
 def body_bytes(count: int) -> bytes:
     """The first ``count`` bytes of the server's fixed stream (SHA-256 in counter mode)."""
@@ -180,8 +182,8 @@ class HttpTestServer:
             context.set_ciphers("ALL:@SECLEVEL=0")
             with tempfile.TemporaryDirectory() as folder:
                 chain_path, key_path = Path(folder, "chain.pem"), Path(folder, "key.pem")
-                chain_path.write_bytes(cert_chain)
-                key_path.write_bytes(key)
+                write_private(chain_path, cert_chain)
+                write_private(key_path, key)
                 context.load_cert_chain(chain_path, key_path)
             if client_ca is not None:
                 context.verify_mode = ssl.CERT_REQUIRED

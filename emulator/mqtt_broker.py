@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ecemu.shell.private_files import open_private_file, write_private
+
 START_TIMEOUT = 10.0
 
 
@@ -102,9 +104,9 @@ class MqttBroker:
         self.client_cert_pem, self.client_key_pem = pki["client-chain.pem"], pki["client.key"]
         self._folder = tempfile.TemporaryDirectory(prefix="ecemu-mqtt-")
         folder = Path(self._folder.name)
-        (folder / "ca.pem").write_bytes(self.ca_pem)
-        (folder / "server.pem").write_bytes(pki["server-rsa-chain.pem"])
-        (folder / "server.key").write_bytes(pki["server-rsa.key"])
+        write_private(folder / "ca.pem", self.ca_pem)
+        write_private(folder / "server.pem", pki["server-rsa-chain.pem"])
+        write_private(folder / "server.key", pki["server-rsa.key"])
         self.config_path = folder / "mosquitto.conf"
         self._client_certificates = client_certificates
         self._write_config()
@@ -114,7 +116,8 @@ class MqttBroker:
 
     def _write_config(self) -> None:
         folder = self.config_path.parent
-        self.config_path.write_text(
+        write_private(
+            self.config_path,
             # Run as whoever started it: as root, mosquitto would switch to its own user, who cannot
             # read this private folder.
             f"user {getpass.getuser()}\n"
@@ -143,7 +146,7 @@ class MqttBroker:
         for port in self._fixed_ports:
             if port:
                 _check_free(self.host, port)
-        log = open(self.log_path, "ab")
+        log = open_private_file(self.log_path, "ab")
         try:
             self.process = subprocess.Popen([self.binary, "-c", str(self.config_path), "-v"], stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -51,6 +51,7 @@ class Limits:
     send_buffer: int
     ufs_size: int
     ufs_name_length: int
+    ufs_open_files: int  # files AT+QFOPEN holds open at once
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,12 @@ table of every modem, under pytest-xdist too (each worker hands its table to the
 Put the modem on an existing serial device (a USB-serial adapter, QEMU's pty) with
 ``@pytest.mark.ecemu_device("/dev/ttyUSB0")`` or ``--ecemu-device``, at ``--ecemu-baud``; give
 its bytes a UART's timing with ``@pytest.mark.ecemu_line("uart")`` or ``--ecemu-line=uart``.
+
+``@pytest.mark.ecemu_replay("field.log")`` makes ``ecemu_modem`` a replay of a recorded session
+(``ecemu.replay``; the path is relative to the test's file): the module answers as the log's did,
+and the test fails with the report when the host departs from the log, or stops before the log's
+last host line (``complete=False`` allows that). ``on_divergence="emulate"`` carries on as the
+emulated module instead of failing.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ecemu_profile(name): the module profile ecemu_modem emulates")
     config.addinivalue_line("markers", "ecemu_cert(name): the certificate ecemu_tls_server presents "
                                        "(rsa, ecdsa, expired, notyet, wronghost, badsig, otherca, selfsigned)")
+    config.addinivalue_line("markers", "ecemu_replay(log, on_divergence='stop', complete=True, profile=None): "
+                                       "ecemu_modem replays a recorded session (the path relative to the test file)")
     config.addinivalue_line("markers", "ecemu_device(path): the serial device ecemu_modem's module is on")
     config.addinivalue_line("markers", "ecemu_line(kind): usb or uart, how ecemu_modem's port moves bytes")
 
@@ -147,14 +155,56 @@ def ecemu_modem(request: pytest.FixtureRequest, ecemu_modem_factory: Callable):
     ``.port`` is the device path; ``.control`` injects faults; ``.ufs`` is its file storage. Its
     port is a pty of its own, or the serial device of ``@pytest.mark.ecemu_device(PATH)`` or
     ``--ecemu-device`` (at ``--ecemu-baud``); ``@pytest.mark.ecemu_line("uart")`` or
-    ``--ecemu-line=uart`` gives its bytes a UART's timing.
+    ``--ecemu-line=uart`` gives its bytes a UART's timing. Under ``@pytest.mark.ecemu_replay(LOG)``
+    it is a replay of that log (``ecemu.replay.Replay``) instead.
     """
+    replay = request.node.get_closest_marker("ecemu_replay")
+    if replay is not None:
+        yield from _replayed_modem(request, replay)
+        return
     config = request.config
     device_marker = request.node.get_closest_marker("ecemu_device")
     device = device_marker.args[0] if device_marker else config.getoption("--ecemu-device")
     line_marker = request.node.get_closest_marker("ecemu_line")
     line = line_marker.args[0] if line_marker else config.getoption("--ecemu-line")
-    return ecemu_modem_factory(device=device, baud=config.getoption("--ecemu-baud"), line=line)
+    yield ecemu_modem_factory(device=device, baud=config.getoption("--ecemu-baud"), line=line)
+
+
+def _replayed_modem(request: pytest.FixtureRequest, marker: pytest.Mark):
+    """``ecemu_modem`` under ``@pytest.mark.ecemu_replay(LOG, ...)``: the log's module side."""
+    from pathlib import Path
+
+    from ecemu.replay import DIVERGENCE_MODES, Replay
+    from ecemu.sessionlog import LogError
+
+    if not marker.args:
+        pytest.fail("ecemu_replay needs the log's path: @pytest.mark.ecemu_replay('field.log')", pytrace=False)
+    unknown = set(marker.kwargs) - {"on_divergence", "complete", "profile"}
+    if unknown:
+        pytest.fail(f"ecemu_replay: unknown arguments {', '.join(sorted(unknown))}", pytrace=False)
+    on_divergence = marker.kwargs.get("on_divergence", "stop")
+    if on_divergence not in DIVERGENCE_MODES:
+        pytest.fail(f"ecemu_replay: on_divergence is one of {', '.join(DIVERGENCE_MODES)}", pytrace=False)
+    path = Path(marker.args[0])
+    if not path.is_absolute():
+        path = Path(request.path).parent / path
+    if not path.is_file():
+        pytest.fail(f"ecemu_replay: no log at {path}", pytrace=False)
+    try:
+        module = Replay(path, on_divergence=on_divergence, profile=marker.kwargs.get("profile")).start()
+    except (LogError, ValueError) as exc:
+        pytest.fail(f"ecemu_replay: {exc}", pytrace=False)
+    try:
+        module.wait_for_boot()
+        yield module
+    finally:
+        module.stop()
+    if module.report is not None and on_divergence == "stop":
+        pytest.fail(f"ecemu_replay: {module.report}", pytrace=False)
+    left = module.host_line_left()
+    if left is not None and marker.kwargs.get("complete", True) and module.report is None:
+        pytest.fail(f"ecemu_replay: the test ended before the log's host line {left.line} "
+                    f"({path.name}): {left.shown()}", pytrace=False)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ FILTERS = [("bytes host ⇄ module", "host_in host_out", True),
            ("commands and results", "command result", True),
            ("URCs", "urc", True),
            ("network", "net_effect net_event", True),
-           ("TLS", "tls received", True),
+           ("TLS and sockets", "tls socket received", True),
            ("CMUX", "mux mux_frame mux_channel mux_control", True),
            ("PPP", "ppp_call ppp_phase ppp_state ppp_auth ppp_ip ppp_frame ppp_echo ppp_flow ppp_dns "
                    "ppp_protocol_reject ppp_protocol_rejected", True),
@@ -302,10 +302,11 @@ def _note(kind: str, entry: dict, lane: str = "module") -> str:
         rest = _fields_text(entry, ("channel",))
         return (f'<div class="note {on} other"><span class="event">{esc(kind)}</span> '
                 f'<span class="mono">{esc(rest)}</span></div>')
-    if kind == "tls":
+    if kind in ("tls", "socket"):
         client, event, detail = entry.get("client", "?"), entry.get("event", ""), entry.get("detail", "")
         rest = _fields_text(entry, ("client", "event", "detail"))
-        return (f'<div class="note on-module tls">TLS client {esc(client)}: '
+        what = "TLS client" if kind == "tls" else "socket"
+        return (f'<div class="note on-module tls">{what} {esc(client)}: '
                 f'<span class="event">{esc(event)}</span> {esc(detail)} '
                 f'<span class="mono">{esc(rest)}</span></div>')
     if kind == "received":

@@ -127,7 +127,8 @@ def upload_and_download(end: ByteEnd, name: str, data: bytes, echo: bool = True)
     assert end.ask(line, b"CONNECT\r\n") == (line + b"\r" if echo else b"") + b"\r\nCONNECT\r\n"
     end.write(data)
     summary = f"{len(data)},{file_checksum(data)}\r\n".encode()
-    assert end.expect(b"OK\r\n") == b"\r\n+QFUPL: " + summary + b"\r\nOK\r\n"
+    # The answer follows the data with no CR LF of its own (REFERENCE.md "Data after a prompt").
+    assert end.expect(b"OK\r\n") == b"+QFUPL: " + summary + b"\r\nOK\r\n"
     line = f'AT+QFDWL="{name}"'.encode()
     assert end.ask(line) == ((line + b"\r" if echo else b"") + b"\r\nCONNECT\r\n" + data + b"\r\n+QFDWL: "
                              + summary + b"\r\nOK\r\n")

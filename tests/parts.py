@@ -65,6 +65,7 @@ PARTS: dict[str, Part] = {
     "newlib-arm": Part(_file("/usr/lib/arm-none-eabi/newlib/thumb/v7-m/nofp/libc_nano.a"),
                        "Debian package libnewlib-arm-none-eabi"),
     "libslirp": Part(lambda: find_library("slirp"), "Debian package libslirp0"),
+    "socat": Part(lambda: shutil.which("socat"), "Debian package socat"),
     # Host stacks written elsewhere (tests/external_stacks.py): Debian's gsm0710muxd on a private
     # D-Bus, and lwIP's PPPoS client built from Debian's lwip source package with gcc and Mbed TLS.
     "gsm0710muxd": Part(_file("/usr/sbin/gsm0710muxd"), "Debian package gsm0710muxd"),

@@ -11,21 +11,21 @@ import time
 WAIT = 10.0
 
 
-class TcpEchoServer:
-    """Echoes every byte back; keeps what each connection received (``received[i]``)."""
+class ThreadedTcpServer:
+    """A TCP server on 127.0.0.1 serving each connection in a thread of its own with ``serve``
+    (``connections[i]`` is the i-th), until the test leaves the ``with`` block or ``lifetime``
+    seconds have passed."""
 
-    def __init__(self, greeting: bytes = b"", echo: bool = True):
-        self.greeting = greeting
-        self.echo = echo
+    def __init__(self, lifetime: float = 60.0) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.1)
         self.port = self.listener.getsockname()[1]
-        self.received: list[bytearray] = []
         self.connections: list[socket.socket] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._ends = time.monotonic() + lifetime
 
-    def __enter__(self) -> "TcpEchoServer":
+    def __enter__(self):
         thread = threading.Thread(target=self._accept_loop, daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -40,7 +40,7 @@ class TcpEchoServer:
             conn.close()
 
     def _accept_loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and time.monotonic() < self._ends:
             try:
                 conn, _ = self.listener.accept()
             except (TimeoutError, socket.timeout):
@@ -48,14 +48,34 @@ class TcpEchoServer:
             except OSError:
                 return
             conn.settimeout(0.1)
+            index = len(self.connections)
+            self.accepted(index)
             self.connections.append(conn)
-            buffer = bytearray()
-            self.received.append(buffer)
-            thread = threading.Thread(target=self._serve, args=(conn, buffer), daemon=True)
+            thread = threading.Thread(target=self._serve, args=(conn, index), daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _serve(self, conn: socket.socket, buffer: bytearray) -> None:
+    def accepted(self, index: int) -> None:
+        """Connection ``index`` is about to be served: what a subclass keeps per connection."""
+
+    def _serve(self, conn: socket.socket, index: int) -> None:
+        raise NotImplementedError
+
+
+class TcpEchoServer(ThreadedTcpServer):
+    """Echoes every byte back; keeps what each connection received (``received[i]``)."""
+
+    def __init__(self, greeting: bytes = b"", echo: bool = True):
+        super().__init__()
+        self.greeting = greeting
+        self.echo = echo
+        self.received: list[bytearray] = []
+
+    def accepted(self, index: int) -> None:
+        self.received.append(bytearray())
+
+    def _serve(self, conn: socket.socket, index: int) -> None:
+        buffer = self.received[index]
         if self.greeting:
             conn.sendall(self.greeting)
         while not self._stop.is_set():

@@ -10,8 +10,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 START_TIMEOUT = 15.0
+
+
+def read_announcement(process: subprocess.Popen, deadline: float, kill: Callable[[], None],
+                      context: Callable[[], str]) -> str:
+    """One line of what an ``ecemu`` process announces on its standard output, read byte by byte
+    (nothing after it is taken) by ``deadline``; ``kill`` ends the process when it says nothing."""
+    buf = b""
+    fd = process.stdout.fileno()
+    while not buf.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            kill()
+            raise TimeoutError(f"no announcement from ecemu; {context()}")
+        chunk = os.read(fd, 1)
+        if not chunk:
+            raise RuntimeError(f"ecemu exited early ({process.wait()}); {context()}")
+        buf += chunk
+    return buf.decode().rstrip("\n")
 
 
 class RunningEmulator:
@@ -40,18 +59,7 @@ class RunningEmulator:
         return cls(*args, env=env)
 
     def _readline(self, deadline: float) -> str:
-        buf = b""
-        fd = self.process.stdout.fileno()
-        while not buf.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                self.kill()
-                raise TimeoutError(f"no announcement from ecemu; log: {self.log_text()!r}")
-            chunk = os.read(fd, 1)
-            if not chunk:
-                raise RuntimeError(f"ecemu exited early; log: {self.log_text()!r}")
-            buf += chunk
-        return buf.decode().rstrip("\n")
+        return read_announcement(self.process, deadline, self.kill, lambda: f"log: {self.log_text()!r}")
 
     def wait_for_boot(self) -> bytes:
         return wait_for_boot(self.port)
@@ -81,6 +89,35 @@ class RunningEmulator:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+
+
+def read_announcements(process: subprocess.Popen, modems: int, log_text: Callable[[], str],
+                       timeout: float = START_TIMEOUT) -> list[str]:
+    """The lines ``ecemu run`` printed until each of its ``modems`` announced its control socket
+    (a modem's last announcement); ``log_text`` says why when it does not."""
+    said = b""
+    fd = process.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    while said.count(b"control: ") < modems:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"ecemu did not start: {log_text()}")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise RuntimeError(f"ecemu exited: {log_text()}")
+        said += chunk
+    return said.decode().splitlines()
+
+
+def end_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout``."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def read_until(fd: int, expected: bytes, timeout: float = 5.0) -> bytes:

@@ -34,6 +34,15 @@ def answer_http(peer: Peer, response: bytes) -> bytes:
 # --- the EC200T host firmware ----------------------------------------------------------------------
 
 
+def xor_of_words(data: bytes) -> int:
+    """That firmware's quectel_xor_checksum: big-endian 16-bit words XORed, an odd last byte high."""
+    padded = data + b"\0" * (len(data) % 2)
+    value = 0
+    for i in range(0, len(padded), 2):
+        value ^= padded[i] << 8 | padded[i + 1]
+    return value
+
+
 @dataclass
 class StrncmpHost:
     """How that firmware talks: lte_send_at_cmds, then lte_verify_at_rx_cmds."""
@@ -83,8 +92,10 @@ def test_the_ec200t_firmware_starts_up_uploads_its_ca_and_lists_it():
         pem = generate_test_pki()["ca.pem"]
         host.exchange(b'AT+QFUPL="cacert.pem",%d,100\r\n' % len(pem),
                       b'AT+QFUPL="cacert.pem",%d,100\r\r\nCONNECT\r\n' % len(pem))
-        host.h.send(pem)  # the PEM alone is the file: the LF of the line end was not data
-        host.waiting.clear()
+        # The PEM alone is the file (the LF of the line end was not data), and the firmware's own
+        # expectation for what follows it: "+QFUPL: %d,%x\r\n\r\nOK\r\n" from the first byte, its
+        # quectel_xor_checksum, with no CR LF between the data and the line.
+        host.exchange(pem, b"+QFUPL: %d,%x\r\n\r\nOK\r\n" % (len(pem), xor_of_words(pem)))
         assert host.h.files.read("cacert.pem") == pem
         host.exchange(b'AT+QSSLCFG="cacert",1,"cacert.pem"\r\n', b'AT+QSSLCFG="cacert",1,"cacert.pem"\r\r\nOK\r\n')
         # The one command whose LF comes back before the answer; the size follows (its "+5").

@@ -323,7 +323,7 @@ def test_the_length_rule_holds_for_every_counted_send(ec800m, broker, tmp_path):
         assert server.wait_received(0, 5) == b"hello"
     assert ec800m.ask('AT+QFUPL="a.txt",3', final=b"CONNECT\r\n").endswith(b"\r\nCONNECT\r\n")
     ec800m.write(b"abcAT+QFDEL=\"a.txt\"\r")
-    assert ec800m.until_final() == b"\r\n+QFUPL: 3,262\r\n" + OK
+    assert ec800m.until_final() == b"+QFUPL: 3,262\r\n" + OK
     assert said(ec800m, 'AT+QFLST="a.txt"') == b'\r\n+QFLST: "UFS:a.txt",3\r\n' + OK
     peer = Peer(broker.port)
     peer.subscribe("t/len", 0)

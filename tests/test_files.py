@@ -29,7 +29,7 @@ def cme(code: int) -> bytes:
 
 
 def uploaded(data: bytes) -> bytes:
-    return f"\r\n+QFUPL: {len(data)},{checksum(data)}\r\n".encode() + OK
+    return f"+QFUPL: {len(data)},{checksum(data)}\r\n".encode() + OK
 
 
 def downloaded(data: bytes) -> bytes:
@@ -65,7 +65,7 @@ def test_checksum_of_isrg_root_x1_is_the_one_a_real_module_gave():
     pem = ISRG_ROOT_X1.read_bytes()
     assert len(pem) == 1939
     h = CoreHarness()
-    assert upload(h, "isrg.pem", pem) == b"\r\n+QFUPL: 1939,4f64\r\n" + OK
+    assert upload(h, "isrg.pem", pem) == b"+QFUPL: 1939,4f64\r\n" + OK
 
 
 # --- AT+QFUPL -------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ def test_checksum_of_isrg_root_x1_is_the_one_a_real_module_gave():
 def test_upload_answers_connect_then_size_and_checksum_byte_for_byte():
     h = CoreHarness()
     assert h.command('AT+QFUPL="cacert.pem",5') == b"\r\nCONNECT\r\n"
-    assert h.send(b"hello") == b"\r\n+QFUPL: 5,6b09\r\n\r\nOK\r\n"
+    assert h.send(b"hello") == b"+QFUPL: 5,6b09\r\n\r\nOK\r\n"
     assert h.files.read("cacert.pem") == b"hello"
 
 
@@ -131,7 +131,7 @@ def test_bytes_that_came_with_the_last_data_byte_are_dropped_later_ones_are_comm
 def test_commands_after_the_upload_on_the_same_line_run_once_it_is_done():
     h = CoreHarness()
     assert h.command('AT+QFUPL="a",2;+QFLST') == CONNECT
-    assert h.send(b"hi") == b"\r\n+QFUPL: 2,6869\r\n" + b'\r\n+QFLST: "UFS:a",2\r\n' + OK
+    assert h.send(b"hi") == b"+QFUPL: 2,6869\r\n" + b'\r\n+QFLST: "UFS:a",2\r\n' + OK
 
 
 def test_upload_split_at_every_byte_boundary():
@@ -225,7 +225,7 @@ def test_partial_data_then_silence_keeps_what_came_and_times_out():
     assert h.advance(3.0) == b""
     assert h.send(b"he") == b""
     assert h.advance(4.5) == b""  # 4.5 s of silence since the last byte
-    assert h.advance(0.5) == b"\r\n+QFUPL: 2,6865\r\n" + cme(421)
+    assert h.advance(0.5) == b"+QFUPL: 2,6865\r\n" + cme(421)
     assert h.files.read("a") == b"he"
     assert h.send(b"AT\r") == OK  # what follows is a command again, not data
     assert h.command("AT+QFLST") == b'\r\n+QFLST: "UFS:a",2\r\n' + OK
@@ -241,7 +241,7 @@ def test_the_eg800k_upload_timeout_transcript():
     assert h.send(b'AT+QFUPL="badssl-root.pem",3000,10\r\n') == CONNECT
     assert h.send(pem) == b""
     assert h.advance(9.9) == b""
-    assert h.advance(0.1) == b"\r\n+QFUPL: 1939,4f64\r\n\r\n+CME ERROR: 421\r\n"
+    assert h.advance(0.1) == b"+QFUPL: 1939,4f64\r\n\r\n+CME ERROR: 421\r\n"
     assert h.command("AT+QFLST") == b'\r\n+QFLST: "UFS:badssl-root.pem",1939\r\n' + OK
 
 
@@ -266,7 +266,7 @@ def test_timed_out_upload_leaves_other_files_alone():
     h = CoreHarness(files=MemoryFileStore({"keep": b"kept"}))
     assert h.command('AT+QFUPL="new",100,1') == CONNECT
     h.send(b"abc")
-    assert h.advance(1.0) == b"\r\n+QFUPL: 3,262\r\n" + cme(421)  # 0x6162 ^ 0x6300
+    assert h.advance(1.0) == b"+QFUPL: 3,262\r\n" + cme(421)  # 0x6162 ^ 0x6300
     assert h.files.names() == ["keep", "new"] and h.files.read("keep") == b"kept"
 
 
@@ -692,7 +692,7 @@ def test_pty_binary_upload_and_timeout(start_emulator, tmp_path):
         port.write(b'AT+QFUPL="late.bin",100,1\r')
         assert port.read_until(CONNECT) == CONNECT
         port.write(b"only part")
-        kept = f"\r\n+QFUPL: 9,{checksum(b'only part')}\r\n".encode() + cme(421)
+        kept = f"+QFUPL: 9,{checksum(b'only part')}\r\n".encode() + cme(421)
         assert port.read_until(cme(421)) == kept  # within the port's 5 s timeout
         assert ask(port, b"AT+QFLST") == (f'\r\n+QFLST: "UFS:all.bin",{len(data)}\r\n'
                                           f'+QFLST: "UFS:late.bin",9\r\n').encode() + OK

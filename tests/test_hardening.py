@@ -9,6 +9,8 @@ import re
 import socket
 import stat
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ import serial
 
 from ecemu.api import Emulator
 from ecemu.core.ufs import DirectoryFileStore, UnsafeFolder
+from ecemu.shell.private_files import PrivateFileRefused
 from ecemu.shell.rfc2217 import TelnetFilter, socket_owner
 from tests.host import AtHost
 from tests.processes import RunningEmulator, read_until
@@ -189,6 +192,109 @@ def test_trace_and_key_log_are_created_0600(tmp_path):
         assert host.ask("AT").endswith(OK)
     assert stat.S_IMODE(trace.stat().st_mode) == 0o600
     assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
+
+
+# --- private files: the trace, the key log and every file ecemu writes -----------------------------
+
+
+def ecemu(*args: str, umask: int | None = None) -> subprocess.CompletedProcess:
+    def set_umask() -> None:
+        if umask is not None:
+            os.umask(umask)
+
+    return subprocess.run([sys.executable, "-m", "ecemu", *args], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, preexec_fn=set_umask)
+
+
+def refused_run(option: str, path: Path, words: str) -> None:
+    """``ecemu run OPTION PATH`` exits 2 at once, naming the option and saying why."""
+    result = ecemu("run", option, str(path))
+    assert result.returncode == 2, result.stderr
+    said = " ".join(result.stderr.split())  # click wraps long lines
+    assert re.search(rf"Invalid value for '?{option}'?: cannot write ", said) and words in said, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--trace", "--keylog"])
+def test_a_link_planted_at_the_trace_or_keylog_path_is_refused_and_its_target_untouched(tmp_path, option):
+    target = tmp_path / "root-only"
+    target.write_bytes(b"precious\n")
+    target.chmod(0o600)
+    planted = tmp_path / "out"
+    os.symlink(target, planted)
+    refused_run(option, planted, "is a symbolic link; not followed")
+    assert target.read_bytes() == b"precious\n"
+    with pytest.raises(RuntimeError) as failure:
+        Emulator(ufs=tmp_path / "ufs", **{option[2:]: planted}).start()
+    assert isinstance(failure.value.__cause__, PrivateFileRefused)
+    assert target.read_bytes() == b"precious\n"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o640, 0o604], ids=oct)
+def test_a_trace_others_can_read_or_write_is_refused(tmp_path, mode):
+    trace = tmp_path / "trace.jsonl"
+    trace.write_bytes(b"")
+    trace.chmod(mode)
+    refused_run("--trace", trace, f"can be read or written by other users (mode {mode:04o}); chmod 600 it")
+    refused_run("--keylog", trace, "chmod 600 it")
+    assert trace.read_bytes() == b""
+
+
+def test_a_fifo_or_a_second_hard_link_is_refused(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    refused_run("--trace", fifo, "is not a regular file")  # and no hang waiting for a reader
+    other = tmp_path / "elsewhere"
+    other.write_bytes(b"")
+    other.chmod(0o600)
+    os.link(other, tmp_path / "linked")
+    refused_run("--trace", tmp_path / "linked", "has 2 hard links")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own a file as another user")
+@pytest.mark.parametrize("mode", [0o600, 0o666], ids=oct)
+def test_run_as_root_a_trace_another_user_made_beforehand_is_refused(tmp_path, mode):
+    """Another local user creates the trace's path first (0666, to read what root writes there,
+    or 0600): root's ecemu refuses it instead of writing the session into it."""
+    tmp_path.chmod(0o755)
+    trace = tmp_path / "trace.jsonl"
+    trace.write_bytes(b"")
+    os.chown(trace, NOBODY, NOBODY)
+    trace.chmod(mode)
+    refused_run("--trace", trace, f"belongs to another user (uid {NOBODY})")
+    refused_run("--keylog", trace, f"belongs to another user (uid {NOBODY})")
+    assert trace.read_bytes() == b""
+
+
+def test_an_own_private_trace_is_appended_and_new_files_are_0600_whatever_the_umask(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    trace.write_bytes(b"")
+    trace.chmod(0o600)
+    with Emulator(ufs=tmp_path / "ufs", trace=trace) as emulator, AtHost(emulator.port) as host:
+        emulator.wait_for_boot()
+        assert host.ask("AT").endswith(OK)
+    first = trace.read_bytes()
+    assert first
+    with Emulator(ufs=tmp_path / "ufs", trace=trace) as emulator, AtHost(emulator.port) as host:
+        emulator.wait_for_boot()
+        assert host.ask("AT").endswith(OK)
+    assert trace.read_bytes().startswith(first) and len(trace.read_bytes()) > len(first)
+    # ecemu trace --html writes a private page too, with the loosest umask.
+    html = tmp_path / "page.html"
+    shown = ecemu("trace", str(trace), "--html", str(html), umask=0)
+    assert shown.returncode == 0, shown.stderr
+    assert stat.S_IMODE(html.stat().st_mode) == 0o600
+    fresh = tmp_path / "fresh.jsonl"
+    run = subprocess.Popen([sys.executable, "-m", "ecemu", "run", "--trace", str(fresh)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.umask(0))
+    try:
+        assert run.stdout.readline().startswith(b"port: ")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600  # not 0644, not 0666
+    finally:
+        run.terminate()
+        run.wait(10)
+        run.stdout.close()
+        run.stderr.close()
 
 
 # --- RFC 2217: malformed and endless options, other users ------------------------------------------

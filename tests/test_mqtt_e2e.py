@@ -179,7 +179,7 @@ def test_the_shell_faults_reach_mqtt_connections(traced, broker):
     urc(host, "+QMTSTAT: 0,1")
     # A stalled connection: the PINGREQ gets no PINGRESP within <pkt_timeout>.
     assert said(host, 'AT+QMTCFG="keepalive",1,1') == OK
-    assert said(host, 'AT+QMTCFG="timeout",1,1,0,0') == OK
+    assert said(host, 'AT+QMTCFG="timeout",1,1,1,0') == OK
     open_and_connect(host, broker.port, client=1)
     running.control.server_stall(client=1, family="mqtt")
     urc(host, "+QMTSTAT: 1,2")

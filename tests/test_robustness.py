@@ -302,10 +302,14 @@ class Transcript:
     def framed(self, out: bytes) -> None:
         """Output in command mode (ATV1, echo off): lines framed by CR LF, data by its length."""
         i = 0
+        after_push = False  # a push's data and its CR LF: the next push may follow at once
         while i < len(out):
+            if after_push and out.startswith(b"+QSSLURC: ", i):
+                i -= 2  # one block of pushes: the CR LF after the data leads the next URC
             assert out.startswith(b"\r\n", i), f"unframed output {out[i:i + 60]!r} in {out[:200]!r}"
             end = out.index(b"\r\n", i + 2)
             line, i = out[i + 2:end], end + 2
+            after_push = False
             self.lines.append(line)
             push, recv = PUSH_HEADER.fullmatch(line), RECV_HEADER.fullmatch(line)
             if push is not None:
@@ -318,6 +322,7 @@ class Transcript:
             self.data += out[i:i + count]
             assert out[i + count:i + count + 2] == b"\r\n", "data not followed by CR LF"
             i += count + 2
+            after_push = push is not None
 
     def online(self, out: bytes) -> bool:
         """Output in transparent mode: data, up to NO CARRIER when the connection is lost (then
@@ -838,17 +843,24 @@ class PortReader:
         self.client = client
         self.data = bytearray()
         self.lines: list[bytes] = []
+        # The last token was a direct push: its CR LF may lead the next push of the same block.
+        self.after_push = False
 
     def token(self, timeout: float | None = None) -> bytes:
         head = self.host.read_exactly(2, timeout)
-        assert head == b"\r\n", f"unframed output {head!r}"
-        line = self.host.expect(b"\r\n", timeout)[:-2]
+        if self.after_push and head == b"+Q":
+            line = head + self.host.expect(b"\r\n", timeout)[:-2]  # the next push of one block
+        else:
+            assert head == b"\r\n", f"unframed output {head!r}"
+            line = self.host.expect(b"\r\n", timeout)[:-2]
         self.lines.append(line)
         push, recv = PUSH_HEADER.fullmatch(line), RECV_HEADER.fullmatch(line)
         count = int(push[2]) if push else int(recv[1]) if recv else 0
+        self.after_push = False
         if count:
             self.data += self.host.read_exactly(count, timeout)
             assert self.host.read_exactly(2, timeout) == b"\r\n"
+            self.after_push = push is not None
         return line
 
     def until(self, wanted, timeout: float | None = None) -> bytes:

@@ -421,9 +421,11 @@ def test_direct_push_splits_at_1500_bytes_and_waits_for_the_command_to_end(h, ne
     data = bytes(range(256)) * 10
     assert h.command("AT+QSSLSEND=4") == b"\r\n> "
     assert net.server_sends(net.server(), data) == b""
+    # The two URCs go as one block, one CR LF between them, as an EC200U pushes TCP data
+    # (REFERENCE.md "TCP/IP").
     assert h.send(b"\x1a") == (b"\r\nSEND OK\r\n"
                                b'\r\n+QSSLURC: "recv",4,1500\r\n' + data[:1500] + b"\r\n"
-                               b'\r\n+QSSLURC: "recv",4,1060\r\n' + data[1500:] + b"\r\n")
+                               b'+QSSLURC: "recv",4,1060\r\n' + data[1500:] + b"\r\n")
 
 
 def test_closed_urc_follows_the_pushed_data(h, net):

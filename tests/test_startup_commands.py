@@ -452,10 +452,10 @@ def test_ipv4v6_and_ipv6_contexts_show_their_addresses(h):
     assert h.command('AT+CGDCONT=1,"IPV4V6","CMNET"') == OK
     assert h.command('AT+QICSGP=2,2,"ims"') == OK
     assert h.command("AT+QIACT=1;+QIACT=2") == OK
-    assert h.command("AT+QIACT?") == info('+QIACT: 1,1,3,"10.7.157.1","2001:db8:7:9d00::1"',
-                                          '+QIACT: 2,1,2,"2001:db8:7:9d00::2"')
-    assert h.command("AT+CGPADDR=1,2") == info('+CGPADDR: 1,"10.7.157.1","2001:db8:7:9d00::1"',
-                                               '+CGPADDR: 2,"2001:db8:7:9d00::2"')
+    assert h.command("AT+QIACT?") == info('+QIACT: 1,1,3,"10.7.157.1","2001:DB8:7:9D00::1"',
+                                          '+QIACT: 2,1,2,"2001:DB8:7:9D00::2"')
+    assert h.command("AT+CGPADDR=1,2") == info('+CGPADDR: 1,"10.7.157.1","2001:DB8:7:9D00::1"',
+                                               '+CGPADDR: 2,"2001:DB8:7:9D00::2"')
 
 
 def test_cgact_deactivation_tells_the_sockets_as_qideact_does(h):

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecemu.core import events as ev
+from ecemu.shell.trace import render_entry
+from ecemu.trace_html import render_html
 from tests.harness import CoreHarness
 
 OK = b"\r\nOK\r\n"
@@ -264,6 +266,41 @@ def test_pdp_drop_reports_pdpdeact_then_each_closed(h):
     h.modem.families["pdp"].network_drop(1)
     assert h.take_output() == b'\r\n+QIURC: "pdpdeact",1\r\n\r\n+QIURC: "closed",0\r\n\r\n+QIURC: "closed",1\r\n'
     assert h.command("AT+QICLOSE=0") == OK and h.command("AT+QICLOSE=1") == OK
+
+
+def test_qideact_closes_the_sockets_without_a_closed_urc(h):
+    """The TCP/IP notes: "closed" reports a close by the peer or the network (the socket then
+    waits in state 4 for AT+QICLOSE); AT+QIDEACT closes every connection on the context itself.
+    So the OK comes alone, each connection is closed at once and its connectID is free again."""
+    first = open_tcp(h, 0)
+    second = open_tcp(h, 3, mode=1)
+    assert h.event(ev.TcpData(first, b"unread")) == b'\r\n+QIURC: "recv",0\r\n'
+    assert h.command("AT+QIDEACT=1") == OK
+    closed = [e.conn_id for e in h.take_effects() if isinstance(e, ev.CloseTcp)]
+    assert sorted(closed) == sorted([first, second])
+    assert h.advance(1.0) == b""  # no "closed" later either
+    assert h.command("AT+QISTATE?") == OK  # nothing left open
+    assert h.command("AT+QIACT=1") == OK
+    open_tcp(h, 0)  # connectID 0 is free again
+    # With AT+QICFG="close/mode",1 AT+QICLOSE's OK is followed by "closed"; AT+QIDEACT's is not.
+    assert h.command('AT+QICFG="close/mode",1') == OK
+    assert h.command("AT+QIDEACT=1") == OK
+    assert h.advance(1.0) == b""
+
+
+def test_the_trace_tells_a_plain_tcp_close_from_a_tls_one(h):
+    """A TCP socket the server closed is a "socket" event in the trace, not "TLS"."""
+    seen: list[tuple[str, dict]] = []
+    h.modem.observer = lambda kind, details: seen.append((kind, details))
+    conn = open_tcp(h, 0)
+    assert h.event(ev.TcpClosed(conn)) == b'\r\n+QIURC: "closed",0\r\n'
+    closes = [(kind, details) for kind, details in seen if details.get("event") == "closed by peer or network"]
+    assert closes == [("socket", {"client": 0, "event": "closed by peer or network", "detail": ""})]
+    line = render_entry({"t": 1.5, "kind": "socket", "modem": 0, **closes[0][1]})
+    assert line == "     1.500  #0  socket         closed by peer or network  client=0"
+    page = render_html([{"t": 1.5, "kind": "socket", "modem": 0, **closes[0][1]}])
+    assert "socket 0: <span class=\"event\">closed by peer or network</span>" in page
+    assert "TLS client 0" not in page
 
 
 def test_udp_client_keeps_datagram_bounds(h):

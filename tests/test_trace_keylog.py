@@ -65,7 +65,7 @@ def test_the_trace_shows_where_the_module_took_the_lf_of_a_line_end(tmp_path):
             host.write(b'AT+QFUPL="a.txt",3\r')
             host.expect(b"CONNECT\r\n")
             host.write(b"\nabc")  # the LF of the line end, after CONNECT: a CR LF host's, not data
-            assert host.until_final() == b"\r\n+QFUPL: 3,262\r\n\r\nOK\r\n"  # 0x6162 ^ 0x6300
+            assert host.until_final() == b"+QFUPL: 3,262\r\n\r\nOK\r\n"  # 0x6162 ^ 0x6300
     finally:
         emulator.stop()
     entries = [json.loads(line) for line in trace.read_text().splitlines()]

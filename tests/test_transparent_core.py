@@ -297,7 +297,9 @@ def _parse_pushes(out: bytes) -> bytes:
         n = int(out[len(b'\r\n+QSSLURC: "recv",4,'):head_end])
         data += out[head_end + 2: head_end + 2 + n]
         assert out[head_end + 2 + n: head_end + 4 + n] == b"\r\n"
-        out = out[head_end + 4 + n:]
+        # Pushes of one block share the CR LF between a chunk's data and the next URC.
+        following = out[head_end + 4 + n:]
+        out = following if not following.startswith(b"+QSSLURC") else b"\r\n" + following
     return data
 
 

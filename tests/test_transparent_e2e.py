@@ -202,7 +202,7 @@ def read_pushes(host: AtHost, at_least: int) -> bytes:
     """Direct-push URCs, read exactly (no byte past the last URC), until ``at_least`` bytes."""
     data = bytearray()
     while len(data) < at_least:
-        host.expect(b'\r\n+QSSLURC: "recv",4,')
+        host.expect(b'+QSSLURC: "recv",4,')  # after a push, the next one of its block has no CR LF of its own
         count = int(host.expect(b"\r\n")[:-2])
         data += host.read_exactly(count)
         assert host.read_exactly(2) == b"\r\n"

@@ -16,6 +16,7 @@ from ecemu.core.registry import CommandSet
 from ecemu.commands import basic  # noqa: F401
 from ecemu.commands import pdp  # noqa: F401
 from ecemu.commands import files  # noqa: F401
+from ecemu.commands import open_files  # noqa: F401
 from ecemu.commands import ssl  # noqa: F401
 from ecemu.commands import tcpip  # noqa: F401
 from ecemu.commands import identity  # noqa: F401

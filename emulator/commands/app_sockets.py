@@ -8,11 +8,10 @@ the SSL clients, since it is the same socket with the same layers.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ecemu.commands.ssl_state import ContextTls, SslFamily
-from ecemu.core import events as ev
-from ecemu.core.inbox import Inbox
+from ecemu.core.inbox import DIGESTING, STACK, Inbox
 from ecemu.core.results import QiError
 from ecemu.core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
 from ecemu.core.tls import TlsClient, TlsUnavailable
@@ -21,6 +20,15 @@ if TYPE_CHECKING:
     from ecemu.core.timers import Timer
 
 log = logging.getLogger(__name__)
+
+# What an application stack handles of what arrived in one go (MQTT packets, HTTP events) before
+# the rest waits for the event loop's next turn, the socket unread meanwhile: a flood of small
+# packets (a QoS 0 storm, 100-Continue answers, 1-byte chunks) never holds every other modem,
+# connection and timer up for more than a few milliseconds, and each costs the same however long
+# the flood runs.
+STEP = 128
+# The next step is a timer this far ahead: the others get their turn first (seconds).
+NEXT_TURN = 1e-6
 
 
 class AppInbox(Inbox):
@@ -40,18 +48,10 @@ class AppInbox(Inbox):
 
     def pause(self) -> None:
         """Stop reading from the server until ``resume`` (the stack holds enough)."""
-        sock = self.socket
-        if not self.paused and sock.conn_id is not None:
-            self.paused = True
-            self.mark_waiting()
-            sock.modem.effect(ev.PauseReading(sock.conn_id))
+        self.hold(STACK)
 
     def resume(self) -> None:
-        sock = self.socket
-        if self.paused:
-            self.paused = False
-            if sock.conn_id is not None and sock.is_open:
-                sock.modem.effect(ev.ResumeReading(sock.conn_id))
+        self.lift(STACK)
 
 
 class AppSocket(Socket):
@@ -65,6 +65,26 @@ class AppSocket(Socket):
         self.inbox = AppInbox(self)
         self.tls_context: ContextTls | None = None
         self._negotiation_timer: Timer | None = None
+        self._next_step: Timer | None = None
+
+    # --- a bounded step at a time (STEP) ----------------------------------------------------------
+
+    def go_on_later(self, step: Callable[[], None]) -> None:
+        """The stack has done a step's work and more is there: ``step`` runs on the event loop's
+        next turn; the socket is not read until the stack says ``caught_up``."""
+        self.inbox.hold(DIGESTING)
+        if self._next_step is None:
+            modem = self.modem
+            self._next_step = modem.call_at(modem.now + NEXT_TURN, lambda: self._step_due(step))
+
+    def _step_due(self, step: Callable[[], None]) -> None:
+        self._next_step = None
+        if self.phase is not Phase.INITIAL:
+            step()
+
+    def caught_up(self) -> None:
+        """Everything that arrived has been handled: read on."""
+        self.inbox.lift(DIGESTING)
 
     # --- what the stack gives -------------------------------------------------------------------
 
@@ -127,6 +147,9 @@ class AppSocket(Socket):
 
     def _gone_quietly(self) -> None:
         self._cancel_negotiation_timer()
+        if self._next_step is not None:
+            self._next_step.cancel()
+            self._next_step = None
 
     def _cancel_negotiation_timer(self) -> None:
         if self._negotiation_timer is not None:

@@ -14,14 +14,14 @@ character set that keeps every name inside the UFS folder.
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ecemu.core.parser import CommandCall, Form
 from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
 from ecemu.core.results import CONNECT, OK, CmeCode, CmeError
 from ecemu.core.ufs import FileStore, strip_ufs_prefix
+from ecemu.core.urcs import frame_after_data
 
 if TYPE_CHECKING:
     from ecemu.core.modem import Modem
@@ -40,6 +40,14 @@ NO_SPACE = CmeCode.NO_SPACE
 TIMED_OUT = CmeCode.TIMED_OUT
 FILE_TOO_LARGE = CmeCode.FILE_TOO_LARGE
 INVALID_PARAMETER = CmeCode.FILE_INVALID_PARAMETER
+FILE_ALREADY_OPEN = CmeCode.FILE_ALREADY_OPEN
+
+
+@runtime_checkable
+class HoldsOpenFiles(Protocol):
+    """The family's state once AT+QFOPEN has a file open (``ecemu.commands.open_files``)."""
+
+    def is_open(self, name: str) -> bool: ...
 
 # AT+QFUPL parameter defaults and ranges (FILE note, doc: file size 10240 bytes, timeout 5 s,
 # timeout range 1-65535, ackmode 0/1). These are the command's protocol, not module limits.
@@ -54,18 +62,29 @@ STORAGE = "UFS"
 # "XXX:" drive does not exist here), the wildcards and characters no filesystem takes.
 FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
 
-_WORDS = struct.Struct(">H")
-
-
 def checksum(data: bytes) -> str:
     """The FILE note's checksum: XOR of big-endian 16-bit words, an odd last byte as the high
-    byte of a word whose low byte is 0, shown as lower-case hex (REFERENCE.md, seen, verified)."""
+    byte of a word whose low byte is 0, shown as lower-case hex (REFERENCE.md, seen, verified).
+
+    The words are XORed as one big integer folded in halves (a multiple of 16 bits each time):
+    a 1.5 MB file takes a few milliseconds, not the tens a loop over its words would hold the
+    event loop for."""
     if len(data) % 2:
         data += b"\0"
-    value = 0
-    for (word,) in _WORDS.iter_unpack(data):
-        value ^= word
+    value, words = int.from_bytes(data, "big"), len(data) // 2
+    while words > 1:
+        half = words // 2
+        value = (value >> (16 * half)) ^ (value & ((1 << (16 * half)) - 1))
+        words -= half
     return format(value, "x")
+
+
+def answer_data(modem: "Modem", line: str) -> Reply:
+    """The information line that answers the host's data, then OK: right after the last byte, with
+    no CR LF before it. An EC200T's host firmware compares ``+QFUPL: <size>,<checksum>\\r\\n\\r\\nOK\\r\\n``
+    from the first byte after the data, and Quectel's host SDK reads ``+QFWRITE:`` as the first line
+    after the data (REFERENCE.md "Data after a prompt", seen)."""
+    return Reply(raw=frame_after_data(modem.settings, line.encode()))
 
 
 def _fail(code: CmeCode) -> CommandFailed:
@@ -95,7 +114,7 @@ def _name_arg(call: CommandCall) -> str:
     return call.args[0].text
 
 
-def _number(call: CommandCall, index: int, low: int, high: int | None, default: int) -> int:
+def number_arg(call: CommandCall, index: int, low: int, high: int | None, default: int) -> int:
     """An optional unquoted number in ``low..high`` (no upper bound with None); 400 when
     malformed or out of range (chosen)."""
     arg = call.args[index] if index < len(call.args) else None
@@ -121,8 +140,20 @@ def _sizes(files: FileStore) -> dict[str, int]:
 
 
 def free_space(modem: "Modem") -> int:
-    """UFS bytes free: the profile's ``ufs_size`` less what the files take (never below 0)."""
-    return max(0, modem.profile.limits.ufs_size - sum(_sizes(modem.files).values()))
+    """UFS bytes free: the profile's ``ufs_size`` less what the files take and what files being
+    written (AT+QHTTPREADFILE) have taken so far (never below 0)."""
+    files = modem.files
+    return max(0, modem.profile.limits.ufs_size - sum(_sizes(files).values()) - files.in_progress)
+
+
+def room_for(modem: "Modem", name: str, writing: int = 0) -> int:
+    """The most a file ``name`` may hold, written by a writer that has ``writing`` bytes so far:
+    the profile's ``ufs_size`` less every other file (the one it replaces is not counted) and
+    every other write in progress."""
+    files = modem.files
+    sizes = _sizes(files)
+    sizes.pop(name, None)
+    return modem.profile.limits.ufs_size - sum(sizes.values()) - (files.in_progress - writing)
 
 
 def _check_space(modem: "Modem", size: int) -> None:
@@ -193,7 +224,7 @@ class UploadSink:
         stored = self._store(modem)
         if stored.final is not OK:
             return stored
-        return Reply(lines=stored.lines, final=timed_out)
+        return Reply(raw=stored.raw, final=timed_out)
 
     def _store(self, modem: "Modem") -> Reply:
         data = bytes(self.data)
@@ -201,7 +232,7 @@ class UploadSink:
             modem.files.write(self.name, data)
         except OSError:
             return Reply(final=CmeError(WRITE_FAILED))
-        return ok(f"+QFUPL: {len(data)},{checksum(data)}")
+        return answer_data(modem, f"+QFUPL: {len(data)},{checksum(data)}")
 
 
 @command("+QFUPL", family=FAMILY)
@@ -219,9 +250,9 @@ def upload(modem: "Modem", call: CommandCall) -> Outcome:
     if not call.args or call.args[0] is None or not call.args[0].quoted or len(call.args) > 4:
         raise _fail(INVALID_PARAMETER)
     name = ufs_name(modem, call.args[0].text)
-    size = _number(call, 1, 1, None, DEFAULT_UPLOAD_SIZE)
-    timeout = _number(call, 2, 1, MAX_TIMEOUT, DEFAULT_TIMEOUT)
-    ack = _number(call, 3, 0, 1, 0)
+    size = number_arg(call, 1, 1, None, DEFAULT_UPLOAD_SIZE)
+    timeout = number_arg(call, 2, 1, MAX_TIMEOUT, DEFAULT_TIMEOUT)
+    ack = number_arg(call, 3, 0, 1, 0)
     if name in modem.files.names():
         raise _fail(FILE_EXISTS)
     _check_space(modem, size)
@@ -262,11 +293,17 @@ def delete(modem: "Modem", call: CommandCall) -> Reply:
         return ok("+QFDEL: <filename>")
     require_form(call, Form.WRITE)
     text = _name_arg(call)
+    opened = modem.families.get(FAMILY)
+    is_open = opened.is_open if isinstance(opened, HoldsOpenFiles) else lambda name: False
     if strip_ufs_prefix(text) == "*":
         for name in modem.files.names():
-            _delete_one(modem.files, name, missing_ok=True)
+            if not is_open(name):  # an open file stays (chosen)
+                _delete_one(modem.files, name, missing_ok=True)
         return ok()
-    _delete_one(modem.files, ufs_name(modem, text))
+    name = ufs_name(modem, text)
+    if is_open(name):
+        raise _fail(FILE_ALREADY_OPEN)  # chosen: the note's code for a file that is open
+    _delete_one(modem.files, name)
     return ok()
 
 

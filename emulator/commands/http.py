@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ecemu.commands.files import ufs_name
 from ecemu.commands.http_state import (
     CONTENT_TYPES,
+    BodyToFile,
     HttpConfig,
     HttpError,
     HttpFailure,
@@ -43,7 +45,6 @@ from ecemu.core.registry import (
     str_arg,
 )
 from ecemu.core.results import CONNECT, ERROR, CmeCode, CmeError, Code, ErrorStore, FinalResult, Refusal
-from ecemu.core.ufs import strip_ufs_prefix
 
 if TYPE_CHECKING:
     from ecemu.core.modem import Modem
@@ -355,7 +356,7 @@ def http_post_file(modem: "Modem", call: CommandCall) -> Outcome:
     require_form(call, Form.WRITE)
     if len(call.args) > 3:
         raise CommandFailed(Refusal.FORM)
-    name = strip_ufs_prefix(str_arg(call, 0, error=_parameter))
+    name = ufs_name(modem, str_arg(call, 0, error=_parameter))
     rsptime = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
     target = _target(family)
     try:
@@ -422,47 +423,18 @@ def http_read(modem: "Modem", call: CommandCall) -> Outcome:
 @command("+QHTTPREADFILE", family=FAMILY)
 def http_read_file(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QHTTPREADFILE="<file_name>"[,<wait_time>] (HTTP note 2.3.7): OK; the body goes to the UFS
-    file; then ``+QHTTPREADFILE: <err>``."""
+    file as it arrives (``BodyToFile``); then ``+QHTTPREADFILE: <err>``. The name follows
+    AT+QFUPL's rules (406); a body UFS has no room for ends with 729."""
     family = _family(modem)
     if call.form is Form.TEST:
         return ok('+QHTTPREADFILE: "<file_name>",(1-65535)')
     require_form(call, Form.WRITE)
     if len(call.args) > 3:
         raise CommandFailed(Refusal.FORM)
-    name = strip_ufs_prefix(str_arg(call, 0, error=_parameter))
+    name = ufs_name(modem, str_arg(call, 0, error=_parameter))
     wait = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
-    if not name:
-        raise CommandFailed(Refusal.PARAMETER)
     response = _response_to_read(family)
-    saved = bytearray(response.head if family.config.responseheader else b"")
-    timer = None
-
-    def finish(code: HttpError) -> None:
-        family.body_taker = None
-        family.response = None
-        if timer is not None:
-            timer.cancel()
-        if code is HttpError.OK:
-            try:
-                modem.files.write(name, bytes(saved))
-            except OSError:
-                code = HttpError.UNKNOWN
-        modem.emit_urc(f"+QHTTPREADFILE: {int(code)}")
-
-    def more() -> None:
-        saved.extend(family.take_body())
-        if response.complete or response.failure is not None:
-            finish(response.failure or HttpError.OK)
-
-    def timed_out() -> None:
-        if family.body_taker is more:
-            family.stop()
-            modem.emit_urc(f"+QHTTPREADFILE: {int(HttpError.READ_TIMEOUT)}")
-
-    family.body_taker = more
-    more()
-    if family.body_taker is more:
-        timer = modem.call_at(modem.now + wait, timed_out)
+    BodyToFile(family, name, wait, response.head if family.config.responseheader else b"")
     return ok()
 
 

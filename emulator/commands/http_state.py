@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -34,7 +35,8 @@ from urllib.parse import urlsplit
 
 import h11
 
-from ecemu.commands.app_sockets import AppSocket
+from ecemu.commands.app_sockets import STEP, AppSocket
+from ecemu.commands.files import room_for
 from ecemu.core.registry import CommandFailed, Reply
 from ecemu.core.results import QiError
 from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
@@ -42,6 +44,7 @@ from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
 if TYPE_CHECKING:
     from ecemu.core.modem import Modem
     from ecemu.core.timers import Timer
+    from ecemu.core.ufs import FileWriter
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class HttpError(enum.IntEnum):
     INPUT_TIMEOUT = 726
     WAIT_DATA_TIMEOUT = 727
     WAIT_RESPONSE_TIMEOUT = 728
-    MEMORY_ERROR = 729
+    MEMORY_ERROR = 729  # also AT+QHTTPREADFILE's answer when the body does not fit in UFS (REFERENCE.md)
     INVALID_PARAMETER = 730
 
 
@@ -214,6 +217,7 @@ class HttpFamily(SocketFamily):
         self._response_timer: Timer | None = None
         # Who takes the body as it comes: the running AT+QHTTPREAD (to the host), AT+QHTTPREADFILE.
         self.body_taker: Callable[[], None] | None = None
+        self.body_file: BodyToFile | None = None  # AT+QHTTPREADFILE's file, while it is written
 
     @property
     def busy(self) -> bool:
@@ -304,7 +308,7 @@ class HttpFamily(SocketFamily):
         connection = self.h11
         if connection is not None and connection.their_state is not h11.DONE:
             connection.receive_data(b"")
-            self._events()
+            self._events(steps=None)  # all that came before the close, now: nothing follows it
         if self.socket.phase is not Phase.INITIAL:
             self.socket.close(0)
         if self.request is not None:
@@ -313,9 +317,13 @@ class HttpFamily(SocketFamily):
     def _cause_of_loss(self, otherwise: HttpError) -> HttpError:
         return HttpError.NETWORK_DEACTIVATED if self.network_lost else otherwise
 
-    def _events(self) -> None:
+    def _events(self, steps: int | None = STEP) -> None:
+        """What h11 makes of the response, ``steps`` events at a time: the rest (100 Continue
+        answers, 1-byte chunks ...) on the event loop's next turn, the socket unread meanwhile."""
         connection = self.h11
-        while connection is not None and self.request is not None:
+        for _ in itertools.repeat(None) if steps is None else range(steps):
+            if connection is None or self.h11 is not connection or self.request is None:
+                return
             try:
                 event = connection.next_event()
             except h11.RemoteProtocolError as exc:
@@ -324,6 +332,7 @@ class HttpFamily(SocketFamily):
                            else self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
+                self.socket.caught_up()
                 return
             if isinstance(event, h11.Response):
                 self._head(event)
@@ -338,6 +347,7 @@ class HttpFamily(SocketFamily):
                 return
             elif isinstance(event, h11.ConnectionClosed):
                 return
+        self.socket.go_on_later(self._events)
 
     def _head(self, event: h11.Response) -> None:
         request = self.request
@@ -457,11 +467,14 @@ class HttpFamily(SocketFamily):
             self._response_timer = None
 
     def stop(self) -> None:
-        """AT+QHTTPSTOP: whatever runs ends without a word."""
+        """AT+QHTTPSTOP: whatever runs ends without a word (a file being written is removed)."""
         self.request = None
         self.response = None
         self.h11 = None
         self.body_taker = None
+        body_file, self.body_file = self.body_file, None
+        if body_file is not None:
+            body_file.abandon()
         self._cancel_response_timer()
         if self.socket.phase is not Phase.INITIAL:
             self.socket.close(0)
@@ -472,6 +485,104 @@ class HttpFamily(SocketFamily):
 
     def resume_online(self):  # HTTP has no transparent mode
         return None
+
+
+class BodyToFile:
+    """AT+QHTTPREADFILE at work (HTTP note 2.3.7): the response body goes into a UFS file as it
+    arrives and is never held whole. It is written beside the file (``FileStore.create``) and
+    becomes the file only once complete: a body that fails, times out (722), is stopped or does
+    not fit leaves no file behind, and an older file of that name is kept until the new one is
+    whole. What fits is what UFS has left (``room_for``); a body that will not fit ends the read
+    with 729 (REFERENCE.md "HTTP(S) and MQTT"), at once when its Content-Length says so."""
+
+    def __init__(self, family: HttpFamily, name: str, wait: float, head: bytes):
+        self.family = family
+        self.name = name
+        modem = family.modem
+        response = family.response
+        assert response is not None
+        self.writer: FileWriter | None = None
+        self.timer: Timer | None = None
+        family.body_file = self
+        family.body_taker = self.more
+        expected = len(head) + (response.content_length or 0)
+        if expected > room_for(modem, name):
+            self.finish(HttpError.MEMORY_ERROR)
+            return
+        try:
+            self.writer = modem.files.create(name)
+        except OSError:
+            self.finish(HttpError.UNKNOWN)
+            return
+        self.timer = modem.call_at(modem.now + wait, self._timed_out)
+        if self._write(head):
+            self.more()
+
+    def more(self) -> None:
+        family = self.family
+        response = family.response
+        if response is None or family.body_file is not self:
+            return
+        if not self._write(family.take_body()):
+            return
+        if response.failure is not None:
+            self.finish(response.failure)
+        elif response.complete:
+            self.finish(HttpError.OK)
+
+    def _write(self, data: bytes) -> bool:
+        writer = self.writer
+        if not data or writer is None:
+            return writer is not None
+        if writer.written + len(data) > room_for(self.family.modem, self.name, writer.written):
+            log.info("http: the body does not fit in UFS as %s", self.name)
+            self.finish(HttpError.MEMORY_ERROR)
+            return False
+        try:
+            writer.write(data)
+        except OSError as exc:
+            log.warning("http: cannot write %s: %s", self.name, exc)
+            self.finish(HttpError.UNKNOWN)
+            return False
+        return True
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.family.body_file is self:
+            self.finish(HttpError.READ_TIMEOUT)
+
+    def finish(self, code: HttpError) -> None:
+        """``+QHTTPREADFILE: <err>``; the file is there only with 0. A failure ends the request."""
+        family = self.family
+        if family.body_file is self:
+            family.body_file = None
+            family.body_taker = None
+            family.response = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            if code is HttpError.OK:
+                try:
+                    writer.commit()
+                except OSError as exc:
+                    log.warning("http: cannot store %s: %s", self.name, exc)
+                    code = HttpError.UNKNOWN
+            else:
+                writer.discard()
+        if code is not HttpError.OK:
+            family.stop()  # what the server still sends is of no use now
+        family.modem.emit_urc(f"+QHTTPREADFILE: {int(code)}")
+
+    def abandon(self) -> None:
+        """AT+QHTTPSTOP or a power cycle: the file goes, nothing is said."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.discard()
 
 
 class HttpFailure(CommandFailed):

@@ -138,20 +138,23 @@ class Option:
             setattr(config, attribute, value)
 
 
+# The options and their ranges as an EC600S-CN (the family's platform) lists them in its
+# AT+QMTCFG=?, in its order and words (REFERENCE.md "HTTP(S) and MQTT", seen); only the options the
+# emulator has are listed.
 OPTIONS: dict[str, Option] = {
     "version": Option("(3,4)", ("version", 3, 4)),
-    "pdpcid": Option("(1-16)", ("pdpcid", 1, 16)),
+    "pdpcid": Option("(1-15)", ("pdpcid", 1, 15)),
     "ssl": Option("(0,1),(0-5)", ("ssl_enable", 0, 1), ("ssl_ctx", 0, 5)),
     "keepalive": Option("(0-3600)", ("keepalive", 0, 3600)),
     "session": Option("(0,1)", ("clean_session", 0, 1)),
-    "timeout": Option("(1-60),(0-10),(0,1)", ("pkt_timeout", 1, 60), ("retry_times", 0, 10),
+    "timeout": Option("(1-1200),(1-10),(0,1)", ("pkt_timeout", 1, 1200), ("retry_times", 1, 10),
                       ("timeout_notice", 0, 1)),
-    "will": Option("(0,1),(0-2),(0,1),\"<will_topic>\",\"<will_msg>\"", ("will_flag", 0, 1), ("will_qos", 0, 2),
+    "will": Option('(0,1),(0-2),(0,1),"willtopic","willmessage"', ("will_flag", 0, 1), ("will_qos", 0, 2),
                    ("will_retain", 0, 1), "will_topic", "will_message"),
     "recv/mode": Option("(0,1),(0,1)", ("recv_mode", 0, 1), ("recv_length", 0, 1)),
     # Alibaba Cloud's device triple (the MQTT notes' "aliauth"); an EC800M takes it with OK
     # (REFERENCE.md "MQTT", seen). AT+QMTCONN then signs in with it (mqtt_state.aliyun_login).
-    "aliauth": Option('"<product_key>","<device_name>","<device_secret>"', "ali_product_key", "ali_device_name",
+    "aliauth": Option('"product key","device name","device secret"', "ali_product_key", "ali_device_name",
                       "ali_device_secret"),
 }
 
@@ -170,7 +173,7 @@ def mqtt_config(modem: "Modem", call: CommandCall) -> Reply:
     client = _client(modem, call, 1)
     if len(call.args) == 2:
         return ok(f'+QMTCFG: "{name}",{option.show(client.config)}')
-    if name == "pdpcid" and _int(call, 2, 1, 16) > modem.profile.limits.pdp_contexts:
+    if name == "pdpcid" and _int(call, 2, 1, 15) > modem.profile.limits.pdp_contexts:
         raise _refused()
     option.set(client.config, call)
     return ok()

@@ -159,19 +159,34 @@ class Decoder:
 
     def feed(self, data: bytes) -> list[Packet]:
         """Every packet ``data`` completes; MalformedPacket when the stream is broken."""
-        self._buffer += data
+        self.add(data)
         packets: list[Packet] = []
-        while True:
-            header = self._header()
-            if header is None:
-                return packets
-            start, length = header
-            if start + length > len(self._buffer):
-                return packets
-            first = self._buffer[0]
-            body = bytes(self._buffer[start:start + length])
-            del self._buffer[:start + length]
-            packets.append(_decode(first >> 4, first & 0x0F, body))
+        while (packet := self.next_packet()) is not None:
+            packets.append(packet)
+        return packets
+
+    def add(self, data: bytes) -> None:
+        """Bytes from the broker, to be taken as packets with ``next_packet``."""
+        self._buffer += data
+
+    def next_packet(self) -> Packet | None:
+        """The next whole packet, None until more bytes complete one; MalformedPacket when the
+        stream is broken."""
+        header = self._header()
+        if header is None:
+            return None
+        start, length = header
+        if start + length > len(self._buffer):
+            return None
+        first = self._buffer[0]
+        body = bytes(self._buffer[start:start + length])
+        del self._buffer[:start + length]
+        return _decode(first >> 4, first & 0x0F, body)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet taken as packets."""
+        return len(self._buffer)
 
     def _header(self) -> tuple[int, int] | None:
         """(where the body starts, its length) once the fixed header is complete."""

@@ -15,11 +15,12 @@ import enum
 import hashlib
 import hmac
 import logging
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ecemu.commands import mqtt_codec as codec
-from ecemu.commands.app_sockets import AppSocket
+from ecemu.commands.app_sockets import STEP, AppSocket
 from ecemu.core.results import QiError
 from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
 
@@ -34,6 +35,10 @@ RECV_SLOTS = 5  # buffer mode keeps up to five messages per client, <recv_id> 0-
 # chosen: the largest packet the module takes from a broker; a larger one closes the connection
 # (+QMTSTAT: <idx>,1) rather than filling memory.
 MAX_INCOMING_PACKET = 1 << 20
+# chosen: the bytes of QoS 1 and 2 packets a client keeps for resending until the broker answers;
+# a publish that would take it past this fails (<result> 2) instead of filling memory
+# (REFERENCE.md "HTTP(S) and MQTT").
+MAX_IN_FLIGHT_BYTES = 256 * 1024
 
 
 class OpenResult(enum.IntEnum):
@@ -154,6 +159,7 @@ class Link:
     session: Session = Session.INITIALIZING
     decoder: codec.Decoder = field(default_factory=lambda: codec.Decoder(MAX_INCOMING_PACKET))
     in_flight: dict[int, InFlight] = field(default_factory=dict)
+    in_flight_bytes: int = 0  # the packets of in_flight, for MAX_IN_FLIGHT_BYTES
     received_qos2: set[int] = field(default_factory=set)  # PUBREC sent, PUBREL not yet come
     connect_timer: "Timer | None" = None
     ping_timer: "Timer | None" = None  # when the next PINGREQ is due
@@ -173,7 +179,10 @@ class MqttClient(AppSocket):
         self.config = MqttConfig()  # AT+QMTCFG; kept across opens, lost at a reboot
         self.link: Link | None = None
         self.slots: list[Message | None] = [None] * RECV_SLOTS  # buffer mode (recv/mode 1)
-        self.waiting: list[Message] = []  # taken from the broker while every slot was full
+        # Taken from the broker while the host could not take them (every slot full; or, with
+        # recv/mode 0, the host not reading): the socket is not read, nor its packets handled,
+        # until these are out.
+        self.waiting: deque[Message] = deque()
 
     # --- the network (AT+QMTOPEN, AT+QMTCLOSE) ------------------------------------------------
 
@@ -252,6 +261,13 @@ class MqttClient(AppSocket):
         self.send(packet)
         self._arm_keepalive()
 
+    def _send_answer(self, packet: bytes) -> None:
+        """An acknowledgement of what the broker sent: if the broker does not read them, the
+        socket stops being read until they have gone (``Connection._answer``)."""
+        self._send_packet(packet)
+        if self.unsent > self.outgoing_limit:
+            self._sending_backed_up(True)
+
     def _arm_keepalive(self) -> None:
         """3.1.2.10: a PINGREQ when nothing else has been sent for <keep_alive_time> seconds."""
         link = self.link
@@ -284,6 +300,14 @@ class MqttClient(AppSocket):
     def publish(self, urc: str, msgid: int, qos: int, retain: bool, topic: str, payload: bytes) -> None:
         """AT+QMTPUB / AT+QMTPUBEX once the message is in (4.3): QoS 0 is done when sent."""
         packet = codec.encode_publish(topic, payload, qos, retain, packet_id=msgid)
+        link = self.link
+        if link is None or self.unsent + len(packet) > self.outgoing_limit or \
+                (qos and link.in_flight_bytes + len(packet) > MAX_IN_FLIGHT_BYTES):
+            # The broker does not take what was sent (or answer it): the message is not sent
+            # (REFERENCE.md "HTTP(S) and MQTT", chosen: <result> 2, failed).
+            log.info("mqtt %d: message %d not sent: the broker does not keep up", self.client_id, msgid)
+            self.modem.emit_urc(f"{urc}: {self.client_id},{msgid},{int(Result.FAILED)}")
+            return
         if qos == 0:
             self._send_packet(packet)
             self.modem.emit_urc(f"{urc}: {self.client_id},{msgid},{int(Result.OK)}")
@@ -300,6 +324,7 @@ class MqttClient(AppSocket):
         link = self.link
         assert link is not None
         link.in_flight[flight.msgid] = flight
+        link.in_flight_bytes += len(flight.packet)
         self._send_packet(flight.packet)
         self._arm_retry(flight)
 
@@ -320,6 +345,7 @@ class MqttClient(AppSocket):
         config = link.config
         if flight.retries >= config.retry_times:
             del link.in_flight[flight.msgid]
+            link.in_flight_bytes -= len(flight.packet)
             self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(Result.FAILED)}")
             return
         flight.retries += 1
@@ -338,16 +364,32 @@ class MqttClient(AppSocket):
         link = self.link
         if link is None:
             return
-        try:
-            packets = link.decoder.feed(data)
-        except codec.MalformedPacket as exc:
-            log.warning("mqtt %d: the broker broke the protocol: %s", self.client_id, exc)
-            self._link_lost(Stat.CLOSED_BY_PEER)
+        link.decoder.add(data)
+        self._digest()
+
+    def _digest(self) -> None:
+        """The packets the broker sent, ``STEP`` at a time (the rest on the event loop's next
+        turn), none while messages wait for the host (``waiting``): the socket is not read until
+        all are handled."""
+        link = self.link
+        if link is None:
             return
-        for packet in packets:
-            if self.link is not link:
-                return  # the connection went on an earlier packet
+        for _ in range(STEP):
+            if self.waiting:
+                return  # the host takes those first (resume_if_room goes on from here)
+            try:
+                packet = link.decoder.next_packet()
+            except codec.MalformedPacket as exc:
+                log.warning("mqtt %d: the broker broke the protocol: %s", self.client_id, exc)
+                self._link_lost(Stat.CLOSED_BY_PEER)
+                return
+            if packet is None:
+                self.caught_up()
+                return
             self._handle(link, packet)
+            if self.link is not link:
+                return  # the connection went with that packet
+        self.go_on_later(self._digest)
 
     def _handle(self, link: Link, packet: codec.Packet) -> None:
         if isinstance(packet, codec.ConnAck):
@@ -376,7 +418,7 @@ class MqttClient(AppSocket):
         if packet.kind == codec.PUBREL:
             # 4.3.3: the message was delivered at PUBLISH; PUBREL lets its identifier go.
             link.received_qos2.discard(packet.packet_id)
-            self._send_packet(codec.encode_ack(codec.PUBCOMP, packet.packet_id))
+            self._send_answer(codec.encode_ack(codec.PUBCOMP, packet.packet_id))
             return
         flight = self._answered(link, packet.packet_id, packet.kind)
         if flight is None:
@@ -385,7 +427,8 @@ class MqttClient(AppSocket):
             flight.packet = codec.encode_ack(codec.PUBREL, flight.msgid)
             flight.expect, flight.retries = codec.PUBCOMP, 0
             link.in_flight[flight.msgid] = flight
-            self._send_packet(flight.packet)
+            link.in_flight_bytes += len(flight.packet)
+            self._send_answer(flight.packet)
             self._arm_retry(flight)
             return
         self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(Result.OK)}")
@@ -397,6 +440,7 @@ class MqttClient(AppSocket):
                      packet_id)
             return None
         del link.in_flight[packet_id]
+        link.in_flight_bytes -= len(flight.packet)
         if flight.timer is not None:
             flight.timer.cancel()
             flight.timer = None
@@ -405,18 +449,25 @@ class MqttClient(AppSocket):
     def _incoming(self, link: Link, packet: codec.Publish) -> None:
         """4.3: QoS 1 answers PUBACK, QoS 2 PUBREC and delivers once per packet identifier."""
         if packet.qos == 1:
-            self._send_packet(codec.encode_ack(codec.PUBACK, packet.packet_id))
+            self._send_answer(codec.encode_ack(codec.PUBACK, packet.packet_id))
         elif packet.qos == 2:
             duplicate = packet.packet_id in link.received_qos2
             link.received_qos2.add(packet.packet_id)
-            self._send_packet(codec.encode_ack(codec.PUBREC, packet.packet_id))
+            self._send_answer(codec.encode_ack(codec.PUBREC, packet.packet_id))
             if duplicate:
                 return
         self._deliver(link, Message(packet.packet_id, packet.topic, packet.payload))
 
     def _deliver(self, link: Link, message: Message) -> None:
         if not link.config.recv_mode:
-            self.modem.emit_urc(self.message_line(message, link.config))
+            line = self.message_line(message, link.config)
+            if self.waiting or not self.modem.urc_fits(len(line)):
+                # The host does not take the module's output (or a command has held many URCs
+                # already): the message waits here and the socket stops being read.
+                self.waiting.append(message)
+                self.inbox.pause()
+                return
+            self.modem.emit_urc(line)
             return
         if self.waiting or not self._store(message):
             # Every slot is full: the message waits here and the socket stops reading, so that the
@@ -444,14 +495,27 @@ class MqttClient(AppSocket):
         message = self.slots[index]
         self.slots[index] = None
         if message is not None and self.waiting:
-            self.slots[index] = self.waiting.pop(0)
+            self.slots[index] = self.waiting.popleft()
             self.modem.emit_urc(f"+QMTRECV: {self.client_id},{index}")
         self.resume_if_room()
         return message
 
     def resume_if_room(self) -> None:
-        if not self.waiting:
+        """The port is idle (or a slot was read): messages that waited for the host go out, and
+        once none waits the socket is read and its packets handled again."""
+        link = self.link
+        waiting = self.waiting
+        if link is not None and not link.config.recv_mode:
+            while waiting:
+                line = self.message_line(waiting[0], link.config)
+                if not self.modem.urc_fits(len(line)):
+                    return
+                waiting.popleft()
+                self.modem.emit_urc(line)
+        if not waiting:
             self.inbox.resume()
+            if link is not None and link.decoder.buffered:
+                self._digest()
 
     # --- the connection going -----------------------------------------------------------------
 

@@ -113,7 +113,9 @@ def _pool_addresses(pool: str, count: int) -> tuple[str, ...]:
     last = addresses[-1]
     if last not in network or (network.version == 4 and last == network.broadcast_address):
         raise ValueError(f"address pool {pool} is too small for {count} PDP contexts")
-    return tuple(str(a) for a in addresses)
+    # IPv6 in upper case, as the module writes it: an EC200U reads
+    # "2409:8D1E:750C:DFA4::1" and an EC600S "240E:404:2500:9D0E:..." (REFERENCE.md "PDP context", seen).
+    return tuple(str(a).upper() for a in addresses)
 
 
 class PdpState(FamilyState):

@@ -10,6 +10,8 @@ describes its commands as these with TLS on top).
 
 from __future__ import annotations
 
+import ipaddress
+
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -377,6 +379,14 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
 # --- AT+QIDNSGIP (TCP/IP note 2.1.14, 2.2.6) ----------------------------------------------------
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 @command("+QIDNSGIP", family=FAMILY)
 def resolve(modem: "Modem", call: CommandCall) -> Reply:
     """AT+QIDNSGIP=<contextID>,"<hostname>" (TCP/IP note 2.1.14): OK, then
@@ -402,7 +412,10 @@ def resolve(modem: "Modem", call: CommandCall) -> Reply:
         if not event.addresses:
             modem.emit_urc(f'+QIURC: "dnsgip",{int(QiError.DNS_FAILED)}')
             return
-        modem.emit_urc(f'+QIURC: "dnsgip",0,{len(event.addresses)},{DNS_TTL}')
+        # An address given as the name is no answer of a DNS server: an EC200U
+        # (EC200UCNAAR03A15M08) gives it with <DNS_ttl> 0 (REFERENCE.md "TCP/IP", seen).
+        ttl = 0 if _is_address(host) else DNS_TTL
+        modem.emit_urc(f'+QIURC: "dnsgip",0,{len(event.addresses)},{ttl}')
         for address in event.addresses:
             modem.emit_urc(f'+QIURC: "dnsgip","{address}"')
 

@@ -197,6 +197,9 @@ class TcpipSocket(Socket):
 
     OPEN_URC = "+QIOPEN"
     EVENT_URC = "+QIURC"
+    # The TCP/IP notes: "closed" reports a close by the peer or the network; AT+QIDEACT closes the
+    # context's connections itself, so they go without it (REFERENCE.md "PDP context").
+    CLOSED_URC_ON_DEACT = False
 
     family: TcpipFamily
 
@@ -209,7 +212,7 @@ class TcpipSocket(Socket):
         self.service = Service.TCP
         self.server_id = client_id
         self.sent_total = 0
-        self.received_total = 0
+        self.arrived = 0  # every byte received, the backlog past the buffer included
         self.read_total = 0
         self.host_port = 0
         self.inbox = (PresentingDatagramInbox(self) if isinstance(self.inbox, DatagramInbox)
@@ -225,8 +228,14 @@ class TcpipSocket(Socket):
         if self.family.settings.close_urc:
             self.modem.emit_urc(f'{self.EVENT_URC}: "closed",{self.client_id}')
 
+    @property
+    def received_total(self) -> int:
+        """What AT+QIRD=<id>,0 counts as received: what reached the module's buffer (the rest of
+        a delivery past the buffer's size waits outside it, as in the network)."""
+        return self.arrived - len(self.inbox.backlog)
+
     def _received(self, data: bytes) -> None:
-        self.received_total += len(data)
+        self.arrived += len(data)
         super()._received(data)
 
     def read(self, length: int) -> bytes:

@@ -30,6 +30,7 @@ from ecemu.core.urcs import HeldUrcs
 
 if TYPE_CHECKING:
     from ecemu.core.modem import Modem
+    from ecemu.core.timers import Timer
 
 PORT = 0  # the channel of the bare port; a DLC's channel is its DLCI (1-63)
 # Bytes a DLC's host sent that its channel has not taken yet (a command running, a call's peer
@@ -54,6 +55,10 @@ class Channel:
         # Told when ``signals_out`` changes (the multiplexer's MSC).
         self.on_signals: Callable[["Channel"], None] | None = None
         self.call_up = False  # a PPP data call of this channel is up (in PPP, or left with +++)
+        # When the host last added a byte to a command line it has not ended yet, and the timer that
+        # lets held URCs go once that line has stood still (``Modem.line_typed``).
+        self.typed_at = 0.0
+        self.partial_line_timer: "Timer | None" = None
 
     def has_carrier(self) -> bool:
         """A data connection has this channel, what AT&C1's DCD shows: transparent mode, or a PPP

@@ -262,6 +262,7 @@ class Connection:
             self._tcp_closed(event.reset)
         elif isinstance(event, ev.TcpDrained):
             self.unsent = 0
+            self._sending_backed_up(False)
             self._drained()
 
     def _connected(self, event: ev.TcpConnected) -> None:
@@ -278,7 +279,7 @@ class Connection:
 
     def _apply(self, step: LayerStep) -> None:
         if step.outgoing:
-            self._send_raw(step.outgoing)
+            self._answer(step.outgoing)
         if step.failure is not None:
             self._layer_failed(step.failure)
             if self.phase is Phase.OPENING:
@@ -327,6 +328,26 @@ class Connection:
         self.unsent += len(data)
         self.modem.effect(ev.SendTcp(self.conn_id, data))
 
+    def _answer(self, data: bytes) -> None:
+        """Send what the module says on its own to what the server sent (TLS records the layer
+        answers with, MQTT acknowledgements): when the server does not take it and more than
+        ``outgoing_limit`` waits, the socket stops reading what makes it say more, until all has
+        left (``TcpDrained``). Only answers: a server that does not read while it sends (an echo
+        whose own sends are blocked) would otherwise stop both ways for good; what the host sends
+        is bounded by the send buffer already."""
+        self._send_raw(data)
+        if self.unsent > self.outgoing_limit:
+            self._sending_backed_up(True)
+
+    @property
+    def outgoing_limit(self) -> int:
+        """Bytes waiting to leave above which answers stop the socket being read: twice the send
+        buffer, so the host's own sends (at most one buffer: SEND FAIL beyond) never do it."""
+        return 2 * self.limits.send_buffer
+
+    def _sending_backed_up(self, on: bool) -> None:
+        """More than ``outgoing_limit`` waits to leave after an answer (True), or all has left (False)."""
+
     # --- closing (SSL note 2.2.5, 2.3.2) --------------------------------------------------------
 
     def _tcp_closed(self, reset: bool) -> None:
@@ -343,7 +364,10 @@ class Connection:
         """The server or the network ended the connection (SSL note 2.3.2): the socket waits in
         "closing" for the host's close; unread data stays readable."""
         self._to("peer_gone")
-        self.modem.observe("tls", client=self.client_id, event="closed by peer or network", detail="")
+        # The trace tells a TLS connection's end from a plain one's (a TCP socket has no TLS).
+        plain = self.layer is None or isinstance(self.layer, PlainStream)
+        self.modem.observe("socket" if plain else "tls", client=self.client_id,
+                           event="closed by peer or network", detail="")
         self._closed_under_host()
 
     def close(self, timeout: float) -> Reply | None:

@@ -223,6 +223,16 @@ class UdpDatagram:
 
 
 @dataclass(frozen=True)
+class UdpDropped:
+    """The simulated network (latency, a bandwidth cap) had no room for datagrams of this socket:
+    how many it has dropped so far each way, for the trace."""
+
+    conn_id: int
+    inbound: int
+    outbound: int
+
+
+@dataclass(frozen=True)
 class Listening:
     conn_id: int
     host_port: int  # where the listener is reachable on 127.0.0.1
@@ -286,4 +296,5 @@ class IpPacket:
 
 
 NetworkEvent = (PingReply | NtpTime | TcpConnected | TcpConnectFailed | TcpData | TcpClosed | TcpDrained | UdpOpened | UdpOpenFailed
-                | UdpDatagram | Listening | ListenFailed | TcpIncoming | Resolved | IpLinkUp | IpLinkFailed | IpPacket)
+                | UdpDatagram | UdpDropped | Listening | ListenFailed | TcpIncoming | Resolved | IpLinkUp | IpLinkFailed
+                | IpPacket)

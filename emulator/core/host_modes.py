@@ -179,6 +179,8 @@ class HostModes:
         editor = modem.editor
         consumed, edited = editor.edit(data, modem.settings, self.mode)
         del data[:consumed]
+        if consumed and edited is None:
+            modem.line_typed()  # a line begun and not ended holds URCs back (Modem.idle)
         if edited is REJECTED:
             self.finish_line(ERROR)
         elif isinstance(edited, bytes):

@@ -30,32 +30,87 @@ class AccessMode(enum.IntEnum):
     TRANSPARENT = 2
 
 
+# Why a socket is not read from its server (``Inbox.hold``): each reason is lifted on its own, and
+# the connection is read again once none is left.
+FULL = "full"  # the module's receive buffer is full: the host has not read it
+STACK = "stack"  # the application stack (MQTT, HTTP) holds what it can: the host has not taken it
+SENDING = "sending"  # what the module answers the server (acks, TLS) waits: the server does not read
+DIGESTING = "digesting"  # the stack works through what came, a bounded part per turn (fairness)
+# The reasons the port's next idle moment may lift (``Inbox.push``, the family's port_idle hook).
+_LIFTED_WHEN_IDLE = frozenset((FULL, STACK))
+
+
 class Inbox:
     def __init__(self, socket: "Socket"):
         self.socket = socket
-        self.data = bytearray()  # unread (buffer) or unpushed (direct push)
+        self.data = bytearray()  # unread (buffer) or unpushed (direct push): never above the buffer
+        # Arrived with the last delivery past the buffer's size: not yet in the module's buffer (as
+        # bytes a TCP stack holds unacknowledged), moved in as the host takes data. The network
+        # delivers nothing once the socket is paused, so this is at most one delivery.
+        self.backlog = bytearray()
         self.recv_reported = False  # a "recv" URC is out and the inbox has not been emptied since
         self.closed_due = False  # a "closed" URC waits behind direct push data
-        self.paused = False  # flow control: PauseReading is in effect
+        self.holds: set[str] = set()  # why reading is paused (PauseReading in effect while any)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.holds)
 
     @property
     def waiting(self) -> bool:
         """Anything for ``push`` to do."""
-        return bool(self.data) or self.closed_due or self.paused
+        return bool(self.data) or self.closed_due or not self.holds.isdisjoint(_LIFTED_WHEN_IDLE)
 
     def mark_waiting(self) -> None:
         """Be looked at when the port is next idle (``SocketFamily.port_idle``): called wherever
         ``waiting`` can turn true."""
         self.socket.modem.mark_idle_waiting(self)
 
+    def hold(self, reason: str) -> None:
+        """Stop reading from the server for ``reason`` (until ``lift``)."""
+        sock = self.socket
+        if reason in self.holds or sock.conn_id is None:
+            return
+        self.holds.add(reason)
+        if reason in _LIFTED_WHEN_IDLE:
+            self.mark_waiting()
+        if len(self.holds) == 1:
+            sock.modem.effect(ev.PauseReading(sock.conn_id))
+
+    def lift(self, reason: str) -> None:
+        sock = self.socket
+        if reason not in self.holds:
+            return
+        self.holds.discard(reason)
+        if not self.holds and sock.conn_id is not None and sock.is_open:
+            sock.modem.effect(ev.ResumeReading(sock.conn_id))
+
+    @property
+    def limit(self) -> int:
+        return self.socket.limits.recv_buffer
+
     def add(self, data: bytes, pushing: bool) -> None:
-        self.data += data
+        room = self.limit - len(self.data)
+        if self.backlog or len(data) > room:
+            self.backlog += data
+            self._refill()
+        else:
+            self.data += data
         self.mark_waiting()
         if pushing:
             self.push()
-        elif not self.recv_reported:
+        elif self.data and not self.recv_reported:
             self.report_recv()
         self._pause_if_full()
+
+    def _refill(self) -> None:
+        """Move what the buffer has room for from the backlog into it."""
+        backlog = self.backlog
+        if backlog:
+            room = self.limit - len(self.data)
+            if room > 0:
+                self.data += backlog[:room]
+                del backlog[:room]
 
     def report_recv(self) -> None:
         """Buffer access mode's "recv" (SSL note 2.3.1), once until the inbox has been emptied."""
@@ -81,16 +136,20 @@ class Inbox:
         """The first ``length`` bytes, for the host's read command."""
         data = bytes(self.data[:length])
         del self.data[:length]
+        self._refill()
         if not self.data:
             # Quectel's TCP/IP notes: no new "recv" URC until everything received has been read.
             self.recv_reported = False
+        elif not self.recv_reported and self.socket.access_mode is AccessMode.BUFFER:
+            self.report_recv()  # what the backlog moved in is news to a host that emptied the buffer
         self._resume_if_room()
         return data
 
     def take_all(self) -> bytes:
-        data = bytes(self.data)
+        data = bytes(self.data + self.backlog)
         if data:
             self.data.clear()
+            self.backlog.clear()
             self._resume_if_room()
         return data
 
@@ -103,9 +162,19 @@ class Inbox:
         # Not while DTR is low: no host has the port, and data pushed now would be lost without a
         # word. It waits, as in the buffer, and goes out at the first idle moment once DTR is back
         # (after the host's first command: a host opening the port flushes what came before).
+        # Nor while the host does not take what the module already said (its output is full):
+        # the data waits in the buffer, which then fills and stops the socket being read.
         pushing = sock.access_mode is AccessMode.DIRECT_PUSH
-        while pushing and self.data and modem.idle and modem.dtr:
-            modem.emit_urc(*self._next_push())
+        while pushing and self.data and modem.idle and modem.dtr and not modem.output_blocked:
+            # Everything in the buffer goes as one block, a URC of at most recv_max bytes after
+            # another with one CR LF between them: an EC200U pushed 2501 bytes as "recv",0,1500, the
+            # data, CR LF, "recv",0,1001, the data, CR LF (REFERENCE.md "TCP/IP", seen). What the
+            # backlog then moves into the buffer is the next block.
+            lines: list[bytes] = []
+            while self.data:
+                lines.extend(self._next_push())
+            modem.emit_urc(*lines)
+            self._refill()
         if self.closed_due and not (pushing and self.data):
             self.closed_due = False
             self.report_closed()
@@ -120,21 +189,17 @@ class Inbox:
 
     def clear(self) -> None:
         self.data.clear()
-        self.recv_reported = self.closed_due = self.paused = False
+        self.backlog.clear()
+        self.recv_reported = self.closed_due = False
+        self.holds.clear()
 
     def _pause_if_full(self) -> None:
-        sock = self.socket
-        if not self.paused and len(self.data) >= sock.limits.recv_buffer and sock.conn_id:
-            self.paused = True
-            self.mark_waiting()
-            sock.modem.effect(ev.PauseReading(sock.conn_id))
+        if len(self.data) + len(self.backlog) >= self.limit:
+            self.hold(FULL)
 
     def _resume_if_room(self) -> None:
-        sock = self.socket
-        if self.paused and len(self.data) < sock.limits.recv_buffer * RESUME_FRACTION:
-            self.paused = False
-            if sock.conn_id is not None and sock.is_open:
-                sock.modem.effect(ev.ResumeReading(sock.conn_id))
+        if FULL in self.holds and len(self.data) + len(self.backlog) < self.limit * RESUME_FRACTION:
+            self.lift(FULL)
 
 
 class DatagramInbox(Inbox):

@@ -83,6 +83,11 @@ class LineEditor:
         self.last_line: bytes | None = None
 
     @property
+    def typing(self) -> bool:
+        """A command line has begun and its S3 has not come yet."""
+        return bool(self._line) or self._overflow
+
+    @property
     def host_ends_lines_with_lf(self) -> bool:
         return self._host_ends_lines_with_lf
 

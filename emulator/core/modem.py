@@ -48,6 +48,12 @@ __all__ = ["HOST_MODES", "HostMode", "Modem", "Settings"]
 
 log = logging.getLogger(__name__)
 
+# How long a command line the host has begun and not ended holds URCs back after its last byte
+# (chosen, REFERENCE.md "Line ends"): far longer than the gap between the writes of one line from
+# any driver (TinyGSM writes "AT", each argument and CR LF apart) or between two bytes at 9600 bd,
+# short enough that a line the host abandoned does not keep URCs from it for long.
+PARTIAL_LINE_HOLD = 1.0
+
 
 class Modem:
     """One emulated module. See the module docstring for the contract with the shell."""
@@ -72,6 +78,9 @@ class Modem:
         self._event_handlers: dict[int, Callable[[ev.NetworkEvent], None]] = {}
         self.dtr = True  # the host's DTR line (set_dtr): the host's, so a power cycle keeps it
         self.rts = True  # the host's RTS line (set_rts), likewise
+        # The host does not take what the module says (``set_output_blocked``, the shell's output
+        # past its mark): URCs wait, direct push data and MQTT messages stay in their sockets.
+        self.output_blocked = False
         self.boot_count = 0
         # The UART's rate at every power-on (AT+IPR's value kept by the module: ``ecemu run
         # --baud``), and the format the port was last told of.
@@ -302,14 +311,39 @@ class Modem:
         if self.settings.quiet:
             return  # ATQ1 suppresses unsolicited result codes too (V.250 6.2.5)
         data = self.block(encoded)
-        if self.idle:
+        if self.idle and not self.output_blocked:
             self.write_host(data)
+        elif self._held_urcs.hold(data):
+            if self._typing():
+                self._release_after_partial_line()
         else:
-            self._held_urcs.hold(data)
+            dropped = self._held_urcs.dropped
+            if dropped == 1 or dropped % 1000 == 0:
+                log.warning("the host does not read: %d URCs dropped so far (more than %d bytes waited)",
+                            dropped, self._held_urcs.limit)
+            self.observe("urc_dropped", lines=encoded, dropped=dropped)
+
+    def urc_fits(self, size: int) -> bool:
+        """A URC of about ``size`` bytes carrying data (an MQTT message) would reach the host now
+        or wait in the held URCs with room to spare, so that it is never dropped: otherwise its
+        producer keeps it and stops reading (the held URCs keep half their room for the others)."""
+        if self.idle and not self.output_blocked:
+            return True
+        held = self._held_urcs
+        return held.size + size + 8 <= held.limit // 2
+
+    def set_output_blocked(self, blocked: bool) -> None:
+        """The shell's output for the host is past its high mark (True) or back under its low
+        mark (False); what waited for the host goes out once it is back."""
+        if blocked == self.output_blocked:
+            return
+        self.output_blocked = blocked
+        if not blocked:
+            self.flush_every_channel()
 
     def flush_urcs(self) -> None:
         """The port is back in command mode: held URCs out, then what the families held for it."""
-        if self.host.mode is not COMMAND or self.lines.asleep:
+        if self.host.mode is not COMMAND or self.output_blocked or self.lines.asleep:
             return
         if self._held_urcs:
             self._held_urcs.release(self.write_host)
@@ -328,10 +362,37 @@ class Modem:
 
     @property
     def idle(self) -> bool:
-        """In command mode, no command running and no URC held: a URC written now reaches the
-        host at once, never inside a command's answer."""
+        """In command mode, no command running, no command line half typed and no URC held: a URC
+        written now reaches the host at once, never inside a command's answer or the echo of a
+        line the host is typing."""
         return (self.host.mode is COMMAND and not self.line.running and not self._held_urcs
-                and not self.lines.asleep)
+                and not self.lines.asleep and not self._typing())
+
+    # --- a command line being typed (REFERENCE.md "Line ends") ---------------------------------
+
+    def line_typed(self) -> None:
+        """The host added to a command line it has not ended: URCs wait for that line's answer, or
+        until the line has stood still for PARTIAL_LINE_HOLD. A line the host emptied again (BS)
+        holds nothing back any more."""
+        if self.editor.typing:
+            self.channel.typed_at = self.now
+        elif self._held_urcs and not self.line.running:
+            self.flush_urcs()
+
+    def _typing(self) -> bool:
+        return self.editor.typing and self.now < self.channel.typed_at + PARTIAL_LINE_HOLD
+
+    def _release_after_partial_line(self) -> None:
+        if self.channel.partial_line_timer is None:
+            self.channel.partial_line_timer = self.call_at(self.channel.typed_at + PARTIAL_LINE_HOLD, self._partial_line_stood)
+
+    def _partial_line_stood(self) -> None:
+        """The held URCs may go unless the host typed on (then wait for its line again)."""
+        self.channel.partial_line_timer = None
+        if self._typing():
+            self._release_after_partial_line()
+        elif not self.line.running:
+            self.flush_urcs()
 
     @property
     def module_idle(self) -> bool:

@@ -176,10 +176,14 @@ class CmeCode(enum.IntEnum):
     WRITE_FAILED = 409
     OPEN_FAILED = 410
     READ_FAILED = 411
+    TOO_MANY_OPEN_FILES = 413
+    FILE_READ_ONLY = 414
+    INVALID_FILE_HANDLE = 416
     NO_SPACE = 420
     TIMED_OUT = 421
     FILE_TOO_LARGE = 423
     FILE_INVALID_PARAMETER = 425
+    FILE_ALREADY_OPEN = 426
 
 
 # +CME ERROR texts for AT+CMEE=2.
@@ -201,10 +205,14 @@ CME_TEXTS: dict[int, str] = {
     409: "fail to write the file",
     410: "fail to open the file",
     411: "fail to read the file",
+    413: "reach the max number of file allowed to be opened",
+    414: "the file read-only",
+    416: "invalid file descriptor",
     420: "no space",
     421: "time out",
     423: "file too large",
     425: "invalid parameter",
+    426: "file already opened",
 }
 
 

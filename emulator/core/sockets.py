@@ -38,7 +38,7 @@ from ecemu.core.connection import (
     SocketState,
     StreamLayer,
 )
-from ecemu.core.inbox import AccessMode, DatagramInbox, Inbox
+from ecemu.core.inbox import SENDING, AccessMode, DatagramInbox, Inbox
 from ecemu.core.registry import FamilyState, Reply
 from ecemu.core.results import CONNECT, NO_CARRIER, QiError
 from ecemu.core.transparent import TransparentSession
@@ -141,6 +141,10 @@ class Socket(Connection):
     """One <clientID> / <connectID>: its connection (``Connection``), its buffers, its access mode."""
 
     EVENT_URC = "+QIURC"  # "recv" and "closed"
+    # Whether the host's AT+QIDEACT gives each socket on the context its "closed" URC before the
+    # socket is freed (the SSL note: "closed" comes when the PDP context is deactivated); the
+    # TCP/IP family's sockets are closed without one (REFERENCE.md "PDP context").
+    CLOSED_URC_ON_DEACT = True
 
     def __init__(self, family: SocketFamily, client_id: int):
         super().__init__(family, client_id)
@@ -220,6 +224,12 @@ class Socket(Connection):
         if self.session is not None:
             self.modem.resume_input()
 
+    def _sending_backed_up(self, on: bool) -> None:
+        if on:
+            self.inbox.hold(SENDING)
+        else:
+            self.inbox.lift(SENDING)
+
     def _release(self) -> None:
         """Back to "initial": the client ID is free again, nothing received is kept."""
         self.inbox.clear()
@@ -231,7 +241,7 @@ class Socket(Connection):
     def pdp_down(self, by_network: bool) -> None:
         """The socket's PDP context went down: by the network (SSL note 2.3.2: the socket waits in
         "closing" for the host's close, its unread data still readable) or by AT+QIDEACT (the
-        sockets are closed with it, each with its closed URC; REFERENCE.md)."""
+        sockets are closed with it, with their closed URC where ``CLOSED_URC_ON_DEACT``; REFERENCE.md)."""
         if self.phase is Phase.OPENING:
             self._open_failed(QiError.PDP_BROKEN)
             return
@@ -239,7 +249,7 @@ class Socket(Connection):
         if self.phase is Phase.HOST_CLOSING:
             self._finish_close()
             return
-        if self.phase in (Phase.CONNECTED, Phase.LISTENING):
+        if self.phase in (Phase.CONNECTED, Phase.LISTENING) and (by_network or self.CLOSED_URC_ON_DEACT):
             self._peer_gone()
         if not by_network:
             if self.inbox.closed_due:
@@ -298,6 +308,7 @@ class DatagramSocket(Socket):
         self.bound_only = bound_only
         self.host_port = 0  # where the socket is bound on the machine the emulator runs on
         self.inbox = DatagramInbox(self)
+        self.dropped = 0  # datagrams that found the receive buffer full (UDP has no flow control)
 
     def _new_layer(self) -> StreamLayer:
         return PlainStream()
@@ -333,14 +344,21 @@ class DatagramSocket(Socket):
         elif isinstance(event, ev.UdpOpenFailed):
             log.info("socket %d: cannot open UDP to %s (%s)", self.client_id, self.address, event.reason)
             self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
+        # UdpDropped (the simulated network's own drops) is in the trace as the event itself.
 
     def _datagram(self, data: bytes, ip: str, port: int) -> None:
         inbox = self.inbox
         assert isinstance(inbox, DatagramInbox)
         if self.session is None:
             if not inbox.fits(len(data)):
-                log.info("socket %d: receive buffer full, a datagram of %d bytes from %s:%d dropped",
-                         self.client_id, len(data), ip, port)
+                # The host does not read (buffer access) or does not take the pushed URCs (direct
+                # push with its output full): the datagram is dropped, counted in the trace
+                # (REFERENCE.md "TCP/IP": UDP has no flow control).
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.info("socket %d: receive buffer full, %d datagrams dropped so far (the last, %d "
+                             "bytes from %s:%d)", self.client_id, self.dropped, len(data), ip, port)
+                self.modem.observe("datagram_dropped", client=self.client_id, size=len(data), dropped=self.dropped)
                 return
             inbox.sender(ip, port, len(data))
         self._received(data)

@@ -21,11 +21,34 @@ def strip_ufs_prefix(path: str) -> str:
     return path[len(UFS_PREFIX):] if path.upper().startswith(UFS_PREFIX) else path
 
 
+class FileWriter(Protocol):
+    """A file's new content, written in pieces (``FileStore.create``): nothing is seen under its
+    name until ``commit``, and ``discard`` leaves nothing behind."""
+
+    written: int  # bytes written so far
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None:
+        """The content becomes the file (replacing one of that name)."""
+
+    def discard(self) -> None:
+        """Nothing of it stays; the file of that name, if any, is untouched."""
+
+
 class FileStore(Protocol):
     def read(self, name: str) -> bytes:
         """The file's content; FileNotFoundError when there is none."""
 
     def write(self, name: str, data: bytes) -> None: ...
+
+    def create(self, name: str) -> FileWriter:
+        """A writer for ``name``'s new content (FileExistsError when something that is not a
+        file holds the name)."""
+
+    @property
+    def in_progress(self) -> int:
+        """Bytes written by writers not yet committed or discarded (they take room too)."""
 
     def delete(self, name: str) -> None:
         """FileNotFoundError when there is none."""
@@ -42,6 +65,7 @@ class MemoryFileStore:
 
     def __init__(self, files: dict[str, bytes] | None = None):
         self._files: dict[str, bytes] = dict(files or {})
+        self._writers: set[_MemoryWriter] = set()
 
     def read(self, name: str) -> bytes:
         try:
@@ -52,6 +76,15 @@ class MemoryFileStore:
     def write(self, name: str, data: bytes) -> None:
         self._files[name] = bytes(data)
 
+    def create(self, name: str) -> "_MemoryWriter":
+        writer = _MemoryWriter(self, name)
+        self._writers.add(writer)
+        return writer
+
+    @property
+    def in_progress(self) -> int:
+        return sum(writer.written for writer in self._writers)
+
     def delete(self, name: str) -> None:
         if self._files.pop(name, None) is None:
             raise FileNotFoundError(name)
@@ -61,6 +94,25 @@ class MemoryFileStore:
 
     def size(self, name: str) -> int:
         return len(self.read(name))
+
+
+class _MemoryWriter:
+    def __init__(self, store: MemoryFileStore, name: str):
+        self.store, self.name = store, name
+        self.data = bytearray()
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        self.written += len(data)
+
+    def commit(self) -> None:
+        self.store._writers.discard(self)
+        self.store._files[self.name] = bytes(self.data)
+
+    def discard(self) -> None:
+        self.store._writers.discard(self)
+        self.data.clear()
 
 
 class UnsafeFolder(PermissionError):
@@ -86,6 +138,7 @@ class DirectoryFileStore:
         self.folder = Path(folder).resolve()
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS)
+        self._writers: set[_PartialFile] = set()
         try:
             self._refuse_shared_folder()
             self._remove_partial_writes()
@@ -108,6 +161,8 @@ class DirectoryFileStore:
                 os.unlink(entry.name, dir_fd=self._dir_fd)
 
     def close(self) -> None:
+        for writer in list(getattr(self, "_writers", ())):
+            writer.discard()
         if self._dir_fd >= 0:
             os.close(self._dir_fd)
             self._dir_fd = -1
@@ -143,6 +198,15 @@ class DirectoryFileStore:
             return f.read()
 
     def write(self, name: str, data: bytes) -> None:
+        writer = self.create(name)
+        try:
+            writer.write(data)
+            writer.commit()
+        except BaseException:
+            writer.discard()
+            raise
+
+    def create(self, name: str) -> "_PartialFile":
         try:
             st = os.stat(self._check(name), dir_fd=self._dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -159,16 +223,13 @@ class DirectoryFileStore:
                 break
             except FileExistsError:
                 continue
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=self._dir_fd)
-            except FileNotFoundError:
-                pass
-            raise
+        writer = _PartialFile(self, name, tmp, fd)
+        self._writers.add(writer)
+        return writer
+
+    @property
+    def in_progress(self) -> int:
+        return sum(writer.written for writer in self._writers)
 
     def delete(self, name: str) -> None:
         self._stat(name)
@@ -185,3 +246,42 @@ class DirectoryFileStore:
 
     def size(self, name: str) -> int:
         return self._stat(name).st_size
+
+
+class _PartialFile:
+    """A ``DirectoryFileStore`` file being written: a dot file renamed to its name on commit."""
+
+    def __init__(self, store: DirectoryFileStore, name: str, tmp: str, fd: int):
+        self.store, self.name, self.tmp = store, name, tmp
+        self.file = os.fdopen(fd, "wb")
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.written += len(data)
+
+    def commit(self) -> None:
+        store = self.store
+        store._writers.discard(self)
+        try:
+            self.file.close()
+            os.replace(self.tmp, self.name, src_dir_fd=store._dir_fd, dst_dir_fd=store._dir_fd)
+        except BaseException:
+            self._remove()
+            raise
+
+    def discard(self) -> None:
+        self.store._writers.discard(self)
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        self._remove()
+
+    def _remove(self) -> None:
+        if self.store._dir_fd < 0:
+            return
+        try:
+            os.unlink(self.tmp, dir_fd=self.store._dir_fd)
+        except FileNotFoundError:
+            pass

@@ -9,7 +9,10 @@ the control socket of one still running. A lock whose process is gone is stale a
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
+
+from ecemu.shell.private_files import write_private
 
 _HELD: set[Path] = set()  # locks this process holds (an Emulator in a thread, or ``ecemu run``)
 
@@ -55,8 +58,9 @@ class LinkLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # The pid is written to a private file first and linked into place, so the lock file
         # never exists without its pid (a reader would take an empty one for stale).
-        draft = self.path.with_name(f".{self.path.name}.{os.getpid()}.{id(self)}")
-        draft.write_text(f"{os.getpid()}\n", encoding="ascii")
+        # Its name is not guessable and it is created exclusively, never through a planted link.
+        draft = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(8)}")
+        write_private(draft, f"{os.getpid()}\n")
         try:
             for _ in range(5):  # a stale lock is removed and the link tried again
                 try:

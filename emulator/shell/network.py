@@ -17,6 +17,7 @@ import logging
 import socket
 import struct
 import time
+from collections import deque
 from typing import Callable
 
 from ecemu.core import events as ev
@@ -41,44 +42,114 @@ EOF = _Eof()  # outbound: send FIN (ShutdownTcp); inbound: the peer's FIN
 RESET = _Eof()  # inbound: the peer reset the connection
 CLOSE = _Eof()  # outbound: close the socket (an orderly CloseTcp)
 
+# What the simulated network (latency, a bandwidth cap) holds for one connection in one direction:
+# beyond it a TCP socket is not read until half of it has gone on (the server's bytes wait in the
+# kernel, and TCP's flow control slows the server down), a UDP socket drops the datagram (counted).
+# Bytes the core sends are bounded by the core (its send buffer), so the outbound way never
+# exceeds what the module accepted. The figure is the module's receive buffer (64 KiB, chosen).
+NETWORK_HOLD = 64 * 1024
+# How long one connection may keep the event loop in one turn before the others (every other
+# modem's port, connection and timer) get theirs: its bytes reach the core in pieces, each sized so
+# that it takes about a quarter of this, and the rest waits for the loop's next turn.
+TURN = 0.002
+PIECE_MIN, PIECE_FIRST, PIECE_MAX = 256, 16 * 1024, 256 * 1024
+
 
 class _Delay:
-    """Bytes held back for latency and a bandwidth cap, released in order."""
+    """Bytes held back for latency and a bandwidth cap, released in order (a FIFO, O(1) each
+    way), at most ``TURN`` of the event loop at a time, and not at all while the receiver holds
+    them back (``hold``: the core paused the connection)."""
 
-    def __init__(self, net: "Network", deliver):
+    __slots__ = ("net", "deliver", "queue", "size", "next_free", "timer", "held", "piece", "full",
+                 "on_room")
+
+    def __init__(self, net: "Network", deliver: Callable[[bytes], None],
+                 on_room: Callable[[], None] | None = None):
         self.net = net
         self.deliver = deliver
-        self.queue: list[tuple[float, bytes]] = []
+        self.on_room = on_room  # told when ``full`` has just cleared
+        self.queue: deque[list] = deque()  # [due, data, offset]: a long chunk goes out in pieces
+        self.size = 0  # bytes queued (what is left of each chunk)
         self.next_free = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
+        self.held = False
+        self.piece = PIECE_FIRST
+        self.full = False  # above NETWORK_HOLD until it is back under half of it
 
     def push(self, data: bytes) -> None:
         net = self.net
         loop = asyncio.get_running_loop()
         delay = net.one_way_delay
-        if not self.queue and not delay and not net.bandwidth:
-            self.deliver(data)
-            return
-        due = max(loop.time() + delay, self.next_free)
-        if net.bandwidth:
-            due += len(data) / net.bandwidth
-        self.next_free = due
-        self.queue.append((due, data))
-        self._arm(loop)
+        now = loop.time()
+        if self.queue or delay or net.bandwidth:
+            due = max(now + delay, self.next_free)
+            if net.bandwidth:
+                due += len(data) / net.bandwidth
+            self.next_free = due
+        else:
+            due = now
+        self.queue.append([due, data, 0])
+        self.size += len(data)
+        if self.size > NETWORK_HOLD:
+            self.full = True
+        if due <= now and self.timer is None and not self.held:
+            self._release()
+        else:
+            self._arm(loop)
 
     def push_eof(self) -> None:
         """Half-close once every byte queued before it has gone (latency and caps included)."""
         self.push(EOF)
 
-    def _arm(self, loop) -> None:
-        if self.timer is None and self.queue:
-            self.timer = loop.call_at(self.queue[0][0], self._release)
+    def hold(self, held: bool) -> None:
+        """Deliver nothing while held; what is due goes on the loop's next turn once released."""
+        self.held = held
+        if held:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        else:
+            self._arm(asyncio.get_running_loop())
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.timer is not None or not self.queue or self.held:
+            return
+        due = self.queue[0][0]
+        if due <= loop.time():
+            self.timer = loop.call_soon(self._release)
+        else:
+            self.timer = loop.call_at(due, self._release)
 
     def _release(self) -> None:
         self.timer = None
         loop = asyncio.get_running_loop()
-        while self.queue and self.queue[0][0] <= loop.time():
-            self.deliver(self.queue.pop(0)[1])
+        now = loop.time()
+        queue = self.queue
+        clock = time.perf_counter
+        turn_ends = clock() + TURN
+        while queue and queue[0][0] <= now and not self.held:
+            entry = queue[0]
+            data, offset = entry[1], entry[2]
+            if type(data) is bytes and len(data) - offset > self.piece:
+                piece = data[offset:offset + self.piece]
+                entry[2] = offset + len(piece)
+            else:
+                piece = data[offset:] if offset else data
+                queue.popleft()
+            self.size -= len(piece)
+            started = clock()
+            self.deliver(piece)
+            ended = clock()
+            if len(piece) >= self.piece // 2:  # a piece cut to size: fit the next to the time it took
+                # About a quarter of a turn each, at most halved or doubled at a time.
+                wanted = self.piece * (TURN / 4) / max(ended - started, 1e-7)
+                self.piece = int(min(PIECE_MAX, self.piece * 2, max(PIECE_MIN, self.piece // 2, wanted)))
+            if ended >= turn_ends:
+                break  # the rest on the loop's next turn, after everyone else's
+        if self.full and self.size <= NETWORK_HOLD // 2:
+            self.full = False
+            if self.on_room is not None:
+                self.on_room()
         self._arm(loop)
 
     def cancel(self) -> None:
@@ -86,6 +157,8 @@ class _Delay:
             self.timer.cancel()
             self.timer = None
         self.queue.clear()
+        self.size = 0
+        self.full = False
 
 
 class _Connection(asyncio.Protocol):
@@ -102,8 +175,23 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.stalled = False
         self.stalled_out: list[bytes] = []  # what a stall holds back, the FIN marker included, in order
-        self.inbound = _Delay(net, self._deliver)
+        self.drained_due = False  # a TcpDrained is on its way (one per loop turn is enough)
+        self.inbound = _Delay(net, self._deliver, on_room=self.update_reading)
         self.outbound = _Delay(net, self._write_now)
+
+    def update_reading(self) -> None:
+        """Read the socket unless something says not to: the core (its buffer is full), the host
+        (it does not take the module's output), a stall, the simulated network holding its bound,
+        or a connection no core socket has taken yet."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        net = self.net
+        if (not self.announced or self.stalled or net.host_backpressure or self.inbound.full
+                or self.conn_id in net.paused_by_core):
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def _deliver(self, data: bytes) -> None:
         if not self.announced:
@@ -111,6 +199,9 @@ class _Connection(asyncio.Protocol):
             return
         if isinstance(data, _Eof):
             self._report_closed(reset=data is RESET)
+            if self.conn_id is not None and self.net.connections.get(self.conn_id) is self \
+                    and (self.transport is None or self.transport.is_closing()):
+                del self.net.connections[self.conn_id]  # its end is out: nothing more to carry
         elif self.conn_id is not None:  # announced: the core knows the connection
             self.net.report(ev.TcpData(self.conn_id, data))
 
@@ -128,9 +219,15 @@ class _Connection(asyncio.Protocol):
                 self.transport.write_eof()
             return
         self.transport.write(data)
-        if self.transport.get_write_buffer_size() == 0 and self.conn_id is not None:
+        if self.transport.get_write_buffer_size() == 0 and self.conn_id is not None and not self.drained_due:
             # Reported on the next loop turn: the caller may still be handing out effects.
-            asyncio.get_running_loop().call_soon(self.net.report, ev.TcpDrained(self.conn_id))
+            self.drained_due = True
+            asyncio.get_running_loop().call_soon(self._report_drained)
+
+    def _report_drained(self) -> None:
+        self.drained_due = False
+        if not self.closing and self.conn_id is not None:
+            self.net.report(ev.TcpDrained(self.conn_id))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # a TCP connection's
@@ -148,9 +245,12 @@ class _Connection(asyncio.Protocol):
         held, self.held = self.held, []
         for data in held:
             self._deliver(data)
+        self.update_reading()
 
     def data_received(self, data: bytes) -> None:
         self.inbound.push(data)
+        if self.inbound.full:
+            self.update_reading()
 
     def eof_received(self) -> bool:
         self.inbound.push(EOF)  # behind the bytes latency still holds: the core sees them first
@@ -162,9 +262,9 @@ class _Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Its end goes behind what the simulated network still holds for the core, which the
+        # connection stays known for (``_deliver`` forgets it once the end is out).
         self.inbound.push(RESET if isinstance(exc, ConnectionResetError) else EOF)
-        if self.conn_id is not None:
-            self.net.connections.pop(self.conn_id, None)
         self.outbound.cancel()
 
     def pause_writing(self) -> None:
@@ -194,7 +294,9 @@ def _addressed(data: bytes, peer: tuple[str, int] | None) -> _Addressed:
 
 class _Datagrams(asyncio.DatagramProtocol):
     """A UDP socket of the module: every datagram goes to the core with its sender, each way through
-    the same latency and bandwidth faults as a TCP connection's bytes."""
+    the same latency and bandwidth faults as a TCP connection's bytes. UDP has no flow control: a
+    datagram that would take either way's simulated network past ``NETWORK_HOLD`` is dropped,
+    counted, and the count reported to the core (``UdpDropped``, in the trace)."""
 
     def __init__(self, net: "Network", conn_id: int):
         self.net = net
@@ -202,15 +304,38 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.inbound = _Delay(net, self._deliver)
         self.outbound = _Delay(net, self._send_now)
+        self.dropped_in = self.dropped_out = 0
+        self._drops_due = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr) -> None:
+        if self.inbound.size + len(data) > NETWORK_HOLD:
+            self._dropped(inbound=True)
+            return
         self.inbound.push(_addressed(data, (addr[0], addr[1])))
 
     def send(self, data: bytes, peer: tuple[str, int] | None) -> None:
+        if self.outbound.size + len(data) > NETWORK_HOLD:
+            self._dropped(inbound=False)
+            return
         self.outbound.push(_addressed(data, peer))
+
+    def _dropped(self, inbound: bool) -> None:
+        if inbound:
+            self.dropped_in += 1
+        else:
+            self.dropped_out += 1
+        if not self._drops_due:  # one report per loop turn, however many went
+            self._drops_due = True
+            asyncio.get_running_loop().call_soon(self._report_drops)
+
+    def _report_drops(self) -> None:
+        self._drops_due = False
+        log.info("UDP socket %d: the simulated network dropped %d datagrams in, %d out so far", self.conn_id,
+                 self.dropped_in, self.dropped_out)
+        self.net.report(ev.UdpDropped(self.conn_id, self.dropped_in, self.dropped_out))
 
     def _deliver(self, datagram: bytes) -> None:
         peer = getattr(datagram, "peer", None) or ("", 0)
@@ -308,6 +433,7 @@ class Network:
             conn.closing = True
             self.connections.pop(effect.conn_id, None)
             self.paused_by_core.discard(effect.conn_id)
+            conn.inbound.cancel()  # nobody is left to take it
             if effect.abort:
                 sock = transport.get_extra_info("socket")
                 if sock is not None:
@@ -323,12 +449,15 @@ class Network:
         elif isinstance(effect, ev.ShutdownTcp):
             conn.outbound.push_eof()
         elif isinstance(effect, ev.PauseReading):
+            # Nothing more reaches the core, not even what the simulated network already holds:
+            # the module's buffer is full, and what is still "on the way" stays on the way.
             self.paused_by_core.add(effect.conn_id)
-            transport.pause_reading()
+            conn.inbound.hold(True)
+            conn.update_reading()
         elif isinstance(effect, ev.ResumeReading):
             self.paused_by_core.discard(effect.conn_id)
-            if not self.host_backpressure and not conn.stalled:
-                transport.resume_reading()
+            conn.inbound.hold(False)
+            conn.update_reading()
 
     def _opened(self, conn_id: int, task: asyncio.Task) -> None:
         """An attempt ended. One that died of an unforeseen error is a bug, logged as one, and
@@ -499,9 +628,7 @@ class Network:
             conn.transport.close()
             return
         self.connections[effect.conn_id] = conn
-        conn.announced_as(effect.conn_id)
-        if not conn.transport.is_closing() and not self.host_backpressure:
-            conn.transport.resume_reading()
+        conn.announced_as(effect.conn_id)  # read from now on, unless the host holds everything back
 
     def _close_server_socket(self, conn_id: int) -> bool:
         """A UDP socket or a listener named by CloseTcp; False when it names neither."""
@@ -542,13 +669,8 @@ class Network:
         if on == self.host_backpressure:
             return
         self.host_backpressure = on
-        for conn_id, conn in self.connections.items():
-            if conn.transport is None or conn.transport.is_closing():
-                continue
-            if on:
-                conn.transport.pause_reading()
-            elif conn_id not in self.paused_by_core and not conn.stalled:
-                conn.transport.resume_reading()
+        for conn in self.connections.values():
+            conn.update_reading()
 
     # --- faults ----------------------------------------------------------------------------
 
@@ -591,7 +713,7 @@ class Network:
         if conn is None or conn.transport is None:
             return
         conn.stalled = True
-        conn.transport.pause_reading()
+        conn.update_reading()
         if seconds:
             asyncio.get_running_loop().call_later(seconds, self._unstall, conn)
 
@@ -602,8 +724,7 @@ class Network:
         held, conn.stalled_out = conn.stalled_out, []
         for chunk in held:
             conn._write_now(chunk)
-        if conn.conn_id not in self.paused_by_core and not self.host_backpressure:
-            conn.transport.resume_reading()
+        conn.update_reading()
 
     async def _open(self, effect: ev.OpenTcp) -> None:
         loop = asyncio.get_running_loop()

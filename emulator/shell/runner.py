@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import logging
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -121,7 +122,8 @@ class ModemRunner:
         # the next host has come meanwhile (what the pty's own watch does for its bytes).
         self._old_host_input = 0
         self._not_text_said = -NOT_TEXT_EVERY  # when the log last said the host's bytes were not text
-        self._shaped: list[tuple[float, bytes]] = []
+        self._shaped: deque[tuple[float, bytes]] = deque()
+        self._shaped_size = 0  # bytes in _shaped
         self._shaped_timer: asyncio.TimerHandle | None = None
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
         self._boot_reported = False
@@ -293,13 +295,28 @@ class ModemRunner:
                     "(AT+IPR=%d, %s)?", sum(byte >= 0x80 for byte in data), len(data), line_format.baud,
                     line_format.describe())
 
-    def _output_full(self) -> bool:
-        queued = len(self._host_queue)
-        if self._shaped:
-            queued += sum(len(chunk) for _, chunk in self._shaped)
+    def _output_queued(self) -> int:
+        """Bytes of the module's output the host has not taken yet."""
+        queued = len(self._host_queue) + self._shaped_size
         if self.line is not None:
             queued += len(self.line.outgoing)
-        return queued >= HOST_QUEUE_HIGH
+        return queued
+
+    def _output_full(self) -> bool:
+        return self._output_queued() >= HOST_QUEUE_HIGH
+
+    def _check_output_level(self) -> None:
+        """Past the high mark the host holds everything up: no socket is read and the modem keeps
+        its URCs and pushed data (``Modem.set_output_blocked``); under the low mark all resumes."""
+        queued = self._output_queued()
+        modem = self.modem
+        if queued > HOST_QUEUE_HIGH and not modem.output_blocked:
+            self.network.set_host_backpressure(True)
+            modem.set_output_blocked(True)
+        elif queued < HOST_QUEUE_LOW and modem.output_blocked:
+            self.network.set_host_backpressure(False)
+            modem.set_output_blocked(False)
+            self.pump()
 
     def _feed_modem(self) -> None:
         """Give the modem the host's bytes while the host takes the module's output. In command
@@ -519,7 +536,9 @@ class ModemRunner:
         if self.host_has_left or self._old_host_input:
             return
         if self.shaper.active or self._shaped:
-            self._shaped.extend(self.shaper.shape(data, self.loop.time()))
+            pieces = self.shaper.shape(data, self.loop.time())
+            self._shaped.extend(pieces)
+            self._shaped_size += sum(len(piece) for _, piece in pieces)
             self._release_shaped()
             return
         self._write_host(data)
@@ -530,16 +549,21 @@ class ModemRunner:
             self._shaped_timer = None
         now = self.loop.time()
         while self._shaped and self._shaped[0][0] <= now:
-            self._write_host(self._shaped.pop(0)[1])
+            piece = self._shaped.popleft()[1]
+            self._shaped_size -= len(piece)
+            self._write_host(piece)
         if self._shaped:
             self._shaped_timer = self.loop.call_at(self._shaped[0][0], self._release_shaped)
         elif self._pending_format is not None:
             self._apply_format_when_drained()
+        self._check_output_level()
 
     def _write_host(self, data: bytes) -> None:
         line = self.line
         if line is not None:
             line.outgoing.push(data)  # leaves at the line's rate: _write_host_now
+            if len(line.outgoing) > HOST_QUEUE_HIGH:
+                self._check_output_level()
             return
         self._write_host_now(data)
 
@@ -556,7 +580,7 @@ class ModemRunner:
         self.host_queue_peak = max(self.host_queue_peak, len(self._host_queue))
         self._set_want_writable(not self._output_held)
         if len(self._host_queue) > HOST_QUEUE_HIGH:
-            self.network.set_host_backpressure(True)
+            self._check_output_level()
 
     def _off_the_line(self, data: bytes) -> None:
         """The UART line handed the module's bytes to the host: then the modem may take more of
@@ -564,6 +588,7 @@ class ModemRunner:
         self._write_host_now(data)
         if self._pending_format is not None:
             self._apply_format_when_drained()
+        self._check_output_level()
         if self._input_waiting and not self._output_full():
             self._feed_modem()
 
@@ -578,7 +603,7 @@ class ModemRunner:
             if self._pending_format is not None:
                 self._apply_format_when_drained()
         if len(self._host_queue) < HOST_QUEUE_LOW:
-            self.network.set_host_backpressure(False)
+            self._check_output_level()
             if self._input_waiting:
                 self._feed_modem()
 
@@ -591,11 +616,12 @@ class ModemRunner:
         """Forget what the module said that no host has read."""
         self._host_queue.clear()
         self._shaped.clear()
+        self._shaped_size = 0
         if self.line is not None:
             self.line.outgoing.clear()
         self._set_want_writable(False)
         self.host.discard_unread()
-        self.network.set_host_backpressure(False)
+        self._check_output_level()
         if self._input_waiting:
             self._feed_modem()
 

@@ -3,10 +3,13 @@
 Bytes are stored as latin-1 text, so JSON's escapes keep every byte and the file reads as text.
 Each entry has ``t`` (seconds since start), ``modem`` (its index with ``--count``) and ``kind``:
 ``host_in``/``host_out`` (``data``), ``command`` (``line``), ``result`` (``text``), ``urc``
-(``lines``), ``tls`` (``client``, ``event``, ``detail``), ``received`` (``client``, ``size``),
+(``lines``), ``tls`` and ``socket`` (``client``, ``event``, ``detail``: a TLS connection's
+events, a plain one's), ``received`` (``client``, ``size``),
 ``net_effect``/``net_event`` (``effect``/``event`` and the record's fields), ``fault`` (``name``,
 ``args``), ``line_format`` (``baud``, ``framing``), ``line`` (``name``, ``active``, ``by``:
-``module`` or ``host``); under AT+CMUX ``mux_*`` entries and a ``channel`` on the others (the DLC),
+``module`` or ``host``), ``urc_dropped`` (``lines``, ``dropped``: so far; the host did not read and
+the held URCs were full), ``datagram_dropped`` (``client``, ``size``, ``dropped``: so far; the
+receive buffer was full); under AT+CMUX ``mux_*`` entries and a ``channel`` on the others (the DLC),
 for data calls ``ppp_*`` entries (``ARROWS`` names them all). ``ecemu.coverage`` sums a trace up,
 ``ecemu.trace_html`` draws it.
 
@@ -25,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from ecemu.shell.private_files import private_opener
+from ecemu.shell.private_files import open_private_file
 
 STDOUT = "-"  # the trace "file" that is the live transcript on standard output
 
@@ -33,7 +36,8 @@ STDOUT = "-"  # the trace "file" that is the live transcript on standard output
 class Tracer:
     def __init__(self, path: Path, start: float, modem_index: int = 0):
         self.live = str(path) == STDOUT
-        self._file: IO[str] | None = None if self.live else open(path, "a", encoding="utf-8", opener=private_opener)
+        # Private (README "Private files"): no link followed, 0600, never another user's file.
+        self._file: IO[str] | None = None if self.live else open_private_file(path, "a", encoding="utf-8")
         self.start = start
         self.modem_index = modem_index
         self.record(start, "session", started=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -99,6 +103,7 @@ ARROWS = {
     "net_event": "network →",
     "fault": "FAULT",
     "tls": "TLS",
+    "socket": "socket",  # a plain (TCP or UDP) connection's event
     "received": "received",
     "line_end": "line end",  # where the module took the LF of a CR LF line end
     "unknown": "not implemented",  # a command the emulator does not have (answered ERROR)
@@ -114,6 +119,8 @@ ARROWS = {
     "ppp_dns": "PPP DNS",  # a query of the host answered by the module's resolver
     "line_format": "line format",  # AT+IPR / AT+ICF took effect on the port
     "line": "control line",  # RI, DCD, CTS, DSR (the module's) or DTR, RTS (the host's) changed
+    "urc_dropped": "URC dropped",
+    "datagram_dropped": "dropped",
 }
 
 
