@@ -191,3 +191,32 @@ def test_without_the_engine_the_call_fails_as_without_network_service(emulator, 
         assert host.ask("ATD*99#").endswith(b"\r\nNO CARRIER\r\n")
         assert host.ask("AT+QIACT?") == b"AT+QIACT?\r\r\nOK\r\n"  # the context the call raised is down again
     assert any("libslirp is not installed" in record.getMessage() for record in caplog.records)
+
+
+def test_a_data_calls_packets_cross_the_simulated_network_whole():
+    """The network's pacing cuts a byte stream into pieces sized to the time each takes (down to
+    PIECE_MIN after slow deliveries); a data call's IP packets must each reach libslirp or the
+    host whole, or they are lost as corrupt."""
+    import asyncio
+
+    from ecemu.shell.network import PIECE_MIN, Network, _Delay
+
+    packet = bytes(range(256)) * 6  # 1536 bytes: longer than the smallest piece
+
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        net = Network(lambda event: None)
+        whole: list[bytes] = []
+        cut: list[bytes] = []
+        link = _Delay(net, whole.append, packets=True)
+        stream = _Delay(net, cut.append)
+        link.piece = stream.piece = PIECE_MIN  # as after deliveries that took long
+        for delay in (link, stream):
+            delay.push(packet)
+            delay.push(packet)
+        while link.queue or stream.queue:
+            await asyncio.sleep(0)
+        return whole, cut
+
+    whole, cut = asyncio.run(run())
+    assert whole == [packet, packet]
+    assert b"".join(cut) == packet * 2 and len(cut) > 2  # a stream may be cut; a packet never is

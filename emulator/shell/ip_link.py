@@ -169,8 +169,8 @@ class IpLink:
         self.refused: set[tuple[int, int, str, int]] = set()  # flows --local-only kept from slirp
         self._flow_numbers = 0  # each call's flows are numbered from 0 (server-reset names one)
         self.net = links.network
-        self.outbound = _Delay(self.net, self._to_slirp)
-        self.inbound = _Delay(self.net, self._to_host)
+        self.outbound = _Delay(self.net, self._to_slirp, packets=True)
+        self.inbound = _Delay(self.net, self._to_host, packets=True)
         self.engine = slirp.SlirpNetwork(effect.network, effect.gateway, self._frame_from_slirp)
         self._gateway_mac = bytes.fromhex("5255") + socket.inet_aton(effect.gateway)
         self._tasks: set[asyncio.Task] = set()

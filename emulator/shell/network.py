@@ -58,15 +58,17 @@ PIECE_MIN, PIECE_FIRST, PIECE_MAX = 256, 16 * 1024, 256 * 1024
 class _Delay:
     """Bytes held back for latency and a bandwidth cap, released in order (a FIFO, O(1) each
     way), at most ``TURN`` of the event loop at a time, and not at all while the receiver holds
-    them back (``hold``: the core paused the connection)."""
+    them back (``hold``: the core paused the connection). With ``packets`` each push is one
+    packet (a data call's IP packets), delivered whole, never cut into pieces."""
 
     __slots__ = ("net", "deliver", "queue", "size", "next_free", "timer", "held", "piece", "full",
-                 "on_room")
+                 "on_room", "packets")
 
     def __init__(self, net: "Network", deliver: Callable[[bytes], None],
-                 on_room: Callable[[], None] | None = None):
+                 on_room: Callable[[], None] | None = None, packets: bool = False):
         self.net = net
         self.deliver = deliver
+        self.packets = packets
         self.on_room = on_room  # told when ``full`` has just cleared
         self.queue: deque[list] = deque()  # [due, data, offset]: a long chunk goes out in pieces
         self.size = 0  # bytes queued (what is left of each chunk)
@@ -130,7 +132,7 @@ class _Delay:
         while queue and queue[0][0] <= now and not self.held:
             entry = queue[0]
             data, offset = entry[1], entry[2]
-            if type(data) is bytes and len(data) - offset > self.piece:
+            if type(data) is bytes and len(data) - offset > self.piece and not self.packets:
                 piece = data[offset:offset + self.piece]
                 entry[2] = offset + len(piece)
             else:
