@@ -19,17 +19,21 @@ CORPUS = Path(__file__).parent / "corpus"
 EXPECTED = tomllib.loads((CORPUS / "expected.toml").read_text())["logs"]
 README = Path(__file__).resolve().parent.parent / "README.md"
 FAMILY = re.compile(r"^(EC200|EC800|EG800)[A-Z]")
+SOURCE = re.compile(r"^https://\S+$")
 
 
 def test_every_log_has_its_expectations_and_a_source():
     logs = sorted(path.name for path in CORPUS.glob("*.log"))
     assert logs == sorted(EXPECTED), "each log needs its entry in expected.toml, and each entry its log"
+    assert len(logs) >= 20, "the corpus holds at least 20 real-module logs"
     for name in logs:
         info, records = read_bytes((CORPUS / name).read_bytes())
         assert info.format == "session" and info.warnings == [], name
         headers = info.headers
         assert FAMILY.match(headers["module"]), (name, headers.get("module"))
-        assert headers.get("source") and headers.get("firmware"), name
+        assert headers.get("firmware"), name
+        # Where a reader can look the log up: a public address, not words about how it was found.
+        assert SOURCE.match(headers.get("source", "")), (name, headers.get("source"))
         assert any(record.direction == ">" for record in records), name
         for difference in EXPECTED[name]["differences"]:
             assert difference["why"].strip(), (name, difference)

@@ -8,8 +8,9 @@ what that host sent, with the public servers of the log replaced by local ones:
 - EG800K, firmware EG800KCNGCR07A06M04: the test reports of the NuModem project (GitHub
   Nuxtack-tw/NuModem, ``reports/data-connection-test-plan.md``, ``reports/p3-http-test-procedure.md``,
   ``reports/p5-ssl-test-results.md``, ``reports/qfupl-usage-and-test.md``), 2026-08.
-- EC800M, firmware EC800MCNGAR06A05M08: a serial log published in a public EC800M/Cat.1 notebook
-  (markdown "Cat1 与 4G", an Alibaba Cloud MQTT session).
+- EC800M, firmware EC800MCNGAR06A05M08: a terminal program's log of an Alibaba Cloud MQTT session in
+  the notes of the E53_Cat1 project (GitHub missing-shell/E53_Cat1, ``Related.md`` "Cat1 与 4G",
+  commit ab71dca).
 - Quectel's own host SDK (GitHub quectel-develop/user-friendly-project, ``quectel/modules/src/
   ql_mqtt.c``): the inline AT+QMTPUB it sends for EC800M, EC25 and BG96.
 """
