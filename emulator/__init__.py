@@ -7,7 +7,7 @@ __all__ = ["Emulator"]
 def __getattr__(name: str):
     """``from ecemu import Emulator``, without loading the asyncio shell for every submodule."""
     if name == "Emulator":
-        from ecemu.api import Emulator
+        from .api import Emulator
 
         return Emulator
     raise AttributeError(f"module 'ecemu' has no attribute {name!r}")

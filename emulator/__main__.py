@@ -1,3 +1,3 @@
-from ecemu.cli import main
+from .cli import main
 
 main()

@@ -20,13 +20,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ecemu.control import OPERATIONS, Controller, Operation, controller_of
-from ecemu.profile import DEFAULT_PROFILE, Profile, load_profile
-from ecemu.shell.dns import NetworkPolicy
-from ecemu.shell.link_lock import LinkLock
-from ecemu.shell.loop import run_bounded
-from ecemu.shell.private_files import private_opener
-from ecemu.shell.runner import ModemRunner
+from .control import OPERATIONS, Controller, Operation, controller_of
+from .profile import DEFAULT_PROFILE, Profile, load_profile
+from .shell.dns import NetworkPolicy
+from .shell.link_lock import LinkLock
+from .shell.loop import run_bounded
+from .shell.private_files import private_opener
+from .shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -112,7 +112,7 @@ class Emulator:
         self.boot = boot if boot is not None else ("at-start" if device is not None else "on-open")
         self.scenario = None
         if scenario is not None:
-            from ecemu.scenario import load_scenario
+            from .scenario import load_scenario
 
             self.scenario = load_scenario(scenario)
         self.trace = Path(trace) if trace is not None else None
@@ -192,11 +192,11 @@ class Emulator:
 
     def _host_link(self):
         if self.device is not None:
-            from ecemu.core.uart import LineFormat
-            from ecemu.shell.device import DeviceHost
+            from .core.uart import LineFormat
+            from .shell.device import DeviceHost
 
             return DeviceHost(self.device, LineFormat(self.baud))
-        from ecemu.shell.tcp_host import RawTcpClient, RawTcpServer
+        from .shell.tcp_host import RawTcpClient, RawTcpServer
 
         if self.tcp_raw is not None:
             return RawTcpServer(*self.tcp_raw)

@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ecemu.profile import load_profile
-from ecemu.sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, escape, open_log
-from ecemu.sessionlog.modules import ModuleMismatch, model_in_answer, profile_for
-from ecemu.sessionlog.rules import DEFAULT_RULES, Rule, RuleError, normalise, rule_from_header
+from .profile import load_profile
+from .sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, escape, open_log
+from .sessionlog.modules import ModuleMismatch, model_in_answer, profile_for
+from .sessionlog.rules import DEFAULT_RULES, Rule, RuleError, normalise, rule_from_header
 
 DIFFERENCE_LIMIT = 1000  # differences kept for the report; more are counted
 PRESCAN_RECORDS = 5000  # records read ahead to find which module a log is of
@@ -325,16 +325,16 @@ class StandIns:
         elif kind == "udp":
             server = _UdpEcho()
         elif kind == "tls":
-            from ecemu.echo_server import TlsEchoServer
+            from .echo_server import TlsEchoServer
 
             server = TlsEchoServer().start()
         elif kind in ("http", "https"):
-            from ecemu.http_server import HttpTestServer
+            from .http_server import HttpTestServer
 
             server = HttpTestServer(tls=kind == "https")
             server.__enter__()
         elif kind == "mqtt":
-            from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
+            from .mqtt_broker import BrokerUnavailable, MqttBroker
 
             try:
                 server = MqttBroker().start()
@@ -505,7 +505,7 @@ def find_module(path: Path, read_options: ReadOptions | None) -> tuple[str | Non
 def check_log(path: str | Path, options: CheckOptions | None = None) -> CheckReport:
     """Check a log against the emulator. Raises LogError for a log that cannot be read,
     ModuleMismatch for a log of another module, RuleError for a bad rule."""
-    from ecemu.api import Emulator
+    from .api import Emulator
 
     options = options or CheckOptions()
     path = Path(path)
@@ -789,7 +789,7 @@ def _paired_in_order(differences: list[Difference]) -> list[Difference]:
 
 
 def load_rules(paths: list[str | Path]) -> list[Rule]:
-    from ecemu.sessionlog.rules import rules_from_file
+    from .sessionlog.rules import rules_from_file
 
     rules: list[Rule] = []
     for path in paths:

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 
 import click
 
-from ecemu import __version__
-from ecemu.echo_server import SERVER_CERTIFICATES
-from ecemu.profile import DEFAULT_PROFILE, Profile, available_profiles, load_profile
-from ecemu.shell.private_files import write_private
+from . import __version__
+from .echo_server import SERVER_CERTIFICATES
+from .profile import DEFAULT_PROFILE, Profile, available_profiles, load_profile
+from .shell.private_files import write_private
 
 if TYPE_CHECKING:
-    from ecemu.scenario import Scenario
-    from ecemu.shell.dns import NetworkPolicy
+    from .scenario import Scenario
+    from .shell.dns import NetworkPolicy
 
 
 # Signals that end ``ecemu run`` and ``ecemu echo-server`` cleanly (link, socket, folders removed):
@@ -73,18 +73,18 @@ class Transport:
     def host(self, index: int, baud: int):
         """Modem ``index``'s host link, or None for a pty of its own (the runner's default)."""
         if self.kind == "device":
-            from ecemu.core.uart import LineFormat
-            from ecemu.shell.device import DeviceHost
+            from .core.uart import LineFormat
+            from .shell.device import DeviceHost
 
             return DeviceHost(self.devices[index], LineFormat(baud))
         if self.address is None:
             return None
         host, port = self.address[0], self.address[1] + index if self.address[1] else 0
         if self.kind == "tcp":
-            from ecemu.shell.rfc2217 import Rfc2217Host
+            from .shell.rfc2217 import Rfc2217Host
 
             return Rfc2217Host(host, port)
-        from ecemu.shell.tcp_host import RawTcpClient, RawTcpServer
+        from .shell.tcp_host import RawTcpClient, RawTcpServer
 
         return RawTcpServer(host, port) if self.kind == "tcp-raw" else RawTcpClient(host, port)
 
@@ -130,7 +130,7 @@ def _network_options(command: Callable) -> Callable:
 def _network_policy(resolve: tuple[str, ...], hosts_file: Path | None, local_ntp: tuple[str, ...],
                     local_only: bool, allow: tuple[str, ...]):
     """The policy the options ask for; a usage error (exit 2) naming the option otherwise."""
-    from ecemu.shell.dns import NetworkPolicy, parse_network, parse_resolve, read_hosts_file
+    from .shell.dns import NetworkPolicy, parse_network, parse_resolve, read_hosts_file
 
     for text in resolve:
         try:
@@ -219,12 +219,12 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
     On a terminal, a status line under the announcements shows whether a host has the port open,
     the mode, open connections and the bytes each way.
     """
-    from ecemu.shell.link_lock import LinkInUse, LinkLock
-    from ecemu.shell.loop import run_bounded
-    from ecemu.shell.private_files import private_opener
-    from ecemu.shell.readiness import check_ready_fd
+    from .shell.link_lock import LinkInUse, LinkLock
+    from .shell.loop import run_bounded
+    from .shell.private_files import private_opener
+    from .shell.readiness import check_ready_fd
 
-    from ecemu.shell.trace import STDOUT
+    from .shell.trace import STDOUT
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -241,7 +241,7 @@ def run(profile_name: str, link: Path | None, ufs: Path | None, escape_guard_ms:
         boot = "at-start" if transport.kind == "device" else "on-open"
     scenario = None
     if scenario_name is not None:
-        from ecemu.scenario import ScenarioError, load_scenario
+        from .scenario import ScenarioError, load_scenario
 
         try:
             scenario = load_scenario(scenario_name)
@@ -317,7 +317,7 @@ def _check_folder(folder: Path, option: str) -> None:
 
 def _check_writable_file(path: Path, option: str) -> None:
     """A private file (README "Private files"): created 0600 now if missing, refused if not ours."""
-    from ecemu.shell.private_files import check_private
+    from .shell.private_files import check_private
 
     try:
         check_private(path)
@@ -342,7 +342,7 @@ def _control_paths(count: int, control: Path | None, links: list[Path],
 
 def _print_coverage(coverages: list) -> None:
     """The coverage table of every modem of the run, on standard error, once a command came."""
-    from ecemu.coverage import Coverage
+    from .coverage import Coverage
 
     total = Coverage.merged(coverages)
     if total.seen:
@@ -378,7 +378,7 @@ class RunOptions:
 
 
 def _coverage_of(runner):
-    from ecemu.coverage import Coverage
+    from .coverage import Coverage
 
     coverage = Coverage()
     coverage.attach(runner.modem)
@@ -386,12 +386,12 @@ def _coverage_of(runner):
 
 
 async def _serve(o: RunOptions) -> None:
-    from ecemu.api import apply_network_policy
-    from ecemu.control import Controller
-    from ecemu.shell.control_socket import ControlServer
-    from ecemu.shell.readiness import notify_ready, notify_stopping
-    from ecemu.shell.trace import STDOUT
-    from ecemu.shell.runner import ModemRunner
+    from .api import apply_network_policy
+    from .control import Controller
+    from .shell.control_socket import ControlServer
+    from .shell.readiness import notify_ready, notify_stopping
+    from .shell.trace import STDOUT
+    from .shell.runner import ModemRunner
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -448,7 +448,7 @@ async def _serve(o: RunOptions) -> None:
 
 
 def _start_error(exc: OSError, option: str | None) -> click.ClickException:
-    from ecemu.shell.device import DeviceError
+    from .shell.device import DeviceError
 
     if isinstance(exc, DeviceError):
         return click.BadParameter(str(exc), param_hint=option)
@@ -582,7 +582,7 @@ def demo(profile_name: str, escape_guard_ms: int, quiet: bool) -> None:
     Prints what the host sent and what the module answered, and per example PASS or FAIL against
     the bytes the note shows; exits 0 when all pass. Needs no network beyond 127.0.0.1.
     """
-    from ecemu.demo import run_demo
+    from .demo import run_demo
 
     try:
         load_profile(profile_name)
@@ -608,7 +608,7 @@ def echo_server(port: int, ca_path: Path | None, cert: str) -> None:
     """
     import threading
 
-    from ecemu.echo_server import TlsEchoServer
+    from .echo_server import TlsEchoServer
 
     stop = threading.Event()
     for signum in STOP_SIGNALS:
@@ -646,8 +646,8 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
     """
     import json
 
-    from ecemu.control import OPERATIONS, ControlError
-    from ecemu.shell.control_socket import request
+    from .control import OPERATIONS, ControlError
+    from .shell.control_socket import request
 
     if list_ops or operation is None:
         for name, listed in sorted(OPERATIONS.items()):
@@ -694,7 +694,7 @@ def ctl(socket_path: Path | None, link: Path | None, list_ops: bool, operation: 
 def trace(file, summary: bool, html_path: Path | None) -> None:
     """Show a session trace written with `ecemu run --trace`: a timed transcript, the coverage table
     (--summary) or a sequence diagram (--html)."""
-    from ecemu.shell.trace import read_entries, render
+    from .shell.trace import read_entries, render
 
     if not summary and html_path is None:
         for line in render(file):
@@ -702,12 +702,12 @@ def trace(file, summary: bool, html_path: Path | None) -> None:
         return
     entries = list(read_entries(file))
     if summary:
-        from ecemu.coverage import coverage_of_trace
+        from .coverage import coverage_of_trace
 
         for line in coverage_of_trace(entries).render():
             click.echo(line)
     if html_path is not None:
-        from ecemu.trace_html import render_html
+        from .trace_html import render_html
 
         try:
             write_private(html_path, render_html(entries, title=Path(file.name).name))
@@ -726,7 +726,7 @@ def profiles() -> None:
 @main.command()
 def scenarios() -> None:
     """List the scenarios shipped in profiles/scenarios, with what each reproduces."""
-    from ecemu.scenario import available_scenarios, load_scenario
+    from .scenario import available_scenarios, load_scenario
 
     for name in available_scenarios():
         click.echo(f"{name}\n    {load_scenario(name).description}")
@@ -736,7 +736,7 @@ def scenarios() -> None:
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 def certs(folder: Path) -> None:
     """Write the test PKI (CA, server, client and broken certificates) into FOLDER."""
-    from ecemu.pki import write_test_pki
+    from .pki import write_test_pki
 
     _check_folder(folder, "FOLDER")
     try:
@@ -758,7 +758,7 @@ def http_server(port: int, tls_port: int, ca_path: Path | None) -> None:
     """HTTP and HTTPS servers on 127.0.0.1 for AT+QHTTP* (ecemu.http_server), until SIGINT, SIGTERM or SIGHUP."""
     import threading
 
-    from ecemu.http_server import HttpTestServer
+    from .http_server import HttpTestServer
 
     stop = threading.Event()
     for signum in STOP_SIGNALS:
@@ -794,7 +794,7 @@ def mqtt_broker(port: int, tls_port: int, client_certificates: bool, ca_path: Pa
     """
     import threading
 
-    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker, PortInUse
+    from .mqtt_broker import BrokerUnavailable, MqttBroker, PortInUse
 
     stop = threading.Event()
     for signum in STOP_SIGNALS:
@@ -843,7 +843,7 @@ def _read_options(function):
 
 
 def _make_read_options(log_format, host_marker, module_marker, host_line_end, capture_host, strict):
-    from ecemu.sessionlog import ReadOptions
+    from .sessionlog import ReadOptions
 
     return ReadOptions(host_marker=host_marker, module_marker=module_marker,
                        host_line_end=b"\r\n" if host_line_end == "crlf" else b"\r",
@@ -878,8 +878,8 @@ def record(device: Path, baud: int, link: Path | None, tcp_raw: str | None, out:
     may close and reopen. Runs until SIGINT, SIGTERM or SIGHUP; `ecemu replay` and `ecemu check`
     read the file.
     """
-    from ecemu.record import Recorder
-    from ecemu.shell.device import DeviceError
+    from .record import Recorder
+    from .shell.device import DeviceError
 
     if (link is None) == (tcp_raw is None):
         raise click.UsageError("give the host side: --link PATH or --tcp-raw [HOST:]PORT (one of them)")
@@ -936,9 +936,9 @@ def replay(log_file: Path, link: Path | None, on_divergence: str, profile_name: 
     when the host departs from it with --on-divergence stop (a report on standard error, exit 1),
     or on SIGINT, SIGTERM or SIGHUP.
     """
-    from ecemu.replay import ReplayServer
-    from ecemu.sessionlog import LogError
-    from ecemu.sessionlog.modules import ModuleMismatch
+    from .replay import ReplayServer
+    from .sessionlog import LogError
+    from .sessionlog.modules import ModuleMismatch
 
     if link is not None and link.exists() and not link.is_symlink():
         raise click.BadParameter(f"{link} exists and is not a symbolic link", param_hint="--link")
@@ -975,7 +975,7 @@ def replay(log_file: Path, link: Path | None, on_divergence: str, profile_name: 
             click.echo(f"played to the end: {server.engine.host_records_matched} host lines matched", err=True)
         return 0
 
-    from ecemu.sessionlog import validate
+    from .sessionlog import validate
 
     try:
         # The whole log is read once first: a bad line is refused now, not when the host reaches it.
@@ -1003,13 +1003,13 @@ def check(log_file: Path, profile_name: str | None, rule_files: tuple[Path, ...]
     Exit status 0 when the emulator answered as the module did, 1 when it did not, 2 when the
     log cannot be checked (unreadable, of another module, a bad rule).
     """
-    from ecemu.check import CheckOptions, check_log, load_rules
-    from ecemu.sessionlog import LogError
-    from ecemu.sessionlog.modules import ModuleMismatch
-    from ecemu.sessionlog.rules import RuleError
+    from .check import CheckOptions, check_log, load_rules
+    from .sessionlog import LogError
+    from .sessionlog.modules import ModuleMismatch
+    from .sessionlog.rules import RuleError
 
     options = _make_read_options(log_format, host_marker, module_marker, host_line_end, capture_host, strict)
-    from ecemu.sessionlog import validate
+    from .sessionlog import validate
 
     try:
         rules = load_rules(list(rule_files))
@@ -1037,7 +1037,7 @@ def convert(log_file: Path, out: Path, headers: tuple[str, ...], log_format: str
 
     Lines that cannot be placed are listed on standard error with their numbers.
     """
-    from ecemu.sessionlog import LogError, SessionWriter, open_log
+    from .sessionlog import LogError, SessionWriter, open_log
 
     extra: dict[str, str] = {}
     for item in headers:

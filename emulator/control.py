@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable, get_args, get_origin
 
-from ecemu.shell.control_socket import ControlError
+from .shell.control_socket import ControlError
 
 if TYPE_CHECKING:
-    from ecemu.shell.runner import ControlInterface, ModemRunner
+    from .shell.runner import ControlInterface, ModemRunner
 
 __all__ = ["ControlError", "Controller", "OPERATIONS", "controller_of", "operation"]
 

@@ -23,8 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ecemu.core.parser import CommandCall, Form, SyntaxProblem, parse_command_line
-from ecemu.commands import COMMAND_SET
+from .core.parser import CommandCall, Form, SyntaxProblem, parse_command_line
+from .commands import COMMAND_SET
 
 NOT_RUN = "not run"
 NO_RESULT = "no result"

@@ -28,12 +28,12 @@ from typing import Callable
 
 import serial
 
-from ecemu.api import Emulator
-from ecemu.echo_server import TlsEchoServer
-from ecemu.http_server import HttpTestServer
-from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
-from ecemu.profile import DEFAULT_PROFILE
-from ecemu.shell.trace import visible
+from .api import Emulator
+from .echo_server import TlsEchoServer
+from .http_server import HttpTestServer
+from .mqtt_broker import BrokerUnavailable, MqttBroker
+from .profile import DEFAULT_PROFILE
+from .shell.trace import visible
 
 DEMO_ESCAPE_GUARD_MS = 200  # the module's is 1000 ms; shorter keeps the demo quick
 STEP_TIMEOUT = 10.0  # longest wait for one answer

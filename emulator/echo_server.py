@@ -23,7 +23,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from ecemu.shell.private_files import write_private
+from .shell.private_files import write_private
 
 
 # The test PKI's server certificates by short name: server-NAME-chain.pem with server-NAME.key.
@@ -39,7 +39,7 @@ class TlsEchoServer:
         if cert_chain is None or key is None:
             if cert not in SERVER_CERTIFICATES:
                 raise ValueError(f"cert must be one of {', '.join(SERVER_CERTIFICATES)}, not {cert!r}")
-            from ecemu.pki import generate_test_pki
+            from .pki import generate_test_pki
 
             pki = generate_test_pki()
             cert_chain, key = pki[f"server-{cert}-chain.pem"], pki[f"server-{cert}.key"]

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from ecemu.shell.private_files import write_private
+from .shell.private_files import write_private
 
 
 def body_bytes(count: int) -> bytes:
@@ -169,7 +169,7 @@ class HttpTestServer:
         self.server.owner = self
         if tls:
             if cert_chain is None or key is None:
-                from ecemu.pki import generate_test_pki
+                from .pki import generate_test_pki
 
                 pki = generate_test_pki()
                 cert_chain, key = pki[f"{cert}-chain.pem"], pki[f"{cert}.key"]

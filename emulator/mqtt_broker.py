@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ecemu.shell.private_files import open_private_file, write_private
+from .shell.private_files import open_private_file, write_private
 
 START_TIMEOUT = 10.0
 
@@ -92,7 +92,7 @@ class MqttBroker:
         binary = mosquitto_binary()
         if binary is None:
             raise BrokerUnavailable("mosquitto is not installed (Debian: apt-get install mosquitto)")
-        from ecemu.pki import generate_test_pki
+        from .pki import generate_test_pki
 
         self.binary = binary
         self.host = host

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import pytest
 
-from ecemu.profile import DEFAULT_PROFILE
+from .profile import DEFAULT_PROFILE
 
 TRANSCRIPT_LINES = 200  # of a modem's transcript attached to a failing test's report: the end
 _COVERAGE_KEY = "ecemu_coverage"  # in a pytest-xdist worker's output
@@ -104,7 +104,7 @@ _COVERAGES = pytest.StashKey[list]()
 
 def _observe(config: pytest.Config, emulator) -> None:
     """Count what the tests' host code uses of this modem (the coverage summary)."""
-    from ecemu.coverage import Coverage
+    from .coverage import Coverage
 
     coverage = Coverage()
     emulator.call(lambda runner: coverage.attach(runner.modem))
@@ -120,7 +120,7 @@ def ecemu_modem_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest
         def test_two_modems(ecemu_modem_factory):
             first, second = ecemu_modem_factory(), ecemu_modem_factory(profile="EC800N-CN")
     """
-    from ecemu.api import Emulator
+    from .api import Emulator
 
     marker = request.node.get_closest_marker("ecemu_profile")
     config = request.config
@@ -174,8 +174,8 @@ def _replayed_modem(request: pytest.FixtureRequest, marker: pytest.Mark):
     """``ecemu_modem`` under ``@pytest.mark.ecemu_replay(LOG, ...)``: the log's module side."""
     from pathlib import Path
 
-    from ecemu.replay import DIVERGENCE_MODES, Replay
-    from ecemu.sessionlog import LogError
+    from .replay import DIVERGENCE_MODES, Replay
+    from .sessionlog import LogError
 
     if not marker.args:
         pytest.fail("ecemu_replay needs the log's path: @pytest.mark.ecemu_replay('field.log')", pytrace=False)
@@ -216,7 +216,7 @@ def ecemu_tls_server(request: pytest.FixtureRequest):
     indirect parametrisation names another; ``.ca_pem`` stays the CA to trust, so a broken
     certificate is refused for its own defect.
     """
-    from ecemu.echo_server import SERVER_CERTIFICATES, TlsEchoServer
+    from .echo_server import SERVER_CERTIFICATES, TlsEchoServer
 
     marker = request.node.get_closest_marker("ecemu_cert")
     cert = getattr(request, "param", None) or (marker.args[0] if marker else "rsa")
@@ -240,7 +240,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def _transcript_tail(trace: Path | None) -> str:
-    from ecemu.shell.trace import render
+    from .shell.trace import render
 
     if trace is None:
         return "(no trace)"
@@ -260,7 +260,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """In a pytest-xdist worker: hand the worker's table to the controller, which prints it."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
-        from ecemu.coverage import Coverage
+        from .coverage import Coverage
 
         coverages: list = session.config.stash[_COVERAGES] if _COVERAGES in session.config.stash else []
         workeroutput[_COVERAGE_KEY] = Coverage.merged(coverages).to_json()
@@ -271,14 +271,14 @@ def pytest_testnodedown(node, error) -> None:
     """pytest-xdist's controller: a worker finished; its table joins the summary."""
     data = getattr(node, "workeroutput", {}).get(_COVERAGE_KEY)
     if data:
-        from ecemu.coverage import Coverage
+        from .coverage import Coverage
 
         node.config.stash.setdefault(_COVERAGES, []).append(Coverage.from_json(data))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """The coverage table (see ``ecemu.coverage``), when the fixtures' modems saw a command."""
-    from ecemu.coverage import Coverage
+    from .coverage import Coverage
 
     coverages: list[Coverage] = config.stash.get(_COVERAGES, [])
     total = Coverage.merged(coverages)
@@ -295,7 +295,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def ecemu_http_server():
     """A plain HTTP server on 127.0.0.1 (``ecemu.http_server.HttpTestServer``): ``.url``,
     ``.requests`` (what it received); GET /bytes/<n> serves ``body_bytes(n)``, POST echoes."""
-    from ecemu.http_server import HttpTestServer
+    from .http_server import HttpTestServer
 
     with HttpTestServer() as server:
         yield server
@@ -305,7 +305,7 @@ def ecemu_http_server():
 def ecemu_https_server():
     """The same over TLS with the test PKI: ``.url`` (https://127.0.0.1:<port>), ``.ca_pem`` (the CA
     to upload for seclevel 1; the certificate names localhost and 127.0.0.1)."""
-    from ecemu.http_server import HttpTestServer
+    from .http_server import HttpTestServer
 
     with HttpTestServer(tls=True) as server:
         yield server
@@ -316,7 +316,7 @@ def ecemu_mqtt_broker():
     """A Mosquitto broker on 127.0.0.1 (``ecemu.mqtt_broker.MqttBroker``): ``.port`` (MQTT),
     ``.tls_port`` (MQTT over TLS, test PKI), ``.ca_pem``; the test skips without mosquitto, and
     fails instead where ``CI`` is set to true (a CI job must not pass without what it claims to test)."""
-    from ecemu.mqtt_broker import BrokerUnavailable, MqttBroker
+    from .mqtt_broker import BrokerUnavailable, MqttBroker
 
     try:
         broker = MqttBroker().start()

@@ -27,11 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from ecemu.core.uart import LineFormat
-from ecemu.sessionlog import EVENT, HOST, MODULE, SessionWriter
-from ecemu.shell.device import open_device, set_line
-from ecemu.shell.private_files import private_opener
-from ecemu.shell.runner import PtyHost
+from .core.uart import LineFormat
+from .sessionlog import EVENT, HOST, MODULE, SessionWriter
+from .shell.device import open_device, set_line
+from .shell.private_files import private_opener
+from .shell.runner import PtyHost
 
 log = logging.getLogger(__name__)
 

@@ -29,13 +29,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ecemu.api import run_on_loop
-from ecemu.profile import load_profile
-from ecemu.sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open_log
-from ecemu.sessionlog.matching import Divergence, HostMatcher
-from ecemu.sessionlog.modules import profile_for
-from ecemu.shell.host_link import QuietLink
-from ecemu.shell.runner import ModemRunner, PtyHost
+from .api import run_on_loop
+from .profile import load_profile
+from .sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open_log
+from .sessionlog.matching import Divergence, HostMatcher
+from .sessionlog.modules import profile_for
+from .shell.host_link import QuietLink
+from .shell.runner import ModemRunner, PtyHost
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ class ReplayServer:
         if not self.engine.started:
             # As the emulator does with boot on open: the module's first words come after the
             # opener has flushed the port.
-            from ecemu.shell.runner import OPEN_SETTLE
+            from .shell.runner import OPEN_SETTLE
 
             self.loop.call_later(OPEN_SETTLE, self._start_clock)
 

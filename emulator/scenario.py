@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecemu.control import OPERATIONS, ControlError, controller_of
+from .control import OPERATIONS, ControlError, controller_of
 
 if TYPE_CHECKING:
-    from ecemu.shell.runner import ModemRunner
+    from .shell.runner import ModemRunner
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ScenarioError(ValueError):
 
 
 def scenarios_dir() -> Path:
-    from ecemu.profile import profiles_dir
+    from .profile import profiles_dir
 
     return profiles_dir() / "scenarios"
 

@@ -24,8 +24,8 @@ import json
 import re
 from typing import Any, Iterable
 
-from ecemu.coverage import Coverage, coverage_of_trace
-from ecemu.shell.trace import session_start, visible
+from .coverage import Coverage, coverage_of_trace
+from .shell.trace import session_start, visible
 
 PREVIEW_CHARS = 40  # of data shown on an arrow before a click
 DATA_SHOWN_MAX = 4096  # bytes of one data item shown expanded; a trace may hold megabytes

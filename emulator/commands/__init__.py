@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ecemu.core.registry import CommandSet
+from ..core.registry import CommandSet
 
-from ecemu.commands import basic  # noqa: F401
-from ecemu.commands import pdp  # noqa: F401
-from ecemu.commands import files  # noqa: F401
-from ecemu.commands import open_files  # noqa: F401
-from ecemu.commands import ssl  # noqa: F401
-from ecemu.commands import tcpip  # noqa: F401
-from ecemu.commands import identity  # noqa: F401
-from ecemu.commands import radio  # noqa: F401
-from ecemu.commands import device  # noqa: F401
-from ecemu.commands import mqtt  # noqa: F401
-from ecemu.commands import http  # noqa: F401
-from ecemu.commands import cmux  # noqa: F401
-from ecemu.commands import ppp  # noqa: F401
+from . import basic  # noqa: F401
+from . import pdp  # noqa: F401
+from . import files  # noqa: F401
+from . import open_files  # noqa: F401
+from . import ssl  # noqa: F401
+from . import tcpip  # noqa: F401
+from . import identity  # noqa: F401
+from . import radio  # noqa: F401
+from . import device  # noqa: F401
+from . import mqtt  # noqa: F401
+from . import http  # noqa: F401
+from . import cmux  # noqa: F401
+from . import ppp  # noqa: F401
 
 
 def _family_modules() -> list[ModuleType]:

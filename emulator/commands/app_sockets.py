@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Callable
 
-from ecemu.commands.ssl_state import ContextTls, SslFamily
-from ecemu.core.inbox import DIGESTING, STACK, Inbox
-from ecemu.core.results import QiError
-from ecemu.core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
-from ecemu.core.tls import TlsClient, TlsUnavailable
+from .ssl_state import ContextTls, SslFamily
+from ..core.inbox import DIGESTING, STACK, Inbox
+from ..core.results import QiError
+from ..core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
+from ..core.tls import TlsClient, TlsUnavailable
 
 if TYPE_CHECKING:
-    from ecemu.core.timers import Timer
+    from ..core.timers import Timer
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ecemu.core.clock import parse_cclk
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from ..core.clock import parse_cclk
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     CommandFailed,
     ParamError,
     Reply,
@@ -21,10 +21,10 @@ from ecemu.core.registry import (
     require_form,
     str_arg,
 )
-from ecemu.core.results import NO_CARRIER
+from ..core.results import NO_CARRIER
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "basic"
 

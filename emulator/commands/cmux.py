@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ecemu.core.channel import MuxSession
-from ecemu.core.cmux import CmuxParameters
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import CommandFailed, Reply, command, int_arg, ok, require_form
-from ecemu.core.results import CmeCode
+from ..core.channel import MuxSession
+from ..core.cmux import CmuxParameters
+from ..core.parser import CommandCall, Form
+from ..core.registry import CommandFailed, Reply, command, int_arg, ok, require_form
+from ..core.results import CmeCode
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "cmux"
 

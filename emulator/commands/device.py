@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     Family,
     FamilyState,
     ParamError,
@@ -27,7 +27,7 @@ from ecemu.core.registry import (
 )
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "device"
 

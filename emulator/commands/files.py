@@ -17,14 +17,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
-from ecemu.core.results import CONNECT, OK, CmeCode, CmeError
-from ecemu.core.ufs import FileStore, strip_ufs_prefix
-from ecemu.core.urcs import frame_after_data
+from ..core.parser import CommandCall, Form
+from ..core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
+from ..core.results import CONNECT, OK, CmeCode, CmeError
+from ..core.ufs import FileStore, strip_ufs_prefix
+from ..core.urcs import frame_after_data
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "files"
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ecemu.commands.files import ufs_name
-from ecemu.commands.http_state import (
+from .files import ufs_name
+from .http_state import (
     CONTENT_TYPES,
     BodyToFile,
     HttpConfig,
@@ -29,8 +29,8 @@ from ecemu.commands.http_state import (
     Target,
     UrlError,
 )
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -44,10 +44,10 @@ from ecemu.core.registry import (
     require_form,
     str_arg,
 )
-from ecemu.core.results import CONNECT, ERROR, CmeCode, CmeError, Code, ErrorStore, FinalResult, Refusal
+from ..core.results import CONNECT, ERROR, CmeCode, CmeError, Code, ErrorStore, FinalResult, Refusal
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "http"
 MAX_URL = 2048  # <URL_length> 1-2048 (chosen: the newer notes' figure)

@@ -35,16 +35,16 @@ from urllib.parse import urlsplit
 
 import h11
 
-from ecemu.commands.app_sockets import STEP, AppSocket
-from ecemu.commands.files import room_for
-from ecemu.core.registry import CommandFailed, Reply
-from ecemu.core.results import QiError
-from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
+from .app_sockets import STEP, AppSocket
+from .files import room_for
+from ..core.registry import CommandFailed, Reply
+from ..core.results import QiError
+from ..core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
-    from ecemu.core.ufs import FileWriter
+    from ..core.modem import Modem
+    from ..core.timers import Timer
+    from ..core.ufs import FileWriter
 
 log = logging.getLogger(__name__)
 

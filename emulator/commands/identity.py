@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
@@ -30,7 +30,7 @@ from ecemu.core.registry import (
 )
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "identity"
 

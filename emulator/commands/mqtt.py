@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ecemu.commands.mqtt_state import CLIENTS, RECV_SLOTS, MqttClient, MqttConfig, MqttFamily, Session
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from .mqtt_state import CLIENTS, RECV_SLOTS, MqttClient, MqttConfig, MqttFamily, Session
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -31,11 +31,11 @@ from ecemu.core.registry import (
     require_form,
     str_arg,
 )
-from ecemu.core.results import ERROR, Code, ErrorStore, FinalResult
-from ecemu.core.sockets import OpenFailed
+from ..core.results import ERROR, Code, ErrorStore, FinalResult
+from ..core.sockets import OpenFailed
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "mqtt"
 CTRL_Z = 0x1A

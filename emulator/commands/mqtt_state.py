@@ -19,14 +19,14 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ecemu.commands import mqtt_codec as codec
-from ecemu.commands.app_sockets import STEP, AppSocket
-from ecemu.core.results import QiError
-from ecemu.core.sockets import OpenFailed, Phase, SocketFamily
+from . import mqtt_codec as codec
+from .app_sockets import STEP, AppSocket
+from ..core.results import QiError
+from ..core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
+    from ..core.modem import Modem
+    from ..core.timers import Timer
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ecemu.commands.files import (
+from .files import (
     DEFAULT_TIMEOUT,
     FAMILY,
     MAX_TIMEOUT,
@@ -27,8 +27,8 @@ from ecemu.commands.files import (
     number_arg,
     ufs_name,
 )
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -40,10 +40,10 @@ from ecemu.core.registry import (
     ok,
     require_form,
 )
-from ecemu.core.results import CONNECT, CmeCode, FinalResult
+from ..core.results import CONNECT, CmeCode, FinalResult
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 # AT+QFOPEN's <mode> (FILE note): 0 opens the file, creating it when missing; 1 creates it, or
 # empties it when it exists; 2 opens an existing file for reading only.

@@ -24,9 +24,9 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
-from ecemu.commands.basic import radio_on
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from .basic import radio_on
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
@@ -39,10 +39,10 @@ from ecemu.core.registry import (
     require_form,
     str_arg,
 )
-from ecemu.core.results import QI_ERROR_TEXTS, QIGETERROR, QiError
+from ..core.results import QI_ERROR_TEXTS, QIGETERROR, QiError
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 log = logging.getLogger(__name__)
 

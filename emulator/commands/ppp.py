@@ -23,14 +23,14 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
-from ecemu.commands.basic import radio_on
-from ecemu.commands.pdp import IPV6, REGISTERED, PdpState
-from ecemu.core import events as ev
-from ecemu.core.channel import Channel
-from ecemu.core.escape import EscapeDetector
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.ppp import LinkConfig, PppHooks, PppLink
-from ecemu.core.registry import (
+from .basic import radio_on
+from .pdp import IPV6, REGISTERED, PdpState
+from ..core import events as ev
+from ..core.channel import Channel
+from ..core.escape import EscapeDetector
+from ..core.parser import CommandCall, Form
+from ..core.ppp import LinkConfig, PppHooks, PppLink
+from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
@@ -44,11 +44,11 @@ from ecemu.core.registry import (
     require_form,
     str_arg,
 )
-from ecemu.core.results import CONNECT, NO_CARRIER, OK, CmeCode
+from ..core.results import CONNECT, NO_CARRIER, OK, CmeCode
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
+    from ..core.modem import Modem
+    from ..core.timers import Timer
 
 log = logging.getLogger(__name__)
 

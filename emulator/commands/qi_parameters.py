@@ -4,9 +4,9 @@ leaves 552, "invalid parameters", for AT+QIGETERROR."""
 
 from __future__ import annotations
 
-from ecemu.core.parser import CommandCall
-from ecemu.core.registry import CommandFailed, int_arg, str_arg
-from ecemu.core.results import QiError
+from ..core.parser import CommandCall
+from ..core.registry import CommandFailed, int_arg, str_arg
+from ..core.results import QiError
 
 
 def invalid() -> CommandFailed:

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ecemu.commands.basic import radio_on
-from ecemu.commands.pdp import PdpState
-from ecemu.core.control_lines import RiBehaviour
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from .basic import radio_on
+from .pdp import PdpState
+from ..core.control_lines import RiBehaviour
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
@@ -40,7 +40,7 @@ from ecemu.core.registry import (
 )
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "radio"
 

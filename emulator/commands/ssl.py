@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ecemu.commands.qi_parameters import at_most as _at_most
-from ecemu.commands.qi_parameters import invalid as _invalid
-from ecemu.commands.qi_parameters import number as _int
-from ecemu.commands.qi_parameters import text as _text
-from ecemu.commands.ssl_state import (
+from .qi_parameters import at_most as _at_most
+from .qi_parameters import invalid as _invalid
+from .qi_parameters import number as _int
+from .qi_parameters import text as _text
+from .ssl_state import (
     BUFFER,
     TRANSPARENT,
     ClientState,
@@ -21,8 +21,8 @@ from ecemu.commands.ssl_state import (
     SslClient,
     SslFamily,
 )
-from ecemu.core.parser import Arg, CommandCall, Form
-from ecemu.core.registry import (
+from ..core.parser import Arg, CommandCall, Form
+from ..core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -34,12 +34,12 @@ from ecemu.core.registry import (
     ok,
     require_form,
 )
-from ecemu.core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
-from ecemu.core.sockets import AccessMode
-from ecemu.core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
+from ..core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from ..core.sockets import AccessMode
+from ..core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "ssl"
 CTRL_Z = 0x1A

@@ -13,9 +13,9 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ecemu.core.results import QiError
-from ecemu.core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
-from ecemu.core.tls import (
+from ..core.results import QiError
+from ..core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
+from ..core.tls import (
     ClientContext,
     ContextSettings,
     TlsClient,
@@ -24,11 +24,11 @@ from ecemu.core.tls import (
     build_context,
     is_ip_literal,
 )
-from ecemu.core.ufs import strip_ufs_prefix
+from ..core.ufs import strip_ufs_prefix
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
+    from ..core.modem import Modem
+    from ..core.timers import Timer
 
 log = logging.getLogger(__name__)
 

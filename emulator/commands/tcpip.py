@@ -15,15 +15,15 @@ import ipaddress
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from ecemu.commands.qi_parameters import at_most as _at_most
-from ecemu.commands.qi_parameters import invalid as _invalid
-from ecemu.commands.qi_parameters import number as _int
-from ecemu.commands.qi_parameters import text as _text
-from ecemu.commands.ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
-from ecemu.commands.tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
-from ecemu.core import events as ev
-from ecemu.core.parser import CommandCall, Form
-from ecemu.core.registry import (
+from .qi_parameters import at_most as _at_most
+from .qi_parameters import invalid as _invalid
+from .qi_parameters import number as _int
+from .qi_parameters import text as _text
+from .ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
+from .tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
+from ..core import events as ev
+from ..core.parser import CommandCall, Form
+from ..core.registry import (
     AwaitData,
     CommandFailed,
     Family,
@@ -35,11 +35,11 @@ from ecemu.core.registry import (
     ok,
     require_form,
 )
-from ecemu.core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
-from ecemu.core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
+from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from ..core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from ..core.modem import Modem
 
 FAMILY = "tcpip"
 TCPIP_FAMILY = Family(FAMILY, errors=QIGETERROR, state=TcpipFamily, needs=("pdp",))

@@ -23,11 +23,11 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ecemu.core import events as ev
-from ecemu.core.inbox import DatagramInbox, Inbox
-from ecemu.core.registry import Reply
-from ecemu.core.results import QiError
-from ecemu.core.sockets import (
+from ..core import events as ev
+from ..core.inbox import DatagramInbox, Inbox
+from ..core.registry import Reply
+from ..core.results import QiError
+from ..core.sockets import (
     AccessMode,
     DatagramSocket,
     Phase,
@@ -41,8 +41,8 @@ from ecemu.core.sockets import (
 )
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.profile import Limits
+    from ..core.modem import Modem
+    from ..profile import Limits
 
 log = logging.getLogger(__name__)
 

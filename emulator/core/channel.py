@@ -21,16 +21,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ecemu.core.cmux import CmuxParameters, Multiplexer, V24Signals
-from ecemu.core.command_line import CommandLineRunner
-from ecemu.core.host_modes import HostModes, guarded
-from ecemu.core.line_editor import LineEditor
-from ecemu.core.settings import Settings
-from ecemu.core.urcs import HeldUrcs
+from .cmux import CmuxParameters, Multiplexer, V24Signals
+from .command_line import CommandLineRunner
+from .host_modes import HostModes, guarded
+from .line_editor import LineEditor
+from .settings import Settings
+from .urcs import HeldUrcs
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
+    from .modem import Modem
+    from .timers import Timer
 
 PORT = 0  # the channel of the bare port; a DLC's channel is its DLCI (1-63)
 # Bytes a DLC's host sent that its channel has not taken yet (a command running, a call's peer

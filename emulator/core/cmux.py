@@ -21,10 +21,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
-from ecemu.core.lifecycle import Transitions
+from .lifecycle import Transitions
 
 if TYPE_CHECKING:
-    from ecemu.core.timers import Timer
+    from .timers import Timer
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ecemu.core.parser import CommandCall, Form, SyntaxProblem, parse_command_line
-from ecemu.core.registry import AwaitData, CommandFailed, Outcome, Pending, Reply
-from ecemu.core.results import ERROR, OK, Refusal
+from .parser import CommandCall, Form, SyntaxProblem, parse_command_line
+from .registry import AwaitData, CommandFailed, Outcome, Pending, Reply
+from .results import ERROR, OK, Refusal
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from .modem import Modem
 
 log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 

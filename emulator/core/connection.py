@@ -17,17 +17,17 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
-from ecemu.core import events as ev
-from ecemu.core.inbox import AccessMode
-from ecemu.core.lifecycle import Transitions
-from ecemu.core.registry import CommandFailed, Reply
-from ecemu.core.results import QiError
+from . import events as ev
+from .inbox import AccessMode
+from .lifecycle import Transitions
+from .registry import CommandFailed, Reply
+from .results import QiError
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.sockets import SocketFamily
-    from ecemu.core.timers import Timer
-    from ecemu.profile import Limits
+    from .modem import Modem
+    from .sockets import SocketFamily
+    from .timers import Timer
+    from ..profile import Limits
 
 log = logging.getLogger("ecemu.core.sockets")
 

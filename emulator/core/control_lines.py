@@ -27,12 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ecemu.core.uart import LineLevel, TransmitHold
+from .uart import LineLevel, TransmitHold
 
 if TYPE_CHECKING:
-    from ecemu.core.channel import Channel
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
+    from .channel import Channel
+    from .modem import Modem
+    from .timers import Timer
 
 RI_CATEGORIES = ("ring", "smsincoming", "other")
 # The URCs AT+QCFG="urc/ri/smsincoming" governs (27.005 3.4.1's new message indications).

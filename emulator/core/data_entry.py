@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ecemu.core.registry import CommandFailed, DataSink, Outcome
+from .registry import CommandFailed, DataSink, Outcome
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
+    from .modem import Modem
+    from .timers import Timer
 
 
 class DataEntry:

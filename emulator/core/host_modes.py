@@ -20,17 +20,17 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from ecemu.core.data_entry import DataEntry
-from ecemu.core.lifecycle import Transitions
-from ecemu.core.line_editor import LF, REJECTED
-from ecemu.core.registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
-from ecemu.core.results import ERROR, CmeError, FinalResult
-from ecemu.core.urcs import frame_result
+from .data_entry import DataEntry
+from .lifecycle import Transitions
+from .line_editor import LF, REJECTED
+from .registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
+from .results import ERROR, CmeError, FinalResult
+from .urcs import frame_result
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.timers import Timer
-    from ecemu.profile import BootUrc
+    from .modem import Modem
+    from .timers import Timer
+    from ..profile import BootUrc
 
 log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 

@@ -13,10 +13,10 @@ import enum
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ecemu.core import events as ev
+from . import events as ev
 
 if TYPE_CHECKING:
-    from ecemu.core.sockets import Socket
+    from .sockets import Socket
 
 # Below this share of the buffer limit a paused socket reads from the server again.
 RESUME_FRACTION = 0.5

@@ -20,14 +20,14 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from ecemu.core import events as ev
-from ecemu.core.channel import PORT, Channel, MuxSession
-from ecemu.core.clock import ModuleClock
-from ecemu.core.control_lines import ControlLines
-from ecemu.core.data_entry import DataEntry
-from ecemu.core.host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
-from ecemu.core.host_modes import COMMAND, HostMode, guarded
-from ecemu.core.registry import (
+from . import events as ev
+from .channel import PORT, Channel, MuxSession
+from .clock import ModuleClock
+from .control_lines import ControlLines
+from .data_entry import DataEntry
+from .host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
+from .host_modes import COMMAND, HostMode, guarded
+from .registry import (
     AwaitData,
     CommandFailed,
     CommandSet,
@@ -36,13 +36,13 @@ from ecemu.core.registry import (
     Outcome,
     Pending,
 )
-from ecemu.core.results import CmeError, FinalResult
-from ecemu.core.settings import Settings
-from ecemu.core.timers import Timer, TimerHeap
-from ecemu.core.uart import DropInput, LineFormat, PortChange
-from ecemu.core.ufs import FileStore
-from ecemu.core.urcs import frame_block, frame_result
-from ecemu.profile import Profile
+from .results import CmeError, FinalResult
+from .settings import Settings
+from .timers import Timer, TimerHeap
+from .uart import DropInput, LineFormat, PortChange
+from .ufs import FileStore
+from .urcs import frame_block, frame_result
+from ..profile import Profile
 
 __all__ = ["HOST_MODES", "HostMode", "Modem", "Settings"]
 

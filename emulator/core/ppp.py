@@ -22,10 +22,10 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ecemu.core.lifecycle import Transitions
+from .lifecycle import Transitions
 
 if TYPE_CHECKING:
-    from ecemu.core.timers import Timer
+    from .timers import Timer
 
 log = logging.getLogger(__name__)
 

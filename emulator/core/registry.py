@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
 
-from ecemu.core.parser import Arg, CommandCall, Form
-from ecemu.core.results import (
+from .parser import Arg, CommandCall, Form
+from .results import (
     CME,
     ERROR,
     OK,
@@ -27,7 +27,7 @@ from ecemu.core.results import (
 )
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from .modem import Modem
 
 
 class CommandFailed(Exception):

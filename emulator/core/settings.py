@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ecemu.profile import Profile
+from ..profile import Profile
 
 # The S-registers and their power-on values: S0 0 and S3 13 seen (REFERENCE.md, AT&V); S4 10, S5 8,
 # S6 2 and S8 2 are V.250's defaults; S7 0 and S10 15 are the Quectel EC2x AT manual's (doc). S3 ends

@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ecemu.core import events as ev
+from . import events as ev
 
-from ecemu.core.connection import (
+from .connection import (
     CONNECT_FAILURES,
     SHOWN_STATE,
     SOCKET_LIFECYCLE,
@@ -38,17 +38,17 @@ from ecemu.core.connection import (
     SocketState,
     StreamLayer,
 )
-from ecemu.core.inbox import SENDING, AccessMode, DatagramInbox, Inbox
-from ecemu.core.registry import FamilyState, Reply
-from ecemu.core.results import CONNECT, NO_CARRIER, QiError
-from ecemu.core.transparent import TransparentSession
+from .inbox import SENDING, AccessMode, DatagramInbox, Inbox
+from .registry import FamilyState, Reply
+from .results import CONNECT, NO_CARRIER, QiError
+from .transparent import TransparentSession
 
 __all__ = ["CONNECT_FAILURES", "SHOWN_STATE", "SOCKET_LIFECYCLE", "AccessMode", "DatagramSocket", "LayerStep",
            "OpenFailed", "Phase", "PlainStep", "PlainStream", "Socket", "SocketFamily", "SocketState", "StreamLayer",
            "TransparentSession", "pool_sockets", "socket_in_pool"]
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
+    from .modem import Modem
 
 log = logging.getLogger(__name__)
 

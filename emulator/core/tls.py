@@ -26,9 +26,9 @@ from typing import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from ecemu.core import tls_openssl
-from ecemu.core.tls_handshake import ServerFlight, alert_record
-from ecemu.core.tls_verify import VerifyPolicy, verify_server
+from . import tls_openssl
+from .tls_handshake import ServerFlight, alert_record
+from .tls_verify import VerifyPolicy, verify_server
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +194,9 @@ def other_engines() -> tuple:
     python-mbedtls has no wheel), imported when a context first needs one: together they are a
     third of ``ecemu run``'s start-up, and most hosts never ask for what OpenSSL cannot speak."""
     if not _OTHER_ENGINES:
-        from ecemu.core import tls_legacy
+        from . import tls_legacy
         try:
-            from ecemu.core import tls_mbedtls
+            from . import tls_mbedtls
         except ImportError as exc:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
             tls_mbedtls = None
             _MBEDTLS_MISSING.append(str(exc))

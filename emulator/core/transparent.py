@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ecemu.core.escape import EscapeDetector
-from ecemu.core.results import NO_CARRIER, OK, FinalResult
+from .escape import EscapeDetector
+from .results import NO_CARRIER, OK, FinalResult
 
 if TYPE_CHECKING:
-    from ecemu.core.modem import Modem
-    from ecemu.core.sockets import Socket
-    from ecemu.core.timers import Timer
+    from .modem import Modem
+    from .sockets import Socket
+    from .timers import Timer
 
 log = logging.getLogger("ecemu.core.sockets")
 

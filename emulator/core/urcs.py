@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable, Protocol
 
-from ecemu.core.results import FinalResult, encode_block
+from .results import FinalResult, encode_block
 
 
 class FramingSettings(Protocol):

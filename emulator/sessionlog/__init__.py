@@ -5,10 +5,10 @@ Nothing here touches the emulator: ``ecemu record``, ``ecemu replay`` and ``ecem
 ``ecemu.sessionlog.format``, the readers in ``ecemu.sessionlog.readers``.
 """
 
-from ecemu.sessionlog.format import (
+from .format import (
     EVENT, HOST, MODULE, LogError, Record, SessionInfo, SessionWriter, escape, unescape, write_session,
 )
-from ecemu.sessionlog.readers import FORMATS, ReadOptions, SessionLog, open_log, read_bytes, validate
+from .readers import FORMATS, ReadOptions, SessionLog, open_log, read_bytes, validate
 
 __all__ = [
     "EVENT", "FORMATS", "HOST", "MODULE", "LogError", "ReadOptions", "Record", "SessionInfo", "SessionLog",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ecemu.sessionlog.format import ANY, Record
+from .format import ANY, Record
 
 PLACEHOLDER_LIMIT = 4096
 _CR = 0x0D
@@ -44,7 +44,7 @@ class Divergence:
 
 
 def _shown(data: bytes) -> str:
-    from ecemu.sessionlog.format import escape
+    from .format import escape
 
     text = escape(data)
     return text if len(text) <= 200 else text[:197] + "..."

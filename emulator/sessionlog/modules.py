@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ecemu.profile import DEFAULT_PROFILE, available_profiles
+from ..profile import DEFAULT_PROFILE, available_profiles
 
 FAMILY = "EC200x/EC800x/EG800"
 _MODEL = re.compile(r"(E[CG]\d{3}[A-Z]?)", re.I)

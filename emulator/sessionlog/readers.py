@@ -21,7 +21,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Protocol
 
-from ecemu.sessionlog.format import (
+from .format import (
     EVENT, HOST, MODULE, SIGNATURE, LineReader, LogError, Record, SessionInfo, parse_records, read_headers,
 )
 

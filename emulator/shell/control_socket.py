@@ -21,7 +21,7 @@ class ControlError(Exception):
 
 
 if TYPE_CHECKING:
-    from ecemu.shell.runner import ModemRunner
+    from .runner import ModemRunner
 
 log = logging.getLogger(__name__)
 

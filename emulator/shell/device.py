@@ -25,12 +25,12 @@ import termios
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecemu.core.uart import LineFormat
-from ecemu.shell.host_link import QuietLink
-from ecemu.shell.pty_port import discard_available
+from ..core.uart import LineFormat
+from .host_link import QuietLink
+from .pty_port import discard_available
 
 if TYPE_CHECKING:
-    from ecemu.shell.runner import ModemRunner
+    from .runner import ModemRunner
 
 log = logging.getLogger(__name__)
 

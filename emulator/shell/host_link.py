@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ecemu.core.uart import LineFormat
+from ..core.uart import LineFormat
 
 # The module's output lines and the host's, by the names the trace and the control interface use.
 MODULE_LINES = ("ri", "dcd", "cts", "dsr")

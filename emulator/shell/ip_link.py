@@ -31,10 +31,10 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
-from ecemu.core import events as ev
-from ecemu.shell import slirp
-from ecemu.shell.dns import NameNotFound
-from ecemu.shell.network import _Delay, Network
+from ..core import events as ev
+from . import slirp
+from .dns import NameNotFound
+from .network import _Delay, Network
 
 log = logging.getLogger(__name__)
 

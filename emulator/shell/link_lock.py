@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-from ecemu.shell.private_files import write_private
+from .private_files import write_private
 
 _HELD: set[Path] = set()  # locks this process holds (an Emulator in a thread, or ``ecemu run``)
 

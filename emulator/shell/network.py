@@ -20,8 +20,8 @@ import time
 from collections import deque
 from typing import Callable
 
-from ecemu.core import events as ev
-from ecemu.shell.dns import MalformedAnswer, NameRefused, NetworkPolicy, resolve_a
+from ..core import events as ev
+from .dns import MalformedAnswer, NameRefused, NetworkPolicy, resolve_a
 
 # Every way a name fails to resolve: the module's DNS failure (565), a server's unreadable answer
 # included.
@@ -524,7 +524,7 @@ class Network:
         self.report(ev.PingReply(effect.conn_id, address, max(1, round((loop.time() - started) * 1000))))
 
     async def _query_ntp(self, effect: ev.QueryNtp) -> None:
-        from ecemu.shell.sntp import SntpError, query
+        from .sntp import SntpError, query
 
         if self.policy.answers_ntp(effect.host):
             # The emulator's own SNTP server (--local-ntp): the module clock's time, after the radio's

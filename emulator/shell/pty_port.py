@@ -14,11 +14,11 @@ import tty
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ecemu.shell.host_link import QuietLink
-from ecemu.shell.opens import OpenWatcher
+from .host_link import QuietLink
+from .opens import OpenWatcher
 
 if TYPE_CHECKING:
-    from ecemu.shell.runner import ModemRunner
+    from .runner import ModemRunner
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from serial.rfc2217 import DO, DONT, IAC, SB, SE, WILL, WONT, PortManager
 
-from ecemu.shell.tcp_host import Peer, TcpServerHost, socket_owner
+from .tcp_host import Peer, TcpServerHost, socket_owner
 
 if TYPE_CHECKING:
-    from ecemu.core.uart import LineFormat
+    from ..core.uart import LineFormat
 
 __all__ = ["Rfc2217Host", "TelnetFilter", "socket_owner"]
 

@@ -16,20 +16,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from ecemu.commands import COMMAND_SET
-from ecemu.core import events as ev
-from ecemu.core.host_modes import COMMAND
-from ecemu.core.modem import Modem
-from ecemu.core.uart import DropInput, LineFormat, LineLevel, PortChange, TransmitHold
-from ecemu.core.ufs import DirectoryFileStore
-from ecemu.profile import Profile
-from ecemu.shell.host_link import HostLink
-from ecemu.shell.ip_link import IpLinks
-from ecemu.shell.network import Network
-from ecemu.shell.pty_port import PtyHost, PtyPort
-from ecemu.shell.shaping import OutputShaper
-from ecemu.shell.trace import Tracer
-from ecemu.shell.uart_line import LINE_KINDS, UartLine
+from ..commands import COMMAND_SET
+from ..core import events as ev
+from ..core.host_modes import COMMAND
+from ..core.modem import Modem
+from ..core.uart import DropInput, LineFormat, LineLevel, PortChange, TransmitHold
+from ..core.ufs import DirectoryFileStore
+from ..profile import Profile
+from .host_link import HostLink
+from .ip_link import IpLinks
+from .network import Network
+from .pty_port import PtyHost, PtyPort
+from .shaping import OutputShaper
+from .trace import Tracer
+from .uart_line import LINE_KINDS, UartLine
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
-from ecemu.shell.host_link import QuietLink
+from .host_link import QuietLink
 
 if TYPE_CHECKING:
-    from ecemu.shell.runner import ModemRunner
+    from .runner import ModemRunner
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from ecemu.shell.private_files import open_private_file
+from .private_files import open_private_file
 
 STDOUT = "-"  # the trace "file" that is the live transcript on standard output
 

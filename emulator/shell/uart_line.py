@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from ecemu.core.uart import LineFormat
+from ..core.uart import LineFormat
 
 # Bytes are handed over in slices of about this long on the wire (at least one byte): fine
 # enough for guard times, coarse enough to keep the timers few.
