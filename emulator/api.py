@@ -158,8 +158,8 @@ class Emulator:
             if lock is not None:
                 lock.acquire()
                 self._closers.append(lock.release)
-            runner = self.runner = ModemRunner(self.profile, self.ufs, self.link, self.escape_guard,
-                                               host=self._host_link(), trace=self.trace, scenario=self.scenario,
+            runner = self.runner = ModemRunner(self.profile, self.ufs, self._host_link(), self.escape_guard,
+                                               trace=self.trace, scenario=self.scenario,
                                                control=Controller, boot=self.boot, baud=self.baud,
                                                line=self.line)
             runner.on_booted = self._booted.set
@@ -202,7 +202,9 @@ class Emulator:
             return RawTcpServer(*self.tcp_raw)
         if self.connect is not None:
             return RawTcpClient(*self.connect)
-        return None  # a pty of its own
+        from .shell.pty_port import PtyHost
+
+        return PtyHost(self.link)  # a pty of its own
 
     def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
         """Run ``fn(runner)`` on the emulator's loop and return its result."""

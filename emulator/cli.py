@@ -71,7 +71,7 @@ class Transport:
     option: str | None = None
 
     def host(self, index: int, baud: int):
-        """Modem ``index``'s host link, or None for a pty of its own (the runner's default)."""
+        """Modem ``index``'s host link, or None for a pty of its own (``PtyHost``)."""
         if self.kind == "device":
             from .core.uart import LineFormat
             from .shell.device import DeviceHost
@@ -391,6 +391,7 @@ async def _serve(o: RunOptions) -> None:
     from .shell.control_socket import ControlServer
     from .shell.readiness import notify_ready, notify_stopping
     from .shell.trace import STDOUT
+    from .shell.pty_port import PtyHost
     from .shell.runner import ModemRunner
 
     loop = asyncio.get_running_loop()
@@ -407,9 +408,9 @@ async def _serve(o: RunOptions) -> None:
             host = o.transport.host(index, o.baud)
             modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
-            runner = ModemRunner(o.profile.for_modem(index), ufs, modem_link if host is None else None, o.escape_guard,
-                                 host=host, trace=o.trace, modem_index=index, scenario=scenario, control=Controller,
-                                 boot=o.boot, baud=o.baud, line=o.line)
+            runner = ModemRunner(o.profile.for_modem(index), ufs, host if host is not None else PtyHost(modem_link),
+                                 o.escape_guard, trace=o.trace, modem_index=index, scenario=scenario,
+                                 control=Controller, boot=o.boot, baud=o.baud, line=o.line)
             control = ControlServer(o.controls[index], runner)
             try:
                 runner.start()
@@ -513,10 +514,10 @@ class StatusLine:
         sent = sum(runner.bytes_to_host for runner in runners)
         if len(runners) == 1:
             host = "host attached" if attached else "no host"
-            mode = f"{runners[0].modem.mode.value} mode"
+            mode = f"{runners[0].modem.port.host.mode.value} mode"
         else:
             host = f"{attached} of {len(runners)} hosts attached"
-            modes = sorted({runner.modem.mode.value for runner in runners})
+            modes = sorted({runner.modem.port.host.mode.value for runner in runners})
             mode = "modes: " + ", ".join(modes)
         plural = "" if connections == 1 else "s"
         return (f"{host} | {mode} | {connections} connection{plural} | "

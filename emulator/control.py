@@ -253,7 +253,7 @@ class Controller:
         modem = self.modem
         return {
             "profile": modem.profile.name,
-            "mode": modem.mode.value,
+            "mode": modem.port.host.mode.value,
             "echo": modem.settings.echo,
             "verbose": modem.settings.verbose,
             "cmee": modem.settings.cmee,

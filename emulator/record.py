@@ -31,7 +31,7 @@ from .core.uart import LineFormat
 from .sessionlog import EVENT, HOST, MODULE, SessionWriter
 from .shell.device import open_device, set_line
 from .shell.private_files import private_opener
-from .shell.runner import PtyHost
+from .shell.pty_port import PtyHost
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,8 @@ from .sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open
 from .sessionlog.matching import Divergence, HostMatcher
 from .sessionlog.modules import profile_for
 from .shell.host_link import QuietLink
-from .shell.runner import ModemRunner, PtyHost
+from .shell.pty_port import PtyHost
+from .shell.runner import ModemRunner
 
 log = logging.getLogger(__name__)
 

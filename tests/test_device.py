@@ -209,7 +209,7 @@ def test_garbage_at_a_wrong_rate_is_answered_and_said_and_the_right_rate_works(u
             uart.write(garbage + b"\r")
             assert uart.expect(b"ERROR\r\n").endswith(garbage + b"\r\r\nERROR\r\n")  # echoed, refused
             assert uart.ask(b"AT") == b"AT\r\r\nOK\r\n"
-            assert modem.call(lambda runner: runner.modem.mode.value) == "command"
+            assert modem.call(lambda runner: runner.modem.host.mode.value) == "command"
     assert any("not text: is it at the module's rate and framing (AT+IPR=115200, 115200 8N1)" in r.getMessage()
                for r in caplog.records)
 

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ecemu.commands.files import checksum
-from ecemu.core.ufs import DirectoryFileStore, MemoryFileStore
+from ecemu.core.ufs import MemoryFileStore
+from ecemu.shell.file_store import DirectoryFileStore
 from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
 from tests.processes import RunningEmulator

@@ -19,7 +19,7 @@ import pytest
 import serial
 
 from ecemu.api import Emulator
-from ecemu.core.ufs import DirectoryFileStore, UnsafeFolder
+from ecemu.shell.file_store import DirectoryFileStore, UnsafeFolder
 from ecemu.shell.private_files import PrivateFileRefused
 from ecemu.shell.rfc2217 import TelnetFilter, socket_owner
 from tests.host import AtHost

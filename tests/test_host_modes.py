@@ -35,17 +35,17 @@ class RecordingSession:
 
     def leave(self, modem) -> None:
         self.calls.append("leave")
-        modem.leave_online(OK)
+        modem.host.leave_online(OK)
 
     def hang_up(self, modem) -> None:
         self.calls.append("hang_up")
-        modem.leave_online(NO_CARRIER)
+        modem.host.leave_online(NO_CARRIER)
 
 
 def online(h: CoreHarness, session: RecordingSession) -> None:
-    h.modem.finish_line(CONNECT, session)
+    h.modem.host.finish_line(CONNECT, session)
     h.modem.take_host_bytes()
-    assert h.modem.mode is HostMode.ONLINE and session.calls == ["entered"]
+    assert h.modem.host.mode is HostMode.ONLINE and session.calls == ["entered"]
 
 
 def test_power_off_is_allowed_from_every_mode_and_nothing_else_leaves_off():
@@ -58,22 +58,22 @@ def test_power_off_is_allowed_from_every_mode_and_nothing_else_leaves_off():
 
 def test_bytes_sent_while_booting_wait_and_run_after_rdy():
     h = CoreHarness(boot=False)
-    assert h.modem.mode is HostMode.BOOTING and not h.modem.booted
+    assert h.modem.host.mode is HostMode.BOOTING and not h.modem.booted
     h.modem.host.receive(b"ATE0\rAT\r")  # before the first tick: RDY is not out yet
     assert h.modem.take_host_bytes() == b"" and h.modem.input_backlog == 8
     out = h.advance(5.0)
     assert out.startswith(b"\r\nRDY\r\nATE0\r\r\nOK\r\n\r\nOK\r\n\r\n+CPIN: READY\r\n")
-    assert h.modem.mode is HostMode.COMMAND and h.modem.booted and h.modem.input_backlog == 0
+    assert h.modem.host.mode is HostMode.COMMAND and h.modem.booted and h.modem.input_backlog == 0
 
 
 def test_powered_off_every_host_byte_is_lost_until_the_reboot(h):
     h.modem.power_off()
-    assert h.modem.mode is HostMode.OFF
+    assert h.modem.host.mode is HostMode.OFF
     assert h.command("AT") == b"" and h.modem.input_backlog == 0
     h.modem.reboot()
-    assert h.modem.mode is HostMode.BOOTING
+    assert h.modem.host.mode is HostMode.BOOTING
     h.advance(5.0)
-    assert h.modem.mode is HostMode.COMMAND and h.command("AT") == b"AT\r\r\nOK\r\n"  # echo is back on
+    assert h.modem.host.mode is HostMode.COMMAND and h.command("AT") == b"AT\r\r\nOK\r\n"  # echo is back on
 
 
 def test_online_the_host_bytes_go_to_the_session_and_wait_for_its_flow_control(h):
@@ -81,7 +81,7 @@ def test_online_the_host_bytes_go_to_the_session_and_wait_for_its_flow_control(h
     online(h, session)
     assert h.send(b"AT\r") == b"" and session.fed == [] and h.modem.input_backlog == 3
     session.ready = True
-    h.modem.resume_input()
+    h.modem.host.process_input()
     assert session.fed == [b"AT\r"] and h.modem.input_backlog == 0
 
 
@@ -97,12 +97,12 @@ def test_a_dtr_drop_online_does_what_at_and_d_says(h, dtr_mode, call, answer):
     h.modem.set_dtr(False, h.now)
     assert session.calls[1:] == ([call] if call else [])
     assert h.modem.take_host_bytes() == answer
-    assert h.modem.mode is (HostMode.ONLINE if call is None else HostMode.COMMAND)
+    assert h.modem.host.mode is (HostMode.ONLINE if call is None else HostMode.COMMAND)
 
 
 def test_a_dtr_drop_in_command_mode_changes_no_mode(h):
     h.modem.set_dtr(False, h.now)
-    assert h.modem.mode is HostMode.COMMAND and not h.modem.dtr
+    assert h.modem.host.mode is HostMode.COMMAND and not h.modem.dtr
     h.modem.set_dtr(True, h.now)
     assert h.command("AT") == b"\r\nOK\r\n"
 
@@ -112,7 +112,7 @@ def test_leaving_online_runs_the_urcs_held_meanwhile_then_the_waiting_lines(h):
     online(h, session)
     h.modem.emit_urc("+TEST: held")
     assert h.modem.take_host_bytes() == b""
-    h.modem.take_input()  # the host's bytes of the connection go with it
-    h.modem.leave_online(OK)
+    h.modem.host.take_input()  # the host's bytes of the connection go with it
+    h.modem.host.leave_online(OK)
     assert h.modem.take_host_bytes() == b"\r\nOK\r\n\r\n+TEST: held\r\n"
     assert h.command("AT") == b"\r\nOK\r\n"

@@ -703,7 +703,7 @@ def test_urcs_while_a_command_waits_are_held_in_order(h, pending_command):
     h.modem.emit_urc("+ZURC: 1")
     h.modem.emit_urc("+ZURC: 2", "+ZURC: 3")
     assert h.send(b"") == b""
-    h.modem.finish_pending(ok("+ZPEND: done"))
+    h.modem.host.finish_pending(ok("+ZPEND: done"))
     assert h.send(b"") == info("+ZPEND: done") + b"\r\n+ZURC: 1\r\n\r\n+ZURC: 2\r\n+ZURC: 3\r\n"
     h.modem.emit_urc("+ZURC: 4")
     assert h.send(b"") == b"\r\n+ZURC: 4\r\n"
@@ -711,19 +711,19 @@ def test_urcs_while_a_command_waits_are_held_in_order(h, pending_command):
 
 def test_host_bytes_wait_while_a_command_waits(he, pending_command):
     assert he.send(b"AT+ZPEND\rAT+CSQ\r") == b"AT+ZPEND\r"
-    he.modem.finish_pending(ok())
+    he.modem.host.finish_pending(ok())
     assert he.send(b"") == OK + b"AT+CSQ\r" + info(CSQ)
 
 
 def test_the_rest_of_a_line_runs_after_a_waiting_command(h, pending_command):
     assert h.command("AT+ZPEND;+CSQ") == b""
-    h.modem.finish_pending(ok("+ZPEND: done"))
+    h.modem.host.finish_pending(ok("+ZPEND: done"))
     assert h.send(b"") == info("+ZPEND: done", CSQ)
 
 
 def test_a_urc_emitted_after_a_waiting_command_comes_after_the_final_result(h, pending_command, urc_command):
     assert h.command("AT+ZPEND;+ZURC") == b""
-    h.modem.finish_pending(ok())
+    h.modem.host.finish_pending(ok())
     assert h.send(b"") == info("+ZURC: info") + b"\r\n+ZURC: during\r\n"
 
 

@@ -397,6 +397,6 @@ def test_every_mode_with_cr_lf_split_anywhere(mode, echo):
             data = case.data if echo and case.data_echoed else b""
             assert bytes(out) == shown + case.answer + data + case.tail, pieces
             assert case.delivered(h, peer), pieces  # type: ignore[arg-type]
-            if h.modem.online is not None:
+            if h.modem.host.online is not None:
                 assert h.send(b"+++") == b"" and h.advance(1.0) == OK  # back to command mode
             assert h.send(b"AT\r\n") == (b"AT\r" if echo else b"") + OK

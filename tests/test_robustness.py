@@ -189,7 +189,7 @@ def leave_every_data_mode(h: CoreHarness, net: SimulatedNetwork) -> bytes:
     that waits; then end any half-typed line."""
     out = drain_stalls(h, net)
     for _ in range(12):
-        mode = h.modem.mode
+        mode = h.modem.host.mode
         if mode is HostMode.COMMAND:
             break
         if mode is HostMode.ONLINE:
@@ -200,7 +200,7 @@ def leave_every_data_mode(h: CoreHarness, net: SimulatedNetwork) -> bytes:
             out += h.send(b"\x1b") + net.run() + h.send(b"z" * 1500) + net.run()
         else:  # BUSY or BOOTING: a handshake, a close waiting for the server's FIN, the boot
             out += net.run() + h.advance(301.0) + net.run()
-    assert h.modem.mode is HostMode.COMMAND, f"stuck in {h.modem.mode}"
+    assert h.modem.host.mode is HostMode.COMMAND, f"stuck in {h.modem.host.mode}"
     return out + h.send(b"\r") + net.run()
 
 
@@ -907,7 +907,7 @@ class PortReader:
 
 def host_bytes_taken(runner) -> bool:
     """The module has read every byte the host wrote to the port and consumed it."""
-    unread = fcntl.ioctl(runner.port.master, termios.FIONREAD, b"\0\0\0\0")
+    unread = fcntl.ioctl(runner.host.port.master, termios.FIONREAD, b"\0\0\0\0")
     return (int.from_bytes(unread, sys.byteorder) == 0 and not runner._input_waiting
             and runner.modem.input_backlog == 0)
 

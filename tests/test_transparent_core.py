@@ -52,7 +52,7 @@ def test_open_in_transparent_mode_answers_connect_after_the_handshake(hn):
     h, net = hn
     assert h.command('AT+QSSLOPEN=1,1,4,"127.0.0.1",8011,2') == b""  # waits for the handshake
     assert net.run() == CONNECT
-    assert h.modem.mode.value == "online"
+    assert h.modem.host.mode.value == "online"
 
 
 def test_data_flows_unframed_both_ways(hn):
@@ -197,7 +197,7 @@ def test_peer_closing_in_transparent_mode_gives_no_carrier(hn):
     side.echo = False
     assert net.server_sends(side, b"last") == b"last"
     assert net.server_closes(side) == NO_CARRIER
-    assert h.modem.mode.value == "command"
+    assert h.modem.host.mode.value == "command"
     assert state_of(h).split(b",")[5] == b"4"  # closing, until the host closes it (SSL note 2.3.2)
     assert h.command("ATO") == NO_CARRIER
     assert h.command("AT+QSSLCLOSE=4") == OK
@@ -231,7 +231,7 @@ def test_dtr_drop_with_atd0_changes_nothing(hn):
     go_transparent(h, net)
     h.modem.set_dtr(False, h.now)
     assert h.take_output() == b""
-    assert h.modem.mode.value == "online"
+    assert h.modem.host.mode.value == "online"
 
 
 def test_other_clients_keep_working_and_their_urcs_wait(hn):
@@ -254,7 +254,7 @@ def test_a_second_transparent_open_takes_the_port_the_first_stays_buffered(hn):
     escape(h)
     assert h.command("AT+QSSLSTATE") .count(b",0,\"usbmodem\"") == 2
     assert h.command("ATO") == CONNECT  # back to the one that left last
-    assert h.modem.online.socket.client_id == 2
+    assert h.modem.host.online.socket.client_id == 2
 
 
 def test_host_bytes_wait_while_the_server_does_not_take_them(hn):

@@ -255,7 +255,7 @@ def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, l
         return Reply()
 
     def connected() -> None:
-        modem.finish_pending(AwaitData(_connect_prompt(modem), FixedSink(modem, length, input_time, body_done),
+        modem.host.finish_pending(AwaitData(_connect_prompt(modem), FixedSink(modem, length, input_time, body_done),
                                        echo=False))
 
     request.on_connected = connected
@@ -409,7 +409,7 @@ def http_read(modem: "Modem", call: CommandCall) -> Outcome:
         modem.write_host(family.take_body())
         if response.complete or response.failure is not None:
             finished(response.failure or HttpError.OK)
-            modem.finish_pending(Reply())
+            modem.host.finish_pending(Reply())
 
     def timed_out(_modem: "Modem") -> Outcome:
         family.stop()

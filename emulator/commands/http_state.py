@@ -367,7 +367,7 @@ class HttpFamily(SocketFamily):
         self.modem.emit_urc(shown)  # held while the command holds its result: it follows the OK
         if request.stage == "answer":
             request.stage = "sent"
-            self.modem.finish_pending(Reply())
+            self.modem.host.finish_pending(Reply())
 
     def _redirect(self, request: Request, location: str) -> None:
         """Follow ``location`` (absolute only) on a new connection, or refuse it with 711."""
@@ -446,14 +446,14 @@ class HttpFamily(SocketFamily):
             # Before the request left (AT+QHTTPPOST still waits to say CONNECT), or a redirect the
             # module refuses: the command's own +CME ERROR (module docstring).
             request.stage = "sent"
-            self.modem.finish_pending(HttpFailure(code))
+            self.modem.host.finish_pending(HttpFailure(code))
         elif request.stage == "host_data":
             request.failure = code  # the end of the body entry says so
         else:
             self.modem.emit_urc(f"{request.urc}: {int(code)}")
             if request.stage == "answer":
                 request.stage = "sent"
-                self.modem.finish_pending(Reply())  # the request left: OK, then the URC
+                self.modem.host.finish_pending(Reply())  # the request left: OK, then the URC
 
     def _response_timed_out(self) -> None:
         self._response_timer = None

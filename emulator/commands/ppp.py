@@ -83,12 +83,12 @@ class DataCall(PppHooks):
             self.link.deliver_ip(event.packet)
         elif isinstance(event, ev.IpLinkUp):
             self.connected = True
-            modem.finish_pending(Reply(final=CONNECT, online=self))
+            modem.host.finish_pending(Reply(final=CONNECT, online=self))
         elif isinstance(event, ev.IpLinkFailed):
             log.warning("data call on context %d: no network engine (%s): the call fails as without network "
                         "service", self.cid, event.reason)
             self._release()
-            modem.finish_pending(Reply(final=NO_CARRIER))
+            modem.host.finish_pending(Reply(final=NO_CARRIER))
 
     def ip_out(self, packet: bytes) -> None:
         self.modem.effect(ev.SendIp(self.conn_id, packet))
@@ -127,7 +127,7 @@ class DataCall(PppHooks):
         self._stop_escape()
         self.online = False
         self.family.left[self.channel] = self
-        modem.leave_online(OK)
+        modem.host.leave_online(OK)
 
     def hang_up(self, modem: "Modem") -> None:
         """A DTR drop with AT&D2, or the channel closed: the call ends at once."""
@@ -189,7 +189,7 @@ class DataCall(PppHooks):
         def to_host() -> None:
             if self.online and modem.host.online is self:
                 self.online = False
-                modem.leave_online(NO_CARRIER)
+                modem.host.leave_online(NO_CARRIER)
             elif modem.host.mode.value == "command" and not modem.line.running:
                 # The call ended while its channel was in command mode (after +++): NO CARRIER says so.
                 modem.write_host(modem.result_bytes(NO_CARRIER))

@@ -197,6 +197,11 @@ class FrameDecoder:
                 continue
             yield Frame(address >> 2, frame_type, bool(address & CR), bool(control & PF), info)
 
+    def power_lost(self) -> None:
+        """The module lost power: no frame goes either way any more, and no timer of the
+        multiplexer's resends."""
+        self.closed = True
+
     def rest(self) -> bytes:
         """What follows the last frame read (the closing flag left out)."""
         data = bytes(self._buffer).lstrip(bytes((FLAG,)))
@@ -601,6 +606,11 @@ class Multiplexer:
         host finds AT commands on the port, as after a power cycle of the link)."""
         if not self.closed:
             self._close_down()
+
+    def power_lost(self) -> None:
+        """The module lost power: no frame goes either way any more, and no timer of the
+        multiplexer's resends."""
+        self.closed = True
 
     def rest(self) -> bytes:
         """After close down: the bytes that followed the last frame, AT commands again."""

@@ -1,22 +1,23 @@
 """Running one command line: its commands in order, each outcome shown, one final result.
 
 A line ``AT+A;+B`` runs ``+A`` then ``+B``; the first failure ends it (ERROR, or its family's way of
-reporting, ``ecemu.core.results``), an information reply goes on, a wait (``Pending``) or data
-(``AwaitData``) hands the port to the modem's mode machine, and the rest of the line runs once
-that command is over (``resume``). URCs wait while a line runs.
+reporting, ``ecemu.core.results``), an information reply goes on, and a wait (``Pending``) or data
+(``AwaitData``) stops the run: the runner hands it to the host modes (``host_modes.py``), which own
+the port's mode, and the rest of the line runs once that command is over (``resume``). Each run
+ends with what stopped it (``Stop``): the line's end (``LineEnd``), or the wait or the data. URCs
+wait while a line runs (``running``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 from .parser import CommandCall, Form, SyntaxProblem, parse_command_line
-from .registry import AwaitData, CommandFailed, Outcome, Pending, Reply
-from .results import ERROR, OK, Refusal
-
-if TYPE_CHECKING:
-    from .modem import Modem
+from .registry import AwaitData, CommandFailed, CommandSet, HandlerModem, OnlineSession, Outcome, Pending, Reply
+from .results import ERROR, OK, CmeError, FinalResult, Refusal
+from .urcs import FramingSettings, frame_block
 
 log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 
@@ -24,14 +25,45 @@ log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 PARSED_LINES_KEPT = 32  # a driver polls a handful of lines; a small table keeps memory flat
 
 
-class CommandLineRunner:
-    """The line being run: the calls still to run and the one running."""
+@dataclass(frozen=True, slots=True)
+class LineEnd:
+    """The line is over: its final result, and the session the port enters after it (CONNECT)."""
 
-    def __init__(self, modem: "Modem"):
-        self.modem = modem
-        self.running = False  # a command line is being executed: URCs wait for its result
+    final: FinalResult | CmeError
+    online: OnlineSession | None = None
+
+
+LINE_OK = LineEnd(OK)
+LINE_ERROR = LineEnd(ERROR)
+
+# What stopped a run of a line's commands: its end, or a command that waits or takes data.
+Stop = LineEnd | AwaitData | Pending
+
+
+class RunnerChannel(Protocol):
+    """The channel whose lines the runner runs (``channel.py``): where the replies go, framed as
+    its settings say."""
+
+    @property
+    def settings(self) -> FramingSettings: ...
+
+    def write(self, data: bytes | bytearray) -> None: ...
+
+
+class CommandLineRunner:
+    """The line being run: the calls still to run and the one running; a line held back a moment
+    before it runs (``hold``)."""
+
+    def __init__(self, commands: CommandSet, modem: HandlerModem, channel: RunnerChannel,
+                 observe: Callable[..., Any]):
+        self._commands = commands
+        self._modem = modem  # what the handlers receive
+        self._channel = channel
+        self._observe = observe
+        self.running = False  # a line is being executed or held: URCs wait for its result
         self._remaining: list[CommandCall] = []
-        self.current: CommandCall | None = None  # the command running; the modem clears both
+        self.current: CommandCall | None = None  # the command running
+        self.held: bytes | None = None  # a line held back (``hold``)
         # Lines already split into calls: drivers send the same few lines again and again, and a
         # CommandCall is never changed once parsed. Bounded; emptied when full.
         self._parsed: dict[str, list[CommandCall]] = {}
@@ -58,84 +90,96 @@ class CommandLineRunner:
         calls = self._calls(line)
         if not calls or calls[0].form is Form.TEST:
             return None
-        spec = self.modem.commands.commands.get(calls[0].name)
+        spec = self._commands.commands.get(calls[0].name)
         return spec.answered_after if spec is not None else None
 
-    def execute(self, line: bytes) -> None:
-        modem = self.modem
-        modem.observe("command", line=line)
+    # --- a line held back (host_modes.py: its LF may come first) -------------------------------
+
+    def hold(self, line: bytes) -> None:
+        """``line`` runs a moment later (``take_held``); URCs wait for it as while it runs."""
+        self.held = line
+        self.running = True
+
+    def take_held(self) -> bytes | None:
+        """The line held back, now to be executed; None when there is none."""
+        line, self.held = self.held, None
+        return line
+
+    # --- running -----------------------------------------------------------------------------
+
+    def execute(self, line: bytes) -> Stop:
+        self._observe("command", line=line)
         calls = self._calls(line)
         if calls is None:
-            modem.finish_line(ERROR)
-            return
+            return self._end(LINE_ERROR)
         self._remaining = list(calls)
-        try:
-            self._run_calls()
-        except Exception:  # a malformed outcome: logged; the line ends in ERROR, never half-finished
-            log.exception("internal error in %r", line)
-            self._remaining.clear()
-            modem.finish_line(ERROR)
+        return self._guarded(self._run_calls, line)
 
-    def resume(self, outcome: Outcome | CommandFailed) -> None:
+    def resume(self, outcome: Outcome | CommandFailed) -> Stop:
         """The running command goes on after a wait or its data: with its outcome, or failed."""
         if isinstance(outcome, CommandFailed):
             current = self.current
-            family = self.modem.commands.commands[current.name].family if current is not None else ""
-            self._fail(family, outcome)
-        elif self._apply(outcome):
-            self._run_calls()
+            family = self._commands.commands[current.name].family if current is not None else ""
+            return self._fail(family, outcome)
+        return self._guarded(lambda: self._go_on(outcome), self.current)
 
-    def _run_calls(self) -> None:
+    def _go_on(self, outcome: Outcome) -> Stop:
+        stop = self._apply(outcome)
+        return stop if stop is not None else self._run_calls()
+
+    def _guarded(self, run: Callable[[], Stop], what: object) -> Stop:
+        try:
+            return run()
+        except Exception:  # a malformed outcome: logged; the line ends in ERROR, never half-finished
+            log.exception("internal error in %r", what)
+            return self._end(LINE_ERROR)
+
+    def _run_calls(self) -> Stop:
         """Run the remaining calls of the line until one waits or fails, or all are done."""
-        modem = self.modem
-        commands = modem.commands
+        commands = self._commands
+        modem = self._modem
         self.running = True
         while self._remaining:
             call = self._remaining.pop(0)
             self.current = call
             spec = commands.commands.get(call.name)
             if spec is None:
-                modem.observe("unknown", name=call.name)  # a command the emulator does not implement
-                self._remaining.clear()
-                modem.finish_line(ERROR)
-                return
+                self._observe("unknown", name=call.name)  # a command the emulator does not implement
+                return self._end(LINE_ERROR)
             try:
                 outcome = spec.handler(modem, call)
             except CommandFailed as failure:
-                self._fail(spec.family, failure)
-                return
+                return self._fail(spec.family, failure)
             except Exception:
                 log.exception("internal error in %s", call.name)
-                self._fail(spec.family, CommandFailed(Refusal.INTERNAL))
-                return
+                return self._fail(spec.family, CommandFailed(Refusal.INTERNAL))
             commands.family(spec.family).errors.succeeded(modem)
-            if not self._apply(outcome):
-                return
-        modem.host.finish_line(OK)
+            stop = self._apply(outcome)
+            if stop is not None:
+                return stop
+        return self._end(LINE_OK)
 
-    def _fail(self, family: str, failure: CommandFailed) -> None:
+    def _fail(self, family: str, failure: CommandFailed) -> Stop:
         """The line ends with the failure, shown as its family reports failures."""
-        self._remaining.clear()
-        modem = self.modem
-        modem.finish_line(modem.commands.family(family).errors.failed(modem, failure.code))
+        return self._end(LineEnd(self._commands.family(family).errors.failed(self._modem, failure.code)))
 
-    def _apply(self, outcome: Outcome) -> bool:
-        """Show an outcome; True when the line may go on with its next command."""
-        modem = self.modem
+    def _end(self, end: LineEnd) -> LineEnd:
+        self._remaining.clear()
+        self.running = False
+        self.current = None
+        return end
+
+    def _apply(self, outcome: Outcome) -> Stop | None:
+        """Show an outcome; None when the line may go on with its next command, else what stops it."""
         if isinstance(outcome, Reply):
+            channel = self._channel
             if outcome.lines:
-                modem.write_host(modem.block(outcome.lines))
+                channel.write(frame_block(channel.settings, outcome.lines))
             if outcome.raw:
-                modem.write_host(outcome.raw)
+                channel.write(outcome.raw)
             if outcome.final is not OK or outcome.online is not None:
-                self._remaining.clear()
-                modem.finish_line(outcome.final, outcome.online)
-                return False
-            return True
-        if isinstance(outcome, AwaitData):
-            modem.take_data(outcome)
-            return False
-        if isinstance(outcome, Pending):
-            modem.wait(outcome)
-            return False
+                return self._end(LineEnd(outcome.final, outcome.online))
+            return None
+        if isinstance(outcome, (AwaitData, Pending)):
+            return outcome
         raise TypeError(f"unknown outcome {outcome!r}")

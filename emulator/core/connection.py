@@ -304,7 +304,7 @@ class Connection:
         self._to("established")
         self._layer_up()
         if waits_as_command:
-            self.modem.finish_pending(self.enter_transparent())
+            self.modem.host.finish_pending(self.enter_transparent())
         else:
             self._report_open(QiError.OK)
 
@@ -314,7 +314,7 @@ class Connection:
             self._abort_connection()
         self._release()
         if waits_as_command:
-            self.modem.finish_pending(CommandFailed(code))
+            self.modem.host.finish_pending(CommandFailed(code))
         else:
             self._report_open(code)
 
@@ -406,7 +406,7 @@ class Connection:
         if self.conn_id is not None:
             self.modem.effect(ev.CloseTcp(self.conn_id))
         self._release()
-        self.modem.finish_pending(Reply())
+        self.modem.host.finish_pending(Reply())
 
     def _abort_connection(self) -> None:
         if self.conn_id is not None:

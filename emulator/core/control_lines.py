@@ -24,15 +24,18 @@ shows no data connection for the multiplexer itself (REFERENCE.md "CMUX").
 
 from __future__ import annotations
 
+import enum
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Callable, Mapping, Protocol
 
-from .uart import LineLevel, TransmitHold
+from .channel import Channel
+from .lifecycle import Transitions
+from .settings import Settings
+from .timers import Timer
+from .uart import LineLevel, PortChange, TransmitHold
 
-if TYPE_CHECKING:
-    from .channel import Channel
-    from .modem import Modem
-    from .timers import Timer
+log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
 
 RI_CATEGORIES = ("ring", "smsincoming", "other")
 # The URCs AT+QCFG="urc/ri/smsincoming" governs (27.005 3.4.1's new message indications).
@@ -57,22 +60,85 @@ def ri_category(first_line: bytes) -> str:
     return "other"
 
 
+class LinesState(enum.Enum):
+    """Without power every output is off; asleep the UART is off too."""
+
+    OFF = "off"
+    AWAKE = "awake"
+    ASLEEP = "asleep"  # AT+QSCLK=1, DTR off and nothing to do (``maybe_sleep``) until DTR is on again
+
+
+LINES_STATES = Transitions("control lines", {
+    (LinesState.OFF, "power_on"): LinesState.AWAKE,
+    (LinesState.AWAKE, "sleep"): LinesState.ASLEEP,
+    (LinesState.ASLEEP, "wake"): LinesState.AWAKE,
+    **{(state, "power_off"): LinesState.OFF for state in LinesState},  # a power cycle from anywhere
+})
+OFF, AWAKE, ASLEEP = LinesState.OFF, LinesState.AWAKE, LinesState.ASLEEP
+
+
+class LinesModule(Protocol):
+    """What the control lines need of the module (``Modem``): the host's lines, the port's
+    settings and data state, its channels, and where the lines' changes go."""
+
+    @property
+    def now(self) -> float: ...
+
+    @property
+    def dtr(self) -> bool: ...
+
+    @property
+    def rts(self) -> bool: ...
+
+    @property
+    def multiplexed(self) -> bool: ...
+
+    @property
+    def port(self) -> Channel: ...
+
+    @property
+    def channels(self) -> Mapping[int, Channel]: ...
+
+    @property
+    def uart_settings(self) -> Settings: ...
+
+    @property
+    def module_idle(self) -> bool: ...
+
+    @property
+    def booted(self) -> bool: ...
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer: ...
+
+    def observe(self, kind: str, **details: Any) -> None: ...
+
+    def port_change(self, change: PortChange) -> None: ...
+
+    def flush_every_channel(self) -> None: ...
+
+
 class ControlLines:
     """The lines of one module, for its whole life (a power cycle resets the outputs)."""
 
-    def __init__(self, modem: "Modem"):
-        self.modem = modem
+    def __init__(self, module: LinesModule):
+        self.module = module
+        self.state = OFF  # changed only through LINES_STATES
         self.outputs = {"ri": False, "dcd": False, "cts": False, "dsr": False}  # not powered yet
         self.ri_behaviour = {category: RiBehaviour() for category in RI_CATEGORIES}
         self.sleep_enabled = False  # AT+QSCLK=1
-        self.asleep = False
-        self.input_full = False  # the shell says the module's input buffer is full
+        self.input_full = False  # the shell says the module's input buffer is full (``set_input_full``)
         self.transmit_held = False  # RTS off with AT+IFC=2,2: nothing goes to the host
         self.ri_pulses = 0  # RI pulses begun since start (the control interface counts on it)
-        self.ri_timers: list["Timer"] = []
-        self.ri_channel: "Channel | None" = None  # the DLC whose URC RI pulses for (IC in its MSC)
-        self._powered = False
+        self.ri_timers: list[Timer] = []
+        self.ri_channel: Channel | None = None  # the DLC whose URC RI pulses for (IC in its MSC)
         self.lost_asleep = 0  # host bytes lost while asleep, since the module last fell asleep
+
+    @property
+    def asleep(self) -> bool:
+        return self.state is ASLEEP
+
+    def _to(self, event: str) -> None:
+        self.state = LINES_STATES.next(self.state, event)
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -80,23 +146,21 @@ class ControlLines:
         if self.outputs[line] == active:
             return
         self.outputs[line] = active
-        modem = self.modem
         self._observe(line, active, "module")
-        modem.port_change(LineLevel(line, active))
+        self.module.port_change(LineLevel(line, active))
 
     def _observe(self, line: str, active: bool, by: str) -> None:
-        modem = self.modem
-        if modem.multiplexed:
-            modem.observe("line", name=line, active=active, by=by, channel=modem.port.number)  # the port's
+        module = self.module
+        if module.multiplexed:
+            module.observe("line", name=line, active=active, by=by, channel=module.port.number)  # the port's
         else:
-            modem.observe("line", name=line, active=active, by=by)
+            module.observe("line", name=line, active=active, by=by)
 
     def power_on(self) -> None:
         """The module powers on: DSR and CTS on, DCD per AT&C, RI at rest, awake."""
-        self._powered = True
+        self._to("power_on")
         self._stop_ri()
         self.ri_behaviour = {category: RiBehaviour() for category in RI_CATEGORIES}  # AT+QCFG's defaults
-        self.asleep = False
         self.sleep_enabled = False
         self.lost_asleep = 0
         self._set("dsr", True)
@@ -104,10 +168,9 @@ class ControlLines:
 
     def power_off(self) -> None:
         """Powered down (or about to power up again): every output off, RI at rest."""
-        self._powered = False
+        self._to("power_off")
         self._stop_ri()
         self.ri_channel = None
-        self.asleep = False
         for line in ("ri", "dcd", "cts", "dsr"):
             self._set(line, False)
         self._hold_transmit(False)
@@ -116,28 +179,35 @@ class ControlLines:
         """DCD, CTS and the transmit hold from the port's settings and data state now (after AT&C,
         AT+IFC, ATZ/AT&F, a change of mode, the host's RTS, a full input buffer); under CMUX each
         DLC's DV from its own."""
-        if not self._powered:
+        if self.state is OFF:
             return
-        modem = self.modem
-        settings = modem.uart_settings
-        self._set("dcd", settings.dcd_mode == 0 or modem.port.has_carrier())
+        module = self.module
+        settings = module.uart_settings
+        self._set("dcd", settings.dcd_mode == 0 or module.port.has_carrier())
         hardware_flow = settings.flow_control == (2, 2)
         self._set("cts", not (hardware_flow and self.input_full))
-        self._hold_transmit(hardware_flow and not modem.rts)
-        for channel in modem.channels.values():
-            channel.set_signals(dv=modem.settings_of(channel).dcd_mode == 0 or channel.has_carrier())
+        self._hold_transmit(hardware_flow and not module.rts)
+        for channel in module.channels.values():
+            channel.set_signals(dv=channel.settings.dcd_mode == 0 or channel.has_carrier())
+
+    def set_input_full(self, full: bool) -> None:
+        """The shell's view of the module's input buffer: full, the host must wait (CTS off with
+        AT+IFC=2,2)."""
+        if full != self.input_full:
+            self.input_full = full
+            self.refresh()
 
     def _hold_transmit(self, held: bool) -> None:
         if held != self.transmit_held:
             self.transmit_held = held
-            self.modem.port_change(TransmitHold(held))
+            self.module.port_change(TransmitHold(held))
 
     # --- RI ----------------------------------------------------------------------------------
 
-    def urc_presented(self, first_line: bytes, channel: "Channel | None" = None) -> None:
+    def urc_presented(self, first_line: bytes, channel: Channel | None = None) -> None:
         """A URC came (held or not) on ``channel``: RI behaves as its category's AT+QCFG setting
         says, and so does IC in the MSC of the DLC that carries it."""
-        if not self._powered:
+        if self.state is OFF:
             return
         behaviour = self.ri_behaviour[ri_category(first_line)]
         kind = behaviour.kind
@@ -146,7 +216,7 @@ class ControlLines:
         self._stop_ri()
         if channel is not self.ri_channel:
             self._set_ic(False)  # the pulse of another DLC's URC ends there
-            self.ri_channel = channel if channel is not None and channel is not self.modem.port else None
+            self.ri_channel = channel if channel is not None and channel is not self.module.port else None
         self.ri_pulses += 1
         self._set_ri(True)
         if kind in ("always", "auto"):
@@ -154,12 +224,13 @@ class ControlLines:
         # "pulse" (and "wave", whose square wave a RING alone would keep going): <count> pulses of
         # <width> ms, each followed by as long inactive (chosen: the manuals give no gap).
         width = behaviour.width_ms / 1000.0
-        now = self.modem.now
+        module = self.module
+        now = module.now
         for index in range(behaviour.count):
             start = now + 2 * index * width
             if index:
-                self.ri_timers.append(self.modem.call_at(start, self._ri_on))
-            self.ri_timers.append(self.modem.call_at(start + width, self._ri_off))
+                self.ri_timers.append(module.call_at(start, self._ri_on))
+            self.ri_timers.append(module.call_at(start + width, self._ri_off))
 
     def _ri_on(self) -> None:
         self.ri_pulses += 1
@@ -176,9 +247,9 @@ class ControlLines:
         """RI of the DLC whose URC it is, in its MSC (27.010 5.4.6.3.7: IC), while it is open; not
         raised while the module sleeps (its UART is off: the RI line alone wakes the host)."""
         channel = self.ri_channel
-        if active and self.asleep:
+        if active and self.state is ASLEEP:
             return
-        if channel is not None and self.modem.channels.get(channel.number) is channel:
+        if channel is not None and self.module.channels.get(channel.number) is channel:
             channel.set_signals(ic=active)
 
     def restore_ri(self) -> None:
@@ -216,19 +287,28 @@ class ControlLines:
         """With AT+QSCLK=1 and DTR off, the module sleeps once it has nothing to do: in command
         mode, no command running, on every channel (the EC200x AT manual ties sleep to DTR;
         REFERENCE.md "Control lines", "CMUX")."""
-        modem = self.modem
-        if (self.asleep or not self.sleep_enabled or modem.dtr or not self._powered
-                or not modem.module_idle or not modem.port.host.booted):
+        module = self.module
+        if (self.state is not AWAKE or not self.sleep_enabled or module.dtr
+                or not module.module_idle or not module.booted):
             return
-        self.asleep = True
+        self._to("sleep")
         self.lost_asleep = 0
-        modem.observe("sleep", asleep=True)
+        module.observe("sleep", asleep=True)
 
     def wake(self) -> None:
         """DTR on (or AT+QSCLK=0): awake at once, and the URCs held while asleep go out."""
-        if not self.asleep:
+        if self.state is not ASLEEP:
             return
-        self.asleep = False
-        modem = self.modem
-        modem.observe("sleep", asleep=False, lost=self.lost_asleep)
-        modem.flush_every_channel()
+        self._to("wake")
+        module = self.module
+        module.observe("sleep", asleep=False, lost=self.lost_asleep)
+        module.flush_every_channel()
+
+    def lose_input(self, size: int) -> None:
+        """A sleeping module's UART is off: what the host sends is lost (chosen: no byte wakes
+        it; DTR does), and the log says why once per sleep."""
+        if not self.lost_asleep:
+            log.warning("the module sleeps (AT+QSCLK=1 and DTR off): what the host sends is lost "
+                        "until DTR is on again")
+        self.lost_asleep += size
+        self.module.observe("lost", size=size, why="asleep")

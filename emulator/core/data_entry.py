@@ -16,19 +16,16 @@ what follows it as command bytes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from .registry import CommandFailed, DataSink, Outcome
-
-if TYPE_CHECKING:
-    from .modem import Modem
-    from .timers import Timer
+from .registry import CommandFailed, DataSink, HandlerModem, Outcome
+from .timers import Timer
 
 
 class DataEntry:
     """The sink taking the host's bytes, whether they are echoed, and its timeout."""
 
-    def __init__(self, sink: DataSink, echo: bool, call_at: Callable[[float, Callable[[], None]], "Timer"],
+    def __init__(self, sink: DataSink, echo: bool, call_at: Callable[[float, Callable[[], None]], Timer],
                  on_expired: Callable[[], None]):
         self.sink = sink
         self.counted = bool(getattr(sink, "counted", False))  # the length rule (module docstring)
@@ -38,7 +35,7 @@ class DataEntry:
         self._timer: Timer | None = None
         self._arm()
 
-    def feed(self, modem: "Modem", data: bytearray, echo_on: bool,
+    def feed(self, modem: HandlerModem, data: bytearray, echo_on: bool,
              write: Callable[[bytes], None]) -> "Outcome | CommandFailed | None":
         """Give the sink what it takes of ``data`` (removed from it, echoed when due)."""
         consumed, outcome = self.sink.feed(modem, bytes(data))
@@ -53,7 +50,7 @@ class DataEntry:
             self._arm()  # a sink's deadline may move with its data (AT+QFUPL's does)
         return outcome
 
-    def expire(self, modem: "Modem") -> "Outcome | CommandFailed":
+    def expire(self, modem: HandlerModem) -> "Outcome | CommandFailed":
         self._timer = None
         self.end()
         return self.sink.expire(modem)

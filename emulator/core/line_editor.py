@@ -114,6 +114,22 @@ class LineEditor:
             if echo:
                 self._write(b"\n")
 
+    def line_extent(self, data: bytes | bytearray, settings: EditorSettings) -> int:
+        """How many of ``data``'s bytes reach the end of the first command line among them: its S3
+        and an LF right after it, or a ``/`` (which ends an ``A/``; cut there whatever the line, the
+        rest comes next); all of them when no line ends there. What a caller gives the editor at
+        once so that a flood of lines is answered one line at a time."""
+        end = data.find(settings.s_registers[3])
+        slash = data.find(b"/", 0, end + 1 if end >= 0 else len(data))
+        if slash >= 0:
+            return slash + 1
+        if end < 0:
+            return len(data)
+        end += 1
+        if data[end:end + 1] == b"\n":
+            end += 1  # the LF of CR LF: taken with its CR
+        return end
+
     def edit(self, data: bytearray, settings: EditorSettings, mode: Mode) -> tuple[int, Edited]:
         """Consume ``data`` until a line ends or it runs out: how many bytes were taken, and the
         line to run (bytes), ``REJECTED``, or None."""

@@ -6,15 +6,19 @@ Outputs are collected and taken by the shell: bytes for the host (``take_host_by
 effects for the network (``take_effects``). ``next_deadline`` tells the shell when to call
 ``tick`` next. Nothing here reads a clock, a file descriptor or a socket.
 
-The modem wires the parts together: the host mode machine and the host's bytes (``HostModes``,
-``host_modes.py``: BOOTING, COMMAND, BUSY, DATA, ONLINE, OFF), the line editor and the command line
-runner, the timers (``TimerHeap``), URCs held while they would cut into an answer (``HeldUrcs``),
-the families' state (``families``, built from the ``CommandSet`` it is given) and the
-connections' events (``new_conn_id``). A power cycle builds every part but the timers anew.
+The modem wires the parts together and owns what is the module's: its power (``Power``), the
+channels (``channel.py``: the port's, and one per CMUX DLC, each with its host modes, line editor,
+command line runner, settings and held URCs), the timers (``TimerHeap``), the control lines
+(``ControlLines``), the families' state (``families``, built from the ``CommandSet`` it is given)
+and the connections' events (``new_conn_id``). Each part reaches the modem through a Protocol of
+its own (``host_modes.ModuleSide``, ``channel.ChannelModule``, ``channel.MuxModule``,
+``control_lines.LinesModule``) and never imports this module. A power cycle builds every part but
+the timers and the control lines anew.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 from datetime import datetime, timedelta, timezone
@@ -24,19 +28,11 @@ from . import events as ev
 from .channel import PORT, Channel, MuxSession
 from .clock import ModuleClock
 from .control_lines import ControlLines
-from .data_entry import DataEntry
 from .host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
-from .host_modes import COMMAND, HostMode, guarded
-from .registry import (
-    AwaitData,
-    CommandFailed,
-    CommandSet,
-    FamilyState,
-    OnlineSession,
-    Outcome,
-    Pending,
-)
-from .results import CmeError, FinalResult
+from .host_modes import COMMAND, HostMode
+from .lifecycle import Transitions, guarded
+from .registry import CommandSet, FamilyState
+from .results import FinalResult
 from .settings import Settings
 from .timers import Timer, TimerHeap
 from .uart import DropInput, LineFormat, PortChange
@@ -44,15 +40,22 @@ from .ufs import FileStore
 from .urcs import frame_block, frame_result
 from ..profile import Profile
 
-__all__ = ["HOST_MODES", "HostMode", "Modem", "Settings"]
+__all__ = ["HOST_MODES", "POWER", "HostMode", "Modem", "Power", "Settings"]
 
 log = logging.getLogger(__name__)
 
-# How long a command line the host has begun and not ended holds URCs back after its last byte
-# (chosen, REFERENCE.md "Line ends"): far longer than the gap between the writes of one line from
-# any driver (TinyGSM writes "AT", each argument and CR LF apart) or between two bytes at 9600 bd,
-# short enough that a line the host abandoned does not keep URCs from it for long.
-PARTIAL_LINE_HOLD = 1.0
+
+class Power(enum.Enum):
+    OFF = "off"  # before ``power_on``, and after AT+QPOWD until a reboot
+    BOOTING = "booting"  # the boot URCs are on their way (the port reads commands from RDY on)
+    UP = "up"  # every boot URC is out
+
+
+POWER = Transitions("power", {
+    (Power.OFF, "power_on"): Power.BOOTING,
+    (Power.BOOTING, "booted"): Power.UP,
+    **{(state, "power_off"): Power.OFF for state in Power},  # AT+QPOWD, or a reboot's first half
+})
 
 
 class Modem:
@@ -86,24 +89,23 @@ class Modem:
         # --baud``), and the format the port was last told of.
         self.baud_rate_at_power_on = baud_rate
         self.line_format = LineFormat(baud_rate)
+        self.power = Power.OFF  # changed only through POWER
         self.lines = ControlLines(self)  # RI, DCD, CTS, DSR; DTR and RTS are ``dtr``, ``rts``
-        self._fresh_state()
+        self._fresh_state(bytearray())
 
     # --- the power cycle ---------------------------------------------------------------------
 
-    def _fresh_state(self) -> None:
-        """Everything a power cycle forgets (SSL settings included: REFERENCE.md)."""
+    def _fresh_state(self, port_out: bytearray) -> None:
+        """Everything a power cycle forgets (SSL settings included: REFERENCE.md). ``port_out``:
+        what the module said before and the host has not taken yet, still the host's."""
         # The port's AT channel; AT+CMUX adds one per DLC the host opens (``channels``). What the
-        # modem reads as host, editor, line, settings and output is the channel in hand's.
-        old_port = getattr(self, "port", None)
-        self.port = self.channel = Channel(self, PORT, Settings.factory(self.profile))
-        if old_port is not None:
-            self.port.out = old_port.out  # what the module said before a reboot is still the host's
+        # modem reads as host, line, settings and output is the channel in hand's.
+        self.port = Channel(self, PORT, Settings.factory(self.profile), port_out)
         self.channels: dict[int, Channel] = {}  # the DLCs' channels while the multiplexer runs
         self.multiplexed = False  # timers and connections remember their channel only then
         self.mux: MuxSession | None = None  # AT+CMUX's multiplexer on the port
         self._take_channel(self.port)
-        self.settings.baud_rate = self.baud_rate_at_power_on
+        self.port.settings.baud_rate = self.baud_rate_at_power_on
         self.line_settings_changed()
         self.functionality = 1
         self.signal: tuple[int, int] = self.profile.network.csq  # AT+CSQ; fault injection changes it
@@ -117,18 +119,38 @@ class Modem:
         self.idle_waiting: dict[object, None] = {}
         # Per-family state (PDP contexts, SSL contexts and clients), built anew at every power cycle.
         self.families: dict[str, FamilyState] = {}
-        self.families = self.commands.build_states(self)
+        self.commands.build_states(self, self.families)
         # The families that wait for an idle port (direct push data is a URC, and URCs never cut
         # into a command's answer): only those that override the hook.
         self._idle_hooks = [state.port_idle for state in self.families.values()
                             if type(state).port_idle is not FamilyState.port_idle]
 
     def power_on(self, now: float) -> None:
-        """Start the boot sequence: the profile's boot URCs at their times, RDY first."""
+        """Start the boot sequence: the profile's boot URCs at their times, RDY first; the port
+        reads the host's bytes from RDY on (until then they wait)."""
         self.now = now
+        self.power = POWER.next(self.power, "power_on")
         self.boot_count += 1
         self.lines.power_on()
-        self.host.boot(self.profile.boot_urcs, now)
+        host = self.port.host
+        urcs = sorted(self.profile.boot_urcs, key=lambda u: u.after_ms)
+        if not urcs:
+            host.booted()
+            host.process_input()
+            self.power = POWER.next(self.power, "booted")
+            return
+        last_index = len(urcs) - 1
+        for index, urc in enumerate(urcs):
+            # A power cycle clears the timers: these fire in this one only.
+            def fire(text: str = urc.text, first: bool = index == 0, last: bool = index == last_index) -> None:
+                if first:
+                    host.booted()
+                self.emit_urc(text)  # RDY goes out before anything the host sent while booting
+                if last:
+                    self.power = POWER.next(self.power, "booted")
+                if first:
+                    host.process_input()
+            self.call_at(now + urc.after_ms / 1000.0, fire)
 
     def _lose_multiplexer(self) -> None:
         """A power cycle or a power-down under CMUX: what the channels said so far goes into
@@ -149,7 +171,8 @@ class Modem:
         the multiplexer silent with them."""
         self._lose_multiplexer()
         self._drop_everything()
-        self.boot_count += 1  # boot URCs still to come are not said
+        self.boot_count += 1  # host bytes on their way are lost (``receive_from_host``)
+        self.power = POWER.next(self.power, "power_off")
         for channel in self.channels.values():
             channel.host.power_off()
         self.port.host.power_off()
@@ -162,41 +185,39 @@ class Modem:
         that reboots loses what was in its UART: the host's later input starts clean."""
         self._lose_multiplexer()
         self._drop_everything()
-        for channel in [self.port, *self.channels.values()]:
-            channel.host.take_input()  # every channel's, the one whose line is running included
         self.lines.power_off()
-        self._fresh_state()
+        for channel in [self.port, *self.channels.values()]:
+            # Every channel's machine ends, the one whose line is running included: its input is
+            # lost, and whatever of it still runs (a timer, the rest of a write) finds it OFF.
+            channel.host.power_off()
+        self.power = POWER.next(self.power, "power_off")
+        self._fresh_state(self.port.out)
         self.port_change(DropInput())
         self.power_on(self.now)
 
     @property
-    def mode(self) -> HostMode:
-        return self.host.mode
-
-    @property
     def booted(self) -> bool:
         """Every boot URC of this power cycle is out."""
-        return self.host.booted
-
-    @property
-    def online(self) -> OnlineSession | None:
-        """The transparent mode session, while the port is a connection's."""
-        return self.host.online
-
-    @property
-    def data_entry(self) -> DataEntry | None:
-        return self.host.data_entry
+        return self.power is Power.UP
 
     # --- the channels (channel.py) -------------------------------------------------------------
 
     def _take_channel(self, channel: Channel) -> None:
+        # The channel in hand and, for the per-line paths, its parts (the channel owns them).
         self.channel = channel
         self.host = channel.host
-        self.editor = channel.editor
         self.line = channel.line
-        self.settings = channel.settings
         self._host_out = channel.out
         self._held_urcs = channel.held_urcs
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the channel in hand (ATZ and AT&F put new ones in place)."""
+        return self.channel.settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self.channel.settings = settings
 
     def on_channel(self, channel: Channel, work: Callable[[], Any]) -> Any:
         """Run ``work`` with ``channel`` in hand: its bytes, settings and answers."""
@@ -204,12 +225,10 @@ class Modem:
         if channel is previous:
             return work()
         port = self.port
-        previous.settings = self.settings  # ATZ and AT&F put new settings in place
         self._take_channel(channel)
         try:
             return work()
         finally:
-            channel.settings = self.settings
             # After a power cycle (AT+CFUN=1,1 on a channel) only the new port's channel is left.
             self._take_channel(previous if self.port is port else self.port)
 
@@ -218,16 +237,35 @@ class Modem:
         channel = self.channel
         return lambda *args: self.on_channel(channel, lambda: callback(*args))
 
-    def settings_of(self, channel: Channel) -> Settings:
-        """A channel's settings now (the channel in hand's are ``settings``: ATZ puts new ones there)."""
-        return self.settings if channel is self.channel else channel.settings
-
     @property
     def uart_settings(self) -> Settings:
         """The UART's rate, framing and flow control (AT+IPR, AT+ICF, AT+IFC) and the AT&C and AT&D
         of its control lines: the bare port channel's settings, whichever channel is in hand
         (REFERENCE.md "CMUX")."""
-        return self.settings if self.channel is self.port else self.port.settings
+        return self.port.settings
+
+    def open_channel(self, number: int, on_signals: Callable[[Channel], None]) -> Channel:
+        """DLC ``number`` is open (``MuxSession``): a new AT channel for it, its V.24 signals
+        told to ``on_signals``."""
+        channel = self.channels[number] = Channel(self, number, Settings.factory(self.profile),
+                                                  on_signals=on_signals)
+        return channel
+
+    def close_channel(self, number: int) -> None:
+        """DLC ``number`` is closed: its channel is gone, what it had for its host with it."""
+        channel = self.channels.pop(number, None)
+        if channel is not None:
+            channel.out.clear()
+
+    def multiplexer_started(self, session: MuxSession) -> None:
+        """AT+CMUX's CONNECT: the port carries ``session``'s frames; timers and connections made
+        from now on remember their channel."""
+        self.multiplexed = True
+        self.mux = session
+
+    def multiplexer_ended(self) -> None:
+        self.multiplexed = False
+        self.mux = None
 
     def flush_every_channel(self) -> None:
         """Held URCs out on every channel that can take them (the module woke up)."""
@@ -239,11 +277,6 @@ class Modem:
         for number in sorted(self.channels):
             return self.channels[number]
         return self.port
-
-    def take_output(self, channel: Channel) -> bytes:
-        out = bytes(channel.out)
-        channel.out.clear()
-        return out
 
     # --- output ------------------------------------------------------------------------------
 
@@ -314,8 +347,9 @@ class Modem:
         if self.idle and not self.output_blocked:
             self.write_host(data)
         elif self._held_urcs.hold(data):
-            if self._typing():
-                self._release_after_partial_line()
+            channel = self.channel
+            if channel.typing():
+                channel.release_urcs_after_partial_line()
         else:
             dropped = self._held_urcs.dropped
             if dropped == 1 or dropped % 1000 == 0:
@@ -366,33 +400,7 @@ class Modem:
         written now reaches the host at once, never inside a command's answer or the echo of a
         line the host is typing."""
         return (self.host.mode is COMMAND and not self.line.running and not self._held_urcs
-                and not self.lines.asleep and not self._typing())
-
-    # --- a command line being typed (REFERENCE.md "Line ends") ---------------------------------
-
-    def line_typed(self) -> None:
-        """The host added to a command line it has not ended: URCs wait for that line's answer, or
-        until the line has stood still for PARTIAL_LINE_HOLD. A line the host emptied again (BS)
-        holds nothing back any more."""
-        if self.editor.typing:
-            self.channel.typed_at = self.now
-        elif self._held_urcs and not self.line.running:
-            self.flush_urcs()
-
-    def _typing(self) -> bool:
-        return self.editor.typing and self.now < self.channel.typed_at + PARTIAL_LINE_HOLD
-
-    def _release_after_partial_line(self) -> None:
-        if self.channel.partial_line_timer is None:
-            self.channel.partial_line_timer = self.call_at(self.channel.typed_at + PARTIAL_LINE_HOLD, self._partial_line_stood)
-
-    def _partial_line_stood(self) -> None:
-        """The held URCs may go unless the host typed on (then wait for its line again)."""
-        self.channel.partial_line_timer = None
-        if self._typing():
-            self._release_after_partial_line()
-        elif not self.line.running:
-            self.flush_urcs()
+                and not self.lines.asleep and not self.channel.typing())
 
     @property
     def module_idle(self) -> bool:
@@ -466,9 +474,7 @@ class Modem:
         """The shell's view of the module's input buffer: full, the host must wait (CTS off with
         AT+IFC=2,2)."""
         self.tick(now)
-        if full != self.lines.input_full:
-            self.lines.input_full = full
-            self.lines.refresh()
+        self.lines.set_input_full(full)
 
     def host_lost(self, now: float) -> None:
         """The host went away (its port closed, its connection dropped): ``HostModes.host_lost``."""
@@ -477,56 +483,25 @@ class Modem:
         self.on_channel(port, port.host.host_lost)
 
     def receive_from_host(self, data: bytes, now: float) -> None:
+        """The host's bytes reached the port (``input_wanted`` says how many to give at once)."""
         boot = self.boot_count
         self.tick(now)
         if boot != self.boot_count:
             return  # the module power-cycled as these bytes came: they were in the UART it lost
-        if self.lines.asleep:
-            self._lost_asleep(data)
-            return
-        self.host.receive(data)
-
-    def _lost_asleep(self, data: bytes) -> None:
-        """A sleeping module's UART is off: what the host sends is lost (chosen: no byte wakes
-        it; DTR does), and the log says why once per sleep."""
         lines = self.lines
-        if not lines.lost_asleep:
-            log.warning("the module sleeps (AT+QSCLK=1 and DTR off): what the host sends is lost "
-                        "until DTR is on again")
-        lines.lost_asleep += len(data)
-        self.observe("lost", size=len(data), why="asleep")
+        if lines.asleep:
+            lines.lose_input(len(data))
+            return
+        host = self.port.host
+        guarded(lambda: host.receive(data))
+
+    def input_wanted(self, data: bytes | bytearray) -> int:
+        """How many of the host's bytes ``data`` the shell should give the port at once: in command
+        mode up to the end of the first command line (``HostModes.input_wanted``), so that the
+        answers to a flood of lines come one line at a time; otherwise all of them."""
+        return self.port.host.input_wanted(data)
 
     @property
     def input_backlog(self) -> int:
         """Host bytes received and not yet consumed; the shell stops reading the port when high."""
-        return len(self.host.input)
-
-    def resume_input(self) -> None:
-        """Go on with waiting host bytes (a connection in transparent mode can take more)."""
-        self.host.process_input()
-
-    def take_input(self) -> bytes:
-        """Take every host byte received and not yet consumed. Transparent mode takes them as it
-        ends: what flow control held back was sent as data for the connection and must never be
-        read as command lines afterwards."""
-        return self.host.take_input()
-
-    def finish_line(self, final: FinalResult | CmeError, online: OnlineSession | None = None) -> None:
-        """Write the line's final result; with ``online`` the port then enters transparent mode."""
-        self.host.finish_line(final, online)
-
-    def take_data(self, outcome: AwaitData) -> None:
-        """Data mode: the prompt, then the host's bytes go to the command's sink."""
-        self.host.take_data(outcome)
-
-    def wait(self, pending: Pending) -> None:
-        """The running command waits for an event (``finish_pending``) or its deadline."""
-        self.host.wait(pending)
-
-    def finish_pending(self, outcome: Outcome | CommandFailed) -> None:
-        """Complete the command that returned ``Pending`` (``HostModes.finish_pending``)."""
-        self.host.finish_pending(outcome)
-
-    def leave_online(self, result: FinalResult | None) -> None:
-        """Back to command mode with ``result`` (OK after +++, NO CARRIER when the peer closed)."""
-        self.host.leave_online(result)
+        return len(self.port.host.input)

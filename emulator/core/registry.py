@@ -4,13 +4,18 @@ A handler is ``handler(modem, call) -> Outcome``. It reads and changes the modem
 returns what the host sees: a finished reply, a request for raw data (the ``>`` prompt of
 AT+QSSLSEND, the ``CONNECT`` of AT+QFUPL), or a pending result that an event completes later
 (AT+QSSLCLOSE waiting for the peer). Handlers raise ``CommandFailed`` for an error result.
+
+The modem a handler, a data sink, an online session or a family state receives is
+``ecemu.core.modem.Modem``, and the command families name it so. This module sits under the modem
+(the modem imports it), so it cannot name that class without an import circle: here the modem is
+``HandlerModem``, which the core's parts hand on and never read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from .parser import Arg, CommandCall, Form
 from .results import (
@@ -26,8 +31,8 @@ from .results import (
     Refusal,
 )
 
-if TYPE_CHECKING:
-    from .modem import Modem
+# ``ecemu.core.modem.Modem`` as handlers see it (the module docstring says why it is opaque here).
+HandlerModem = Any
 
 
 class CommandFailed(Exception):
@@ -67,18 +72,18 @@ class ParamError(CommandFailed):
 class OnlineSession(Protocol):
     """A connection in transparent transmission mode (SSL note 1.4; see the SSL family)."""
 
-    def entered(self, modem: "Modem") -> None:
+    def entered(self, modem: HandlerModem) -> None:
         """The port has just become this connection's (after CONNECT)."""
 
     def ready_for_host(self) -> bool:
         """False while the connection cannot take more: host bytes then wait in order."""
 
-    def feed_host(self, modem: "Modem", data: bytes) -> None: ...
+    def feed_host(self, modem: HandlerModem, data: bytes) -> None: ...
 
-    def leave(self, modem: "Modem") -> None:
+    def leave(self, modem: HandlerModem) -> None:
         """Back to command mode, the connection kept (+++ or a DTR drop with AT&D1)."""
 
-    def hang_up(self, modem: "Modem") -> None:
+    def hang_up(self, modem: HandlerModem) -> None:
         """Back to command mode, the connection closed (a DTR drop with AT&D2)."""
 
 
@@ -97,7 +102,7 @@ class Reply:
 class DataSink(Protocol):
     """Receives the raw bytes the host sends after a prompt or CONNECT."""
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, "Outcome | CommandFailed | None"]:
+    def feed(self, modem: HandlerModem, data: bytes) -> tuple[int, "Outcome | CommandFailed | None"]:
         """Take bytes; return how many were consumed and, once the data is complete, the outcome
         (a ``CommandFailed`` ends the command as if its handler had raised it)."""
 
@@ -105,7 +110,7 @@ class DataSink(Protocol):
         """When the data entry times out (absolute, modem time), or None; read again after each
         feed, so it may move with the data."""
 
-    def expire(self, modem: "Modem") -> "Outcome | CommandFailed":
+    def expire(self, modem: HandlerModem) -> "Outcome | CommandFailed":
         """The outcome when the deadline passes."""
 
 
@@ -120,19 +125,19 @@ class AwaitData:
 
 @dataclass
 class Pending:
-    """The final result comes later: something calls ``modem.finish_pending(outcome)``.
+    """The final result comes later: something calls ``modem.host.finish_pending(outcome)``.
 
     Bytes the host sends meanwhile wait, in order, until the command is finished.
     """
 
     name: str
     deadline: float | None = None
-    on_timeout: Callable[["Modem"], "Outcome"] | None = None
+    on_timeout: Callable[[HandlerModem], "Outcome"] | None = None
 
 
 Outcome = Reply | AwaitData | Pending
 
-Handler = Callable[["Modem", CommandCall], Outcome]
+Handler = Callable[[HandlerModem, CommandCall], Outcome]
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ class Family:
 
     name: str
     errors: ErrorReporting = CME
-    state: Callable[["Modem"], FamilyState] | None = None
+    state: Callable[[HandlerModem], FamilyState] | None = None
     needs: tuple[str, ...] = ()
 
 
@@ -233,9 +238,9 @@ class CommandSet:
             family = self.families[name] = Family(name)  # a family with no declaration: CME, no state
         return family
 
-    def build_states(self, modem: "Modem") -> dict[str, FamilyState]:
-        """Every family's state, each after those it needs."""
-        states: dict[str, FamilyState] = {}
+    def build_states(self, modem: HandlerModem, states: dict[str, FamilyState]) -> None:
+        """Every family's state into ``states`` (the modem's ``families``, handed in empty), each
+        after those it needs: a family's factory finds the states it needs there."""
         building: set[str] = set()
 
         def build(family: Family) -> None:
@@ -247,11 +252,9 @@ class CommandSet:
             for needed in family.needs:
                 build(self.family(needed))
             states[family.name] = family.state(modem)
-            modem.families = states  # so that a later family's factory finds the earlier ones
 
         for family in list(self.families.values()):
             build(family)
-        return states
 
 
 # Helpers for handlers: reading parameters ---------------------------------------------------
@@ -276,7 +279,7 @@ def int_arg(call: CommandCall, index: int, low: int, high: int, default: int | N
 StateT = TypeVar("StateT", bound="FamilyState")
 
 
-def family_state(modem: "Modem", name: str, kind: type[StateT]) -> StateT:
+def family_state(modem: HandlerModem, name: str, kind: type[StateT]) -> StateT:
     """The state of family ``name`` in ``modem.families``, as the class its family declared."""
     state = modem.families[name]
     assert isinstance(state, kind)

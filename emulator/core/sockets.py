@@ -222,7 +222,7 @@ class Socket(Connection):
 
     def _drained(self) -> None:
         if self.session is not None:
-            self.modem.resume_input()
+            self.modem.host.process_input()
 
     def _sending_backed_up(self, on: bool) -> None:
         if on:

@@ -46,15 +46,15 @@ class TransparentSession:
         self._stop()
         # What the host sent before a DTR drop is still the connection's: a "+" held as the start
         # of a possible escape, and the bytes waiting for room in the send buffer.
-        self.socket.send(self.escape.flush() + modem.take_input())
+        self.socket.send(self.escape.flush() + modem.host.take_input())
         self.socket.left_transparent()
-        modem.leave_online(OK)
+        modem.host.leave_online(OK)
 
     def hang_up(self, modem: "Modem") -> None:
         """DTR with AT&D2: the connection is closed and the port back in command mode."""
         self._stop()
-        self.socket.hang_up(self.escape.flush() + modem.take_input())
-        modem.leave_online(NO_CARRIER)
+        self.socket.hang_up(self.escape.flush() + modem.host.take_input())
+        modem.host.leave_online(NO_CARRIER)
 
     # ---------------------------------------------------------------------------------------------
 
@@ -64,11 +64,11 @@ class TransparentSession:
         modem = self.socket.modem
         # Bytes the host sent that still waited for room in the send buffer go with the connection;
         # NO CARRIER tells the host so. Left in place they would be read as command lines.
-        lost = len(modem.take_input())
+        lost = len(modem.host.take_input())
         if lost:
             log.info("client %d: %d bytes from the host lost with the connection", self.socket.client_id, lost)
         self.socket.session = None
-        modem.leave_online(result)
+        modem.host.leave_online(result)
 
     def _arm(self, modem: "Modem") -> None:
         deadline = self.escape.deadline()
@@ -83,7 +83,7 @@ class TransparentSession:
     def _poll(self) -> None:
         self._timer = None
         modem = self.socket.modem
-        if modem.online is not self:
+        if modem.host.online is not self:
             return
         released, escaped = self.escape.poll(modem.now)
         self.socket.send(released)

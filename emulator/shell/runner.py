@@ -2,8 +2,8 @@
 
 This is the only place where the core meets the clock: every call into the modem passes
 ``loop.time()`` (monotonic) as the current time. The host side is a ``HostLink``
-(``host_link.py``): the pty (``PtyHost``), a serial device, RFC 2217 or raw TCP; the runner
-never asks which.
+(``host_link.py``) the assembler hands in: the pty (``pty_port.PtyHost``), a serial device, RFC
+2217 or raw TCP; the runner never asks which. The UFS is a ``file_store.DirectoryFileStore``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from ..core import events as ev
 from ..core.host_modes import COMMAND
 from ..core.modem import Modem
 from ..core.uart import DropInput, LineFormat, LineLevel, PortChange, TransmitHold
-from ..core.ufs import DirectoryFileStore
 from ..profile import Profile
+from .file_store import DirectoryFileStore
 from .host_link import HostLink
 from .ip_link import IpLinks
 from .network import Network
-from .pty_port import PtyHost, PtyPort
 from .shaping import OutputShaper
 from .trace import Tracer
 from .uart_line import LINE_KINDS, UartLine
@@ -90,8 +89,8 @@ def network_round_trip(profile: Profile) -> int:
 
 
 class ModemRunner:
-    def __init__(self, profile: Profile, ufs: Path, link: Path | None = None, escape_guard: float = 1.0,
-                 host: HostLink | None = None, trace: Path | None = None, modem_index: int = 0,
+    def __init__(self, profile: Profile, ufs: Path, host: HostLink, escape_guard: float = 1.0,
+                 trace: Path | None = None, modem_index: int = 0,
                  scenario: Cues | None = None, control: Callable[["ModemRunner"], ControlInterface] | None = None,
                  boot: str = "on-open", baud: int = 115200, line: str = "usb"):
         if boot not in BOOT_MODES:
@@ -128,7 +127,7 @@ class ModemRunner:
         self.on_booted: Callable[[], None] | None = None  # called once the boot URCs are out
         self._boot_reported = False
         self.ufs = Path(ufs)
-        self.host = host if host is not None else PtyHost(link)
+        self.host = host
         self.escape_guard = escape_guard
         # Made by start(), on the running loop; nothing reaches them before.
         self.modem: Modem
@@ -151,10 +150,6 @@ class ModemRunner:
         self.last_ri_pulse_ms: float | None = None
         self._ri_waiters: list[asyncio.Future] = []
         self.bytes_from_host = self.bytes_to_host = 0  # counted for the status line of `ecemu run`
-
-    @property
-    def port(self) -> "PtyPort | None":
-        return getattr(self.host, "port", None)
 
     def start(self) -> None:
         """Open the host side, and power the modem on with boot at start; call on the running loop."""
@@ -274,7 +269,7 @@ class ModemRunner:
         """The host's bytes have reached the module."""
         if self.tracer is not None:
             self.trace("host_in", data=data)
-        if not data.isascii() and self.modem.host.mode is COMMAND:
+        if not data.isascii() and self.modem.port.host.mode is COMMAND:
             self._not_text(data)
         self.bytes_from_host += len(data)
         self._input_waiting += data
@@ -319,23 +314,13 @@ class ModemRunner:
             self.pump()
 
     def _feed_modem(self) -> None:
-        """Give the modem the host's bytes while the host takes the module's output. In command
-        mode a line at a time (up to S3 and the LF of a CR LF that came with it, or an ``A/``'s
-        slash), so that the answers to a flood of commands never pile up beyond one command's
-        answer past the mark."""
+        """Give the modem the host's bytes while the host takes the module's output, as many at a
+        time as it wants (``Modem.input_wanted``: in command mode a line at a time), so that the
+        answers to a flood of commands never pile up beyond one command's answer past the mark."""
         waiting = self._input_waiting
         modem = self.modem
         while waiting and self._frozen_until is None and not self._output_full():
-            size = len(waiting)
-            if modem.host.mode is COMMAND:
-                end = waiting.find(modem.settings.s_registers[3])
-                slash = waiting.find(b"/", 0, end + 1 if end >= 0 else size)
-                if slash >= 0:
-                    size = slash + 1
-                elif end >= 0:
-                    size = end + 1
-                    if waiting[size:size + 1] == b"\n":
-                        size += 1  # the line end's LF: the modem takes it with its CR
+            size = modem.input_wanted(waiting)
             if size == len(waiting):
                 piece = bytes(waiting)
                 waiting.clear()
@@ -444,7 +429,7 @@ class ModemRunner:
             self._update_reading()
         if self.scenario_player is not None:
             self.scenario_player.fire_due()
-        booted = modem.host.booted
+        booted = modem.booted
         if booted != self._boot_reported:
             self._boot_reported = booted
             if booted and self.on_booted is not None:
