@@ -111,6 +111,18 @@ def test_an_lf_after_a_cr_in_a_later_write_ends_the_line_of_a_cr_lf_host_only():
     assert data == b"hello"  # in command mode it is always the line's end
 
 
+@pytest.mark.parametrize(("data", "s3", "extent"), [
+    (b"AT\rATI\r", 13, 3),  # up to the first CR (V.250 6.2.1: S3 ends a line)
+    (b"AT\r\nATI\r\n", 13, 4),  # the LF of CR LF with it
+    (b"AT+QSSLSEND=0,5", 13, 15),  # no line end yet: all of it
+    (b"A/AT\r", 13, 2),  # A/ repeats the last line at its slash (V.250 5.2.4)
+    (b"\nAT\r", 13, 4),  # a stray LF before a line belongs to it
+    (b"AT\rAT!AT!", ord("!"), 6),  # ATS3=33: the line ends at the new S3 only
+])
+def test_the_editor_says_how_much_input_reaches_the_end_of_the_first_line(data, s3, extent):
+    assert Editor().editor.line_extent(data, settings(s3=s3)) == extent
+
+
 # --- the timer heap --------------------------------------------------------------------------------
 
 

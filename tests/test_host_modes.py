@@ -116,3 +116,10 @@ def test_leaving_online_runs_the_urcs_held_meanwhile_then_the_waiting_lines(h):
     h.modem.host.leave_online(OK)
     assert h.modem.take_host_bytes() == b"\r\nOK\r\n\r\n+TEST: held\r\n"
     assert h.command("AT") == b"\r\nOK\r\n"
+
+
+def test_the_port_takes_command_lines_one_at_a_time_and_data_whole(h):
+    lines = b"AT\r\nATI\r\nAT+CSQ\r\n"
+    assert h.modem.input_wanted(lines) == 4  # "AT" CR LF, then the next line
+    assert h.command('AT+QFUPL="f.txt",12') == b"\r\nCONNECT\r\n"
+    assert h.modem.input_wanted(lines) == len(lines)  # data after CONNECT: all of it
