@@ -113,25 +113,23 @@ class CommandLineRunner:
         if calls is None:
             return self._end(LINE_ERROR)
         self._remaining = list(calls)
-        return self._guarded(self._run_calls, line)
+        try:
+            return self._run_calls()
+        except Exception:  # a malformed outcome: logged; the line ends in ERROR, never half-finished
+            log.exception("internal error in %r", line)
+            return self._end(LINE_ERROR)
 
     def resume(self, outcome: Outcome | CommandFailed) -> Stop:
         """The running command goes on after a wait or its data: with its outcome, or failed."""
+        current = self.current
         if isinstance(outcome, CommandFailed):
-            current = self.current
             family = self._commands.commands[current.name].family if current is not None else ""
             return self._fail(family, outcome)
-        return self._guarded(lambda: self._go_on(outcome), self.current)
-
-    def _go_on(self, outcome: Outcome) -> Stop:
-        stop = self._apply(outcome)
-        return stop if stop is not None else self._run_calls()
-
-    def _guarded(self, run: Callable[[], Stop], what: object) -> Stop:
         try:
-            return run()
-        except Exception:  # a malformed outcome: logged; the line ends in ERROR, never half-finished
-            log.exception("internal error in %r", what)
+            stop = self._apply(outcome)
+            return stop if stop is not None else self._run_calls()
+        except Exception:  # as in ``execute``
+            log.exception("internal error in %r", current)
             return self._end(LINE_ERROR)
 
     def _run_calls(self) -> Stop:
@@ -157,7 +155,9 @@ class CommandLineRunner:
             stop = self._apply(outcome)
             if stop is not None:
                 return stop
-        return self._end(LINE_OK)
+        self.running = False  # every call ran (``_end`` less the calls left: there are none)
+        self.current = None
+        return LINE_OK
 
     def _fail(self, family: str, failure: CommandFailed) -> Stop:
         """The line ends with the failure, shown as its family reports failures."""

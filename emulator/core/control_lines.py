@@ -122,7 +122,8 @@ class ControlLines:
 
     def __init__(self, module: LinesModule):
         self.module = module
-        self.state = OFF  # changed only through LINES_STATES
+        self.state = OFF  # changed only through LINES_STATES (``_to``)
+        self.asleep = False  # ``state is ASLEEP``, read on every command line; ``_to`` writes both
         self.outputs = {"ri": False, "dcd": False, "cts": False, "dsr": False}  # not powered yet
         self.ri_behaviour = {category: RiBehaviour() for category in RI_CATEGORIES}
         self.sleep_enabled = False  # AT+QSCLK=1
@@ -133,12 +134,9 @@ class ControlLines:
         self.ri_channel: Channel | None = None  # the DLC whose URC RI pulses for (IC in its MSC)
         self.lost_asleep = 0  # host bytes lost while asleep, since the module last fell asleep
 
-    @property
-    def asleep(self) -> bool:
-        return self.state is ASLEEP
-
     def _to(self, event: str) -> None:
         self.state = LINES_STATES.next(self.state, event)
+        self.asleep = self.state is ASLEEP
 
     # --- outputs -----------------------------------------------------------------------------
 
