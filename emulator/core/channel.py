@@ -29,7 +29,7 @@ from .lifecycle import guarded
 from .line_editor import LineEditor
 from .registry import CommandSet, HandlerModem
 from .settings import Settings
-from .timers import Timer
+from .timers import Scheduler, Timer
 from .urcs import HeldUrcs
 from ..profile import Profile
 
@@ -135,20 +135,15 @@ class Channel:
         return f"Channel({self.number}, {self.host.mode.value})"
 
 
-class MuxModule(Protocol):
+class MuxModule(Scheduler, Protocol):
     """What the multiplexer's session needs of the module (``Modem``): its channels, which the
     module makes, keeps and ends, and the channel in hand."""
-
-    @property
-    def now(self) -> float: ...
 
     @property
     def port(self) -> Channel: ...
 
     @property
     def channels(self) -> Mapping[int, Channel]: ...
-
-    def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer: ...
 
     def observe(self, kind: str, **details: Any) -> None: ...
 

@@ -27,12 +27,12 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 from .channel import Channel
 from .lifecycle import Transitions
 from .settings import Settings
-from .timers import Timer
+from .timers import Scheduler, Timer
 from .uart import LineLevel, PortChange, TransmitHold
 
 log = logging.getLogger("ecemu.core.modem")  # the messages hosts' logs know
@@ -77,12 +77,9 @@ LINES_STATES = Transitions("control lines", {
 OFF, AWAKE, ASLEEP = LinesState.OFF, LinesState.AWAKE, LinesState.ASLEEP
 
 
-class LinesModule(Protocol):
+class LinesModule(Scheduler, Protocol):
     """What the control lines need of the module (``Modem``): the host's lines, the port's
     settings and data state, its channels, and where the lines' changes go."""
-
-    @property
-    def now(self) -> float: ...
 
     @property
     def dtr(self) -> bool: ...
@@ -107,8 +104,6 @@ class LinesModule(Protocol):
 
     @property
     def booted(self) -> bool: ...
-
-    def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer: ...
 
     def observe(self, kind: str, **details: Any) -> None: ...
 

@@ -20,7 +20,7 @@ control lines, the trace) through ``ModuleSide``, both implemented in ``channel.
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .command_line import CommandLineRunner, LineEnd, Stop
 from .data_entry import DataEntry
@@ -29,7 +29,7 @@ from .line_editor import LF, REJECTED, LineEditor
 from .registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
 from .results import ERROR, CmeError, FinalResult
 from .settings import Settings
-from .timers import Timer
+from .timers import Scheduler, Timer
 from .urcs import frame_result
 
 
@@ -122,17 +122,12 @@ class CarrierWatch(Protocol):
         """The data state changed: DCD (and a DLC's DV) may show something else."""
 
 
-class ModuleSide(Protocol):
+class ModuleSide(Scheduler, Protocol):
     """What the host modes need of the module around them (``Modem``, which has their channel in
     hand whenever they run). Online sessions and data sinks receive it as the modem."""
 
     @property
-    def now(self) -> float: ...
-
-    @property
     def lines(self) -> CarrierWatch: ...
-
-    def call_at(self, deadline: float, callback: Callable[[], None]) -> Timer: ...
 
     def tick(self, now: float) -> None:
         """Run the timers due by ``now``."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 # Timers in the heap, cancelled ones included, above which call_at drops the cancelled ones.
 TIMERS_COMPACT_MIN = 64
@@ -25,6 +25,16 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+
+
+class Scheduler(Protocol):
+    """The module's time as its parts see it (the ``Modem``): the time now, and callbacks at a
+    deadline."""
+
+    @property
+    def now(self) -> float: ...
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> "Timer": ...
 
 
 class TimerHeap:
