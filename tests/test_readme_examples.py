@@ -240,6 +240,15 @@ wait $!
     assert not (tmp_path / "modem").exists()
 
 
+def test_the_scenario_format_example_is_the_shipped_server_close_scenario(tmp_path):
+    from ecemu.scenario import load_scenario
+
+    written = tmp_path / "mine.toml"
+    written.write_text(example("scenario"))
+    mine, shipped = load_scenario(written), load_scenario("server-closes-mid-response")
+    assert (mine.description, mine.faults) == (shipped.description, shipped.faults)
+
+
 # --- every marked block runs somewhere ------------------------------------------------------------
 
 # The blocks the tests ran before the README was split into docs/: each must still be marked and run.
