@@ -809,7 +809,7 @@ def bench_attacks(quick: bool) -> list[Row]:
     --count 2`` while modem 1 is asked AT without pause: modem 1's longest wait for an answer (its
     baseline: the same fleet with no attack, measured first), the longest turn of the event loop
     and the longest garbage collector pass in CPU time (baseline: the same without attack) and the
-    peak RSS growth (baseline: the bound the README states for it)."""
+    peak RSS growth (baseline: the bound docs/reference/robustness.md states for it)."""
     import tempfile as temporary
 
     from tests import hostile_peers as peers
@@ -874,7 +874,8 @@ def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
     print("  timer); baseline: the same download in AT+QIOPEN transparent mode, the three taking turns;")
     print("- UART line rows (--line uart): the line time of 100 kB at the rate, 10 bits a byte (8N1);")
     print("- start-up: `python -c pass`; memory: the RSS of a one-modem process;")
-    print("- attacks: modem 1 of the same --count 2 fleet with no attack; the RSS bound the README states.")
+    print("- attacks: modem 1 of the same --count 2 fleet with no attack;"
+          " the RSS bound docs/reference/robustness.md states.")
     print("Echo server: threaded OpenSSL (Python ssl, blocking sockets, one thread per connection),")
     print(f"127.0.0.1. TLS: {tls_note}.")
     print("Throughput counts payload bytes echoed (each byte goes host -> server -> host) per second.")
@@ -883,7 +884,7 @@ def print_table(rows: list[Row], tls_note: str, quick: bool) -> None:
 
 
 def main() -> None:
-    # The emulator's own speed, not a radio network's: no round trip (README "ecemu run").
+    # The emulator's own speed, not a radio network's: no round trip (docs/reference/cli.md "The network's round trip").
     os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")

@@ -316,7 +316,8 @@ def _check_folder(folder: Path, option: str) -> None:
 
 
 def _check_writable_file(path: Path, option: str) -> None:
-    """A private file (README "Private files"): created 0600 now if missing, refused if not ours."""
+    """A private file (docs/reference/robustness.md "Private files"): created 0600 now if missing,
+    refused if not ours."""
     from .shell.private_files import check_private
 
     try:

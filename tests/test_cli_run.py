@@ -203,11 +203,11 @@ def test_emulator_control_has_one_documented_method_per_operation():
     assert "count: int 0 to 1000" in method.__doc__ and "ecemu ctl fail-opens" in method.__doc__
 
 
-def test_the_readme_lists_every_method_of_emulator_control():
+def test_the_ctl_reference_lists_every_method_of_emulator_control():
     from ecemu.control import OPERATIONS
-    from tests.readme_blocks import README
+    from tests.readme_blocks import DOCS
 
-    text = README.read_text(encoding="utf-8")
+    text = (DOCS / "reference" / "ctl.md").read_text(encoding="utf-8")
     for op in OPERATIONS.values():
         assert f"`{op.python_name}(" in text, op.python_name
         assert f"ecemu ctl --link /tmp/modem {op.name}" in text, op.name

@@ -274,8 +274,8 @@ class AdapterPins:
 
 
 def test_the_null_modem_pin_map_carries_the_lines_both_ways(uart, tmp_path, monkeypatch):
-    """README "Control lines": the adapter's DTR pin carries RI, its RTS pin DCD; its DSR pin is the
-    board's DTR, its CTS pin the board's RTS."""
+    """docs/reference/serial-line.md "Control lines": the adapter's DTR pin carries RI, its RTS pin
+    DCD; its DSR pin is the board's DTR, its CTS pin the board's RTS."""
     import ecemu.shell.device as device_module
 
     pins = AdapterPins(fcntl.ioctl)

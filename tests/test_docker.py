@@ -2,7 +2,7 @@
 instruction by instruction, its build context is what .dockerignore lets through, the wheel its
 build stage makes is built here from exactly that context, installed (not editable) into a folder
 of its own, and the image's command is run from it, with the image's environment; compose.yaml and
-the README's Docker commands are checked against the Dockerfile."""
+the Docker commands of the docs (docs/how-to/docker.md) are checked against the Dockerfile."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Callable
 import serial
 
 from tests.processes import read_until
-from tests.readme_blocks import ROOT, example
+from tests.readme_blocks import ROOT, document_of, example
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -275,5 +275,5 @@ def test_the_readme_compose_commands_work_with_compose_v1_and_v2():
         assert words[2] in ("up", "ps", "exec", "down"), line  # subcommands both versions have (not cp)
         if words[2] == "exec" and ">" in line:
             assert "-T" in words  # no terminal: the file's bytes come through unchanged
-    text = (ROOT / "README.md").read_text()
+    text = document_of("compose")
     assert "`docker-compose`" in text and "docker compose cp" not in example("compose")

@@ -1,4 +1,4 @@
-"""The UFS file commands (REFERENCE.md "Files (FILE note)"): through the core, byte for byte,
+"""The UFS file commands (REFERENCE.md "Files"): through the core, byte for byte,
 and end to end through a real pty with pyserial."""
 
 from __future__ import annotations

@@ -439,7 +439,8 @@ def test_reopening_in_the_middle_of_a_download_gives_the_new_host_only_its_own_a
     try:
         # Three rounds: before the fix every round leaked 8-17 KB. A race the kernel leaves (a
         # close seen only after the next host opened and read) leaked once in 900 rounds under
-        # load (README "Robustness"); more rounds here would only make that a flaky failure.
+        # load (docs/reference/robustness.md "A new host gets nothing meant for an old one"); more
+        # rounds here would only make that a flaky failure.
         for _ in range(3):
             with serial.Serial(running.port, 115200, timeout=5) as old:
                 old.write(b'AT+QFDWL="big.bin"\r')

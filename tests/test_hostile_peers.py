@@ -4,7 +4,7 @@ the event loop, every documented code comes as it does without the attack, and e
 on time. The attacks run with the profile's network round trip (80 ms), where the latency queue
 holds bytes in flight. ``benchmarks/run.py --only attacks`` runs the same attacks at full size.
 
-What is asserted, and why these figures (README "Robustness and security"):
+What is asserted, and why these figures (docs/reference/robustness.md "No peer holds the others up"):
 
 - the longest turn of the emulator's event loop, in CPU time, stays under ``LONGEST_TURN``: a
   connection gets about 2 ms per turn and an application stack 128 packets, so a turn takes a few

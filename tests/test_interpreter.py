@@ -2,8 +2,8 @@
 backspace, A/, line length), the parser (prefix, forms, parameters, quotes, several commands on a
 line), result framing (ATV, AT+CMEE), URCs held while a command runs, and the boot sequence.
 
-Rules come from the SSL note 2.1.2, V.250 and README.md "Behaviour chosen where the documents are
-silent"; where all of them are silent the test says ``chosen`` and pins what the emulator does.
+Rules come from the SSL note 2.1.2, V.250 and docs/reference/chosen-behaviour.md "Lines and results"
+and "Line ends"; where all of them are silent the test says ``chosen`` and pins what the emulator does.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ def open_verified(modem_port: str, server) -> bytes:
                             (b'AT+QSSLCFG="secllevel",1,1\r', b"OK\r\n"),
                             (b'AT+QSSLCFG="ignorelocaltime",1,0\r', b"OK\r\n"),
                             (b'AT+QSSLCFG="cacert",1,"UFS:cacert.pem"\r', b"OK\r\n"),
-                            # by name: an address is never checked against the certificate (README, "TLS")
+                            # by name: an address is never checked against the certificate
+                            # (docs/reference/chosen-behaviour.md "TLS")
                             (b'AT+QSSLOPEN=1,1,0,"localhost",%d,0\r' % server.port, b"\r\nOK\r\n")):
             port.write(line)
             answer = port.read_until(until)

@@ -1,8 +1,10 @@
-"""The README's examples for a firmware developer at a terminal and for reproducing a field bug, run
-as written (Docker's: test_docker.py): the blocks come from README.md (``<!-- example: NAME -->``),
-the ``ecemu`` commands run as real processes, and pyserial stands in for the person at the terminal. (The "In CI"
-example runs in test_pytest_plugin.py.) Servers listen on 127.0.0.1 only; the README's fixed port
-4433 becomes a free one, and /tmp/modem a link in the test's folder.
+"""The documentation's examples for a firmware developer at a terminal, for reproducing a field bug,
+for the Python API and for ``--ready-fd``, run as written (Docker's: test_docker.py; the "In CI"
+example: test_pytest_plugin.py): the blocks come from README.md and docs/ (``<!-- example: NAME
+-->``, tests/readme_blocks.py), the ``ecemu`` commands run as real processes, and pyserial stands in
+for the person at the terminal. Servers listen on 127.0.0.1 only; the docs' fixed port 4433
+becomes a free one, and /tmp/modem a link in the test's folder. And every marked block is run by
+some test.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import serial
 
 from tests.processes import wait_for_boot
-from tests.readme_blocks import example
+from tests.readme_blocks import ROOT, example, marked_examples
 
 START_TIMEOUT = 15.0
 SCREEN_TIMEOUT = 10.0
@@ -194,3 +196,71 @@ def test_the_echo_server_writes_the_ca_that_verifies_it(tmp_path):
             assert tls.recv(100) == b"hello"
     finally:
         assert server.stop() == 0
+
+
+# --- the Python API and --ready-fd, as the command line reference shows them ---------------------
+
+
+def test_the_python_api_example_boots_a_module_and_reads_rdy():
+    namespace: dict = {}
+    try:
+        exec(compile(example("python-api"), "python-api", "exec"), namespace)  # asserts RDY itself
+    finally:
+        if "port" in namespace:
+            namespace["port"].close()
+    assert namespace["port"].port.startswith("/dev/pts/")  # the emulator's own pty, opened by pyserial
+
+
+def test_the_control_example_drives_a_module_on_its_link(tmp_path):
+    link = tmp_path / "modem"
+    block = example("python-control")
+    assert '"/tmp/modem"' in block
+    namespace: dict = {}
+    exec(compile(block.replace("/tmp/modem", str(link)), "python-control", "exec"), namespace)
+    assert not link.exists()  # the with block ended: the emulator stopped and removed its link
+
+
+def test_the_ready_fd_example_says_ready_once_the_link_can_be_opened(tmp_path):
+    block = example("ready-fd")
+    assert "/tmp/ready" in block and "/tmp/modem" in block
+    script = block.replace("/tmp/ready", str(tmp_path / "ready")).replace("/tmp/modem", str(tmp_path / "modem"))
+    script += """
+test "$ready" = READY=1
+test -e "$LINK"
+python -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY))' "$LINK"
+kill -TERM $!
+wait $!
+"""
+    bin_folder = str(Path(sys.executable).parent)
+    environment = {**os.environ, "PATH": bin_folder + os.pathsep + os.environ.get("PATH", ""),
+                   "LINK": str(tmp_path / "modem")}
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=environment, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "modem").exists()
+
+
+def test_the_scenario_format_example_is_the_shipped_server_close_scenario(tmp_path):
+    from ecemu.scenario import load_scenario
+
+    written = tmp_path / "mine.toml"
+    written.write_text(example("scenario"))
+    mine, shipped = load_scenario(written), load_scenario("server-closes-mid-response")
+    assert (mine.description, mine.faults) == (shipped.description, shipped.faults)
+
+
+# --- every marked block runs somewhere ------------------------------------------------------------
+
+# The blocks the tests ran before the README was split into docs/: each must still be marked and run.
+RUN_BEFORE = {"ci", "ci-ini", "terminal", "terminal-session", "docker", "compose", "field-bug",
+              "field-bug-session", "field-bug-trace", "field-log", "field-log-pytest", "coverage", "http-mqtt"}
+
+
+def test_every_marked_block_is_used_by_a_test_and_none_that_ran_was_dropped():
+    marked = set(marked_examples())
+    used = set()
+    for path in (ROOT / "tests").glob("*.py"):
+        used |= set(re.findall(r"""(?:example|document_of)\(\s*["']([\w-]+)["']""", path.read_text(encoding="utf-8")))
+    assert RUN_BEFORE <= marked, f"no longer marked: {sorted(RUN_BEFORE - marked)}"
+    assert marked <= used, f"marked but run by no test: {sorted(marked - used)}"
+    assert used <= marked, f"used by a test but marked nowhere: {sorted(used - marked)}"

@@ -5,7 +5,7 @@ Each test takes a few seconds by default; ``--robustness-scale=N`` multiplies it
 cycles by N (50 is the long run). The core tests drive the sans-IO modem with real TLS in memory
 (``tests.core_network``); the end-to-end ones go through the real pty to TLS servers on 127.0.0.1.
 
-The data contract checked under faults (SSL note 1.4, 2.3.2; REFERENCE.md "pdpdeact"): every byte
+The data contract checked under faults (SSL note 1.4, 2.3.2; REFERENCE.md "PDP context"): every byte
 either arrives once, in order, or the module reports the loss itself (``+QSSLURC: "closed"``,
 ``NO CARRIER``, ``+QIURC: "pdpdeact"``). So what the host received is a prefix of what the server
 sent, and what the server received a prefix of what the host sent; where nothing was lost, all of it.

@@ -175,7 +175,7 @@ def test_a_wrong_host_fails(host):
     with TlsServer(cert="server-wronghost") as server:
         verify_with_ca(host, server)
         assert open_result(host, server.port, address="localhost") == 566
-        # An address is never checked against the certificate (README, "TLS").
+        # An address is never checked against the certificate (docs/reference/chosen-behaviour.md "TLS").
         assert open_result(host, server.port, client=1) == 0
 
 

@@ -1,6 +1,6 @@
 """Terminal programs at their defaults: pyserial's miniterm ends lines with CR LF (its Enter is
 CR, the tty makes it LF, its CRLF end-of-line turns that into CR LF), and an upload typed after
-CONNECT stores exactly what was typed (README "Line ends")."""
+CONNECT stores exactly what was typed (docs/reference/chosen-behaviour.md "Line ends")."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ def unspeakable(code: int) -> bool:
 
 
 def static_ecdh_aes(code: int) -> bool:
-    """The suites only Mbed TLS speaks here (README, "TLS": static ECDH AES-CBC-SHA and SHA-2)."""
+    """The suites only Mbed TLS speaks here (docs/reference/tls.md "Versions and suites": static ECDH
+    AES-CBC-SHA and SHA-2)."""
     return key_exchange(code).startswith("ECDH_") and CIPHER_SUITES[code][0].split("_WITH_")[1].startswith("AES")
 
 

@@ -82,7 +82,8 @@ def test_groups_are_mbedtls_in_its_order_brainpool_included():
     _, theirs = parse_client_hello(mbedtls_hello())
     ours, theirs = u16_list(ours[SUPPORTED_GROUPS]), u16_list(theirs[SUPPORTED_GROUPS])
     assert BRAINPOOL <= set(ours)
-    # OpenSSL has no TLS group for secp192/224 and secp256k1: those stay out (README, "TLS").
+    # OpenSSL has no TLS group for secp192/224 and secp256k1: those stay out (docs/reference/tls.md
+    # "`0XFFFF`: the default offer").
     assert ours == [group for group in theirs if group in ours]
     assert set(theirs) - set(ours) <= {18, 19, 20, 21, 22}
 

@@ -349,7 +349,7 @@ def test_the_corpus_has_both_verdicts():
     assert verdicts.count(True) >= 12 and verdicts.count(False) >= 20
 
 
-# --- the SSL note's ignore settings on top of Mbed TLS's verdict (README, "TLS": chosen) ----------
+# --- the SSL note's ignore settings on top of Mbed TLS's verdict (docs/reference/chosen-behaviour.md "TLS") ----------
 
 
 def open_with(case: Case, *settings: tuple[str, int]) -> tuple[bool, SimulatedNetwork]:

@@ -1,6 +1,6 @@
 """The UFS file commands: AT+QFUPL, AT+QFLST, AT+QFDEL, AT+QFDWL, AT+QFLDS.
 
-Formats and error codes follow REFERENCE.md "Files (FILE note)"; where it is silent, the FILE AT
+Formats and error codes follow REFERENCE.md "Files"; where it is silent, the FILE AT
 commands manuals of the sibling families (BG96, EC2x, UGxx: "doc") and, failing those, what a real
 module does ("chosen") decide. Files live in ``modem.files`` (a ``FileStore``, ecemu.core.ufs).
 File errors are ``+CME ERROR: <n>``, shown per AT+CMEE.

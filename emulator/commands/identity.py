@@ -2,7 +2,7 @@
 AT+QSIMSTAT, AT+QSIMDET, AT+CLCK and AT+CPWD.
 
 Sources: Quectel's EC200x/EC800x AT commands manual (the Q commands) and 3GPP TS 27.007 (the rest);
-REFERENCE.md "Line ends and how real host code talks" for what was seen. The emulated SIM is always
+REFERENCE.md "Start-up commands" for what was seen. The emulated SIM is always
 present, needs no PIN and never changes; its ICCID and IMSI come from the profile.
 
 AT+CPIN and AT+CGSN stay with the basic commands (emulator/commands/basic.py).

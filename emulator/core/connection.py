@@ -378,7 +378,8 @@ class Connection:
             self._abort_connection()  # the host gave up waiting for the open (SSL note 2.2.2)
         elif self.phase in (Phase.PEER_CLOSED, Phase.HOST_CLOSING):
             if self.conn_id is not None:
-                if self.layer is not None and self.layer.peer_closed:  # Mbed TLS answers close_notify (README, "TLS")
+                # Mbed TLS answers close_notify (docs/reference/chosen-behaviour.md "TLS")
+                if self.layer is not None and self.layer.peer_closed:
                     self._send_raw(self.layer.close_notify())
                 self.modem.effect(ev.CloseTcp(self.conn_id))
         elif self.phase is Phase.CONNECTED and self.conn_id is not None and self.layer is not None:

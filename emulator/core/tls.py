@@ -159,7 +159,7 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
         if client_key.public_key() != client_chain[0].public_key():
             raise TlsUnavailable("client key does not match the client certificate")
     # OpenSSL wherever it can (fast, keylog, sessions); tlslite-ng where SSL 3.0, RC4 or 3DES are
-    # asked for; Mbed TLS itself for the static-ECDH suites (README, "TLS": the engines).
+    # asked for; Mbed TLS itself for the static-ECDH suites (docs/reference/tls.md "Versions and suites").
     openssl_suites = [code for code in suites if tls_openssl.knows_cipher(CIPHER_SUITES[code][1])]
     if openssl_suites and highest >= (3, 1) and (settings.cipher_suite == ALL_CIPHER_SUITES or openssl_suites == suites):
         engine = tls_openssl.build(max(lowest, (3, 1)), highest, [CIPHER_SUITES[code][1] for code in openssl_suites],
@@ -178,7 +178,7 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
         return ClientContext(engine, anchors, tls_mbedtls.MbedTlsConnection)
     if tls_mbedtls is None and settings.cipher_suite in STATIC_ECDH_AES and highest >= (3, 1):
         raise TlsUnavailable(f"{_why_not(settings)}: the Mbed TLS engine speaks it, and python-mbedtls is "
-                             f"not installed ({_MBEDTLS_MISSING[0]}; README, 'TLS')")
+                             f"not installed ({_MBEDTLS_MISSING[0]}; docs/explanation/tls-engines.md)")
     raise TlsUnavailable(_why_not(settings))
 
 
@@ -226,7 +226,7 @@ def _why_not(settings: ContextSettings) -> str:
     if settings.cipher_suite == ALL_CIPHER_SUITES:
         return f"no suite of table 3 can be offered with {what} here"
     return (f"cipher suite {suite_label(settings.cipher_suite)} cannot be offered with {what} here"
-            " (see README, 'TLS')")
+            " (see docs/reference/tls.md)")
 
 
 def _load_certificates(pem: bytes, what: str) -> list[x509.Certificate]:

@@ -8,7 +8,7 @@ the board's first byte. A device that goes away (a USB replug, a simulator that 
 host that left; it is opened again when it is back, and the module keeps everything it holds.
 
 On a device with modem-control pins (a real adapter) the module's lines go through them, wired
-as a null-modem cable does (the README's pin map, ``PIN_MAP``): the adapter's DTR output carries
+as a null-modem cable does (the pin map of docs/reference/serial-line.md, ``PIN_MAP``): the adapter's DTR output carries
 RI, its RTS output DCD; its DSR input carries the board's DTR, its CTS input the board's RTS. A
 pty has no such pins: the lines are then only the control interface's.
 """

@@ -36,7 +36,7 @@ STDOUT = "-"  # the trace "file" that is the live transcript on standard output
 class Tracer:
     def __init__(self, path: Path, start: float, modem_index: int = 0):
         self.live = str(path) == STDOUT
-        # Private (README "Private files"): no link followed, 0600, never another user's file.
+        # Private (docs/reference/robustness.md "Private files"): no link followed, 0600, never another user's file.
         self._file: IO[str] | None = None if self.live else open_private_file(path, "a", encoding="utf-8")
         self.start = start
         self.modem_index = modem_index
