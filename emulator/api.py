@@ -202,9 +202,9 @@ class Emulator:
             return RawTcpServer(*self.tcp_raw)
         if self.connect is not None:
             return RawTcpClient(*self.connect)
-        from .shell.pty_port import PtyHost
+        from .shell.pty_link import pty_host
 
-        return PtyHost(self.link)  # a pty of its own
+        return pty_host(self.link)  # a pty of its own (one per opener of the link)
 
     def call(self, fn: Callable[[ModemRunner], Any], timeout: float = 10.0) -> Any:
         """Run ``fn(runner)`` on the emulator's loop and return its result."""

@@ -392,7 +392,7 @@ async def _serve(o: RunOptions) -> None:
     from .shell.control_socket import ControlServer
     from .shell.readiness import notify_ready, notify_stopping
     from .shell.trace import STDOUT
-    from .shell.pty_port import PtyHost
+    from .shell.pty_link import pty_host
     from .shell.runner import ModemRunner
 
     loop = asyncio.get_running_loop()
@@ -409,7 +409,7 @@ async def _serve(o: RunOptions) -> None:
             host = o.transport.host(index, o.baud)
             modem_link = o.links[index]
             scenario = copy.deepcopy(o.scenario)  # each modem plays its own copy
-            runner = ModemRunner(o.profile.for_modem(index), ufs, host if host is not None else PtyHost(modem_link),
+            runner = ModemRunner(o.profile.for_modem(index), ufs, host if host is not None else pty_host(modem_link),
                                  o.escape_guard, trace=o.trace, modem_index=index, scenario=scenario,
                                  control=Controller, boot=o.boot, baud=o.baud, line=o.line)
             control = ControlServer(o.controls[index], runner)

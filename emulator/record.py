@@ -31,7 +31,7 @@ from .core.uart import LineFormat
 from .sessionlog import EVENT, HOST, MODULE, SessionWriter
 from .shell.device import open_device, set_line
 from .shell.private_files import private_opener
-from .shell.pty_port import PtyHost
+from .shell.pty_link import pty_host
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Recorder:
         except BaseException:
             os.close(self.device_fd)
             raise
-        self.host = _TcpRawHost(*tcp) if tcp is not None else PtyHost(link)
+        self.host = _TcpRawHost(*tcp) if tcp is not None else pty_host(link)
         self.writer = SessionWriter(self.out, {
             "recorded-by": "ecemu record",
             "device": self.device_path,

@@ -35,7 +35,7 @@ from .sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open
 from .sessionlog.matching import Divergence, HostMatcher
 from .sessionlog.modules import profile_for
 from .shell.host_link import QuietLink
-from .shell.pty_port import PtyHost
+from .shell.pty_link import pty_host
 from .shell.runner import ModemRunner
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ class ReplayServer:
         self._profile = profile  # the module emulated after a divergence: resolved only if needed
         self.profile_name: str | None = None
         self.link = link
-        self.host = PtyHost(link)
+        self.host = pty_host(link)
         self.report_divergence = on_divergence_report
         self.emulating = False
         self.emulator: ModemRunner | None = None

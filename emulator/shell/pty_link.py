@@ -1,0 +1,315 @@
+"""Behind ``--link``: every host that opens the link gets a pty of its own (``LinkedPtyHost``).
+
+With one pty for all hosts, what the module wrote for a host that closed the port waits in the
+pty's buffer until the emulator hears of the close (inotify, a moment later) and flushes it; a host
+that opens the port in that moment reads it. Here the link never points at a pty a host has
+opened: as soon as a host is seen opening the pty behind the link, a fresh pty is made and the link
+is moved to it (a new symbolic link renamed over the old, so the link is never missing). The next
+opener gets the fresh pty, which holds nothing; what the module wrote to the old one dies with it
+when its host has left and the emulator closes it.
+
+Opening the link at the moment of the swap gives the old pty or the new one, never a pty whose host
+has left: the old one is swapped away while its host still holds it, so the opener shares the port
+with that host (the same session, as two descriptors of one pty always did). Hosts that hold
+several ptys at once (a reader and a writer that each opened the link) are one session: the bytes
+of each are taken, the module's output goes to the pty of the one that came first, and when that
+one leaves while another stays, that is a host leaving (its unread output dies with its pty, the
+DTR drop as on any close) and the next host in line gets the output from then on.
+
+Where inotify is not available nobody can tell when a host opened the link, so the one pty stays
+(``PtyHost``). A host that opens the pty's own ``/dev/pts/N`` instead of the link is on that
+session's pty, which closes when the session ends.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .opens import OpenWatcher
+from .pty_port import PtyHost, PtyPort
+
+if TYPE_CHECKING:
+    from .runner import ModemRunner
+
+log = logging.getLogger(__name__)
+
+
+def point_link(link: Path, target: str) -> None:
+    """Make ``link`` a symbolic link to ``target`` in one step: a new link under a name nobody can
+    guess, renamed over the old one, so an opener finds either the old target or the new one."""
+    draft = link.with_name(f".{link.name}.{secrets.token_hex(8)}")
+    os.symlink(target, draft)
+    try:
+        os.replace(draft, link)
+    except BaseException:
+        draft.unlink(missing_ok=True)
+        raise
+
+
+class Seat:
+    """One pty behind the link and the descriptors hosts hold on it."""
+
+    __slots__ = ("port", "wd", "opens", "closed")
+
+    def __init__(self, port: PtyPort, wd: int):
+        self.port, self.wd = port, wd
+        self.opens = 0
+        self.closed = False
+
+
+class LinkedPtyHost(PtyHost):
+    """A pty of its own for each host that opens the link (see the module's docstring)."""
+
+    def __init__(self, link: Path):
+        super().__init__(link)
+        self.link: Path = Path(link)
+        self._fresh = False  # ptys are being swapped (inotify works); else PtyHost's one pty
+        self._seats: dict[int, Seat] = {}  # by inotify watch
+        self._waiting: Seat | None = None  # where the link points: no host seen on it yet
+        self._held: list[Seat] = []  # seats hosts hold, in the order they came
+        self._primary: Seat | None = None  # the first of them: the module's output goes there
+        self._had_host = False  # output before the first host waits in the pty (RDY)
+        self._writer_fd: int | None = None
+        self._wants_writable = False
+        self._reading_paused = False
+        self._events: collections.deque[tuple[int, int]] = collections.deque()  # read, not yet handled
+        self.swaps = 0  # ptys made for the link after the first (for tests and the benchmark)
+
+    @property
+    def address(self) -> str:
+        return str(self.link)
+
+    def start(self, runner: "ModemRunner") -> None:
+        """The first pty and the watch on it, then the link: a host opening the link the moment
+        it appears is seen."""
+        watcher = OpenWatcher()
+        if watcher.fd is None:
+            super().start(runner)
+            return
+        self._fresh = True
+        self.runner = runner
+        self._watcher = watcher
+        self._poll_news = watcher.poll_news
+        runner.loop.add_reader(watcher.fd, self._settle)
+        self._wait_on_fresh_pty(first=True)
+        self.port = self._waiting.port if self._waiting is not None else None
+
+    def _wait_on_fresh_pty(self, first: bool = False) -> None:
+        """A new pty, watched and read, then the link moved to it (made, the first time: a
+        program waiting for the link to be created sees it)."""
+        watcher = self._watcher
+        assert watcher is not None
+        port = PtyPort(self.link if first else None)
+        try:
+            wd = watcher.watch(port.path)
+        except OSError:
+            port.close()
+            raise
+        seat = self._seats[wd] = Seat(port, wd)
+        if not self._reading_paused:
+            self.runner.loop.add_reader(port.master, functools.partial(self._on_seat_readable, seat))
+        if first:
+            port.make_link()
+            port.link = None  # the link moves on; closing this pty leaves it alone
+        else:
+            point_link(self.link, port.path)
+            self.swaps += 1
+        self._waiting = seat
+
+    # --- hosts coming and going ------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Handle every open and close so far, in the order they happened."""
+        pending = self._events
+        pending.extend(self._read_events())
+        while pending:
+            wd, change = pending.popleft()
+            seat = self._seats.get(wd)
+            if seat is None or seat.closed:
+                continue  # a pty already closed: its last events
+            if change > 0:
+                self._opened(seat)
+            else:
+                self._closed(seat)
+
+    def _read_events(self) -> list[tuple[int, int]]:
+        watcher = self._watcher
+        events: list[tuple[int, int]] = []
+        while watcher is not None:
+            more = watcher.read_events()
+            if not more:
+                break
+            events += more
+        return events
+
+    def _opened(self, seat: Seat) -> None:
+        seat.opens += 1
+        if seat.opens > 1:
+            return
+        if seat is self._waiting:
+            self._waiting = None
+            self._wait_on_fresh_pty()  # the next opener of the link gets a pty of its own
+        self._held.append(seat)
+        if self._primary is None:
+            self._make_primary(seat)
+            log.debug("a host opened %s (%s)", self.link, seat.port.path)
+            self.runner.host_attached()
+
+    def _closed(self, seat: Seat) -> None:
+        if seat.opens == 0:
+            return
+        seat.opens -= 1
+        if seat.opens:
+            return
+        self._held.remove(seat)
+        # A host that found the link still on this pty (its previous host came and went before
+        # the emulator could move the link) may have opened it since: then the pty stays, as
+        # the one pty always did, and what the module wrote on it for the host that left is
+        # flushed (the rare case the swap cannot cover; see robustness.md).
+        self._events.extend(self._read_events())
+        reopened = any(wd == seat.wd and change > 0 for wd, change in self._events)
+        last_words = b"" if reopened else seat.port.read()
+        if seat is not self._primary:
+            if not reopened:
+                self._close_seat(seat)
+            if last_words:
+                self.runner.host_data(last_words)
+            return
+        log.debug("the host on %s (%s) left", self.link, seat.port.path)
+        self._primary = None
+        self.port = None
+        self._apply_writer()
+        if reopened:
+            self.runner.host_left()
+            seat.port.discard_unread()
+        else:
+            self._close_seat(seat)
+            self.runner.host_left(last_words)
+        if self._held and self._primary is None:
+            self._make_primary(self._held[0])
+            self.runner.host_attached()
+
+    def _make_primary(self, seat: Seat) -> None:
+        self._primary = seat
+        self._had_host = True
+        self.port = seat.port
+        self._apply_writer()
+
+    def _close_seat(self, seat: Seat) -> None:
+        """Stop watching and reading a pty no host holds, and close it with what it still held."""
+        seat.closed = True
+        del self._seats[seat.wd]
+        loop = self.runner.loop
+        loop.remove_reader(seat.port.master)
+        if self._writer_fd == seat.port.master:
+            loop.remove_writer(seat.port.master)
+            self._writer_fd = None
+        if self._watcher is not None:
+            self._watcher.unwatch(seat.wd)
+        seat.port.close()
+
+    # --- bytes ------------------------------------------------------------------------------
+
+    def _on_seat_readable(self, seat: Seat) -> None:
+        # Opens and closes first: a host opens the port before it writes.
+        poll_news = self._poll_news
+        if self._events or (poll_news is not None and poll_news(0)):
+            self._settle()
+        if seat.closed:
+            return
+        data = seat.port.read()
+        if not data:
+            return
+        if seat.opens == 0:
+            # Bytes from a host whose open was not seen (inotify's queue overflowed): a host
+            # writes only after opening, so the first byte counts as one.
+            log.debug("bytes from a host whose open was not seen: counted as an open")
+            self._opened(seat)
+        self.runner.host_data(data)
+
+    def write(self, data: bytes) -> int:
+        if not self._fresh:
+            return super().write(data)
+        port = self.port
+        if port is None:
+            return len(data)  # no host: for nobody
+        return port.write(data)
+
+    def want_writable(self, on: bool) -> None:
+        if not self._fresh:
+            super().want_writable(on)
+            return
+        self._wants_writable = on
+        self._apply_writer()
+
+    def _apply_writer(self) -> None:
+        wanted = self.port.master if self._wants_writable and self.port is not None else None
+        if wanted == self._writer_fd:
+            return
+        loop = self.runner.loop
+        if self._writer_fd is not None:
+            loop.remove_writer(self._writer_fd)
+        if wanted is not None:
+            loop.add_writer(wanted, self._on_writable)
+        self._writer_fd = wanted
+
+    def _on_writable(self) -> None:
+        if not self._fresh:
+            super()._on_writable()
+            return
+        self._settle()
+        self.runner.host_writable()
+
+    def discard_input(self) -> None:
+        if not self._fresh:
+            super().discard_input()
+            return
+        dropped = sum(seat.port.discard_input() for seat in list(self._seats.values()))
+        if dropped:
+            log.info("the module rebooted: %d bytes the host had sent were lost with its UART", dropped)
+
+    def pause_reading(self, paused: bool) -> None:
+        if not self._fresh:
+            super().pause_reading(paused)
+            return
+        if paused == self._reading_paused:
+            return
+        self._reading_paused = paused
+        loop = self.runner.loop
+        for seat in self._seats.values():
+            if paused:
+                loop.remove_reader(seat.port.master)
+            else:
+                loop.add_reader(seat.port.master, functools.partial(self._on_seat_readable, seat))
+
+    def close(self) -> None:
+        if not self._fresh:
+            super().close()
+            return
+        self._fresh = False
+        loop = self.runner.loop
+        link = self.link
+        paths = {seat.port.path for seat in self._seats.values()}
+        if link.is_symlink() and os.readlink(link) in paths:
+            link.unlink()
+        for seat in list(self._seats.values()):
+            self._close_seat(seat)
+        if self._watcher is not None:
+            if self._watcher.fd is not None:
+                loop.remove_reader(self._watcher.fd)
+            self._watcher.close()
+            self._watcher = None
+        self._held.clear()
+        self._primary = self._waiting = None
+        self.port = None
+
+
+def pty_host(link: Path | None) -> PtyHost:
+    """The host side on a pty: behind a link, a pty of its own for each opener."""
+    return LinkedPtyHost(link) if link is not None else PtyHost()
