@@ -66,6 +66,7 @@ PARTS: dict[str, Part] = {
                        "Debian package libnewlib-arm-none-eabi"),
     "libslirp": Part(lambda: find_library("slirp"), "Debian package libslirp0"),
     "socat": Part(lambda: shutil.which("socat"), "Debian package socat"),
+    "picocom": Part(lambda: shutil.which("picocom"), "Debian package picocom"),
     # Host stacks written elsewhere (tests/external_stacks.py): Debian's gsm0710muxd on a private
     # D-Bus, and lwIP's PPPoS client built from Debian's lwip source package with gcc and Mbed TLS.
     "gsm0710muxd": Part(_file("/usr/sbin/gsm0710muxd"), "Debian package gsm0710muxd"),

@@ -1,0 +1,186 @@
+"""Behind ``--link`` every host that opens the link gets a pty of its own: a host that leaves takes
+what it had not read with it, and the next host, however soon it opens, gets only its own answers."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pty
+import select
+import threading
+import time
+
+import pytest
+import serial
+
+from ecemu.api import Emulator
+from tests.processes import read_until
+from tests.test_pty_port import _reap
+
+# The second host's command and everything it should get back: the echo and the result (V.250).
+OWN_ANSWER = b"AT\r\r\nOK\r\n"
+BIG_FILE = bytes(65 + i % 26 for i in range(400_000))  # letters: nothing in it looks like an answer
+WAIT = 10.0
+
+
+def open_port(path) -> int:
+    return os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+
+
+def read_at_least(fd: int, count: int, timeout: float = WAIT) -> bytes:
+    got = b""
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"waited for {count} bytes, got {len(got)}")
+        got += os.read(fd, 65536)
+    return got
+
+
+def ask(fd: int, line: bytes = b"AT") -> bytes:
+    os.write(fd, line + b"\r")
+    return read_until(fd, b"OK\r\n", timeout=WAIT)
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    ufs = tmp_path / "ufs"
+    ufs.mkdir()
+    (ufs / "big.bin").write_bytes(BIG_FILE)
+    with Emulator(link=tmp_path / "modem", ufs=ufs, boot="at-start") as running:
+        fd = open_port(running.port)  # the boot URCs wait in the first pty: read them
+        try:
+            read_until(fd, b"+QIND: PB DONE\r\n", timeout=WAIT)
+        finally:
+            os.close(fd)
+        yield running
+
+
+def test_a_host_leaving_mid_download_leaves_nothing_for_the_next_one(emulator):
+    """The download's first 4 kB read, the port closed in the middle of the file and opened again
+    by the very next system call: the new host gets its own answer and not one byte more."""
+    for _ in range(20):
+        first = open_port(emulator.port)
+        try:
+            os.write(first, b'AT+QFDWL="big.bin"\r')
+            assert read_at_least(first, 4096).startswith(b'AT+QFDWL="big.bin"\r\r\nCONNECT')
+        finally:
+            os.close(first)
+        second = open_port(emulator.port)
+        try:
+            os.write(second, b"AT\r")
+            assert read_until(second, OWN_ANSWER, timeout=WAIT) == OWN_ANSWER
+        finally:
+            os.close(second)
+
+
+def test_the_link_is_never_missing_while_hosts_come_and_go(emulator):
+    """The link is moved by renaming a new one over it: someone looking at it all the while always
+    finds it (an unlink and a new link would leave a moment with none)."""
+    stop = threading.Event()
+    looks, missing = [0], []
+
+    def look() -> None:
+        while not stop.is_set():
+            try:
+                fd = os.open(emulator.port, os.O_PATH | os.O_NOFOLLOW)  # the link itself
+                os.close(fd)
+                os.readlink(emulator.port)
+            except OSError as exc:
+                missing.append(errno.errorcode.get(exc.errno, exc.errno))
+            looks[0] += 1
+
+    looker = threading.Thread(target=look, daemon=True)
+    looker.start()
+    try:
+        swaps_before = emulator.call(lambda runner: runner.host.swaps)
+        for _ in range(200):
+            fd = open_port(emulator.port)
+            try:
+                assert ask(fd) == OWN_ANSWER
+            finally:
+                os.close(fd)
+    finally:
+        stop.set()
+        looker.join(WAIT)
+    assert missing == []
+    assert looks[0] > 200
+    assert emulator.call(lambda runner: runner.host.swaps) - swaps_before == 200  # one pty each
+
+
+def test_descriptors_stay_flat_over_500_reopens(emulator):
+    """Each host's pty is closed when it leaves: after 500 more hosts the process holds as many
+    descriptors as before (counted at the same point: a host holding the port, answered)."""
+
+    def descriptors_while_a_host_is_answered() -> int:
+        fd = open_port(emulator.port)
+        try:
+            assert ask(fd) == OWN_ANSWER
+            return len(os.listdir("/proc/self/fd"))
+        finally:
+            os.close(fd)
+
+    before = descriptors_while_a_host_is_answered()
+    for _ in range(499):
+        descriptors_while_a_host_is_answered()
+    assert descriptors_while_a_host_is_answered() == before
+
+
+def test_a_second_opener_shares_the_session_and_its_leaving_ends_nothing(emulator):
+    """``cat LINK & printf 'AT\\r' > LINK``: the host that came first gets the answers to what the
+    other wrote, and keeps the port when the other closes it."""
+    reader = open_port(emulator.port)
+    try:
+        assert ask(reader, b"ATE0") == b"ATE0\r\r\nOK\r\n"
+        writer = open_port(emulator.port)
+        os.write(writer, b"AT+CSQ\r")
+        os.close(writer)
+        assert read_until(reader, b"OK\r\n", timeout=WAIT) == b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+        assert ask(reader, b"AT") == b"\r\nOK\r\n"  # still its session: ATE0 holds, no DTR drop
+    finally:
+        os.close(reader)
+
+
+def test_when_the_first_of_two_hosts_leaves_the_other_gets_only_its_own_answers(emulator):
+    """Two hosts on their own ptys (the second opened the link once the first was answered, so
+    after the emulator had seen the first open it): the first leaves in the middle of a download,
+    the second gets the output from then on, its own answers only."""
+    first = open_port(emulator.port)
+    second = -1
+    try:
+        assert ask(first) == OWN_ANSWER
+        second = open_port(emulator.port)
+        os.write(first, b'AT+QFDWL="big.bin"\r')
+        read_at_least(first, 4096)
+        os.close(first)
+        first = -1
+        os.write(second, b"AT\r")
+        assert read_until(second, OWN_ANSWER, timeout=WAIT) == OWN_ANSWER
+    finally:
+        for fd in (first, second):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_pyserial_reopening_the_link_in_turns(emulator):
+    for _ in range(5):
+        with serial.Serial(emulator.port, 115200, timeout=WAIT) as port:
+            port.write(b"AT+CSQ\r")
+            assert port.read_until(b"OK\r\n") == b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+
+
+@pytest.mark.needs("picocom")
+def test_picocom_opens_the_link_and_gets_ok(emulator):
+    """A person's terminal program on a console of its own, typing AT and Enter."""
+    pid, console = pty.fork()
+    if pid == 0:  # the child: picocom on the console pty
+        os.execvp("picocom", ["picocom", "-b", "115200", "--nolock", str(emulator.port)])
+    try:
+        read_until(console, b"Terminal ready", timeout=WAIT)  # printed once the port is open
+        for ch in b"AT\r":
+            os.write(console, bytes((ch,)))
+        assert b"OK" in read_until(console, b"OK", timeout=WAIT)
+    finally:
+        os.write(console, b"\x01\x18")  # Ctrl+A Ctrl+X: picocom exits
+        _reap(pid, console)
