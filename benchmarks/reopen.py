@@ -85,9 +85,12 @@ def main() -> None:
                     Emulator("--ufs", str(ufs / "shared")) as shared:
                 results: dict[str, list[int]] = {linked.port: [], shared.port: []}
                 start = time.perf_counter()
-                for _ in range(args.trials):
+                for number in range(args.trials):
                     for port in results:
-                        results[port].append(trial(port))
+                        try:
+                            results[port].append(trial(port))
+                        except TimeoutError as exc:
+                            raise SystemExit(f"trial {number} on {port}: {exc}") from None
                 took = time.perf_counter() - start
         finally:
             for process in spinning:

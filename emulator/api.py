@@ -132,8 +132,8 @@ class Emulator:
 
     @property
     def port(self) -> str:
-        """Where the host opens the module: the pty slave's path (``/dev/pts/5``), the device, or
-        the TCP address."""
+        """Where the host opens the module: the link when one was given (a fresh pty behind it
+        for each opener), else the pty slave's path (``/dev/pts/5``), the device, or the TCP address."""
         if self.runner is None or not self._ready.is_set():
             raise RuntimeError("the emulator is not running")
         return self.runner.host.address

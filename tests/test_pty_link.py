@@ -184,3 +184,27 @@ def test_picocom_opens_the_link_and_gets_ok(emulator):
     finally:
         os.write(console, b"\x01\x18")  # Ctrl+A Ctrl+X: picocom exits
         _reap(pid, console)
+
+
+def test_without_inotify_the_link_keeps_one_pty(tmp_path, monkeypatch):
+    """Where opens cannot be watched nobody can tell when to move the link: it stays on one pty,
+    as without a link, and hosts still reopen it."""
+    import ecemu.shell.pty_link as pty_link
+    import ecemu.shell.pty_port as pty_port
+
+    class Blind(pty_port.OpenWatcher):
+        def __init__(self, path: str | None = None):
+            self.fd = None
+            self.poll_news = None
+
+    monkeypatch.setattr(pty_link, "OpenWatcher", Blind)
+    monkeypatch.setattr(pty_port, "OpenWatcher", Blind)
+    link = tmp_path / "modem"
+    with Emulator(link=link, ufs=tmp_path / "ufs", boot="at-start") as emulator:
+        assert emulator.port == str(link)
+        pty_path = os.readlink(link)
+        for _ in range(3):
+            with serial.Serial(emulator.port, 115200, timeout=WAIT) as port:
+                port.write(b"AT+CSQ\r")
+                assert port.read_until(b"+CSQ: 20,99\r\n\r\nOK\r\n").endswith(b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+        assert os.readlink(link) == pty_path
