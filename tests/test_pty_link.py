@@ -208,3 +208,31 @@ def test_without_inotify_the_link_keeps_one_pty(tmp_path, monkeypatch):
                 port.write(b"AT+CSQ\r")
                 assert port.read_until(b"+CSQ: 20,99\r\n\r\nOK\r\n").endswith(b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
         assert os.readlink(link) == pty_path
+
+
+def test_when_no_fresh_pty_can_be_made_the_link_stays_and_hosts_share_the_pty(tmp_path, monkeypatch):
+    """Out of ptys (or descriptors): the link is not moved and never left pointing at a closed pty."""
+    import errno as errnos
+
+    import ecemu.shell.pty_link as pty_link
+
+    real, made = pty_link.PtyPort, []
+
+    def scarce(link=None):
+        if made:
+            raise OSError(errnos.EMFILE, "Too many open files")
+        made.append(link)
+        return real(link)
+
+    monkeypatch.setattr(pty_link, "PtyPort", scarce)
+    link = tmp_path / "modem"
+    with Emulator(link=link, ufs=tmp_path / "ufs", boot="at-start") as emulator:
+        pty_path = os.readlink(link)
+        for _ in range(3):
+            fd = open_port(emulator.port)
+            try:
+                assert ask(fd).endswith(OWN_ANSWER)
+            finally:
+                os.close(fd)
+        assert os.readlink(link) == pty_path
+        assert emulator.call(lambda runner: runner.host.swaps) == 0

@@ -71,7 +71,7 @@ class LinkedPtyHost(PtyHost):
         self.link: Path = Path(link)
         self._fresh = False  # ptys are being swapped (inotify works); else PtyHost's one pty
         self._seats: dict[int, Seat] = {}  # by inotify watch
-        self._waiting: Seat | None = None  # where the link points: no host seen on it yet
+        self._waiting: Seat | None = None  # the pty the link points to
         self._held: list[Seat] = []  # seats hosts hold, in the order they came
         self._primary: Seat | None = None  # the first of them: the module's output goes there
         self._had_host = False  # output before the first host waits in the pty (RDY)
@@ -111,14 +111,21 @@ class LinkedPtyHost(PtyHost):
         except OSError:
             port.close()
             raise
-        seat = self._seats[wd] = Seat(port, wd)
+        seat = Seat(port, wd)
+        try:
+            if first:
+                port.make_link()
+                port.link = None  # the link moves on; closing this pty leaves it alone
+            else:
+                point_link(self.link, port.path)
+        except BaseException:
+            watcher.unwatch(wd)
+            port.close()
+            raise
+        self._seats[wd] = seat
         if not self._reading_paused:
             self.runner.loop.add_reader(port.master, functools.partial(self._on_seat_readable, seat))
-        if first:
-            port.make_link()
-            port.link = None  # the link moves on; closing this pty leaves it alone
-        else:
-            point_link(self.link, port.path)
+        if not first:
             self.swaps += 1
         self._waiting = seat
 
@@ -153,8 +160,10 @@ class LinkedPtyHost(PtyHost):
         if seat.opens > 1:
             return
         if seat is self._waiting:
-            self._waiting = None
-            self._wait_on_fresh_pty()  # the next opener of the link gets a pty of its own
+            try:
+                self._wait_on_fresh_pty()  # the next opener of the link gets a pty of its own
+            except OSError as exc:  # out of ptys or descriptors: the link stays on this one
+                log.warning("cannot make a fresh pty for %s (%s): the next host shares this one", self.link, exc)
         self._held.append(seat)
         if self._primary is None:
             self._make_primary(seat)
@@ -169,14 +178,14 @@ class LinkedPtyHost(PtyHost):
             return
         self._held.remove(seat)
         # A host that found the link still on this pty (its previous host came and went before
-        # the emulator could move the link) may have opened it since: then the pty stays, as
-        # the one pty always did, and what the module wrote on it for the host that left is
-        # flushed (the rare case the swap cannot cover; see robustness.md).
+        # the emulator could move the link) may have opened it since, or the link could not be
+        # moved: then the pty stays, as the one pty always did, and what the module wrote on it
+        # for the host that left is flushed (the rare case the swap cannot cover; robustness.md).
         self._events.extend(self._read_events())
-        reopened = any(wd == seat.wd and change > 0 for wd, change in self._events)
-        last_words = b"" if reopened else seat.port.read()
+        kept = seat is self._waiting or any(wd == seat.wd and change > 0 for wd, change in self._events)
+        last_words = b"" if kept else seat.port.read()
         if seat is not self._primary:
-            if not reopened:
+            if not kept:
                 self._close_seat(seat)
             if last_words:
                 self.runner.host_data(last_words)
@@ -185,7 +194,7 @@ class LinkedPtyHost(PtyHost):
         self._primary = None
         self.port = None
         self._apply_writer()
-        if reopened:
+        if kept:
             self.runner.host_left()
             seat.port.discard_unread()
         else:
