@@ -8,9 +8,11 @@ is moved to it (a new symbolic link renamed over the old, so the link is never m
 opener gets the fresh pty, which holds nothing; what the module wrote to the old one dies with it
 when its host has left and the emulator closes it.
 
-Opening the link at the moment of the swap gives the old pty or the new one, never a pty whose host
-has left: the old one is swapped away while its host still holds it, so the opener shares the port
-with that host (the same session, as two descriptors of one pty always did). Hosts that hold
+Opening the link at the moment of the swap gives the old pty or the new one: the old one is swapped
+away once its host is seen on it, while that host still holds it, so an opener that gets it shares
+the port with that host (the same session, as two descriptors of one pty always did). Only a host
+whose whole session ended before the emulator saw it begin leaves the link where it was; the next
+opener then gets that pty, flushed when the close is seen, as one pty always was. Hosts that hold
 several ptys at once (a reader and a writer that each opened the link) are one session: the bytes
 of each are taken, the module's output goes to the pty of the one that came first, and when that
 one leaves while another stays, that is a host leaving (its unread output dies with its pty, the
@@ -74,7 +76,6 @@ class LinkedPtyHost(PtyHost):
         self._waiting: Seat | None = None  # the pty the link points to
         self._held: list[Seat] = []  # seats hosts hold, in the order they came
         self._primary: Seat | None = None  # the first of them: the module's output goes there
-        self._had_host = False  # output before the first host waits in the pty (RDY)
         self._writer_fd: int | None = None
         self._wants_writable = False
         self._reading_paused = False
@@ -206,7 +207,6 @@ class LinkedPtyHost(PtyHost):
 
     def _make_primary(self, seat: Seat) -> None:
         self._primary = seat
-        self._had_host = True
         self.port = seat.port
         self._apply_writer()
 
