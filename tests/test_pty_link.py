@@ -78,8 +78,8 @@ def test_a_host_leaving_mid_download_leaves_nothing_for_the_next_one(emulator):
 def test_the_link_is_never_missing_while_hosts_come_and_go(emulator):
     """The link is moved by renaming a new one over it: someone looking at it all the while always
     finds it (an unlink and a new link would leave a moment with none)."""
-    stop = threading.Event()
-    looks, missing = [0], []
+    stop, looked = threading.Event(), threading.Event()
+    missing: list = []
 
     def look() -> None:
         while not stop.is_set():
@@ -89,23 +89,24 @@ def test_the_link_is_never_missing_while_hosts_come_and_go(emulator):
                 os.readlink(emulator.port)
             except OSError as exc:
                 missing.append(errno.errorcode.get(exc.errno, exc.errno))
-            looks[0] += 1
+            looked.set()
 
     looker = threading.Thread(target=look, daemon=True)
     looker.start()
     try:
         swaps_before = emulator.call(lambda runner: runner.host.swaps)
         for _ in range(200):
+            looked.clear()
             fd = open_port(emulator.port)
             try:
                 assert ask(fd) == OWN_ANSWER
             finally:
                 os.close(fd)
+            assert looked.wait(WAIT)  # it looked at least once during each host's turn
     finally:
         stop.set()
         looker.join(WAIT)
     assert missing == []
-    assert looks[0] > 200
     assert emulator.call(lambda runner: runner.host.swaps) - swaps_before == 200  # one pty each
 
 
