@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
-import h11
-
 from .app_sockets import STEP, AppSocket
 from .files import room_for
 from ..core.registry import CommandFailed, Reply
@@ -42,6 +40,8 @@ from ..core.results import QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
+    import h11
+
     from ..core.modem import Modem
     from ..core.timers import Timer
     from ..core.ufs import FileWriter
@@ -254,6 +254,8 @@ class HttpFamily(SocketFamily):
             self.send_request()
 
     def send_request(self) -> None:
+        import h11  # here, not at the top: `ecemu run` is ready sooner, and most hosts never ask for HTTP
+
         request = self.request
         assert request is not None
         connection = h11.Connection(h11.CLIENT)
@@ -305,6 +307,8 @@ class HttpFamily(SocketFamily):
         if self.request is not None and self.response is None:
             self._fail(self._cause_of_loss(HttpError.SOCKET_CLOSED))  # nothing came back
             return
+        import h11  # already imported by send_request
+
         connection = self.h11
         if connection is not None and connection.their_state is not h11.DONE:
             connection.receive_data(b"")
@@ -320,6 +324,8 @@ class HttpFamily(SocketFamily):
     def _events(self, steps: int | None = STEP) -> None:
         """What h11 makes of the response, ``steps`` events at a time: the rest (100 Continue
         answers, 1-byte chunks ...) on the event loop's next turn, the socket unread meanwhile."""
+        import h11  # already imported by send_request
+
         connection = self.h11
         for _ in itertools.repeat(None) if steps is None else range(steps):
             if connection is None or self.h11 is not connection or self.request is None:
