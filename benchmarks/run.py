@@ -1267,6 +1267,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000, help="modems in the fleet rows (default 1000)")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="fleet-line: seconds measured in each trial, after 2 s of warm-up (default 10)")
+    parser.add_argument("--fixed", action="store_true", help="fleet-line: the --count trial alone, no search")
     parser.add_argument("--profile", metavar="FILE",
                         help="run the emulator of the rows under cProfile; each emulator overwrites FILE as it stops "
                              "(with --only fleet-line: the --count trial alone, no search)")
@@ -1292,7 +1293,7 @@ def main() -> None:
         if args.only in (None, "fleet"):
             rows += bench_fleet(min(args.count, 100) if quick else args.count, tls_port, 5 if quick else 20)
         if args.only == "fleet-line":  # minutes of machine time: only when asked for
-            rows += bench_fleet_line(args.count, tls_port, server.process.pid, args.seconds, search=not args.profile)
+            rows += bench_fleet_line(args.count, tls_port, server.process.pid, args.seconds, search=not (args.profile or args.fixed))
     if args.only in (None, "tcp", "uart"):
         with Server("tcp-echo") as tcp_server:
             if args.only in (None, "tcp"):
