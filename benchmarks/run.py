@@ -1168,7 +1168,7 @@ def bench_fleet_line(largest: int, tls_port: int, server_pid: int, seconds: floa
     best = trials.get(good)
     if not search:
         return rows
-    rows.append(Row("largest fleet meeting the goal (streaming modems)", float(good),
+    rows.append(Row("largest fleet meeting the goal (vs streaming)", float(good),
                     float(best.streaming if best else 0), "modems", ""))
     if best is not None:
         rows.append(Row(f"  its min echo, {good} modems", min(best.rates) / 1e3, LINE_RATE / 1e3, "kB/s", ">= 0.99x"))
