@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ecemu.core.parser import Arg, CommandCall, Form, SyntaxProblem, parse_command_line, split_args
 from ecemu.commands import COMMAND_SET
 from ecemu.core.registry import CommandSpec, Pending, ok
-from ecemu.core.results import CME_TEXTS, ERROR as ERROR_RESULT, OK as OK_RESULT, CmeError, FinalResult, encode_block
+from ecemu.core.results import ERROR as ERROR_RESULT, OK as OK_RESULT, CmeCode, CmeError, FileError, FinalResult, encode_block
 from ecemu.profile import BootUrc, available_profiles, load_profile
 from tests.harness import CoreHarness, complete_lines, no_internal_errors
 
@@ -267,15 +267,33 @@ def test_result_code_encoding():
     assert encode_block([b"a", b"b"], False) == b"a\r\nb\r\n"
 
 
-@pytest.mark.parametrize("code", sorted(CME_TEXTS))
+# AT+CMEE=2's texts: 27.007 9.2.1 for the 3GPP codes, the FILE note's for 4xx (407 as an EG800K
+# writes it), REFERENCE.md "Files".
+CME_TEXTS = {
+    3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted", 13: "SIM failure",
+    30: "no network service", 50: "incorrect parameters", 100: "unknown",
+}
+FILE_TEXTS = {
+    400: "invalid input value", 401: "larger than the size of the file", 402: "read zero byte",
+    403: "drive full", 405: "file not found", 406: "invalid file name", 407: "file already exist",
+    409: "fail to write the file", 410: "fail to open the file", 411: "fail to read the file",
+    413: "reach the max number of file allowed to be opened", 414: "the file read-only",
+    416: "invalid file descriptor", 420: "no space", 421: "time out", 423: "file too large",
+    425: "invalid parameter", 426: "file already opened",
+}
+
+
+@pytest.mark.parametrize("code", sorted(CME_TEXTS) + sorted(FILE_TEXTS))
 def test_cme_error_per_cmee(code):
-    assert CmeError(code).as_final(0) == ERROR_RESULT
-    assert CmeError(code).as_final(1).text == f"+CME ERROR: {code}"
-    assert CmeError(code).as_final(2).text == f"+CME ERROR: {CME_TEXTS[code]}"
+    member = CmeCode(code) if code in CME_TEXTS else FileError(code)
+    assert CmeError(member).as_final(0) == ERROR_RESULT
+    assert CmeError(member).as_final(1).text == f"+CME ERROR: {code}"
+    assert CmeError(member).as_final(2).text == f"+CME ERROR: {CME_TEXTS.get(code) or FILE_TEXTS[code]}"
 
 
-def test_cme_error_with_a_code_without_text_is_unknown():
-    assert CmeError(12345).as_final(2).text == "+CME ERROR: unknown"
+def test_the_cme_tables_hold_these_codes_and_no_other():
+    assert sorted(CmeCode) == sorted(CME_TEXTS)
+    assert sorted(FileError) == sorted(FILE_TEXTS)
 
 
 # --- AT+CMEE ----------------------------------------------------------------------------------------
