@@ -322,7 +322,7 @@ class HttpFamily(SocketFamily):
         self.response = Response(event.status_code, event.reason, b"\r\n".join(lines) + b"\r\n\r\n", length)
         # No <content_length> when the answer has none (chunked, or to the close): an EG800K shows
         # +QHTTPGET: 0,200 then (REFERENCE.md "HTTP(S) and MQTT", seen).
-        shown = f"{request.urc}: 0,{event.status_code}" + (f",{length}" if length is not None else "")
+        shown = f"{request.urc}: {int(HttpError.OK)},{event.status_code}" + (f",{length}" if length is not None else "")
         self.modem.emit_urc(shown)  # held while the command holds its result: it follows the OK
         if request.stage == "answer":
             request.stage = "sent"

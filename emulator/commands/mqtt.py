@@ -31,7 +31,7 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.results import ERROR, PLAIN, Refusal
+from ..core.results import ERROR, PLAIN, MqttCloseResult, Refusal
 from ..core.sockets import OpenFailed
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def mqtt_close(modem: "Modem", call: CommandCall) -> Reply:
     if client.link is None:
         raise CommandFailed(Refusal.PARAMETER)  # chosen: nothing is open on that client
     client.close_network()
-    modem.emit_urc(f"+QMTCLOSE: {client.client_id},0")
+    modem.emit_urc(f"+QMTCLOSE: {client.client_id},{int(MqttCloseResult.OK)}")
     return ok()
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from . import mqtt_codec as codec
 from .app_sockets import STEP, AppSocket
-from ..core.results import MqttOpenResult, MqttResult, MqttStat, QiError
+from ..core.results import MqttDisconnectResult, MqttOpenResult, MqttResult, MqttStat, QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class MqttClient(AppSocket):
             self._send_packet(codec.DISCONNECT_PACKET)
         self._stop_link()
         self.close(0)
-        self.modem.emit_urc(f"+QMTDISC: {self.client_id},0")
+        self.modem.emit_urc(f"+QMTDISC: {self.client_id},{int(MqttDisconnectResult.OK)}")
 
     # --- sending ----------------------------------------------------------------------------------
 

@@ -414,7 +414,7 @@ def resolve(modem: "Modem", call: CommandCall) -> Reply:
         # An address given as the name is no answer of a DNS server: an EC200U
         # (EC200UCNAAR03A15M08) gives it with <DNS_ttl> 0 (REFERENCE.md "TCP/IP", seen).
         ttl = 0 if _is_address(host) else DNS_TTL
-        modem.emit_urc(f'+QIURC: "dnsgip",0,{len(event.addresses)},{ttl}')
+        modem.emit_urc(f'+QIURC: "dnsgip",{int(QiError.OK)},{len(event.addresses)},{ttl}')
         for address in event.addresses:
             modem.emit_urc(f'+QIURC: "dnsgip","{address}"')
 
@@ -505,7 +505,7 @@ class PingRun:
             self.modem.emit_urc(f"+QPING: {int(QiError.TIMEOUT)}")
         else:
             self.times.append(event.milliseconds)
-            self.modem.emit_urc(f'+QPING: 0,"{event.address}",{PING_BYTES},{event.milliseconds},{PING_TTL}')
+            self.modem.emit_urc(f'+QPING: {int(QiError.OK)},"{event.address}",{PING_BYTES},{event.milliseconds},{PING_TTL}')
         if self.left:
             self.next()
             return
@@ -514,7 +514,7 @@ class PingRun:
             summary = f"{min(self.times)},{max(self.times)},{sum(self.times) // received}"
         else:
             summary = "0,0,0"
-        self.modem.emit_urc(f"+QPING: 0,{self.sent},{received},{self.sent - received},{summary}")
+        self.modem.emit_urc(f"+QPING: {int(QiError.OK)},{self.sent},{received},{self.sent - received},{summary}")
 
 
 @command("+QPING", family=FAMILY)
@@ -585,7 +585,7 @@ def ntp(modem: "Modem", call: CommandCall) -> Reply:
         if set_clock:
             clock.set_local(modem.now, utc + timedelta(minutes=15 * clock.zone_quarters), clock.zone_quarters)
         sign = "+" if clock.zone_quarters >= 0 else "-"
-        modem.emit_urc(f'+QNTP: 0,"{utc:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
+        modem.emit_urc(f'+QNTP: {int(QiError.OK)},"{utc:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
 
     conn_ids.append(modem.new_conn_id(answered))
     modem.effect(ev.QueryNtp(conn_ids[0], server, port, NTP_TIMEOUT, pdp.dns_servers(pdp_ctx)))

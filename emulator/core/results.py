@@ -15,7 +15,8 @@ errors, each code with the document's text for it:
 - ``FileError``: the FILE note's 4xx codes (REFERENCE.md "Files"), shown as ``+CME ERROR: <n>``;
 - ``QiError``: the TCP/IP and SSL commands' 5xx codes (SSL note chapter 5; the TCP/IP note);
 - ``HttpError``: the HTTP(S) note's 7xx codes;
-- ``MqttOpenResult``, ``MqttStat``, ``MqttResult``: the MQTT note's codes of its URCs;
+- ``MqttOpenResult``, ``MqttCloseResult``, ``MqttDisconnectResult``, ``MqttStat``, ``MqttResult``:
+  the MQTT note's codes of its URCs;
 - ``Refusal``: failures no table names, each family showing them its own way; ``Refusal.PARAMETER``
   is how every handler refuses a parameter.
 
@@ -230,6 +231,20 @@ class MqttOpenResult(CodeTable):
     PDP_FAILED = 3, "Failed to activate PDP"
     DNS_FAILED = 4, "Failed to parse domain name"
     NETWORK_ERROR = 5, "Network connection error"
+
+
+class MqttCloseResult(CodeTable):
+    """<result> of ``+QMTCLOSE: <client_idx>,<result>`` (MQTT note 3.2.3, AT+QMTCLOSE)."""
+
+    FAILED = -1, "Failed to close network"
+    OK = 0, "Network closed successfully"
+
+
+class MqttDisconnectResult(CodeTable):
+    """<result> of ``+QMTDISC: <client_idx>,<result>`` (MQTT note 3.2.5, AT+QMTDISC)."""
+
+    FAILED = -1, "Failed to close connection"
+    OK = 0, "Connection closed successfully"
 
 
 class MqttStat(CodeTable):
