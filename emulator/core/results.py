@@ -96,6 +96,7 @@ def encode_block(lines: list[bytes], verbose: bool, s3: int = S3_DEFAULT, s4: in
         return crlf + body + crlf
     return body + crlf
 
+
 class CodeTable(enum.IntEnum):
     """A table of one family's codes: each member is the number on the wire and, in ``text``, what
     the family's document says of it."""
