@@ -38,6 +38,7 @@ SEND_SIZE, RECV_SIZE = 1460, 1500  # the module's largest AT+QSSLSEND and AT+QSS
 BUFFER_WINDOW = 8 * SEND_SIZE  # bytes a buffer-mode host lets a client have in flight
 MB = 1e6
 PR_SET_PDEATHSIG = 1  # prctl(2)
+PROFILE_TO: list[str] = []  # --profile FILE: the emulator runs under cProfile, which writes FILE when it stops
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -86,7 +87,9 @@ class Emulator:
         self.log = tempfile.NamedTemporaryFile(prefix="ecemu-bench-", suffix=".log")
         count = int(args[args.index("--count") + 1]) if "--count" in args else 1
         start = time.perf_counter()
-        self.process = subprocess.Popen([*under, sys.executable, "-m", "ecemu", "run", "--log-level", "info", *args],
+        profiled = ("-m", "cProfile", "-o", PROFILE_TO[0]) if PROFILE_TO else ()
+        self.process = subprocess.Popen([*under, sys.executable, *profiled, "-m", "ecemu", "run", "--log-level", "info",
+                                         *args],
                                         stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
                                         cwd=ROOT, preexec_fn=_die_with_parent)
         try:
@@ -615,6 +618,20 @@ def _download_transparent(port: Port, source_port: int, size: int, client: int) 
     return size / elapsed
 
 
+def _download_direct(source_port: int, size: int) -> float:
+    """One download of ``size`` bytes from the source server over bare loopback TCP; bytes/s."""
+    with socket.create_connection(("127.0.0.1", source_port), timeout=TIMEOUT) as sock:
+        start = time.perf_counter()
+        sock.sendall(f"{size}\n".encode())
+        left = size
+        while left:
+            got = sock.recv(4 * CHUNK)
+            if not got:
+                raise RuntimeError("the source closed early")
+            left -= len(got)
+        return size / (time.perf_counter() - start)
+
+
 def _download_ppp(binary: Path, tty: str, source_port: int, size: int) -> float:
     """One download through a PPP data call with lwIP's PPPoS client; bytes/s as it measured."""
     result = subprocess.run([str(binary), "--tty", tty, "--host", "localhost", "--port", str(source_port),
@@ -632,7 +649,7 @@ def bench_ppp(size: int, muxed_size: int, repeats: int, source_port: int) -> lis
     from tests.external_stacks import gsm0710muxd, lwip_ppp_client
 
     binary = lwip_ppp_client()
-    bare, muxed, transparent = [], [], []
+    bare, muxed, transparent, direct = [], [], [], []
     with Emulator() as modem, Emulator() as muxed_modem:
         # gsm0710muxd closes a channel when its pty's user leaves: a fresh one for every run
         with gsm0710muxd(muxed_modem.port, channels=1 + repeats) as (at_channel, *data_channels):
@@ -650,10 +667,13 @@ def bench_ppp(size: int, muxed_size: int, repeats: int, source_port: int) -> lis
                     port.ask("AT+QIDEACT=1")
                 finally:
                     port.close()
+                direct.append(_download_direct(source_port, size))
     baseline = statistics.median(transparent) / MB
     return [Row("TCP download through PPP, bare port", statistics.median(bare) / MB, baseline, "MB/s", "(none)"),
             Row("TCP download through PPP, CMUX channel", statistics.median(muxed) / MB, baseline, "MB/s", "(none)"),
-            Row("  reference: AT+QIOPEN transparent mode download", baseline, baseline, "MB/s", "")]
+            Row("  reference: AT+QIOPEN transparent mode download", baseline, baseline, "MB/s", ""),
+            Row("  reference: loopback TCP download (vs PPP)", statistics.median(direct) / MB,
+                statistics.median(bare) / MB, "MB/s", "")]
 
 
 UART_TRANSFER = 100_000  # bytes echoed through transparent mode over the UART line
@@ -680,16 +700,45 @@ def bench_uart_line(repeats: int, tcp_port: int) -> list[Row]:
     return rows
 
 
+def time_to_ready(extra_env: dict[str, str] | None = None) -> tuple[float, float]:
+    """``ecemu run --ready-fd N`` from the fork to READY=1 on the descriptor: wall seconds, and
+    the CPU seconds the process had used by then (user and system, from /proc)."""
+    read_end, write_end = os.pipe()
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "ecemu", "run", "--ready-fd", str(write_end)],
+                               pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               stdin=subprocess.DEVNULL, cwd=ROOT, preexec_fn=_die_with_parent,
+                               env=None if extra_env is None else {**os.environ, **extra_env})
+    os.close(write_end)
+    try:
+        if not select.select([read_end], [], [], TIMEOUT)[0] or os.read(read_end, 64) != b"READY=1\n":
+            raise RuntimeError("ecemu run did not signal READY=1")
+        wall = time.perf_counter() - start
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    finally:
+        os.close(read_end)
+        end_process(process)
+    return wall, cpu
+
+
 def bench_startup(repeats: int) -> list[Row]:
-    python_start, ready = [], []
+    """Start-up to the ready signal, ``repeats`` runs after a warm-up, taking turns with
+    ``python -c pass`` (the interpreter's own start-up) so that the machine's drift falls on both."""
+    time_to_ready()  # warm-up: the page cache holds the interpreter and the sources
+    python_start, ready, cpu = [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         python_start.append(time.perf_counter() - start)
-        with Emulator(boot=False) as modem:
-            ready.append(modem.ready)
-    return [Row("start-up to port ready", statistics.median(ready), statistics.median(python_start), "s",
-                "<= 0.5 s")]
+        wall, used = time_to_ready()
+        ready.append(wall)
+        cpu.append(used)
+    return [Row("start-up to READY=1 on --ready-fd", statistics.median(ready), statistics.median(python_start),
+                "s", "<= 0.2 s"),
+            Row(f"  fastest and slowest of {repeats}", min(ready), max(ready), "s", ""),
+            Row("  CPU used by then (vs python -c pass, wall)", statistics.median(cpu),
+                statistics.median(python_start), "s", "")]
 
 
 def _rss_kib(pid: int) -> int:
@@ -804,6 +853,330 @@ def bench_fleet(count: int, tls_port: int, rounds: int) -> list[Row]:
     return rows
 
 
+# --- MQTT and HTTP: the application commands, against the same exchange answered from memory --------
+
+
+def exchanges_per_second(port: Port, steps: list[tuple[bytes, bytes]], count: int) -> float:
+    """``count`` times the exchange ``steps`` (each a line written, then the host reads up to the
+    end of the given URC's line); exchanges a second."""
+    start = time.perf_counter()
+    for _ in range(count):
+        for line, urc in steps:
+            port.write(line + b"\r")
+            port.until(urc)
+            port.until(b"\r\n")
+    return count / (time.perf_counter() - start)
+
+
+def _exchange_rows(name: str, modem_port: Port, modem_pid: int, steps: list[tuple[bytes, bytes]], count: int,
+                   repeats: int) -> list[Row]:
+    """The exchange on the emulator once, its answers recorded byte for byte; then the emulator
+    and a bare pty answering those bytes from memory take turns, ``repeats`` times ``count``."""
+    answers = []
+    for line, urc in steps:
+        modem_port.write(line + b"\r")
+        answer = modem_port.until(urc) + modem_port.until(b"\r\n")
+        if b"ERROR" in answer:
+            raise RuntimeError(f"{line!r} answered {answer!r}")
+        answers.append(f"{line.split(b'=')[0].hex()}:{answer.hex()}")
+    with Server("pty-answers", *answers) as bare:
+        bare_port = Port(bare.address)
+        try:
+            exchanges_per_second(bare_port, steps, count // 4)  # warm-up, both
+            exchanges_per_second(modem_port, steps, count // 4)
+            emulated, floor = [], []
+            cpu = [0.0, 0.0]  # the answering processes' main threads
+            for _ in range(repeats):
+                before = cpu_seconds(modem_pid)
+                emulated.append(exchanges_per_second(modem_port, steps, count))
+                cpu[0] += cpu_seconds(modem_pid) - before
+                before = cpu_seconds(bare.process.pid)
+                floor.append(exchanges_per_second(bare_port, steps, count))
+                cpu[1] += cpu_seconds(bare.process.pid) - before
+        finally:
+            bare_port.close()
+    return [Row(name, statistics.median(emulated), statistics.median(floor), "1/s", ""),
+            Row("  CPU per exchange in the answering process", cpu[0] / repeats / count * 1e6,
+                cpu[1] / repeats / count * 1e6, "us", "")]
+
+
+def bench_mqtt(count: int, repeats: int) -> list[Row]:
+    """QoS 1 publishes through AT+QMTPUB (the message inline: OK, then ``+QMTPUB: 0,1,0`` once
+    the broker's PUBACK came), one at a time, to Mosquitto on 127.0.0.1."""
+    from ecemu.mqtt_broker import MqttBroker
+
+    message = payload(64).decode()
+    with MqttBroker() as broker, Emulator() as modem:
+        port = Port(modem.port)
+        try:
+            port.ask("ATE0")
+            port.ask("AT+QIACT=1")
+            port.ask(f'AT+QMTOPEN=0,"127.0.0.1",{broker.port}')
+            port.until(b"+QMTOPEN: 0,0\r\n")
+            port.ask('AT+QMTCONN=0,"bench"')
+            port.until(b"+QMTCONN: 0,0,0\r\n")
+            publish = f'AT+QMTPUB=0,1,1,0,"bench/fleet","{message}"'.encode()
+            return _exchange_rows("MQTT QoS 1 publishes, AT+QMTPUB, 64 bytes", port, modem.process.pid,
+                                  [(publish, b"+QMTPUB: ")], count, repeats)
+        finally:
+            port.close()
+
+
+def bench_http(count: int, repeats: int, size: int = 1024) -> list[Row]:
+    """GETs through AT+QHTTPGET and AT+QHTTPREAD (the body read back through the port), one at a
+    time, from an HTTP/1.1 server on 127.0.0.1 answering ``size`` bytes."""
+    with Server("http-fixed", str(size)) as server, Emulator() as modem:
+        port = Port(modem.port)
+        try:
+            port.ask("ATE0")
+            port.ask("AT+QIACT=1")
+            url = f"http://127.0.0.1:{server.address}/bench".encode()
+            port.write(b"AT+QHTTPURL=%d,80\r" % len(url))
+            port.until(b"CONNECT\r\n")
+            port.write(url)
+            port.until(b"OK\r\n")
+            steps = [(b"AT+QHTTPGET=80", b"+QHTTPGET: "), (b"AT+QHTTPREAD=80", b"+QHTTPREAD: ")]
+            return _exchange_rows(f"HTTP GETs, AT+QHTTPGET and AT+QHTTPREAD, {size} bytes", port, modem.process.pid,
+                                  steps, count, repeats)
+        finally:
+            port.close()
+
+
+# --- the fleet at line rate -------------------------------------------------------------------------
+
+LINE_BAUD = 115200
+LINE_RATE = LINE_BAUD / 10  # bytes a second each way at 8N1: a start bit, 8 data bits, a stop bit
+LINE_GOAL = 0.99  # of the line rate, for every streaming modem
+AT_P99_GOAL = 5e-3  # seconds
+STREAM_WINDOW = 4096  # bytes a streaming host lets be in flight (sent, not yet echoed)
+HOST_TICK = 0.02  # the streaming host reads every port this often (a UART driver's interrupt coalescing)
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user and system, every thread) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ask_all(ports: list[Port], line: str, final: bytes = b"OK\r\n") -> None:
+    """The same command on every port at once (the modems work on them together), then each answer."""
+    for port in ports:
+        port.write(line.encode() + b"\r")
+    for port in ports:
+        answer = port.until(final)
+        if b"ERROR" in answer:
+            raise RuntimeError(f"{line!r} answered {answer!r}")
+
+
+def _ping_fleet(paths: list[str], seconds: float, results) -> None:
+    """In a process of its own (so the streaming host's turns do not delay it): every modem of
+    ``paths`` is asked ``AT`` once a second, the modems spread evenly over the second, each
+    round trip timed from the write to ``OK``. Sends the round trips to ``results``."""
+    ports = [Port(path) for path in paths]
+    poller = select.epoll()
+    by_fd = {port.fd: port for port in ports}
+    for port in ports:
+        poller.register(port.fd, select.EPOLLIN)
+    asked: dict[int, float] = {}  # fd -> when AT was written
+    times: list[float] = []
+    start = time.perf_counter()
+    due = [(start + index / len(ports), port) for index, port in enumerate(ports)]
+    end = start + seconds
+    try:
+        while time.perf_counter() < end:
+            now = time.perf_counter()
+            for index, (when, port) in enumerate(due):
+                if when <= now and port.fd not in asked:
+                    port.write(b"AT\r")
+                    asked[port.fd] = time.perf_counter()
+                    due[index] = (when + 1.0, port)
+            wait = max(0.0, min(when for when, _ in due) - time.perf_counter())
+            for fd, _ in poller.poll(wait if not asked else min(wait, 0.05)):
+                port = by_fd[fd]
+                port.buffer += os.read(fd, CHUNK)
+                if fd in asked and b"OK\r\n" in port.buffer:
+                    times.append(time.perf_counter() - asked.pop(fd))
+                    port.buffer.clear()
+    finally:
+        for port in ports:
+            port.close()
+    results.send(times)
+
+
+def _start_pinger(paths: list[str], seconds: float):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(target=_ping_fleet, args=(paths, seconds, sending), daemon=True)
+    process.start()
+    return process, receiving
+
+
+def _pinger_times(pinger) -> list[float]:
+    process, receiving = pinger
+    if not receiving.poll(TIMEOUT + 60):
+        process.kill()
+        raise TimeoutError("the AT pinger sent nothing")
+    times = receiving.recv()
+    process.join(5)
+    return sorted(times)
+
+
+def _percentile(times: list[float], fraction: float) -> float:
+    return times[min(len(times) - 1, int(len(times) * fraction))] if times else float("nan")
+
+
+def _stream_fleet(ports: list[Port], warmup: float, seconds: float) -> list[float]:
+    """Every port streams letters through its modem's transparent-mode TLS connection and reads
+    the echo back, ``STREAM_WINDOW`` bytes in flight at most, for ``warmup`` then ``seconds``;
+    each port's echoed bytes a second over the last ``seconds``."""
+    data = payload(STREAM_WINDOW)
+    sent = [0] * len(ports)
+    received = [0] * len(ports)
+    at_start: list[int] = []
+    begin = time.perf_counter()
+    measure_from, end = begin + warmup, begin + warmup + seconds
+    measured_from = 0.0
+    while True:
+        now = time.perf_counter()
+        if not at_start and now >= measure_from:
+            at_start, measured_from = list(received), now
+        if now >= end:
+            break
+        for index, port in enumerate(ports):
+            while True:  # take all there is: one read of a pty gives at most 4 KiB
+                try:
+                    got = os.read(port.fd, CHUNK)
+                except BlockingIOError:
+                    break
+                received[index] += len(got)
+            in_flight = sent[index] - received[index]
+            if in_flight < STREAM_WINDOW // 2:
+                try:
+                    sent[index] += os.write(port.fd, data[: STREAM_WINDOW - in_flight])
+                except BlockingIOError:
+                    pass
+        time.sleep(max(0.0, HOST_TICK - (time.perf_counter() - now)))
+    elapsed = time.perf_counter() - measured_from
+    return [(after - before) / elapsed for before, after in zip(at_start, received)]
+
+
+@dataclass
+class FleetTrial:
+    modems: int
+    streaming: int
+    rates: list[float]  # echoed bytes a second per streaming modem
+    at_idle: list[float]  # AT round trips of the command-mode set, the streamers connected but silent
+    at_busy: list[float]  # the same while the streamers stream
+    rss_per_modem_mib: float
+    emulator_cpu: float  # cores, while streaming
+    others_cpu: float  # the streaming host, the AT pinger and the TLS echo server, cores
+
+    @property
+    def meets(self) -> bool:
+        return (min(self.rates) >= LINE_GOAL * LINE_RATE and bool(self.at_busy)
+                and _percentile(self.at_busy, 0.99) <= AT_P99_GOAL)
+
+    def describe(self) -> str:
+        return (f"{self.modems} modems ({self.streaming} streaming): min {min(self.rates) / LINE_RATE:.3f}, median "
+                f"{statistics.median(self.rates) / LINE_RATE:.3f} of the line; AT p50 "
+                f"{_percentile(self.at_busy, 0.5) * 1e3:.2f} ms p99 {_percentile(self.at_busy, 0.99) * 1e3:.2f} ms; "
+                f"emulator {self.emulator_cpu:.2f} cores; {'meets' if self.meets else 'misses'} the goal")
+
+
+def fleet_line_trial(modems: int, tls_port: int, server_pid: int, one_modem_kib: int, warmup: float,
+                     seconds: float) -> FleetTrial:
+    """``ecemu run --count MODEMS --line uart --baud 115200``: the first half stream in TLS
+    transparent mode, the second half answer ``AT`` once a second each."""
+    streaming = max(1, modems // 2)
+    with Emulator("--count", str(modems), "--line", "uart", "--baud", str(LINE_BAUD), "--boot", "at-start",
+                  boot=False) as fleet:
+        ports = [Port(path) for path in fleet.ports]
+        try:
+            for port in ports:
+                port.until(b"+QIND: PB DONE\r\n")
+            streamers = ports[:streaming]
+            _ask_all(streamers, "ATE0")
+            _ask_all(streamers, "AT+QIACT=1")
+            _ask_all(streamers, f'AT+QSSLOPEN=1,1,0,"127.0.0.1",{tls_port},2', final=b"CONNECT\r\n")
+            for port in ports[streaming:]:
+                port.close()  # the pinger opens its own
+            rss = _rss_kib(fleet.process.pid)
+            command_mode = fleet.ports[streaming:]
+            at_idle = _pinger_times(_start_pinger(command_mode, 3.0)) if command_mode else []
+            pinger = _start_pinger(command_mode, warmup + seconds) if command_mode else None
+            host_before = time.process_time()
+            emulator_before, server_before = _process_cpu(fleet.process.pid), _process_cpu(server_pid)
+            started = time.perf_counter()
+            rates = _stream_fleet(streamers, warmup, seconds)
+            elapsed = time.perf_counter() - started
+            emulator_cpu = (_process_cpu(fleet.process.pid) - emulator_before) / elapsed
+            others_cpu = (time.process_time() - host_before + _process_cpu(server_pid) - server_before) / elapsed
+            at_busy = _pinger_times(pinger) if pinger is not None else []
+        finally:
+            for port in ports[:streaming]:
+                port.close()
+    return FleetTrial(modems, streaming, rates, at_idle, at_busy, (rss - one_modem_kib) / max(1, modems - 1) / 1024,
+                      emulator_cpu, others_cpu)
+
+
+def bench_fleet_line(largest: int, tls_port: int, server_pid: int, seconds: float, search: bool = True) -> list[Row]:
+    """The fleet at line rate, ``largest`` modems, and (``search``) a search for the largest fleet
+    that meets the goal: doubling from 4 while it meets it, then halving the gap to the first that
+    did not."""
+    with Emulator("--line", "uart") as one:
+        one_modem_kib = _rss_kib(one.process.pid)
+    trials: dict[int, FleetTrial] = {}
+
+    def trial(modems: int) -> FleetTrial:
+        if modems not in trials:
+            trials[modems] = fleet_line_trial(modems, tls_port, server_pid, one_modem_kib, 2.0, seconds)
+            print(f"fleet-line: {trials[modems].describe()}", file=sys.stderr, flush=True)
+        return trials[modems]
+
+    good, bad = 0, None
+    size = 4 if search else largest + 1
+    while size <= largest:
+        if trial(size).meets:
+            good, size = size, size * 2
+        else:
+            bad = size
+            break
+    if search and bad is None and good < largest:
+        bad = largest if not trial(largest).meets else None
+        good = largest if bad is None else good
+    while bad is not None and bad - good > max(2, good // 8):
+        middle = (good + bad) // 2 // 2 * 2
+        if trial(middle).meets:
+            good = middle
+        else:
+            bad = middle
+    rows = []
+    named = trial(largest)
+    rows.append(Row(f"fleet at 115200 8N1, --count {largest}: min echo", min(named.rates) / 1e3, LINE_RATE / 1e3,
+                    "kB/s", ">= 0.99x"))
+    rows.append(Row(f"  median echo, {named.streaming} streaming modems", statistics.median(named.rates) / 1e3,
+                    LINE_RATE / 1e3, "kB/s", ">= 0.99x"))
+    rows.append(Row(f"  AT p50, {largest - named.streaming} in command mode (vs fleet silent)",
+                    _percentile(named.at_busy, 0.5) * 1e3, _percentile(named.at_idle, 0.5) * 1e3, "ms", ""))
+    rows.append(Row("  AT p99 (vs fleet silent)", _percentile(named.at_busy, 0.99) * 1e3,
+                    _percentile(named.at_idle, 0.99) * 1e3, "ms", "<= 5 ms"))
+    rows.append(Row("  RSS per modem (vs one-modem RSS)", named.rss_per_modem_mib, one_modem_kib / 1024, "MiB", ""))
+    rows.append(Row("  CPU: emulator (vs host, pinger, TLS server)", named.emulator_cpu, named.others_cpu, "cores",
+                    ""))
+    best = trials.get(good)
+    if not search:
+        return rows
+    rows.append(Row("largest fleet meeting the goal (vs streaming)", float(good),
+                    float(best.streaming if best else 0), "modems", ""))
+    if best is not None:
+        rows.append(Row(f"  its min echo, {good} modems", min(best.rates) / 1e3, LINE_RATE / 1e3, "kB/s", ">= 0.99x"))
+        rows.append(Row("  its AT p99", _percentile(best.at_busy, 0.99) * 1e3, 5.0, "ms", "<= 5 ms"))
+        rows.append(Row("  its CPU: emulator (vs the others)", best.emulator_cpu, best.others_cpu, "cores", ""))
+    return rows
+
+
 def bench_attacks(quick: bool) -> list[Row]:
     """Each attack of ``tests/hostile_peers.py`` at its worst size, on modem 0 of ``ecemu run
     --count 2`` while modem 1 is asked AT without pause: modem 1's longest wait for an answer (its
@@ -888,11 +1261,19 @@ def main() -> None:
     os.environ.setdefault("ECEMU_NETWORK_RTT_MS", "0")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller transfers")
-    parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "ppp", "uart", "startup", "memory",
-                                            "churn", "fleet", "attacks"],
+    parser.add_argument("--only", choices=["at", "transparent", "buffer", "tcp", "mqtt", "http", "ppp", "uart", "startup", "memory",
+                                            "churn", "fleet", "fleet-line", "attacks"],
                         help="run one group of rows")
     parser.add_argument("--count", type=int, default=1000, help="modems in the fleet rows (default 1000)")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="fleet-line: seconds measured in each trial, after 2 s of warm-up (default 10)")
+    parser.add_argument("--fixed", action="store_true", help="fleet-line: the --count trial alone, no search")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the emulator of the rows under cProfile; each emulator overwrites FILE as it stops "
+                             "(with --only fleet-line: the --count trial alone, no search)")
     args = parser.parse_args()
+    if args.profile:
+        PROFILE_TO.append(str(Path(args.profile).resolve()))
     quick = args.quick
     rows: list[Row] = []
     tls_note = "not measured"
@@ -911,6 +1292,8 @@ def main() -> None:
             rows += bench_tls_churn(1000 if quick else 10000, tls_port)
         if args.only in (None, "fleet"):
             rows += bench_fleet(min(args.count, 100) if quick else args.count, tls_port, 5 if quick else 20)
+        if args.only == "fleet-line":  # minutes of machine time: only when asked for
+            rows += bench_fleet_line(args.count, tls_port, server.process.pid, args.seconds, search=not (args.profile or args.fixed))
     if args.only in (None, "tcp", "uart"):
         with Server("tcp-echo") as tcp_server:
             if args.only in (None, "tcp"):
@@ -918,6 +1301,10 @@ def main() -> None:
                                   int(tcp_server.address))
             if args.only in (None, "uart"):
                 rows += bench_uart_line(1 if quick else 3, int(tcp_server.address))
+    if args.only in (None, "mqtt"):
+        rows += bench_mqtt(200 if quick else 1000, 3 if quick else 5)
+    if args.only in (None, "http"):
+        rows += bench_http(100 if quick else 400, 3 if quick else 5)
     if args.only in (None, "ppp"):
         with Server("tcp-source") as source:
             rows += bench_ppp((4 if quick else 16) << 20, 1 << 20, 3 if quick else 5, int(source.address))

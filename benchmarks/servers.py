@@ -4,6 +4,8 @@
     python benchmarks/servers.py pty-lines HEX     # prints "ready: /dev/pts/N"
     python benchmarks/servers.py pty-echo          # prints "ready: /dev/pts/N"
     python benchmarks/servers.py pty-buffer        # prints "ready: /dev/pts/N"
+    python benchmarks/servers.py pty-answers PREFIX:ANSWER ...  # prints "ready: /dev/pts/N"
+    python benchmarks/servers.py http-fixed SIZE   # prints "ready: PORT"
 
 - ``tls-echo``: a TLS echo server on 127.0.0.1, one thread per connection with blocking sockets
   (Python's ``ssl``, i.e. OpenSSL, which releases the GIL while it reads, writes and encrypts), the
@@ -14,6 +16,12 @@
   emulator's shell is built.
 - ``pty-echo``: the floor of transparent mode's pty legs: a pty whose other end sends back every
   byte, on an asyncio loop that reads and writes as the emulator's shell does.
+
+- ``pty-answers PREFIX:ANSWER ...`` (hex): the floor of an exchange such as AT+QMTPUB or
+  AT+QHTTPGET: a pty answering each line (ATE0: no echo) with the bytes of the first prefix it
+  starts with, as the emulator answered it in the same run.
+- ``http-fixed SIZE``: an HTTP/1.1 server (the standard library's, one thread per connection)
+  answering every GET with 200 and SIZE bytes.
 
 - ``pty-buffer``: the floor of buffer access mode: the AT+QSSLSEND / AT+QSSLRECV exchange on a
   pty, answered at once from memory, with no TLS and no network behind it.
@@ -162,6 +170,58 @@ async def pty_lines(answer: bytes) -> None:
     await asyncio.Event().wait()
 
 
+async def pty_answers(answers: list[tuple[bytes, bytes]]) -> None:
+    """ATE0 framing: each line (up to CR) answered with the answer of the first prefix it starts
+    with, ``\r\nOK\r\n`` when none."""
+    master, _slave, path = _open_pty()
+    loop = asyncio.get_running_loop()
+    line = bytearray()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except BlockingIOError:
+            return
+        out = bytearray()
+        for byte in data:
+            if byte != 13:
+                line.append(byte)
+                continue
+            out += next((answer for prefix, answer in answers if line.startswith(prefix)), b"\r\nOK\r\n")
+            line.clear()
+        if out:
+            os.write(master, out)  # an answer or two: a pty takes them at once
+
+    loop.add_reader(master, readable)
+    print(f"ready: {path}", flush=True)
+    await asyncio.Event().wait()
+
+
+def http_fixed(size: int) -> None:
+    """An HTTP/1.1 server answering every GET with 200 and ``size`` bytes of letters."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = bytes(97 + index % 26 for index in range(size))
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"ready: {server.server_address[1]}", flush=True)
+
+
 async def pty_echo() -> None:
     master, _slave, path = _open_pty()
     loop = asyncio.get_running_loop()
@@ -275,6 +335,12 @@ def main() -> None:
         threading.Event().wait()
     elif kind == "pty-lines":
         asyncio.run(pty_lines(bytes.fromhex(sys.argv[2]) if len(sys.argv) > 2 else b"\r\nOK\r\n"))
+    elif kind == "pty-answers":
+        pairs = [argument.split(":", 1) for argument in sys.argv[2:]]
+        asyncio.run(pty_answers([(bytes.fromhex(prefix), bytes.fromhex(answer)) for prefix, answer in pairs]))
+    elif kind == "http-fixed":
+        http_fixed(int(sys.argv[2]))
+        threading.Event().wait()
     elif kind == "pty-echo":
         asyncio.run(pty_echo())
     elif kind == "pty-buffer":

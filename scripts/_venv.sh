@@ -36,3 +36,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     fi
     touch "$stamp"
 fi
+# The checkout's sources compiled to bytecode now, not by every `ecemu run` (where
+# PYTHONDONTWRITEBYTECODE is set or the checkout is read-only, compiling was a third of its start-up). An editable install reads the sources from here; pip compiled what it installed itself.
+# Quick when nothing changed: only a source newer than its .pyc is compiled again.
+"$venv/bin/python" -m compileall -q emulator >/dev/null

@@ -20,7 +20,6 @@ from ..core.tls import (
     ContextSettings,
     TlsClient,
     TlsUnavailable,
-    VerifyPolicy,
     build_context,
     is_ip_literal,
 )
@@ -151,6 +150,8 @@ class ContextTls:
         modem = self.ssl.modem
         policy = None
         if settings.secllevel >= 1:
+            from ..core.tls_verify import VerifyPolicy  # with cryptography, when first verifying
+
             policy = VerifyPolicy(
                 server_name=address,
                 at=modem.clock.utc(modem.now),

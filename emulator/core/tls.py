@@ -21,14 +21,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-from . import tls_openssl
 from .tls_handshake import ServerFlight, alert_record
-from .tls_verify import VerifyPolicy, verify_server
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from .tls_verify import VerifyPolicy
+
+# cryptography, pyOpenSSL and the certificate checks (tls_openssl, tls_verify) are imported by the
+# functions that use them, when a host first opens or asks about a TLS connection: together they
+# are most of what `ecemu run` would import before its ports are ready.
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,7 @@ def is_elliptic(code: int) -> bool:
 
 def usable_cipher_suites() -> list[int]:
     """The codes of table 3 OpenSSL can offer, in the table's order."""
+    from . import tls_openssl
     return [code for code in CIPHER_SUITES if tls_openssl.knows_cipher(CIPHER_SUITES[code][1])]
 
 
@@ -144,6 +149,9 @@ class ClientContext:
 
 def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | None = None) -> ClientContext:
     """The client context for ``settings``; TlsUnavailable when no engine here can speak it."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from . import tls_openssl
     lowest, highest = VERSION_RANGES[settings.version]
     suites = _offered_suites(settings.cipher_suite, lowest, highest)
     if not suites:
@@ -230,6 +238,7 @@ def _why_not(settings: ContextSettings) -> str:
 
 
 def _load_certificates(pem: bytes, what: str) -> list[x509.Certificate]:
+    from cryptography import x509
     try:
         certs = x509.load_pem_x509_certificates(pem)
     except ValueError as exc:
@@ -300,6 +309,7 @@ class TlsClient:
         if flight.certificates is None:
             return None
         self._flight = None  # checked once; a resumed session shows no certificate at all
+        from .tls_verify import VerifyPolicy, verify_server
         policy = self.policy
         if policy.server_name is not None and is_ip_literal(policy.server_name):
             policy = VerifyPolicy(None, policy.at, policy.check_time, policy.forgive_chain,

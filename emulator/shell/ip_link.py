@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core import events as ev
-from . import slirp
 from .dns import NameNotFound
 from .network import _Delay, Network
 
@@ -171,6 +170,8 @@ class IpLink:
         self.net = links.network
         self.outbound = _Delay(self.net, self._to_slirp, packets=True)
         self.inbound = _Delay(self.net, self._to_host, packets=True)
+        from . import slirp  # libslirp through ctypes, loaded by the first data call
+
         self.engine = slirp.SlirpNetwork(effect.network, effect.gateway, self._frame_from_slirp)
         self._gateway_mac = bytes.fromhex("5255") + socket.inet_aton(effect.gateway)
         self._tasks: set[asyncio.Task] = set()
@@ -352,6 +353,8 @@ class IpLinks:
 
     def execute(self, effect: ev.Effect) -> None:
         if isinstance(effect, ev.OpenIpLink):
+            from . import slirp
+
             try:
                 self.links[effect.conn_id] = IpLink(self, effect)
             except slirp.SlirpMissing as exc:

@@ -9,7 +9,7 @@ its output for the next opener.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import select
@@ -24,6 +24,13 @@ IN_OPEN = 0x20
 _EVENT_HEADER = struct.Struct("iIII")
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library the interpreter is linked with (its symbols are the process's own): no
+    ``find_library``, which runs ldconfig in a subprocess, once per modem."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 class OpenWatcher:
     """One inotify instance; ``watch`` adds a pty's path (``--link`` gives each opener a pty of its
     own, all watched here, so their opens and closes arrive in the order they happened)."""
@@ -33,7 +40,7 @@ class OpenWatcher:
         self.poll_news: Callable[[int], list] | None = None
         self._libc = None
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+            libc = _libc()
             fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
             if fd < 0:
                 raise OSError(ctypes.get_errno(), "inotify_init1")
