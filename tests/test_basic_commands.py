@@ -11,10 +11,8 @@ import pytest
 
 from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
+from tests.wire import CME_50, ERROR, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-CME_50 = b"\r\n+CME ERROR: 50\r\n"
 PROFILES = available_profiles()
 PROFILE = load_profile("EC200M-CN")
 NET = PROFILE.network

@@ -13,8 +13,7 @@ import serial
 
 from ecemu.api import Emulator
 from tests.processes import RunningEmulator, read_until
-
-BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
+from tests.wire import BOOT_URCS
 
 
 def read_exactly(port: serial.Serial, count: int, timeout: float = 10.0) -> bytes:

@@ -18,8 +18,8 @@ from ecemu.core.uart import LineLevel, TransmitHold
 from tests.harness import CoreHarness
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 WAIT = 15.0
 PDP_DROP = b'+QIURC: "pdpdeact",1'
 

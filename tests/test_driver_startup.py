@@ -16,8 +16,8 @@ import pytest
 from ecemu.api import Emulator
 from ecemu.profile import load_profile
 from tests.host import AtHost
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 PROFILE = load_profile("EC200M-CN")
 IDENT = PROFILE.identity
 BOOT = b"".join(b"\r\n" + u.text.encode() + b"\r\n" for u in sorted(PROFILE.boot_urcs, key=lambda u: u.after_ms))

@@ -27,11 +27,10 @@ from ecemu.profile import load_profile
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer
 from tests.tls_servers import TlsServer, echo
+from tests.wire import ERROR, OK
 
 PROFILE = load_profile("EC200M-CN")
 IDENT = PROFILE.identity
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
 BOOT = b"".join(b"\r\n" + u.text.encode() + b"\r\n" for u in sorted(PROFILE.boot_urcs, key=lambda u: u.after_ms))
 ADDRESS = str(next(ipaddress.ip_network(PROFILE.network.ip_pool).hosts())).encode()  # context 1's
 PAYLOAD = bytes(range(256)) * 3 + bytes(range(232))  # 1000 bytes: every byte value, CR, LF, '+', NUL

@@ -19,9 +19,7 @@ from ecemu.scenario import ScenarioError, available_scenarios, load_scenario
 from tests.host import AtHost
 from tests.processes import RunningEmulator, wait_for_boot
 from tests.tls_servers import TlsServer, echo
-
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
+from tests.wire import ERROR, OK
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ and end to end through a real pty with pyserial."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,10 @@ from ecemu.shell.file_store import DirectoryFileStore
 from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
 from tests.processes import RunningEmulator
+from tests.wire import CONNECT, OK
 
 ISRG_ROOT_X1 = Path("/etc/ssl/certs/ISRG_Root_X1.pem")
 LIMITS = load_profile("EC200M-CN").limits
-OK = b"\r\nOK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
 # Everything a line editor or an escape detector might take for its own.
 NASTY = b"AT\r\nAT+QFLST\r\x1a+++\r\x08\x7f\x00\xffA/\n"
 
@@ -163,7 +163,7 @@ def test_upload_split_anywhere_gives_the_same_file_and_answer(data, cuts, echo):
     assert h.command(line) == (line + b"\r" if echo else b"") + CONNECT
     bounds = [0, *sorted({cut for cut in cuts if cut < len(data)}), len(data)]
     out = b""
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         out += h.send(data[start:end])
         out += h.advance(0.5)  # at most 8 pieces: even in all, less silence than the 5 s timeout
     assert out == uploaded(data)

@@ -24,8 +24,8 @@ from ecemu.shell.private_files import PrivateFileRefused
 from ecemu.shell.rfc2217 import TelnetFilter, socket_owner
 from tests.host import AtHost
 from tests.processes import RunningEmulator, read_until
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 ANSWER_END = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: \d+)\r\n")
 
 

@@ -12,8 +12,7 @@ import pytest
 from ecemu.api import Emulator
 from ecemu.http_server import HttpTestServer, body_bytes
 from tests.host import AtHost
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture

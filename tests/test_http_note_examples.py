@@ -18,8 +18,8 @@ import pytest
 from ecemu.api import Emulator
 from ecemu.http_server import HttpTestServer
 from tests.host import AtHost
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 MESSAGE = b"Message=HelloQuectel"
 
 

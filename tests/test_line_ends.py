@@ -23,11 +23,9 @@ from ecemu.core import events as ev
 from ecemu.pki import generate_test_pki
 from tests.core_network import SimulatedNetwork
 from tests.harness import CoreHarness, no_internal_errors
+from tests.wire import CONNECT, OK, PROMPT
 
 ISRG_ROOT_X1 = Path("/etc/ssl/certs/ISRG_Root_X1.pem")
-OK = b"\r\nOK\r\n"
-PROMPT = b"\r\n> "
-CONNECT = b"\r\nCONNECT\r\n"
 
 LINE_ENDS = {"cr": b"\r", "crlf": b"\r\n"}
 # How a driver's writes may land: the line and its data in one write, the line end on its own

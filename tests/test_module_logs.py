@@ -19,8 +19,7 @@ import pytest
 
 from ecemu.core import events as ev
 from tests.harness import CoreHarness
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 def info(*lines: bytes) -> bytes:

@@ -10,8 +10,7 @@ from ecemu.api import Emulator
 from ecemu.commands import mqtt_codec as codec
 from tests.host import AtHost
 from tests.mqtt_peer import Peer, broker_or_skip
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture(scope="module")

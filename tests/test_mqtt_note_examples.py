@@ -15,8 +15,8 @@ import pytest
 from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.mqtt_peer import Peer, broker_or_skip
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 PAYLOAD = b"This is test data, hello MQTT."
 
 

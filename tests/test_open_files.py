@@ -14,11 +14,10 @@ import pytest
 from ecemu.core.ufs import MemoryFileStore
 from ecemu.profile import load_profile
 from tests.harness import CoreHarness
+from tests.wire import CONNECT, OK
 
 UFS_SIZE = load_profile("EC200M-CN").limits.ufs_size
 
-OK = b"\r\nOK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
 CONTENT = b"1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # example_fs.c's FILE_CONTENT
 
 

@@ -22,9 +22,8 @@ from ecemu.profile import available_profiles, load_profile
 from ecemu.shell.dns import resolve_a
 from tests.harness import CoreHarness
 from tests.processes import RunningEmulator
+from tests.wire import ERROR, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
 LIMIT = load_profile("EC200M-CN").limits.pdp_contexts
 
 

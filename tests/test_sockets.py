@@ -23,8 +23,7 @@ from ecemu.core.sockets import (
     SocketState,
 )
 from tests.harness import CoreHarness
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 class PlainSocket(Socket):

@@ -13,9 +13,7 @@ from ecemu.pki import generate_test_pki
 from ecemu.core.tls import CIPHER_SUITES
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness
-
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
+from tests.wire import ERROR, OK
 
 
 def qierror(h: CoreHarness) -> bytes:

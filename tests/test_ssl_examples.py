@@ -16,8 +16,8 @@ import pytest
 from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import IO_TIMEOUT, TlsServer, digest, echo
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 RECV = re.compile(rb"\+QSSLRECV: (\d+)\r\n")
 
 

@@ -15,8 +15,7 @@ from ecemu.api import Emulator
 from ecemu.core.tls import CIPHER_SUITES, usable_cipher_suites
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,8 @@ import pytest
 from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer, UdpEchoServer
+from tests.wire import CONNECT, ERROR, OK, PROMPT, SEND_OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-SEND_OK = b"\r\nSEND OK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
-PROMPT = b"\r\n> "
 GUARD = 0.3
 
 

@@ -12,8 +12,7 @@ from ecemu.api import Emulator
 from ecemu.control import ControlError
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture

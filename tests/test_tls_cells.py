@@ -23,8 +23,8 @@ from ecemu.core.tls_openssl import knows_cipher
 from tests.core_network import ServerSide, SimulatedNetwork, server_context
 from tests.harness import CoreHarness
 from tests.tls_servers import MbedTlsServerEnd, TlsliteServerEnd, openssl_negotiated
+from tests.wire import OK_END
 
-OK = b"OK\r\n"
 VERSIONS = {0: (3, 0), 1: (3, 1), 2: (3, 2), 3: (3, 3)}
 
 
@@ -109,7 +109,7 @@ def open_cell(version: int, code: int, make_server=lambda: None) -> tuple[bytes,
     harness = CoreHarness()
     network = EngineNetwork(harness, make_server)
     for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
-        assert harness.command(line).endswith(OK)
+        assert harness.command(line).endswith(OK_END)
     return harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run(), network, harness
 
 
@@ -141,7 +141,7 @@ def test_cell(version, code, caplog):
     make_server, negotiated = server_for(version, code)
     network = EngineNetwork(harness, make_server)
     for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
-        assert harness.command(line).endswith(OK)
+        assert harness.command(line).endswith(OK_END)
     out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
     if unspeakable(code):
         assert b"+QSSLOPEN: 0,566\r\n" in out
@@ -162,7 +162,7 @@ def test_an_invalid_cell_fails_before_connecting(version, code):
     harness = CoreHarness()
     network = EngineNetwork(harness, lambda: None)
     for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
-        assert harness.command(line).endswith(OK)
+        assert harness.command(line).endswith(OK_END)
     out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
     assert b"+QSSLOPEN: 0,566\r\n" in out
     assert network.opens == []

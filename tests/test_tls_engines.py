@@ -13,8 +13,7 @@ from tests.core_network import ServerSide, SimulatedNetwork
 from tests.harness import CoreHarness
 from tests.host import AtHost
 from tests.tls_servers import EngineEchoServer, MbedTlsServerEnd, TlsliteServerEnd
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ import pytest
 from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, digest, echo, send_then_close
+from tests.wire import CONNECT, OK
 
-OK = b"\r\nOK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
 GUARD = 0.3
 
 

@@ -13,9 +13,8 @@ import pytest
 
 from ecemu.profile import load_profile
 from tests.harness import CoreHarness
+from tests.wire import ERROR, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
 PROFILE = load_profile("EC200M-CN")
 NET = PROFILE.network
 CSQ = "+CSQ: {},{}".format(*NET.csq)

@@ -1,0 +1,43 @@
+"""The bytes the module writes, as the documents and real logs give them: one set for every test.
+
+A result code in verbose mode (ATV1) is framed as <CR><LF>text<CR><LF> (V.250 5.7.1; REFERENCE.md
+"Line ends"), which is what the framed constants below hold. ``OK_END`` is the tail of an answer
+(``answer.endswith(OK_END)``) where a test does not care whether an echo or information text came
+first. The expectations here are written from the documents, never imported from the emulator.
+"""
+
+from __future__ import annotations
+
+CRLF = b"\r\n"
+
+
+def framed(text: bytes) -> bytes:
+    """A result code or URC line as the module frames it: CR LF, the text, CR LF."""
+    return CRLF + text + CRLF
+
+
+# Final results (V.250 5.7.1, verbose; the SSL note's and TCP/IP note's examples).
+OK = framed(b"OK")
+ERROR = framed(b"ERROR")
+CONNECT = framed(b"CONNECT")
+NO_CARRIER = framed(b"NO CARRIER")
+SEND_OK = framed(b"SEND OK")
+OK_END = b"OK\r\n"
+
+
+def cme(code: int) -> bytes:
+    """``+CME ERROR: <code>`` in numeric form (AT+CMEE=1, the family's default)."""
+    return framed(b"+CME ERROR: %d" % code)
+
+
+CME_3 = cme(3)    # operation not allowed
+CME_30 = cme(30)  # no network service
+CME_50 = cme(50)  # incorrect parameters
+
+# The prompt for data after AT+QSSLSEND / AT+QISEND (SSL note 2.2.3: ">" after CR LF, and a space).
+PROMPT = b"\r\n> "
+
+# What the module prints after power-on, in order (REFERENCE.md "Boot and basics", seen on a real
+# module): RDY, +CPIN: READY, +QUSIM: 1, then +QIND: SMS DONE and +QIND: PB DONE.
+BOOT_LINES = (b"RDY", b"+CPIN: READY", b"+QUSIM: 1", b"+QIND: SMS DONE", b"+QIND: PB DONE")
+BOOT_URCS = b"".join(framed(line) for line in BOOT_LINES)
