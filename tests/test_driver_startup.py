@@ -14,13 +14,9 @@ import re
 import pytest
 
 from ecemu.api import Emulator
-from ecemu.profile import load_profile
 from tests.host import AtHost
-from tests.wire import OK
+from tests.wire import BOOT_URCS, EC200M, OK
 
-PROFILE = load_profile("EC200M-CN")
-IDENT = PROFILE.identity
-BOOT = b"".join(b"\r\n" + u.text.encode() + b"\r\n" for u in sorted(PROFILE.boot_urcs, key=lambda u: u.after_ms))
 # Echo is on until ATE0: the echo of a line with CR LF is the line editor's business (tested with the
 # editor); here only that nothing but the echoed characters comes before the answer.
 ECHOED = re.compile(rb"(?:[A-Z0-9+=\r\n]*)\r\nOK\r\n")
@@ -56,9 +52,9 @@ TINYGSM_AFTER_ECHO_OFF = [
     ("AT+CTZR=0", OK),
     ("AT+CTZU=1", OK),
     ("AT+CPIN?", info("+CPIN: READY")),
-    ("AT+GSN", info(IDENT.imei)),
-    ("AT+CIMI", info(IDENT.imsi)),
-    ("AT+QCCID", info(f"+QCCID: {IDENT.iccid}")),
+    ("AT+GSN", info(EC200M.imei.decode())),
+    ("AT+CIMI", info(EC200M.imsi.decode())),
+    ("AT+QCCID", info(f"+QCCID: {EC200M.iccid.decode()}")),
     ("AT+CSQ", info("+CSQ: 20,99")),
     ("AT+CEREG?", info("+CEREG: 0,1")),
     # gprsConnect("CMNET"): take the context down, configure, activate, attach.
@@ -103,8 +99,8 @@ HOLOGRAM_AFTER_ECHO_OFF = [
     (("AT+CNMI=", "2,1"), OK),
     (("AT+CREG=", "2"), OK),
     (("AT+CEREG=", "2"), OK),
-    (("AT+CIMI",), info(IDENT.imsi)),
-    (("AT+CCID",), info(f"+CCID: {IDENT.iccid}")),
+    (("AT+CIMI",), info(EC200M.imsi.decode())),
+    (("AT+CCID",), info(f"+CCID: {EC200M.iccid.decode()}")),
     (("AT+CGMM",), info("EC200M")),
     (("AT+CSQ",), info("+CSQ: 20,99")),
     (("AT+COPS?",), info('+COPS: 0,0,"CHINA MOBILE",7')),
@@ -139,7 +135,7 @@ def test_powered_down_until_a_power_cycle(modem):
     assert host.nothing_more(0.5) == b""
     assert emulator.control.status()["mode"] == "off"
     emulator.control.reboot()
-    assert host.expect(b"+QIND: PB DONE\r\n") == BOOT
+    assert host.expect(b"+QIND: PB DONE\r\n") == BOOT_URCS
     assert ECHOED.fullmatch(ask(host, "AT"))
     assert host.nothing_more(0.2) == b""
 

@@ -41,3 +41,31 @@ PROMPT = b"\r\n> "
 # module): RDY, +CPIN: READY, +QUSIM: 1, then +QIND: SMS DONE and +QIND: PB DONE.
 BOOT_LINES = (b"RDY", b"+CPIN: READY", b"+QUSIM: 1", b"+QIND: SMS DONE", b"+QIND: PB DONE")
 BOOT_URCS = b"".join(framed(line) for line in BOOT_LINES)
+
+
+class EC200M:
+    """What an EC200M-CN with the shipped profile reports, written out here so that a transcript's
+    expectations do not come from the profile the emulator loads (profiles/EC200M-CN.toml states the
+    same chosen values; a change there has to be made here too, on purpose)."""
+
+    manufacturer = b"Quectel"
+    model = b"EC200M"
+    revision = b"EC200MCNLAR02A02M16"
+    imei = b"869487060012340"
+    iccid = b"89860012345678901234"
+    imsi = b"460001234567890"
+    address = b"10.7.157.1"  # context 1's: the first host of the profile's pool, 10.7.157.0/24
+    at_port = b"usbmodem"  # AT+QSSLSTATE's <AT_port>, as in the SSL note's examples (2.2.7)
+
+
+def file_checksum(data: bytes) -> str:
+    """The checksum AT+QFUPL and AT+QFDWL report, written from its definition in the FILE note
+    (REFERENCE.md "Files"): the XOR of the data's big-endian 16-bit words, an odd last byte the
+    high byte of a word whose low byte is 0, in lower-case hex without leading zeros. A plain loop,
+    not the emulator's folding; test_files.py checks both against hand-computed values and a real
+    module's answer."""
+    padded = data + b"\0" * (len(data) % 2)
+    value = 0
+    for i in range(0, len(padded), 2):
+        value ^= padded[i] << 8 | padded[i + 1]
+    return format(value, "x")
