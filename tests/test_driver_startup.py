@@ -14,7 +14,7 @@ import re
 import pytest
 
 from ecemu.api import Emulator
-from tests.host import AtHost
+from tests.host import AtHost, bytes_read_by_module, wait_until_read
 from tests.wire import BOOT_URCS, EC200M, OK
 
 # Echo is on until ATE0: the echo of a line with CR LF is the line editor's business (tested with the
@@ -28,7 +28,7 @@ def info(*lines: str) -> bytes:
 
 @pytest.fixture
 def modem(tmp_path):
-    emulator = Emulator(profile="EC200M-CN", ufs=tmp_path / "ufs").start()
+    emulator = Emulator(profile="EC200M-CN", ufs=tmp_path / "ufs", trace=tmp_path / "trace.jsonl").start()
     emulator.wait_for_boot()
     host = AtHost(emulator.port)  # opening the port flushes the boot URCs (pyserial), as on a real port
     yield emulator, host
@@ -83,7 +83,7 @@ def test_tinygsm_bg96_driver_start_up_and_connect(modem):
     # getGSMDateTime(): AT+QLTS=2 answers the local time, "yyyy/MM/dd,hh:mm:ss±zz,dst".
     assert re.fullmatch(rb'\r\n\+QLTS: "\d{4}/\d\d/\d\d,\d\d:\d\d:\d\d\+00,0"\r\n' + re.escape(OK),
                         ask(host, "AT+QLTS=2"))
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 # hologram-python's Quectel driver (Modem.init_serial_commands, Quectel.set_network_registration_
@@ -123,7 +123,7 @@ def test_hologram_quectel_driver_start_up(modem):
         else:
             got = ask(host, parts[0])
         assert got == answer, parts
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_powered_down_until_a_power_cycle(modem):
@@ -131,13 +131,14 @@ def test_powered_down_until_a_power_cycle(modem):
     assert ECHOED.fullmatch(ask(host, "ATE0"))
     # TinyGSM's poweroff(): OK first, then POWERED DOWN.
     assert ask(host, "AT+QPOWD=1", final=b"POWERED DOWN\r\n") == OK + b"\r\nPOWERED DOWN\r\n"
+    sent = bytes_read_by_module(emulator.trace) + 4
     host.write(b"AT\r\n")
-    assert host.nothing_more(0.5) == b""
+    wait_until_read(emulator.trace, sent)  # read while the module is off: never answered
     assert emulator.control.status()["mode"] == "off"
     emulator.control.reboot()
     assert host.expect(b"+QIND: PB DONE\r\n") == BOOT_URCS
     assert ECHOED.fullmatch(ask(host, "AT"))
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_the_trace_tells_an_unknown_command_from_a_known_one_failing(tmp_path):

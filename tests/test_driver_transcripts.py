@@ -189,7 +189,7 @@ def test_tinygsm_0_12_bg96_session(modem, server):
     assert len(seen.offered) > 1  # context 1's defaults, not context 0's single suite
     assert seen.done.wait(10) and seen.closed_by_client
     assert bytes(seen.received) == PAYLOAD
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_tinygsm_envirodiy_bg96_session(modem, server):
@@ -220,7 +220,7 @@ def test_tinygsm_envirodiy_bg96_session(modem, server):
     assert seen.handshake_error is None  # the chain checks out against the uploaded CA (seclevel 1)
     assert seen.done.wait(10) and seen.closed_by_client
     assert bytes(seen.received) == PAYLOAD
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def tcp_state(port: int) -> re.Pattern[bytes]:
@@ -267,7 +267,7 @@ def test_tinygsm_bg96_plain_tcp_client():
                 tinygsm(b"+QIDEACT=1"),
             ])
             assert bytes(server.received[0]) == PAYLOAD
-            assert host.nothing_more(0.2) == b""
+            assert host.unasked() == b""
         finally:
             host.close()
             emulator.stop()
@@ -340,7 +340,7 @@ def test_hologram_quectel_start_up_and_pdp_context(modem, model):
         *TEAR_DOWN[model],
     ]
     replay(host, steps)
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 # close_socket() writes its integer ID through pyserial, which writes no bytes for an int:
@@ -380,7 +380,7 @@ def test_hologram_quectel_tcp_socket_send_message(modem, model):
             *CLOSE_SOCKET[model],
         ])
         assert bytes(server.received[0]) == message
-        assert host.nothing_more(0.2) == b""
+        assert host.unasked() == b""
 
 
 # --- pyatcommand 0.5.3 (AtClient) and atcom 0.4.3 (ATCom): CR-ended lines -------------------------
@@ -406,7 +406,7 @@ def test_pyatcommand_client_connects_with_echo_on(modem):
         (b'AT+QSSLCFG="seclevel",1', info(b'+QSSLCFG: "seclevel",1,0')),
     ]
     replay(host, [cr_line(line, line + b"\r" + answer) for line, answer in lines])
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_atcom_turns_echo_off_and_asks(modem):
@@ -421,4 +421,4 @@ def test_atcom_turns_echo_off_and_asks(modem):
         cr_line(b"AT+NOSUCH", ERROR),
     ]
     replay(host, steps)
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""

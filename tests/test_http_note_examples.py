@@ -86,7 +86,7 @@ def test_get_then_read(host, http_server):
     body = b"Hello from ecemu: /\n"
     urc(host, f"+QHTTPGET: 0,200,{len(body)}")
     read_response(host, body)
-    assert host.nothing_more() == b""
+    assert host.unasked() == b""
 
 
 def test_get_then_read_to_a_file(host, http_server):

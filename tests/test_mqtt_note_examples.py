@@ -75,7 +75,7 @@ def test_example_without_ssl(host, broker):
         peer.publish("topic/example", b"after AT+QMTUNS")  # unsubscribed: nothing more comes
         exchange(host, "AT+QMTDISC=0", OK)
         urc(host, "+QMTDISC: 0,0")
-        assert host.nothing_more() == b""
+        assert host.unasked() == b""
     finally:
         peer.close()
 

@@ -1043,7 +1043,7 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
             read_until(ordered)
         else:
             if mode == TRANSPARENT:
-                port.data += host.nothing_more(E2E_GUARD_MS / 1000 * 1.5)  # the silence before +++
+                port.data += host.idle(E2E_GUARD_MS / 1000 * 1.5)  # the silence before +++
                 host.write(b"+++")
                 assert host.expect(OK, timeout=5) == OK
         if fault != "close_with_latency" or mode != TRANSPARENT:
@@ -1124,7 +1124,7 @@ class EndToEndSoak:
                 self.emulator.control.dtr(active=True)
                 self.cycles += 1
                 return
-            self.host.nothing_more(SOAK_GUARD_MS / 1000 * 1.5)
+            self.host.idle(SOAK_GUARD_MS / 1000 * 1.5)
             self.host.write(b"+++")
             assert self.host.expect(OK) == OK
             mode = BUFFER

@@ -111,7 +111,7 @@ def test_spec_3_5_transparent_mode_send_receive_escape_and_close(modem):
         assert host.ask(open_line, final=b"CONNECT\r\n") == open_line.encode() + b"\r\r\nCONNECT\r\n"
         host.write(b"sent in transparent mode")
         assert host.read_exactly(24) == b"sent in transparent mode"  # the echo, unframed
-        assert host.nothing_more(1.1) == b""  # the guard time before +++
+        assert host.idle(1.1) == b""  # the guard time before +++
         host.write(b"+++")
         assert host.expect(OK, timeout=5) == OK
         assert host.ask("AT+QSSLCLOSE=4") == b"AT+QSSLCLOSE=4\r" + OK

@@ -34,7 +34,7 @@ def host(modem):
     yield modem
     for client in range(12):
         modem.ask(f"AT+QSSLCLOSE={client},0")
-    modem.nothing_more(0.05)
+    modem.idle(0.05)
     for name, value in (("sslversion", "4"), ("ciphersuite", "0XFFFF"), ("secllevel", "0"),
                         ("ignorelocaltime", "1"), ("sni", "0"), ("closetimemode", "0"),
                         ("ignoremulticertchainverify", "0"), ("ignoreinvalidcertsign", "0"),

@@ -94,14 +94,14 @@ def test_transparent_mode_escape_and_back(modem):
         writer.start()
         assert host.read_exactly(len(payload), timeout=30) == payload
         writer.join(10)
-        host.nothing_more(GUARD * 1.5)
+        host.idle(GUARD * 1.5)
         host.write(b"+++")
         assert host.expect(OK, timeout=5) == OK
         assert host.ask("AT+QISTATE=1,1").endswith(b',2,1,1,0,"usbmodem"\r\n' + OK)  # buffer access now
         assert host.ask("AT+QISWTMD=1,2") == CONNECT
         host.write(b"again")
         assert host.read_exactly(5) == b"again"
-        host.nothing_more(GUARD * 1.5)
+        host.idle(GUARD * 1.5)
         host.write(b"+++")
         assert host.expect(OK, timeout=5) == OK
         assert host.ask("ATO") == CONNECT
@@ -346,4 +346,4 @@ def test_hex_data_one_line_view_and_close_urc_against_a_real_server(modem):
         assert host.ask("AT+QICLOSE=0") == OK
         closed = b'\r\n+QIURC: "closed",0\r\n'
         assert host.read_exactly(len(closed)) == closed
-        assert host.nothing_more(0.2) == b""
+        assert host.unasked() == b""

@@ -37,7 +37,7 @@ def go_online(host: AtHost, port: int, client: int = 4) -> None:
 
 
 def escape(host: AtHost) -> bytes:
-    host.nothing_more(GUARD * 1.5)
+    host.idle(GUARD * 1.5)
     host.write(b"+++")
     return host.expect(OK, timeout=5)
 
@@ -66,7 +66,7 @@ def test_escape_rules_on_the_real_port(modem):
         go_online(host, server.port)
         host.write(b"a+++b")  # inside the stream: data
         assert host.read_exactly(5) == b"a+++b"
-        host.nothing_more(GUARD * 1.5)
+        host.idle(GUARD * 1.5)
         host.write(b"+++")
         time.sleep(GUARD * 0.3)  # the host's own pacing: the byte after +++ comes too soon
         host.write(b"x")
@@ -191,7 +191,7 @@ def read_buffered(host: AtHost, wanted: int) -> bytes:
 
 def settle_escape(host: AtHost) -> bytes:
     """+++ while data is still arriving: everything before the OK is the stream's."""
-    data = host.nothing_more(GUARD * 1.5)
+    data = host.idle(GUARD * 1.5)
     host.write(b"+++")
     data += host.expect(OK, timeout=5)
     return data[: -len(OK)]
