@@ -285,8 +285,8 @@ def test_scenario_slow_handshake(tmp_path, server):
             host.ask("ATE0"), host.ask("AT+QIACT=1")
             host.ask('AT+QSSLCFG="negotiatetime",1,10')
             started = time.monotonic()
-            assert open_client(host, server.port) == b"\r\n+QSSLOPEN: 0,569\r\n"
-            assert 9.5 <= time.monotonic() - started < 20
+            assert open_client(host, server.port) == b"\r\n+QSSLOPEN: 0,569\r\n"  # the host waits 30 s at most
+            assert time.monotonic() - started >= 9.5  # not before negotiatetime
             assert open_client(host, server.port) == b"\r\n+QSSLOPEN: 0,0\r\n"  # the next one is fine
     finally:
         emulator.stop()
