@@ -12,7 +12,6 @@ import time
 import pytest
 import serial
 
-from ecemu.api import Emulator
 from ecemu.core import events as ev
 from ecemu.core.uart import LineLevel, TransmitHold
 from tests.harness import CoreHarness
@@ -253,10 +252,9 @@ def test_qsclk_0_never_sleeps(h):
 
 
 @pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs", trace=tmp_path / "trace.jsonl") as emulator:
-        emulator.wait_for_boot()
-        yield emulator
+def modem(start_modem, tmp_path):
+    """The emulator alone, traced: these tests open and close the port themselves."""
+    return start_modem(trace=tmp_path / "trace.jsonl", host=False)[0]
 
 
 def test_lines_reports_every_line_after_boot(modem):

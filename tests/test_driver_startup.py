@@ -27,13 +27,9 @@ def info(*lines: str) -> bytes:
 
 
 @pytest.fixture
-def modem(tmp_path):
-    emulator = Emulator(profile="EC200M-CN", ufs=tmp_path / "ufs", trace=tmp_path / "trace.jsonl").start()
-    emulator.wait_for_boot()
-    host = AtHost(emulator.port)  # opening the port flushes the boot URCs (pyserial), as on a real port
-    yield emulator, host
-    host.close()
-    emulator.stop()
+def modem(start_modem, tmp_path):
+    """Traced: a test waits until the module has read what the host sent (tests/host.py)."""
+    return start_modem(profile="EC200M-CN", trace=tmp_path / "trace.jsonl")
 
 
 def ask(host: AtHost, line: str, final: bytes | None = None) -> bytes:

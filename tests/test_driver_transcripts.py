@@ -61,13 +61,9 @@ def replay(host: AtHost, steps: list[Step]) -> None:
 
 
 @pytest.fixture
-def modem(tmp_path):
-    emulator = Emulator(profile="EC200M-CN", ufs=tmp_path / "ufs").start()
-    emulator.wait_for_boot()
-    host = AtHost(emulator.port, timeout=5.0)
-    yield emulator, host
-    host.close()
-    emulator.stop()
+def modem(start_modem):
+    """A host that waits 5 s at most for an answer: a transcript that goes astray fails soon."""
+    return start_modem(profile="EC200M-CN", timeout=5.0)
 
 
 @pytest.fixture

@@ -35,14 +35,9 @@ def booted(tmp_path, **options):
 
 
 @pytest.fixture
-def modem(tmp_path):
-    emulator = booted(tmp_path, escape_guard_ms=300)
-    host = AtHost(emulator.port)
-    assert host.ask("ATE0").endswith(OK)
-    assert host.ask("AT+QIACT=1") == OK
-    yield emulator, host
-    host.close()
-    emulator.stop()
+def modem(start_modem):
+    """Online, with a 300 ms guard time around +++ so that leaving transparent mode is quick."""
+    return start_modem(escape_guard_ms=300, echo=False, active=True)
 
 
 def open_client(host: AtHost, port: int, client: int = 0, mode: int = 0) -> bytes:

@@ -15,7 +15,6 @@ import re
 
 import pytest
 
-from ecemu.api import Emulator
 from ecemu.http_server import HttpTestServer
 from tests.host import AtHost
 from tests.wire import OK
@@ -24,11 +23,9 @@ MESSAGE = b"Message=HelloQuectel"
 
 
 @pytest.fixture
-def host(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port, timeout=30) as at:
-            yield at
+def host(start_modem):
+    """As after power-on (the note's examples activate the context themselves); 30 s waits."""
+    return start_modem(timeout=30)[1]
 
 
 @pytest.fixture(scope="module")

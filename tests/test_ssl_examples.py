@@ -11,9 +11,7 @@ import random
 import re
 import time
 
-import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import IO_TIMEOUT, TlsServer, digest, echo
 from tests.wire import OK
@@ -34,12 +32,6 @@ def respond_once(answer: bytes, after: int):
     return behaviour
 
 
-@pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as host:
-            yield running, host
 
 
 def prepare(host: AtHost, server: TlsServer, echo_on: bool = True) -> None:

@@ -10,20 +10,15 @@ import time
 
 import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 from tests.wire import OK
 
 
 @pytest.fixture(scope="module")
-def modem(tmp_path_factory):
-    with Emulator(ufs=tmp_path_factory.mktemp("ufs")) as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            yield host
+def modem(start_shared_modem):
+    """One modem for the file: every setting's test starts from the defaults (``host`` puts them back)."""
+    return start_shared_modem(echo=False, active=True)[1]
 
 
 @pytest.fixture

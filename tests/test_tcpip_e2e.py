@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer, UdpEchoServer
 from tests.wire import CONNECT, ERROR, OK, PROMPT, SEND_OK
@@ -21,13 +20,9 @@ GUARD = 0.3
 
 
 @pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs", escape_guard_ms=int(GUARD * 1000)) as running:
-        running.wait_for_boot()
-        with AtHost(running.port, timeout=20) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            yield running, host
+def modem(start_modem):
+    """Online, with a short guard time around +++ (GUARD) and 20 s waits."""
+    return start_modem(escape_guard_ms=int(GUARD * 1000), timeout=20, echo=False, active=True)
 
 
 def open_tcp(host: AtHost, port: int, connect_id: int = 0, mode: int = 0) -> None:

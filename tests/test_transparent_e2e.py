@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, digest, echo, send_then_close
 from tests.wire import CONNECT, OK
@@ -23,13 +22,9 @@ GUARD = 0.3
 
 
 @pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs", escape_guard_ms=int(GUARD * 1000)) as running:
-        running.wait_for_boot()
-        with AtHost(running.port, timeout=30) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            yield running, host
+def modem(start_modem):
+    """Online, with a short guard time around +++ (GUARD) and 30 s waits."""
+    return start_modem(escape_guard_ms=int(GUARD * 1000), timeout=30, echo=False, active=True)
 
 
 def go_online(host: AtHost, port: int, client: int = 4) -> None:
