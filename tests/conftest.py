@@ -91,6 +91,18 @@ def no_logged_internal_errors(request: pytest.FixtureRequest):
             f"{r.name}: {r.getMessage()}" + (f" ({r.exc_info[1]!r})" if r.exc_info else "") for r in catch.records))
 
 
+# --- the core alone ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def h():
+    """A CoreHarness (tests/harness.py): the EC200M-CN's core, booted, echo off (the harness sends
+    ATE0), fed bytes, events and time by the test."""
+    from tests.harness import CoreHarness
+
+    return CoreHarness()
+
+
 # --- modems on a pty with a host on the port ---------------------------------------------------------
 
 

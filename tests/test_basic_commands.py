@@ -35,11 +35,6 @@ def amp_v(echo: int, verbose: int, dtr: int) -> str:
     return f"&C1 &D{dtr} &F0 &W0 E{echo} Q0 V{verbose} X4 Z0 S0:0 S3:13 S4:10 S5:8 S6:2 S7:0 S8:2 S10:15"
 
 
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
-
-
 def test_the_profiles_are_the_four_modules_and_the_eg800k():
     # EG800K-CN: the family's module whose real logs the emulator replays (REFERENCE.md).
     assert PROFILES == ["EC200M-CN", "EC200N-CN", "EC800M-CN", "EC800N-CN", "EG800K-CN"]

@@ -27,11 +27,6 @@ def fmt(moment: datetime, zone: str = "+00") -> str:
     return moment.strftime("%y/%m/%d,%H:%M:%S") + zone
 
 
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
-
-
 def host_utc(h: CoreHarness) -> datetime:
     """What the host's clock reads now: the harness gives the modem BOOT_WALL_CLOCK at creation."""
     return BOOT_WALL_CLOCK + timedelta(seconds=h.now - 100.0)  # CoreHarness starts at 100.0

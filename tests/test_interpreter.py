@@ -45,12 +45,6 @@ ATI = block(PROFILE.identity.manufacturer, PROFILE.identity.model, f"Revision: {
 
 
 @pytest.fixture
-def h() -> CoreHarness:
-    """A booted modem with echo off (the harness sends ATE0)."""
-    return CoreHarness()
-
-
-@pytest.fixture
 def he() -> CoreHarness:
     """A booted modem as it powers on: echo on, no line yet."""
     return CoreHarness(echo=True)

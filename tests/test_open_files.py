@@ -9,7 +9,6 @@ LF in one write, echo on, the answer read as lines; after AT+QFWRITE's data the 
 
 from __future__ import annotations
 
-import pytest
 
 from ecemu.core.ufs import MemoryFileStore
 from ecemu.profile import load_profile
@@ -23,11 +22,6 @@ CONTENT = b"1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # e
 
 def cme(code: int) -> bytes:
     return b"\r\n+CME ERROR: %d\r\n" % code
-
-
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
 
 
 def test_the_sdk_example_opens_writes_seeks_reads_and_closes():

@@ -40,11 +40,6 @@ def qi_error_is(code: int) -> bytes:
     return info(f"+QIGETERROR: {code},{QI_ERROR_TEXTS[code]}")
 
 
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
-
-
 def pdp(h: CoreHarness):
     return h.modem.families["pdp"]
 

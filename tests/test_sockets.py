@@ -33,6 +33,7 @@ class PlainSocket(Socket):
 
 @pytest.fixture
 def h() -> CoreHarness:
+    """conftest.py's ``h`` with context 1 active, where every socket starts."""
     harness = CoreHarness()
     assert harness.command("AT+QIACT=1") == OK
     return harness

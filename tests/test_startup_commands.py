@@ -34,11 +34,6 @@ def urc(*texts: str) -> bytes:
     return b"".join(b"\r\n" + t.encode("latin-1") + b"\r\n" for t in texts)
 
 
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
-
-
 @pytest.fixture(params=PROFILES)
 def hp(request) -> CoreHarness:
     return CoreHarness(profile=request.param)

@@ -18,6 +18,7 @@ from tests.wire import CONNECT, ERROR, OK, SEND_OK
 
 @pytest.fixture
 def h():
+    """conftest.py's ``h`` with context 1 active, where every socket starts."""
     harness = CoreHarness()
     assert harness.command("AT+QIACT=1") == OK
     return harness

@@ -34,11 +34,6 @@ def amp_v(echo=0, quiet=0, verbose=1, x=4, dcd=1, dtr=2, **registers) -> str:
     return f"&C{dcd} &D{dtr} &F0 &W0 E{echo} Q{quiet} V{verbose} X{x} Z0 {regs}"
 
 
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
-
-
 # --- the init strings drivers send --------------------------------------------------------------------
 
 
