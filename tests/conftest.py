@@ -1,5 +1,5 @@
-"""Shared test plumbing, and the fixtures that start a modem (docs/development/testing.md "The
-shared fixtures")."""
+"""Shared test plumbing, and the fixtures that start a modem
+(docs/development/testing.md "The shared fixtures and the bytes")."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def test_one_cipher_suite_is_offered_alone(host):
 def test_all_suites_offers_every_usable_suite_of_table_3(host):
     with TlsServer() as server:
         assert open_result(host, server.port) == 0
-        # Table 3's suites that OpenSSL has, by OpenSSL's names (docs/reference/tls.md "0XFFFF: the
+        # Table 3's suites that OpenSSL has, by OpenSSL's names (docs/reference/tls.md "`0XFFFF`: the
         # default offer": no static ECDH, RC4 or 3DES)
         assert set(server.connection(0).offered) == {
             "AES256-SHA", "AES128-SHA", "AES256-SHA256",
