@@ -69,3 +69,18 @@ def file_checksum(data: bytes) -> str:
     for i in range(0, len(padded), 2):
         value ^= padded[i] << 8 | padded[i + 1]
     return format(value, "x")
+
+
+# AT+QIGETERROR's <err> and its description: the SSL note's error-code chapter (5), in lower case as
+# real modules print it, and 552 in the plural a module printed (REFERENCE.md "PDP context", seen).
+QI_ERRORS = {
+    0: "operate successfully",
+    550: "unknown error", 551: "operation blocked", 552: "invalid parameters", 553: "memory not enough",
+    554: "create socket failed", 555: "operation not supported", 556: "socket bind failed",
+    557: "socket listen failed", 558: "socket write failed", 559: "socket read failed",
+    560: "socket accept failed", 561: "open pdp context failed", 562: "close pdp context failed",
+    563: "socket identity has been used", 564: "dns busy", 565: "dns parse failed",
+    566: "socket connection failed", 567: "socket has been closed", 568: "operation busy",
+    569: "operation timeout", 570: "pdp context break down", 571: "cancel send",
+    572: "operation not allowed", 573: "apn not configured", 574: "port busy",
+}
