@@ -16,6 +16,7 @@ import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ecemu.core.results import QiError
 from ecemu.core.parser import SyntaxProblem, parse_command_line
 from ecemu.profile import available_profiles, load_profile
 from ecemu.shell.dns import resolve_a
@@ -329,13 +330,13 @@ def test_qigeterror_other_forms(h):
 
 @pytest.mark.parametrize("code", sorted(QI_ERRORS))
 def test_qigeterror_reads_every_chapter_5_code(h, code):
-    h.modem.last_qi_error = code
+    h.modem.last_qi_error = QiError(code)
     assert qi_error(h) == qi_error_is(code)
+    assert qi_error(h) == f"\r\n+QIGETERROR: {code},{QI_ERRORS[code]}\r\n\r\nOK\r\n".encode()
 
 
-def test_qigeterror_reads_a_code_outside_chapter_5_as_unknown_error(h):
-    h.modem.last_qi_error = 999
-    assert qi_error(h) == b"\r\n+QIGETERROR: 999,unknown error\r\n\r\nOK\r\n"
+def test_the_table_holds_every_chapter_5_code_and_no_other():
+    assert sorted(QiError) == sorted(QI_ERRORS)
 
 
 def test_pdp_error_ends_the_line_with_plain_error_whatever_cmee(h):

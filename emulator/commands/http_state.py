@@ -26,7 +26,6 @@ command; a relative one, one to another scheme, or one too many is refused with 
 from __future__ import annotations
 
 import base64
-import enum
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ import h11
 from .app_sockets import STEP, AppSocket
 from .files import room_for
 from ..core.registry import CommandFailed, Reply
-from ..core.results import QiError
+from ..core.results import HttpError, QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
@@ -47,40 +46,6 @@ if TYPE_CHECKING:
     from ..core.ufs import FileWriter
 
 log = logging.getLogger(__name__)
-
-
-class HttpError(enum.IntEnum):
-    """<err> of the HTTP commands and URCs (HTTP note, its error code table)."""
-
-    OK = 0
-    UNKNOWN = 701
-    TIMEOUT = 702
-    BUSY = 703
-    UART_BUSY = 704
-    NO_REQUEST = 705
-    NETWORK_BUSY = 706
-    NETWORK_OPEN_FAILED = 707
-    NETWORK_NO_CONFIG = 708
-    NETWORK_DEACTIVATED = 709
-    NETWORK_ERROR = 710
-    URL_ERROR = 711
-    EMPTY_URL = 712
-    IP_ADDRESS_ERROR = 713
-    DNS_ERROR = 714
-    SOCKET_CREATE_ERROR = 715
-    SOCKET_CONNECT_ERROR = 716
-    SOCKET_READ_ERROR = 717
-    SOCKET_WRITE_ERROR = 718
-    SOCKET_CLOSED = 719
-    DATA_ENCODE_ERROR = 720
-    DATA_DECODE_ERROR = 721
-    READ_TIMEOUT = 722
-    RESPONSE_FAILED = 723
-    INPUT_TIMEOUT = 726
-    WAIT_DATA_TIMEOUT = 727
-    WAIT_RESPONSE_TIMEOUT = 728
-    MEMORY_ERROR = 729  # also AT+QHTTPREADFILE's answer when the body does not fit in UFS (REFERENCE.md)
-    INVALID_PARAMETER = 730
 
 
 # How the socket core's open failures read as HTTP errors. A name that does not resolve is 716 like
@@ -123,22 +88,16 @@ class Target:
             parts = urlsplit(url.strip())
             port = parts.port
         except ValueError:
-            raise UrlError(HttpError.URL_ERROR) from None
+            raise CommandFailed(HttpError.URL_ERROR) from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
-            raise UrlError(HttpError.URL_ERROR)
+            raise CommandFailed(HttpError.URL_ERROR)
         self.secure = scheme == "https"
         self.host = parts.hostname
         self.port = port or (443 if self.secure else 80)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         default = 443 if self.secure else 80
         self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
-
-
-class UrlError(Exception):
-    def __init__(self, code: HttpError):
-        super().__init__(code)
-        self.code = code
 
 
 @dataclass
@@ -227,13 +186,13 @@ class HttpFamily(SocketFamily):
     # --- starting a request -----------------------------------------------------------------------
 
     def start(self, request: Request) -> None:
-        """Connect for ``request``; OpenFailed (as an HttpError) when that cannot even start."""
+        """Connect for ``request``; ``CommandFailed`` with an HttpError when that cannot even start."""
         self.request, self.response, self.network_lost = request, None, False
         try:
             self._connect(request)
         except OpenFailed as failure:
             self.request = None
-            raise HttpFailure(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN)) from None
+            raise CommandFailed(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN)) from None
         self._response_timer = self.modem.call_at(self.modem.now + request.rsptime, self._response_timed_out)
 
     def _connect(self, request: Request) -> None:
@@ -363,7 +322,7 @@ class HttpFamily(SocketFamily):
         self.response = Response(event.status_code, event.reason, b"\r\n".join(lines) + b"\r\n\r\n", length)
         # No <content_length> when the answer has none (chunked, or to the close): an EG800K shows
         # +QHTTPGET: 0,200 then (REFERENCE.md "HTTP(S) and MQTT", seen).
-        shown = f"{request.urc}: 0,{event.status_code}" + (f",{length}" if length is not None else "")
+        shown = f"{request.urc}: {int(HttpError.OK)},{event.status_code}" + (f",{length}" if length is not None else "")
         self.modem.emit_urc(shown)  # held while the command holds its result: it follows the OK
         if request.stage == "answer":
             request.stage = "sent"
@@ -373,7 +332,7 @@ class HttpFamily(SocketFamily):
         """Follow ``location`` (absolute only) on a new connection, or refuse it with 711."""
         try:
             target = Target(location)
-        except UrlError:
+        except CommandFailed:
             log.info("http: a redirect to %r, not an absolute http(s) URL, is refused", location)
             self._fail(HttpError.URL_ERROR)
             return
@@ -446,7 +405,7 @@ class HttpFamily(SocketFamily):
             # Before the request left (AT+QHTTPPOST still waits to say CONNECT), or a redirect the
             # module refuses: the command's own +CME ERROR (module docstring).
             request.stage = "sent"
-            self.modem.host.finish_pending(HttpFailure(code))
+            self.modem.host.finish_pending(CommandFailed(code))
         elif request.stage == "host_data":
             request.failure = code  # the end of the body entry says so
         else:
@@ -583,10 +542,3 @@ class BodyToFile:
         writer, self.writer = self.writer, None
         if writer is not None:
             writer.discard()
-
-
-class HttpFailure(CommandFailed):
-    """A command failing with an HttpError: ``+CME ERROR: <err>`` (``HttpErrorReporting``)."""
-
-    def __init__(self, code: HttpError):
-        super().__init__(code)  # a code of its own family, kept as given (HttpErrorReporting reads it)
