@@ -191,7 +191,7 @@ def round_trips(ports: list[tuple[str, int]], line: bytes, count: int, final: by
     cpu_before = [cpu_seconds(pid) for _, pid in ports]
     try:
         for _ in range(0, count, block):
-            for port, times in zip(opened, samples):
+            for port, times in zip(opened, samples, strict=True):
                 for _ in range(block):
                     start = time.perf_counter()
                     port.write(line)
@@ -201,7 +201,7 @@ def round_trips(ports: list[tuple[str, int]], line: bytes, count: int, final: by
         for port in opened:
             port.close()
     return [(statistics.median(times), (cpu_seconds(pid) - before) / len(times))
-            for times, (_, pid), before in zip(samples, ports, cpu_before)]
+            for times, (_, pid), before in zip(samples, ports, cpu_before, strict=True)]
 
 
 def payload(size: int) -> bytes:
@@ -302,12 +302,12 @@ def direct_echo(connections: list[socket.socket], flows: list[Flow]) -> float:
     data = memoryview(payload(CHUNK) * 2)
     start = time.perf_counter()
     while not all(f.done for f in flows):
-        readers = [c for c, f in zip(connections, flows) if not f.done]
-        writers = [c for c, f in zip(connections, flows) if f.want_send()]
+        readers = [c for c, f in zip(connections, flows, strict=True) if not f.done]
+        writers = [c for c, f in zip(connections, flows, strict=True) if f.want_send()]
         readable, writable, _ = select.select(readers, writers, [], TIMEOUT)
         if not readable and not writable:
             raise TimeoutError("direct TLS echo stalled")
-        for conn, flow in zip(connections, flows):
+        for conn, flow in zip(connections, flows, strict=True):
             if conn in writable and flow.want_send():
                 size, offset = min(flow.write_size, flow.total - flow.sent), flow.sent % CHUNK
                 try:
@@ -832,7 +832,6 @@ def bench_fleet(count: int, tls_port: int, rounds: int) -> list[Row]:
         with Emulator("--count", str(modems), "--boot", "at-start", boot=False) as fleet:
             ports = [Port(path) for path in fleet.ports]
             try:
-                base = _rss_kib(fleet.process.pid)
                 for port in ports:
                     port.until(b"+QIND: PB DONE\r\n")
                     port.ask("ATE0")

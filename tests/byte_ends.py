@@ -12,7 +12,6 @@ import time
 import tty
 
 WAIT = 15.0  # only matters when something is wrong
-BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
 
 
 class ByteEnd:

@@ -7,11 +7,15 @@ past what a call returns are kept for the next call, never lost.
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from pathlib import Path
 
 import serial
 
+SENTINEL = b"ATS3?"
+SENTINEL_ANSWER = b"\r\n013\r\n\r\nOK\r\n"  # V.250 6.2.1: S3 is 13 (CR), shown as three digits
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: [^\r]*|SEND OK|SEND FAIL|CONNECT|NO CARRIER)\r\n")
 
 
@@ -82,9 +86,21 @@ class AtHost:
             self._fill(deadline, f"{count} bytes")
         return self._take(count)
 
-    def nothing_more(self, within: float = 0.3) -> bytes:
-        """Whatever arrives within ``within`` seconds (tests assert b"" where nothing may come)."""
-        deadline = time.monotonic() + within
+    def unasked(self) -> bytes:
+        """Ask ``ATS3?`` (the line end character: ``013``, an answer no test asks for otherwise) and
+        return what the module wrote before answering it, less the echo of the question (ATE1):
+        tests assert b"" where nothing may come. The module answers in order, so whatever it wrote
+        before it read the question is caught however late it came, which a wait of fixed length
+        would miss; and the answer is one no stray OK can pass for."""
+        self.serial.write(SENTINEL + b"\r")
+        before = self.expect(SENTINEL_ANSWER)[:-len(SENTINEL_ANSWER)]
+        return before.removesuffix(SENTINEL + b"\r")
+
+    def idle(self, seconds: float) -> bytes:
+        """The host writes nothing for ``seconds`` (its own pacing: the guard time before +++, a
+        pause a driver makes) and returns what came meanwhile. Not a check that nothing comes: use
+        ``unasked`` for that where the module can be asked."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self._buffer += self.serial.read(max(1, self.serial.in_waiting))
         return self._take(len(self._buffer))
@@ -95,3 +111,25 @@ class AtHost:
         answer = self.expect(b"CONNECT\r\n")
         self.serial.write(data)
         return answer + self.until_final()
+
+
+def bytes_read_by_module(trace: Path) -> int:
+    """How many bytes the module has read from the host so far, by its trace's ``host_in`` entries."""
+    if not trace.exists():
+        return 0
+    total = 0
+    for line in trace.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("kind") == "host_in":
+            total += len(entry["data"])
+    return total
+
+
+def wait_until_read(trace: Path, count: int, timeout: float = 15.0) -> None:
+    """Wait until the module has read ``count`` bytes from the host in all (its trace shows each
+    read as it happens): the event a test waits on before it changes what the module does with
+    input it has already been sent."""
+    deadline = time.monotonic() + timeout
+    while (read := bytes_read_by_module(trace)) < count:
+        assert time.monotonic() < deadline, f"the module read {read} of {count} bytes"
+        time.sleep(0.01)

@@ -14,8 +14,8 @@ from ecemu.commands.app_sockets import NEXT_TURN, STEP
 from ecemu.core import events as ev
 from ecemu.core.urcs import HeldUrcs
 from tests.harness import CoreHarness, no_internal_errors
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 BUFFER = 65536  # the EC200M-CN profile's recv_buffer
 SEND_BUFFER = 16384  # and its send_buffer
 

@@ -11,10 +11,8 @@ import pytest
 
 from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
+from tests.wire import CME_50, ERROR, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-CME_50 = b"\r\n+CME ERROR: 50\r\n"
 PROFILES = available_profiles()
 PROFILE = load_profile("EC200M-CN")
 NET = PROFILE.network
@@ -35,11 +33,6 @@ def boot_urcs(profile) -> bytes:
 
 def amp_v(echo: int, verbose: int, dtr: int) -> str:
     return f"&C1 &D{dtr} &F0 &W0 E{echo} Q0 V{verbose} X4 Z0 S0:0 S3:13 S4:10 S5:8 S6:2 S7:0 S8:2 S10:15"
-
-
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
 
 
 def test_the_profiles_are_the_four_modules_and_the_eg800k():

@@ -13,8 +13,7 @@ import serial
 
 from ecemu.api import Emulator
 from tests.processes import RunningEmulator, read_until
-
-BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
+from tests.wire import BOOT_URCS
 
 
 def read_exactly(port: serial.Serial, count: int, timeout: float = 10.0) -> bytes:
@@ -56,9 +55,8 @@ def test_a_host_that_does_not_flush_sees_the_boot_urcs_too(tmp_path):
 
 def test_at_start_powers_on_at_once_and_wait_for_boot_needs_no_host(tmp_path):
     with Emulator(ufs=tmp_path / "ufs", boot="at-start") as emulator:
-        assert emulator.call(lambda runner: runner.powered) is True
-        emulator._booted.wait(10)
-        assert emulator._booted.is_set()
+        assert emulator.call(lambda runner: runner.powered) is True  # before anyone asked
+        emulator.wait_for_boot()  # raises TimeoutError unless the boot ends with no host on the port
 
 
 def test_wait_for_boot_before_any_open_powers_the_module_on(tmp_path):

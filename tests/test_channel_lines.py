@@ -14,8 +14,8 @@ from tests.harness import CoreHarness
 from tests.test_cmux_channels import at, channel_bytes, read_frames, start_mux
 from tests.test_cmux_codec import SABM, UIH, control_message, frame, uih
 from tests.test_ppp_core import dial, negotiate
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 PDP_DROP = b'\r\n+QIURC: "pdpdeact",1\r\n'
 MSC = 0xE1  # the MSC type octet with EA (27.010 5.4.6.3.7)
 

@@ -14,10 +14,8 @@ import pytest
 
 from ecemu.core.clock import ModuleClock, parse_cclk
 from tests.harness import BOOT_WALL_CLOCK, CoreHarness
+from tests.wire import CME_50, ERROR, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-CME_50 = b"\r\n+CME ERROR: 50\r\n"
 UTC = timezone.utc
 
 
@@ -27,11 +25,6 @@ def cclk(text: str) -> bytes:
 
 def fmt(moment: datetime, zone: str = "+00") -> str:
     return moment.strftime("%y/%m/%d,%H:%M:%S") + zone
-
-
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
 
 
 def host_utc(h: CoreHarness) -> datetime:

@@ -15,18 +15,16 @@ import time
 import pytest
 import serial
 
-from ecemu.api import Emulator
 from ecemu.shell.trace import render
-from tests.processes import RunningEmulator, wait_for_boot
+from tests.processes import RunningEmulator
 
 CSQ = b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
 
 
 @pytest.fixture
-def modem():
-    with Emulator() as running:
-        wait_for_boot(running.port)
-        yield running
+def modem(start_modem):
+    """The emulator alone: the tests read the port with plain pyserial (``port``), timing its bytes."""
+    return start_modem(host=False)[0]
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from ecemu.api import Emulator
-from tests.byte_ends import BOOT_URCS, WAIT, UartEnd, upload_and_download
+from tests.byte_ends import WAIT, UartEnd, upload_and_download
+from tests.wire import BOOT_URCS
 from tests.processes import RunningEmulator
 
 

@@ -14,13 +14,9 @@ import re
 import pytest
 
 from ecemu.api import Emulator
-from ecemu.profile import load_profile
-from tests.host import AtHost
+from tests.host import AtHost, bytes_read_by_module, wait_until_read
+from tests.wire import BOOT_URCS, EC200M, OK
 
-OK = b"\r\nOK\r\n"
-PROFILE = load_profile("EC200M-CN")
-IDENT = PROFILE.identity
-BOOT = b"".join(b"\r\n" + u.text.encode() + b"\r\n" for u in sorted(PROFILE.boot_urcs, key=lambda u: u.after_ms))
 # Echo is on until ATE0: the echo of a line with CR LF is the line editor's business (tested with the
 # editor); here only that nothing but the echoed characters comes before the answer.
 ECHOED = re.compile(rb"(?:[A-Z0-9+=\r\n]*)\r\nOK\r\n")
@@ -31,13 +27,9 @@ def info(*lines: str) -> bytes:
 
 
 @pytest.fixture
-def modem(tmp_path):
-    emulator = Emulator(profile="EC200M-CN", ufs=tmp_path / "ufs").start()
-    emulator.wait_for_boot()
-    host = AtHost(emulator.port)  # opening the port flushes the boot URCs (pyserial), as on a real port
-    yield emulator, host
-    host.close()
-    emulator.stop()
+def modem(start_modem, tmp_path):
+    """Traced: a test waits until the module has read what the host sent (tests/host.py)."""
+    return start_modem(profile="EC200M-CN", trace=tmp_path / "trace.jsonl")
 
 
 def ask(host: AtHost, line: str, final: bytes | None = None) -> bytes:
@@ -56,9 +48,9 @@ TINYGSM_AFTER_ECHO_OFF = [
     ("AT+CTZR=0", OK),
     ("AT+CTZU=1", OK),
     ("AT+CPIN?", info("+CPIN: READY")),
-    ("AT+GSN", info(IDENT.imei)),
-    ("AT+CIMI", info(IDENT.imsi)),
-    ("AT+QCCID", info(f"+QCCID: {IDENT.iccid}")),
+    ("AT+GSN", info(EC200M.imei.decode())),
+    ("AT+CIMI", info(EC200M.imsi.decode())),
+    ("AT+QCCID", info(f"+QCCID: {EC200M.iccid.decode()}")),
     ("AT+CSQ", info("+CSQ: 20,99")),
     ("AT+CEREG?", info("+CEREG: 0,1")),
     # gprsConnect("CMNET"): take the context down, configure, activate, attach.
@@ -87,7 +79,7 @@ def test_tinygsm_bg96_driver_start_up_and_connect(modem):
     # getGSMDateTime(): AT+QLTS=2 answers the local time, "yyyy/MM/dd,hh:mm:ss±zz,dst".
     assert re.fullmatch(rb'\r\n\+QLTS: "\d{4}/\d\d/\d\d,\d\d:\d\d:\d\d\+00,0"\r\n' + re.escape(OK),
                         ask(host, "AT+QLTS=2"))
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 # hologram-python's Quectel driver (Modem.init_serial_commands, Quectel.set_network_registration_
@@ -103,8 +95,8 @@ HOLOGRAM_AFTER_ECHO_OFF = [
     (("AT+CNMI=", "2,1"), OK),
     (("AT+CREG=", "2"), OK),
     (("AT+CEREG=", "2"), OK),
-    (("AT+CIMI",), info(IDENT.imsi)),
-    (("AT+CCID",), info(f"+CCID: {IDENT.iccid}")),
+    (("AT+CIMI",), info(EC200M.imsi.decode())),
+    (("AT+CCID",), info(f"+CCID: {EC200M.iccid.decode()}")),
     (("AT+CGMM",), info("EC200M")),
     (("AT+CSQ",), info("+CSQ: 20,99")),
     (("AT+COPS?",), info('+COPS: 0,0,"CHINA MOBILE",7')),
@@ -127,7 +119,7 @@ def test_hologram_quectel_driver_start_up(modem):
         else:
             got = ask(host, parts[0])
         assert got == answer, parts
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_powered_down_until_a_power_cycle(modem):
@@ -135,13 +127,14 @@ def test_powered_down_until_a_power_cycle(modem):
     assert ECHOED.fullmatch(ask(host, "ATE0"))
     # TinyGSM's poweroff(): OK first, then POWERED DOWN.
     assert ask(host, "AT+QPOWD=1", final=b"POWERED DOWN\r\n") == OK + b"\r\nPOWERED DOWN\r\n"
+    sent = bytes_read_by_module(emulator.trace) + 4
     host.write(b"AT\r\n")
-    assert host.nothing_more(0.5) == b""
+    wait_until_read(emulator.trace, sent)  # read while the module is off: never answered
     assert emulator.control.status()["mode"] == "off"
     emulator.control.reboot()
-    assert host.expect(b"+QIND: PB DONE\r\n") == BOOT
+    assert host.expect(b"+QIND: PB DONE\r\n") == BOOT_URCS
     assert ECHOED.fullmatch(ask(host, "AT"))
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_the_trace_tells_an_unknown_command_from_a_known_one_failing(tmp_path):

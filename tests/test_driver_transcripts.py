@@ -15,25 +15,17 @@ transcript keeps what the module answers (a driver bug stays the driver's); comm
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
 import pytest
 
 from ecemu.api import Emulator
-from ecemu.commands.files import checksum
-from ecemu.profile import load_profile
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer
 from tests.tls_servers import TlsServer, echo
+from tests.wire import BOOT_URCS, EC200M, ERROR, OK, file_checksum
 
-PROFILE = load_profile("EC200M-CN")
-IDENT = PROFILE.identity
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-BOOT = b"".join(b"\r\n" + u.text.encode() + b"\r\n" for u in sorted(PROFILE.boot_urcs, key=lambda u: u.after_ms))
-ADDRESS = str(next(ipaddress.ip_network(PROFILE.network.ip_pool).hosts())).encode()  # context 1's
 PAYLOAD = bytes(range(256)) * 3 + bytes(range(232))  # 1000 bytes: every byte value, CR, LF, '+', NUL
 
 
@@ -69,13 +61,9 @@ def replay(host: AtHost, steps: list[Step]) -> None:
 
 
 @pytest.fixture
-def modem(tmp_path):
-    emulator = Emulator(profile="EC200M-CN", ufs=tmp_path / "ufs").start()
-    emulator.wait_for_boot()
-    host = AtHost(emulator.port, timeout=5.0)
-    yield emulator, host
-    host.close()
-    emulator.stop()
+def modem(start_modem):
+    """A host that waits 5 s at most for an answer: a transcript that goes astray fails soon."""
+    return start_modem(profile="EC200M-CN", timeout=5.0)
 
 
 @pytest.fixture
@@ -94,7 +82,7 @@ def tinygsm_start_up() -> list[Step]:
         # restart(): testAT() while echo is still on, then a full functionality reset. The answer
         # follows the echoed CR; the LF is not echoed (REFERENCE.md "Line ends").
         tinygsm(b"", answer=b"AT\r" + OK),
-        tinygsm(b"+CFUN=", b"1", b",1", answer=b"AT+CFUN=1,1\r" + OK + BOOT),
+        tinygsm(b"+CFUN=", b"1", b",1", answer=b"AT+CFUN=1,1\r" + OK + BOOT_URCS),
         # It then waits up to 10 s for "APP RDY", a BG96 URC that an EC200x never sends (the wait
         # times out and the driver goes on); after the reset echo is on again.
         tinygsm(b"", answer=b"AT\r" + OK),
@@ -104,15 +92,15 @@ def tinygsm_start_up() -> list[Step]:
         tinygsm(b"+CTZU=1"),
         tinygsm(b"+CPIN?", answer=info(b"+CPIN: READY")),
         # getModemName(), getModemInfo()
-        tinygsm(b"+CGMI", answer=info(IDENT.manufacturer.encode())),
-        tinygsm(b"+CGMM", answer=info(IDENT.model.encode())),
-        tinygsm(b"I", answer=info(IDENT.manufacturer.encode(), IDENT.model.encode(),
-                                  b"Revision: " + IDENT.revision.encode())),
+        tinygsm(b"+CGMI", answer=info(EC200M.manufacturer)),
+        tinygsm(b"+CGMM", answer=info(EC200M.model)),
+        tinygsm(b"I", answer=info(EC200M.manufacturer, EC200M.model,
+                                  b"Revision: " + EC200M.revision)),
         # getSimStatus(), getSimCCID(), getIMEI(), getIMSI(), getOperator(), getSignalQuality()
         tinygsm(b"+CPIN?", answer=info(b"+CPIN: READY")),
-        tinygsm(b"+QCCID", answer=info(b"+QCCID: " + IDENT.iccid.encode())),
-        tinygsm(b"+GSN", answer=info(IDENT.imei.encode())),
-        tinygsm(b"+CIMI", answer=info(IDENT.imsi.encode())),
+        tinygsm(b"+QCCID", answer=info(b"+QCCID: " + EC200M.iccid)),
+        tinygsm(b"+GSN", answer=info(EC200M.imei)),
+        tinygsm(b"+CIMI", answer=info(EC200M.imsi)),
         tinygsm(b"+COPS?", answer=info(b'+COPS: 0,0,"CHINA MOBILE",7')),
         tinygsm(b"+CSQ", answer=info(b"+CSQ: 20,99")),
         # waitForNetwork(), isNetworkConnected(): EPS registration first, written in pieces.
@@ -125,22 +113,22 @@ def tinygsm_start_up() -> list[Step]:
         tinygsm(b"+CGATT=1"),
         # isGprsConnected(), then localIP(): the driver keeps what follows "<cid>," up to the line end.
         tinygsm(b"+CGATT?", answer=info(b"+CGATT: 1")),
-        tinygsm(b"+CGPADDR=1", answer=info(b'+CGPADDR: 1,"' + ADDRESS + b'"')),
-        tinygsm(b"+CGPADDR=1", answer=info(b'+CGPADDR: 1,"' + ADDRESS + b'"')),
+        tinygsm(b"+CGPADDR=1", answer=info(b'+CGPADDR: 1,"' + EC200M.address + b'"')),
+        tinygsm(b"+CGPADDR=1", answer=info(b'+CGPADDR: 1,"' + EC200M.address + b'"')),
     ]
 
 
 def upload(ca: bytes, pieces: tuple[bytes, ...]) -> list[Step]:
     return [
         tinygsm(*pieces, answer=b"\r\nCONNECT\r\n"),
-        Step((ca,), f"+QFUPL: {len(ca)},{checksum(ca)}\r\n".encode() + OK),
+        Step((ca,), f"+QFUPL: {len(ca)},{file_checksum(ca)}\r\n".encode() + OK),
     ]
 
 
 def connected(ssl_ctx: int) -> re.Pattern[bytes]:
     """AT+QSSLSTATE's line for client 0, connected (state 2) over PDP context 1 to the test server."""
     return re.compile(rb'\r\n\+QSSLSTATE: 0,"SSLClient","127\.0\.0\.1",\d+,\d+,2,1,0,0,"'
-                      + re.escape(PROFILE.defaults.at_port.encode()) + b'",' + str(ssl_ctx).encode()
+                      + re.escape(EC200M.at_port) + b'",' + str(ssl_ctx).encode()
                       + rb"\r\n" + re.escape(OK))
 
 
@@ -197,7 +185,7 @@ def test_tinygsm_0_12_bg96_session(modem, server):
     assert len(seen.offered) > 1  # context 1's defaults, not context 0's single suite
     assert seen.done.wait(10) and seen.closed_by_client
     assert bytes(seen.received) == PAYLOAD
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_tinygsm_envirodiy_bg96_session(modem, server):
@@ -228,13 +216,13 @@ def test_tinygsm_envirodiy_bg96_session(modem, server):
     assert seen.handshake_error is None  # the chain checks out against the uploaded CA (seclevel 1)
     assert seen.done.wait(10) and seen.closed_by_client
     assert bytes(seen.received) == PAYLOAD
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def tcp_state(port: int) -> re.Pattern[bytes]:
     """AT+QISTATE=1,0's line for a "TCP" client on socket 0, connected, buffer access, context 1."""
     return re.compile(rb'\r\n\+QISTATE: 0,"TCP","127\.0\.0\.1",' + str(port).encode() + rb',\d+,2,1,0,0,"'
-                      + re.escape(PROFILE.defaults.at_port.encode()) + rb'"\r\n' + re.escape(OK))
+                      + re.escape(EC200M.at_port) + rb'"\r\n' + re.escape(OK))
 
 
 def test_tinygsm_bg96_plain_tcp_client():
@@ -275,7 +263,7 @@ def test_tinygsm_bg96_plain_tcp_client():
                 tinygsm(b"+QIDEACT=1"),
             ])
             assert bytes(server.received[0]) == PAYLOAD
-            assert host.nothing_more(0.2) == b""
+            assert host.unasked() == b""
         finally:
             host.close()
             emulator.stop()
@@ -293,7 +281,7 @@ def hologram(command: bytes, value: bytes | None = None, query: bool = False,
 
 CREG = hologram(b"+CREG", query=True, answer=info(b'+CREG: 2,1,"5A0B","0A1B2C3D",7'))
 NO_CONTEXT = hologram(b"+QIACT", query=True)  # nothing active: OK alone (the driver logs its parse failure)
-ACTIVE = hologram(b"+QIACT", query=True, answer=info(b'+QIACT: 1,1,1,"' + ADDRESS + b'"'))
+ACTIVE = hologram(b"+QIACT", query=True, answer=info(b'+QIACT: 1,1,1,"' + EC200M.address + b'"'))
 
 
 # The EC21 driver deactivates with AT+QIDEACT=1; the BG96 driver with AT+QIACT=0, an activation of
@@ -318,10 +306,10 @@ def hologram_start_up() -> list[Step]:
         hologram(b"+CREG", b"2"),
         hologram(b"+CEREG", b"2"),
         # modem_id, imsi, iccid, imei, signal_strength, operator, is_registered()
-        hologram(b"+CGMM", answer=info(IDENT.model.encode())),
-        hologram(b"+CIMI", answer=info(IDENT.imsi.encode())),
-        hologram(b"+CCID", answer=info(b"+CCID: " + IDENT.iccid.encode())),
-        hologram(b"+GSN", answer=info(IDENT.imei.encode())),
+        hologram(b"+CGMM", answer=info(EC200M.model)),
+        hologram(b"+CIMI", answer=info(EC200M.imsi)),
+        hologram(b"+CCID", answer=info(b"+CCID: " + EC200M.iccid)),
+        hologram(b"+GSN", answer=info(EC200M.imei)),
         hologram(b"+CSQ", answer=info(b"+CSQ: 20,99")),
         hologram(b"+COPS", query=True, answer=info(b'+COPS: 0,0,"CHINA MOBILE",7')),
         CREG,
@@ -348,7 +336,7 @@ def test_hologram_quectel_start_up_and_pdp_context(modem, model):
         *TEAR_DOWN[model],
     ]
     replay(host, steps)
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 # close_socket() writes its integer ID through pyserial, which writes no bytes for an int:
@@ -388,7 +376,7 @@ def test_hologram_quectel_tcp_socket_send_message(modem, model):
             *CLOSE_SOCKET[model],
         ])
         assert bytes(server.received[0]) == message
-        assert host.nothing_more(0.2) == b""
+        assert host.unasked() == b""
 
 
 # --- pyatcommand 0.5.3 (AtClient) and atcom 0.4.3 (ATCom): CR-ended lines -------------------------
@@ -402,19 +390,19 @@ def test_pyatcommand_client_connects_with_echo_on(modem):
     # connect(): "AT", then echo and verbose results on; every answer starts with the echoed line.
     lines = [
         (b"AT", OK), (b"ATE1", OK), (b"ATV1", OK),
-        (b"ATI", info(IDENT.manufacturer.encode(), IDENT.model.encode(), b"Revision: " + IDENT.revision.encode())),
-        (b"AT+CGMM", info(IDENT.model.encode())),
+        (b"ATI", info(EC200M.manufacturer, EC200M.model, b"Revision: " + EC200M.revision)),
+        (b"AT+CGMM", info(EC200M.model)),
         (b"AT+CSQ", info(b"+CSQ: 20,99")),
         (b"AT+CPIN?", info(b"+CPIN: READY")),
         (b"AT+CEREG?", info(b"+CEREG: 0,1")),
-        (b"AT+QCCID", info(b"+QCCID: " + IDENT.iccid.encode())),
+        (b"AT+QCCID", info(b"+QCCID: " + EC200M.iccid)),
         (b"AT+QIACT=1", OK),
-        (b"AT+QIACT?", info(b'+QIACT: 1,1,1,"' + ADDRESS + b'"')),
+        (b"AT+QIACT?", info(b'+QIACT: 1,1,1,"' + EC200M.address + b'"')),
         (b"AT+NOSUCH", ERROR),
         (b'AT+QSSLCFG="seclevel",1', info(b'+QSSLCFG: "seclevel",1,0')),
     ]
     replay(host, [cr_line(line, line + b"\r" + answer) for line, answer in lines])
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""
 
 
 def test_atcom_turns_echo_off_and_asks(modem):
@@ -422,11 +410,11 @@ def test_atcom_turns_echo_off_and_asks(modem):
     steps = [
         cr_line(b"AT", b"AT\r" + OK),
         cr_line(b"ATE0", b"ATE0\r" + OK),
-        cr_line(b"AT+CGMM", info(IDENT.model.encode())),
+        cr_line(b"AT+CGMM", info(EC200M.model)),
         cr_line(b"AT+CSQ", info(b"+CSQ: 20,99")),
-        cr_line(b"AT+QCCID", info(b"+QCCID: " + IDENT.iccid.encode())),
+        cr_line(b"AT+QCCID", info(b"+QCCID: " + EC200M.iccid)),
         cr_line(b"AT+CEREG?", info(b"+CEREG: 0,1")),
         cr_line(b"AT+NOSUCH", ERROR),
     ]
     replay(host, steps)
-    assert host.nothing_more(0.2) == b""
+    assert host.unasked() == b""

@@ -3,6 +3,7 @@ and end to end through a real pty with pyserial."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,10 @@ from ecemu.shell.file_store import DirectoryFileStore
 from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
 from tests.processes import RunningEmulator
+from tests.wire import CONNECT, OK, file_checksum
 
 ISRG_ROOT_X1 = Path("/etc/ssl/certs/ISRG_Root_X1.pem")
 LIMITS = load_profile("EC200M-CN").limits
-OK = b"\r\nOK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
 # Everything a line editor or an escape detector might take for its own.
 NASTY = b"AT\r\nAT+QFLST\r\x1a+++\r\x08\x7f\x00\xffA/\n"
 
@@ -30,11 +30,11 @@ def cme(code: int) -> bytes:
 
 
 def uploaded(data: bytes) -> bytes:
-    return f"+QFUPL: {len(data)},{checksum(data)}\r\n".encode() + OK
+    return f"+QFUPL: {len(data)},{file_checksum(data)}\r\n".encode() + OK
 
 
 def downloaded(data: bytes) -> bytes:
-    return CONNECT + data + f"\r\n+QFDWL: {len(data)},{checksum(data)}\r\n".encode() + OK
+    return CONNECT + data + f"\r\n+QFDWL: {len(data)},{file_checksum(data)}\r\n".encode() + OK
 
 
 def upload(h: CoreHarness, name: str, data: bytes, params: str = "") -> bytes:
@@ -58,6 +58,7 @@ def upload(h: CoreHarness, name: str, data: bytes, params: str = "") -> bytes:
 ])
 def test_checksum_of_hand_computed_inputs(data, expected):
     assert checksum(data) == expected
+    assert file_checksum(data) == expected  # the tests' own, which the expectations below use
 
 
 @pytest.mark.needs("ca-certificates")  # ISRG Root X1
@@ -163,7 +164,7 @@ def test_upload_split_anywhere_gives_the_same_file_and_answer(data, cuts, echo):
     assert h.command(line) == (line + b"\r" if echo else b"") + CONNECT
     bounds = [0, *sorted({cut for cut in cuts if cut < len(data)}), len(data)]
     out = b""
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         out += h.send(data[start:end])
         out += h.advance(0.5)  # at most 8 pieces: even in all, less silence than the 5 s timeout
     assert out == uploaded(data)
@@ -472,7 +473,7 @@ def test_download_is_connect_raw_data_then_size_and_checksum_byte_for_byte():
     data = NASTY + bytes(range(256))
     h = CoreHarness(files=MemoryFileStore({"f.bin": data}))
     assert h.command('AT+QFDWL="f.bin"') == (
-        b"\r\nCONNECT\r\n" + data + f"\r\n+QFDWL: {len(data)},{checksum(data)}\r\n".encode() + b"\r\nOK\r\n")
+        b"\r\nCONNECT\r\n" + data + f"\r\n+QFDWL: {len(data)},{file_checksum(data)}\r\n".encode() + b"\r\nOK\r\n")
 
 
 def test_download_hello_exactly():
@@ -693,7 +694,7 @@ def test_pty_binary_upload_and_timeout(start_emulator, tmp_path):
         port.write(b'AT+QFUPL="late.bin",100,1\r')
         assert port.read_until(CONNECT) == CONNECT
         port.write(b"only part")
-        kept = f"+QFUPL: 9,{checksum(b'only part')}\r\n".encode() + cme(421)
+        kept = f"+QFUPL: 9,{file_checksum(b'only part')}\r\n".encode() + cme(421)
         assert port.read_until(cme(421)) == kept  # within the port's 5 s timeout
         assert ask(port, b"AT+QFLST") == (f'\r\n+QFLST: "UFS:all.bin",{len(data)}\r\n'
                                           f'+QFLST: "UFS:late.bin",9\r\n').encode() + OK

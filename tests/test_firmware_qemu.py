@@ -30,6 +30,7 @@ from tests.parts import require
 from tests.plain_servers import TcpEchoServer
 from tests.processes import RunningEmulator
 from tests.tls_servers import TlsServer
+from tests.wire import file_checksum
 
 FIRMWARE_SOURCES = Path(__file__).parent / "firmware"
 C_FILES = ("startup.c", "board.c", "bench.c", "at.c", "main.c")
@@ -58,16 +59,6 @@ def firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- what the firmware should report ---------------------------------------------------------------
 
 
-def upload_checksum(data: bytes) -> int:
-    """The FILE note's AT+QFUPL checksum (REFERENCE.md "Files"): big-endian 16-bit words XORed,
-    an odd last byte as the high half of a word."""
-    if len(data) % 2:
-        data += b"\0"
-    checksum = 0
-    for offset in range(0, len(data), 2):
-        checksum ^= data[offset] << 8 | data[offset + 1]
-    return checksum
-
 
 TLS_PAYLOAD = bytes(range(256))
 TCP_PAYLOAD = bytes(reversed(range(256)))
@@ -92,7 +83,7 @@ def expected_steps(tls_port: int, tcp_port: int, ca: bytes) -> list[str]:
         "AT+QIACT=1 => OK",
         'AT+QIACT? => +QIACT: 1,1,1,"10.7.157.1" | OK',
         'AT+QFDEL="ca.pem" => +CME ERROR: 405',  # 405: file not found, in a fresh UFS
-        f'AT+QFUPL="ca.pem",{size},10 => CONNECT | +QFUPL: {size},{upload_checksum(ca):x} | OK',
+        f'AT+QFUPL="ca.pem",{size},10 => CONNECT | +QFUPL: {size},{file_checksum(ca)} | OK',
         'AT+QSSLCFG="sslversion",1,4 => OK',
         'AT+QSSLCFG="ciphersuite",1,0XFFFF => OK',
         'AT+QSSLCFG="seclevel",1,1 => OK',

@@ -24,9 +24,9 @@ from ecemu.shell.trace import read_entries, render
 from ecemu.trace_html import render_html
 from tests.host import AtHost
 from tests.processes import RunningEmulator, read_until, wait_for_boot
+from tests.wire import OK
 
 ECEMU = [sys.executable, "-m", "ecemu"]
-OK = b"\r\nOK\r\n"
 
 
 def ecemu(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -75,7 +75,7 @@ def test_count_gives_every_modem_its_own_valid_identity():
                                answer_of(port, b"AT+CIMI")))
     finally:
         assert running.stop() == 0
-    imeis, iccids, imsis = zip(*identities)
+    imeis, iccids, imsis = zip(*identities, strict=True)
     assert imeis[0] == "869487060012340"  # modem 0: the profile's own (profiles/EC200M-CN.toml)
     assert len(set(imeis)) == len(set(iccids)) == len(set(imsis)) == 3
     for imei in imeis:

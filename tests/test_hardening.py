@@ -24,8 +24,8 @@ from ecemu.shell.private_files import PrivateFileRefused
 from ecemu.shell.rfc2217 import TelnetFilter, socket_owner
 from tests.host import AtHost
 from tests.processes import RunningEmulator, read_until
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 ANSWER_END = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: \d+)\r\n")
 
 
@@ -40,11 +40,8 @@ def answer_of(host: AtHost, line: str, timeout: float = 10.0) -> bytes:
 
 
 @pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as emulator, AtHost(emulator.port) as host:
-        emulator.wait_for_boot()
-        assert host.ask("ATE0").endswith(OK)
-        yield emulator, host
+def modem(start_modem):
+    return start_modem(echo=False)
 
 
 # --- DNS: every failure ends in 565, nothing is left waiting -------------------------------------

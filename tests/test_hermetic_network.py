@@ -24,8 +24,8 @@ from ecemu.api import Emulator
 from ecemu.shell.dns import HostEntry, NetworkPolicy, parse_resolve, read_hosts_file
 from tests.host import AtHost
 from tests.plain_servers import SntpServer, TcpEchoServer
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 OUTSIDE = "192.0.2.1"  # TEST-NET-1: documentation only, and refused before any packet
 
 

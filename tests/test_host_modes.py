@@ -11,11 +11,6 @@ from ecemu.core.results import CONNECT, NO_CARRIER, OK
 from tests.harness import CoreHarness
 
 
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
-
-
 class RecordingSession:
     """A transparent session that keeps what it is given: the OnlineSession protocol, nothing else."""
 

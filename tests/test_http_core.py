@@ -8,8 +8,7 @@ import pytest
 
 from ecemu.core import events as ev
 from tests.harness import CoreHarness, no_internal_errors
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 def sent(h: CoreHarness) -> bytes:

@@ -12,17 +12,13 @@ import pytest
 from ecemu.api import Emulator
 from ecemu.http_server import HttpTestServer, body_bytes
 from tests.host import AtHost
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture
-def host(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port, timeout=30) as at:
-            assert at.ask("AT+QIACT=1") == b"AT+QIACT=1\r" + OK
-            yield at
+def host(start_modem):
+    """Echo on, context 1 active; the host waits 30 s at most (AT+QHTTPGET's own wait is longer)."""
+    return start_modem(active=True, timeout=30)[1]
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,17 @@ import re
 
 import pytest
 
-from ecemu.api import Emulator
 from ecemu.http_server import HttpTestServer
 from tests.host import AtHost
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 MESSAGE = b"Message=HelloQuectel"
 
 
 @pytest.fixture
-def host(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port, timeout=30) as at:
-            yield at
+def host(start_modem):
+    """As after power-on (the note's examples activate the context themselves); 30 s waits."""
+    return start_modem(timeout=30)[1]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +83,7 @@ def test_get_then_read(host, http_server):
     body = b"Hello from ecemu: /\n"
     urc(host, f"+QHTTPGET: 0,200,{len(body)}")
     read_response(host, body)
-    assert host.nothing_more() == b""
+    assert host.unasked() == b""
 
 
 def test_get_then_read_to_a_file(host, http_server):

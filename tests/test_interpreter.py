@@ -9,6 +9,7 @@ and "Line ends"; where all of them are silent the test says ``chosen`` and pins 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 
 import pytest
@@ -35,12 +36,10 @@ from ecemu.core.results import (
 )
 from ecemu.profile import BootUrc, available_profiles, load_profile
 from tests.harness import CoreHarness, complete_lines, no_internal_errors
+from tests.wire import CME_50, ERROR, OK
 
 COMMANDS = COMMAND_SET.commands  # the table the harness hands to the modem
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-CME_50 = b"\r\n+CME ERROR: 50\r\n"
 PROFILE = load_profile("EC200M-CN")
 LINE_LENGTH = PROFILE.limits.line_length
 CSQ = "+CSQ: {},{}".format(*PROFILE.network.csq)
@@ -60,17 +59,9 @@ ATI = block(PROFILE.identity.manufacturer, PROFILE.identity.model, f"Revision: {
 
 
 @pytest.fixture
-def h() -> CoreHarness:
-    """A booted modem with echo off (the harness sends ATE0)."""
-    return CoreHarness()
-
-
-@pytest.fixture
 def he() -> CoreHarness:
     """A booted modem as it powers on: echo on, no line yet."""
     return CoreHarness(echo=True)
-
-
 
 
 @pytest.fixture
@@ -953,7 +944,7 @@ def test_any_bytes_split_anywhere_give_the_same_output(data):
     with no_internal_errors():
         expected = whole.send(data)
         bounds = [0, *sorted(cuts), len(data)]
-        got = b"".join(pieces.send(data[a:b]) for a, b in zip(bounds, bounds[1:]))
+        got = b"".join(pieces.send(data[a:b]) for a, b in itertools.pairwise(bounds))
     assert got == expected
 
 
@@ -967,7 +958,7 @@ def test_without_echo_any_split_gives_the_same_output(data):
     with no_internal_errors():
         expected = whole.send(data)
         bounds = [0, *sorted(cuts), len(data)]
-        got = b"".join(pieces.send(data[a:b]) for a, b in zip(bounds, bounds[1:]))
+        got = b"".join(pieces.send(data[a:b]) for a, b in itertools.pairwise(bounds))
     assert got == expected
 
 

@@ -18,16 +18,13 @@ from typing import Callable
 
 import pytest
 
-from ecemu.commands.files import checksum
 from ecemu.core import events as ev
 from ecemu.pki import generate_test_pki
 from tests.core_network import SimulatedNetwork
 from tests.harness import CoreHarness, no_internal_errors
+from tests.wire import CONNECT, OK, PROMPT, file_checksum
 
 ISRG_ROOT_X1 = Path("/etc/ssl/certs/ISRG_Root_X1.pem")
-OK = b"\r\nOK\r\n"
-PROMPT = b"\r\n> "
-CONNECT = b"\r\nCONNECT\r\n"
 
 LINE_ENDS = {"cr": b"\r", "crlf": b"\r\n"}
 # How a driver's writes may land: the line and its data in one write, the line end on its own
@@ -100,7 +97,7 @@ def test_qfupl_stores_exactly_the_file(end_name, echo, split):
     line = f'AT+QFUPL="up.pem",{len(pem)},100'.encode()
     out = play(h, None, writes(line, end, pem, split))
     assert h.files.read("up.pem") == pem
-    answer = f"+QFUPL: {len(pem)},{checksum(pem)}\r\n".encode() + OK
+    answer = f"+QFUPL: {len(pem)},{file_checksum(pem)}\r\n".encode() + OK
     echoed = line + b"\r" if echo else b""
     assert out == echoed + CONNECT + answer  # the LF is echoed neither before CONNECT nor after it
 

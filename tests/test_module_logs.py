@@ -15,21 +15,14 @@ emulator's, the framing is the log's.
 
 from __future__ import annotations
 
-import pytest
 
 from ecemu.core import events as ev
 from tests.harness import CoreHarness
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 def info(*lines: bytes) -> bytes:
     return b"\r\n" + b"\r\n".join(lines) + b"\r\n" + OK
-
-
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()  # ATE0, as in the logs
 
 
 # --- the EC200U log ---------------------------------------------------------------------------

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from ecemu.api import Emulator
 from ecemu.commands import mqtt_codec as codec
 from tests.host import AtHost
 from tests.mqtt_peer import Peer, broker_or_skip
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +20,8 @@ def broker():
 
 
 @pytest.fixture
-def host(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as at:
-            assert at.ask("AT+QIACT=1") == b"AT+QIACT=1\r" + OK
-            yield at
+def host(start_modem):
+    return start_modem(active=True)[1]
 
 
 said = AtHost.said  # the line's answer less its echo
@@ -152,12 +146,10 @@ def test_open_failures_are_the_notes_results(host, broker):
 
 
 @pytest.fixture
-def traced(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs", trace=tmp_path / "trace.jsonl", keylog=tmp_path / "keys.log") as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as at:
-            assert at.ask("AT+QIACT=1") == b"AT+QIACT=1\r" + OK
-            yield running, at, tmp_path
+def traced(start_modem, tmp_path):
+    """With a trace and a TLS key log, which the test reads."""
+    running, at = start_modem(active=True, trace=tmp_path / "trace.jsonl", keylog=tmp_path / "keys.log")
+    return running, at, tmp_path
 
 
 def open_and_connect(host: AtHost, port: int, client: int = 0, tls: bool = False) -> None:

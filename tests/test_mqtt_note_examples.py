@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.mqtt_peer import Peer, broker_or_skip
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 PAYLOAD = b"This is test data, hello MQTT."
 
 
@@ -28,12 +27,8 @@ def broker():
 
 
 @pytest.fixture
-def host(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as at:
-            assert at.ask("AT+QIACT=1") == b"AT+QIACT=1\r" + OK
-            yield at
+def host(start_modem):
+    return start_modem(active=True)[1]
 
 
 def exchange(host: AtHost, line: str, answer: bytes) -> None:
@@ -75,7 +70,7 @@ def test_example_without_ssl(host, broker):
         peer.publish("topic/example", b"after AT+QMTUNS")  # unsubscribed: nothing more comes
         exchange(host, "AT+QMTDISC=0", OK)
         urc(host, "+QMTDISC: 0,0")
-        assert host.nothing_more() == b""
+        assert host.unasked() == b""
     finally:
         peer.close()
 

@@ -12,8 +12,7 @@ from ecemu.profile import available_profiles, load_profile
 from ecemu.shell.runner import ROUND_TRIP_ENV, network_round_trip
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.mark.parametrize("name", available_profiles())

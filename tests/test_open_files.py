@@ -9,26 +9,19 @@ LF in one write, echo on, the answer read as lines; after AT+QFWRITE's data the 
 
 from __future__ import annotations
 
-import pytest
 
 from ecemu.core.ufs import MemoryFileStore
 from ecemu.profile import load_profile
 from tests.harness import CoreHarness
+from tests.wire import CONNECT, OK
 
 UFS_SIZE = load_profile("EC200M-CN").limits.ufs_size
 
-OK = b"\r\nOK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
 CONTENT = b"1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # example_fs.c's FILE_CONTENT
 
 
 def cme(code: int) -> bytes:
     return b"\r\n+CME ERROR: %d\r\n" % code
-
-
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
 
 
 def test_the_sdk_example_opens_writes_seeks_reads_and_closes():

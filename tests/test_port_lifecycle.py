@@ -19,7 +19,8 @@ from pathlib import Path
 import serial
 
 from ecemu.api import Emulator
-from tests.byte_ends import BOOT_URCS, WAIT
+from tests.byte_ends import WAIT
+from tests.wire import BOOT_URCS
 from tests.processes import RunningEmulator, read_until
 
 IN_CREATE = 0x100

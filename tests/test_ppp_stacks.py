@@ -32,10 +32,10 @@ def lwip():
 
 
 @pytest.fixture
-def emulator(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs", boot="at-start", escape_guard_ms=200) as running:
-        running.wait_for_boot()
-        yield running
+def emulator(start_modem):
+    """The emulator alone (the PPP stacks open the port themselves), booted at start, with a 200 ms
+    guard time around +++."""
+    return start_modem(boot="at-start", escape_guard_ms=200, host=False)[0]
 
 
 def passed(run: LwipRun) -> list[str]:

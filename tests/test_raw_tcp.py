@@ -14,7 +14,8 @@ import time
 import pytest
 
 from ecemu.api import Emulator
-from tests.byte_ends import BOOT_URCS, WAIT, upload_and_download
+from tests.byte_ends import WAIT, upload_and_download
+from tests.wire import BOOT_URCS
 from tests.byte_ends import TcpEnd as Peer
 from tests.processes import RunningEmulator, read_until
 

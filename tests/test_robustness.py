@@ -40,18 +40,13 @@ from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness, complete_lines, no_internal_errors
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
+from tests.wire import CONNECT, NO_CARRIER, OK, PROMPT
 
 pytestmark = pytest.mark.robustness
 
-OK = b"\r\nOK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
-NO_CARRIER = b"\r\nNO CARRIER\r\n"
-PROMPT = b"\r\n> "
 GUARD = 1.0  # the +++ guard time of the core tests (seconds of the harness's own clock)
 CLIENTS = 12  # SSL note 2.2.2: <clientID> 0-11
 SERVER_CONTEXT = server_context()  # one OpenSSL server context for every example: they are slow to make
-
-
 
 
 def core_rig(echo_server: bool = True) -> tuple[CoreHarness, SimulatedNetwork]:
@@ -137,8 +132,6 @@ FUZZ_INPUT = st.lists(st.tuples(FUZZ_PIECE, st.booleans()), min_size=6, max_size
     lambda pieces: st.tuples(
         st.just(pieces),
         st.lists(st.tuples(st.integers(0, sum(len(p) for p, _ in pieces)), FUZZ_EVENT), max_size=10)))
-
-
 
 
 def record_command_bytes(modem) -> bytearray:
@@ -1028,7 +1021,10 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
                     wait_for(lambda: not emulator.control.status()["host_attached"], "the module to see the close")
                     streamer.send(burst)  # while nobody has the port
                     ordered += burst
-                    ssl = lambda runner: runner.modem.families["ssl"].client(client)
+
+                    def ssl(runner, client=client):
+                        return runner.modem.families["ssl"].client(client)
+
                     # The module has it (buffered, a push waiting, or, after AT&D1 took transparent
                     # mode back to buffer access, in the buffer) before the host comes back.
                     wait_for(lambda: emulator.call(lambda r: len(ssl(r).received)) == burst, "the burst to arrive")
@@ -1047,7 +1043,7 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
             read_until(ordered)
         else:
             if mode == TRANSPARENT:
-                port.data += host.nothing_more(E2E_GUARD_MS / 1000 * 1.5)  # the silence before +++
+                port.data += host.idle(E2E_GUARD_MS / 1000 * 1.5)  # the silence before +++
                 host.write(b"+++")
                 assert host.expect(OK, timeout=5) == OK
         if fault != "close_with_latency" or mode != TRANSPARENT:
@@ -1128,7 +1124,7 @@ class EndToEndSoak:
                 self.emulator.control.dtr(active=True)
                 self.cycles += 1
                 return
-            self.host.nothing_more(SOAK_GUARD_MS / 1000 * 1.5)
+            self.host.idle(SOAK_GUARD_MS / 1000 * 1.5)
             self.host.write(b"+++")
             assert self.host.expect(OK) == OK
             mode = BUFFER

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from ecemu.api import Emulator
 from ecemu.sessionlog import HOST, MODULE, LogError, ReadOptions, read_bytes
 from tests.host import AtHost
 from tests.parts import require
@@ -329,12 +328,11 @@ def test_a_socat_chunk_that_does_not_hold_its_length_is_an_error():
 
 
 @pytest.fixture
-def emulator(tmp_path, monkeypatch):
+def emulator(start_modem, tmp_path, monkeypatch):
+    """An EC800M-CN alone (the test opens the port), traced: the trace is what is read back."""
     monkeypatch.setenv("ECEMU_NETWORK_RTT_MS", "0")
     trace = tmp_path / "trace.jsonl"
-    with Emulator(profile="EC800M-CN", trace=trace) as modem:
-        modem.wait_for_boot()
-        yield modem, trace
+    return start_modem(profile="EC800M-CN", trace=trace, host=False)[0], trace
 
 
 def converse(port: str) -> tuple[bytes, bytes]:

@@ -23,8 +23,7 @@ from ecemu.core.sockets import (
     SocketState,
 )
 from tests.harness import CoreHarness
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 class PlainSocket(Socket):
@@ -34,6 +33,7 @@ class PlainSocket(Socket):
 
 @pytest.fixture
 def h() -> CoreHarness:
+    """conftest.py's ``h`` with context 1 active, where every socket starts."""
     harness = CoreHarness()
     assert harness.command("AT+QIACT=1") == OK
     return harness

@@ -11,13 +11,11 @@ import random
 import re
 import time
 
-import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import IO_TIMEOUT, TlsServer, digest, echo
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 RECV = re.compile(rb"\+QSSLRECV: (\d+)\r\n")
 
 
@@ -34,12 +32,6 @@ def respond_once(answer: bytes, after: int):
     return behaviour
 
 
-@pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as host:
-            yield running, host
 
 
 def prepare(host: AtHost, server: TlsServer, echo_on: bool = True) -> None:
@@ -111,7 +103,7 @@ def test_spec_3_5_transparent_mode_send_receive_escape_and_close(modem):
         assert host.ask(open_line, final=b"CONNECT\r\n") == open_line.encode() + b"\r\r\nCONNECT\r\n"
         host.write(b"sent in transparent mode")
         assert host.read_exactly(24) == b"sent in transparent mode"  # the echo, unframed
-        assert host.nothing_more(1.1) == b""  # the guard time before +++
+        assert host.idle(1.1) == b""  # the guard time before +++
         host.write(b"+++")
         assert host.expect(OK, timeout=5) == OK
         assert host.ask("AT+QSSLCLOSE=4") == b"AT+QSSLCLOSE=4\r" + OK

@@ -4,29 +4,22 @@ with a case that connects and one that must fail, through the real pty."""
 from __future__ import annotations
 
 import re
-import socket
 import ssl
 import threading
 import time
 
 import pytest
 
-from ecemu.api import Emulator
-from ecemu.core.tls import CIPHER_SUITES, usable_cipher_suites
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
-
-OK = b"\r\nOK\r\n"
+from tests.ssl_table3 import TABLE_3
+from tests.wire import OK
 
 
 @pytest.fixture(scope="module")
-def modem(tmp_path_factory):
-    with Emulator(ufs=tmp_path_factory.mktemp("ufs")) as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            yield host
+def modem(start_shared_modem):
+    """One modem for the file: every setting's test starts from the defaults (``host`` puts them back)."""
+    return start_shared_modem(echo=False, active=True)[1]
 
 
 @pytest.fixture
@@ -35,7 +28,7 @@ def host(modem):
     yield modem
     for client in range(12):
         modem.ask(f"AT+QSSLCLOSE={client},0")
-    modem.nothing_more(0.05)
+    modem.idle(0.05)
     for name, value in (("sslversion", "4"), ("ciphersuite", "0XFFFF"), ("secllevel", "0"),
                         ("ignorelocaltime", "1"), ("sni", "0"), ("closetimemode", "0"),
                         ("ignoremulticertchainverify", "0"), ("ignoreinvalidcertsign", "0"),
@@ -110,8 +103,10 @@ def test_one_cipher_suite_is_offered_alone(host):
 def test_all_suites_offers_every_usable_suite_of_table_3(host):
     with TlsServer() as server:
         assert open_result(host, server.port) == 0
+        # Table 3's suites that OpenSSL has, by OpenSSL's names (docs/reference/tls.md "`0XFFFF`: the
+        # default offer": no static ECDH, RC4 or 3DES)
         offered = set(server.connection(0).offered)
-        assert offered == {CIPHER_SUITES[code][1] for code in usable_cipher_suites()}
+        assert offered == {openssl for _, openssl, _, _ in TABLE_3.values() if openssl is not None}
         assert len(offered) == 13
 
 
@@ -284,38 +279,28 @@ def test_session_cache_resumes_the_previous_session(host):
         assert server.connection(3).resumed is True
 
 
-def test_negotiatetime_bounds_the_handshake(host):
-    listener = socket.create_server(("127.0.0.1", 0))  # accepts, and never says a word
-    try:
-        setting(host, "negotiatetime", 10)
-        started = time.monotonic()
-        assert open_result(host, listener.getsockname()[1]) == 569
-        assert 9.5 <= time.monotonic() - started < 20
-    finally:
-        listener.close()
-
-
 def test_closetimemode_picks_seconds_or_milliseconds(host):
     blocker = threading.Event()
     # A server that does not close when told: AT+QSSLCLOSE waits for <close_timeout>.
     with TlsServer(behaviour=lambda server, tls, seen: blocker.wait(30)) as server:
         setting(host, "closetimemode", 1)
         assert open_result(host, server.port) == 0
+        # 300 read as seconds would outlast the host's wait for OK (15 s): the test fails there.
         started = time.monotonic()
         assert host.ask("AT+QSSLCLOSE=0,300") == OK
-        assert 0.25 <= time.monotonic() - started < 1.5
+        assert time.monotonic() - started >= 0.25
         setting(host, "closetimemode", 0)
         assert open_result(host, server.port) == 0
         started = time.monotonic()
         assert host.ask("AT+QSSLCLOSE=0,2") == OK
-        assert 1.9 <= time.monotonic() - started < 4
+        assert time.monotonic() - started >= 1.9  # seconds, not milliseconds
         blocker.set()
 
 
 def test_close_waits_only_until_the_server_closes(host):
     with TlsServer(behaviour=echo) as server:
         assert open_result(host, server.port) == 0
-        started = time.monotonic()
-        assert host.ask("AT+QSSLCLOSE=0") == OK  # the default 10 s is a maximum, not a delay
-        assert time.monotonic() - started < 3
+        # <close_timeout> is a maximum, not a delay: with the longest one (18 hours) the OK can only
+        # come from the server's close, within the host's wait for it.
+        assert host.ask("AT+QSSLCLOSE=0,65535") == OK
         assert server.connection(0).done.wait(5) and server.connection(0).closed_by_client

@@ -13,12 +13,8 @@ import pytest
 from ecemu.commands import COMMAND_SET
 from ecemu.profile import available_profiles, load_profile
 from tests.harness import CoreHarness
+from tests.wire import CME_3, CME_30, CME_50, ERROR, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-CME_3 = b"\r\n+CME ERROR: 3\r\n"
-CME_30 = b"\r\n+CME ERROR: 30\r\n"
-CME_50 = b"\r\n+CME ERROR: 50\r\n"
 PROFILES = available_profiles()
 PROFILE = load_profile("EC200M-CN")
 IDENT = PROFILE.identity
@@ -36,11 +32,6 @@ def each(*lines: str) -> bytes:
 
 def urc(*texts: str) -> bytes:
     return b"".join(b"\r\n" + t.encode("latin-1") + b"\r\n" for t in texts)
-
-
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
 
 
 @pytest.fixture(params=PROFILES)

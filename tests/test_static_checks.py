@@ -1,5 +1,6 @@
-"""The house rules a machine can check: layers and no import circles (import-linter), lint (ruff),
-types of the core and the command families (mypy). Configured in pyproject.toml."""
+"""The house rules a machine can check: layers and no import circles (import-linter), lint (ruff, over
+the package, the tests and the benchmarks), types of the core and the command families (mypy).
+Configured in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize("tool, args", [
     ("lint-imports", []),
-    ("ruff", ["check", "emulator"]),
+    ("ruff", ["check", "emulator", "tests", "benchmarks"]),
     ("mypy", []),
 ])
 def test_static_check_passes(tool, args, tmp_path):

@@ -13,15 +13,12 @@ from ecemu.core import events as ev
 from ecemu.shell.trace import render_entry
 from ecemu.trace_html import render_html
 from tests.harness import CoreHarness
-
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-SEND_OK = b"\r\nSEND OK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
+from tests.wire import CONNECT, ERROR, OK, SEND_OK
 
 
 @pytest.fixture
 def h():
+    """conftest.py's ``h`` with context 1 active, where every socket starts."""
     harness = CoreHarness()
     assert harness.command("AT+QIACT=1") == OK
     return harness

@@ -12,26 +12,17 @@ import time
 
 import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer, UdpEchoServer
+from tests.wire import CONNECT, ERROR, OK, PROMPT, SEND_OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-SEND_OK = b"\r\nSEND OK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
-PROMPT = b"\r\n> "
 GUARD = 0.3
 
 
 @pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs", escape_guard_ms=int(GUARD * 1000)) as running:
-        running.wait_for_boot()
-        with AtHost(running.port, timeout=20) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            yield running, host
+def modem(start_modem):
+    """Online, with a short guard time around +++ (GUARD) and 20 s waits."""
+    return start_modem(escape_guard_ms=int(GUARD * 1000), timeout=20, echo=False, active=True)
 
 
 def open_tcp(host: AtHost, port: int, connect_id: int = 0, mode: int = 0) -> None:
@@ -98,14 +89,14 @@ def test_transparent_mode_escape_and_back(modem):
         writer.start()
         assert host.read_exactly(len(payload), timeout=30) == payload
         writer.join(10)
-        host.nothing_more(GUARD * 1.5)
+        host.idle(GUARD * 1.5)
         host.write(b"+++")
         assert host.expect(OK, timeout=5) == OK
         assert host.ask("AT+QISTATE=1,1").endswith(b',2,1,1,0,"usbmodem"\r\n' + OK)  # buffer access now
         assert host.ask("AT+QISWTMD=1,2") == CONNECT
         host.write(b"again")
         assert host.read_exactly(5) == b"again"
-        host.nothing_more(GUARD * 1.5)
+        host.idle(GUARD * 1.5)
         host.write(b"+++")
         assert host.expect(OK, timeout=5) == OK
         assert host.ask("ATO") == CONNECT
@@ -350,4 +341,4 @@ def test_hex_data_one_line_view_and_close_urc_against_a_real_server(modem):
         assert host.ask("AT+QICLOSE=0") == OK
         closed = b'\r\n+QIURC: "closed",0\r\n'
         assert host.read_exactly(len(closed)) == closed
-        assert host.nothing_more(0.2) == b""
+        assert host.unasked() == b""

@@ -12,19 +12,14 @@ from ecemu.api import Emulator
 from ecemu.control import ControlError
 from tests.host import AtHost
 from tests.plain_servers import TcpEchoServer
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs") as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            with TcpEchoServer() as server:
-                yield running, host, server
+def modem(online):
+    """Online, and a TCP echo server to connect to."""
+    with TcpEchoServer() as server:
+        yield *online, server
 
 
 def open_tcp(host: AtHost, port: int, connect_id: int = 0) -> bytes:

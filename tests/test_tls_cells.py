@@ -18,31 +18,45 @@ import logging
 import pytest
 
 from ecemu.core import events as ev
-from ecemu.core.tls import CIPHER_SUITES, TLS12_ONLY, is_elliptic, key_exchange
-from ecemu.core.tls_openssl import knows_cipher
 from tests.core_network import ServerSide, SimulatedNetwork, server_context
 from tests.harness import CoreHarness
-from tests.tls_servers import MbedTlsServerEnd, TlsliteServerEnd, openssl_negotiated
+from tests.tls_servers import MbedTlsServerEnd, TlsliteServerEnd
+from tests.ssl_table3 import SSL3, TABLE_3
+from tests.wire import OK_END
 
-OK = b"OK\r\n"
-VERSIONS = {0: (3, 0), 1: (3, 1), 2: (3, 2), 3: (3, 3)}
+VERSIONS = {0: (3, 0), 1: (3, 1), 2: (3, 2), 3: (3, 3)}  # <SSL_version> 0-3: SSL 3.0, TLS 1.0, 1.1, 1.2
+
+def name(code: int) -> str:
+    return TABLE_3[code][0]
 
 
-def valid_cells() -> list[tuple[int, int]]:
-    """(sslversion, suite) pairs the module can negotiate at all: a TLS 1.2 suite only with TLS 1.2,
-    an elliptic-curve suite never with SSL 3.0."""
-    return [(version, code) for version in VERSIONS for code in CIPHER_SUITES
-            if (code not in TLS12_ONLY or version == 3) and (not is_elliptic(code) or version >= 1)]
+def key_exchange(code: int) -> str:
+    """``RSA``, ``ECDHE_RSA``, ``ECDH_ECDSA``...: the part of the name before ``_WITH_``."""
+    return name(code).removeprefix("TLS_").split("_WITH_")[0]
+
+
+def engine(version: int, code: int) -> str | None:
+    """The engine that speaks the cell; OpenSSL has no SSL 3.0, tlslite-ng takes those cells."""
+    speaker = TABLE_3[code][3]
+    return "tlslite" if speaker == "openssl" and version == SSL3 else speaker
+
+
+CELLS = [(version, code) for version in VERSIONS for code, row in TABLE_3.items() if version >= row[2]]
+INVALID_CELLS = [(version, code) for version in VERSIONS for code, row in TABLE_3.items() if version < row[2]]
 
 
 def unspeakable(code: int) -> bool:
-    return key_exchange(code).startswith("ECDH_") and CIPHER_SUITES[code][0].split("_WITH_")[1][:3] in ("RC4", "3DE")
+    return TABLE_3[code][3] is None
 
 
 def static_ecdh_aes(code: int) -> bool:
     """The suites only Mbed TLS speaks here (docs/reference/tls.md "Versions and suites": static ECDH
     AES-CBC-SHA and SHA-2)."""
-    return key_exchange(code).startswith("ECDH_") and CIPHER_SUITES[code][0].split("_WITH_")[1].startswith("AES")
+    return TABLE_3[code][3] == "mbedtls"
+
+
+def cell_id(cell: tuple[int, int]) -> str:
+    return f"v{cell[0]}-{name(cell[1])}"
 
 
 MBEDTLS_INSTALLED = importlib.util.find_spec("mbedtls") is not None
@@ -75,12 +89,14 @@ class EngineNetwork(SimulatedNetwork):
 
 
 def server_for(version: int, code: int):
+    """The server end for the cell and how to read the (version, suite) it negotiated, suites named
+    through TABLE_3."""
     exchange = key_exchange(code)
     cert = "server-ecdsa" if exchange.endswith("ECDSA") or exchange.startswith("ECDH_") else "server-rsa"
-    if exchange.startswith("ECDH_"):
-        return lambda: MbedTlsServerEnd(cert), lambda end: end.negotiated()
-    if version == 0 or not knows_cipher(CIPHER_SUITES[code][1]):
-        return lambda: TlsliteServerEnd(cert), lambda end: end.negotiated()
+    if engine(version, code) == "mbedtls":
+        return lambda: MbedTlsServerEnd(cert), mbedtls_negotiated
+    if engine(version, code) == "tlslite":
+        return lambda: TlsliteServerEnd(cert), lambda end: end.negotiated()  # tlslite-ng gives the code
     context = cached_server_context(cert)
 
     def openssl_end():
@@ -92,12 +108,26 @@ def server_for(version: int, code: int):
     return openssl_end, openssl_negotiated
 
 
+OPENSSL_VERSIONS = {"TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3)}
+
+
+def openssl_negotiated(connection) -> tuple[tuple[int, int], int]:
+    suite = connection.get_cipher_name()
+    code = next(code for code, row in TABLE_3.items() if row[1] == suite)
+    return OPENSSL_VERSIONS[connection.get_protocol_version_name()], code
+
+
+def mbedtls_negotiated(end) -> tuple[tuple[int, int], int]:
+    """Mbed TLS names a suite as IANA does, with dashes: TLS-ECDH-ECDSA-WITH-AES-128-CBC-SHA."""
+    versions = {"TLSv1": (3, 1), "TLSv1_1": (3, 2), "TLSv1_2": (3, 3)}
+    suite, version = end.negotiated_names()
+    code = next(code for code, row in TABLE_3.items() if row[0].replace("_", "-") == suite)
+    return versions[version], code
+
+
 @functools.cache
 def cached_server_context(cert: str):
     return server_context(cert)  # loading an RSA key is a tenth of a second: once per certificate
-
-
-CELLS = valid_cells()
 
 
 def test_the_table_has_79_valid_cells_and_12_without_an_engine():
@@ -109,14 +139,14 @@ def open_cell(version: int, code: int, make_server=lambda: None) -> tuple[bytes,
     harness = CoreHarness()
     network = EngineNetwork(harness, make_server)
     for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
-        assert harness.command(line).endswith(OK)
+        assert harness.command(line).endswith(OK_END)
     return harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run(), network, harness
 
 
 STATIC_AES_CELLS = [(version, code) for version, code in CELLS if static_ecdh_aes(code)]
 
 
-@pytest.mark.parametrize("version,code", STATIC_AES_CELLS, ids=[f"v{v}-{CIPHER_SUITES[c][0]}" for v, c in STATIC_AES_CELLS])
+@pytest.mark.parametrize("version,code", STATIC_AES_CELLS, ids=[cell_id(c) for c in STATIC_AES_CELLS])
 def test_without_python_mbedtls_a_static_ecdh_cell_fails_with_566_and_says_why(version, code, without_mbedtls, caplog):
     caplog.set_level(logging.WARNING, logger="ecemu")
     out, network, _ = open_cell(version, code)
@@ -129,7 +159,7 @@ def test_eight_suites_need_mbedtls_in_sixteen_cells():
     assert len({code for _, code in STATIC_AES_CELLS}) == 8 and len(STATIC_AES_CELLS) == 16  # 4 x TLS 1.0-1.2, 4 x TLS 1.2
 
 
-@pytest.mark.parametrize("version,code", CELLS, ids=[f"v{v}-{CIPHER_SUITES[c][0]}" for v, c in CELLS])
+@pytest.mark.parametrize("version,code", CELLS, ids=[cell_id(c) for c in CELLS])
 def test_cell(version, code, caplog):
     if static_ecdh_aes(code) and not MBEDTLS_INSTALLED:
         # This Python has no python-mbedtls: the cell degrades as the test above shows.
@@ -141,7 +171,7 @@ def test_cell(version, code, caplog):
     make_server, negotiated = server_for(version, code)
     network = EngineNetwork(harness, make_server)
     for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
-        assert harness.command(line).endswith(OK)
+        assert harness.command(line).endswith(OK_END)
     out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
     if unspeakable(code):
         assert b"+QSSLOPEN: 0,566\r\n" in out
@@ -157,12 +187,16 @@ def test_cell(version, code, caplog):
     assert b"+QSSLRECV: 11\r\nhello cells\r\n" in out
 
 
-@pytest.mark.parametrize("version,code", [(1, 0xC02F), (2, 0xC026), (0, 0xC013), (0, 0x003D)])
+def test_the_table_has_49_invalid_cells():
+    assert len(INVALID_CELLS) == 4 * 32 - 79
+
+
+@pytest.mark.parametrize("version,code", INVALID_CELLS, ids=[cell_id(c) for c in INVALID_CELLS])
 def test_an_invalid_cell_fails_before_connecting(version, code):
     harness = CoreHarness()
     network = EngineNetwork(harness, lambda: None)
     for line in ("AT+QIACT=1", f'AT+QSSLCFG="sslversion",1,{version}', f'AT+QSSLCFG="ciphersuite",1,0X{code:04X}'):
-        assert harness.command(line).endswith(OK)
+        assert harness.command(line).endswith(OK_END)
     out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
     assert b"+QSSLOPEN: 0,566\r\n" in out
     assert network.opens == []

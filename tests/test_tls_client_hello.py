@@ -18,12 +18,12 @@ from ecemu.pki import generate_test_pki
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness
 from tests.parts import import_or_missing
+from tests.wire import OK_END
 
 mbedtls_tls = import_or_missing("mbedtls.tls", "python-mbedtls")  # the reference: Mbed TLS itself
 
 SIGNATURE_ALGORITHMS, SUPPORTED_GROUPS = 13, 10
 BRAINPOOL = {26, 27, 28}
-OK = b"OK\r\n"
 
 
 def parse_client_hello(record: bytes) -> tuple[list[int], dict[int, bytes]]:
@@ -100,7 +100,7 @@ def test_a_server_following_the_client_order_picks_ecdhe_gcm():
     harness = CoreHarness()
     context = server_context()  # OpenSSL's default: the client's order decides
     network = SimulatedNetwork(harness, context=context)
-    assert harness.command("AT+QIACT=1").endswith(OK)
+    assert harness.command("AT+QIACT=1").endswith(OK_END)
     out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
     assert b"+QSSLOPEN: 0,0\r\n" in out
     assert network.server().tls.get_cipher_name() == "ECDHE-RSA-AES256-GCM-SHA384"
@@ -129,6 +129,6 @@ def test_a_brainpool_ecdsa_server_connects():
     network = SimulatedNetwork(harness, context=context)
     harness.files.write("cacert.pem", pki["ca.pem"])
     for line in ("AT+QIACT=1", 'AT+QSSLCFG="secllevel",1,1'):
-        assert harness.command(line).endswith(OK)
+        assert harness.command(line).endswith(OK_END)
     out = harness.command('AT+QSSLOPEN=1,1,0,"localhost",4433,0') + network.run()
     assert b"+QSSLOPEN: 0,0\r\n" in out, out

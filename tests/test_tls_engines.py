@@ -7,24 +7,17 @@ import re
 
 import pytest
 
-from ecemu.api import Emulator
 from ecemu.core import events as ev
 from tests.core_network import ServerSide, SimulatedNetwork
 from tests.harness import CoreHarness
-from tests.host import AtHost
 from tests.tls_servers import EngineEchoServer, MbedTlsServerEnd, TlsliteServerEnd
-
-OK = b"\r\nOK\r\n"
+from tests.wire import OK
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    with Emulator(ufs=tmp_path_factory.mktemp("ufs")) as running:
-        running.wait_for_boot()
-        with AtHost(running.port) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            yield host
+def host(start_shared_modem):
+    """One modem for the file, online."""
+    return start_shared_modem(echo=False, active=True)[1]
 
 
 @pytest.mark.parametrize("version,suite,make_end", [

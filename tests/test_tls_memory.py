@@ -7,8 +7,8 @@ import gc
 
 from tests.core_network import SimulatedNetwork
 from tests.harness import CoreHarness
+from tests.wire import OK_END
 
-OK = b"OK\r\n"
 
 HANDSHAKES = 1000
 # Before OpenSSL's own client session cache was turned off, every closed connection kept its
@@ -25,14 +25,14 @@ def open_and_close(harness: CoreHarness, network: SimulatedNetwork) -> None:
     out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
     assert b"+QSSLOPEN: 0,0\r\n" in out, out
     out = harness.command("AT+QSSLCLOSE=0") + network.run()
-    assert out.endswith(b"OK\r\n"), out
+    assert out.endswith(OK_END), out
     network.servers.clear()
 
 
 def test_closed_connections_leave_no_memory_behind():
     harness = CoreHarness()
     network = SimulatedNetwork(harness)
-    assert harness.command("AT+QIACT=1").endswith(b"OK\r\n")
+    assert harness.command("AT+QIACT=1").endswith(OK_END)
     for _ in range(100):  # allocator pools and caches reach their steady size
         open_and_close(harness, network)
     gc.collect()
@@ -46,8 +46,8 @@ def test_closed_connections_leave_no_memory_behind():
 def test_session_cache_keeps_one_session_per_server_and_context():
     harness = CoreHarness()
     network = SimulatedNetwork(harness)
-    assert harness.command("AT+QIACT=1").endswith(b"OK\r\n")
-    assert harness.command('AT+QSSLCFG="session_cache",1,1').endswith(b"OK\r\n")
+    assert harness.command("AT+QIACT=1").endswith(OK_END)
+    assert harness.command('AT+QSSLCFG="session_cache",1,1').endswith(OK_END)
     family = harness.modem.families["ssl"]
     for _ in range(3):
         open_and_close(harness, network)
@@ -60,7 +60,7 @@ def test_session_cache_keeps_one_session_per_server_and_context():
 def test_close_after_the_servers_close_notify_answers_it():
     harness = CoreHarness()
     network = SimulatedNetwork(harness)
-    assert harness.command("AT+QIACT=1").endswith(OK)
+    assert harness.command("AT+QIACT=1").endswith(OK_END)
     out = harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,0') + network.run()
     assert b"+QSSLOPEN: 0,0\r\n" in out
     server = network.server()
@@ -70,6 +70,6 @@ def test_close_after_the_servers_close_notify_answers_it():
     out = network.resume(server)
     assert b'+QSSLURC: "closed",0\r\n' in out
     assert not server.got_close_notify
-    assert harness.command("AT+QSSLCLOSE=0").endswith(OK)
+    assert harness.command("AT+QSSLCLOSE=0").endswith(OK_END)
     network.run()
     assert server.got_close_notify or server.tls.get_shutdown() & SSL.RECEIVED_SHUTDOWN

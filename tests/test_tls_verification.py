@@ -23,6 +23,7 @@ from OpenSSL import SSL
 from tests.core_network import SimulatedNetwork
 from tests.harness import CoreHarness
 from tests.parts import import_or_missing
+from tests.wire import OK_END
 
 mbedtls_tls = import_or_missing("mbedtls.tls", "python-mbedtls")  # the reference: Mbed TLS itself
 from mbedtls.exceptions import TLSError  # noqa: E402
@@ -32,14 +33,12 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 VALID = (NOW - timedelta(days=2), NOW + timedelta(days=365))
 EXPIRED = (NOW - timedelta(days=60), NOW - timedelta(days=2))
 NOT_YET = (NOW + timedelta(days=2), NOW + timedelta(days=60))
-OK = b"OK\r\n"
 
 
 @dataclass
 class Issued:
     cert: x509.Certificate
     key: object
-
 
 
 _keys: dict[tuple, list] = {}
@@ -328,7 +327,7 @@ def emulator_accepts(case: Case) -> bool:
     clock = NOW.strftime("%y/%m/%d,%H:%M:%S") + "+00"
     for line in ("AT+QIACT=1", 'AT+QSSLCFG="secllevel",1,1', 'AT+QSSLCFG="ignorelocaltime",1,0',
                  f'AT+CCLK="{clock}"'):
-        assert harness.command(line).endswith(OK), line
+        assert harness.command(line).endswith(OK_END), line
     out = harness.command(f'AT+QSSLOPEN=1,1,0,"{case.address}",4433,0') + network.run()
     if b"+QSSLOPEN: 0,0\r\n" in out:
         return True
@@ -360,7 +359,7 @@ def open_with(case: Case, *settings: tuple[str, int]) -> tuple[bool, SimulatedNe
     lines = ["AT+QIACT=1", 'AT+QSSLCFG="secllevel",1,1', 'AT+QSSLCFG="ignorelocaltime",1,0', f'AT+CCLK="{clock}"']
     lines += [f'AT+QSSLCFG="{name}",1,{value}' for name, value in settings]
     for line in lines:
-        assert harness.command(line).endswith(OK), line
+        assert harness.command(line).endswith(OK_END), line
     out = harness.command(f'AT+QSSLOPEN=1,1,0,"{case.address}",4433,0') + network.run()
     assert re.search(rb"\+QSSLOPEN: 0,(0|566)\r\n", out), out
     return b"+QSSLOPEN: 0,0\r\n" in out, network

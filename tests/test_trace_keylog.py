@@ -11,8 +11,6 @@ from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, echo
 
-OK = b"\r\nOK\r\n"
-
 
 def test_keylog_holds_the_keys_the_server_used_and_the_trace_tells_the_session(tmp_path):
     trace, keylog, server_keylog = tmp_path / "trace.jsonl", tmp_path / "keys.txt", tmp_path / "server-keys.txt"

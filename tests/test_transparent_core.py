@@ -14,11 +14,8 @@ from hypothesis import strategies as st
 from ecemu.core import events as ev
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness
+from tests.wire import CONNECT, ERROR, NO_CARRIER, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
-NO_CARRIER = b"\r\nNO CARRIER\r\n"
 GUARD = 1.0
 
 

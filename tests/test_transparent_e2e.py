@@ -14,23 +14,17 @@ import time
 
 import pytest
 
-from ecemu.api import Emulator
 from tests.host import AtHost
 from tests.tls_servers import TlsServer, digest, echo, send_then_close
+from tests.wire import CONNECT, OK
 
-OK = b"\r\nOK\r\n"
-CONNECT = b"\r\nCONNECT\r\n"
 GUARD = 0.3
 
 
 @pytest.fixture
-def modem(tmp_path):
-    with Emulator(ufs=tmp_path / "ufs", escape_guard_ms=int(GUARD * 1000)) as running:
-        running.wait_for_boot()
-        with AtHost(running.port, timeout=30) as host:
-            assert host.ask("ATE0").endswith(OK)
-            assert host.ask("AT+QIACT=1") == OK
-            yield running, host
+def modem(start_modem):
+    """Online, with a short guard time around +++ (GUARD) and 30 s waits."""
+    return start_modem(escape_guard_ms=int(GUARD * 1000), timeout=30, echo=False, active=True)
 
 
 def go_online(host: AtHost, port: int, client: int = 4) -> None:
@@ -38,7 +32,7 @@ def go_online(host: AtHost, port: int, client: int = 4) -> None:
 
 
 def escape(host: AtHost) -> bytes:
-    host.nothing_more(GUARD * 1.5)
+    host.idle(GUARD * 1.5)
     host.write(b"+++")
     return host.expect(OK, timeout=5)
 
@@ -67,7 +61,7 @@ def test_escape_rules_on_the_real_port(modem):
         go_online(host, server.port)
         host.write(b"a+++b")  # inside the stream: data
         assert host.read_exactly(5) == b"a+++b"
-        host.nothing_more(GUARD * 1.5)
+        host.idle(GUARD * 1.5)
         host.write(b"+++")
         time.sleep(GUARD * 0.3)  # the host's own pacing: the byte after +++ comes too soon
         host.write(b"x")
@@ -192,7 +186,7 @@ def read_buffered(host: AtHost, wanted: int) -> bytes:
 
 def settle_escape(host: AtHost) -> bytes:
     """+++ while data is still arriving: everything before the OK is the stream's."""
-    data = host.nothing_more(GUARD * 1.5)
+    data = host.idle(GUARD * 1.5)
     host.write(b"+++")
     data += host.expect(OK, timeout=5)
     return data[: -len(OK)]

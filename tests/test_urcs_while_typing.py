@@ -8,8 +8,8 @@ and the URCs go). Expectations are written out byte for byte here.
 from __future__ import annotations
 
 from tests.harness import CoreHarness
+from tests.wire import OK
 
-OK = b"\r\nOK\r\n"
 PDPDEACT = b'\r\n+QIURC: "pdpdeact",1\r\n'
 
 

@@ -13,9 +13,8 @@ import pytest
 
 from ecemu.profile import load_profile
 from tests.harness import CoreHarness
+from tests.wire import ERROR, OK
 
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
 PROFILE = load_profile("EC200M-CN")
 NET = PROFILE.network
 CSQ = "+CSQ: {},{}".format(*NET.csq)
@@ -33,11 +32,6 @@ def amp_v(echo=0, quiet=0, verbose=1, x=4, dcd=1, dtr=2, **registers) -> str:
     values = {**REGISTERS, **{int(k[1:]): v for k, v in registers.items()}}
     regs = " ".join(f"S{n}:{values[n]}" for n in sorted(values))
     return f"&C{dcd} &D{dtr} &F0 &W0 E{echo} Q{quiet} V{verbose} X{x} Z0 {regs}"
-
-
-@pytest.fixture
-def h() -> CoreHarness:
-    return CoreHarness()
 
 
 # --- the init strings drivers send --------------------------------------------------------------------

@@ -213,7 +213,6 @@ from OpenSSL import SSL  # noqa: E402
 
 from ecemu.core.tls import CIPHER_SUITES  # noqa: E402
 
-OPENSSL_VERSIONS = {"SSLv3": (3, 0), "TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3)}
 
 
 class _Pipe:
@@ -352,10 +351,14 @@ class MbedTlsServerEnd:
 
     def negotiated(self) -> tuple[tuple[int, int], int]:
         versions = {"TLSv1": (3, 1), "TLSv1_1": (3, 2), "TLSv1_2": (3, 3)}
-        name = self._tls.cipher()
+        name, version = self.negotiated_names()
         code = next(code for code, (label, _) in CIPHER_SUITES.items()
                     if label.removeprefix("MBEDTLS_").replace("_", "-") == name)
-        return versions[self._tls.negotiated_tls_version().name], code
+        return versions[version], code
+
+    def negotiated_names(self) -> tuple[str, str]:
+        """Mbed TLS's names for the suite and the version: ("TLS-ECDH-ECDSA-WITH-AES-128-CBC-SHA", "TLSv1_2")."""
+        return self._tls.cipher(), self._tls.negotiated_tls_version().name
 
     def bio_write(self, data: bytes) -> None:
         self._tls.receive_from_network(data)
@@ -402,12 +405,6 @@ class MbedTlsServerEnd:
 
     def shutdown(self) -> None:
         self._tls.shutdown()
-
-
-def openssl_negotiated(connection: SSL.Connection) -> tuple[tuple[int, int], int]:
-    name = connection.get_cipher_name()
-    code = next(code for code, (_, openssl_name) in CIPHER_SUITES.items() if openssl_name == name)
-    return OPENSSL_VERSIONS[connection.get_protocol_version_name()], code
 
 
 class EngineEchoServer:
