@@ -93,7 +93,7 @@ def _client(modem: "Modem", call: CommandCall, index: int = 0) -> MqttClient:
 
 def _connected(modem: "Modem", call: CommandCall) -> MqttClient:
     client = _client(modem, call)
-    if not client.opened or client.link is None or client.link.session is not Session.CONNECTED:
+    if not client.in_session(Session.CONNECTED):
         raise _refused()
     return client
 
@@ -242,7 +242,7 @@ def mqtt_connect(modem: "Modem", call: CommandCall) -> Reply:
     client_id = _word(call, 1)
     username = _word(call, 2) if _given(call, 2) else None
     password = _word(call, 3) if _given(call, 3) else None
-    if not client.opened or client.link is None or client.link.session is not Session.INITIALIZING:
+    if not client.in_session(Session.INITIALIZING):
         raise _refused()
     client.connect(client_id, username, password)
     return ok()
@@ -359,7 +359,7 @@ def _publish_call(modem: "Modem", call: CommandCall, urc: str) -> tuple[MqttClie
 
 def _publisher(client: MqttClient, urc: str, msgid: int, qos: int, retain: int, topic: str) -> Callable[[bytes], None]:
     def publish(payload: bytes) -> None:
-        if not client.opened or client.link is None or client.link.session is not Session.CONNECTED:
+        if not client.in_session(Session.CONNECTED):
             raise _refused()  # the connection went while the host typed
         client.publish(urc, msgid, qos, bool(retain), topic, payload)
     return publish

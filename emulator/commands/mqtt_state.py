@@ -219,6 +219,11 @@ class MqttClient(AppSocket):
     def opened(self) -> bool:
         return self.phase is Phase.CONNECTED and self.link is not None
 
+    def in_session(self, session: Session) -> bool:
+        """The network connection is open and its MQTT session is ``session``."""
+        link = self.link
+        return link is not None and link.session is session and self.phase is Phase.CONNECTED
+
     # --- the session (AT+QMTCONN, AT+QMTDISC) ---------------------------------------------------
 
     def connect(self, client_id: str, username: str | None, password: str | None) -> None:

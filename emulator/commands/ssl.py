@@ -13,14 +13,7 @@ from .qi_parameters import at_most as _at_most
 from .qi_parameters import invalid as _invalid
 from .qi_parameters import number as _int
 from .qi_parameters import text as _text
-from .ssl_state import (
-    BUFFER,
-    TRANSPARENT,
-    ClientState,
-    OpenFailed,
-    SslClient,
-    SslFamily,
-)
+from .ssl_state import OpenFailed, SslClient, SslFamily
 from ..core.parser import Arg, CommandCall, Form
 from ..core.registry import (
     AwaitData,
@@ -35,7 +28,7 @@ from ..core.registry import (
     require_form,
 )
 from ..core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
-from ..core.sockets import AccessMode
+from ..core.sockets import AccessMode, Phase, SocketState
 from ..core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
 if TYPE_CHECKING:
@@ -185,19 +178,19 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
     client_id = _int(call, 2, 0, limits.clients - 1)
     address = _text(call, 3).strip()
     port = _int(call, 4, 1, 65535)
-    access_mode = _int(call, 5, 0, 2, default=BUFFER)
+    access_mode = _int(call, 5, 0, 2, default=AccessMode.BUFFER)
     if not address:
         raise _invalid()
     client = family.client(client_id)
     try:
         client.open_tls(pdp_ctx, ssl_ctx, address, port, AccessMode(access_mode))
     except OpenFailed as failure:
-        if failure.code is QiError.SOCKET_IN_USE or access_mode == TRANSPARENT:
+        if failure.code is QiError.SOCKET_IN_USE or access_mode == AccessMode.TRANSPARENT:
             raise CommandFailed(failure.code) from None
         # The command itself was fine: the failure comes as the URC, as every other one does.
         modem.emit_urc(f"+QSSLOPEN: {client_id},{int(failure.code)}")
         return ok()
-    if access_mode == TRANSPARENT:
+    if access_mode == AccessMode.TRANSPARENT:
         return Pending("+QSSLOPEN")
     return ok()
 
@@ -207,9 +200,9 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
 
 def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
     client = _family(modem).client(_int(call, 0, 0, modem.profile.limits.clients - 1))
-    if client.state is ClientState.CLOSING:
+    if client.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
-    if client.state is not ClientState.CONNECTED:
+    if client.phase is not Phase.CONNECTED:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, or still opening
     return client
 
@@ -247,7 +240,7 @@ class SendSink:
 
     def _send(self, modem: "Modem") -> Outcome | CommandFailed:
         client = self.client
-        if client.state is not ClientState.CONNECTED:
+        if client.phase is not Phase.CONNECTED:
             return CommandFailed(QiError.SOCKET_CLOSED)
         if not self.data:
             return Reply(final=SEND_OK)
@@ -293,11 +286,11 @@ def ssl_receive(modem: "Modem", call: CommandCall) -> Reply:
     _at_most(call, 2)
     client = _family(modem).client(_int(call, 0, 0, limits.clients - 1))
     length = _int(call, 1, 0, limits.recv_max, default=limits.recv_max)
-    if client.state in (ClientState.INITIAL, ClientState.OPENING):
+    if client.phase in (Phase.INITIAL, Phase.OPENING):
         raise CommandFailed(QiError.NOT_ALLOWED)
-    if client.access_mode != BUFFER:
+    if client.access_mode is not AccessMode.BUFFER:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: nothing is buffered in the other modes
-    if client.state is ClientState.CLOSING and not client.received:
+    if client.shown_state is SocketState.CLOSING and not client.received:
         # The note: ERROR once the connection is "abnormally closed"; its data is read first.
         raise CommandFailed(QiError.SOCKET_CLOSED)
     data = client.read(length)
@@ -343,5 +336,5 @@ def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
         clients = [family.client(_int(call, 0, 0, modem.profile.limits.clients - 1))]
     else:
         raise _invalid()
-    initial = ClientState.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
-    return Reply([c.state_line() for c in clients if c.state is not initial])  # lines are bytes
+    initial = Phase.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
+    return Reply([c.state_line() for c in clients if c.phase is not initial])  # lines are bytes

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..core.results import QiError
-from ..core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
+from ..core.sockets import AccessMode, OpenFailed, Phase, Socket, SocketFamily
 from ..core.tls import (
     ClientContext,
     ContextSettings,
@@ -32,13 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Access modes (SSL note 2.2.2 <access_mode>) and <socket_state> (SSL note 2.2.6), as the commands
-# name them.
-BUFFER, DIRECT_PUSH, TRANSPARENT = AccessMode.BUFFER, AccessMode.DIRECT_PUSH, AccessMode.TRANSPARENT
-ClientState = SocketState
-
-__all__ = ["BUFFER", "DIRECT_PUSH", "TRANSPARENT", "ClientState", "ContextTls", "OpenFailed", "SslClient",
-           "SslFamily", "SslSettings"]
+__all__ = ["ContextTls", "OpenFailed", "SslClient", "SslFamily", "SslSettings"]
 
 
 @dataclass
@@ -220,7 +214,7 @@ class SslClient(Socket):
         return layer
 
     def _negotiation_expired(self) -> None:
-        if self.state is SocketState.OPENING:
+        if self.phase is Phase.OPENING:
             log.warning("client %d: handshake with %s:%d took longer than negotiatetime (%d s)",
                         self.client_id, self.address, self.remote_port,
                         self._tls.settings.negotiatetime if self._tls else 0)
@@ -239,7 +233,7 @@ class SslClient(Socket):
 
     def _layer_failed(self, detail: str) -> None:
         self.modem.observe("tls", client=self.client_id, event="failed", detail=detail)
-        if self.state is SocketState.OPENING:
+        if self.phase is Phase.OPENING:
             log.warning("client %d: TLS to %s:%d failed: %s", self.client_id, self.address, self.remote_port, detail)
         else:
             log.warning("client %d: connection broken: %s", self.client_id, detail)
@@ -265,6 +259,6 @@ class SslClient(Socket):
             self._state_line_of = shown
             self._state_line = (
                 f'+QSSLSTATE: {self.client_id},"SSLClient","{self.remote_ip}",{self.remote_port},'
-                f'{self.local_port},{int(self.state)},{self.pdp_ctx},{self.client_id},{int(self.access_mode)},'
+                f'{self.local_port},{int(self.shown_state)},{self.pdp_ctx},{self.client_id},{int(self.access_mode)},'
                 f'"{at_port}",{self.ssl_ctx}').encode("latin-1")
         return self._state_line

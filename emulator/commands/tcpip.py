@@ -135,7 +135,7 @@ def _socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
 
 def _sending_socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
     socket = _socket(modem, call)
-    if socket.state is SocketState.CLOSING:
+    if socket.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
     if socket.phase not in (Phase.CONNECTED, Phase.LISTENING) or isinstance(socket, TcpListener):
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a listener
@@ -369,7 +369,7 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
     connect_id = _connect_id(modem, call)
     mode = AccessMode(_int(call, 1, 0, 2))
     socket = socket_in_pool(modem, CONNECT_IDS, connect_id)
-    if socket is not None and socket.state is SocketState.CLOSING:
+    if socket is not None and socket.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
     if socket is None or socket.phase is not Phase.CONNECTED:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a server

@@ -101,6 +101,8 @@ class TcpipSettings:
 class PresentingInbox(Inbox):
     """A TCP service's inbox: its direct push URCs laid out as AT+QICFG says (``present``)."""
 
+    socket: "TcpipSocket"
+
     def _next_push(self) -> tuple[bytes, ...]:  # type: ignore[override]
         header, data = super()._next_push()
         family = self.socket.family
@@ -110,6 +112,8 @@ class PresentingInbox(Inbox):
 
 class PresentingDatagramInbox(DatagramInbox):
     """A UDP service's inbox, laid out the same way."""
+
+    socket: "UdpSocket"
 
     def _next_push(self) -> tuple[bytes, ...]:  # type: ignore[override]
         header, data = super()._next_push()
@@ -215,8 +219,7 @@ class TcpipSocket(Socket):
         self.arrived = 0  # every byte received, the backlog past the buffer included
         self.read_total = 0
         self.host_port = 0
-        self.inbox = (PresentingDatagramInbox(self) if isinstance(self.inbox, DatagramInbox)
-                      else PresentingInbox(self))
+        self.inbox = PresentingDatagramInbox(self) if isinstance(self, DatagramSocket) else PresentingInbox(self)
 
     def _finish_close(self) -> None:
         """The host's AT+QICLOSE, once the peer's FIN or the timeout has come: OK, then the
@@ -262,7 +265,7 @@ class TcpipSocket(Socket):
         """One +QISTATE line (TCP/IP note 2.1.6)."""
         at_port = self.modem.profile.defaults.at_port
         return (f'+QISTATE: {self.client_id},"{self.service.value}","{self.shown_address()}",{self.remote_port},'
-                f'{self.local_port},{int(self.state)},{self.pdp_ctx},{self.server_id},{int(self.access_mode)},'
+                f'{self.local_port},{int(self.shown_state)},{self.pdp_ctx},{self.server_id},{int(self.access_mode)},'
                 f'"{at_port}"').encode("latin-1")
 
 

@@ -25,7 +25,6 @@ from .results import QiError
 
 if TYPE_CHECKING:
     from .modem import Modem
-    from .sockets import SocketFamily
     from .timers import Timer
     from ..profile import Limits
 
@@ -154,16 +153,22 @@ class OpenFailed(Exception):
 
 
 
+class SocketHome(Protocol):
+    """What a connection needs of its family (``ecemu.core.sockets.SocketFamily``): the modem."""
+
+    @property
+    def modem(self) -> "Modem": ...
+
+
 class Connection:
     """One <clientID> / <connectID>'s connection: its phase, its layer, opening and closing."""
 
     OPEN_URC = "+QIOPEN"  # the open result: +QIOPEN: <id>,<err>
 
-    def __init__(self, family: "SocketFamily", client_id: int):
+    def __init__(self, family: SocketHome, client_id: int):
         self.family = family
         self.client_id = client_id
-        self.phase = Phase.INITIAL
-        self.state = SocketState.INITIAL  # the phase as the state query shows it
+        self.phase = Phase.INITIAL  # the one state; the queries show it as ``shown_state``
         self.pdp_ctx = 0
         self.address = ""  # as the host gave it
         self.remote_ip = ""  # resolved, as the state query shows it (REFERENCE.md, seen)
@@ -187,9 +192,13 @@ class Connection:
     def is_open(self) -> bool:
         return self.phase is not Phase.INITIAL
 
+    @property
+    def shown_state(self) -> SocketState:
+        """<socket_state> as AT+QSSLSTATE / AT+QISTATE show the phase."""
+        return SHOWN_STATE[self.phase]
+
     def _to(self, event: str) -> None:
         self.phase = SOCKET_LIFECYCLE.next(self.phase, event)
-        self.state = SHOWN_STATE[self.phase]
 
     # --- what a family's socket gives ---------------------------------------------------------
 

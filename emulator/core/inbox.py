@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import events as ev
 
 if TYPE_CHECKING:
-    from .sockets import Socket
+    from .modem import Modem
+    from ..profile import Limits
 
 # Below this share of the buffer limit a paused socket reads from the server again.
 RESUME_FRACTION = 0.5
@@ -40,8 +41,37 @@ DIGESTING = "digesting"  # the stack works through what came, a bounded part per
 _LIFTED_WHEN_IDLE = frozenset((FULL, STACK))
 
 
+class InboxOwner(Protocol):
+    """What an inbox needs of its socket (``ecemu.core.sockets.Socket``): where to say things, its
+    connection's identity and state, and how the host reads it now."""
+
+    @property
+    def modem(self) -> "Modem": ...
+
+    @property
+    def limits(self) -> "Limits": ...
+
+    @property
+    def client_id(self) -> int: ...
+
+    @property
+    def conn_id(self) -> int | None: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def access_mode(self) -> "AccessMode": ...
+
+    @property
+    def online(self) -> object | None:
+        """The transparent session while the port is the socket's (the inbox is bypassed)."""
+
+    EVENT_URC: str  # "recv" and "closed" come under this name
+
+
 class Inbox:
-    def __init__(self, socket: "Socket"):
+    def __init__(self, socket: InboxOwner):
         self.socket = socket
         self.data = bytearray()  # unread (buffer) or unpushed (direct push): never above the buffer
         # Arrived with the last delivery past the buffer's size: not yet in the module's buffer (as
@@ -156,7 +186,7 @@ class Inbox:
     def push(self) -> None:
         """Direct push: URCs of up to recv_max bytes while the port is idle, then a held closed URC."""
         sock = self.socket
-        if sock.session is not None:
+        if sock.online is not None:
             return
         modem = sock.modem
         # Not while DTR is low: no host has the port, and data pushed now would be lost without a
@@ -202,13 +232,21 @@ class Inbox:
             self.lift(FULL)
 
 
+class DatagramOwner(InboxOwner, Protocol):
+    @property
+    def bound_only(self) -> bool:
+        """A "UDP SERVICE": its push URCs name each datagram's sender."""
+
+
 class DatagramInbox(Inbox):
     """A UDP socket's inbox: each datagram keeps its bounds and its sender. A read takes at most
     one datagram (what a shorter read leaves of it stays for the next, with its sender); a direct
     push URC carries one, and names its sender for a bound-only socket (a "UDP SERVICE"). UDP has
     no flow control: a datagram that does not fit is dropped (``fits``), never paused for."""
 
-    def __init__(self, socket: "Socket"):
+    socket: "DatagramOwner"
+
+    def __init__(self, socket: "DatagramOwner"):
         super().__init__(socket)
         self.bounds: deque[list] = deque()  # [sender ip, sender port, bytes left] per datagram
 
@@ -243,7 +281,7 @@ class DatagramInbox(Inbox):
         chunk = bytes(self.data[:size])
         del self.data[:size]
         header = f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'
-        if getattr(sock, "bound_only", False):
+        if sock.bound_only:
             header += f',"{ip}",{port}'
         return header.encode(), chunk
 

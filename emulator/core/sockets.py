@@ -67,10 +67,6 @@ def socket_in_pool(modem: "Modem", pool: str, socket_id: int) -> "Socket | None"
     return None
 
 
-def _client_id_of(inbox: Inbox) -> int:
-    return inbox.socket.client_id
-
-
 class SocketFamily(FamilyState):
     """A family's sockets: what the modem and the control interface reach them through.
 
@@ -118,9 +114,9 @@ class SocketFamily(FamilyState):
         # Only the inboxes that marked themselves (``Inbox.mark_waiting``) are looked at, this
         # family's in client order, as they would be met walking the clients.
         waiting = self.modem.idle_waiting
-        mine = [waiter for waiter in waiting if isinstance(waiter, Inbox) and waiter.socket.family is self]
-        for inbox in sorted(mine, key=_client_id_of):
-            socket = inbox.socket
+        mine = [(waiter, waiter.socket) for waiter in waiting
+                if isinstance(waiter, Inbox) and isinstance(waiter.socket, Socket) and waiter.socket.family is self]
+        for inbox, socket in sorted(mine, key=lambda pair: pair[1].client_id):
             if socket.inbox is inbox and any(client is socket for client in self.clients):
                 inbox.push()
                 if inbox.waiting:
@@ -146,6 +142,8 @@ class Socket(Connection):
     # TCP/IP family's sockets are closed without one (REFERENCE.md "PDP context").
     CLOSED_URC_ON_DEACT = True
 
+    family: SocketFamily
+
     def __init__(self, family: SocketFamily, client_id: int):
         super().__init__(family, client_id)
         self.inbox = Inbox(self)  # received, not yet taken by the host
@@ -155,6 +153,14 @@ class Socket(Connection):
     @property
     def online(self) -> "TransparentSession | None":
         return self.session
+
+    def take_received(self) -> bytes:
+        """Everything received and not yet taken (transparent mode: it goes to the host first)."""
+        return self.inbox.take_all()
+
+    def session_ended(self) -> None:
+        """The connection ended under the host in transparent mode: the port is no longer its."""
+        self.session = None
 
     # --- opening (the connection's side: Connection._start_open) ------------------------------------
 
