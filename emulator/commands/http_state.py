@@ -199,10 +199,9 @@ class HttpSocket(AppSocket):
         super().pdp_down(by_network)
 
 
-class HttpFamily(SocketFamily):
+class HttpFamily(SocketFamily["HttpSocket"]):
     """``modem.families["http"]``."""
 
-    clients: list[HttpSocket]  # type: ignore[assignment]
 
     def __init__(self, modem: "Modem"):
         super().__init__(modem, [])
@@ -402,12 +401,12 @@ class HttpFamily(SocketFamily):
         response = self.response
         socket = self.socket
         if response is not None and len(response.body) >= self.modem.profile.limits.recv_buffer:
-            socket.inbox.pause()
+            socket.pause()
 
     def resume_if_room(self) -> None:
         response = self.response
         if response is None or len(response.body) < self.modem.profile.limits.recv_buffer // 2:
-            self.socket.inbox.resume()
+            self.socket.resume()
 
     def take_body(self) -> bytes:
         response = self.response

@@ -470,7 +470,7 @@ class MqttClient(AppSocket):
                 # The host does not take the module's output (or a command has held many URCs
                 # already): the message waits here and the socket stops being read.
                 self.waiting.append(message)
-                self.inbox.pause()
+                self.pause()
                 return
             self.modem.emit_urc(line)
             return
@@ -478,7 +478,7 @@ class MqttClient(AppSocket):
             # Every slot is full: the message waits here and the socket stops reading, so that the
             # broker holds the rest (nothing is dropped; TCP's flow control does the rest).
             self.waiting.append(message)
-            self.inbox.pause()
+            self.pause()
 
     def _store(self, message: Message) -> bool:
         for index, slot in enumerate(self.slots):
@@ -518,7 +518,7 @@ class MqttClient(AppSocket):
                 waiting.popleft()
                 self.modem.emit_urc(line)
         if not waiting:
-            self.inbox.resume()
+            self.resume()
             if link is not None and link.decoder.buffered:
                 self._digest()
 
@@ -558,10 +558,9 @@ class MqttClient(AppSocket):
         self._stop_link()
 
 
-class MqttFamily(SocketFamily):
+class MqttFamily(SocketFamily[MqttClient]):
     """``modem.families["mqtt"]``."""
 
-    clients: list[MqttClient]  # type: ignore[assignment]
 
     def __init__(self, modem: "Modem"):
         super().__init__(modem, [])

@@ -31,11 +31,9 @@ from ..core.sockets import (
     AccessMode,
     DatagramSocket,
     Phase,
-    PlainStream,
     Socket,
     SocketFamily,
     SocketState,
-    StreamLayer,
     pool_sockets,
     socket_in_pool,
 )
@@ -122,11 +120,10 @@ class PresentingDatagramInbox(DatagramInbox):
         return family.settings.present(header, data)
 
 
-class TcpipFamily(SocketFamily):
+class TcpipFamily(SocketFamily["TcpipSocket"]):
     """``modem.families["tcpip"]``: the socket services of one power cycle."""
 
     id_pool = CONNECT_IDS
-    clients: list[Socket]
 
     def __init__(self, modem: "Modem"):
         super().__init__(modem, [])
@@ -219,7 +216,7 @@ class TcpipSocket(Socket):
         self.arrived = 0  # every byte received, the backlog past the buffer included
         self.read_total = 0
         self.host_port = 0
-        self.inbox = PresentingDatagramInbox(self) if isinstance(self, DatagramSocket) else PresentingInbox(self)
+        self.inbox = PresentingDatagramInbox(self, self.gate) if isinstance(self, DatagramSocket) else PresentingInbox(self, self.gate)
 
     def _finish_close(self) -> None:
         """The host's AT+QICLOSE, once the peer's FIN or the timeout has come: OK, then the
@@ -272,9 +269,6 @@ class TcpipSocket(Socket):
 class TcpClient(TcpipSocket):
     """A "TCP" client or a "TCP INCOMING" connection: the core socket with no layer."""
 
-    def _new_layer(self) -> StreamLayer:
-        return PlainStream()
-
     def send(self, data: bytes) -> None:
         if data and self.phase is Phase.CONNECTED:
             self.count_sent(len(data))
@@ -308,9 +302,6 @@ class TcpListener(TcpipSocket):
     """A "TCP LISTENER" (TCP/IP note 2.1.4 note 1): bound to <local_port>, reachable from the
     machine the emulator runs on at 127.0.0.1 (``ev.Listen``); each connection it accepts becomes
     a "TCP INCOMING" service of its own."""
-
-    def _new_layer(self) -> StreamLayer:
-        return PlainStream()
 
     def listen(self, pdp_ctx: int, address: str, local_port: int, access_mode: AccessMode) -> None:
         self._may_open(pdp_ctx)

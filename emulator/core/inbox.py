@@ -13,7 +13,7 @@ import enum
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from . import events as ev
+from .read_gate import FULL, ReadGate
 
 if TYPE_CHECKING:
     from .modem import Modem
@@ -31,15 +31,6 @@ class AccessMode(enum.IntEnum):
     TRANSPARENT = 2
 
 
-# Why a socket is not read from its server (``Inbox.hold``): each reason is lifted on its own, and
-# the connection is read again once none is left.
-FULL = "full"  # the module's receive buffer is full: the host has not read it
-STACK = "stack"  # the application stack (MQTT, HTTP) holds what it can: the host has not taken it
-SENDING = "sending"  # what the module answers the server (acks, TLS) waits: the server does not read
-DIGESTING = "digesting"  # the stack works through what came, a bounded part per turn (fairness)
-# The reasons the port's next idle moment may lift (``Inbox.push``, the family's port_idle hook).
-_LIFTED_WHEN_IDLE = frozenset((FULL, STACK))
-
 
 class InboxOwner(Protocol):
     """What an inbox needs of its socket (``ecemu.core.sockets.Socket``): where to say things, its
@@ -55,12 +46,6 @@ class InboxOwner(Protocol):
     def client_id(self) -> int: ...
 
     @property
-    def conn_id(self) -> int | None: ...
-
-    @property
-    def is_open(self) -> bool: ...
-
-    @property
     def access_mode(self) -> "AccessMode": ...
 
     @property
@@ -69,10 +54,16 @@ class InboxOwner(Protocol):
 
     EVENT_URC: str  # "recv" and "closed" come under this name
 
+    def wait_for_idle(self) -> None:
+        """Be looked at when the port is next idle (``SocketFamily.port_idle``)."""
+
 
 class Inbox:
-    def __init__(self, socket: InboxOwner):
+    """A socket's received data the host has not taken; it holds the socket's ``gate`` while full."""
+
+    def __init__(self, socket: InboxOwner, gate: ReadGate):
         self.socket = socket
+        self.gate = gate
         self.data = bytearray()  # unread (buffer) or unpushed (direct push): never above the buffer
         # Arrived with the last delivery past the buffer's size: not yet in the module's buffer (as
         # bytes a TCP stack holds unacknowledged), moved in as the host takes data. The network
@@ -80,40 +71,11 @@ class Inbox:
         self.backlog = bytearray()
         self.recv_reported = False  # a "recv" URC is out and the inbox has not been emptied since
         self.closed_due = False  # a "closed" URC waits behind direct push data
-        self.holds: set[str] = set()  # why reading is paused (PauseReading in effect while any)
-
-    @property
-    def paused(self) -> bool:
-        return bool(self.holds)
 
     @property
     def waiting(self) -> bool:
         """Anything for ``push`` to do."""
-        return bool(self.data) or self.closed_due or not self.holds.isdisjoint(_LIFTED_WHEN_IDLE)
-
-    def mark_waiting(self) -> None:
-        """Be looked at when the port is next idle (``SocketFamily.port_idle``): called wherever
-        ``waiting`` can turn true."""
-        self.socket.modem.mark_idle_waiting(self)
-
-    def hold(self, reason: str) -> None:
-        """Stop reading from the server for ``reason`` (until ``lift``)."""
-        sock = self.socket
-        if reason in self.holds or sock.conn_id is None:
-            return
-        self.holds.add(reason)
-        if reason in _LIFTED_WHEN_IDLE:
-            self.mark_waiting()
-        if len(self.holds) == 1:
-            sock.modem.effect(ev.PauseReading(sock.conn_id))
-
-    def lift(self, reason: str) -> None:
-        sock = self.socket
-        if reason not in self.holds:
-            return
-        self.holds.discard(reason)
-        if not self.holds and sock.conn_id is not None and sock.is_open:
-            sock.modem.effect(ev.ResumeReading(sock.conn_id))
+        return bool(self.data) or self.closed_due or self.gate.waits_for_idle
 
     @property
     def limit(self) -> int:
@@ -126,7 +88,7 @@ class Inbox:
             self._refill()
         else:
             self.data += data
-        self.mark_waiting()
+        self.socket.wait_for_idle()
         if pushing:
             self.push()
         elif self.data and not self.recv_reported:
@@ -157,7 +119,7 @@ class Inbox:
         """The "closed" URC now, or behind the data still to be pushed."""
         if pushing and self.data:
             self.closed_due = True
-            self.mark_waiting()
+            self.socket.wait_for_idle()
             self.push()
         else:
             self.report_closed()
@@ -221,15 +183,14 @@ class Inbox:
         self.data.clear()
         self.backlog.clear()
         self.recv_reported = self.closed_due = False
-        self.holds.clear()
 
     def _pause_if_full(self) -> None:
         if len(self.data) + len(self.backlog) >= self.limit:
-            self.hold(FULL)
+            self.gate.hold(FULL)
 
     def _resume_if_room(self) -> None:
-        if FULL in self.holds and len(self.data) + len(self.backlog) < self.limit * RESUME_FRACTION:
-            self.lift(FULL)
+        if FULL in self.gate.holds and len(self.data) + len(self.backlog) < self.limit * RESUME_FRACTION:
+            self.gate.lift(FULL)
 
 
 class DatagramOwner(InboxOwner, Protocol):
@@ -246,8 +207,8 @@ class DatagramInbox(Inbox):
 
     socket: "DatagramOwner"
 
-    def __init__(self, socket: "DatagramOwner"):
-        super().__init__(socket)
+    def __init__(self, socket: "DatagramOwner", gate: ReadGate):
+        super().__init__(socket, gate)
         self.bounds: deque[list] = deque()  # [sender ip, sender port, bytes left] per datagram
 
     def fits(self, size: int) -> bool:
