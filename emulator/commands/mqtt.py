@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from .prompted_data import PromptedData
 from .mqtt_state import CLIENTS, RECV_SLOTS, MqttClient, MqttConfig, MqttFamily, Session
 from ..core.parser import CommandCall, Form
 from ..core.registry import (
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from ..core.modem import Modem
 
 FAMILY = "mqtt"
-CTRL_Z = 0x1A
-ESC = 0x1B
 PROMPT = b"> "
 # chosen: the largest message AT+QMTPUB / AT+QMTPUBEX take after ">" (the note gives no figure).
 MAX_MESSAGE = 4096
@@ -306,44 +305,25 @@ def mqtt_unsubscribe(modem: "Modem", call: CommandCall) -> Reply:
 # --- AT+QMTPUB, AT+QMTPUBEX (LTE Standard MQTT note V1.2; MQTT note 3.2.8) ----------------------
 
 
-class MessageSink:
+class MessageSink(PromptedData):
     """The message after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
 
     def __init__(self, length: int | None, done: Callable[[bytes], None]):
-        self.length = length
-        self.counted = length is not None  # the length rule: bytes past it are dropped (core/data_entry.py)
+        super().__init__(length, MAX_MESSAGE)
         self.done = done
-        self.data = bytearray()
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
-        if self.length is not None:
-            take = data[: self.length - len(self.data)]
-            self.data += take
-            if len(self.data) == self.length:
-                return len(take), self._finish()
-            return len(take), None
-        for index, byte in enumerate(data):
-            if byte == CTRL_Z:
-                return index + 1, self._finish()
-            if byte == ESC:
-                return index + 1, _refused()  # chosen: cancelled, nothing published
-            if len(self.data) == MAX_MESSAGE:
-                return index, _refused()  # chosen: too long before Ctrl+Z is refused whole
-            self.data.append(byte)
-        return len(data), None
+    def _cancelled(self) -> CommandFailed:
+        return _refused()  # chosen: cancelled, nothing published
 
-    def _finish(self) -> Outcome | CommandFailed:
+    def _too_long(self) -> CommandFailed:
+        return _refused()  # chosen: too long before Ctrl+Z is refused whole
+
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         try:
             self.done(bytes(self.data))
         except CommandFailed as failure:
             return failure
         return Reply()
-
-    def deadline(self) -> float | None:
-        return None
-
-    def expire(self, modem: "Modem") -> Outcome:
-        return Reply(final=ERROR)
 
 
 def _publish_call(modem: "Modem", call: CommandCall, urc: str) -> tuple[MqttClient, int, int, int, str]:

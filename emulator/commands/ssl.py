@@ -13,6 +13,7 @@ from .qi_parameters import at_most as _at_most
 from .qi_parameters import invalid as _invalid
 from .qi_parameters import number as _int
 from .qi_parameters import text as _text
+from .prompted_data import PromptedData
 from .ssl_state import OpenFailed, SslClient, SslFamily
 from ..core.parser import Arg, CommandCall, Form
 from ..core.registry import (
@@ -27,7 +28,8 @@ from ..core.registry import (
     ok,
     require_form,
 )
-from ..core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from ..core.connection import Connection
 from ..core.sockets import AccessMode, Phase, SocketState
 from ..core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
     from ..core.modem import Modem
 
 FAMILY = "ssl"
-CTRL_Z = 0x1A
-ESC = 0x1B
 SEND_PROMPT = b"> "  # after S3 S4 (<CR><LF>), as Quectel modules print it before taking data (TCP/IP notes)
 
 # Failures go to AT+QIGETERROR; the state listens to the PDP contexts, so it is built after them.
@@ -207,38 +207,24 @@ def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
     return client
 
 
-class SendSink:
+class SendSink(PromptedData):
     """The data after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
 
-    def __init__(self, client: SslClient, length: int | None, limit: int):
+    def __init__(self, client: Connection, length: int | None, limit: int):
+        super().__init__(length, limit)
         self.client = client
-        self.length = length
-        self.counted = length is not None  # the length rule: bytes past it are dropped (core/data_entry.py)
-        self.limit = limit
-        self.data = bytearray()
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
-        if self.length is not None:
-            take = data[: self.length - len(self.data)]
-            self.data += take
-            if len(self.data) == self.length:
-                return len(take), self._send(modem)
-            return len(take), None
-        for index, byte in enumerate(data):
-            if byte == CTRL_Z:
-                return index + 1, self._send(modem)
-            if byte == ESC:
-                # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel
-                # send", the chapter 5 code that exists for it; nothing is sent.
-                return index + 1, CommandFailed(QiError.CANCEL_SEND)
-            if len(self.data) == self.limit:
-                # chosen: more than <sendlen>'s maximum before Ctrl+Z is refused whole; the
-                # byte that overflowed starts the next command line.
-                return index, _invalid()
-            self.data.append(byte)
-        return len(data), None
+    def _cancelled(self) -> CommandFailed:
+        # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel send", the
+        # chapter 5 code that exists for it; nothing is sent.
+        return CommandFailed(QiError.CANCEL_SEND)
 
-    def _send(self, modem: "Modem") -> Outcome | CommandFailed:
+    def _too_long(self) -> CommandFailed:
+        # chosen: more than <sendlen>'s maximum before Ctrl+Z is refused whole; the byte that
+        # overflowed starts the next command line.
+        return _invalid()
+
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         client = self.client
         if client.phase is not Phase.CONNECTED:
             return CommandFailed(QiError.SOCKET_CLOSED)
@@ -248,12 +234,6 @@ class SendSink:
             return Reply(final=SEND_FAIL)
         client.send(bytes(self.data))
         return Reply(final=SEND_OK)
-
-    def deadline(self) -> float | None:
-        return None
-
-    def expire(self, modem: "Modem") -> Outcome:
-        return Reply(final=ERROR)
 
 
 @command("+QSSLSEND", family=FAMILY)

@@ -19,7 +19,8 @@ from .qi_parameters import at_most as _at_most
 from .qi_parameters import invalid as _invalid
 from .qi_parameters import number as _int
 from .qi_parameters import text as _text
-from .ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
+from .prompted_data import CTRL_Z, ESC
+from .ssl import SEND_PROMPT, SendSink
 from .tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
 from ..core import events as ev
 from ..core.parser import CommandCall, Form
@@ -146,10 +147,10 @@ class DatagramSink(SendSink):
     """AT+QISEND's data for a "UDP SERVICE": one datagram to the address the command named."""
 
     def __init__(self, socket: UdpSocket, length: int, ip: str, port: int):
-        super().__init__(socket, length, length)  # type: ignore[arg-type]
+        super().__init__(socket, length, length)
         self.udp, self.ip, self.port = socket, ip, port
 
-    def _send(self, modem: "Modem") -> Outcome | CommandFailed:
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         if self.udp.phase is not Phase.LISTENING:
             return CommandFailed(QiError.SOCKET_CLOSED)
         self.udp.send_to(bytes(self.data), self.ip, self.port)
@@ -190,7 +191,7 @@ class HexSink:
         if len(self.digits) % 2 or not HEX_DIGITS.issuperset(self.digits):
             return _invalid()
         self.inner.data = bytearray(bytes.fromhex(self.digits.decode("ascii")))
-        return self.inner._send(modem)
+        return self.inner._finish(modem)
 
     def deadline(self) -> float | None:
         return self.inner.deadline()
@@ -236,7 +237,7 @@ def send(modem: "Modem", call: CommandCall) -> Outcome:
     else:
         if len(call.args) == 4:
             raise _invalid()
-        sink = SendSink(socket, length, limits.send_max)  # type: ignore[arg-type]
+        sink = SendSink(socket, length, limits.send_max)
     if _family(modem).settings.send_hex:
         return AwaitData(prompt, HexSink(sink))
     return AwaitData(prompt, sink)
