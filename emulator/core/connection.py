@@ -6,9 +6,13 @@ Its connection is a TCP connection the shell carries out (effects and events,
 TLS (``ecemu.core.tls.TlsClient``) for SSL. Closing is orderly (FIN, then wait for the server's,
 up to a timeout) or at once.
 
-``Connection`` is the base of ``ecemu.core.sockets.Socket``, which adds what the host sees:
-the inbox and access modes, sending, transparent mode. The hooks between the two are the
-``_received``, ``_closed_under_host``, ``_drained`` and ``enter_transparent`` methods.
+A connection owns its one state (``phase``), its ``ReadGate`` (why the connection is not read
+now, ``read_gate.py``) and its ``LayerMaker`` (none for plain TCP; ``ContextTls`` for TLS); it
+reaches its family through ``SocketHome``. It is the base of ``ecemu.core.sockets.Socket``, which
+adds what the host reads (the inbox, access modes, transparent mode), and of the application
+stacks' ``AppSocket``, which take what arrives themselves. What they give it: ``_received``,
+``_closed_under_host``, and where they differ, ``_drained``, ``when_port_idle`` and
+``enter_transparent``.
 """
 
 from __future__ import annotations

@@ -4,17 +4,21 @@ The SSL clients (AT+QSSLOPEN ...) are sockets with TLS as their stream layer; th
 MQTT families build on the same class. A socket is made of:
 
 - its connection (``Connection``, ``connection.py``): the life cycle table ``SOCKET_LIFECYCLE``,
-  the stream layer on the TCP connection (nothing for plain TCP, TLS for SSL), open and close;
+  the stream layer on the TCP connection (nothing for plain TCP, TLS for SSL), open and close,
+  and its ``ReadGate`` (``read_gate.py``);
 - what the host sees (``Socket``, here): its access mode (SSL note 1.4, Quectel TCP/IP note):
   received data waits in the buffer with one ``"recv"`` URC until read (buffer access), goes out as
   ``"recv",<id>,<len>`` URCs whenever the port is idle (direct push), or goes straight to the host
   while the port is the socket's (transparent: ``TransparentSession``, ``transparent.py``);
-- flow control: nothing received is dropped; when the buffer fills, the socket stops reading from
-  the server (``PauseReading``) until the host has taken enough, and TCP's flow control does the
-  rest; bytes for the server wait in the host's input while the send buffer is full.
+- flow control: nothing received is dropped; when the buffer fills, the inbox holds the gate and
+  the socket stops reading from the server (``PauseReading``) until the host has taken enough, and
+  TCP's flow control does the rest; bytes for the server wait in the host's input while the send
+  buffer is full.
 
-A family's socket subclass gives the layer, the names of its URCs and what happens when the layer
-is up; its ``SocketFamily`` holds its sockets.
+The inbox and the transparent session see the socket through Protocols of their own
+(``InboxOwner``, ``OnlineSocket``): the modules import one way only. A family's socket subclass
+gives the names of its URCs and, for TLS, its ``layer_maker``; its ``SocketFamily`` holds its
+sockets.
 """
 
 from __future__ import annotations
