@@ -19,7 +19,7 @@ from .qi_parameters import at_most as _at_most
 from .qi_parameters import invalid as _invalid
 from .qi_parameters import number as _int
 from .qi_parameters import text as _text
-from .prompted_data import CTRL_Z, ESC
+from .prompted_data import PromptedData
 from .ssl import SEND_PROMPT, SendSink
 from .tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
 from ..core import events as ev
@@ -157,7 +157,7 @@ class DatagramSink(SendSink):
         return Reply(final=SEND_OK)
 
 
-class HexSink:
+class HexSink(PromptedData):
     """AT+QISEND's data with AT+QICFG="dataformat",1,<x>: two hex digits per byte (the note: "the
     module will automatically form two bytes to one ASCII code"). chosen: <send_length> counts
     the bytes sent, so twice as many characters are taken; without it, characters up to Ctrl+Z
@@ -165,39 +165,21 @@ class HexSink:
     command ends with ERROR and nothing is sent."""
 
     def __init__(self, inner: SendSink):
+        super().__init__(None if inner.length is None else 2 * inner.length, 2 * inner.limit)
         self.inner = inner
-        self.counted = inner.counted
-        self.digits = bytearray()
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
-        inner = self.inner
-        if inner.length is not None:
-            take = data[: 2 * inner.length - len(self.digits)]
-            self.digits += take
-            if len(self.digits) == 2 * inner.length:
-                return len(take), self._decoded(modem)
-            return len(take), None
-        for index, byte in enumerate(data):
-            if byte == CTRL_Z:
-                return index + 1, self._decoded(modem)
-            if byte == ESC:
-                return index + 1, CommandFailed(QiError.CANCEL_SEND)
-            if len(self.digits) == 2 * inner.limit:
-                return index, _invalid()  # as in text: the byte too many starts the next line
-            self.digits.append(byte)
-        return len(data), None
+    def _cancelled(self) -> CommandFailed:
+        return self.inner._cancelled()
 
-    def _decoded(self, modem: "Modem") -> Outcome | CommandFailed:
-        if len(self.digits) % 2 or not HEX_DIGITS.issuperset(self.digits):
+    def _too_long(self) -> CommandFailed:
+        return self.inner._too_long()  # as in text: the byte too many starts the next line
+
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
+        digits = self.data
+        if len(digits) % 2 or not HEX_DIGITS.issuperset(digits):
             return _invalid()
-        self.inner.data = bytearray(bytes.fromhex(self.digits.decode("ascii")))
+        self.inner.data = bytearray(bytes.fromhex(digits.decode("ascii")))
         return self.inner._finish(modem)
-
-    def deadline(self) -> float | None:
-        return self.inner.deadline()
-
-    def expire(self, modem: "Modem") -> Outcome | CommandFailed:
-        return self.inner.expire(modem)
 
 
 def _send_status(socket: TcpipSocket) -> Reply:

@@ -32,9 +32,9 @@ class AccessMode(enum.IntEnum):
 
 
 
-class InboxOwner(Protocol):
-    """What an inbox needs of its socket (``ecemu.core.sockets.Socket``): where to say things, its
-    connection's identity and state, and how the host reads it now."""
+class SocketSide(Protocol):
+    """What the parts of a socket the host reads (its inbox, its transparent session) know of it:
+    the modem it says things through, its limits and its ID."""
 
     @property
     def modem(self) -> "Modem": ...
@@ -44,6 +44,10 @@ class InboxOwner(Protocol):
 
     @property
     def client_id(self) -> int: ...
+
+
+class InboxOwner(SocketSide, Protocol):
+    """What an inbox needs of its socket (``ecemu.core.sockets.Socket``): how the host reads it now."""
 
     @property
     def access_mode(self) -> "AccessMode": ...

@@ -7,27 +7,18 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from .escape import EscapeDetector
+from .inbox import SocketSide
 from .results import NO_CARRIER, OK, FinalResult
 
 if TYPE_CHECKING:
     from .modem import Modem
     from .timers import Timer
-    from ..profile import Limits
 
 log = logging.getLogger("ecemu.core.sockets")
 
 
-class OnlineSocket(Protocol):
+class OnlineSocket(SocketSide, Protocol):
     """What a transparent session needs of its socket (``ecemu.core.sockets.Socket``)."""
-
-    @property
-    def modem(self) -> "Modem": ...
-
-    @property
-    def limits(self) -> "Limits": ...
-
-    @property
-    def client_id(self) -> int: ...
 
     @property
     def unsent(self) -> int:
