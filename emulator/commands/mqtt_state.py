@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from . import mqtt_codec as codec
 from .app_sockets import STEP, AppSocket
+from ..core.lifecycle import Transitions
 from ..core.results import QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
 
@@ -80,6 +81,17 @@ class Session(enum.IntEnum):
     CONNECTING = 2
     CONNECTED = 3
     DISCONNECTING = 4
+
+
+# An MQTT session's life on its open connection (MQTT 3.1.1 3.1, 3.2, 3.14).
+MQTT_SESSIONS = Transitions("MQTT session", {
+    (Session.INITIALIZING, "connect"): Session.CONNECTING,  # CONNECT sent
+    (Session.CONNECTING, "accepted"): Session.CONNECTED,  # CONNACK 0
+    (Session.CONNECTING, "refused"): Session.INITIALIZING,  # CONNACK with a refusal: the network stays
+    (Session.INITIALIZING, "disconnect"): Session.DISCONNECTING,
+    (Session.CONNECTING, "disconnect"): Session.DISCONNECTING,
+    (Session.CONNECTED, "disconnect"): Session.DISCONNECTING,
+})
 
 
 class Result(enum.IntEnum):
@@ -166,6 +178,10 @@ class Link:
     pong_timer: "Timer | None" = None  # how long a PINGRESP may take
     stat_code: Stat = Stat.CLOSED_BY_PEER  # what +QMTSTAT says when the connection goes
 
+    def to(self, event: str) -> None:
+        """The session's next state (``MQTT_SESSIONS``)."""
+        self.session = MQTT_SESSIONS.next(self.session, event)
+
 
 class MqttClient(AppSocket):
     """One <client_idx>."""
@@ -238,7 +254,7 @@ class MqttClient(AppSocket):
             client_id, username, password = aliyun_login(config, client_id, bool(config.ssl_enable))
         packet = codec.encode_connect(client_id, config.keepalive, bool(config.clean_session), username,
                                       password, will, level=config.version)
-        link.session = Session.CONNECTING
+        link.to("connect")
         self._send_packet(packet)
         link.connect_timer = self.modem.call_at(self.modem.now + config.pkt_timeout, self._connack_timed_out)
 
@@ -254,7 +270,7 @@ class MqttClient(AppSocket):
         """AT+QMTDISC: DISCONNECT (3.14), then the connection closes; +QMTDISC: <idx>,0."""
         link = self.link
         if link is not None:
-            link.session = Session.DISCONNECTING
+            link.to("disconnect")
             self._send_packet(codec.DISCONNECT_PACKET)
         self._stop_link()
         self.close(0)
@@ -403,7 +419,7 @@ class MqttClient(AppSocket):
             if link.connect_timer is not None:
                 link.connect_timer.cancel()
                 link.connect_timer = None
-            link.session = Session.CONNECTED if packet.return_code == 0 else Session.INITIALIZING
+            link.to("accepted" if packet.return_code == 0 else "refused")
             self.modem.emit_urc(f"+QMTCONN: {self.client_id},{int(Result.OK)},{packet.return_code}")
         elif isinstance(packet, codec.Publish):
             self._incoming(link, packet)
