@@ -99,7 +99,9 @@ class StreamLayer(Protocol):
 
     def feed(self, data: bytes) -> LayerStep: ...
 
-    peer_closed: bool  # the server closed the layer (TLS: its close_notify came)
+    @property
+    def peer_closed(self) -> bool:
+        """The server closed the layer (TLS: its close_notify came)."""
 
     def send(self, data: bytes) -> bytes: ...
 

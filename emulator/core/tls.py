@@ -18,9 +18,10 @@ The engine that speaks a connection is OpenSSL (``tls_openssl``) wherever it can
 
 from __future__ import annotations
 
+import enum
+import functools
 import ipaddress
 import logging
-import functools
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from . import tls_openssl
+from .lifecycle import Transitions
 from .tls_handshake import ServerFlight, alert_record
 from .tls_verify import VerifyPolicy, verify_server
 
@@ -284,6 +286,24 @@ class TlsStep:
     failure: str | None = None  # the connection is dead; why, for the log
 
 
+class TlsState(enum.Enum):
+    """A TLS connection's life, as the client sees it."""
+
+    HANDSHAKING = "handshaking"
+    ESTABLISHED = "established"
+    PEER_CLOSED = "the server's close_notify came"
+    DEAD = "a failure ended it: nothing more is said on it"
+
+
+TLS_STATES = Transitions("TLS", {
+    (TlsState.HANDSHAKING, "finished"): TlsState.ESTABLISHED,
+    (TlsState.HANDSHAKING, "failed"): TlsState.DEAD,
+    (TlsState.ESTABLISHED, "close_notify"): TlsState.PEER_CLOSED,
+    (TlsState.ESTABLISHED, "failed"): TlsState.DEAD,
+    (TlsState.PEER_CLOSED, "failed"): TlsState.DEAD,
+})
+
+
 @dataclass
 class TlsClient:
     """One TLS client connection: the engine's, with the module's certificate checks in front."""
@@ -292,15 +312,21 @@ class TlsClient:
     policy: VerifyPolicy | None  # None: no verification (secllevel 0)
     sni: str | None = None
     session: object = None
-    established: bool = False
-    peer_closed: bool = False  # the server's close_notify has come, and nothing broke before it
     forgiven: list[str] = field(default_factory=list)
-    _dead: bool = False  # a failure ended the connection: nothing more is said on it
+    state: TlsState = TlsState.HANDSHAKING  # changed through TLS_STATES only
 
     def __post_init__(self) -> None:
         self._engine = self.context.connect(self.sni, self.session)
         # The server's flight, read until its certificates can be checked; None: nothing to check.
         self._flight = ServerFlight() if self.policy is not None else None
+
+    @property
+    def peer_closed(self) -> bool:
+        """The server's close_notify has come, and nothing broke since."""
+        return self.state is TlsState.PEER_CLOSED
+
+    def _to(self, event: str) -> None:
+        self.state = TLS_STATES.next(self.state, event)
 
     def start(self) -> TlsStep:
         """Begin the handshake: the ClientHello to send, or the failure that stops it."""
@@ -308,25 +334,30 @@ class TlsClient:
 
     def feed(self, ciphertext: bytes) -> TlsStep:
         step = TlsStep()
-        if self._dead:
+        if self.state is TlsState.DEAD:
             return step
-        if not self.established:
+        if self.state is TlsState.HANDSHAKING:
             if self._flight is not None and ciphertext:
                 refusal = self._check_server(ciphertext)
                 if refusal is not None:
-                    self._dead = True
+                    self._to("failed")
                     return refusal
             finished, step.outgoing, step.failure = self._engine.handshake(ciphertext)
-            if step.failure is not None or not finished:
-                self._dead = step.failure is not None
+            if step.failure is not None:
+                self._to("failed")
                 return step
-            self.established = step.established = True
+            if not finished:
+                return step
+            self._to("finished")
+            step.established = True
             self.session = self._engine.session()
             ciphertext = b""
         step.plaintext, step.peer_closed, step.failure, outgoing = self._engine.receive(ciphertext)
         step.outgoing += outgoing
-        self._dead = step.failure is not None
-        self.peer_closed = self.peer_closed or step.peer_closed and not self._dead
+        if step.failure is not None:
+            self._to("failed")
+        elif step.peer_closed and self.state is TlsState.ESTABLISHED:
+            self._to("close_notify")
         return step
 
     def _check_server(self, ciphertext: bytes) -> TlsStep | None:
@@ -356,7 +387,7 @@ class TlsClient:
         return self._engine.send(plaintext)
 
     def close_notify(self) -> bytes:
-        return b"" if self._dead else self._engine.close_notify()
+        return b"" if self.state is TlsState.DEAD else self._engine.close_notify()
 
     def describe(self) -> str:
         """``TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256``, for the log."""
