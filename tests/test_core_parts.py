@@ -10,14 +10,17 @@ import pytest
 from ecemu.core.data_entry import DataEntry
 from ecemu.core.line_editor import REJECTED, LineEditor
 from ecemu.core.modem import HostMode
-from ecemu.core.registry import CommandFailed, CommandSet, Family, ParamError, Reply, command
+from ecemu.core.registry import CommandFailed, CommandSet, Family, Reply, command
 from ecemu.core.results import (
     CME,
     ERROR,
+    HTTP,
     OK,
+    PLAIN,
     QIGETERROR,
     CmeCode,
-    CmeError,
+    FileError,
+    HttpError,
     QiError,
     Refusal,
 )
@@ -226,15 +229,23 @@ def test_data_entry_expires_with_the_sinks_outcome():
 def test_one_code_per_failure_shown_the_familys_way():
     store = SimpleNamespace(last_qi_error=0)
     assert QIGETERROR.failed(store, QiError.DNS_FAILED) is ERROR and store.last_qi_error == 565
-    assert QIGETERROR.failed(store, ParamError().code) is ERROR and store.last_qi_error == 552
+    assert QIGETERROR.failed(store, Refusal.PARAMETER) is ERROR and store.last_qi_error == 552
+    assert QIGETERROR.failed(store, Refusal.FORM) is ERROR and store.last_qi_error == 552
     assert QIGETERROR.failed(store, Refusal.INTERNAL) is ERROR and store.last_qi_error == 550
     QIGETERROR.succeeded(store)
     assert store.last_qi_error == 0
-    assert CME.failed(store, ParamError().code) == CmeError(50)
-    assert CME.failed(store, CmeCode.FILE_NOT_FOUND) == CmeError(405)
-    assert CME.failed(store, None) is ERROR and store.last_qi_error == 0
-    assert CommandFailed(qi_error=567).code is QiError.SOCKET_CLOSED  # the other spellings
-    assert CommandFailed(cme=405).code is CmeCode.FILE_NOT_FOUND
+    assert CME.failed(store, Refusal.PARAMETER).as_final(1).text == "+CME ERROR: 50"
+    assert CME.failed(store, FileError.FILE_NOT_FOUND).as_final(1).text == "+CME ERROR: 405"
+    assert CME.failed(store, CmeCode.NO_NETWORK_SERVICE).as_final(2).text == "+CME ERROR: no network service"
+    assert CME.failed(store, Refusal.FORM) is ERROR and store.last_qi_error == 0
+    assert CME.failed(store, Refusal.PLAIN) is ERROR
+    # HTTP(S): the note's 7xx as numbers whatever AT+CMEE=2 asks; a parameter refused is 730
+    assert HTTP.failed(store, Refusal.PARAMETER).as_final(2).text == "+CME ERROR: 730"
+    assert HTTP.failed(store, HttpError.SOCKET_CONNECT_ERROR).as_final(2).text == "+CME ERROR: 716"
+    assert HTTP.failed(store, FileError.INVALID_FILE_NAME).as_final(2).text == "+CME ERROR: invalid file name"
+    assert HTTP.failed(store, Refusal.FORM) is ERROR
+    # MQTT: plain ERROR whatever went wrong
+    assert all(PLAIN.failed(store, refusal) is ERROR for refusal in Refusal)
 
 
 def test_the_command_set_takes_what_the_listed_modules_declare():
@@ -252,12 +263,6 @@ def test_the_command_set_takes_what_the_listed_modules_declare():
     assert commands.family("undeclared").errors is CME
     with pytest.raises(ValueError, match="declared twice"):
         CommandSet.collect([module, module])  # type: ignore[list-item]
-
-
-def test_a_code_not_named_yet_is_reported_as_given():
-    store = SimpleNamespace(last_qi_error=0)
-    assert QIGETERROR.failed(store, CommandFailed(qi_error=599).code) is ERROR and store.last_qi_error == 599
-    assert CME.failed(store, CommandFailed(cme=999).code) == CmeError(999)
 
 
 # --- the command line runner ---------------------------------------------------------------------

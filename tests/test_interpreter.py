@@ -18,7 +18,21 @@ from hypothesis import strategies as st
 from ecemu.core.parser import Arg, CommandCall, Form, SyntaxProblem, parse_command_line, split_args
 from ecemu.commands import COMMAND_SET
 from ecemu.core.registry import CommandSpec, Pending, ok
-from ecemu.core.results import CME_TEXTS, ERROR as ERROR_RESULT, OK as OK_RESULT, CmeError, FinalResult, encode_block
+from ecemu.core.results import (
+    ERROR as ERROR_RESULT,
+    OK as OK_RESULT,
+    CmeCode,
+    CmeError,
+    FileError,
+    FinalResult,
+    HttpError,
+    MqttCloseResult,
+    MqttDisconnectResult,
+    MqttOpenResult,
+    MqttResult,
+    MqttStat,
+    encode_block,
+)
 from ecemu.profile import BootUrc, available_profiles, load_profile
 from tests.harness import CoreHarness, complete_lines, no_internal_errors
 
@@ -267,15 +281,74 @@ def test_result_code_encoding():
     assert encode_block([b"a", b"b"], False) == b"a\r\nb\r\n"
 
 
-@pytest.mark.parametrize("code", sorted(CME_TEXTS))
+# AT+CMEE=2's texts: 27.007 9.2.1 for the 3GPP codes, the FILE note's for 4xx (407 as an EG800K
+# writes it), REFERENCE.md "Files".
+CME_TEXTS = {
+    3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted", 13: "SIM failure",
+    30: "no network service", 50: "incorrect parameters", 100: "unknown",
+}
+FILE_TEXTS = {
+    400: "invalid input value", 401: "larger than the size of the file", 402: "read zero byte",
+    403: "drive full", 405: "file not found", 406: "invalid file name", 407: "file already exist",
+    409: "fail to write the file", 410: "fail to open the file", 411: "fail to read the file",
+    413: "reach the max number of file allowed to be opened", 414: "the file read-only",
+    416: "invalid file descriptor", 420: "no space", 421: "time out", 423: "file too large",
+    425: "invalid parameter", 426: "file already opened",
+}
+
+
+@pytest.mark.parametrize("code", sorted(CME_TEXTS) + sorted(FILE_TEXTS))
 def test_cme_error_per_cmee(code):
-    assert CmeError(code).as_final(0) == ERROR_RESULT
-    assert CmeError(code).as_final(1).text == f"+CME ERROR: {code}"
-    assert CmeError(code).as_final(2).text == f"+CME ERROR: {CME_TEXTS[code]}"
+    member = CmeCode(code) if code in CME_TEXTS else FileError(code)
+    assert CmeError(member).as_final(0) == ERROR_RESULT
+    assert CmeError(member).as_final(1).text == f"+CME ERROR: {code}"
+    assert CmeError(member).as_final(2).text == f"+CME ERROR: {CME_TEXTS.get(code) or FILE_TEXTS[code]}"
 
 
-def test_cme_error_with_a_code_without_text_is_unknown():
-    assert CmeError(12345).as_final(2).text == "+CME ERROR: unknown"
+def test_the_cme_tables_hold_these_codes_and_no_other():
+    assert sorted(CmeCode) == sorted(CME_TEXTS)
+    assert sorted(FileError) == sorted(FILE_TEXTS)
+
+
+# The HTTP(S) note's table of error codes (724 and 725, the voice call's, left out: no calls here)
+# and the MQTT note's tables for +QMTOPEN, +QMTSTAT and the packets' <result> (REFERENCE.md
+# "HTTP(S) and MQTT"). The host never sees these texts; the tables say what each number means.
+HTTP_TEXTS = {
+    0: "Operation successful", 701: "HTTP(S) unknown error", 702: "HTTP(S) timeout", 703: "HTTP(S) busy",
+    704: "HTTP(S) UART busy", 705: "HTTP(S) no GET/POST requests", 706: "HTTP(S) network busy",
+    707: "HTTP(S) network open failed", 708: "HTTP(S) network no configuration",
+    709: "HTTP(S) network deactivated", 710: "HTTP(S) network error", 711: "HTTP(S) URL error",
+    712: "HTTP(S) empty URL", 713: "HTTP(S) IP address error", 714: "HTTP(S) DNS error",
+    715: "HTTP(S) socket create error", 716: "HTTP(S) socket connect error", 717: "HTTP(S) socket read error",
+    718: "HTTP(S) socket write error", 719: "HTTP(S) socket closed", 720: "HTTP(S) data encode error",
+    721: "HTTP(S) data decode error", 722: "HTTP(S) read timeout", 723: "HTTP(S) response failed",
+    726: "Input timeout", 727: "Wait data timeout", 728: "Wait HTTP(S) response timeout",
+    729: "Memory allocation failed", 730: "Invalid parameter",
+}
+MQTT_OPEN_TEXTS = {
+    -1: "Failed to open network", 0: "Network opened successfully", 1: "Wrong parameter",
+    2: "MQTT identifier is occupied", 3: "Failed to activate PDP", 4: "Failed to parse domain name",
+    5: "Network connection error",
+}
+MQTT_CLOSE_TEXTS = {-1: "Failed to close network", 0: "Network closed successfully"}
+MQTT_DISCONNECT_TEXTS = {-1: "Failed to close connection", 0: "Connection closed successfully"}
+MQTT_STAT_CODES = [1, 2, 3, 4, 5, 6, 7]
+MQTT_RESULT_TEXTS = {0: "Packet sent successfully and ACK received from server", 1: "Packet retransmission",
+                     2: "Failed to send packet"}
+
+
+@pytest.mark.parametrize("table, texts", [(HttpError, HTTP_TEXTS), (MqttOpenResult, MQTT_OPEN_TEXTS),
+                                          (MqttCloseResult, MQTT_CLOSE_TEXTS),
+                                          (MqttDisconnectResult, MQTT_DISCONNECT_TEXTS),
+                                          (MqttResult, MQTT_RESULT_TEXTS)])
+def test_the_http_and_mqtt_tables_are_the_notes(table, texts):
+    assert {int(member): member.text for member in table} == texts
+
+
+def test_the_qmtstat_table_is_the_notes():
+    assert sorted(MqttStat) == MQTT_STAT_CODES
+    assert MqttStat(1).text == "Connection is closed or reset by peer"
+    assert MqttStat(7).text == "The link is not alive or the server is unavailable"
 
 
 # --- AT+CMEE ----------------------------------------------------------------------------------------

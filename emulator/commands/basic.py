@@ -13,15 +13,15 @@ from ..core.clock import parse_cclk
 from ..core.parser import CommandCall, Form
 from ..core.registry import (
     CommandFailed,
-    ParamError,
     Reply,
+    at_most,
     command,
     int_arg,
     ok,
     require_form,
     str_arg,
 )
-from ..core.results import NO_CARRIER
+from ..core.results import NO_CARRIER, CmeCode, Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -48,16 +48,10 @@ BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 FLOW_CONTROL = ((0, 0), (2, 2))  # AT+IFC: none, or RTS/CTS both ways
 
 
-def _at_most(call: CommandCall, count: int) -> None:
-    """More parameters than the command defines is a parameter error (chosen: +CME ERROR: 50)."""
-    if len(call.args) > count:
-        raise ParamError()
-
-
 def _digit_setting(call: CommandCall, high: int) -> int:
     """``E``, ``V``, ``&D`` ...: a missing number means 0 (V.250 5.3.1)."""
     require_form(call, Form.EXEC)
-    return int_arg(call, 0, 0, high, default=0, error=CommandFailed)
+    return int_arg(call, 0, 0, high, default=0, refusal=Refusal.PLAIN)
 
 
 @command("E", family=FAMILY)
@@ -125,7 +119,7 @@ def _s_register(number: int, meaning: str, low: int, high: int):
             return ok(f"{registers[number]:03d}")
         require_form(call, Form.WRITE)
         # V.250 5.3.2 lets ATSn= without a value set 0 or answer ERROR; ERROR, nothing changed (chosen).
-        registers[number] = int_arg(call, 0, low, high, error=CommandFailed)
+        registers[number] = int_arg(call, 0, low, high, refusal=Refusal.PLAIN)
         return ok()
 
     handler.__doc__ = (f"ATS{number}? / ATS{number}=<n>, {low}-{high}, {meaning}: read as exactly three "
@@ -199,7 +193,7 @@ def _v250_write(call: CommandCall, count: int) -> None:
     value answers plain ERROR, as the V.250 basic commands do (chosen: these are not 3GPP commands)."""
     require_form(call, Form.WRITE)
     if not 1 <= len(call.args) <= count:
-        raise CommandFailed()
+        raise CommandFailed(Refusal.PLAIN)
 
 
 @command("+IPR", family=FAMILY)
@@ -215,9 +209,9 @@ def baud_rate(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok(f"+IPR: {modem.uart_settings.baud_rate}")
     _v250_write(call, 1)
-    rate = int_arg(call, 0, BAUD_RATES[0], BAUD_RATES[-1], error=CommandFailed)
+    rate = int_arg(call, 0, BAUD_RATES[0], BAUD_RATES[-1], refusal=Refusal.PLAIN)
     if rate not in BAUD_RATES:
-        raise CommandFailed()
+        raise CommandFailed(Refusal.PLAIN)
     modem.uart_settings.baud_rate = rate
     modem.line_settings_changed()
     return ok()
@@ -235,9 +229,9 @@ def flow_control(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok("+IFC: {},{}".format(*modem.uart_settings.flow_control))
     _v250_write(call, 2)
-    pair = (int_arg(call, 0, 0, 2, error=CommandFailed), int_arg(call, 1, 0, 2, error=CommandFailed))
+    pair = (int_arg(call, 0, 0, 2, refusal=Refusal.PLAIN), int_arg(call, 1, 0, 2, refusal=Refusal.PLAIN))
     if pair not in FLOW_CONTROL:
-        raise CommandFailed()
+        raise CommandFailed(Refusal.PLAIN)
     modem.uart_settings.flow_control = pair
     modem.lines.refresh()
     return ok()
@@ -255,9 +249,9 @@ def character_framing(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok("+ICF: {},{}".format(*modem.uart_settings.char_framing))
     _v250_write(call, 2)
-    fmt = int_arg(call, 0, 1, 6, error=CommandFailed)
+    fmt = int_arg(call, 0, 1, 6, refusal=Refusal.PLAIN)
     uart = modem.uart_settings
-    parity = int_arg(call, 1, 0, 3, default=uart.char_framing[1], error=CommandFailed)
+    parity = int_arg(call, 1, 0, 3, default=uart.char_framing[1], refusal=Refusal.PLAIN)
     uart.char_framing = (fmt, parity)
     modem.line_settings_changed()
     return ok()
@@ -298,7 +292,7 @@ def product_serial_number(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.EXEC:
         return ok(ident.imei)
     require_form(call, Form.WRITE)
-    _at_most(call, 1)
+    at_most(call, 1)
     snt = int_arg(call, 0, 0, 3)
     values = {1: ident.imei, 2: ident.imei[:14] + ident.imei_svn, 3: ident.imei_svn}
     return ok(ident.imei) if snt == 0 else ok(f'+CGSN: "{values[snt]}"')
@@ -312,13 +306,12 @@ def error_reporting(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok(f"+CMEE: {modem.settings.cmee}")
     if call.form is Form.WRITE:
-        _at_most(call, 1)
+        at_most(call, 1)
         modem.settings.cmee = int_arg(call, 0, 0, 2)
         return ok()
     return ok()
 
 
-CME_OPERATION_NOT_ALLOWED = 3
 
 
 @command("+CPIN", family=FAMILY)
@@ -330,9 +323,9 @@ def pin_status(modem: "Modem", call: CommandCall) -> Reply:
         return ok()
     if call.form is Form.WRITE:
         if not 1 <= len(call.args) <= 2:
-            raise ParamError()
+            raise CommandFailed(Refusal.PARAMETER)
         str_arg(call, 0)
-        raise CommandFailed(cme=CME_OPERATION_NOT_ALLOWED)
+        raise CommandFailed(CmeCode.NOT_ALLOWED)
     require_form(call, Form.READ)
     return ok("+CPIN: READY")
 
@@ -375,7 +368,7 @@ def _registration(name: str, high: int):
         if call.form is Form.TEST:
             return ok(f"{name}: (0-{high})")
         if call.form is Form.WRITE:
-            _at_most(call, 1)
+            at_most(call, 1)
             report[name] = int_arg(call, 0, 0, high)
             return ok()
         require_form(call, Form.READ)
@@ -398,7 +391,7 @@ def operator(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f'+COPS: (2,"{net.operator}","{net.operator}","46000",{net.access_technology}),,(0-4),(0-2)')
     if call.form is Form.WRITE:
-        _at_most(call, 4)
+        at_most(call, 4)
         int_arg(call, 0, 0, 4)
         return ok()
     require_form(call, Form.READ)
@@ -413,7 +406,7 @@ def attach_status(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok("+CGATT: (0,1)")
     if call.form is Form.WRITE:
-        _at_most(call, 1)
+        at_most(call, 1)
         int_arg(call, 0, 0, 1)
         return ok()
     require_form(call, Form.READ)
@@ -433,10 +426,10 @@ def functionality(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok(f"+CFUN: {modem.functionality}")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
+    at_most(call, 2)
     fun = int_arg(call, 0, 0, 4)
     if fun not in (0, 1, 4):
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     reset = int_arg(call, 1, 0, 1, default=0)
     if reset:
         modem.call_at(modem.now, modem.reboot)
@@ -465,12 +458,12 @@ def urc_port(modem: "Modem", call: CommandCall) -> Reply:
         return ok('+QURCCFG: "urcport",("usbat","usbmodem","uart1")')
     require_form(call, Form.WRITE)
     if str_arg(call, 0).lower() != "urcport":
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     if len(call.args) == 1:
         return ok(f'+QURCCFG: "urcport","{modem.settings.urc_port}"')
     port = str_arg(call, 1)
     if port not in URC_PORTS or len(call.args) > 2:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     modem.settings.urc_port = port
     return ok()
 
@@ -488,11 +481,11 @@ def clock(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f'+CCLK: "{modem.clock.format(modem.now)}"')
     require_form(call, Form.WRITE)
     if len(call.args) != 1:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     try:
         local, zone = parse_cclk(str_arg(call, 0))
     except ValueError:
-        raise ParamError() from None
+        raise CommandFailed(Refusal.PARAMETER) from None
     modem.clock.set_local(modem.now, local, zone)
     return ok()
 

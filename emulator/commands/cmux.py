@@ -13,7 +13,7 @@ from ..core.channel import MuxSession
 from ..core.cmux import CmuxParameters
 from ..core.parser import CommandCall, Form
 from ..core.registry import CommandFailed, Reply, command, int_arg, ok, require_form
-from ..core.results import CmeCode
+from ..core.results import CmeCode, Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -47,7 +47,7 @@ def multiplexer(modem: "Modem", call: CommandCall) -> Reply:
     if modem.multiplexed:
         raise CommandFailed(CmeCode.NOT_ALLOWED)
     if len(call.args) > len(RANGES):
-        raise CommandFailed(CmeCode.INCORRECT_PARAMETERS)
+        raise CommandFailed(Refusal.PARAMETER)
     defaults = CmuxParameters()
     values = {}
     for index, (name, low, high) in enumerate(RANGES):
@@ -55,9 +55,9 @@ def multiplexer(modem: "Modem", call: CommandCall) -> Reply:
         if name in ("mode", "subset") and value in (1, 2):
             raise CommandFailed(CmeCode.NOT_SUPPORTED)  # 27.007 defines them; the module has not
         if not low <= value <= high:
-            raise CommandFailed(CmeCode.INCORRECT_PARAMETERS)
+            raise CommandFailed(Refusal.PARAMETER)
         values[name] = value
     params = CmuxParameters(**values)
     if params.t2 <= params.t1:
-        raise CommandFailed(CmeCode.INCORRECT_PARAMETERS)
+        raise CommandFailed(Refusal.PARAMETER)
     return Reply(online=MuxSession(modem, params))

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from ..core.parser import CommandCall, Form
 from ..core.registry import (
+    CommandFailed,
     Family,
     FamilyState,
-    ParamError,
     Reply,
+    at_most,
     command,
     family_state,
     int_arg,
@@ -25,6 +26,7 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
+from ..core.results import Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -95,7 +97,7 @@ def power_down(modem: "Modem", call: CommandCall) -> Reply:
         return ok("+QPOWD: (0,1)")
     if call.form is Form.WRITE:
         if len(call.args) != 1:
-            raise ParamError()
+            raise CommandFailed(Refusal.PARAMETER)
         int_arg(call, 0, 0, 1)
     else:
         require_form(call, Form.EXEC)
@@ -139,10 +141,10 @@ def character_set(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f'+CSCS: "{settings.character_set}"')
     require_form(call, Form.WRITE)
     if len(call.args) != 1:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     chset = str_arg(call, 0).upper()
     if chset not in CHARACTER_SETS:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     settings.character_set = chset
     return ok()
 
@@ -169,10 +171,10 @@ def message_storage(modem: "Modem", call: CommandCall) -> Reply:
         return ok("+CPMS: " + ",".join(f'"{store}",0,{total}' for store in settings.stores))
     require_form(call, Form.WRITE)
     if not 1 <= len(call.args) <= 3:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     chosen = [str_arg(call, i).upper() for i in range(len(call.args))]
     if any(store not in MESSAGE_STORES for store in chosen):
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     settings.stores = tuple(chosen + list(settings.stores[len(chosen):]))
     return ok("+CPMS: " + ",".join(f"0,{total}" for _ in settings.stores))
 
@@ -187,8 +189,7 @@ def new_message_indications(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok("+CNMI: " + ",".join(map(str, settings.new_message_indication)))
     require_form(call, Form.WRITE, Form.EXEC)
-    if len(call.args) > len(CNMI_RANGES):
-        raise ParamError()
+    at_most(call, len(CNMI_RANGES))
     old = settings.new_message_indication
     settings.new_message_indication = tuple(
         int_arg(call, i, low, high, default=old[i]) for i, (low, high) in enumerate(CNMI_RANGES))
@@ -205,8 +206,7 @@ def text_mode_parameters(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok("+CSMP: " + ",".join(map(str, settings.text_parameters)))
     require_form(call, Form.WRITE, Form.EXEC)
-    if len(call.args) > 4:
-        raise ParamError()
+    at_most(call, 4)
     old = settings.text_parameters
     settings.text_parameters = tuple(int_arg(call, i, 0, 255, default=old[i]) for i in range(4))
     return ok()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..core.parser import CommandCall, Form
 from ..core.registry import AwaitData, CommandFailed, Outcome, Reply, command, ok, require_form
-from ..core.results import CONNECT, OK, CmeCode, CmeError
+from ..core.results import CONNECT, OK, CmeError, FileError, Refusal
 from ..core.ufs import FileStore, strip_ufs_prefix
 from ..core.urcs import frame_after_data
 
@@ -27,20 +27,6 @@ if TYPE_CHECKING:
     from ..core.modem import Modem
 
 FAMILY = "files"
-
-# +CME ERROR codes of the FILE note (REFERENCE.md, doc), as the handlers below name them.
-INVALID_INPUT_VALUE = CmeCode.INVALID_INPUT_VALUE
-DRIVE_FULL = CmeCode.DRIVE_FULL
-FILE_NOT_FOUND = CmeCode.FILE_NOT_FOUND
-INVALID_FILE_NAME = CmeCode.INVALID_FILE_NAME
-FILE_EXISTS = CmeCode.FILE_EXISTS
-WRITE_FAILED = CmeCode.WRITE_FAILED
-READ_FAILED = CmeCode.READ_FAILED
-NO_SPACE = CmeCode.NO_SPACE
-TIMED_OUT = CmeCode.TIMED_OUT
-FILE_TOO_LARGE = CmeCode.FILE_TOO_LARGE
-INVALID_PARAMETER = CmeCode.FILE_INVALID_PARAMETER
-FILE_ALREADY_OPEN = CmeCode.FILE_ALREADY_OPEN
 
 
 @runtime_checkable
@@ -87,10 +73,6 @@ def answer_data(modem: "Modem", line: str) -> Reply:
     return Reply(raw=frame_after_data(modem.settings, line.encode()))
 
 
-def _fail(code: CmeCode) -> CommandFailed:
-    return CommandFailed(code)
-
-
 def ufs_name(modem: "Modem", text: str) -> str:
     """The bare file name for ``text`` (``UFS:`` optional, REFERENCE.md); 406 if it is not one.
 
@@ -101,16 +83,16 @@ def ufs_name(modem: "Modem", text: str) -> str:
     """
     name = strip_ufs_prefix(text)
     if not name or len(name) > modem.profile.limits.ufs_name_length or name.startswith("."):
-        raise _fail(INVALID_FILE_NAME)
+        raise CommandFailed(FileError.INVALID_FILE_NAME)
     if any(ch in FORBIDDEN_NAME_CHARS or not " " <= ch <= "~" for ch in name):
-        raise _fail(INVALID_FILE_NAME)
+        raise CommandFailed(FileError.INVALID_FILE_NAME)
     return name
 
 
 def _name_arg(call: CommandCall) -> str:
     """The quoted name at index 0 and no other parameter; 425 otherwise (chosen)."""
     if len(call.args) != 1 or call.args[0] is None or not call.args[0].quoted:
-        raise _fail(INVALID_PARAMETER)
+        raise CommandFailed(FileError.INVALID_PARAMETER)
     return call.args[0].text
 
 
@@ -121,10 +103,10 @@ def number_arg(call: CommandCall, index: int, low: int, high: int | None, defaul
     if arg is None:
         return default
     if arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):  # "²" is a digit to Python
-        raise _fail(INVALID_INPUT_VALUE)
+        raise CommandFailed(FileError.INVALID_INPUT_VALUE)
     value = int(arg.text)
     if value < low or (high is not None and value > high):
-        raise _fail(INVALID_INPUT_VALUE)
+        raise CommandFailed(FileError.INVALID_INPUT_VALUE)
     return value
 
 
@@ -161,11 +143,11 @@ def _check_space(modem: "Modem", size: int) -> None:
     note's codes: 423 can never fit, 403 nothing free at all, 420 not enough free)."""
     free = free_space(modem)
     if size > modem.profile.limits.ufs_size:
-        raise _fail(FILE_TOO_LARGE)
+        raise CommandFailed(FileError.FILE_TOO_LARGE)
     if free == 0:
-        raise _fail(DRIVE_FULL)
+        raise CommandFailed(FileError.DRIVE_FULL)
     if size > free:
-        raise _fail(NO_SPACE)
+        raise CommandFailed(FileError.NO_SPACE)
 
 
 def _wildcard(pattern: str) -> re.Pattern[str]:
@@ -218,7 +200,7 @@ class UploadSink:
         reported as a complete upload would be, then ``+CME ERROR: 421``, numeric whatever AT+CMEE
         says (REFERENCE.md "Files", seen on an EG800K). With no byte at all nothing is stored
         (chosen)."""
-        timed_out = CmeError(TIMED_OUT, numeric_always=True)
+        timed_out = CmeError(FileError.TIMED_OUT, numeric_always=True)
         if not self.data:
             return Reply(final=timed_out)
         stored = self._store(modem)
@@ -231,7 +213,7 @@ class UploadSink:
         try:
             modem.files.write(self.name, data)
         except OSError:
-            return Reply(final=CmeError(WRITE_FAILED))
+            return Reply(final=CmeError(FileError.WRITE_FAILED))
         return answer_data(modem, f"+QFUPL: {len(data)},{checksum(data)}")
 
 
@@ -248,13 +230,13 @@ def upload(modem: "Modem", call: CommandCall) -> Outcome:
         return ok(f"+QFUPL: <filename>,(1-{free_space(modem)}),(1-{MAX_TIMEOUT}),(0,1)")
     require_form(call, Form.WRITE)
     if not call.args or call.args[0] is None or not call.args[0].quoted or len(call.args) > 4:
-        raise _fail(INVALID_PARAMETER)
+        raise CommandFailed(FileError.INVALID_PARAMETER)
     name = ufs_name(modem, call.args[0].text)
     size = number_arg(call, 1, 1, None, DEFAULT_UPLOAD_SIZE)
     timeout = number_arg(call, 2, 1, MAX_TIMEOUT, DEFAULT_TIMEOUT)
     ack = number_arg(call, 3, 0, 1, 0)
     if name in modem.files.names():
-        raise _fail(FILE_EXISTS)
+        raise CommandFailed(FileError.FILE_EXISTS)
     _check_space(modem, size)
     sink = UploadSink(name, size, float(timeout), bool(ack), last_byte_at=modem.now)
     return AwaitData(modem.result_bytes(CONNECT), sink, echo=False)
@@ -302,7 +284,7 @@ def delete(modem: "Modem", call: CommandCall) -> Reply:
         return ok()
     name = ufs_name(modem, text)
     if is_open(name):
-        raise _fail(FILE_ALREADY_OPEN)  # chosen: the note's code for a file that is open
+        raise CommandFailed(FileError.FILE_ALREADY_OPEN)  # chosen: the note's code for a file that is open
     _delete_one(modem.files, name)
     return ok()
 
@@ -312,11 +294,11 @@ def _delete_one(files: FileStore, name: str, missing_ok: bool = False) -> None:
         files.delete(name)
     except FileNotFoundError:
         if not missing_ok:
-            raise _fail(FILE_NOT_FOUND) from None
+            raise CommandFailed(FileError.FILE_NOT_FOUND) from None
     except OSError:
         # The folder refused (permissions): REFERENCE.md lists no code for it, so plain ERROR
         # (chosen) rather than a made-up one.
-        raise CommandFailed() from None
+        raise CommandFailed(Refusal.PLAIN) from None
 
 
 @command("+QFDWL", family=FAMILY)
@@ -332,9 +314,9 @@ def download(modem: "Modem", call: CommandCall) -> Reply:
     try:
         data = modem.files.read(name)
     except FileNotFoundError:
-        raise _fail(FILE_NOT_FOUND) from None
+        raise CommandFailed(FileError.FILE_NOT_FOUND) from None
     except OSError:
-        raise _fail(READ_FAILED) from None
+        raise CommandFailed(FileError.READ_FAILED) from None
     trailer = modem.block([f"+QFDWL: {len(data)},{checksum(data)}".encode()])
     return Reply(raw=modem.result_bytes(CONNECT) + data + trailer)
 
@@ -351,5 +333,5 @@ def space(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f"+QFLDS: {sum(sizes.values())},{len(sizes)}")
     require_form(call, Form.WRITE)
     if _name_arg(call).upper() not in (STORAGE, STORAGE + ":"):
-        raise _fail(INVALID_INPUT_VALUE)
+        raise CommandFailed(FileError.INVALID_INPUT_VALUE)
     return ok(f"+QFLDS: {free_space(modem)},{modem.profile.limits.ufs_size}")

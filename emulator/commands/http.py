@@ -18,17 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .files import ufs_name
-from .http_state import (
-    CONTENT_TYPES,
-    BodyToFile,
-    HttpConfig,
-    HttpError,
-    HttpFailure,
-    HttpFamily,
-    Request,
-    Target,
-    UrlError,
-)
+from .http_state import CONTENT_TYPES, BodyToFile, HttpConfig, HttpFamily, Request, Target
 from ..core.parser import CommandCall, Form
 from ..core.registry import (
     AwaitData,
@@ -44,7 +34,7 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.results import CONNECT, ERROR, CmeCode, CmeError, Code, ErrorStore, FinalResult, Refusal
+from ..core.results import CONNECT, HTTP, FileError, HttpError, Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -55,36 +45,11 @@ MAX_POST = 1_048_576  # chosen: the largest body AT+QHTTPPOST takes
 DEFAULT_WAIT = 60  # <rsptime>, <input_time>, <wait_time>, <timeout> default: 60 s (HTTP note)
 
 
-class HttpErrorReporting:
-    """``+CME ERROR: <err>`` with the HTTP note's code (shown as a number whatever AT+CMEE=2 asks:
-    chosen, the module has no texts for them); a malformed line answers plain ERROR."""
-
-    def failed(self, store: ErrorStore, code: Code | None) -> FinalResult | CmeError:
-        if isinstance(code, HttpError):
-            return CmeError(int(code), numeric_always=True)
-        if isinstance(code, CmeCode):
-            return CmeError(int(code))
-        if code is Refusal.PARAMETER:
-            return CmeError(int(HttpError.INVALID_PARAMETER), numeric_always=True)
-        return ERROR
-
-    def succeeded(self, store: ErrorStore) -> None:
-        pass
-
-
-HTTP_FAMILY = Family(FAMILY, errors=HttpErrorReporting(), state=HttpFamily, needs=("pdp", "ssl"))
+HTTP_FAMILY = Family(FAMILY, errors=HTTP, state=HttpFamily, needs=("pdp", "ssl"))
 
 
 def _family(modem: "Modem") -> HttpFamily:
     return family_state(modem, FAMILY, HttpFamily)
-
-
-def _parameter() -> CommandFailed:
-    return CommandFailed(Refusal.PARAMETER)
-
-
-def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
-    return int_arg(call, index, low, high, default, error=_parameter)
 
 
 def _given(call: CommandCall, index: int) -> bool:
@@ -115,7 +80,7 @@ def _request_header(config: HttpConfig, call: CommandCall) -> Reply:
     if kind == "reqheader/remove":
         if len(call.args) != 2:
             raise CommandFailed(Refusal.FORM)
-        name = str_arg(call, 1, error=_parameter).lower()
+        name = str_arg(call, 1).lower()
         if not any(known.lower() == name for known, _ in headers):
             raise CommandFailed(Refusal.PARAMETER)  # chosen: nothing of that name was added
         headers[:] = [(known, value) for known, value in headers if known.lower() != name]
@@ -124,7 +89,7 @@ def _request_header(config: HttpConfig, call: CommandCall) -> Reply:
         return ok(*(f'+QHTTPCFG: "reqheader/add","{name}","{value}"' for name, value in headers))
     if len(call.args) != 3:
         raise CommandFailed(Refusal.FORM)
-    name, value = str_arg(call, 1, error=_parameter), str_arg(call, 2, error=_parameter)
+    name, value = str_arg(call, 1), str_arg(call, 2)
     if not name or any(c in name for c in ":\r\n") or any(c in value for c in "\r\n"):
         raise CommandFailed(Refusal.PARAMETER)
     kept = [(known, old) for known, old in headers if known.lower() != name.lower()]
@@ -145,7 +110,7 @@ def http_config(modem: "Modem", call: CommandCall) -> Reply:
                   '+QHTTPCFG: "reqheader/add","<header_name>","<header_value>"',
                   '+QHTTPCFG: "reqheader/remove","<header_name>"')
     require_form(call, Form.WRITE)
-    name = str_arg(call, 0, error=CommandFailed).lower()
+    name = str_arg(call, 0, refusal=Refusal.PLAIN).lower()
     if name in ("reqheader/add", "reqheader/remove"):
         return _request_header(config, call)
     if len(call.args) > 2:
@@ -153,7 +118,7 @@ def http_config(modem: "Modem", call: CommandCall) -> Reply:
     if name == "auth":
         if len(call.args) == 1:
             return ok(f'+QHTTPCFG: "auth","{config.auth}"')
-        config.auth = str_arg(call, 1, error=_parameter)
+        config.auth = str_arg(call, 1)
         return ok()
     if name not in NUMBERS:
         raise CommandFailed(Refusal.FORM)
@@ -162,7 +127,7 @@ def http_config(modem: "Modem", call: CommandCall) -> Reply:
     low, high = NUMBERS[name]
     if name == "contextid":
         high = modem.profile.limits.pdp_contexts
-    setattr(config, name, _int(call, 1, low, high))
+    setattr(config, name, int_arg(call, 1, low, high))
     return ok()
 
 
@@ -208,14 +173,14 @@ def http_url(modem: "Modem", call: CommandCall) -> Outcome:
     require_form(call, Form.WRITE)
     if len(call.args) > 2:
         raise CommandFailed(Refusal.FORM)
-    length = _int(call, 0, 1, MAX_URL)
-    seconds = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    length = int_arg(call, 0, 1, MAX_URL)
+    seconds = int_arg(call, 1, 1, 65535, default=DEFAULT_WAIT)
     if family.busy:
-        raise HttpFailure(HttpError.BUSY)
+        raise CommandFailed(HttpError.BUSY)
 
     def done(data: bytes | None) -> Outcome | CommandFailed:
         if data is None:
-            return HttpFailure(HttpError.INPUT_TIMEOUT)
+            return CommandFailed(HttpError.INPUT_TIMEOUT)
         family.url = data.decode("latin-1")
         return Reply()
 
@@ -227,13 +192,10 @@ def http_url(modem: "Modem", call: CommandCall) -> Outcome:
 
 def _target(family: HttpFamily) -> Target:
     if family.busy:
-        raise HttpFailure(HttpError.BUSY)
+        raise CommandFailed(HttpError.BUSY)
     if not family.url:
-        raise HttpFailure(HttpError.EMPTY_URL)
-    try:
-        return Target(family.url)
-    except UrlError as error:
-        raise HttpFailure(error.code) from None
+        raise CommandFailed(HttpError.EMPTY_URL)
+    return Target(family.url)  # CommandFailed(HttpError.URL_ERROR) when it is not one
 
 
 def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, length: int,
@@ -243,9 +205,9 @@ def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, l
     def body_done(data: bytes | None) -> Outcome | CommandFailed:
         if data is None:
             family.stop()
-            return HttpFailure(HttpError.INPUT_TIMEOUT)
+            return CommandFailed(HttpError.INPUT_TIMEOUT)
         if request.failure is not None:
-            return HttpFailure(request.failure)
+            return CommandFailed(request.failure)
         request.to("body_taken")
         if as_raw:
             request.raw = data
@@ -268,7 +230,7 @@ def _until_answered(family: HttpFamily, request: Request) -> Pending:
     """The command holds its final result until the server answers (``http_state``'s docstring):
     ``+CME ERROR`` for what fails before the request left, else OK and the URC."""
     request.to("wait_for_answer")
-    family.start(request)  # HttpFailure at once when it cannot even start (no context, no TLS)
+    family.start(request)  # CommandFailed at once when it cannot even start (no context, no TLS)
     return Pending(request.urc)
 
 
@@ -286,11 +248,11 @@ def http_get(modem: "Modem", call: CommandCall) -> Outcome:
     require_form(call, Form.EXEC, Form.WRITE)
     if len(call.args) > 3:
         raise CommandFailed(Refusal.FORM)
-    rsptime = _int(call, 0, 1, 65535, default=DEFAULT_WAIT)
+    rsptime = int_arg(call, 0, 1, 65535, default=DEFAULT_WAIT)
     target = _target(family)
     if _given(call, 1):
-        length = _int(call, 1, 1, MAX_POST)
-        input_time = _int(call, 2, 1, 65535, default=DEFAULT_WAIT)
+        length = int_arg(call, 1, 1, MAX_POST)
+        input_time = int_arg(call, 2, 1, 65535, default=DEFAULT_WAIT)
         if not family.config.requestheader:
             raise CommandFailed(Refusal.PARAMETER)
         request = Request("+QHTTPGET", "GET", target, rsptime=rsptime)
@@ -315,9 +277,9 @@ def http_get_ex(modem: "Modem", call: CommandCall) -> Outcome:
     require_form(call, Form.WRITE)
     if len(call.args) != 3:
         raise CommandFailed(Refusal.FORM)
-    rsptime = _int(call, 0, 1, 65535)
-    first = _int(call, 1, 0, MAX_RANGE)
-    count = _int(call, 2, 1, MAX_RANGE)
+    rsptime = int_arg(call, 0, 1, 65535)
+    first = int_arg(call, 1, 0, MAX_RANGE)
+    count = int_arg(call, 2, 1, MAX_RANGE)
     if family.config.requestheader:
         raise CommandFailed(Refusal.PARAMETER)
     request = Request("+QHTTPGET", "GET", _target(family), rsptime=rsptime, byte_range=(first, count),
@@ -336,9 +298,9 @@ def http_post(modem: "Modem", call: CommandCall) -> Outcome:
     require_form(call, Form.WRITE)
     if len(call.args) > 3:
         raise CommandFailed(Refusal.FORM)
-    length = _int(call, 0, 1, MAX_POST)
-    input_time = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
-    rsptime = _int(call, 2, 1, 65535, default=DEFAULT_WAIT)
+    length = int_arg(call, 0, 1, MAX_POST)
+    input_time = int_arg(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    rsptime = int_arg(call, 2, 1, 65535, default=DEFAULT_WAIT)
     request = Request("+QHTTPPOST", "POST", _target(family), rsptime=rsptime)
     return _with_body_from_host(modem, family, request, length, input_time,
                                 as_raw=bool(family.config.requestheader))
@@ -356,13 +318,13 @@ def http_post_file(modem: "Modem", call: CommandCall) -> Outcome:
     require_form(call, Form.WRITE)
     if len(call.args) > 3:
         raise CommandFailed(Refusal.FORM)
-    name = ufs_name(modem, str_arg(call, 0, error=_parameter))
-    rsptime = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    name = ufs_name(modem, str_arg(call, 0))
+    rsptime = int_arg(call, 1, 1, 65535, default=DEFAULT_WAIT)
     target = _target(family)
     try:
         data = modem.files.read(name)
     except (FileNotFoundError, OSError):
-        raise CommandFailed(CmeCode.FILE_NOT_FOUND) from None
+        raise CommandFailed(FileError.FILE_NOT_FOUND) from None
     request = Request("+QHTTPPOSTFILE", "POST", target, rsptime=rsptime)
     if family.config.requestheader:
         request.raw = data
@@ -377,7 +339,7 @@ def http_post_file(modem: "Modem", call: CommandCall) -> Outcome:
 def _response_to_read(family: HttpFamily):
     response = family.response
     if response is None:
-        raise HttpFailure(HttpError.BUSY if family.busy else HttpError.NO_REQUEST)
+        raise CommandFailed(HttpError.BUSY if family.busy else HttpError.NO_REQUEST)
     return response
 
 
@@ -391,7 +353,7 @@ def http_read(modem: "Modem", call: CommandCall) -> Outcome:
     require_form(call, Form.EXEC, Form.WRITE)
     if len(call.args) > 1:
         raise CommandFailed(Refusal.FORM)
-    wait = _int(call, 0, 1, 65535, default=DEFAULT_WAIT)
+    wait = int_arg(call, 0, 1, 65535, default=DEFAULT_WAIT)
     response = _response_to_read(family)
     head = response.head if family.config.responseheader else b""
     modem.write_host(_connect_prompt(modem) + head + family.take_body())
@@ -431,8 +393,8 @@ def http_read_file(modem: "Modem", call: CommandCall) -> Reply:
     require_form(call, Form.WRITE)
     if len(call.args) > 3:
         raise CommandFailed(Refusal.FORM)
-    name = ufs_name(modem, str_arg(call, 0, error=_parameter))
-    wait = _int(call, 1, 1, 65535, default=DEFAULT_WAIT)
+    name = ufs_name(modem, str_arg(call, 0))
+    wait = int_arg(call, 1, 1, 65535, default=DEFAULT_WAIT)
     response = _response_to_read(family)
     BodyToFile(family, name, wait, response.head if family.config.responseheader else b"")
     return ok()

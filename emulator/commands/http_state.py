@@ -39,7 +39,7 @@ from .app_sockets import STEP, AppSocket
 from .files import room_for
 from ..core.lifecycle import Transitions
 from ..core.registry import CommandFailed, Reply
-from ..core.results import QiError
+from ..core.results import HttpError, QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
@@ -48,40 +48,6 @@ if TYPE_CHECKING:
     from ..core.ufs import FileWriter
 
 log = logging.getLogger(__name__)
-
-
-class HttpError(enum.IntEnum):
-    """<err> of the HTTP commands and URCs (HTTP note, its error code table)."""
-
-    OK = 0
-    UNKNOWN = 701
-    TIMEOUT = 702
-    BUSY = 703
-    UART_BUSY = 704
-    NO_REQUEST = 705
-    NETWORK_BUSY = 706
-    NETWORK_OPEN_FAILED = 707
-    NETWORK_NO_CONFIG = 708
-    NETWORK_DEACTIVATED = 709
-    NETWORK_ERROR = 710
-    URL_ERROR = 711
-    EMPTY_URL = 712
-    IP_ADDRESS_ERROR = 713
-    DNS_ERROR = 714
-    SOCKET_CREATE_ERROR = 715
-    SOCKET_CONNECT_ERROR = 716
-    SOCKET_READ_ERROR = 717
-    SOCKET_WRITE_ERROR = 718
-    SOCKET_CLOSED = 719
-    DATA_ENCODE_ERROR = 720
-    DATA_DECODE_ERROR = 721
-    READ_TIMEOUT = 722
-    RESPONSE_FAILED = 723
-    INPUT_TIMEOUT = 726
-    WAIT_DATA_TIMEOUT = 727
-    WAIT_RESPONSE_TIMEOUT = 728
-    MEMORY_ERROR = 729  # also AT+QHTTPREADFILE's answer when the body does not fit in UFS (REFERENCE.md)
-    INVALID_PARAMETER = 730
 
 
 # How the socket core's open failures read as HTTP errors. A name that does not resolve is 716 like
@@ -124,22 +90,16 @@ class Target:
             parts = urlsplit(url.strip())
             port = parts.port
         except ValueError:
-            raise UrlError(HttpError.URL_ERROR) from None
+            raise CommandFailed(HttpError.URL_ERROR) from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
-            raise UrlError(HttpError.URL_ERROR)
+            raise CommandFailed(HttpError.URL_ERROR)
         self.secure = scheme == "https"
         self.host = parts.hostname
         self.port = port or (443 if self.secure else 80)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         default = 443 if self.secure else 80
         self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
-
-
-class UrlError(Exception):
-    def __init__(self, code: HttpError):
-        super().__init__(code)
-        self.code = code
 
 
 class Stage(enum.Enum):
@@ -251,13 +211,13 @@ class HttpFamily(SocketFamily["HttpSocket"]):
     # --- starting a request -----------------------------------------------------------------------
 
     def start(self, request: Request) -> None:
-        """Connect for ``request``; OpenFailed (as an HttpError) when that cannot even start."""
+        """Connect for ``request``; ``CommandFailed`` with an HttpError when that cannot even start."""
         self.request, self.response = request, None
         try:
             self._connect(request)
         except OpenFailed as failure:
             self.request = None
-            raise HttpFailure(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN)) from None
+            raise CommandFailed(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN)) from None
         self._response_timer = self.modem.call_at(self.modem.now + request.rsptime, self._response_timed_out)
 
     def _connect(self, request: Request) -> None:
@@ -388,7 +348,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         self.response = Response(event.status_code, event.reason, b"\r\n".join(lines) + b"\r\n\r\n", length)
         # No <content_length> when the answer has none (chunked, or to the close): an EG800K shows
         # +QHTTPGET: 0,200 then (REFERENCE.md "HTTP(S) and MQTT", seen).
-        shown = f"{request.urc}: 0,{event.status_code}" + (f",{length}" if length is not None else "")
+        shown = f"{request.urc}: {int(HttpError.OK)},{event.status_code}" + (f",{length}" if length is not None else "")
         self.modem.emit_urc(shown)  # held while the command holds its result: it follows the OK
         if request.stage is Stage.ANSWER:
             request.to("answered")
@@ -398,7 +358,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         """Follow ``location`` (absolute only) on a new connection, or refuse it with 711."""
         try:
             target = Target(location)
-        except UrlError:
+        except CommandFailed:
             log.info("http: a redirect to %r, not an absolute http(s) URL, is refused", location)
             self._fail(HttpError.URL_ERROR)
             return
@@ -472,7 +432,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
             # Before the request left (AT+QHTTPPOST still waits to say CONNECT), or a redirect the
             # module refuses: the command's own +CME ERROR (module docstring).
             request.to("failed")
-            self.modem.host.finish_pending(HttpFailure(code))
+            self.modem.host.finish_pending(CommandFailed(code))
         elif stage is Stage.HOST_DATA:
             request.failure = code  # the end of the body entry says so
         else:
@@ -609,10 +569,3 @@ class BodyToFile:
         writer, self.writer = self.writer, None
         if writer is not None:
             writer.discard()
-
-
-class HttpFailure(CommandFailed):
-    """A command failing with an HttpError: ``+CME ERROR: <err>`` (``HttpErrorReporting``)."""
-
-    def __init__(self, code: HttpError):
-        super().__init__(code)  # a code of its own family, kept as given (HttpErrorReporting reads it)

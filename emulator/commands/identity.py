@@ -18,7 +18,6 @@ from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
-    ParamError,
     Reply,
     command,
     family_state,
@@ -28,13 +27,13 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
+from ..core.results import CmeCode, Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
 
 FAMILY = "identity"
 
-CME_OPERATION_NOT_ALLOWED = 3
 
 # AT+QINISTAT's bits and the boot URC that marks each one done (Quectel AT manual: 1 CPIN READY,
 # 2 SMS DONE, 4 PB DONE; 7 all initialised).
@@ -141,7 +140,7 @@ def sim_hot_plug(modem: "Modem", call: CommandCall) -> Reply:
         return ok("+QSIMDET: {},{}".format(*sim.hot_plug))
     require_form(call, Form.WRITE)
     if len(call.args) != 2:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     sim.hot_plug = (int_arg(call, 0, 0, 1), int_arg(call, 1, 0, 1))
     return ok()
 
@@ -155,15 +154,15 @@ def facility_lock(modem: "Modem", call: CommandCall) -> Reply:
         return ok("+CLCK: (" + ",".join(f'"{f}"' for f in LOCK_FACILITIES) + ")")
     require_form(call, Form.WRITE)
     if not 2 <= len(call.args) <= 4:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     facility = str_arg(call, 0).upper()
     mode = int_arg(call, 1, 0, 2)
     if facility not in LOCK_FACILITIES:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     if mode == 2:
         return ok("+CLCK: 0")
     str_arg(call, 2)
-    raise CommandFailed(cme=CME_OPERATION_NOT_ALLOWED)
+    raise CommandFailed(CmeCode.NOT_ALLOWED)
 
 
 @command("+CPWD", family=FAMILY)
@@ -174,9 +173,9 @@ def change_password(modem: "Modem", call: CommandCall) -> Reply:
         return ok("+CPWD: " + ",".join(f'("{f}",{n})' for f, n in PASSWORD_FACILITIES))
     require_form(call, Form.WRITE)
     if len(call.args) != 3:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     if str_arg(call, 0).upper() not in dict(PASSWORD_FACILITIES):
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     str_arg(call, 1)
     str_arg(call, 2)
-    raise CommandFailed(cme=CME_OPERATION_NOT_ALLOWED)
+    raise CommandFailed(CmeCode.NOT_ALLOWED)

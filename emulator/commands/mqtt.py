@@ -32,7 +32,7 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.results import ERROR, Code, ErrorStore, FinalResult
+from ..core.results import PLAIN, MqttCloseResult, Refusal
 from ..core.sockets import OpenFailed
 
 if TYPE_CHECKING:
@@ -44,33 +44,11 @@ PROMPT = b"> "
 MAX_MESSAGE = 4096
 
 
-class PlainErrorReporting:
-    """The MQTT commands answer plain ``ERROR`` whatever went wrong (MQTT note 3.2)."""
-
-    def failed(self, store: ErrorStore, code: Code | None) -> FinalResult:
-        return ERROR
-
-    def succeeded(self, store: ErrorStore) -> None:
-        pass
-
-
-MQTT_FAMILY = Family(FAMILY, errors=PlainErrorReporting(), state=MqttFamily, needs=("pdp", "ssl"))
+MQTT_FAMILY = Family(FAMILY, errors=PLAIN, state=MqttFamily, needs=("pdp", "ssl"))
 
 
 def _family(modem: "Modem") -> MqttFamily:
     return family_state(modem, FAMILY, MqttFamily)
-
-
-def _refused() -> CommandFailed:
-    return CommandFailed()
-
-
-def _int(call: CommandCall, index: int, low: int, high: int, default: int | None = None) -> int:
-    return int_arg(call, index, low, high, default, error=_refused)
-
-
-def _text(call: CommandCall, index: int, default: str | None = None) -> str:
-    return str_arg(call, index, default, error=_refused)
 
 
 def _word(call: CommandCall, index: int) -> str:
@@ -78,7 +56,7 @@ def _word(call: CommandCall, index: int) -> str:
     (REFERENCE.md "MQTT", seen)."""
     arg = call.args[index] if index < len(call.args) else None
     if arg is None:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     return arg.text
 
 
@@ -87,20 +65,20 @@ def _given(call: CommandCall, index: int) -> bool:
 
 
 def _client(modem: "Modem", call: CommandCall, index: int = 0) -> MqttClient:
-    return _family(modem).client(_int(call, index, 0, CLIENTS - 1))
+    return _family(modem).client(int_arg(call, index, 0, CLIENTS - 1))
 
 
 def _connected(modem: "Modem", call: CommandCall) -> MqttClient:
     client = _client(modem, call)
     if not client.in_session(Session.CONNECTED):
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     return client
 
 
 def _msgid(call: CommandCall, index: int, client: MqttClient) -> int:
-    msgid = _int(call, index, 1, 65535)
+    msgid = int_arg(call, index, 1, 65535)
     if not client.packet_id_free(msgid):
-        raise _refused()  # chosen: an identifier still in flight is refused (MQTT 3.1.1 2.3.1)
+        raise CommandFailed(Refusal.PARAMETER)  # chosen: an identifier still in flight is refused (MQTT 3.1.1 2.3.1)
     return msgid
 
 
@@ -127,12 +105,12 @@ class Option:
             index = 2 + offset
             if not _given(call, index):
                 if offset == 0:
-                    raise _refused()
+                    raise CommandFailed(Refusal.PARAMETER)
                 break  # later values are optional and keep what they were
             if isinstance(spec, str):
-                values.append((spec, _text(call, index)))
+                values.append((spec, str_arg(call, index)))
             else:
-                values.append((spec[0], _int(call, index, spec[1], spec[2])))
+                values.append((spec[0], int_arg(call, index, spec[1], spec[2])))
         for attribute, value in values:
             setattr(config, attribute, value)
 
@@ -165,15 +143,15 @@ def mqtt_config(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(*(f'+QMTCFG: "{name}",(0-{CLIENTS - 1}),{option.offered}' for name, option in OPTIONS.items()))
     require_form(call, Form.WRITE)
-    name = _text(call, 0).lower()
+    name = str_arg(call, 0).lower()
     option = OPTIONS.get(name)
     if option is None or len(call.args) > 2 + len(option.fields):
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _client(modem, call, 1)
     if len(call.args) == 2:
         return ok(f'+QMTCFG: "{name}",{option.show(client.config)}')
-    if name == "pdpcid" and _int(call, 2, 1, 15) > modem.profile.limits.pdp_contexts:
-        raise _refused()
+    if name == "pdpcid" and int_arg(call, 2, 1, 15) > modem.profile.limits.pdp_contexts:
+        raise CommandFailed(Refusal.PARAMETER)
     option.set(client.config, call)
     return ok()
 
@@ -192,12 +170,12 @@ def mqtt_open(modem: "Modem", call: CommandCall) -> Reply:
         return ok(*(f'+QMTOPEN: {c.client_id},"{c.address}",{c.remote_port}' for c in family.clients if c.opened))
     require_form(call, Form.WRITE)
     if len(call.args) != 3:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _client(modem, call)
-    host = _text(call, 1).strip()
-    port = _int(call, 2, 1, 65535)
+    host = str_arg(call, 1).strip()
+    port = int_arg(call, 2, 1, 65535)
     if not host:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     try:
         client.open_network(host, port)
     except OpenFailed as failure:
@@ -212,12 +190,12 @@ def mqtt_close(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f"+QMTCLOSE: (0-{CLIENTS - 1})")
     require_form(call, Form.WRITE)
     if len(call.args) != 1:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _client(modem, call)
     if client.link is None:
-        raise _refused()  # chosen: nothing is open on that client
+        raise CommandFailed(Refusal.PARAMETER)  # chosen: nothing is open on that client
     client.close_network()
-    modem.emit_urc(f"+QMTCLOSE: {client.client_id},0")
+    modem.emit_urc(f"+QMTCLOSE: {client.client_id},{int(MqttCloseResult.OK)}")
     return ok()
 
 
@@ -236,13 +214,13 @@ def mqtt_connect(modem: "Modem", call: CommandCall) -> Reply:
                     if c.opened and c.link is not None))
     require_form(call, Form.WRITE)
     if not 2 <= len(call.args) <= 4:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _client(modem, call)
     client_id = _word(call, 1)
     username = _word(call, 2) if _given(call, 2) else None
     password = _word(call, 3) if _given(call, 3) else None
     if not client.in_session(Session.INITIALIZING):
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client.connect(client_id, username, password)
     return ok()
 
@@ -255,10 +233,10 @@ def mqtt_disconnect(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f"+QMTDISC: (0-{CLIENTS - 1})")
     require_form(call, Form.WRITE)
     if len(call.args) != 1:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _client(modem, call)
     if not client.opened:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client.disconnect()
     return ok()
 
@@ -274,12 +252,12 @@ def mqtt_subscribe(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f'+QMTSUB: (0-{CLIENTS - 1}),(1-65535),"<topic>",(0-2)')
     require_form(call, Form.WRITE)
     if len(call.args) < 4 or len(call.args) % 2:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _connected(modem, call)
     msgid = _msgid(call, 1, client)
-    topics = [(_text(call, index), _int(call, index + 1, 0, 2)) for index in range(2, len(call.args), 2)]
+    topics = [(str_arg(call, index), int_arg(call, index + 1, 0, 2)) for index in range(2, len(call.args), 2)]
     if any(not topic for topic, _ in topics):
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client.subscribe(msgid, topics)
     return ok()
 
@@ -292,12 +270,12 @@ def mqtt_unsubscribe(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f'+QMTUNS: (0-{CLIENTS - 1}),(1-65535),"<topic>"')
     require_form(call, Form.WRITE)
     if len(call.args) < 3:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _connected(modem, call)
     msgid = _msgid(call, 1, client)
-    topics = [_text(call, index) for index in range(2, len(call.args))]
+    topics = [str_arg(call, index) for index in range(2, len(call.args))]
     if any(not topic for topic in topics):
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client.unsubscribe(msgid, topics)
     return ok()
 
@@ -309,14 +287,10 @@ class MessageSink(PromptedData):
     """The message after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
 
     def __init__(self, length: int | None, done: Callable[[bytes], None]):
-        super().__init__(length, MAX_MESSAGE)
+        # chosen: cancelled, nothing published; too long before Ctrl+Z, refused whole
+        super().__init__(length, MAX_MESSAGE, cancelled=CommandFailed(Refusal.PARAMETER),
+                         too_long=CommandFailed(Refusal.PARAMETER))
         self.done = done
-
-    def _cancelled(self) -> CommandFailed:
-        return _refused()  # chosen: cancelled, nothing published
-
-    def _too_long(self) -> CommandFailed:
-        return _refused()  # chosen: too long before Ctrl+Z is refused whole
 
     def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         try:
@@ -328,19 +302,19 @@ class MessageSink(PromptedData):
 
 def _publish_call(modem: "Modem", call: CommandCall, urc: str) -> tuple[MqttClient, int, int, int, str]:
     client = _connected(modem, call)
-    qos = _int(call, 2, 0, 2)
-    msgid = _int(call, 1, 0, 0) if qos == 0 else _msgid(call, 1, client)
-    retain = _int(call, 3, 0, 1)
-    topic = _text(call, 4)
+    qos = int_arg(call, 2, 0, 2)
+    msgid = int_arg(call, 1, 0, 0) if qos == 0 else _msgid(call, 1, client)
+    retain = int_arg(call, 3, 0, 1)
+    topic = str_arg(call, 4)
     if not topic:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     return client, msgid, qos, retain, topic
 
 
 def _publisher(client: MqttClient, urc: str, msgid: int, qos: int, retain: int, topic: str) -> Callable[[bytes], None]:
     def publish(payload: bytes) -> None:
         if not client.in_session(Session.CONNECTED):
-            raise _refused()  # the connection went while the host typed
+            raise CommandFailed(Refusal.PARAMETER)  # the connection went while the host typed
         client.publish(urc, msgid, qos, bool(retain), topic, payload)
     return publish
 
@@ -351,7 +325,7 @@ def _publish_inline(client: MqttClient, urc: str, msgid: int, qos: int, retain: 
     OK, then the URC. Its limit is the command line's (the profile's ``line_length``); an empty
     one is refused as <msglen> 0 would be (chosen)."""
     if not message:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     _publisher(client, urc, msgid, qos, retain, topic)(message.encode("latin-1"))
     return ok()
 
@@ -370,12 +344,12 @@ def mqtt_publish(modem: "Modem", call: CommandCall) -> Outcome:
         return ok(f'+QMTPUB: (0-{CLIENTS - 1}),(0-65535),(0-2),(0,1),"<topic>",(1-{MAX_MESSAGE})')
     require_form(call, Form.WRITE)
     if not 5 <= len(call.args) <= 6:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client, msgid, qos, retain, topic = _publish_call(modem, call, "+QMTPUB")
     inline = call.args[5] if len(call.args) == 6 else None
     if inline is not None and inline.quoted:
         return _publish_inline(client, "+QMTPUB", msgid, qos, retain, topic, inline.text)
-    length = _int(call, 5, 1, MAX_MESSAGE) if _given(call, 5) else None
+    length = int_arg(call, 5, 1, MAX_MESSAGE) if _given(call, 5) else None
     return AwaitData(_prompt(modem), MessageSink(length, _publisher(client, "+QMTPUB", msgid, qos, retain, topic)))
 
 
@@ -391,12 +365,12 @@ def mqtt_publish_ex(modem: "Modem", call: CommandCall) -> Outcome:
         return ok(f'+QMTPUBEX: (0-{CLIENTS - 1}), <msgid>,(0-2),(0,1),"topic","length"')
     require_form(call, Form.WRITE)
     if len(call.args) != 6 or call.args[5] is None:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client, msgid, qos, retain, topic = _publish_call(modem, call, "+QMTPUBEX")
     if call.args[5].quoted:
         # The BG96-era form: the message in place, its outcome told as +QMTPUB (those notes).
         return _publish_inline(client, "+QMTPUB", msgid, qos, retain, topic, call.args[5].text)
-    length = _int(call, 5, 1, MAX_MESSAGE)
+    length = int_arg(call, 5, 1, MAX_MESSAGE)
     return AwaitData(_prompt(modem), MessageSink(length, _publisher(client, "+QMTPUBEX", msgid, qos, retain, topic)))
 
 
@@ -421,10 +395,10 @@ def mqtt_receive(modem: "Modem", call: CommandCall) -> Reply:
                     for c in family.clients if c.opened))
     require_form(call, Form.WRITE)
     if len(call.args) > 2:
-        raise _refused()
+        raise CommandFailed(Refusal.PARAMETER)
     client = _client(modem, call)
     config = client.link.config if client.link is not None else client.config
-    indexes = [_int(call, 1, 0, RECV_SLOTS - 1)] if _given(call, 1) else list(range(RECV_SLOTS))
+    indexes = [int_arg(call, 1, 0, RECV_SLOTS - 1)] if _given(call, 1) else list(range(RECV_SLOTS))
     lines = []
     for index in indexes:
         message = client.take_slot(index)

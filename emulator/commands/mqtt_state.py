@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from . import mqtt_codec as codec
 from .app_sockets import STEP, AppSocket
 from ..core.lifecycle import Transitions
-from ..core.results import QiError
+from ..core.results import MqttDisconnectResult, MqttOpenResult, MqttResult, MqttStat, QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
 
 if TYPE_CHECKING:
@@ -42,36 +42,12 @@ MAX_INCOMING_PACKET = 1 << 20
 MAX_IN_FLIGHT_BYTES = 256 * 1024
 
 
-class OpenResult(enum.IntEnum):
-    """+QMTOPEN: <client_idx>,<result> (MQTT note AT+QMTOPEN)."""
-
-    FAILED = -1
-    OK = 0
-    WRONG_PARAMETER = 1
-    IDENTIFIER_OCCUPIED = 2
-    PDP_FAILED = 3
-    DNS_FAILED = 4
-    NETWORK_ERROR = 5
-
-
 # How the socket core's reasons become +QMTOPEN results (chosen where the note has no cause:
 # refused, unreachable, timed out, TLS refused: "network connection error").
-OPEN_RESULTS = {QiError.OK: OpenResult.OK, QiError.DNS_FAILED: OpenResult.DNS_FAILED,
-                QiError.OPEN_PDP_FAILED: OpenResult.PDP_FAILED, QiError.PDP_BROKEN: OpenResult.PDP_FAILED,
-                QiError.SOCKET_IN_USE: OpenResult.IDENTIFIER_OCCUPIED,
-                QiError.CONNECT_FAILED: OpenResult.NETWORK_ERROR, QiError.TIMEOUT: OpenResult.NETWORK_ERROR}
-
-
-class Stat(enum.IntEnum):
-    """+QMTSTAT: <client_idx>,<err_code> (MQTT note 4.1): why the link went."""
-
-    CLOSED_BY_PEER = 1
-    PING_FAILED = 2
-    CONNECT_FAILED = 3
-    CONNACK_FAILED = 4
-    SERVER_DISCONNECTED = 5
-    SEND_FAILED = 6
-    LINK_DOWN = 7
+OPEN_RESULTS = {QiError.OK: MqttOpenResult.OK, QiError.DNS_FAILED: MqttOpenResult.DNS_FAILED,
+                QiError.OPEN_PDP_FAILED: MqttOpenResult.PDP_FAILED, QiError.PDP_BROKEN: MqttOpenResult.PDP_FAILED,
+                QiError.SOCKET_IN_USE: MqttOpenResult.IDENTIFIER_OCCUPIED,
+                QiError.CONNECT_FAILED: MqttOpenResult.NETWORK_ERROR, QiError.TIMEOUT: MqttOpenResult.NETWORK_ERROR}
 
 
 class Session(enum.IntEnum):
@@ -92,14 +68,6 @@ MQTT_SESSIONS = Transitions("MQTT session", {
     (Session.CONNECTING, "disconnect"): Session.DISCONNECTING,
     (Session.CONNECTED, "disconnect"): Session.DISCONNECTING,
 })
-
-
-class Result(enum.IntEnum):
-    """<result> of +QMTCONN, +QMTSUB, +QMTUNS, +QMTPUB (MQTT note)."""
-
-    OK = 0
-    RETRANSMITTED = 1
-    FAILED = 2
 
 
 @dataclass
@@ -176,7 +144,7 @@ class Link:
     connect_timer: "Timer | None" = None
     ping_timer: "Timer | None" = None  # when the next PINGREQ is due
     pong_timer: "Timer | None" = None  # how long a PINGRESP may take
-    stat_code: Stat = Stat.CLOSED_BY_PEER  # what +QMTSTAT says when the connection goes
+    stat_code: MqttStat = MqttStat.CLOSED_BY_PEER  # what +QMTSTAT says when the connection goes
 
     def to(self, event: str) -> None:
         """The session's next state (``MQTT_SESSIONS``)."""
@@ -217,8 +185,8 @@ class MqttClient(AppSocket):
             raise
 
     def _report_open(self, code: QiError) -> None:
-        result = OPEN_RESULTS.get(code, OpenResult.FAILED)
-        if result is not OpenResult.OK and self.phase is Phase.INITIAL:
+        result = OPEN_RESULTS.get(code, MqttOpenResult.FAILED)
+        if result is not MqttOpenResult.OK and self.phase is Phase.INITIAL:
             self.link = None
         self.modem.emit_urc(f"+QMTOPEN: {self.client_id},{int(result)}")
 
@@ -264,7 +232,7 @@ class MqttClient(AppSocket):
             return
         link.connect_timer = None
         log.info("mqtt %d: no CONNACK within %d s", self.client_id, link.config.pkt_timeout)
-        self._link_lost(Stat.CONNACK_FAILED)
+        self._link_lost(MqttStat.CONNACK_FAILED)
 
     def disconnect(self) -> None:
         """AT+QMTDISC: DISCONNECT (3.14), then the connection closes; +QMTDISC: <idx>,0."""
@@ -274,7 +242,7 @@ class MqttClient(AppSocket):
             self._send_packet(codec.DISCONNECT_PACKET)
         self._stop_link()
         self.close(0)
-        self.modem.emit_urc(f"+QMTDISC: {self.client_id},0")
+        self.modem.emit_urc(f"+QMTDISC: {self.client_id},{int(MqttDisconnectResult.OK)}")
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -313,7 +281,7 @@ class MqttClient(AppSocket):
             return
         link.pong_timer = None
         log.info("mqtt %d: no PINGRESP within %d s", self.client_id, link.config.pkt_timeout)
-        self._link_lost(Stat.PING_FAILED)
+        self._link_lost(MqttStat.PING_FAILED)
 
     def packet_id_free(self, packet_id: int) -> bool:
         return self.link is not None and packet_id not in self.link.in_flight
@@ -327,11 +295,11 @@ class MqttClient(AppSocket):
             # The broker does not take what was sent (or answer it): the message is not sent
             # (REFERENCE.md "HTTP(S) and MQTT", chosen: <result> 2, failed).
             log.info("mqtt %d: message %d not sent: the broker does not keep up", self.client_id, msgid)
-            self.modem.emit_urc(f"{urc}: {self.client_id},{msgid},{int(Result.FAILED)}")
+            self.modem.emit_urc(f"{urc}: {self.client_id},{msgid},{int(MqttResult.FAILED)}")
             return
         if qos == 0:
             self._send_packet(packet)
-            self.modem.emit_urc(f"{urc}: {self.client_id},{msgid},{int(Result.OK)}")
+            self.modem.emit_urc(f"{urc}: {self.client_id},{msgid},{int(MqttResult.OK)}")
             return
         self._start(InFlight(urc, msgid, packet, codec.PUBACK if qos == 1 else codec.PUBREC))
 
@@ -367,14 +335,14 @@ class MqttClient(AppSocket):
         if flight.retries >= config.retry_times:
             del link.in_flight[flight.msgid]
             link.in_flight_bytes -= len(flight.packet)
-            self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(Result.FAILED)}")
+            self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(MqttResult.FAILED)}")
             return
         flight.retries += 1
         if flight.packet[0] >> 4 == codec.PUBLISH:
             flight.packet = bytes((flight.packet[0] | 0x08,)) + flight.packet[1:]
         self._send_packet(flight.packet)
         if config.timeout_notice:
-            self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(Result.RETRANSMITTED)},"
+            self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(MqttResult.RETRANSMITTED)},"
                                 f"{flight.retries}")
         self._arm_retry(flight)
 
@@ -402,7 +370,7 @@ class MqttClient(AppSocket):
                 packet = link.decoder.next_packet()
             except codec.MalformedPacket as exc:
                 log.warning("mqtt %d: the broker broke the protocol: %s", self.client_id, exc)
-                self._link_lost(Stat.CLOSED_BY_PEER)
+                self._link_lost(MqttStat.CLOSED_BY_PEER)
                 return
             if packet is None:
                 self.caught_up()
@@ -420,14 +388,14 @@ class MqttClient(AppSocket):
                 link.connect_timer.cancel()
                 link.connect_timer = None
             link.to("accepted" if packet.return_code == 0 else "refused")
-            self.modem.emit_urc(f"+QMTCONN: {self.client_id},{int(Result.OK)},{packet.return_code}")
+            self.modem.emit_urc(f"+QMTCONN: {self.client_id},{int(MqttResult.OK)},{packet.return_code}")
         elif isinstance(packet, codec.Publish):
             self._incoming(link, packet)
         elif isinstance(packet, codec.SubAck):
             flight = self._answered(link, packet.packet_id, codec.SUBACK)
             if flight is not None:
                 granted = ",".join(str(code) for code in packet.granted)
-                self.modem.emit_urc(f"+QMTSUB: {self.client_id},{flight.msgid},{int(Result.OK)},{granted}")
+                self.modem.emit_urc(f"+QMTSUB: {self.client_id},{flight.msgid},{int(MqttResult.OK)},{granted}")
         elif isinstance(packet, codec.Ack):
             self._ack(link, packet)
         elif isinstance(packet, codec.PingResp):
@@ -452,7 +420,7 @@ class MqttClient(AppSocket):
             self._send_answer(flight.packet)
             self._arm_retry(flight)
             return
-        self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(Result.OK)}")
+        self.modem.emit_urc(f"{flight.urc}: {self.client_id},{flight.msgid},{int(MqttResult.OK)}")
 
     def _answered(self, link: Link, packet_id: int, kind: int) -> InFlight | None:
         flight = link.in_flight.get(packet_id)
@@ -543,12 +511,12 @@ class MqttClient(AppSocket):
     def peer_closed(self) -> None:
         """The broker or the network ended the connection: +QMTSTAT, and the client is free again."""
         link = self.link
-        code = link.stat_code if link is not None else Stat.CLOSED_BY_PEER
+        code = link.stat_code if link is not None else MqttStat.CLOSED_BY_PEER
         self._stop_link()
         self.close(0)
         self.modem.emit_urc(f"+QMTSTAT: {self.client_id},{int(code)}")
 
-    def _link_lost(self, code: Stat) -> None:
+    def _link_lost(self, code: MqttStat) -> None:
         """The module gives up on the connection itself (a timeout, a broken packet)."""
         self._stop_link()
         self.close(0)
@@ -556,7 +524,7 @@ class MqttClient(AppSocket):
 
     def pdp_down(self, by_network: bool) -> None:
         if self.link is not None:
-            self.link.stat_code = Stat.LINK_DOWN
+            self.link.stat_code = MqttStat.LINK_DOWN
         super().pdp_down(by_network)
 
     def _stop_link(self) -> None:
@@ -589,5 +557,5 @@ class MqttFamily(SocketFamily[MqttClient]):
         return None
 
 
-__all__ = ["CLIENTS", "RECV_SLOTS", "MqttClient", "MqttConfig", "MqttFamily", "OpenResult", "Result", "Session",
-           "Stat"]
+__all__ = ["CLIENTS", "RECV_SLOTS", "MqttClient", "MqttConfig", "MqttFamily", "MqttOpenResult", "MqttResult", "Session",
+           "MqttStat"]

@@ -40,7 +40,7 @@ from ..core.registry import (
     ok,
     require_form,
 )
-from ..core.results import CONNECT, CmeCode, FinalResult
+from ..core.results import CONNECT, FileError, FinalResult
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -86,13 +86,13 @@ class OpenFiles(FamilyState):
 
     def open(self, name: str, given: str, mode: int) -> int:
         if self.is_open(name):
-            raise CommandFailed(CmeCode.FILE_ALREADY_OPEN)
+            raise CommandFailed(FileError.FILE_ALREADY_OPEN)
         if len(self.handles) >= self.modem.profile.limits.ufs_open_files:
-            raise CommandFailed(CmeCode.TOO_MANY_OPEN_FILES)
+            raise CommandFailed(FileError.TOO_MANY_OPEN_FILES)
         files = self.modem.files
         exists = name in files.names()
         if mode == READ_ONLY and not exists:
-            raise CommandFailed(CmeCode.FILE_NOT_FOUND)
+            raise CommandFailed(FileError.FILE_NOT_FOUND)
         try:
             if exists and mode != CREATE_OR_EMPTY:
                 data = files.read(name)
@@ -100,7 +100,7 @@ class OpenFiles(FamilyState):
                 data = b""
                 files.write(name, data)  # created or emptied at once: AT+QFLST lists it with size 0
         except OSError:
-            raise CommandFailed(CmeCode.OPEN_FAILED) from None
+            raise CommandFailed(FileError.OPEN_FAILED) from None
         handle = next(self._numbers)
         self.handles[handle] = OpenFile(name, given, mode, bytearray(data), len(data))
         return handle
@@ -109,11 +109,11 @@ class OpenFiles(FamilyState):
         """The open file AT+<cmd>=<filehandle>,... names; 400 for no number, 416 for no such file."""
         arg = call.args[0] if call.args else None
         if arg is None or arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):
-            raise CommandFailed(CmeCode.INVALID_INPUT_VALUE)
+            raise CommandFailed(FileError.INVALID_INPUT_VALUE)
         handle = int(arg.text)
         opened = self.handles.get(handle)
         if opened is None:
-            raise CommandFailed(CmeCode.INVALID_FILE_HANDLE)
+            raise CommandFailed(FileError.INVALID_FILE_HANDLE)
         return handle, opened
 
     def close(self, handle: int) -> None:
@@ -122,7 +122,7 @@ class OpenFiles(FamilyState):
             try:
                 self.modem.files.write(opened.name, bytes(opened.data))
             except OSError:
-                raise CommandFailed(CmeCode.WRITE_FAILED) from None
+                raise CommandFailed(FileError.WRITE_FAILED) from None
 
 
 FILES_FAMILY = Family(FAMILY, state=OpenFiles)
@@ -134,7 +134,7 @@ def _open_files(modem: "Modem") -> OpenFiles:
 
 def _at_most(call: CommandCall, count: int) -> None:
     if len(call.args) > count:
-        raise CommandFailed(CmeCode.FILE_INVALID_PARAMETER)
+        raise CommandFailed(FileError.INVALID_PARAMETER)
 
 
 def _opened(modem: "Modem", call: CommandCall, most: int) -> tuple[OpenFiles, int, OpenFile]:
@@ -164,7 +164,7 @@ def open_file(modem: "Modem", call: CommandCall) -> Reply:
     require_form(call, Form.WRITE)
     _at_most(call, 2)
     if call.args[0] is None or not call.args[0].quoted:
-        raise CommandFailed(CmeCode.FILE_INVALID_PARAMETER)
+        raise CommandFailed(FileError.INVALID_PARAMETER)
     given = call.args[0].text
     name = ufs_name(modem, given)
     mode = number_arg(call, 1, OPEN_OR_CREATE, READ_ONLY, OPEN_OR_CREATE)
@@ -200,7 +200,7 @@ def read_file(modem: "Modem", call: CommandCall) -> Reply:
     length = number_arg(call, 1, 1, None, max(left, 1))
     data = bytes(opened.data[opened.position:opened.position + length])
     if not data:
-        raise CommandFailed(CmeCode.READ_ZERO_BYTE)
+        raise CommandFailed(FileError.READ_ZERO_BYTE)
     opened.position += len(data)
     connect = FinalResult(f"{CONNECT.text} {len(data)}", CONNECT.number)
     return Reply(raw=modem.result_bytes(connect) + data)
@@ -261,12 +261,12 @@ def write_file(modem: "Modem", call: CommandCall) -> AwaitData | Reply:
     length = number_arg(call, 1, 1, None, 0) or None
     timeout = number_arg(call, 2, 1, MAX_TIMEOUT, DEFAULT_TIMEOUT)
     if opened.mode == READ_ONLY:
-        raise CommandFailed(CmeCode.FILE_READ_ONLY)
+        raise CommandFailed(FileError.FILE_READ_ONLY)
     # Room: UFS's free space, counting this file at the size it has in UFS (chosen).
     free = free_space(modem)
     room = free + opened.stored_size - opened.position
     if room <= 0 or (length is not None and length > room):
-        raise CommandFailed(CmeCode.DRIVE_FULL if free == 0 else CmeCode.NO_SPACE)
+        raise CommandFailed(FileError.DRIVE_FULL if free == 0 else FileError.NO_SPACE)
     sink = WriteSink(opened, length, room, float(timeout), last_byte_at=modem.now)
     return AwaitData(modem.result_bytes(CONNECT), sink, echo=False)
 
@@ -284,12 +284,12 @@ def seek_file(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f"+QFSEEK: <filehandle>,<offset>[,({FROM_START}-{FROM_END})]")
     _, _, opened = _opened(modem, call, 3)
     if len(call.args) < 2 or call.args[1] is None:
-        raise CommandFailed(CmeCode.FILE_INVALID_PARAMETER)
+        raise CommandFailed(FileError.INVALID_PARAMETER)
     offset = number_arg(call, 1, 0, None, 0)
     origin = number_arg(call, 2, FROM_START, FROM_END, FROM_START)
     base = {FROM_START: 0, FROM_CURRENT: opened.position, FROM_END: len(opened.data)}[origin]
     if base + offset > len(opened.data):
-        raise CommandFailed(CmeCode.LARGER_THAN_FILE)
+        raise CommandFailed(FileError.LARGER_THAN_FILE)
     opened.position = base + offset
     return ok()
 

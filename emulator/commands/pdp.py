@@ -30,8 +30,8 @@ from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
-    ParamError,
     Reply,
+    at_most,
     command,
     family_state,
     int_arg,
@@ -39,7 +39,7 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.results import QI_ERROR_TEXTS, QIGETERROR, QiError
+from ..core.results import QIGETERROR, CmeCode, QiError, Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -60,7 +60,6 @@ PDP_TYPES = {"IP": IPV4, "IPV6": IPV6, "IPV4V6": IPV4V6}  # AT+CGDCONT's names o
 PDP_TYPE_NAMES = {number: name for name, number in PDP_TYPES.items()}
 # What AT+CGDCONT? shows as <PDP_addr> (the host asks for no static address; chosen: the EC2x style).
 UNSET_ADDRESSES = {IPV4: "0.0.0.0", IPV6: "0:0:0:0:0:0:0:0", IPV4V6: "0.0.0.0,0:0:0:0:0:0:0:0"}
-CME_NO_NETWORK_SERVICE = 30
 AUTH_MAX = 3  # 0 none, 1 PAP, 2 CHAP, 3 PAP or CHAP (REFERENCE.md, doc)
 REGISTERED = (1, 5)  # home, roaming (27.007 7.2)
 
@@ -265,7 +264,7 @@ def _cid(pdp: PdpState, call: CommandCall) -> int:
 
 def _one_cid(pdp: PdpState, call: CommandCall) -> int:
     if len(call.args) != 1:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     return _cid(pdp, call)
 
 
@@ -296,7 +295,7 @@ def configure_context(modem: "Modem", call: CommandCall) -> Reply:
         c = pdp.configs[cid]
         return ok(f'+QICSGP: {c.context_type},"{c.apn}","{c.username}","{c.password}",{c.authentication}')
     if count not in (3, 5, 6, 7):
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     old = pdp.configs[cid]
     if count == 7:
         str_arg(call, 5)
@@ -366,9 +365,9 @@ def _dns_address(call: CommandCall, index: int) -> str:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ParamError() from None
+        raise CommandFailed(Refusal.PARAMETER) from None
     if sep and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     return text
 
 
@@ -391,7 +390,7 @@ def configure_dns(modem: "Modem", call: CommandCall) -> Reply:
     if count == 1:
         return ok(f'+QIDNSCFG: {cid},"{dns.primary}","{dns.secondary}"')
     if count > 3:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     primary = _dns_address(call, 1)
     secondary = _dns_address(call, 2) if count == 3 else None
     dns.primary, dns.primary_set = primary, True
@@ -412,7 +411,7 @@ def last_error(modem: "Modem", call: CommandCall) -> Reply:
         return ok()
     require_form(call, Form.EXEC)
     code = modem.last_qi_error
-    return ok(f"+QIGETERROR: {code},{QI_ERROR_TEXTS.get(code, QI_ERROR_TEXTS[550])}")
+    return ok(f"+QIGETERROR: {int(code)},{code.text}")
 
 
 # --- the 27.007 packet domain commands over the same contexts -----------------------------------
@@ -440,15 +439,14 @@ def define_context(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.READ:
         return ok(*(_context_definition(cid, pdp.configs[cid]) for cid in pdp.listed()))
     require_form(call, Form.WRITE)
-    if len(call.args) > 8:
-        raise ParamError()
+    at_most(call, 8)
     cid = _cid(pdp, call)
     if len(call.args) == 1:
         pdp.configs[cid] = ContextConfig()
         return ok()
     type_name = str_arg(call, 1).upper()
     if type_name not in PDP_TYPES:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     apn = str_arg(call, 2, default="")
     str_arg(call, 3, default="")
     int_arg(call, 4, 0, 2, default=0)
@@ -482,7 +480,7 @@ def context_activation(modem: "Modem", call: CommandCall) -> Reply:
             pdp.deactivate(cid)
         return ok()
     if any(not pdp.is_active(cid) for cid in cids) and not _attached(modem):
-        raise CommandFailed(cme=CME_NO_NETWORK_SERVICE)
+        raise CommandFailed(CmeCode.NO_NETWORK_SERVICE)
     for cid in cids:
         if not pdp.is_active(cid):
             pdp.activate(cid)

@@ -34,9 +34,9 @@ from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
-    ParamError,
     Pending,
     Reply,
+    at_most,
     command,
     family_state,
     int_arg,
@@ -44,7 +44,7 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.results import CONNECT, NO_CARRIER, OK, CmeCode
+from ..core.results import CONNECT, NO_CARRIER, OK, CmeCode, Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -320,7 +320,7 @@ def dial(modem: "Modem", call: CommandCall) -> Pending | Reply:
         return Reply(final=NO_CARRIER)
     cid = parse_dial_string(dial_string, family.pdp.count)
     if cid is None:
-        raise CommandFailed()
+        raise CommandFailed(Refusal.FORM)
     return family.dial(cid)
 
 
@@ -333,8 +333,7 @@ def enter_data_state(modem: "Modem", call: CommandCall) -> Pending | Reply:
     if call.form is Form.TEST:
         return ok('+CGDATA: ("PPP")')
     require_form(call, Form.WRITE, Form.EXEC)
-    if len(call.args) > 2:
-        raise ParamError()
+    at_most(call, 2)
     protocol = str_arg(call, 0, default="PPP").upper()
     if protocol != "PPP":
         raise CommandFailed(CmeCode.NOT_SUPPORTED)

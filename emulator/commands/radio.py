@@ -28,8 +28,8 @@ from ..core.registry import (
     CommandFailed,
     Family,
     FamilyState,
-    ParamError,
     Reply,
+    at_most,
     command,
     family_state,
     int_arg,
@@ -38,13 +38,13 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
+from ..core.results import CmeCode, Refusal
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
 
 FAMILY = "radio"
 
-CME_NO_NETWORK_SERVICE = 30
 REGISTERED = (1, 5)
 EUTRAN_ACT_TYPE = 4  # 27.007 +CEDRXS <AcT-type>: E-UTRAN (WB-S1 mode)
 TIMER_BITS = re.compile(r"[01]{8}")
@@ -227,7 +227,7 @@ def service_provider(modem: "Modem", call: CommandCall) -> Reply:
         return ok()
     require_form(call, Form.READ, Form.EXEC)
     if not in_service(modem):
-        raise CommandFailed(cme=CME_NO_NETWORK_SERVICE)
+        raise CommandFailed(CmeCode.NO_NETWORK_SERVICE)
     net = modem.profile.network
     return ok(f'+QSPN: "{net.operator}","{net.operator_short}","{net.spn}",0,"{net.mcc_mnc}"')
 
@@ -244,12 +244,12 @@ def engineering_mode(modem: "Modem", call: CommandCall) -> Reply:
         return ok('+QENG: ("servingcell","neighbourcell")')
     require_form(call, Form.WRITE)
     if len(call.args) != 1:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     kind = str_arg(call, 0).lower()
     if kind == "neighbourcell":
         return ok()
     if kind != "servingcell":
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     if not in_service(modem):
         return ok('+QENG: "servingcell","SEARCH"')
     net = modem.profile.network
@@ -286,7 +286,7 @@ def network_time(modem: "Modem", call: CommandCall) -> Reply:
     mode = 0
     if call.form is Form.WRITE:
         if len(call.args) != 1:
-            raise ParamError()
+            raise CommandFailed(Refusal.PARAMETER)
         mode = int_arg(call, 0, 0, 2)
     else:
         require_form(call, Form.EXEC)
@@ -321,10 +321,10 @@ def time_zone_update(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f"+CTZU: {settings.time_zone_update}")
     require_form(call, Form.WRITE)
     if len(call.args) != 1:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     value = int_arg(call, 0, 0, 3)
     if value == 2:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     settings.time_zone_update = value
     return ok()
 
@@ -337,7 +337,7 @@ def _optional_bits(call: CommandCall, index: int, pattern: re.Pattern[str], defa
         return default
     value = str_arg(call, index)
     if not pattern.fullmatch(value):
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     return value
 
 
@@ -355,8 +355,7 @@ def power_saving_mode(modem: "Modem", call: CommandCall) -> Reply:
         mode, *timers = settings.psm
         return ok(f"+CPSMS: {mode}," + ",".join(f'"{t}"' if t else "" for t in timers))
     require_form(call, Form.WRITE, Form.EXEC)
-    if len(call.args) > 5:
-        raise ParamError()
+    at_most(call, 5)
     mode = int_arg(call, 0, 0, 2, default=0)
     if mode == 2:
         settings.psm = (0, "", "", "", "")
@@ -380,8 +379,7 @@ def edrx_setting(modem: "Modem", call: CommandCall) -> Reply:
         return ok(*(f'+CEDRXS: {act},"{value}"' for act, (mode, value) in sorted(settings.edrx.items())
                     if mode in (1, 2)))
     require_form(call, Form.WRITE, Form.EXEC)
-    if len(call.args) > 3:
-        raise ParamError()
+    at_most(call, 3)
     mode = int_arg(call, 0, 0, 3, default=0)
     act = int_arg(call, 1, EUTRAN_ACT_TYPE, EUTRAN_ACT_TYPE, default=EUTRAN_ACT_TYPE)
     if mode == 3:
@@ -399,22 +397,22 @@ def _qcfg_value(call: CommandCall, index: int, check) -> str:
     """One AT+QCFG value as the read form shows it (strings quoted, numbers bare, masks in hex)."""
     arg = call.args[index]
     if arg is None:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     if isinstance(check, tuple) and check and check[0] == "int":
         return str(int_arg(call, index, check[1], check[2]))
     if check == "hex":
         text = arg.text.lower()
         digits = text[2:] if text.startswith("0x") else text
         if arg.quoted or not digits or any(c not in "0123456789abcdef" for c in digits) or len(digits) > 20:
-            raise ParamError()
+            raise CommandFailed(Refusal.PARAMETER)
         return f"{int(digits, 16):#x}"
     if check == "digits":
         if not (arg.text.isascii() and arg.text.isdigit()) or len(arg.text) > 10:
-            raise ParamError()
+            raise CommandFailed(Refusal.PARAMETER)
         return arg.text
     # a fixed set of words; strings are quoted in the read form, numbers are not
     if arg.text.lower() not in check:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     return f'"{arg.text.lower()}"' if arg.quoted else arg.text
 
 
@@ -430,21 +428,21 @@ def extended_configuration(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(*(f'+QCFG: "{name}",{key.ranges}' for name, key in QCFG_KEYS.items()))
     require_form(call, Form.WRITE)
-    name = str_arg(call, 0, error=CommandFailed).lower()
+    name = str_arg(call, 0, refusal=Refusal.PLAIN).lower()
     key = QCFG_KEYS.get(name)
     if key is None:
-        raise CommandFailed()
+        raise CommandFailed(Refusal.PLAIN)
     values = call.args[1:]
     if not values:
         return ok(f'+QCFG: "{name}",' + ",".join(settings.qcfg[name]))
     count = len(key.values)
     if key.effect:
         if len(values) not in (count, count + 1):
-            raise ParamError()
+            raise CommandFailed(Refusal.PARAMETER)
         if len(values) == count + 1:
             int_arg(call, 1 + count, 0, 1)
     elif len(values) > count:
-        raise ParamError()
+        raise CommandFailed(Refusal.PARAMETER)
     # Values left out at the end keep what they were (the manual's nested brackets).
     given = tuple(_qcfg_value(call, 1 + i, check) for i, check in enumerate(key.values[:len(values)]))
     settings.qcfg[name] = given + settings.qcfg[name][len(given):]

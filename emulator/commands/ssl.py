@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .qi_parameters import at_most as _at_most
-from .qi_parameters import invalid as _invalid
-from .qi_parameters import number as _int
-from .qi_parameters import text as _text
 from .prompted_data import PromptedData
 from .ssl_state import OpenFailed, SslClient, SslFamily
 from ..core.parser import Arg, CommandCall, Form
@@ -23,13 +19,16 @@ from ..core.registry import (
     Outcome,
     Pending,
     Reply,
+    at_most,
     command,
     family_state,
+    int_arg,
     ok,
     require_form,
+    str_arg,
 )
-from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
 from ..core.connection import Connection
+from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError, Refusal
 from ..core.sockets import AccessMode, Phase, SocketState
 from ..core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
@@ -58,13 +57,13 @@ def _hex_suite(arg: Arg) -> int:
     """``0X0035``: a code of table 3 or 0XFFFF. Quoted or not, 0x or 0X, as hosts write it."""
     text = arg.text.strip()
     if text[:2].lower() != "0x" or not text[2:] or len(text) > 6:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     try:
         code = int(text[2:], 16)
     except ValueError:
-        raise _invalid() from None
+        raise CommandFailed(Refusal.PARAMETER) from None
     if code != ALL_CIPHER_SUITES and code not in CIPHER_SUITES:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     return code
 
 
@@ -81,15 +80,15 @@ class Setting:
     def parse(self, arg: Arg) -> int | str:
         if self.kind == "path":
             if not arg.quoted:
-                raise _invalid()
+                raise CommandFailed(Refusal.PARAMETER)
             return arg.text
         if self.kind == "suite":
             return _hex_suite(arg)
         if arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):
-            raise _invalid()
+            raise CommandFailed(Refusal.PARAMETER)
         value = int(arg.text)
         if not self.low <= value <= self.high or (self.choices and value not in self.choices):
-            raise _invalid()
+            raise CommandFailed(Refusal.PARAMETER)
         return value
 
     def show(self, value: int | str) -> str:
@@ -140,19 +139,19 @@ def ssl_config(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(*(f'+QSSLCFG: "{name}",{ids},{SETTINGS[name].offered()}' for name in TEST_FORM_ORDER))
     require_form(call, Form.WRITE)
-    name = _text(call, 0).lower()
+    name = str_arg(call, 0).lower()
     setting = SETTINGS.get(name)
     if setting is None:
-        raise _invalid()
-    _at_most(call, 3)
+        raise CommandFailed(Refusal.PARAMETER)
+    at_most(call, 3)
     if name == "cacertex" and len(call.args) == 1:
         return ok(*(f'+QSSLCFG: "{name}",{i},{setting.show(c.cacert)}' for i, c in enumerate(contexts)))
-    ctx_id = _int(call, 1, 0, len(contexts) - 1)
+    ctx_id = int_arg(call, 1, 0, len(contexts) - 1)
     settings = contexts[ctx_id]
     value_arg = call.args[2] if len(call.args) > 2 else None
     if value_arg is None:
         if len(call.args) > 2:
-            raise _invalid()  # a comma with nothing after it
+            raise CommandFailed(Refusal.PARAMETER)  # a comma with nothing after it
         return ok(f'+QSSLCFG: "{name}",{ctx_id},{setting.show(getattr(settings, setting.attribute))}')
     setattr(settings, setting.attribute, setting.parse(value_arg))
     return ok()
@@ -172,15 +171,15 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
         return ok(f"+QSSLOPEN: {_range(limits.pdp_contexts, 1)},{_range(limits.ssl_contexts)},"
                   f"{_range(limits.clients)},<serveraddr>,<server_port>,(0-2)")
     require_form(call, Form.WRITE)
-    _at_most(call, 6)
-    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
-    ssl_ctx = _int(call, 1, 0, limits.ssl_contexts - 1)
-    client_id = _int(call, 2, 0, limits.clients - 1)
-    address = _text(call, 3).strip()
-    port = _int(call, 4, 1, 65535)
-    access_mode = _int(call, 5, 0, 2, default=AccessMode.BUFFER)
+    at_most(call, 6)
+    pdp_ctx = int_arg(call, 0, 1, limits.pdp_contexts)
+    ssl_ctx = int_arg(call, 1, 0, limits.ssl_contexts - 1)
+    client_id = int_arg(call, 2, 0, limits.clients - 1)
+    address = str_arg(call, 3).strip()
+    port = int_arg(call, 4, 1, 65535)
+    access_mode = int_arg(call, 5, 0, 2, default=AccessMode.BUFFER)
     if not address:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     client = family.client(client_id)
     try:
         client.open_tls(pdp_ctx, ssl_ctx, address, port, AccessMode(access_mode))
@@ -199,7 +198,7 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
 
 
 def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
-    client = _family(modem).client(_int(call, 0, 0, modem.profile.limits.clients - 1))
+    client = _family(modem).client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))
     if client.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
     if client.phase is not Phase.CONNECTED:
@@ -211,18 +210,12 @@ class SendSink(PromptedData):
     """The data after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
 
     def __init__(self, client: Connection, length: int | None, limit: int):
-        super().__init__(length, limit)
-        self.client = client
-
-    def _cancelled(self) -> CommandFailed:
         # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel send", the
-        # chapter 5 code that exists for it; nothing is sent.
-        return CommandFailed(QiError.CANCEL_SEND)
-
-    def _too_long(self) -> CommandFailed:
-        # chosen: more than <sendlen>'s maximum before Ctrl+Z is refused whole; the byte that
-        # overflowed starts the next command line.
-        return _invalid()
+        # chapter 5 code that exists for it; more than <sendlen>'s maximum before Ctrl+Z is refused
+        # whole, the byte that overflowed starting the next command line.
+        super().__init__(length, limit, cancelled=CommandFailed(QiError.CANCEL_SEND),
+                         too_long=CommandFailed(Refusal.PARAMETER))
+        self.client = client
 
     def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         client = self.client
@@ -244,9 +237,9 @@ def ssl_send(modem: "Modem", call: CommandCall) -> Outcome:
     if call.form is Form.TEST:
         return ok(f"+QSSLSEND: {_range(limits.clients)},(1-{limits.send_max})")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
+    at_most(call, 2)
     client = _connected_client(modem, call)
-    length = _int(call, 1, 1, limits.send_max) if len(call.args) > 1 else None
+    length = int_arg(call, 1, 1, limits.send_max) if len(call.args) > 1 else None
     registers = modem.settings.s_registers
     prompt = bytes((registers[3], registers[4])) + SEND_PROMPT
     return AwaitData(prompt, SendSink(client, length, limits.send_max))
@@ -263,9 +256,9 @@ def ssl_receive(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QSSLRECV: {_range(limits.clients)},(0-{limits.recv_max})")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
-    client = _family(modem).client(_int(call, 0, 0, limits.clients - 1))
-    length = _int(call, 1, 0, limits.recv_max, default=limits.recv_max)
+    at_most(call, 2)
+    client = _family(modem).client(int_arg(call, 0, 0, limits.clients - 1))
+    length = int_arg(call, 1, 0, limits.recv_max, default=limits.recv_max)
     if client.phase in (Phase.INITIAL, Phase.OPENING):
         raise CommandFailed(QiError.NOT_ALLOWED)
     if client.access_mode is not AccessMode.BUFFER:
@@ -291,10 +284,10 @@ def ssl_close(modem: "Modem", call: CommandCall) -> Outcome:
     if call.form is Form.TEST:
         return ok(f"+QSSLCLOSE: {_range(limits.clients)},(0-65535)")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
+    at_most(call, 2)
     family = _family(modem)
-    client = family.client(_int(call, 0, 0, limits.clients - 1))
-    timeout = _int(call, 1, 0, 65535, default=10)
+    client = family.client(int_arg(call, 0, 0, limits.clients - 1))
+    timeout = int_arg(call, 1, 0, 65535, default=10)
     per_second = 1000.0 if family.contexts[client.ssl_ctx].closetimemode else 1.0
     reply = client.close(timeout / per_second)
     return reply if reply is not None else Pending("+QSSLCLOSE")
@@ -312,9 +305,9 @@ def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.EXEC:
         clients = family.clients
     elif call.form is Form.WRITE:
-        _at_most(call, 1)
-        clients = [family.client(_int(call, 0, 0, modem.profile.limits.clients - 1))]
+        at_most(call, 1)
+        clients = [family.client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))]
     else:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     initial = Phase.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
     return Reply([c.state_line() for c in clients if c.phase is not initial])  # lines are bytes

@@ -15,10 +15,6 @@ import ipaddress
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from .qi_parameters import at_most as _at_most
-from .qi_parameters import invalid as _invalid
-from .qi_parameters import number as _int
-from .qi_parameters import text as _text
 from .prompted_data import PromptedData
 from .ssl import SEND_PROMPT, SendSink
 from .tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
@@ -31,12 +27,15 @@ from ..core.registry import (
     Outcome,
     Pending,
     Reply,
+    at_most,
     command,
     family_state,
+    int_arg,
     ok,
     require_form,
+    str_arg,
 )
-from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError
+from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError, Refusal
 from ..core.sockets import AccessMode, OpenFailed, PdpContexts, Phase, SocketState, socket_in_pool
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def _ids(modem: "Modem") -> str:
 
 
 def _connect_id(modem: "Modem", call: CommandCall, index: int = 0) -> int:
-    return _int(call, index, 0, modem.profile.limits.clients - 1)
+    return int_arg(call, index, 0, modem.profile.limits.clients - 1)
 
 
 def _active_context(modem: "Modem", pdp_ctx: int) -> PdpContexts:
@@ -88,23 +87,23 @@ def open_socket(modem: "Modem", call: CommandCall) -> Outcome:
         return ok(f'+QIOPEN: (1-{limits.pdp_contexts}),{_ids(modem)},"TCP/UDP/TCP LISTENER/UDP SERVICE",'
                   '"<IP_address>/<domain_name>",<remote_port>,<local_port>,(0-2)')
     require_form(call, Form.WRITE)
-    _at_most(call, 7)
-    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
-    connect_id = _int(call, 1, 0, limits.clients - 1)
+    at_most(call, 7)
+    pdp_ctx = int_arg(call, 0, 1, limits.pdp_contexts)
+    connect_id = int_arg(call, 1, 0, limits.clients - 1)
     try:
-        service = Service(_text(call, 2).upper())
+        service = Service(str_arg(call, 2).upper())
     except ValueError:
-        raise _invalid() from None
+        raise CommandFailed(Refusal.PARAMETER) from None
     if service is Service.TCP_INCOMING:
-        raise _invalid()  # made by a listener, never opened
-    address = _text(call, 3).strip()
-    remote_port = _int(call, 4, 0, 65535)
-    local_port = _int(call, 5, 0, 65535, default=0)
-    access_mode = AccessMode(_int(call, 6, 0, 2, default=0))
+        raise CommandFailed(Refusal.PARAMETER)  # made by a listener, never opened
+    address = str_arg(call, 3).strip()
+    remote_port = int_arg(call, 4, 0, 65535)
+    local_port = int_arg(call, 5, 0, 65535, default=0)
+    access_mode = AccessMode(int_arg(call, 6, 0, 2, default=0))
     is_server = service in (Service.TCP_LISTENER, Service.UDP_SERVICE)
     if not address or (not is_server and remote_port == 0) or (is_server and local_port == 0 and
                                                                  service is Service.TCP_LISTENER):
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     if is_server and access_mode is AccessMode.TRANSPARENT:
         raise CommandFailed(QiError.OPERATION_NOT_SUPPORTED)
     socket = _family(modem).service(connect_id, service)
@@ -165,19 +164,15 @@ class HexSink(PromptedData):
     command ends with ERROR and nothing is sent."""
 
     def __init__(self, inner: SendSink):
-        super().__init__(None if inner.length is None else 2 * inner.length, 2 * inner.limit)
+        # As in text: ESC cancels, and the byte too many starts the next line.
+        super().__init__(None if inner.length is None else 2 * inner.length, 2 * inner.limit,
+                         cancelled=inner.cancelled, too_long=inner.too_long)
         self.inner = inner
-
-    def _cancelled(self) -> CommandFailed:
-        return self.inner._cancelled()
-
-    def _too_long(self) -> CommandFailed:
-        return self.inner._too_long()  # as in text: the byte too many starts the next line
 
     def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         digits = self.data
         if len(digits) % 2 or not HEX_DIGITS.issuperset(digits):
-            return _invalid()
+            return CommandFailed(Refusal.PARAMETER)
         self.inner.data = bytearray(bytes.fromhex(digits.decode("ascii")))
         return self.inner._finish(modem)
 
@@ -198,10 +193,10 @@ def send(modem: "Modem", call: CommandCall) -> Outcome:
     if call.form is Form.TEST:
         return ok(f"+QISEND: {_ids(modem)},(0-{limits.send_max})")
     require_form(call, Form.WRITE)
-    _at_most(call, 4)
+    at_most(call, 4)
     if len(call.args) == 3:
-        raise _invalid()
-    length = _int(call, 1, 0, limits.send_max) if len(call.args) > 1 else None
+        raise CommandFailed(Refusal.PARAMETER)
+    length = int_arg(call, 1, 0, limits.send_max) if len(call.args) > 1 else None
     if length == 0:
         socket = _socket(modem, call)
         if socket.phase is Phase.INITIAL:
@@ -212,13 +207,13 @@ def send(modem: "Modem", call: CommandCall) -> Outcome:
     prompt = bytes((registers[3], registers[4])) + SEND_PROMPT
     if isinstance(socket, UdpSocket) and socket.service is Service.UDP_SERVICE:
         if len(call.args) != 4 or length is None:
-            raise _invalid()  # a service has no address of its own to send to
-        ip = _text(call, 2)
-        port = _int(call, 3, 1, 65535)
+            raise CommandFailed(Refusal.PARAMETER)  # a service has no address of its own to send to
+        ip = str_arg(call, 2)
+        port = int_arg(call, 3, 1, 65535)
         sink: SendSink = DatagramSink(socket, length, ip, port)
     else:
         if len(call.args) == 4:
-            raise _invalid()
+            raise CommandFailed(Refusal.PARAMETER)
         sink = SendSink(socket, length, limits.send_max)
     if _family(modem).settings.send_hex:
         return AwaitData(prompt, HexSink(sink))
@@ -232,17 +227,17 @@ def send_hex(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QISENDEX: {_ids(modem)},<hex_string>")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
-    text = _text(call, 1)
+    at_most(call, 2)
+    text = str_arg(call, 1)
     if not text or len(text) % 2 or len(text) > 2 * SENDEX_MAX:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     try:
         data = bytes.fromhex(text)
     except ValueError:
-        raise _invalid() from None
+        raise CommandFailed(Refusal.PARAMETER) from None
     socket = _sending_socket(modem, call)
     if isinstance(socket, UdpSocket) and socket.service is Service.UDP_SERVICE:
-        raise _invalid()  # chosen: a service's sends name their address, which this form cannot
+        raise CommandFailed(Refusal.PARAMETER)  # chosen: a service's sends name their address, which this form cannot
     if not socket.send_buffer_has_room(len(data)):
         return Reply(final=SEND_FAIL)
     socket.send(data)
@@ -265,9 +260,9 @@ def read(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QIRD: {_ids(modem)},(0-{limits.recv_max})")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
+    at_most(call, 2)
     socket = _socket(modem, call)
-    length = _int(call, 1, 0, limits.recv_max, default=limits.recv_max)
+    length = int_arg(call, 1, 0, limits.recv_max, default=limits.recv_max)
     if socket.phase in (Phase.INITIAL, Phase.OPENING) or isinstance(socket, TcpListener):
         raise CommandFailed(QiError.NOT_ALLOWED)
     if len(call.args) > 1 and length == 0:
@@ -299,9 +294,9 @@ def close(modem: "Modem", call: CommandCall) -> Outcome:
     if call.form is Form.TEST:
         return ok(f"+QICLOSE: {_ids(modem)},(0-65535)")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
+    at_most(call, 2)
     socket = _family(modem).client(_connect_id(modem, call))
-    timeout = _int(call, 1, 0, 65535, default=CLOSE_TIMEOUT)
+    timeout = int_arg(call, 1, 0, 65535, default=CLOSE_TIMEOUT)
     was_open = socket.phase is not Phase.INITIAL
     reply = socket.close(float(timeout))
     if reply is None:
@@ -324,16 +319,16 @@ def state(modem: "Modem", call: CommandCall) -> Reply:
     sockets = [s for s in family.clients if isinstance(s, TcpipSocket) and s.phase is not Phase.INITIAL]
     if call.form is Form.WRITE:
         if len(call.args) != 2:
-            raise _invalid()
-        query = _int(call, 0, 0, 1)
+            raise CommandFailed(Refusal.PARAMETER)
+        query = int_arg(call, 0, 0, 1)
         if query == 0:
-            context = _int(call, 1, 1, modem.profile.limits.pdp_contexts)
+            context = int_arg(call, 1, 1, modem.profile.limits.pdp_contexts)
             sockets = [s for s in sockets if s.pdp_ctx == context]
         else:
             connect_id = _connect_id(modem, call, 1)
             sockets = [s for s in sockets if s.client_id == connect_id]
     elif call.form not in (Form.EXEC, Form.READ):
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     return Reply([s.state_line() for s in sockets])
 
 
@@ -348,9 +343,9 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QISWTMD: {_ids(modem)},(0-2)")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
+    at_most(call, 2)
     connect_id = _connect_id(modem, call)
-    mode = AccessMode(_int(call, 1, 0, 2))
+    mode = AccessMode(int_arg(call, 1, 0, 2))
     socket = socket_in_pool(modem, CONNECT_IDS, connect_id)
     if socket is not None and socket.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
@@ -380,11 +375,11 @@ def resolve(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QIDNSGIP: (1-{limits.pdp_contexts}),<hostname>")
     require_form(call, Form.WRITE)
-    _at_most(call, 2)
-    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
-    host = _text(call, 1).strip()
+    at_most(call, 2)
+    pdp_ctx = int_arg(call, 0, 1, limits.pdp_contexts)
+    host = str_arg(call, 1).strip()
     if not host:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     pdp = _active_context(modem, pdp_ctx)
     conn_ids: list[int] = []
 
@@ -398,7 +393,7 @@ def resolve(modem: "Modem", call: CommandCall) -> Reply:
         # An address given as the name is no answer of a DNS server: an EC200U
         # (EC200UCNAAR03A15M08) gives it with <DNS_ttl> 0 (REFERENCE.md "TCP/IP", seen).
         ttl = 0 if _is_address(host) else DNS_TTL
-        modem.emit_urc(f'+QIURC: "dnsgip",0,{len(event.addresses)},{ttl}')
+        modem.emit_urc(f'+QIURC: "dnsgip",{int(QiError.OK)},{len(event.addresses)},{ttl}')
         for address in event.addresses:
             modem.emit_urc(f'+QIURC: "dnsgip","{address}"')
 
@@ -439,18 +434,18 @@ def configure(modem: "Modem", call: CommandCall) -> Reply:
         return ok(*(f'+QICFG: "{name}",' + ",".join(f"({lo}-{hi})" for lo, hi in ranges)
                     for name, ranges in CFG_RANGES.items()))
     require_form(call, Form.WRITE)
-    name = _text(call, 0).lower()
+    name = str_arg(call, 0).lower()
     ranges = CFG_RANGES.get(name)
     if ranges is None:
-        raise _invalid()
-    _at_most(call, 1 + len(ranges))
+        raise CommandFailed(Refusal.PARAMETER)
+    at_most(call, 1 + len(ranges))
     if len(call.args) == 1:
         return ok(f'+QICFG: "{name}",' + ",".join(str(v) for v in settings[name]))
-    values = tuple(_int(call, 1 + i, lo, hi) for i, (lo, hi) in enumerate(ranges[: len(call.args) - 1]))
+    values = tuple(int_arg(call, 1 + i, lo, hi) for i, (lo, hi) in enumerate(ranges[: len(call.args) - 1]))
     if name == "tcp/keepalive" and values[0] == 1 and len(values) != 4:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     if name != "tcp/keepalive" and len(values) != len(ranges):
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     if name == "recv/buffersize":
         _family(modem).set_receive_buffer(values[0])
     settings[name] = values
@@ -489,7 +484,7 @@ class PingRun:
             self.modem.emit_urc(f"+QPING: {int(QiError.TIMEOUT)}")
         else:
             self.times.append(event.milliseconds)
-            self.modem.emit_urc(f'+QPING: 0,"{event.address}",{PING_BYTES},{event.milliseconds},{PING_TTL}')
+            self.modem.emit_urc(f'+QPING: {int(QiError.OK)},"{event.address}",{PING_BYTES},{event.milliseconds},{PING_TTL}')
         if self.left:
             self.next()
             return
@@ -498,7 +493,7 @@ class PingRun:
             summary = f"{min(self.times)},{max(self.times)},{sum(self.times) // received}"
         else:
             summary = "0,0,0"
-        self.modem.emit_urc(f"+QPING: 0,{self.sent},{received},{self.sent - received},{summary}")
+        self.modem.emit_urc(f"+QPING: {int(QiError.OK)},{self.sent},{received},{self.sent - received},{summary}")
 
 
 @command("+QPING", family=FAMILY)
@@ -516,13 +511,13 @@ def ping(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QPING: (1-{limits.pdp_contexts}),<host>,(1-255),(1-10)")
     require_form(call, Form.WRITE)
-    _at_most(call, 4)
-    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
-    host = _text(call, 1).strip()
-    timeout = _int(call, 2, 1, 255, default=4)
-    count = _int(call, 3, 1, 10, default=4)
+    at_most(call, 4)
+    pdp_ctx = int_arg(call, 0, 1, limits.pdp_contexts)
+    host = str_arg(call, 1).strip()
+    timeout = int_arg(call, 2, 1, 255, default=4)
+    count = int_arg(call, 3, 1, 10, default=4)
     if not host:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     pdp = _active_context(modem, pdp_ctx)
     PingRun(modem, host, timeout, count, pdp.dns_servers(pdp_ctx)).next()
     return ok()
@@ -546,13 +541,13 @@ def ntp(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f"+QNTP: (1-{limits.pdp_contexts}),<server>,(1-65535),(0,1)")
     require_form(call, Form.WRITE)
-    _at_most(call, 4)
-    pdp_ctx = _int(call, 0, 1, limits.pdp_contexts)
-    server = _text(call, 1).strip()
-    port = _int(call, 2, 1, 65535, default=123)
-    set_clock = _int(call, 3, 0, 1, default=1)
+    at_most(call, 4)
+    pdp_ctx = int_arg(call, 0, 1, limits.pdp_contexts)
+    server = str_arg(call, 1).strip()
+    port = int_arg(call, 2, 1, 65535, default=123)
+    set_clock = int_arg(call, 3, 0, 1, default=1)
     if not server:
-        raise _invalid()
+        raise CommandFailed(Refusal.PARAMETER)
     pdp = _active_context(modem, pdp_ctx)
     conn_ids: list[int] = []
 
@@ -569,7 +564,7 @@ def ntp(modem: "Modem", call: CommandCall) -> Reply:
         if set_clock:
             clock.set_local(modem.now, utc + timedelta(minutes=15 * clock.zone_quarters), clock.zone_quarters)
         sign = "+" if clock.zone_quarters >= 0 else "-"
-        modem.emit_urc(f'+QNTP: 0,"{utc:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
+        modem.emit_urc(f'+QNTP: {int(QiError.OK)},"{utc:%Y/%m/%d,%H:%M:%S}{sign}{abs(clock.zone_quarters):02d}"')
 
     conn_ids.append(modem.new_conn_id(answered))
     modem.effect(ev.QueryNtp(conn_ids[0], server, port, NTP_TIMEOUT, pdp.dns_servers(pdp_ctx)))

@@ -325,7 +325,7 @@ class TcpListener(TcpipSocket):
                          event.host_port)
                 self.modem.observe("listening", client=self.client_id, port=self.local_port,
                                    host_port=event.host_port)
-                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},0")
+                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(QiError.OK)}")
         elif isinstance(event, ev.ListenFailed):
             log.info("socket %d: cannot listen on %d (%s)", self.client_id, self.local_port, event.reason)
             self._open_failed(QiError.SOCKET_BIND_FAILED, close=False)

@@ -32,7 +32,7 @@ from .host_modes import HOST_MODES as HOST_MODES  # noqa: F401 (re-exported)
 from .host_modes import COMMAND, HostMode
 from .lifecycle import Transitions, guarded
 from .registry import CommandSet, FamilyState
-from .results import FinalResult
+from .results import FinalResult, QiError
 from .settings import Settings
 from .timers import Timer, TimerHeap
 from .uart import DropInput, LineFormat, PortChange
@@ -112,7 +112,7 @@ class Modem:
         # The module keeps its own time across a reboot (the network's time update sets it again
         # on a real one): the clock reads the wall clock given at creation, moved on since then.
         self.clock = ModuleClock(self._wall_clock_at_boot + timedelta(seconds=self.now - self._created_at), self.now)
-        self.last_qi_error = 0
+        self.last_qi_error = QiError.OK
         # What waits for the port to be idle (a socket's inbox with data to push or a closed URC
         # behind it), put here by itself (``mark_idle_waiting``): the hooks run only then, since
         # asking every family after every command line was a fifth of an AT round trip's work.

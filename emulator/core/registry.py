@@ -18,55 +18,25 @@ from types import ModuleType
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from .parser import Arg, CommandCall, Form
-from .results import (
-    CME,
-    ERROR,
-    OK,
-    CmeCode,
-    CmeError,
-    Code,
-    ErrorReporting,
-    FinalResult,
-    QiError,
-    Refusal,
-)
+from .results import CME, ERROR, OK, CmeError, Code, ErrorReporting, FinalResult, Refusal
 
 # ``ecemu.core.modem.Modem`` as handlers see it (the module docstring says why it is opaque here).
 HandlerModem = Any
 
 
 class CommandFailed(Exception):
-    """Ends the command (and the rest of its line) with an error result.
+    """Ends the command (and the rest of its line) with an error result: the one way a handler
+    fails or refuses.
 
-    ``code`` is the one code of the failure (``ecemu.core.results``: ``QiError``, ``CmeCode`` or
-    a ``Refusal``); the command's family says how the host sees it (``Family.errors``). Without a
-    code the command was refused as malformed (``Refusal.FORM``). ``cme=`` and ``qi_error=`` are
-    other spellings of ``code``.
+    ``code`` is the one code of the failure, a member of a table in ``ecemu.core.results``
+    (``CmeCode``, ``FileError``, ``QiError``, ``HttpError``) or a ``Refusal``; a parameter out of
+    range or malformed is ``Refusal.PARAMETER``. The command's family says how the host sees it
+    (``Family.errors``).
     """
 
-    def __init__(self, code: Code | int | None = None, *, cme: int | None = None, qi_error: int | None = None):
-        given = code if code is not None else cme if cme is not None else qi_error
-        super().__init__(given)
-        self.code: Code | None = _as_code(given, qi=qi_error is not None)
-
-
-def _as_code(value: Code | int | None, qi: bool) -> Code | None:
-    if value is None or isinstance(value, (QiError, CmeCode, Refusal)):
-        return value
-    try:
-        if qi or 550 <= value < 600 or value == 0:
-            return QiError(value)
-        return CmeCode(value)
-    except ValueError:  # a code the tables here do not name yet: reported as given
-        return value
-
-
-class ParamError(CommandFailed):
-    """A parameter out of range or malformed: +CME ERROR: 50 (per AT+CMEE) in a 3GPP command, 552
-    for AT+QIGETERROR in a TCP/IP or SSL one."""
-
-    def __init__(self) -> None:
-        super().__init__(Refusal.PARAMETER)
+    def __init__(self, code: Code):
+        super().__init__(code)
+        self.code = code
 
 
 class OnlineSession(Protocol):
@@ -261,18 +231,19 @@ class CommandSet:
 
 
 def int_arg(call: CommandCall, index: int, low: int, high: int, default: int | None = None,
-            error: type[CommandFailed] | Callable[[], CommandFailed] = ParamError) -> int:
-    """The integer at ``index`` within ``low..high``; ``default`` when omitted, else an error."""
+            refusal: Refusal = Refusal.PARAMETER) -> int:
+    """The integer at ``index`` within ``low..high``; ``default`` when omitted, else
+    ``CommandFailed(refusal)``: ``Refusal.PLAIN`` for a V.250 command, which answers plain ERROR."""
     arg = call.args[index] if index < len(call.args) else None
     if arg is None:
         if default is None:
-            raise error()
+            raise CommandFailed(refusal)
         return default
     if arg.quoted or not (arg.text.isascii() and arg.text.isdigit()):
-        raise error()
+        raise CommandFailed(refusal)
     value = int(arg.text)
     if not low <= value <= high:
-        raise error()
+        raise CommandFailed(refusal)
     return value
 
 
@@ -299,22 +270,27 @@ def number_setting(call: CommandCall, name: str, current: int, low: int, high: i
         require_form(call, Form.WRITE)
     else:
         require_form(call, Form.WRITE, Form.EXEC)
-    if len(call.args) > 1:
-        raise ParamError()
+    at_most(call, 1)
     return ok(), int_arg(call, 0, low, high, default=default)
 
 
 def str_arg(call: CommandCall, index: int, default: str | None = None,
-            error: type[CommandFailed] | Callable[[], CommandFailed] = ParamError) -> str:
-    """The quoted string at ``index``; ``default`` when omitted, else an error."""
+            refusal: Refusal = Refusal.PARAMETER) -> str:
+    """The quoted string at ``index``; ``default`` when omitted, else ``CommandFailed(refusal)``."""
     arg = call.args[index] if index < len(call.args) else None
     if arg is None:
         if default is None:
-            raise error()
+            raise CommandFailed(refusal)
         return default
     if not arg.quoted:
-        raise error()
+        raise CommandFailed(refusal)
     return arg.text
+
+
+def at_most(call: CommandCall, count: int) -> None:
+    """More parameters than ``count`` is a parameter refused (chosen: the command defines no more)."""
+    if len(call.args) > count:
+        raise CommandFailed(Refusal.PARAMETER)
 
 
 def arg_count(call: CommandCall) -> int:
@@ -332,6 +308,6 @@ def ok(*lines: str | bytes) -> Reply:
 
 __all__ = [
     "Arg", "AwaitData", "CommandCall", "CommandFailed", "CommandSet", "CommandSpec", "DataSink",
-    "ERROR", "Family", "FamilyState", "Form", "Outcome", "ParamError", "Pending", "Reply",
-    "arg_count", "command", "family_state", "int_arg", "number_setting", "ok", "require_form", "str_arg",
+    "ERROR", "Family", "FamilyState", "Form", "Outcome", "Pending", "Refusal", "Reply",
+    "arg_count", "at_most", "command", "family_state", "int_arg", "number_setting", "ok", "require_form", "str_arg",
 ]

@@ -311,7 +311,7 @@ class DatagramSocket(Socket):
             self.layer = self._new_layer()
             if self.bound_only:
                 self._to("listening")
-                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},0")
+                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(QiError.OK)}")
             else:
                 self._established()
         elif isinstance(event, ev.UdpOpenFailed):
