@@ -1058,7 +1058,7 @@ def _stream_fleet(ports: list[Port], warmup: float, seconds: float) -> list[floa
                     pass
         time.sleep(max(0.0, HOST_TICK - (time.perf_counter() - now)))
     elapsed = time.perf_counter() - measured_from
-    return [(after - before) / elapsed for before, after in zip(at_start, received)]
+    return [(after - before) / elapsed for before, after in zip(at_start, received, strict=True)]
 
 
 @dataclass

@@ -780,7 +780,7 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
             assert soak.h.command(f"AT+QSSLCLOSE={soak.silent}") + soak.net.run() == OK  # gives up waiting
             grown = memory() - baseline
     assert modem._event_handlers == {}
-    assert all(client.state == 0 and not client.received for client in modem.families["ssl"].clients)
+    assert all(client.shown_state == 0 and not client.received for client in modem.families["ssl"].clients)
     soak.h.advance(301.0)
     assert modem.next_deadline() is None and len(modem.timers) == 0
     # A leak of one small object per cycle shows as tens of kilobytes here.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import sys
 
 import pytest
 
@@ -66,9 +67,12 @@ WITHOUT_MBEDTLS = "python-mbedtls is not installed"
 @pytest.fixture
 def without_mbedtls(monkeypatch):
     """The emulator as on a Python where python-mbedtls is missing: its engine is not there."""
-    from ecemu.core import tls, tls_legacy
+    import ecemu.core
+    from ecemu.core import tls
 
-    monkeypatch.setattr(tls, "_OTHER_ENGINES", [tls_legacy, None])
+    # An import of the engine fails as it does where python-mbedtls has no wheel.
+    monkeypatch.delattr(ecemu.core, "tls_mbedtls", raising=False)
+    monkeypatch.setitem(sys.modules, "ecemu.core.tls_mbedtls", None)
     monkeypatch.setattr(tls, "_MBEDTLS_MISSING", ["No module named 'mbedtls'"])
 
 

@@ -11,9 +11,10 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from .ssl_state import ContextTls, SslFamily
-from ..core.inbox import DIGESTING, STACK, Inbox
+from ..core.connection import Connection
+from ..core.read_gate import DIGESTING, STACK
 from ..core.results import QiError
-from ..core.sockets import AccessMode, OpenFailed, Phase, PlainStream, Socket, StreamLayer
+from ..core.sockets import AccessMode, OpenFailed, Phase, SocketFamily
 from ..core.tls import TlsClient, TlsUnavailable
 
 if TYPE_CHECKING:
@@ -31,48 +32,36 @@ STEP = 128
 NEXT_TURN = 1e-6
 
 
-class AppInbox(Inbox):
-    """An application stack takes what arrives itself (MQTT packets, an HTTP response): its inbox
-    holds no data, only the flow control, and hands the connection's end to the stack."""
-
-    socket: "AppSocket"
-
-    def closed_by_peer(self, pushing: bool) -> None:
-        self.socket.peer_closed()
-
-    def report_closed(self) -> None:
-        self.socket.peer_closed()
-
-    def push(self) -> None:
-        self.socket.resume_if_room()
-
-    def pause(self) -> None:
-        """Stop reading from the server until ``resume`` (the stack holds enough)."""
-        self.hold(STACK)
-
-    def resume(self) -> None:
-        self.lift(STACK)
-
-
-class AppSocket(Socket):
-    """A socket an application stack opens itself; ``family_name`` names it in the trace."""
+class AppSocket(Connection):
+    """The connection an application stack opens itself: the stack takes what arrives (MQTT
+    packets, an HTTP response) and holds the connection's ``gate`` while the host has not taken
+    what it made of it; no inbox, no access modes. ``family_name`` names it in the trace."""
 
     family_name = "app"
-    inbox: AppInbox
 
-    def __init__(self, family, client_id: int):
+    def __init__(self, family: "SocketFamily[AppSocket]", client_id: int):
         super().__init__(family, client_id)
-        self.inbox = AppInbox(self)
-        self.tls_context: ContextTls | None = None
-        self._negotiation_timer: Timer | None = None
         self._next_step: Timer | None = None
+
+    # --- the host's pace ----------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop reading from the server until ``resume`` (the stack holds what it can)."""
+        self.gate.hold(STACK)
+
+    def resume(self) -> None:
+        self.gate.lift(STACK)
+
+    def when_port_idle(self) -> bool:
+        self.resume_if_room()
+        return self.gate.waits_for_idle
 
     # --- a bounded step at a time (STEP) ----------------------------------------------------------
 
     def go_on_later(self, step: Callable[[], None]) -> None:
         """The stack has done a step's work and more is there: ``step`` runs on the event loop's
         next turn; the socket is not read until the stack says ``caught_up``."""
-        self.inbox.hold(DIGESTING)
+        self.gate.hold(DIGESTING)
         if self._next_step is None:
             modem = self.modem
             self._next_step = modem.call_at(modem.now + NEXT_TURN, lambda: self._step_due(step))
@@ -84,13 +73,16 @@ class AppSocket(Socket):
 
     def caught_up(self) -> None:
         """Everything that arrived has been handled: read on."""
-        self.inbox.lift(DIGESTING)
+        self.gate.lift(DIGESTING)
 
     # --- what the stack gives -------------------------------------------------------------------
 
     def peer_closed(self) -> None:
         """The server or the network ended the connection."""
         raise NotImplementedError
+
+    def _closed_under_host(self) -> None:
+        self.peer_closed()
 
     def resume_if_room(self) -> None:
         """The port is idle: read from the server again if the stack has room."""
@@ -99,12 +91,12 @@ class AppSocket(Socket):
         """Start connecting, over TLS on SSL context ``ssl_ctx`` unless it is None. The outcome comes
         through ``_report_open``; OpenFailed when the attempt cannot even start."""
         pdp = self._may_open(pdp_ctx)
-        self.tls_context = None
+        self.layer_maker = None
         if ssl_ctx is not None:
             ssl = self.modem.families.get("ssl")
             assert isinstance(ssl, SslFamily)
             try:
-                self.tls_context = ContextTls(ssl, ssl_ctx)
+                self.layer_maker = ContextTls(ssl, ssl_ctx, self.client_id, self.family_name)
             except TlsUnavailable as exc:
                 log.warning("%s %d: SSL context %d cannot be used: %s", self.family_name, self.client_id, ssl_ctx, exc)
                 raise OpenFailed(QiError.CONNECT_FAILED, str(exc)) from None
@@ -114,44 +106,7 @@ class AppSocket(Socket):
     def tls(self) -> TlsClient | None:
         return self.layer if isinstance(self.layer, TlsClient) else None
 
-    def _new_layer(self) -> StreamLayer:
-        if self.tls_context is None:
-            return PlainStream()
-        modem = self.modem
-        self._negotiation_timer = modem.call_at(modem.now + self.tls_context.settings.negotiatetime,
-                                                self._negotiation_expired)
-        return self.tls_context.layer(self.address, self.remote_port)
-
-    def _negotiation_expired(self) -> None:
-        self._negotiation_timer = None
-        if self.phase is Phase.OPENING:
-            log.warning("%s %d: handshake with %s:%d took longer than negotiatetime", self.family_name,
-                        self.client_id, self.address, self.remote_port)
-            self._open_failed(QiError.TIMEOUT)
-
-    def _layer_up(self) -> None:
-        self._cancel_negotiation_timer()
-        tls = self.tls
-        if tls is None or self.tls_context is None:
-            return
-        self.modem.observe("tls", client=self.client_id, family=self.family_name, event="established",
-                           detail=tls.describe(), forgiven=list(tls.forgiven))
-        log.info("%s %d: connected to %s:%d with %s", self.family_name, self.client_id, self.address,
-                 self.remote_port, tls.describe())
-        self.tls_context.established(tls)
-
-    def _layer_failed(self, detail: str) -> None:
-        self.modem.observe("tls", client=self.client_id, family=self.family_name, event="failed", detail=detail)
-        log.warning("%s %d: TLS with %s:%d failed: %s", self.family_name, self.client_id, self.address,
-                    self.remote_port, detail)
-
     def _gone_quietly(self) -> None:
-        self._cancel_negotiation_timer()
         if self._next_step is not None:
             self._next_step.cancel()
             self._next_step = None
-
-    def _cancel_negotiation_timer(self) -> None:
-        if self._negotiation_timer is not None:
-            self._negotiation_timer.cancel()
-            self._negotiation_timer = None

@@ -208,7 +208,7 @@ def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, l
             return CommandFailed(HttpError.INPUT_TIMEOUT)
         if request.failure is not None:
             return CommandFailed(request.failure)
-        request.stage = "sent"
+        request.to("body_taken")
         if as_raw:
             request.raw = data
         else:
@@ -221,7 +221,7 @@ def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, l
                                        echo=False))
 
     request.on_connected = connected
-    request.stage = "connecting"
+    request.to("wait_to_connect")
     family.start(request)
     return Pending(request.urc)
 
@@ -229,7 +229,7 @@ def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, l
 def _until_answered(family: HttpFamily, request: Request) -> Pending:
     """The command holds its final result until the server answers (``http_state``'s docstring):
     ``+CME ERROR`` for what fails before the request left, else OK and the URC."""
-    request.stage = "answer"
+    request.to("wait_for_answer")
     family.start(request)  # CommandFailed at once when it cannot even start (no context, no TLS)
     return Pending(request.urc)
 

@@ -26,6 +26,7 @@ command; a relative one, one to another scheme, or one too many is refused with 
 from __future__ import annotations
 
 import base64
+import enum
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit
 
 from .app_sockets import STEP, AppSocket
 from .files import room_for
+from ..core.lifecycle import Transitions
 from ..core.registry import CommandFailed, Reply
 from ..core.results import HttpError, QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
@@ -100,6 +102,27 @@ class Target:
         self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
 
 
+class Stage(enum.Enum):
+    """Where the command that made a request is (module docstring)."""
+
+    NEW = "not started"
+    CONNECTING = "it waits to say CONNECT (AT+QHTTPPOST's body comes from the host once connected)"
+    HOST_DATA = "the host is sending the body"
+    ANSWER = "it holds its final result until the server answers"
+    SENT = "the command is over: the outcome is a URC"
+
+
+REQUEST_STAGES = Transitions("HTTP request", {
+    (Stage.NEW, "wait_to_connect"): Stage.CONNECTING,
+    (Stage.NEW, "wait_for_answer"): Stage.ANSWER,
+    (Stage.CONNECTING, "connected"): Stage.HOST_DATA,
+    (Stage.CONNECTING, "failed"): Stage.SENT,  # +CME ERROR: nothing left
+    (Stage.HOST_DATA, "body_taken"): Stage.SENT,
+    (Stage.ANSWER, "answered"): Stage.SENT,  # OK, then the URC
+    (Stage.ANSWER, "failed"): Stage.SENT,
+})
+
+
 @dataclass
 class Request:
     """One request: what it sends and how its outcome is told."""
@@ -111,15 +134,17 @@ class Request:
     raw: bytes | None = None  # the host's whole request (AT+QHTTPCFG="requestheader",1)
     rsptime: float = 60.0
     on_connected: Callable[[], None] | None = None  # POST: the body is asked for once connected
-    # Where the command that made it is: "connecting" (it waits to say CONNECT), "host_data" (the
-    # host is sending the body), "answer" (it holds its final result until the server answers),
-    # "sent" (the command is over: the outcome is a URC).
-    stage: str = "sent"
+    stage: Stage = Stage.NEW  # where the command that made it is; changed by ``to`` only
     failure: "HttpError | None" = None  # what ended it while the host was still sending the body
+    network_lost: bool = False  # its PDP context went: a loss is told as such (NETWORK_DEACTIVATED)
     byte_range: tuple[int, int] | None = None  # AT+QHTTPGETEX: the first byte and how many
     follows_redirects: bool = False  # a GET the module built itself
     redirects: int = 0
     left: bool = False  # its bytes have gone to the server
+
+    def to(self, event: str) -> None:
+        """The command's next stage (``REQUEST_STAGES``)."""
+        self.stage = REQUEST_STAGES.next(self.stage, event)
 
 
 @dataclass
@@ -154,14 +179,15 @@ class HttpSocket(AppSocket):
         self.family.resume_if_room()
 
     def pdp_down(self, by_network: bool) -> None:
-        self.family.network_lost = True
+        request = self.family.request
+        if request is not None:
+            request.network_lost = True
         super().pdp_down(by_network)
 
 
-class HttpFamily(SocketFamily):
+class HttpFamily(SocketFamily["HttpSocket"]):
     """``modem.families["http"]``."""
 
-    clients: list[HttpSocket]  # type: ignore[assignment]
 
     def __init__(self, modem: "Modem"):
         super().__init__(modem, [])
@@ -172,7 +198,6 @@ class HttpFamily(SocketFamily):
         self.request: Request | None = None
         self.response: Response | None = None
         self.h11: h11.Connection | None = None
-        self.network_lost = False
         self._response_timer: Timer | None = None
         # Who takes the body as it comes: the running AT+QHTTPREAD (to the host), AT+QHTTPREADFILE.
         self.body_taker: Callable[[], None] | None = None
@@ -187,7 +212,7 @@ class HttpFamily(SocketFamily):
 
     def start(self, request: Request) -> None:
         """Connect for ``request``; ``CommandFailed`` with an HttpError when that cannot even start."""
-        self.request, self.response, self.network_lost = request, None, False
+        self.request, self.response = request, None
         try:
             self._connect(request)
         except OpenFailed as failure:
@@ -207,7 +232,7 @@ class HttpFamily(SocketFamily):
             self._fail(code)
             return
         if request.on_connected is not None:
-            request.stage = "host_data"
+            request.to("connected")
             request.on_connected()  # the body comes from the host first
         else:
             self.send_request()
@@ -278,7 +303,8 @@ class HttpFamily(SocketFamily):
             self._fail(self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
 
     def _cause_of_loss(self, otherwise: HttpError) -> HttpError:
-        return HttpError.NETWORK_DEACTIVATED if self.network_lost else otherwise
+        request = self.request
+        return HttpError.NETWORK_DEACTIVATED if request is not None and request.network_lost else otherwise
 
     def _events(self, steps: int | None = STEP) -> None:
         """What h11 makes of the response, ``steps`` events at a time: the rest (100 Continue
@@ -330,8 +356,8 @@ class HttpFamily(SocketFamily):
         # +QHTTPGET: 0,200 then (REFERENCE.md "HTTP(S) and MQTT", seen).
         shown = f"{request.urc}: {int(HttpError.OK)},{event.status_code}" + (f",{length}" if length is not None else "")
         self.modem.emit_urc(shown)  # held while the command holds its result: it follows the OK
-        if request.stage == "answer":
-            request.stage = "sent"
+        if request.stage is Stage.ANSWER:
+            request.to("answered")
             self.modem.host.finish_pending(Reply())
 
     def _redirect(self, request: Request, location: str) -> None:
@@ -367,12 +393,12 @@ class HttpFamily(SocketFamily):
         response = self.response
         socket = self.socket
         if response is not None and len(response.body) >= self.modem.profile.limits.recv_buffer:
-            socket.inbox.pause()
+            socket.pause()
 
     def resume_if_room(self) -> None:
         response = self.response
         if response is None or len(response.body) < self.modem.profile.limits.recv_buffer // 2:
-            self.socket.inbox.resume()
+            self.socket.resume()
 
     def take_body(self) -> bytes:
         response = self.response
@@ -407,17 +433,18 @@ class HttpFamily(SocketFamily):
             return
         if request is None:
             return
-        if request.stage == "connecting" or (request.stage == "answer" and (not request.left or code is HttpError.URL_ERROR)):
+        stage = request.stage
+        if stage is Stage.CONNECTING or (stage is Stage.ANSWER and (not request.left or code is HttpError.URL_ERROR)):
             # Before the request left (AT+QHTTPPOST still waits to say CONNECT), or a redirect the
             # module refuses: the command's own +CME ERROR (module docstring).
-            request.stage = "sent"
+            request.to("failed")
             self.modem.host.finish_pending(CommandFailed(code))
-        elif request.stage == "host_data":
+        elif stage is Stage.HOST_DATA:
             request.failure = code  # the end of the body entry says so
         else:
             self.modem.emit_urc(f"{request.urc}: {int(code)}")
-            if request.stage == "answer":
-                request.stage = "sent"
+            if stage is Stage.ANSWER:
+                request.to("answered")
                 self.modem.host.finish_pending(Reply())  # the request left: OK, then the URC
 
     def _response_timed_out(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from .prompted_data import PromptedData
 from .mqtt_state import CLIENTS, RECV_SLOTS, MqttClient, MqttConfig, MqttFamily, Session
 from ..core.parser import CommandCall, Form
 from ..core.registry import (
@@ -31,15 +32,13 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.results import ERROR, PLAIN, MqttCloseResult, Refusal
+from ..core.results import PLAIN, MqttCloseResult, Refusal
 from ..core.sockets import OpenFailed
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
 
 FAMILY = "mqtt"
-CTRL_Z = 0x1A
-ESC = 0x1B
 PROMPT = b"> "
 # chosen: the largest message AT+QMTPUB / AT+QMTPUBEX take after ">" (the note gives no figure).
 MAX_MESSAGE = 4096
@@ -71,7 +70,7 @@ def _client(modem: "Modem", call: CommandCall, index: int = 0) -> MqttClient:
 
 def _connected(modem: "Modem", call: CommandCall) -> MqttClient:
     client = _client(modem, call)
-    if not client.opened or client.link is None or client.link.session is not Session.CONNECTED:
+    if not client.in_session(Session.CONNECTED):
         raise CommandFailed(Refusal.PARAMETER)
     return client
 
@@ -220,7 +219,7 @@ def mqtt_connect(modem: "Modem", call: CommandCall) -> Reply:
     client_id = _word(call, 1)
     username = _word(call, 2) if _given(call, 2) else None
     password = _word(call, 3) if _given(call, 3) else None
-    if not client.opened or client.link is None or client.link.session is not Session.INITIALIZING:
+    if not client.in_session(Session.INITIALIZING):
         raise CommandFailed(Refusal.PARAMETER)
     client.connect(client_id, username, password)
     return ok()
@@ -284,44 +283,21 @@ def mqtt_unsubscribe(modem: "Modem", call: CommandCall) -> Reply:
 # --- AT+QMTPUB, AT+QMTPUBEX (LTE Standard MQTT note V1.2; MQTT note 3.2.8) ----------------------
 
 
-class MessageSink:
+class MessageSink(PromptedData):
     """The message after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
 
     def __init__(self, length: int | None, done: Callable[[bytes], None]):
-        self.length = length
-        self.counted = length is not None  # the length rule: bytes past it are dropped (core/data_entry.py)
+        # chosen: cancelled, nothing published; too long before Ctrl+Z, refused whole
+        super().__init__(length, MAX_MESSAGE, cancelled=CommandFailed(Refusal.PARAMETER),
+                         too_long=CommandFailed(Refusal.PARAMETER))
         self.done = done
-        self.data = bytearray()
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
-        if self.length is not None:
-            take = data[: self.length - len(self.data)]
-            self.data += take
-            if len(self.data) == self.length:
-                return len(take), self._finish()
-            return len(take), None
-        for index, byte in enumerate(data):
-            if byte == CTRL_Z:
-                return index + 1, self._finish()
-            if byte == ESC:
-                return index + 1, CommandFailed(Refusal.PARAMETER)  # chosen: cancelled, nothing published
-            if len(self.data) == MAX_MESSAGE:
-                return index, CommandFailed(Refusal.PARAMETER)  # chosen: too long before Ctrl+Z is refused whole
-            self.data.append(byte)
-        return len(data), None
-
-    def _finish(self) -> Outcome | CommandFailed:
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         try:
             self.done(bytes(self.data))
         except CommandFailed as failure:
             return failure
         return Reply()
-
-    def deadline(self) -> float | None:
-        return None
-
-    def expire(self, modem: "Modem") -> Outcome:
-        return Reply(final=ERROR)
 
 
 def _publish_call(modem: "Modem", call: CommandCall, urc: str) -> tuple[MqttClient, int, int, int, str]:
@@ -337,7 +313,7 @@ def _publish_call(modem: "Modem", call: CommandCall, urc: str) -> tuple[MqttClie
 
 def _publisher(client: MqttClient, urc: str, msgid: int, qos: int, retain: int, topic: str) -> Callable[[bytes], None]:
     def publish(payload: bytes) -> None:
-        if not client.opened or client.link is None or client.link.session is not Session.CONNECTED:
+        if not client.in_session(Session.CONNECTED):
             raise CommandFailed(Refusal.PARAMETER)  # the connection went while the host typed
         client.publish(urc, msgid, qos, bool(retain), topic, payload)
     return publish

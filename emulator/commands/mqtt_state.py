@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from . import mqtt_codec as codec
 from .app_sockets import STEP, AppSocket
+from ..core.lifecycle import Transitions
 from ..core.results import MqttDisconnectResult, MqttOpenResult, MqttResult, MqttStat, QiError
 from ..core.sockets import OpenFailed, Phase, SocketFamily
 
@@ -56,6 +57,17 @@ class Session(enum.IntEnum):
     CONNECTING = 2
     CONNECTED = 3
     DISCONNECTING = 4
+
+
+# An MQTT session's life on its open connection (MQTT 3.1.1 3.1, 3.2, 3.14).
+MQTT_SESSIONS = Transitions("MQTT session", {
+    (Session.INITIALIZING, "connect"): Session.CONNECTING,  # CONNECT sent
+    (Session.CONNECTING, "accepted"): Session.CONNECTED,  # CONNACK 0
+    (Session.CONNECTING, "refused"): Session.INITIALIZING,  # CONNACK with a refusal: the network stays
+    (Session.INITIALIZING, "disconnect"): Session.DISCONNECTING,
+    (Session.CONNECTING, "disconnect"): Session.DISCONNECTING,
+    (Session.CONNECTED, "disconnect"): Session.DISCONNECTING,
+})
 
 
 @dataclass
@@ -134,6 +146,10 @@ class Link:
     pong_timer: "Timer | None" = None  # how long a PINGRESP may take
     stat_code: MqttStat = MqttStat.CLOSED_BY_PEER  # what +QMTSTAT says when the connection goes
 
+    def to(self, event: str) -> None:
+        """The session's next state (``MQTT_SESSIONS``)."""
+        self.session = MQTT_SESSIONS.next(self.session, event)
+
 
 class MqttClient(AppSocket):
     """One <client_idx>."""
@@ -187,6 +203,11 @@ class MqttClient(AppSocket):
     def opened(self) -> bool:
         return self.phase is Phase.CONNECTED and self.link is not None
 
+    def in_session(self, session: Session) -> bool:
+        """The network connection is open and its MQTT session is ``session``."""
+        link = self.link
+        return link is not None and link.session is session and self.phase is Phase.CONNECTED
+
     # --- the session (AT+QMTCONN, AT+QMTDISC) ---------------------------------------------------
 
     def connect(self, client_id: str, username: str | None, password: str | None) -> None:
@@ -201,7 +222,7 @@ class MqttClient(AppSocket):
             client_id, username, password = aliyun_login(config, client_id, bool(config.ssl_enable))
         packet = codec.encode_connect(client_id, config.keepalive, bool(config.clean_session), username,
                                       password, will, level=config.version)
-        link.session = Session.CONNECTING
+        link.to("connect")
         self._send_packet(packet)
         link.connect_timer = self.modem.call_at(self.modem.now + config.pkt_timeout, self._connack_timed_out)
 
@@ -217,7 +238,7 @@ class MqttClient(AppSocket):
         """AT+QMTDISC: DISCONNECT (3.14), then the connection closes; +QMTDISC: <idx>,0."""
         link = self.link
         if link is not None:
-            link.session = Session.DISCONNECTING
+            link.to("disconnect")
             self._send_packet(codec.DISCONNECT_PACKET)
         self._stop_link()
         self.close(0)
@@ -366,7 +387,7 @@ class MqttClient(AppSocket):
             if link.connect_timer is not None:
                 link.connect_timer.cancel()
                 link.connect_timer = None
-            link.session = Session.CONNECTED if packet.return_code == 0 else Session.INITIALIZING
+            link.to("accepted" if packet.return_code == 0 else "refused")
             self.modem.emit_urc(f"+QMTCONN: {self.client_id},{int(MqttResult.OK)},{packet.return_code}")
         elif isinstance(packet, codec.Publish):
             self._incoming(link, packet)
@@ -433,7 +454,7 @@ class MqttClient(AppSocket):
                 # The host does not take the module's output (or a command has held many URCs
                 # already): the message waits here and the socket stops being read.
                 self.waiting.append(message)
-                self.inbox.pause()
+                self.pause()
                 return
             self.modem.emit_urc(line)
             return
@@ -441,7 +462,7 @@ class MqttClient(AppSocket):
             # Every slot is full: the message waits here and the socket stops reading, so that the
             # broker holds the rest (nothing is dropped; TCP's flow control does the rest).
             self.waiting.append(message)
-            self.inbox.pause()
+            self.pause()
 
     def _store(self, message: Message) -> bool:
         for index, slot in enumerate(self.slots):
@@ -481,7 +502,7 @@ class MqttClient(AppSocket):
                 waiting.popleft()
                 self.modem.emit_urc(line)
         if not waiting:
-            self.inbox.resume()
+            self.resume()
             if link is not None and link.decoder.buffered:
                 self._digest()
 
@@ -521,10 +542,9 @@ class MqttClient(AppSocket):
         self._stop_link()
 
 
-class MqttFamily(SocketFamily):
+class MqttFamily(SocketFamily[MqttClient]):
     """``modem.families["mqtt"]``."""
 
-    clients: list[MqttClient]  # type: ignore[assignment]
 
     def __init__(self, modem: "Modem"):
         super().__init__(modem, [])

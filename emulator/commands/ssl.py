@@ -9,14 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .ssl_state import (
-    BUFFER,
-    TRANSPARENT,
-    ClientState,
-    OpenFailed,
-    SslClient,
-    SslFamily,
-)
+from .prompted_data import PromptedData
+from .ssl_state import OpenFailed, SslClient, SslFamily
 from ..core.parser import Arg, CommandCall, Form
 from ..core.registry import (
     AwaitData,
@@ -33,16 +27,15 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.results import ERROR, QIGETERROR, SEND_FAIL, SEND_OK, QiError, Refusal
-from ..core.sockets import AccessMode
+from ..core.connection import Connection
+from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError, Refusal
+from ..core.sockets import AccessMode, Phase, SocketState
 from ..core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
 
 FAMILY = "ssl"
-CTRL_Z = 0x1A
-ESC = 0x1B
 SEND_PROMPT = b"> "  # after S3 S4 (<CR><LF>), as Quectel modules print it before taking data (TCP/IP notes)
 
 # Failures go to AT+QIGETERROR; the state listens to the PDP contexts, so it is built after them.
@@ -184,19 +177,19 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
     client_id = int_arg(call, 2, 0, limits.clients - 1)
     address = str_arg(call, 3).strip()
     port = int_arg(call, 4, 1, 65535)
-    access_mode = int_arg(call, 5, 0, 2, default=BUFFER)
+    access_mode = int_arg(call, 5, 0, 2, default=AccessMode.BUFFER)
     if not address:
         raise CommandFailed(Refusal.PARAMETER)
     client = family.client(client_id)
     try:
         client.open_tls(pdp_ctx, ssl_ctx, address, port, AccessMode(access_mode))
     except OpenFailed as failure:
-        if failure.code is QiError.SOCKET_IN_USE or access_mode == TRANSPARENT:
+        if failure.code is QiError.SOCKET_IN_USE or access_mode == AccessMode.TRANSPARENT:
             raise CommandFailed(failure.code) from None
         # The command itself was fine: the failure comes as the URC, as every other one does.
         modem.emit_urc(f"+QSSLOPEN: {client_id},{int(failure.code)}")
         return ok()
-    if access_mode == TRANSPARENT:
+    if access_mode == AccessMode.TRANSPARENT:
         return Pending("+QSSLOPEN")
     return ok()
 
@@ -206,47 +199,27 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
 
 def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
     client = _family(modem).client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))
-    if client.state is ClientState.CLOSING:
+    if client.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
-    if client.state is not ClientState.CONNECTED:
+    if client.phase is not Phase.CONNECTED:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, or still opening
     return client
 
 
-class SendSink:
+class SendSink(PromptedData):
     """The data after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
 
-    def __init__(self, client: SslClient, length: int | None, limit: int):
+    def __init__(self, client: Connection, length: int | None, limit: int):
+        # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel send", the
+        # chapter 5 code that exists for it; more than <sendlen>'s maximum before Ctrl+Z is refused
+        # whole, the byte that overflowed starting the next command line.
+        super().__init__(length, limit, cancelled=CommandFailed(QiError.CANCEL_SEND),
+                         too_long=CommandFailed(Refusal.PARAMETER))
         self.client = client
-        self.length = length
-        self.counted = length is not None  # the length rule: bytes past it are dropped (core/data_entry.py)
-        self.limit = limit
-        self.data = bytearray()
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
-        if self.length is not None:
-            take = data[: self.length - len(self.data)]
-            self.data += take
-            if len(self.data) == self.length:
-                return len(take), self._send(modem)
-            return len(take), None
-        for index, byte in enumerate(data):
-            if byte == CTRL_Z:
-                return index + 1, self._send(modem)
-            if byte == ESC:
-                # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel
-                # send", the chapter 5 code that exists for it; nothing is sent.
-                return index + 1, CommandFailed(QiError.CANCEL_SEND)
-            if len(self.data) == self.limit:
-                # chosen: more than <sendlen>'s maximum before Ctrl+Z is refused whole; the
-                # byte that overflowed starts the next command line.
-                return index, CommandFailed(Refusal.PARAMETER)
-            self.data.append(byte)
-        return len(data), None
-
-    def _send(self, modem: "Modem") -> Outcome | CommandFailed:
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         client = self.client
-        if client.state is not ClientState.CONNECTED:
+        if client.phase is not Phase.CONNECTED:
             return CommandFailed(QiError.SOCKET_CLOSED)
         if not self.data:
             return Reply(final=SEND_OK)
@@ -254,12 +227,6 @@ class SendSink:
             return Reply(final=SEND_FAIL)
         client.send(bytes(self.data))
         return Reply(final=SEND_OK)
-
-    def deadline(self) -> float | None:
-        return None
-
-    def expire(self, modem: "Modem") -> Outcome:
-        return Reply(final=ERROR)
 
 
 @command("+QSSLSEND", family=FAMILY)
@@ -292,11 +259,11 @@ def ssl_receive(modem: "Modem", call: CommandCall) -> Reply:
     at_most(call, 2)
     client = _family(modem).client(int_arg(call, 0, 0, limits.clients - 1))
     length = int_arg(call, 1, 0, limits.recv_max, default=limits.recv_max)
-    if client.state in (ClientState.INITIAL, ClientState.OPENING):
+    if client.phase in (Phase.INITIAL, Phase.OPENING):
         raise CommandFailed(QiError.NOT_ALLOWED)
-    if client.access_mode != BUFFER:
+    if client.access_mode is not AccessMode.BUFFER:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: nothing is buffered in the other modes
-    if client.state is ClientState.CLOSING and not client.received:
+    if client.shown_state is SocketState.CLOSING and not client.received:
         # The note: ERROR once the connection is "abnormally closed"; its data is read first.
         raise CommandFailed(QiError.SOCKET_CLOSED)
     data = client.read(length)
@@ -342,5 +309,5 @@ def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
         clients = [family.client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))]
     else:
         raise CommandFailed(Refusal.PARAMETER)
-    initial = ClientState.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
-    return Reply([c.state_line() for c in clients if c.state is not initial])  # lines are bytes
+    initial = Phase.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
+    return Reply([c.state_line() for c in clients if c.phase is not initial])  # lines are bytes

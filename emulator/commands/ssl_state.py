@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..core.results import QiError
-from ..core.sockets import AccessMode, OpenFailed, Socket, SocketFamily, SocketState
+from ..core.sockets import AccessMode, OpenFailed, Socket, SocketFamily
 from ..core.tls import (
     ClientContext,
     ContextSettings,
@@ -31,13 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Access modes (SSL note 2.2.2 <access_mode>) and <socket_state> (SSL note 2.2.6), as the commands
-# name them.
-BUFFER, DIRECT_PUSH, TRANSPARENT = AccessMode.BUFFER, AccessMode.DIRECT_PUSH, AccessMode.TRANSPARENT
-ClientState = SocketState
-
-__all__ = ["BUFFER", "DIRECT_PUSH", "TRANSPARENT", "ClientState", "ContextTls", "OpenFailed", "SslClient",
-           "SslFamily", "SslSettings"]
+__all__ = ["ContextTls", "OpenFailed", "SslClient", "SslFamily", "SslSettings"]
 
 
 @dataclass
@@ -60,10 +54,9 @@ class SslSettings:
     session_cache: int = 0
 
 
-class SslFamily(SocketFamily):
+class SslFamily(SocketFamily["SslClient"]):
     """``modem.families["ssl"]``: every SSL context and client of one module."""
 
-    clients: list[SslClient]  # type: ignore[assignment]
     id_pool = "connectID"  # one set of socket IDs with the TCP/IP family (ecemu.commands.tcpip_state)
 
     def __init__(self, modem: "Modem"):
@@ -99,14 +92,24 @@ class ContextTls:
     from UFS then, the OpenSSL context and session cache of that SSL context ID, the certificate
     checks, SNI. The SSL clients use it, and so do HTTP(S) (AT+QHTTPCFG="sslctxid") and MQTT(S)
     (AT+QMTCFG="ssl"): one TLS path for every family. Raises TlsUnavailable when the context cannot
-    be used (a certificate file missing from UFS ...)."""
+    be used (a certificate file missing from UFS ...).
 
-    def __init__(self, ssl: SslFamily, ctx_id: int):
+    It is the socket's ``LayerMaker``: it makes the TLS client, runs the negotiation timer
+    (<negotiatetime>) and tells the trace and the log how the handshake went, for ``client_id``
+    of ``family_name`` (None: the SSL family's own clients)."""
+
+    def __init__(self, ssl: SslFamily, ctx_id: int, client_id: int, family_name: str | None = None):
         self.ssl = ssl
         self.ctx_id = ctx_id
         self.settings = replace(ssl.contexts[ctx_id])  # as they are now, at open time
         self.context = ssl.openssl_context(ctx_id, self._context_settings())
         self._session_key: tuple[int, str, int] | None = None
+        self._trace: dict[str, object] = {"client": client_id}
+        if family_name is not None:
+            self._trace["family"] = family_name
+        self._label = f"{family_name or 'client'} {client_id}"
+        self.tls: TlsClient | None = None
+        self._negotiation_timer: Timer | None = None
 
     def _context_settings(self) -> ContextSettings:
         """The OpenSSL side of the settings, with the certificate files read from UFS now.
@@ -144,7 +147,42 @@ class ContextTls:
             # REFERENCE.md (seen): secllevel 1 with no CA file fails the open as 566.
             raise TlsUnavailable(f"{what} {path!r} is not in UFS") from None
 
-    def layer(self, address: str, port: int) -> TlsClient:
+    # LayerMaker ---------------------------------------------------------------------------------
+
+    def make(self, address: str, port: int, timed_out: Callable[[], None]) -> TlsClient:
+        """The TLS client for a connection to ``address`` (as the host gave it) just made; the
+        handshake has <negotiatetime> seconds, then ``timed_out``."""
+        modem = self.ssl.modem
+        self.tls = self._client(address, port)
+        self._negotiation_timer = modem.call_at(modem.now + self.settings.negotiatetime, timed_out)
+        return self.tls
+
+    def up(self) -> None:
+        """The handshake completed: the trace says with what; its session is kept for the next
+        connection, when caching."""
+        self.stop()
+        tls = self.tls
+        assert tls is not None
+        self.ssl.modem.observe("tls", **self._trace, event="established", detail=tls.describe(),
+                               forgiven=list(tls.forgiven))
+        log.info("%s: connected with %s%s", self._label, tls.describe(),
+                 f" (forgiven: {'; '.join(tls.forgiven)})" if tls.forgiven else "")
+        if self._session_key is not None:
+            self.ssl.sessions[self._session_key] = tls.session
+
+    def failed(self, detail: str, opening: bool) -> None:
+        self.ssl.modem.observe("tls", **self._trace, event="failed", detail=detail)
+        if opening:
+            log.warning("%s: TLS handshake failed: %s", self._label, detail)
+        else:
+            log.warning("%s: connection broken: %s", self._label, detail)
+
+    def stop(self) -> None:
+        if self._negotiation_timer is not None:
+            self._negotiation_timer.cancel()
+            self._negotiation_timer = None
+
+    def _client(self, address: str, port: int) -> TlsClient:
         """The TLS client for a connection to ``address`` (as the host gave it) just made."""
         settings = self.settings
         modem = self.ssl.modem
@@ -167,26 +205,18 @@ class ContextTls:
             session = self.ssl.sessions.get(self._session_key)
         return TlsClient(self.context, policy, sni=sni, session=session)
 
-    def established(self, tls: TlsClient) -> None:
-        """The handshake completed: keep its session for the next connection, when caching."""
-        if self._session_key is not None:
-            self.ssl.sessions[self._session_key] = tls.session
-
 
 class SslClient(Socket):
-    """One <clientID>: a socket with TLS on it."""
+    """One <clientID>: a socket with TLS on it (its ``layer_maker``, a ``ContextTls``)."""
 
     OPEN_URC = "+QSSLOPEN"
     EVENT_URC = "+QSSLURC"
 
     family: SslFamily
-    layer: TlsClient | None
 
     def __init__(self, family: SslFamily, client_id: int):
         super().__init__(family, client_id)
         self.ssl_ctx = 0
-        self._tls: ContextTls | None = None  # the SSL context as it was at open time
-        self._negotiation_timer: Timer | None = None
         # The last +QSSLSTATE line and the fields it shows: hosts poll AT+QSSLSTATE, and formatting
         # twelve lines afresh each time was a third of its answer's work.
         self._state_line = b""
@@ -194,7 +224,7 @@ class SslClient(Socket):
 
     @property
     def tls(self) -> TlsClient | None:
-        return self.layer
+        return self.layer if isinstance(self.layer, TlsClient) else None
 
     # --- opening (SSL note 2.2.2) ------------------------------------------------------------
 
@@ -203,56 +233,12 @@ class SslClient(Socket):
         Raises OpenFailed when the attempt cannot even start."""
         pdp = self._may_open(pdp_ctx)
         try:
-            tls = ContextTls(self.family, ssl_ctx)
+            tls = ContextTls(self.family, ssl_ctx, self.client_id)
         except TlsUnavailable as exc:
             log.warning("client %d: SSL context %d cannot be used: %s", self.client_id, ssl_ctx, exc)
             raise OpenFailed(QiError.CONNECT_FAILED, str(exc)) from None
-        self.ssl_ctx, self._tls = ssl_ctx, tls
+        self.ssl_ctx, self.layer_maker = ssl_ctx, tls
         self._start_open(pdp, pdp_ctx, address, port, access_mode)
-
-    # --- the TLS layer ----------------------------------------------------------------------------
-
-    def _new_layer(self) -> TlsClient:
-        assert self._tls is not None
-        modem = self.modem
-        layer = self._tls.layer(self.address, self.remote_port)
-        self._negotiation_timer = modem.call_at(modem.now + self._tls.settings.negotiatetime,
-                                                self._negotiation_expired)
-        return layer
-
-    def _negotiation_expired(self) -> None:
-        if self.state is SocketState.OPENING:
-            log.warning("client %d: handshake with %s:%d took longer than negotiatetime (%d s)",
-                        self.client_id, self.address, self.remote_port,
-                        self._tls.settings.negotiatetime if self._tls else 0)
-            self._open_failed(QiError.TIMEOUT)
-
-    def _layer_up(self) -> None:
-        self._cancel_negotiation_timer()
-        tls = self.layer
-        assert tls is not None
-        self.modem.observe("tls", client=self.client_id, event="established", detail=tls.describe(),
-                           forgiven=list(tls.forgiven))
-        log.info("client %d: connected to %s:%d with %s%s", self.client_id, self.address, self.remote_port,
-                 tls.describe(), f" (forgiven: {'; '.join(tls.forgiven)})" if tls.forgiven else "")
-        if self._tls is not None:
-            self._tls.established(tls)
-
-    def _layer_failed(self, detail: str) -> None:
-        self.modem.observe("tls", client=self.client_id, event="failed", detail=detail)
-        if self.state is SocketState.OPENING:
-            log.warning("client %d: TLS to %s:%d failed: %s", self.client_id, self.address, self.remote_port, detail)
-        else:
-            log.warning("client %d: connection broken: %s", self.client_id, detail)
-
-    def _gone_quietly(self) -> None:
-        self._cancel_negotiation_timer()
-        self._tls = None
-
-    def _cancel_negotiation_timer(self) -> None:
-        if self._negotiation_timer is not None:
-            self._negotiation_timer.cancel()
-            self._negotiation_timer = None
 
     # --- AT+QSSLSTATE (SSL note 2.2.6) ----------------------------------------------------------
 
@@ -266,6 +252,6 @@ class SslClient(Socket):
             self._state_line_of = shown
             self._state_line = (
                 f'+QSSLSTATE: {self.client_id},"SSLClient","{self.remote_ip}",{self.remote_port},'
-                f'{self.local_port},{int(self.state)},{self.pdp_ctx},{self.client_id},{int(self.access_mode)},'
+                f'{self.local_port},{int(self.shown_state)},{self.pdp_ctx},{self.client_id},{int(self.access_mode)},'
                 f'"{at_port}",{self.ssl_ctx}').encode("latin-1")
         return self._state_line

@@ -15,7 +15,8 @@ import ipaddress
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from .ssl import CTRL_Z, ESC, SEND_PROMPT, SendSink
+from .prompted_data import PromptedData
+from .ssl import SEND_PROMPT, SendSink
 from .tcpip_state import CONNECT_IDS, Service, TcpipFamily, TcpipSocket, TcpListener, UdpSocket
 from ..core import events as ev
 from ..core.parser import CommandCall, Form
@@ -134,7 +135,7 @@ def _socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
 
 def _sending_socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
     socket = _socket(modem, call)
-    if socket.state is SocketState.CLOSING:
+    if socket.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
     if socket.phase not in (Phase.CONNECTED, Phase.LISTENING) or isinstance(socket, TcpListener):
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a listener
@@ -145,17 +146,17 @@ class DatagramSink(SendSink):
     """AT+QISEND's data for a "UDP SERVICE": one datagram to the address the command named."""
 
     def __init__(self, socket: UdpSocket, length: int, ip: str, port: int):
-        super().__init__(socket, length, length)  # type: ignore[arg-type]
+        super().__init__(socket, length, length)
         self.udp, self.ip, self.port = socket, ip, port
 
-    def _send(self, modem: "Modem") -> Outcome | CommandFailed:
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         if self.udp.phase is not Phase.LISTENING:
             return CommandFailed(QiError.SOCKET_CLOSED)
         self.udp.send_to(bytes(self.data), self.ip, self.port)
         return Reply(final=SEND_OK)
 
 
-class HexSink:
+class HexSink(PromptedData):
     """AT+QISEND's data with AT+QICFG="dataformat",1,<x>: two hex digits per byte (the note: "the
     module will automatically form two bytes to one ASCII code"). chosen: <send_length> counts
     the bytes sent, so twice as many characters are taken; without it, characters up to Ctrl+Z
@@ -163,39 +164,17 @@ class HexSink:
     command ends with ERROR and nothing is sent."""
 
     def __init__(self, inner: SendSink):
+        # As in text: ESC cancels, and the byte too many starts the next line.
+        super().__init__(None if inner.length is None else 2 * inner.length, 2 * inner.limit,
+                         cancelled=inner.cancelled, too_long=inner.too_long)
         self.inner = inner
-        self.counted = inner.counted
-        self.digits = bytearray()
 
-    def feed(self, modem: "Modem", data: bytes) -> tuple[int, Outcome | CommandFailed | None]:
-        inner = self.inner
-        if inner.length is not None:
-            take = data[: 2 * inner.length - len(self.digits)]
-            self.digits += take
-            if len(self.digits) == 2 * inner.length:
-                return len(take), self._decoded(modem)
-            return len(take), None
-        for index, byte in enumerate(data):
-            if byte == CTRL_Z:
-                return index + 1, self._decoded(modem)
-            if byte == ESC:
-                return index + 1, CommandFailed(QiError.CANCEL_SEND)
-            if len(self.digits) == 2 * inner.limit:
-                return index, CommandFailed(Refusal.PARAMETER)  # as in text: the byte too many starts the next line
-            self.digits.append(byte)
-        return len(data), None
-
-    def _decoded(self, modem: "Modem") -> Outcome | CommandFailed:
-        if len(self.digits) % 2 or not HEX_DIGITS.issuperset(self.digits):
+    def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
+        digits = self.data
+        if len(digits) % 2 or not HEX_DIGITS.issuperset(digits):
             return CommandFailed(Refusal.PARAMETER)
-        self.inner.data = bytearray(bytes.fromhex(self.digits.decode("ascii")))
-        return self.inner._send(modem)
-
-    def deadline(self) -> float | None:
-        return self.inner.deadline()
-
-    def expire(self, modem: "Modem") -> Outcome | CommandFailed:
-        return self.inner.expire(modem)
+        self.inner.data = bytearray(bytes.fromhex(digits.decode("ascii")))
+        return self.inner._finish(modem)
 
 
 def _send_status(socket: TcpipSocket) -> Reply:
@@ -235,7 +214,7 @@ def send(modem: "Modem", call: CommandCall) -> Outcome:
     else:
         if len(call.args) == 4:
             raise CommandFailed(Refusal.PARAMETER)
-        sink = SendSink(socket, length, limits.send_max)  # type: ignore[arg-type]
+        sink = SendSink(socket, length, limits.send_max)
     if _family(modem).settings.send_hex:
         return AwaitData(prompt, HexSink(sink))
     return AwaitData(prompt, sink)
@@ -368,7 +347,7 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
     connect_id = _connect_id(modem, call)
     mode = AccessMode(int_arg(call, 1, 0, 2))
     socket = socket_in_pool(modem, CONNECT_IDS, connect_id)
-    if socket is not None and socket.state is SocketState.CLOSING:
+    if socket is not None and socket.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
     if socket is None or socket.phase is not Phase.CONNECTED:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a server

@@ -31,11 +31,9 @@ from ..core.sockets import (
     AccessMode,
     DatagramSocket,
     Phase,
-    PlainStream,
     Socket,
     SocketFamily,
     SocketState,
-    StreamLayer,
     pool_sockets,
     socket_in_pool,
 )
@@ -101,6 +99,8 @@ class TcpipSettings:
 class PresentingInbox(Inbox):
     """A TCP service's inbox: its direct push URCs laid out as AT+QICFG says (``present``)."""
 
+    socket: "TcpipSocket"
+
     def _next_push(self) -> tuple[bytes, ...]:  # type: ignore[override]
         header, data = super()._next_push()
         family = self.socket.family
@@ -111,6 +111,8 @@ class PresentingInbox(Inbox):
 class PresentingDatagramInbox(DatagramInbox):
     """A UDP service's inbox, laid out the same way."""
 
+    socket: "UdpSocket"
+
     def _next_push(self) -> tuple[bytes, ...]:  # type: ignore[override]
         header, data = super()._next_push()
         family = self.socket.family
@@ -118,11 +120,10 @@ class PresentingDatagramInbox(DatagramInbox):
         return family.settings.present(header, data)
 
 
-class TcpipFamily(SocketFamily):
+class TcpipFamily(SocketFamily["TcpipSocket"]):
     """``modem.families["tcpip"]``: the socket services of one power cycle."""
 
     id_pool = CONNECT_IDS
-    clients: list[Socket]
 
     def __init__(self, modem: "Modem"):
         super().__init__(modem, [])
@@ -215,8 +216,7 @@ class TcpipSocket(Socket):
         self.arrived = 0  # every byte received, the backlog past the buffer included
         self.read_total = 0
         self.host_port = 0
-        self.inbox = (PresentingDatagramInbox(self) if isinstance(self.inbox, DatagramInbox)
-                      else PresentingInbox(self))
+        self.inbox = PresentingDatagramInbox(self, self.gate) if isinstance(self, DatagramSocket) else PresentingInbox(self, self.gate)
 
     def _finish_close(self) -> None:
         """The host's AT+QICLOSE, once the peer's FIN or the timeout has come: OK, then the
@@ -262,15 +262,12 @@ class TcpipSocket(Socket):
         """One +QISTATE line (TCP/IP note 2.1.6)."""
         at_port = self.modem.profile.defaults.at_port
         return (f'+QISTATE: {self.client_id},"{self.service.value}","{self.shown_address()}",{self.remote_port},'
-                f'{self.local_port},{int(self.state)},{self.pdp_ctx},{self.server_id},{int(self.access_mode)},'
+                f'{self.local_port},{int(self.shown_state)},{self.pdp_ctx},{self.server_id},{int(self.access_mode)},'
                 f'"{at_port}"').encode("latin-1")
 
 
 class TcpClient(TcpipSocket):
     """A "TCP" client or a "TCP INCOMING" connection: the core socket with no layer."""
-
-    def _new_layer(self) -> StreamLayer:
-        return PlainStream()
 
     def send(self, data: bytes) -> None:
         if data and self.phase is Phase.CONNECTED:
@@ -305,9 +302,6 @@ class TcpListener(TcpipSocket):
     """A "TCP LISTENER" (TCP/IP note 2.1.4 note 1): bound to <local_port>, reachable from the
     machine the emulator runs on at 127.0.0.1 (``ev.Listen``); each connection it accepts becomes
     a "TCP INCOMING" service of its own."""
-
-    def _new_layer(self) -> StreamLayer:
-        return PlainStream()
 
     def listen(self, pdp_ctx: int, address: str, local_port: int, access_mode: AccessMode) -> None:
         self._may_open(pdp_ctx)

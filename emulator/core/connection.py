@@ -6,9 +6,13 @@ Its connection is a TCP connection the shell carries out (effects and events,
 TLS (``ecemu.core.tls.TlsClient``) for SSL. Closing is orderly (FIN, then wait for the server's,
 up to a timeout) or at once.
 
-``Connection`` is the base of ``ecemu.core.sockets.Socket``, which adds what the host sees:
-the inbox and access modes, sending, transparent mode. The hooks between the two are the
-``_received``, ``_closed_under_host``, ``_drained`` and ``enter_transparent`` methods.
+A connection owns its one state (``phase``), its ``ReadGate`` (why the connection is not read
+now, ``read_gate.py``) and its ``LayerMaker`` (none for plain TCP; ``ContextTls`` for TLS); it
+reaches its family through ``SocketHome``. It is the base of ``ecemu.core.sockets.Socket``, which
+adds what the host reads (the inbox, access modes, transparent mode), and of the application
+stacks' ``AppSocket``, which take what arrives themselves. What they give it: ``_received``,
+``_closed_under_host``, and where they differ, ``_drained``, ``when_port_idle`` and
+``enter_transparent``.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 from . import events as ev
 from .inbox import AccessMode
 from .lifecycle import Transitions
+from .read_gate import SENDING, ReadGate
 from .registry import CommandFailed, Reply
 from .results import QiError
 
 if TYPE_CHECKING:
     from .modem import Modem
-    from .sockets import SocketFamily
     from .timers import Timer
     from ..profile import Limits
 
@@ -95,11 +99,31 @@ class StreamLayer(Protocol):
 
     def feed(self, data: bytes) -> LayerStep: ...
 
-    peer_closed: bool  # the server closed the layer (TLS: its close_notify came)
+    @property
+    def peer_closed(self) -> bool:
+        """The server closed the layer (TLS: its close_notify came)."""
 
     def send(self, data: bytes) -> bytes: ...
 
     def close_notify(self) -> bytes: ...
+
+
+class LayerMaker(Protocol):
+    """What makes the stream layer of each connection a socket makes, and hears how it went: TLS
+    on an SSL context (``ecemu.commands.ssl_state.ContextTls``). A socket without one is plain."""
+
+    def make(self, address: str, port: int, timed_out: Callable[[], None]) -> StreamLayer:
+        """The layer for a connection to ``address`` (as the host gave it) just made; ``timed_out``
+        is called when it is not up in time."""
+
+    def up(self) -> None:
+        """The layer is up (the TLS handshake completed)."""
+
+    def failed(self, detail: str, opening: bool) -> None:
+        """The layer broke (an alert, a bad record, a certificate refused)."""
+
+    def stop(self) -> None:
+        """The connection is gone."""
 
 
 @runtime_checkable
@@ -154,16 +178,29 @@ class OpenFailed(Exception):
 
 
 
+class SocketHome(Protocol):
+    """What a connection needs of its family (``ecemu.core.sockets.SocketFamily``)."""
+
+    @property
+    def modem(self) -> "Modem": ...
+
+    def id_in_use(self, client_id: int) -> bool:
+        """Another family's socket uses this ID (the families share one pool of IDs)."""
+
+
 class Connection:
     """One <clientID> / <connectID>'s connection: its phase, its layer, opening and closing."""
 
     OPEN_URC = "+QIOPEN"  # the open result: +QIOPEN: <id>,<err>
+    # Whether the host's AT+QIDEACT tells each socket on the context that it closed before the
+    # socket is freed (the SSL note: "closed" comes when the PDP context is deactivated); the
+    # TCP/IP family's sockets are closed without it (REFERENCE.md "PDP context").
+    CLOSED_URC_ON_DEACT = True
 
-    def __init__(self, family: "SocketFamily", client_id: int):
+    def __init__(self, family: SocketHome, client_id: int):
         self.family = family
         self.client_id = client_id
-        self.phase = Phase.INITIAL
-        self.state = SocketState.INITIAL  # the phase as the state query shows it
+        self.phase = Phase.INITIAL  # the one state; the queries show it as ``shown_state``
         self.pdp_ctx = 0
         self.address = ""  # as the host gave it
         self.remote_ip = ""  # resolved, as the state query shows it (REFERENCE.md, seen)
@@ -172,7 +209,10 @@ class Connection:
         self.access_mode = AccessMode.BUFFER
         self.conn_id: int | None = None
         self.layer: StreamLayer | None = None
+        self.layer_maker: LayerMaker | None = None  # None: plain TCP
         self.unsent = 0  # bytes handed to the shell and not yet drained
+        self.send_buffer_forced_full = False  # a fault: sends answer SEND FAIL
+        self.gate = ReadGate(self)  # whether the connection is read from its server
         self._close_timer: Timer | None = None
 
     @property
@@ -187,21 +227,44 @@ class Connection:
     def is_open(self) -> bool:
         return self.phase is not Phase.INITIAL
 
+    @property
+    def shown_state(self) -> SocketState:
+        """<socket_state> as AT+QSSLSTATE / AT+QISTATE show the phase."""
+        return SHOWN_STATE[self.phase]
+
     def _to(self, event: str) -> None:
         self.phase = SOCKET_LIFECYCLE.next(self.phase, event)
-        self.state = SHOWN_STATE[self.phase]
+
+    @property
+    def reading_paused(self) -> bool:
+        return self.gate.paused
+
+    def wait_for_idle(self) -> None:
+        """Be looked at when the port is next idle (``SocketFamily.port_idle`` calls
+        ``when_port_idle``)."""
+        self.modem.mark_idle_waiting(self)
+
+    def when_port_idle(self) -> bool:
+        """The port is idle: what waited for it goes now; True while something still waits."""
+        return False
+
+    def send_buffer_has_room(self, length: int) -> bool:
+        return not self.send_buffer_forced_full and self.unsent + length <= self.limits.send_buffer
 
     # --- what a family's socket gives ---------------------------------------------------------
 
     def _new_layer(self) -> StreamLayer:
         """The layer for the connection just made (``remote_ip`` ... are set)."""
-        raise NotImplementedError
+        maker = self.layer_maker
+        if maker is None:
+            return PlainStream()
+        return maker.make(self.address, self.remote_port, self._layer_timed_out)
 
-    def _layer_up(self) -> None:
-        """The layer is up (TLS: the handshake completed)."""
-
-    def _layer_failed(self, detail: str) -> None:
-        """The layer broke (TLS: an alert, a bad record, a certificate refused)."""
+    def _layer_timed_out(self) -> None:
+        if self.phase is Phase.OPENING:
+            log.warning("client %d: handshake with %s:%d took longer than negotiatetime", self.client_id,
+                        self.address, self.remote_port)
+            self._open_failed(QiError.TIMEOUT)
 
     def _gone_quietly(self) -> None:
         """The socket is free again: forget what the family kept for this connection."""
@@ -224,6 +287,19 @@ class Connection:
         raise NotImplementedError
 
     # --- opening --------------------------------------------------------------------------------
+
+    def _may_open(self, pdp_ctx: int) -> PdpContexts:
+        """The PDP contexts, when this socket may open on ``pdp_ctx``; else OpenFailed."""
+        if self.phase is not Phase.INITIAL:
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
+        if self.family.id_in_use(self.client_id):
+            raise OpenFailed(QiError.SOCKET_IN_USE, f"socket {self.client_id} is in use by another family")
+        pdp = self.modem.families.get("pdp")
+        if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
+            # chosen: the module tries to use the context and reports that it cannot (561); the
+            # SSL note's chapter 4 tells the host to check AT+QIACT? first for this reason.
+            raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
+        return pdp
 
     def _start_open(self, pdp: PdpContexts, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
         self.pdp_ctx, self.address, self.remote_port = pdp_ctx, address, port
@@ -281,7 +357,8 @@ class Connection:
         if step.outgoing:
             self._answer(step.outgoing)
         if step.failure is not None:
-            self._layer_failed(step.failure)
+            if self.layer_maker is not None:
+                self.layer_maker.failed(step.failure, opening=self.phase is Phase.OPENING)
             if self.phase is Phase.OPENING:
                 self._open_failed(QiError.CONNECT_FAILED)
             else:
@@ -302,7 +379,8 @@ class Connection:
     def _established(self) -> None:
         waits_as_command = self.open_waits_as_command
         self._to("established")
-        self._layer_up()
+        if self.layer_maker is not None:
+            self.layer_maker.up()
         if waits_as_command:
             self.modem.host.finish_pending(self.enter_transparent())
         else:
@@ -321,6 +399,11 @@ class Connection:
     def _report_open(self, code: QiError) -> None:
         """The open URC (SSL note 2.2.2); a family whose result codes differ (MQTT) says its own."""
         self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(code)}")
+
+    def send(self, data: bytes) -> None:
+        """Data for the server, through the layer."""
+        if data and self.layer is not None and self.phase is Phase.CONNECTED:
+            self._send_raw(self.layer.send(data))
 
     def _send_raw(self, data: bytes) -> None:
         if self.conn_id is None or not data:
@@ -347,6 +430,10 @@ class Connection:
 
     def _sending_backed_up(self, on: bool) -> None:
         """More than ``outgoing_limit`` waits to leave after an answer (True), or all has left (False)."""
+        if on:
+            self.gate.hold(SENDING)
+        else:
+            self.gate.lift(SENDING)
 
     # --- closing (SSL note 2.2.5, 2.3.2) --------------------------------------------------------
 
@@ -416,14 +503,38 @@ class Connection:
 
     def _release(self) -> None:
         """Back to "initial": the client ID is free again."""
+        self.gate.clear()
         if self.conn_id is not None:
             self.modem.forget_conn(self.conn_id)
         if self.phase is not Phase.INITIAL:
             self._to("release")
         self.conn_id = None
         self.layer = None
+        if self.layer_maker is not None:
+            self.layer_maker.stop()
+            self.layer_maker = None
         self.unsent = 0
         self._gone_quietly()
+
+    def pdp_down(self, by_network: bool) -> None:
+        """The socket's PDP context went down: by the network (SSL note 2.3.2: the socket waits in
+        "closing" for the host's close, its unread data still readable) or by AT+QIDEACT (the
+        sockets are closed with it, told so where ``CLOSED_URC_ON_DEACT``; REFERENCE.md)."""
+        if self.phase is Phase.OPENING:
+            self._open_failed(QiError.PDP_BROKEN)
+            return
+        self._abort_connection()
+        if self.phase is Phase.HOST_CLOSING:
+            self._finish_close()
+            return
+        if self.phase in (Phase.CONNECTED, Phase.LISTENING) and (by_network or self.CLOSED_URC_ON_DEACT):
+            self._peer_gone()
+        if not by_network:
+            self._release_with_context()
+
+    def _release_with_context(self) -> None:
+        """AT+QIDEACT frees the socket."""
+        self._release()
 
     def drop_silently(self) -> None:
         """Power off: the connection just goes, with no URC (nobody is left to tell)."""

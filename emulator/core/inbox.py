@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from . import events as ev
+from .read_gate import FULL, ReadGate
 
 if TYPE_CHECKING:
-    from .sockets import Socket
+    from .modem import Modem
+    from ..profile import Limits
 
 # Below this share of the buffer limit a paused socket reads from the server again.
 RESUME_FRACTION = 0.5
@@ -30,19 +31,43 @@ class AccessMode(enum.IntEnum):
     TRANSPARENT = 2
 
 
-# Why a socket is not read from its server (``Inbox.hold``): each reason is lifted on its own, and
-# the connection is read again once none is left.
-FULL = "full"  # the module's receive buffer is full: the host has not read it
-STACK = "stack"  # the application stack (MQTT, HTTP) holds what it can: the host has not taken it
-SENDING = "sending"  # what the module answers the server (acks, TLS) waits: the server does not read
-DIGESTING = "digesting"  # the stack works through what came, a bounded part per turn (fairness)
-# The reasons the port's next idle moment may lift (``Inbox.push``, the family's port_idle hook).
-_LIFTED_WHEN_IDLE = frozenset((FULL, STACK))
+
+class SocketSide(Protocol):
+    """What the parts of a socket the host reads (its inbox, its transparent session) know of it:
+    the modem it says things through, its limits and its ID."""
+
+    @property
+    def modem(self) -> "Modem": ...
+
+    @property
+    def limits(self) -> "Limits": ...
+
+    @property
+    def client_id(self) -> int: ...
+
+
+class InboxOwner(SocketSide, Protocol):
+    """What an inbox needs of its socket (``ecemu.core.sockets.Socket``): how the host reads it now."""
+
+    @property
+    def access_mode(self) -> "AccessMode": ...
+
+    @property
+    def online(self) -> object | None:
+        """The transparent session while the port is the socket's (the inbox is bypassed)."""
+
+    EVENT_URC: str  # "recv" and "closed" come under this name
+
+    def wait_for_idle(self) -> None:
+        """Be looked at when the port is next idle (``SocketFamily.port_idle``)."""
 
 
 class Inbox:
-    def __init__(self, socket: "Socket"):
+    """A socket's received data the host has not taken; it holds the socket's ``gate`` while full."""
+
+    def __init__(self, socket: InboxOwner, gate: ReadGate):
         self.socket = socket
+        self.gate = gate
         self.data = bytearray()  # unread (buffer) or unpushed (direct push): never above the buffer
         # Arrived with the last delivery past the buffer's size: not yet in the module's buffer (as
         # bytes a TCP stack holds unacknowledged), moved in as the host takes data. The network
@@ -50,40 +75,11 @@ class Inbox:
         self.backlog = bytearray()
         self.recv_reported = False  # a "recv" URC is out and the inbox has not been emptied since
         self.closed_due = False  # a "closed" URC waits behind direct push data
-        self.holds: set[str] = set()  # why reading is paused (PauseReading in effect while any)
-
-    @property
-    def paused(self) -> bool:
-        return bool(self.holds)
 
     @property
     def waiting(self) -> bool:
         """Anything for ``push`` to do."""
-        return bool(self.data) or self.closed_due or not self.holds.isdisjoint(_LIFTED_WHEN_IDLE)
-
-    def mark_waiting(self) -> None:
-        """Be looked at when the port is next idle (``SocketFamily.port_idle``): called wherever
-        ``waiting`` can turn true."""
-        self.socket.modem.mark_idle_waiting(self)
-
-    def hold(self, reason: str) -> None:
-        """Stop reading from the server for ``reason`` (until ``lift``)."""
-        sock = self.socket
-        if reason in self.holds or sock.conn_id is None:
-            return
-        self.holds.add(reason)
-        if reason in _LIFTED_WHEN_IDLE:
-            self.mark_waiting()
-        if len(self.holds) == 1:
-            sock.modem.effect(ev.PauseReading(sock.conn_id))
-
-    def lift(self, reason: str) -> None:
-        sock = self.socket
-        if reason not in self.holds:
-            return
-        self.holds.discard(reason)
-        if not self.holds and sock.conn_id is not None and sock.is_open:
-            sock.modem.effect(ev.ResumeReading(sock.conn_id))
+        return bool(self.data) or self.closed_due or self.gate.waits_for_idle
 
     @property
     def limit(self) -> int:
@@ -96,7 +92,7 @@ class Inbox:
             self._refill()
         else:
             self.data += data
-        self.mark_waiting()
+        self.socket.wait_for_idle()
         if pushing:
             self.push()
         elif self.data and not self.recv_reported:
@@ -127,7 +123,7 @@ class Inbox:
         """The "closed" URC now, or behind the data still to be pushed."""
         if pushing and self.data:
             self.closed_due = True
-            self.mark_waiting()
+            self.socket.wait_for_idle()
             self.push()
         else:
             self.report_closed()
@@ -156,7 +152,7 @@ class Inbox:
     def push(self) -> None:
         """Direct push: URCs of up to recv_max bytes while the port is idle, then a held closed URC."""
         sock = self.socket
-        if sock.session is not None:
+        if sock.online is not None:
             return
         modem = sock.modem
         # Not while DTR is low: no host has the port, and data pushed now would be lost without a
@@ -191,15 +187,20 @@ class Inbox:
         self.data.clear()
         self.backlog.clear()
         self.recv_reported = self.closed_due = False
-        self.holds.clear()
 
     def _pause_if_full(self) -> None:
         if len(self.data) + len(self.backlog) >= self.limit:
-            self.hold(FULL)
+            self.gate.hold(FULL)
 
     def _resume_if_room(self) -> None:
-        if FULL in self.holds and len(self.data) + len(self.backlog) < self.limit * RESUME_FRACTION:
-            self.lift(FULL)
+        if FULL in self.gate.holds and len(self.data) + len(self.backlog) < self.limit * RESUME_FRACTION:
+            self.gate.lift(FULL)
+
+
+class DatagramOwner(InboxOwner, Protocol):
+    @property
+    def bound_only(self) -> bool:
+        """A "UDP SERVICE": its push URCs name each datagram's sender."""
 
 
 class DatagramInbox(Inbox):
@@ -208,8 +209,10 @@ class DatagramInbox(Inbox):
     push URC carries one, and names its sender for a bound-only socket (a "UDP SERVICE"). UDP has
     no flow control: a datagram that does not fit is dropped (``fits``), never paused for."""
 
-    def __init__(self, socket: "Socket"):
-        super().__init__(socket)
+    socket: "DatagramOwner"
+
+    def __init__(self, socket: "DatagramOwner", gate: ReadGate):
+        super().__init__(socket, gate)
         self.bounds: deque[list] = deque()  # [sender ip, sender port, bytes left] per datagram
 
     def fits(self, size: int) -> bool:
@@ -243,7 +246,7 @@ class DatagramInbox(Inbox):
         chunk = bytes(self.data[:size])
         del self.data[:size]
         header = f'{sock.EVENT_URC}: "recv",{sock.client_id},{len(chunk)}'
-        if getattr(sock, "bound_only", False):
+        if sock.bound_only:
             header += f',"{ip}",{port}'
         return header.encode(), chunk
 

@@ -4,23 +4,27 @@ The SSL clients (AT+QSSLOPEN ...) are sockets with TLS as their stream layer; th
 MQTT families build on the same class. A socket is made of:
 
 - its connection (``Connection``, ``connection.py``): the life cycle table ``SOCKET_LIFECYCLE``,
-  the stream layer on the TCP connection (nothing for plain TCP, TLS for SSL), open and close;
+  the stream layer on the TCP connection (nothing for plain TCP, TLS for SSL), open and close,
+  and its ``ReadGate`` (``read_gate.py``);
 - what the host sees (``Socket``, here): its access mode (SSL note 1.4, Quectel TCP/IP note):
   received data waits in the buffer with one ``"recv"`` URC until read (buffer access), goes out as
   ``"recv",<id>,<len>`` URCs whenever the port is idle (direct push), or goes straight to the host
   while the port is the socket's (transparent: ``TransparentSession``, ``transparent.py``);
-- flow control: nothing received is dropped; when the buffer fills, the socket stops reading from
-  the server (``PauseReading``) until the host has taken enough, and TCP's flow control does the
-  rest; bytes for the server wait in the host's input while the send buffer is full.
+- flow control: nothing received is dropped; when the buffer fills, the inbox holds the gate and
+  the socket stops reading from the server (``PauseReading``) until the host has taken enough, and
+  TCP's flow control does the rest; bytes for the server wait in the host's input while the send
+  buffer is full.
 
-A family's socket subclass gives the layer, the names of its URCs and what happens when the layer
-is up; its ``SocketFamily`` holds its sockets.
+The inbox and the transparent session see the socket through Protocols of their own
+(``InboxOwner``, ``OnlineSocket``): the modules import one way only. A family's socket subclass
+gives the names of its URCs and, for TLS, its ``layer_maker``; its ``SocketFamily`` holds its
+sockets.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from . import events as ev
 
@@ -38,7 +42,7 @@ from .connection import (
     SocketState,
     StreamLayer,
 )
-from .inbox import SENDING, AccessMode, DatagramInbox, Inbox
+from .inbox import AccessMode, DatagramInbox, Inbox
 from .registry import FamilyState, Reply
 from .results import CONNECT, NO_CARRIER, QiError
 from .transparent import TransparentSession
@@ -56,7 +60,8 @@ log = logging.getLogger(__name__)
 def pool_sockets(modem: "Modem", pool: str) -> "list[Socket]":
     """Every socket of the families whose IDs are one pool (``SocketFamily.id_pool``)."""
     return [socket for state in modem.families.values()
-            if isinstance(state, SocketFamily) and state.id_pool == pool for socket in state.clients]
+            if isinstance(state, SocketFamily) and state.id_pool == pool for socket in state.clients
+            if isinstance(socket, Socket)]
 
 
 def socket_in_pool(modem: "Modem", pool: str, socket_id: int) -> "Socket | None":
@@ -67,11 +72,10 @@ def socket_in_pool(modem: "Modem", pool: str, socket_id: int) -> "Socket | None"
     return None
 
 
-def _client_id_of(inbox: Inbox) -> int:
-    return inbox.socket.client_id
+ClientT = TypeVar("ClientT", bound=Connection, covariant=True)
 
 
-class SocketFamily(FamilyState):
+class SocketFamily(FamilyState, Generic[ClientT]):
     """A family's sockets: what the modem and the control interface reach them through.
 
     Families with the same ``id_pool`` share their socket IDs: an ID in use in one is in use in
@@ -80,7 +84,7 @@ class SocketFamily(FamilyState):
 
     id_pool: str | None = None
 
-    def __init__(self, modem: "Modem", sockets: "list[Socket]"):
+    def __init__(self, modem: "Modem", sockets: list[ClientT]):
         self.modem = modem
         self.clients = sockets
         self.last_transparent: Socket | None = None  # what ATO returns to (SSL note 1.4)
@@ -88,8 +92,13 @@ class SocketFamily(FamilyState):
         if isinstance(pdp, PdpContexts):
             pdp.listeners.append(self._pdp_down)
 
-    def client(self, client_id: int) -> "Socket":
+    def client(self, client_id: int) -> ClientT:
         return self.clients[client_id]
+
+    def id_in_use(self, client_id: int) -> bool:
+        """The ID is in use in this family's pool, by whichever family."""
+        pool = self.id_pool
+        return pool is not None and socket_in_pool(self.modem, pool, client_id) is not None
 
     def conn_id_of(self, client_id: int) -> int | None:
         """The live connection of a client, for faults injected by the control interface."""
@@ -115,17 +124,14 @@ class SocketFamily(FamilyState):
 
     def port_idle(self) -> None:
         """Direct push data and the closed URCs queued behind it, now that the port is idle."""
-        # Only the inboxes that marked themselves (``Inbox.mark_waiting``) are looked at, this
+        # Only the sockets that marked themselves (``Connection.wait_for_idle``) are looked at, this
         # family's in client order, as they would be met walking the clients.
         waiting = self.modem.idle_waiting
-        mine = [waiter for waiter in waiting if isinstance(waiter, Inbox) and waiter.socket.family is self]
-        for inbox in sorted(mine, key=_client_id_of):
-            socket = inbox.socket
-            if socket.inbox is inbox and any(client is socket for client in self.clients):
-                inbox.push()
-                if inbox.waiting:
-                    continue
-            waiting.pop(inbox, None)  # done, or replaced: a socket of this family's past
+        mine = [waiter for waiter in waiting if isinstance(waiter, Connection) and waiter.family is self]
+        for socket in sorted(mine, key=_client_id_of):
+            if any(client is socket for client in self.clients) and socket.when_port_idle():
+                continue
+            waiting.pop(socket, None)  # done, or replaced: a socket of this family's past
 
     def power_off(self) -> None:
         for client in self.clients:
@@ -137,24 +143,34 @@ class SocketFamily(FamilyState):
                 client.pdp_down(by_network)
 
 
+def _client_id_of(socket: Connection) -> int:
+    return socket.client_id
+
+
 class Socket(Connection):
-    """One <clientID> / <connectID>: its connection (``Connection``), its buffers, its access mode."""
+    """One <clientID> / <connectID> the host reads: its connection (``Connection``), its inbox,
+    its access mode, transparent mode."""
 
     EVENT_URC = "+QIURC"  # "recv" and "closed"
-    # Whether the host's AT+QIDEACT gives each socket on the context its "closed" URC before the
-    # socket is freed (the SSL note: "closed" comes when the PDP context is deactivated); the
-    # TCP/IP family's sockets are closed without one (REFERENCE.md "PDP context").
-    CLOSED_URC_ON_DEACT = True
 
-    def __init__(self, family: SocketFamily, client_id: int):
+    family: "SocketFamily[Socket]"
+
+    def __init__(self, family: "SocketFamily[Socket]", client_id: int):
         super().__init__(family, client_id)
-        self.inbox = Inbox(self)  # received, not yet taken by the host
-        self.send_buffer_forced_full = False  # a fault: sends answer SEND FAIL
+        self.inbox = Inbox(self, self.gate)  # received, not yet taken by the host
         self.session: TransparentSession | None = None  # while the port is this socket's
 
     @property
     def online(self) -> "TransparentSession | None":
         return self.session
+
+    def take_received(self) -> bytes:
+        """Everything received and not yet taken (transparent mode: it goes to the host first)."""
+        return self.inbox.take_all()
+
+    def session_ended(self) -> None:
+        """The connection ended under the host in transparent mode: the port is no longer its."""
+        self.session = None
 
     # --- opening (the connection's side: Connection._start_open) ------------------------------------
 
@@ -163,20 +179,6 @@ class Socket(Connection):
         mode). Raises OpenFailed when the attempt cannot even start."""
         pdp = self._may_open(pdp_ctx)
         self._start_open(pdp, pdp_ctx, address, port, access_mode)
-
-    def _may_open(self, pdp_ctx: int) -> PdpContexts:
-        """The PDP contexts, when this socket may open on ``pdp_ctx``; else OpenFailed."""
-        if self.phase is not Phase.INITIAL:
-            raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
-        pool = self.family.id_pool
-        if pool is not None and socket_in_pool(self.modem, pool, self.client_id) is not None:
-            raise OpenFailed(QiError.SOCKET_IN_USE, f"socket {self.client_id} is in use by another family")
-        pdp = self.modem.families.get("pdp")
-        if not isinstance(pdp, PdpContexts) or not pdp.is_active(pdp_ctx):
-            # chosen: the module tries to use the context and reports that it cannot (561); the
-            # SSL note's chapter 4 tells the host to check AT+QIACT? first for this reason.
-            raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
-        return pdp
 
     # --- receiving (ecemu.core.inbox) --------------------------------------------------------
 
@@ -191,10 +193,6 @@ class Socket(Connection):
     def received(self) -> bytearray:
         return self.inbox.data
 
-    @property
-    def reading_paused(self) -> bool:
-        return self.inbox.paused
-
     def read(self, length: int) -> bytes:
         """The inbox's first ``length`` bytes, for the host's read command."""
         return self.inbox.read(length)
@@ -202,15 +200,12 @@ class Socket(Connection):
     def push_pending(self) -> None:
         self.inbox.push()
 
+    def when_port_idle(self) -> bool:
+        inbox = self.inbox
+        inbox.push()
+        return inbox.waiting
+
     # --- sending --------------------------------------------------------------------------------
-
-    def send_buffer_has_room(self, length: int) -> bool:
-        return not self.send_buffer_forced_full and self.unsent + length <= self.limits.send_buffer
-
-    def send(self, data: bytes) -> None:
-        """Data for the server, through the layer."""
-        if data and self.layer is not None and self.phase is Phase.CONNECTED:
-            self._send_raw(self.layer.send(data))
 
     # --- the connection's hooks (Connection) ----------------------------------------------------
 
@@ -224,12 +219,6 @@ class Socket(Connection):
         if self.session is not None:
             self.modem.host.process_input()
 
-    def _sending_backed_up(self, on: bool) -> None:
-        if on:
-            self.inbox.hold(SENDING)
-        else:
-            self.inbox.lift(SENDING)
-
     def _release(self) -> None:
         """Back to "initial": the client ID is free again, nothing received is kept."""
         self.inbox.clear()
@@ -238,25 +227,12 @@ class Socket(Connection):
         if self.family.last_transparent is self:
             self.family.last_transparent = None
 
-    def pdp_down(self, by_network: bool) -> None:
-        """The socket's PDP context went down: by the network (SSL note 2.3.2: the socket waits in
-        "closing" for the host's close, its unread data still readable) or by AT+QIDEACT (the
-        sockets are closed with it, with their closed URC where ``CLOSED_URC_ON_DEACT``; REFERENCE.md)."""
-        if self.phase is Phase.OPENING:
-            self._open_failed(QiError.PDP_BROKEN)
-            return
-        self._abort_connection()
-        if self.phase is Phase.HOST_CLOSING:
-            self._finish_close()
-            return
-        if self.phase in (Phase.CONNECTED, Phase.LISTENING) and (by_network or self.CLOSED_URC_ON_DEACT):
-            self._peer_gone()
-        if not by_network:
-            if self.inbox.closed_due:
-                # Its closed URC was waiting behind direct push data for an idle port; the data
-                # goes with the socket, the URC must not.
-                self.inbox.report_closed()
-            self._release()
+    def _release_with_context(self) -> None:
+        if self.inbox.closed_due:
+            # Its closed URC was waiting behind direct push data for an idle port; the data goes
+            # with the socket, the URC must not.
+            self.inbox.report_closed()
+        self._release()
 
     def hang_up(self, before_close: bytes) -> None:
         """DTR with AT&D2 in transparent mode: ``before_close`` goes out, then the socket closes."""
@@ -303,15 +279,12 @@ class DatagramSocket(Socket):
     (a service) sends where each send says, and its direct push URCs name each datagram's sender.
     """
 
-    def __init__(self, family: SocketFamily, client_id: int, bound_only: bool = False):
+    def __init__(self, family: "SocketFamily[Socket]", client_id: int, bound_only: bool = False):
         super().__init__(family, client_id)
         self.bound_only = bound_only
         self.host_port = 0  # where the socket is bound on the machine the emulator runs on
-        self.inbox = DatagramInbox(self)
+        self.inbox = DatagramInbox(self, self.gate)
         self.dropped = 0  # datagrams that found the receive buffer full (UDP has no flow control)
-
-    def _new_layer(self) -> StreamLayer:
-        return PlainStream()
 
     def open_datagram(self, pdp_ctx: int, address: str, port: int, local_port: int,
                       access_mode: AccessMode) -> None:

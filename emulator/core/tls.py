@@ -18,15 +18,19 @@ The engine that speaks a connection is OpenSSL (``tls_openssl``) wherever it can
 
 from __future__ import annotations
 
+import enum
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
+from .lifecycle import Transitions
 from .tls_handshake import ServerFlight, alert_record
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
     from .tls_verify import VerifyPolicy
 
@@ -138,13 +142,33 @@ class ContextSettings:
     client_key_pem: bytes | None = None
 
 
+class EngineConnection(Protocol):
+    """One client connection on an engine (``OpenSslConnection``, ``LegacyConnection``,
+    ``MbedTlsConnection``), on memory buffers."""
+
+    def handshake(self, ciphertext: bytes) -> tuple[bool, bytes, str | None]:
+        """(finished, outgoing, failure)."""
+
+    def receive(self, ciphertext: bytes) -> tuple[bytes, bool, str | None, bytes]:
+        """(plaintext, peer_closed, failure, outgoing)."""
+
+    def send(self, plaintext: bytes) -> bytes: ...
+
+    def close_notify(self) -> bytes: ...
+
+    def session(self) -> object:
+        """What resumes this session on the same context later (None where the engine cannot)."""
+
+    def describe(self) -> str: ...
+
+
 @dataclass
 class ClientContext:
-    """What every connection of one SSL context shares: the engine's context and the trust anchors."""
+    """What every connection of one SSL context shares: the engine's context (bound into
+    ``connect``: (sni, session to resume) -> a connection on it) and the trust anchors."""
 
-    engine: object
     anchors: list[x509.Certificate]
-    connect: Callable  # (engine context, sni, session) -> the engine's connection
+    connect: Callable[[str | None, object], EngineConnection]
 
 
 def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | None = None) -> ClientContext:
@@ -172,45 +196,59 @@ def build_context(settings: ContextSettings, keylog: Callable[[bytes], None] | N
     if openssl_suites and highest >= (3, 1) and (settings.cipher_suite == ALL_CIPHER_SUITES or openssl_suites == suites):
         engine = tls_openssl.build(max(lowest, (3, 1)), highest, [CIPHER_SUITES[code][1] for code in openssl_suites],
                                    client_chain, client_key, keylog)
-        return ClientContext(engine, anchors, tls_openssl.OpenSslConnection)
-    tls_legacy, tls_mbedtls = other_engines()
-    legacy_suites = [code for code in suites if code in tls_legacy.SUITES]
-    if legacy_suites and legacy_suites == suites:
-        engine = tls_legacy.LegacyContext(lowest, highest, legacy_suites, settings.client_cert_pem,
-                                          settings.client_key_pem, keylog)
-        return ClientContext(engine, anchors, tls_legacy.LegacyConnection)
-    mbedtls_names = [_mbedtls_name(code) for code in suites]
-    if (tls_mbedtls is not None and settings.cipher_suite != ALL_CIPHER_SUITES and highest >= (3, 1)
-            and all(map(tls_mbedtls.speaks, mbedtls_names))):
-        engine = tls_mbedtls.MbedTlsContext(lowest, highest, mbedtls_names, client_chain, client_key)
-        return ClientContext(engine, anchors, tls_mbedtls.MbedTlsConnection)
-    if tls_mbedtls is None and settings.cipher_suite in STATIC_ECDH_AES and highest >= (3, 1):
-        raise TlsUnavailable(f"{_why_not(settings)}: the Mbed TLS engine speaks it, and python-mbedtls is "
-                             f"not installed ({_MBEDTLS_MISSING[0]}; docs/explanation/tls-engines.md)")
+        return ClientContext(anchors, functools.partial(tls_openssl.OpenSslConnection, engine))
+    context = _legacy_context(settings, suites, anchors, keylog)
+    if context is None and settings.cipher_suite != ALL_CIPHER_SUITES and highest >= (3, 1):
+        context = _mbedtls_context(settings, suites, anchors, client_chain, client_key)
+    if context is not None:
+        return context
     raise TlsUnavailable(_why_not(settings))
+
+
+def _legacy_context(settings: ContextSettings, suites: list[int], anchors: list[x509.Certificate],
+                    keylog: Callable[[bytes], None] | None) -> ClientContext | None:
+    """tlslite-ng's context, where it speaks every suite offered (SSL 3.0, RC4, 3DES)."""
+    from . import tls_legacy
+
+    lowest, highest = VERSION_RANGES[settings.version]
+    if not all(code in tls_legacy.SUITES for code in suites):
+        return None
+    engine = tls_legacy.LegacyContext(lowest, highest, suites, settings.client_cert_pem,
+                                      settings.client_key_pem, keylog)
+    return ClientContext(anchors, functools.partial(tls_legacy.LegacyConnection, engine))
+
+
+def _mbedtls_context(settings: ContextSettings, suites: list[int], anchors: list[x509.Certificate],
+                     client_chain: list[x509.Certificate] | None,
+                     client_key: PrivateKeyTypes | None) -> ClientContext | None:
+    """Mbed TLS's context, where it speaks the one suite asked for (the static-ECDH AES suites);
+    TlsUnavailable saying so where it would and python-mbedtls cannot be imported here."""
+    try:
+        from . import tls_mbedtls
+    except ImportError as exc:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
+        if not _MBEDTLS_MISSING:
+            _MBEDTLS_MISSING.append(str(exc))
+            log.warning("python-mbedtls cannot be imported (%s): the static-ECDH suites of table 3 fail with 566", exc)
+        if settings.cipher_suite in STATIC_ECDH_AES:
+            raise TlsUnavailable(f"{_why_not(settings)}: the Mbed TLS engine speaks it, and python-mbedtls is "
+                                 f"not installed ({_MBEDTLS_MISSING[0]}; docs/explanation/tls-engines.md)") from None
+        return None
+    lowest, highest = VERSION_RANGES[settings.version]
+    names = [_mbedtls_name(code) for code in suites]
+    if not all(map(tls_mbedtls.speaks, names)):
+        return None
+    engine = tls_mbedtls.MbedTlsContext(lowest, highest, names, client_chain, client_key)
+    return ClientContext(anchors, functools.partial(tls_mbedtls.MbedTlsConnection, engine))
 
 
 # The suites only the Mbed TLS engine speaks: static ECDH with AES (with RC4 or 3DES, none does).
 STATIC_ECDH_AES = frozenset(code for code in CIPHER_SUITES
                             if key_exchange(code).startswith("ECDH_") and "_WITH_AES_" in CIPHER_SUITES[code][0])
-_OTHER_ENGINES: list = []
 _MBEDTLS_MISSING: list[str] = []  # why python-mbedtls could not be imported, once it was tried
 
-
-def other_engines() -> tuple:
-    """tlslite-ng's and Mbed TLS's engines (``tls_legacy``, ``tls_mbedtls`` or None where
-    python-mbedtls has no wheel), imported when a context first needs one: together they are a
-    third of ``ecemu run``'s start-up, and most hosts never ask for what OpenSSL cannot speak."""
-    if not _OTHER_ENGINES:
-        from . import tls_legacy
-        try:
-            from . import tls_mbedtls
-        except ImportError as exc:  # python-mbedtls has wheels for few platforms; without it, no static ECDH
-            tls_mbedtls = None
-            _MBEDTLS_MISSING.append(str(exc))
-            log.warning("python-mbedtls cannot be imported (%s): the static-ECDH suites of table 3 fail with 566", exc)
-        _OTHER_ENGINES.extend((tls_legacy, tls_mbedtls))
-    return _OTHER_ENGINES[0], _OTHER_ENGINES[1]
+# tlslite-ng's and Mbed TLS's engines (``tls_legacy``, ``tls_mbedtls``) are imported where a context
+# first needs one (``_legacy_context``, ``_mbedtls_context``): together they are a third of
+# ``ecemu run``'s start-up, and most hosts never ask for what OpenSSL cannot speak.
 
 
 def _mbedtls_name(code: int) -> str:
@@ -257,6 +295,24 @@ class TlsStep:
     failure: str | None = None  # the connection is dead; why, for the log
 
 
+class TlsState(enum.Enum):
+    """A TLS connection's life, as the client sees it."""
+
+    HANDSHAKING = "handshaking"
+    ESTABLISHED = "established"
+    PEER_CLOSED = "the server's close_notify came"
+    DEAD = "a failure ended it: nothing more is said on it"
+
+
+TLS_STATES = Transitions("TLS", {
+    (TlsState.HANDSHAKING, "finished"): TlsState.ESTABLISHED,
+    (TlsState.HANDSHAKING, "failed"): TlsState.DEAD,
+    (TlsState.ESTABLISHED, "close_notify"): TlsState.PEER_CLOSED,
+    (TlsState.ESTABLISHED, "failed"): TlsState.DEAD,
+    (TlsState.PEER_CLOSED, "failed"): TlsState.DEAD,
+})
+
+
 @dataclass
 class TlsClient:
     """One TLS client connection: the engine's, with the module's certificate checks in front."""
@@ -265,14 +321,21 @@ class TlsClient:
     policy: VerifyPolicy | None  # None: no verification (secllevel 0)
     sni: str | None = None
     session: object = None
-    established: bool = False
-    peer_closed: bool = False  # the server's close_notify has come, and nothing broke before it
     forgiven: list[str] = field(default_factory=list)
-    _dead: bool = False  # a failure ended the connection: nothing more is said on it
+    state: TlsState = TlsState.HANDSHAKING  # changed through TLS_STATES only
 
     def __post_init__(self) -> None:
-        self._engine = self.context.connect(self.context.engine, self.sni, self.session)
+        self._engine = self.context.connect(self.sni, self.session)
+        # The server's flight, read until its certificates can be checked; None: nothing to check.
         self._flight = ServerFlight() if self.policy is not None else None
+
+    @property
+    def peer_closed(self) -> bool:
+        """The server's close_notify has come, and nothing broke since."""
+        return self.state is TlsState.PEER_CLOSED
+
+    def _to(self, event: str) -> None:
+        self.state = TLS_STATES.next(self.state, event)
 
     def start(self) -> TlsStep:
         """Begin the handshake: the ClientHello to send, or the failure that stops it."""
@@ -280,43 +343,49 @@ class TlsClient:
 
     def feed(self, ciphertext: bytes) -> TlsStep:
         step = TlsStep()
-        if self._dead:
+        if self.state is TlsState.DEAD:
             return step
-        if not self.established:
+        if self.state is TlsState.HANDSHAKING:
             if self._flight is not None and ciphertext:
                 refusal = self._check_server(ciphertext)
                 if refusal is not None:
-                    self._dead = True
+                    self._to("failed")
                     return refusal
             finished, step.outgoing, step.failure = self._engine.handshake(ciphertext)
-            if step.failure is not None or not finished:
-                self._dead = step.failure is not None
+            if step.failure is not None:
+                self._to("failed")
                 return step
-            self.established = step.established = True
+            if not finished:
+                return step
+            self._to("finished")
+            step.established = True
             self.session = self._engine.session()
             ciphertext = b""
         step.plaintext, step.peer_closed, step.failure, outgoing = self._engine.receive(ciphertext)
         step.outgoing += outgoing
-        self._dead = step.failure is not None
-        self.peer_closed = self.peer_closed or step.peer_closed and not self._dead
+        if step.failure is not None:
+            self._to("failed")
+        elif step.peer_closed and self.state is TlsState.ESTABLISHED:
+            self._to("close_notify")
         return step
 
     def _check_server(self, ciphertext: bytes) -> TlsStep | None:
         """The server's certificate, once it has arrived, by the module's rules; a step with the
         alert when it fails."""
-        flight = self._flight
+        flight, policy = self._flight, self.policy
+        assert flight is not None and policy is not None  # (feed checks only while both are)
         flight.feed(ciphertext)
-        if flight.certificates is None:
+        certificates = flight.certificates
+        if certificates is None:
             return None
         self._flight = None  # checked once; a resumed session shows no certificate at all
         from .tls_verify import VerifyPolicy, verify_server
-        policy = self.policy
         if policy.server_name is not None and is_ip_literal(policy.server_name):
             policy = VerifyPolicy(None, policy.at, policy.check_time, policy.forgive_chain,
                                   policy.forgive_signature)
         suite = flight.cipher_suite
         exchange = key_exchange(suite) if suite in CIPHER_SUITES else None
-        verdict = verify_server(flight.certificates, self.context.anchors, policy, exchange)
+        verdict = verify_server(certificates, self.context.anchors, policy, exchange)
         self.forgiven.extend(verdict.forgiven)
         if verdict.ok:
             return None
@@ -328,7 +397,7 @@ class TlsClient:
         return self._engine.send(plaintext)
 
     def close_notify(self) -> bytes:
-        return b"" if self._dead else self._engine.close_notify()
+        return b"" if self.state is TlsState.DEAD else self._engine.close_notify()
 
     def describe(self) -> str:
         """``TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256``, for the log."""

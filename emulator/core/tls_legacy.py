@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Callable
+from typing import Callable, Iterator
 
-from tlslite import HandshakeSettings, TLSConnection
+from tlslite import HandshakeSettings, Session, TLSConnection
 from tlslite.errors import TLSAbruptCloseError, TLSError, TLSRemoteAlert
 from tlslite.constants import AlertDescription, CipherSuite
 from tlslite.utils.keyfactory import parsePEMKey
@@ -113,15 +113,18 @@ class LegacyContext:
 class LegacyConnection:
     """One client connection on tlslite-ng."""
 
-    def __init__(self, context: LegacyContext, sni: str | None, session):
+    def __init__(self, context: LegacyContext, sni: str | None, session: object):
         self._context = context
         self._buffers = _Buffers()
         self._conn = TLSConnection(self._buffers)
         self._conn.ignoreAbruptClose = True
         self._handshaking = self._conn.handshakeClientCert(
-            context.client_chain, context.client_key, session=session, settings=context.settings,
+            context.client_chain, context.client_key, session=session if isinstance(session, Session) else None,
+            settings=context.settings,
             serverName=sni, async_=True)
-        self._reading = None
+        # tlslite-ng's reading generator while a record is half read: it yields 0 or 1 while it
+        # wants more, then the plaintext.
+        self._reading: Iterator[int | bytes] | None = None
 
     def handshake(self, ciphertext: bytes) -> tuple[bool, bytes, str | None]:
         self._buffers.incoming += ciphertext
@@ -185,7 +188,7 @@ class LegacyConnection:
             pass
         return self._buffers.take()
 
-    def session(self):
+    def session(self) -> object:
         return self._conn.session
 
     def describe(self) -> str:

@@ -16,12 +16,21 @@ from mbedtls.exceptions import TLSError
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 PEER_CLOSE_NOTIFY = 0x7880  # MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY
 VERSIONS = {(3, 1): mbedtls_tls.TLSVersion.TLSv1, (3, 2): mbedtls_tls.TLSVersion.TLSv1_1,
             (3, 3): mbedtls_tls.TLSVersion.TLSv1_2}
-VERSION_NAMES = {mbedtls_tls.TLSVersion.TLSv1: "TLSv1", mbedtls_tls.TLSVersion.TLSv1_1: "TLSv1.1",
-                 mbedtls_tls.TLSVersion.TLSv1_2: "TLSv1.2"}
+VERSION_NAMES: dict[mbedtls_tls.TLSVersion | mbedtls_tls.DTLSVersion, str] = {
+    mbedtls_tls.TLSVersion.TLSv1: "TLSv1", mbedtls_tls.TLSVersion.TLSv1_1: "TLSv1.1",
+    mbedtls_tls.TLSVersion.TLSv1_2: "TLSv1.2"}
+
+
+def _error_code(exc: TLSError) -> int | None:
+    """Mbed TLS's error code (MBEDTLS_ERR_...); python-mbedtls's annotations leave ``err`` out."""
+    code = getattr(exc, "err", None)
+    return code if isinstance(code, int) else None
 
 
 def speaks(mbedtls_name: str) -> bool:
@@ -32,15 +41,16 @@ class MbedTlsContext:
     """One SSL context's configuration for python-mbedtls."""
 
     def __init__(self, lowest: tuple[int, int], highest: tuple[int, int], suite_names: list[str],
-                 client_chain: list[x509.Certificate] | None, client_key):
+                 client_chain: list[x509.Certificate] | None, client_key: PrivateKeyTypes | None):
         certificate_chain = None
-        if client_chain:
+        if client_chain and client_key is not None:
             der = serialization.Encoding.DER
             key_der = client_key.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-            key = (mbedtls_pk.ECC if hasattr(client_key, "curve") else mbedtls_pk.RSA).from_DER(key_der)
-            certificate_chain = ([mbedtls_x509.CRT.from_DER(cert.public_bytes(der)) for cert in client_chain], key)
+            key = (mbedtls_pk.ECC if isinstance(client_key, ec.EllipticCurvePrivateKey) else mbedtls_pk.RSA).from_DER(key_der)
+            chain = tuple(mbedtls_x509.CRT.from_DER(cert.public_bytes(der)) for cert in client_chain)
+            certificate_chain = (chain, key)
         self.configuration = mbedtls_tls.TLSConfiguration(
-            validate_certificates=False, certificate_chain=certificate_chain, ciphers=suite_names,
+            validate_certificates=False, certificate_chain=certificate_chain, ciphers=tuple(suite_names),
             lowest_supported_version=VERSIONS[max(lowest, (3, 1))],
             highest_supported_version=VERSIONS[highest])
 
@@ -48,7 +58,7 @@ class MbedTlsContext:
 class MbedTlsConnection:
     """One client connection on python-mbedtls's buffers."""
 
-    def __init__(self, context: MbedTlsContext, sni: str | None, session):
+    def __init__(self, context: MbedTlsContext, sni: str | None, session: object):
         del session  # no resumption on this engine (module docstring)
         self._tls = mbedtls_tls.ClientContext(context.configuration).wrap_buffers(sni)
 
@@ -77,7 +87,7 @@ class MbedTlsConnection:
             except (mbedtls_tls.WantReadError, mbedtls_tls.WantWriteError):
                 break
             except TLSError as exc:
-                if exc.err == PEER_CLOSE_NOTIFY:
+                if _error_code(exc) == PEER_CLOSE_NOTIFY:
                     closed = True
                 else:
                     failure = f"TLS error: {exc.msg}"
@@ -101,12 +111,14 @@ class MbedTlsConnection:
             pass
         return self._take()
 
-    def session(self):
+    def session(self) -> None:
         return None
 
     def describe(self) -> str:
         version = VERSION_NAMES.get(self._tls.negotiated_tls_version(), "TLS")
-        return f"{version} {self._tls.cipher()} (Mbed TLS)"
+        cipher = self._tls.cipher()  # a str, though python-mbedtls's annotation says bytes
+        name = cipher.decode("ascii") if isinstance(cipher, bytes) else cipher
+        return f"{version} {name} (Mbed TLS)"
 
     def _take(self) -> bytes:
         data = self._tls.peek_outgoing(1 << 20)

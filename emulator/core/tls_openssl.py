@@ -72,12 +72,12 @@ def build(lowest: tuple[int, int], highest: tuple[int, int], cipher_names: list[
 class OpenSslConnection:
     """One client connection on an OpenSSL context, over memory BIOs."""
 
-    def __init__(self, context: SSL.Context, sni: str | None, session: SSL.Session | None):
+    def __init__(self, context: SSL.Context, sni: str | None, session: object):
         self._conn = SSL.Connection(context, None)
         self._conn.set_connect_state()
         if sni:
             self._conn.set_tlsext_host_name(sni.encode("idna"))
-        if session is not None:
+        if isinstance(session, SSL.Session):  # one this context made: resumed
             self._conn.set_session(session)
 
     def handshake(self, ciphertext: bytes) -> tuple[bool, bytes, str | None]:
@@ -124,7 +124,7 @@ class OpenSslConnection:
             pass
         return self._drain()
 
-    def session(self):
+    def session(self) -> SSL.Session | None:
         return self._conn.get_session()
 
     def describe(self) -> str:

@@ -4,24 +4,46 @@ less the ``+++`` escape with its guard times (``EscapeDetector``), and server by
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .escape import EscapeDetector
+from .inbox import SocketSide
 from .results import NO_CARRIER, OK, FinalResult
 
 if TYPE_CHECKING:
     from .modem import Modem
-    from .sockets import Socket
     from .timers import Timer
 
 log = logging.getLogger("ecemu.core.sockets")
+
+
+class OnlineSocket(SocketSide, Protocol):
+    """What a transparent session needs of its socket (``ecemu.core.sockets.Socket``)."""
+
+    @property
+    def unsent(self) -> int:
+        """Bytes handed to the network and not yet drained."""
+
+    def take_received(self) -> bytes:
+        """Everything received and not yet taken: it goes to the host first."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def left_transparent(self) -> None:
+        """+++ or DTR with AT&D1: the connection goes on in buffer access mode."""
+
+    def hang_up(self, before_close: bytes) -> None:
+        """DTR with AT&D2: ``before_close`` goes out, then the connection closes."""
+
+    def session_ended(self) -> None:
+        """The connection ended under the host: the port is no longer the socket's."""
 
 
 class TransparentSession:
     """The port while it belongs to one socket (SSL note 1.4): host bytes go to the server, less
     the ``+++`` escape (guard times: ``EscapeDetector``), server bytes go to the host."""
 
-    def __init__(self, socket: Socket):
+    def __init__(self, socket: OnlineSocket):
         self.socket = socket
         modem = socket.modem
         self.escape = EscapeDetector(modem.escape_guard, modem.now)
@@ -30,7 +52,7 @@ class TransparentSession:
     # OnlineSession ------------------------------------------------------------------------------
 
     def entered(self, modem: "Modem") -> None:
-        data = self.socket.inbox.take_all()
+        data = self.socket.take_received()
         if data:
             modem.write_host(data)
 
@@ -67,7 +89,7 @@ class TransparentSession:
         lost = len(modem.host.take_input())
         if lost:
             log.info("client %d: %d bytes from the host lost with the connection", self.socket.client_id, lost)
-        self.socket.session = None
+        self.socket.session_ended()
         modem.host.leave_online(result)
 
     def _arm(self, modem: "Modem") -> None:
