@@ -5,6 +5,7 @@ scripts, a stop that ends from every state, and a reboot that drops what the mod
 from __future__ import annotations
 
 import ctypes
+import errno
 import ctypes.util
 import os
 import select
@@ -124,14 +125,12 @@ def test_notify_socket_gets_ready_as_systemd_expects(tmp_path):
 def test_without_inotify_the_first_byte_counts_as_the_open(tmp_path, monkeypatch):
     """Where opens cannot be watched, a host that writes has opened the port: with boot on open
     the module powers on, and the line it wrote is answered after the boot URCs."""
-    import ecemu.shell.pty_port as pty_port
+    import ecemu.shell.opens as opens
 
-    class Blind(pty_port.OpenWatcher):
-        def __init__(self, path: str):
-            self.fd = None
-            self.poll_news = None
+    def no_instance(loop):
+        raise OSError(errno.EMFILE, "inotify_init1")  # the user's instances are all taken
 
-    monkeypatch.setattr(pty_port, "OpenWatcher", Blind)
+    monkeypatch.setattr(opens, "_SharedInstance", no_instance)
     with Emulator(ufs=tmp_path / "ufs") as emulator:
         with serial.Serial(emulator.port, 115200, timeout=WAIT) as port:
             assert emulator.call(lambda runner: runner.powered) is False

@@ -190,16 +190,12 @@ def test_picocom_opens_the_link_and_gets_ok(emulator):
 def test_without_inotify_the_link_keeps_one_pty(tmp_path, monkeypatch):
     """Where opens cannot be watched nobody can tell when to move the link: it stays on one pty,
     as without a link, and hosts still reopen it."""
-    import ecemu.shell.pty_link as pty_link
-    import ecemu.shell.pty_port as pty_port
+    import ecemu.shell.opens as opens
 
-    class Blind(pty_port.OpenWatcher):
-        def __init__(self, path: str | None = None):
-            self.fd = None
-            self.poll_news = None
+    def no_instance(loop):
+        raise OSError(errno.EMFILE, "inotify_init1")  # the user's instances are all taken
 
-    monkeypatch.setattr(pty_link, "OpenWatcher", Blind)
-    monkeypatch.setattr(pty_port, "OpenWatcher", Blind)
+    monkeypatch.setattr(opens, "_SharedInstance", no_instance)
     link = tmp_path / "modem"
     with Emulator(link=link, ufs=tmp_path / "ufs", boot="at-start") as emulator:
         assert emulator.port == str(link)

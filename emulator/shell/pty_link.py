@@ -89,7 +89,7 @@ class LinkedPtyHost(PtyHost):
     def start(self, runner: "ModemRunner") -> None:
         """The first pty and the watch on it, then the link: a host opening the link the moment
         it appears is seen."""
-        watcher = OpenWatcher()
+        watcher = OpenWatcher(runner.loop, self._settle)
         if watcher.fd is None:
             super().start(runner)
             return
@@ -97,7 +97,7 @@ class LinkedPtyHost(PtyHost):
         self.runner = runner
         self._watcher = watcher
         self._poll_news = watcher.poll_news
-        runner.loop.add_reader(watcher.fd, self._settle)
+        self._news = watcher.news
         self._wait_on_fresh_pty(first=True)
         self.port = self._waiting.port if self._waiting is not None else None
 
@@ -228,7 +228,7 @@ class LinkedPtyHost(PtyHost):
     def _on_seat_readable(self, seat: Seat) -> None:
         # Opens and closes first: a host opens the port before it writes.
         poll_news = self._poll_news
-        if self._events or (poll_news is not None and poll_news(0)):
+        if self._events or self._news or (poll_news is not None and poll_news(0)):
             self._settle()
         if seat.closed:
             return
@@ -302,7 +302,6 @@ class LinkedPtyHost(PtyHost):
             super().close()
             return
         self._fresh = False
-        loop = self.runner.loop
         link = self.link
         paths = {seat.port.path for seat in self._seats.values()}
         if link.is_symlink() and os.readlink(link) in paths:
@@ -310,10 +309,9 @@ class LinkedPtyHost(PtyHost):
         for seat in list(self._seats.values()):
             self._close_seat(seat)
         if self._watcher is not None:
-            if self._watcher.fd is not None:
-                loop.remove_reader(self._watcher.fd)
             self._watcher.close()
             self._watcher = None
+            self._poll_news = None
         self._held.clear()
         self._primary = self._waiting = None
         self.port = None

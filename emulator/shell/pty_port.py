@@ -129,9 +129,11 @@ class PtyHost(QuietLink):
         self._watcher: OpenWatcher | None = None
         self.opens = 0  # descriptors hosts hold on the port now
         self._unprocessed: list[int] = []  # opens and closes read by write(), not yet handled
-        # poll_news(0): opens or closes are waiting to be read (a system call, no Python frame:
-        # it is asked twice for every command line); None without a watcher.
+        # poll_news(0): opens or closes are waiting in the loop's inotify instance (a system
+        # call, no Python frame: it is asked twice for every command line); None without a
+        # watcher. ``_news``: this port's events another port read from it, not yet read here.
         self._poll_news: Callable[[int], list] | None = None
+        self._news: list[tuple[int, int]] = []
         # Opens and closes were just looked for (before reading the host's bytes): the first
         # write of their answer need not look again before it, only after.
         self._just_checked = False
@@ -146,10 +148,9 @@ class PtyHost(QuietLink):
         self.runner = runner
         port = self.port = PtyPort(self.link)
         loop = runner.loop
-        self._watcher = OpenWatcher(port.path)
-        if self._watcher.fd is not None:
-            loop.add_reader(self._watcher.fd, self._on_open_or_close)
+        self._watcher = OpenWatcher(loop, self._on_open_or_close, port.path)
         self._poll_news = self._watcher.poll_news
+        self._news = self._watcher.news
         loop.add_reader(port.master, self._on_readable)
         port.make_link()
 
@@ -183,7 +184,7 @@ class PtyHost(QuietLink):
         poll_news = self._poll_news
         if poll_news is None:
             return False
-        if poll_news(0):
+        if self._news or poll_news(0):
             assert self._watcher is not None  # poll_news is its
             changes = self._watcher.read()
             if changes:
@@ -244,7 +245,7 @@ class PtyHost(QuietLink):
         # Opens and closes first: a host opens the port before it writes, so this keeps the
         # order in which the two reach the emulator through separate channels.
         poll_news = self._poll_news
-        if self._unprocessed or (poll_news is not None and poll_news(0)):
+        if self._unprocessed or self._news or (poll_news is not None and poll_news(0)):
             self._settle_comings_and_goings()
         data = self._read()
         if data and self.opens == 0:
@@ -304,9 +305,9 @@ class PtyHost(QuietLink):
             loop.remove_reader(self.port.master)
             loop.remove_writer(self.port.master)
         if self._watcher is not None:
-            if self._watcher.fd is not None and loop is not None:
-                loop.remove_reader(self._watcher.fd)
             self._watcher.close()
+            self._watcher = None
+            self._poll_news = None
         if self.port is not None:
             self.port.close()
             self.port = None
