@@ -61,7 +61,11 @@ class _SharedInstance:
         # (the descriptor will not become readable again for events already read).
         self._due: dict[OpenWatcher, None] = {}
         self._delivery_scheduled = False
-        loop.add_reader(fd, self._on_readable)
+        try:
+            loop.add_reader(fd, self._on_readable)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def add_watch(self, watcher: OpenWatcher, path: str) -> int:
         wd = self.libc.inotify_add_watch(self.fd, path.encode(), IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)
