@@ -249,6 +249,11 @@ class Emulator:
         if self._own_ufs:
             shutil.rmtree(self.ufs, ignore_errors=True)
 
+    @property
+    def running(self) -> bool:
+        """The emulator's thread is alive: started and not yet ended (``stop`` ends it)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def __enter__(self) -> "Emulator":
         return self.start()
 

@@ -519,7 +519,7 @@ def test_a_host_that_does_not_read_is_flow_controlled_and_then_gets_every_answer
             # renewed by every byte that arrives.
             deadline = time.monotonic() + 60
             # The module stops taking the host's bytes while its answers wait: the host is blocked.
-            while not emulator.call(lambda runner: runner._host_reading_paused and runner._output_full()):
+            while not emulator.call(lambda runner: runner.reading_paused and runner.output_full):
                 assert time.monotonic() < deadline, "the emulator never stopped reading the host"
                 time.sleep(0.01)
             assert writer.is_alive()

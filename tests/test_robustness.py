@@ -138,15 +138,7 @@ def record_command_bytes(modem) -> bytearray:
     """Every byte the line editor consumes, in order: the bytes that were command lines. Bytes taken
     as data (after ``>``, CONNECT, in transparent mode) never pass through it."""
     seen = bytearray()
-    host = modem.host
-    edit = host._edit_line
-
-    def recording() -> None:
-        before = bytes(host.input)
-        edit()
-        seen.extend(before[: len(before) - len(host.input)])
-
-    host._edit_line = recording
+    modem.host.on_command_bytes = seen.extend
     return seen
 
 
@@ -235,7 +227,7 @@ def run_fuzz_example(pieces: list[tuple[bytes, bool]], events: list[tuple]) -> N
         for client in range(CLIENTS):
             assert h.command(f"AT+QSSLCLOSE={client},0") + net.run() == OK
             assert h.command(f"AT+QICLOSE={client},0") + net.run() == OK
-        assert h.modem._event_handlers == {}
+        assert h.modem.handled_conn_ids == ()
         h.advance(301.0)
         assert h.modem.next_deadline() is None
 
@@ -779,7 +771,7 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
                 soak.close(client, "orderly")
             assert soak.h.command(f"AT+QSSLCLOSE={soak.silent}") + soak.net.run() == OK  # gives up waiting
             grown = memory() - baseline
-    assert modem._event_handlers == {}
+    assert modem.handled_conn_ids == ()
     assert all(client.shown_state == 0 and not client.received for client in modem.families["ssl"].clients)
     soak.h.advance(301.0)
     assert modem.next_deadline() is None and len(modem.timers) == 0
@@ -901,7 +893,7 @@ class PortReader:
 def host_bytes_taken(runner) -> bool:
     """The module has read every byte the host wrote to the port and consumed it."""
     unread = fcntl.ioctl(runner.host.port.master, termios.FIONREAD, b"\0\0\0\0")
-    return (int.from_bytes(unread, sys.byteorder) == 0 and not runner._input_waiting
+    return (int.from_bytes(unread, sys.byteorder) == 0 and runner.input_held == 0
             and runner.modem.input_backlog == 0)
 
 
@@ -1076,13 +1068,13 @@ def resources(emulator: Emulator) -> dict:
         return {
             "asyncio tasks": len(asyncio.all_tasks(runner.loop)),
             "connections": len(network.connections),
-            "connections opening": len(network._opening),
+            "connections opening": network.opening,
             "connections paused": len(network.paused_by_core),
             # An RI pulse's timers (a URC in the last 120 ms) come and go with the line, not with
             # connections.
             "live modem timers": sum(1 for timer in modem.timers
                                      if not timer.cancelled and timer not in modem.lines.ri_timers),
-            "connection handlers": len(modem._event_handlers),
+            "connection handlers": len(modem.handled_conn_ids),
         }
 
     return {"open descriptors": len(os.listdir("/proc/self/fd")), **emulator.call(inside)}
