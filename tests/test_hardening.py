@@ -34,10 +34,7 @@ def answer_of(host: AtHost, line: str, timeout: float = 10.0) -> bytes:
     """Send ``line`` and read to its final result, the bytes of a download included (whose
     CONNECT is not the end of the answer)."""
     host.write(line.encode("latin-1") + b"\r")
-    deadline = time.monotonic() + timeout
-    while (match := ANSWER_END.search(host._buffer)) is None:
-        host._fill(deadline, f"the answer to {line}")
-    return host._take(match.end())
+    return host.until_match(ANSWER_END, f"the answer to {line}", timeout)
 
 
 @pytest.fixture

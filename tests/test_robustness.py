@@ -559,12 +559,12 @@ def test_qideact_with_direct_push_data_waiting_still_reports_the_close():
     assert h.command('AT+QSSLOPEN=1,1,3,"127.0.0.1",8011,1') + net.run() == OK + b'\r\n+QSSLOPEN: 3,0\r\n'
     assert h.command('AT+QSSLOPEN=1,1,5,"127.0.0.1",8011,0') + net.run() == OK + b'\r\n+QSSLOPEN: 5,0\r\n'
     pushing, closing = server_of(h, net, 3), server_of(h, net, 5)
-    execute = net._execute
+    execute = net.execute
 
     def no_fin_yet(effect):  # client 5's server answers its close later: the line waits meanwhile
         return b"" if isinstance(effect, ev.ShutdownTcp) and effect.conn_id == closing.conn_id else execute(effect)
 
-    net._execute = no_fin_yet
+    net.execute = no_fin_yet
     assert h.command("AT+QSSLCLOSE=5;+QIDEACT=1") + net.run() == b""
     assert net.server_sends(pushing, b"hello") == b""  # the port is busy: the push waits
     out = net.server_closes(closing, notify=False)
