@@ -1,8 +1,9 @@
 """Hostile servers, brokers and floods against one modem of ``ecemu run --count 2`` while the other
 is asked ``AT`` without pause (``tests/hostile_peers.py``): memory stays bounded, no peer holds
 the event loop, every documented code comes as it does without the attack, and every timer fires,
-never early (how late under a flood is a row of ``benchmarks/run.py --only attacks``). The attacks run with the profile's network round trip (80 ms), where the latency queue
-holds bytes in flight. ``benchmarks/run.py --only attacks`` runs the same attacks at full size.
+never early (how late under a flood is a row of the benchmark). The attacks run with the profile's
+network round trip (80 ms), where the latency queue holds bytes in flight. ``benchmarks/run.py
+--only attacks`` runs the same attacks at full size.
 
 What is asserted, and why these figures (docs/reference/robustness.md "No peer holds the others up"):
 
