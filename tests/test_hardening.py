@@ -350,6 +350,9 @@ NOBODY = 65534
 
 def _connect_as(uid: int, address: tuple[str, int]) -> bytes:
     """In a child process running as ``uid``: connect, send a command, return what came back."""
+    # The child connects by name, which takes the idna codec: imported here, while the interpreter's
+    # files can still be read (after setuid the other user may not be allowed to read them).
+    "127.0.0.1".encode("idna")
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: only system calls, then _exit
