@@ -120,7 +120,7 @@ def end_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
         process.wait(5)
 
 
-def read_until(fd: int, expected: bytes, timeout: float = 5.0) -> bytes:
+def read_until(fd: int, expected: bytes, timeout: float = 30.0) -> bytes:
     """Read a raw descriptor until ``expected`` has arrived; everything read so far is returned."""
     buf = b""
     deadline = time.monotonic() + timeout

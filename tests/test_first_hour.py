@@ -260,7 +260,7 @@ def test_a_background_job_draws_no_status_line_until_it_is_brought_to_the_foregr
     try:
         leader.stdout.readline()
         seen = read_until(controller, b"control: ", timeout=15).decode()
-        port = os.path.realpath(tmp_path / "modem")
+        port = str(tmp_path / "modem")  # the link: each opener gets a pty of its own behind it
         boot = wait_for_boot(port)
         with serial.Serial(port, 115200, timeout=10) as host:  # picocom in the same terminal, say
             host.write(b"AT\r")
