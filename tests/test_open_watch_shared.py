@@ -32,7 +32,7 @@ def test_a_fleet_of_200_modems_holds_one_inotify_instance_and_the_last_sees_a_ho
     try:
         controls = sum(line.startswith("control: ") for line in running.stdout_lines)
         while controls < FLEET:  # each modem's control socket is its last announcement
-            line = running._readline(time.monotonic() + WAIT)
+            line = running.readline(time.monotonic() + WAIT)
             controls += line.startswith("control: ")
         last = tmp_path / f"modem-{FLEET - 1}"
         first_pty = os.readlink(last)
