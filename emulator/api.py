@@ -18,7 +18,7 @@ import tempfile
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from .control import OPERATIONS, Controller, Operation, controller_of
 from .profile import DEFAULT_PROFILE, Profile, load_profile
@@ -30,6 +30,10 @@ from .shell.runner import ModemRunner
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+# wait_for_boot returns as soon as the boot URCs are out (well under a second); its timeout only
+# bounds a failure, so it is generous enough for a machine under heavy load.
+BOOT_TIMEOUT = 30.0
+PRIVATE_LINK_NAME = "modem"
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,17 @@ def apply_network_policy(runner: ModemRunner, policy: NetworkPolicy) -> None:
     """The user's network rules on a started runner; the emulator's SNTP answers read its modem's
     clock (AT+CCLK), whichever power cycle it is in."""
     runner.network.use_policy(policy, lambda: runner.modem.clock.utc(runner.loop.time()).timestamp())
+
+
+def private_link() -> Path:
+    """Where a port link of one's own goes: ``modem`` in a new folder only this user can enter
+    (0700), so nobody else can open, replace or plant the link. Remove it with ``remove_private_link``."""
+    return Path(tempfile.mkdtemp(prefix="ecemu-port-")) / PRIVATE_LINK_NAME
+
+
+def remove_private_link(link: Path) -> None:
+    """The folder of a ``private_link()`` and whatever is left in it."""
+    shutil.rmtree(link.parent, ignore_errors=True)
 
 
 def run_on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any], timeout: float) -> Any:
@@ -65,7 +80,8 @@ class Emulator:
 
     ``profile``: the module (``ecemu profiles``); ``ufs``: the folder of its file storage (a
     temporary one, removed at stop, when omitted); ``link``: a symbolic link to the port, locked
-    against a second emulator; ``escape_guard_ms``: the guard time of ``+++``; ``scenario``,
+    against a second emulator (omitted: a link in a private temporary folder, removed at stop;
+    ``False``: no link, the bare pty); ``escape_guard_ms``: the guard time of ``+++``; ``scenario``,
     ``trace``, ``keylog``: as ``ecemu run --scenario/--trace/--keylog``; ``boot``: as
     ``ecemu run --boot`` ("on-open", the default, or "at-start"; "at-start" with a device). A
     hermetic network, as ``ecemu
@@ -75,7 +91,9 @@ class Emulator:
     ``allow`` networks). ``profile`` is a name or a ``Profile``; ``identity`` overrides fields of
     its ``[identity]`` table (``{"imei": "..."}``).
 
-    Where the port is: a pty of its own (the default); ``device``: an existing serial device or
+    Where the port is: a pty of its own behind the link, a fresh one for each host that opens it
+    (the default), so a host that closes the port mid-answer never hands its unread bytes to the
+    next; ``device``: an existing serial device or
     another program's pty (``ecemu run --device``), at ``baud`` (AT+IPR's rate at power-on);
     ``tcp_raw``: a raw TCP server on ``(host, port)`` (port 0 picks one); ``connect``: a raw TCP
     connection out to ``(host, port)``, tried until it listens. ``port`` is then the device's path,
@@ -88,7 +106,7 @@ class Emulator:
     """
 
     def __init__(self, profile: str | Profile = DEFAULT_PROFILE, ufs: str | Path | None = None,
-                 link: str | Path | None = None, escape_guard_ms: int = 1000,
+                 link: str | Path | Literal[False] | None = None, escape_guard_ms: int = 1000,
                  scenario: str | Path | None = None, trace: str | Path | None = None,
                  keylog: str | Path | None = None, boot: str | None = None, device: str | Path | None = None,
                  baud: int = 115200, tcp_raw: tuple[str, int] | None = None,
@@ -119,7 +137,10 @@ class Emulator:
         self.keylog = Path(keylog) if keylog is not None else None
         self._own_ufs = ufs is None
         self.ufs = Path(ufs) if ufs is not None else Path(tempfile.mkdtemp(prefix="ecemu-ufs-"))
-        self.link = Path(link) if link is not None else None
+        # No link given: start() makes a private one (below), unless the bare pty was asked for
+        # or the port is not a pty at all.
+        self._private_link = link is None and device is None and tcp_raw is None and connect is None
+        self.link = Path(link) if link is not None and link is not False else None
         self.escape_guard = escape_guard_ms / 1000.0
         self.runner: ModemRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,18 +153,24 @@ class Emulator:
 
     @property
     def port(self) -> str:
-        """Where the host opens the module: the link when one was given (a fresh pty behind it
-        for each opener), else the pty slave's path (``/dev/pts/5``), the device, or the TCP address."""
+        """Where the host opens the module: the link (a fresh pty behind it for each opener; a
+        private one unless ``link`` named it), the pty slave's path (``/dev/pts/5``) with
+        ``link=False``, the device, or the TCP address."""
         if self.runner is None or not self._ready.is_set():
             raise RuntimeError("the emulator is not running")
         return self.runner.host.address
 
     def start(self) -> "Emulator":
+        """Start the emulator; once this returns, the port exists and a host may open it."""
+        if self._private_link and self.link is None:
+            self.link = private_link()
         self._thread = threading.Thread(target=self._run, name="ecemu", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT):
+            self.stop()
             raise RuntimeError("the emulator did not start in time")
         if self._error is not None:
+            self.stop()  # its folders
             raise RuntimeError(f"the emulator failed to start: {self._error}") from self._error
         return self
 
@@ -153,7 +180,8 @@ class Emulator:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        lock = LinkLock(self.link) if self.link is not None else None
+        # A private link needs no lock: nobody else can reach its folder.
+        lock = LinkLock(self.link) if self.link is not None and not self._private_link else None
         try:
             if lock is not None:
                 lock.acquire()
@@ -213,8 +241,9 @@ class Emulator:
             raise RuntimeError("the emulator is not running")
         return run_on_loop(loop, lambda: fn(runner), timeout)
 
-    def wait_for_boot(self, timeout: float = 10.0) -> None:
-        """Return once the module has printed its boot URCs (it then answers at once).
+    def wait_for_boot(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Return once the module has printed its boot URCs (it then answers at once); ``timeout``
+        only bounds a module that never boots.
 
         With ``boot="on-open"`` the module powers on when a host first opens the port; a module
         no host has opened yet is powered on by this call, so waiting first and opening after
@@ -248,6 +277,13 @@ class Emulator:
                 log.error("the emulator's thread did not end within %.0f s of the stop", timeout)
         if self._own_ufs:
             shutil.rmtree(self.ufs, ignore_errors=True)
+        if self._private_link and self.link is not None:
+            remove_private_link(self.link)
+
+    @property
+    def running(self) -> bool:
+        """The emulator's thread is alive: started and not yet ended (``stop`` ends it)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def __enter__(self) -> "Emulator":
         return self.start()

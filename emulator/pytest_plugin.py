@@ -152,8 +152,9 @@ def ecemu_modem_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest
 def ecemu_modem(request: pytest.FixtureRequest, ecemu_modem_factory: Callable):
     """A running emulator (``ecemu.api.Emulator``) with its own UFS, booted, stopped after the test.
 
-    ``.port`` is the device path; ``.control`` injects faults; ``.ufs`` is its file storage. Its
-    port is a pty of its own, or the serial device of ``@pytest.mark.ecemu_device(PATH)`` or
+    ``.port`` is the path to open; ``.control`` injects faults; ``.ufs`` is its file storage. Its
+    port is a link in a private temporary folder with a fresh pty behind it for each host that
+    opens it (a host that reopens never reads what was meant for the one before), or the serial device of ``@pytest.mark.ecemu_device(PATH)`` or
     ``--ecemu-device`` (at ``--ecemu-baud``); ``@pytest.mark.ecemu_line("uart")`` or
     ``--ecemu-line=uart`` gives its bytes a UART's timing. Under ``@pytest.mark.ecemu_replay(LOG)``
     it is a replay of that log (``ecemu.replay.Replay``) instead.
@@ -174,6 +175,7 @@ def _replayed_modem(request: pytest.FixtureRequest, marker: pytest.Mark):
     """``ecemu_modem`` under ``@pytest.mark.ecemu_replay(LOG, ...)``: the log's module side."""
     from pathlib import Path
 
+    from .api import private_link, remove_private_link
     from .replay import DIVERGENCE_MODES, Replay
     from .sessionlog import LogError
 
@@ -190,15 +192,18 @@ def _replayed_modem(request: pytest.FixtureRequest, marker: pytest.Mark):
         path = Path(request.path).parent / path
     if not path.is_file():
         pytest.fail(f"ecemu_replay: no log at {path}", pytrace=False)
+    link = private_link()  # as Emulator's: a fresh pty behind it for each opener
     try:
-        module = Replay(path, on_divergence=on_divergence, profile=marker.kwargs.get("profile")).start()
+        module = Replay(path, on_divergence=on_divergence, link=link, profile=marker.kwargs.get("profile")).start()
     except (LogError, ValueError) as exc:
+        remove_private_link(link)
         pytest.fail(f"ecemu_replay: {exc}", pytrace=False)
     try:
         module.wait_for_boot()
         yield module
     finally:
         module.stop()
+        remove_private_link(link)
     if module.report is not None and on_divergence == "stop":
         pytest.fail(f"ecemu_replay: {module.report}", pytrace=False)
     left = module.host_line_left()

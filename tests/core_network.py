@@ -81,7 +81,7 @@ class SimulatedNetwork:
             if not effects:
                 return bytes(out)
             for effect in effects:
-                out += self._execute(effect)
+                out += self.execute(effect)
         raise AssertionError("the network never settled")
 
     def server(self, index: int = -1) -> ServerSide:
@@ -109,7 +109,9 @@ class SimulatedNetwork:
 
     # --- effects -----------------------------------------------------------------------------
 
-    def _execute(self, effect: ev.Effect) -> bytes:
+    def execute(self, effect: ev.Effect) -> bytes:
+        """Carry out one of the module's effects; what the module said back. Subclasses and tests
+        replace it to make other servers or hold a server's answer back."""
         h = self.harness
         if isinstance(effect, ev.OpenTcp):
             self.opens.append(effect)
@@ -125,7 +127,7 @@ class SimulatedNetwork:
         if side is None:
             return b""
         if isinstance(effect, ev.SendTcp):
-            out = self._from_client(side, effect.data)
+            out = self.from_client(side, effect.data)
             if effect.conn_id not in self.unacked:
                 out += h.event(ev.TcpDrained(effect.conn_id))
             return out
@@ -146,7 +148,8 @@ class SimulatedNetwork:
             return self._to_client(side)
         return b""
 
-    def _from_client(self, side: ServerSide, data: bytes) -> bytes:
+    def from_client(self, side: ServerSide, data: bytes) -> bytes:
+        """``data`` the module sent reaches the server end ``side``; what the module said back."""
         side.tls.bio_write(data)
         if not side.handshake_done:
             try:

@@ -68,9 +68,14 @@ class AtHost:
         assert self.until_final() == b"\r\nOK\r\n"
 
     def until_final(self, timeout: float | None = None) -> bytes:
+        return self.until_match(FINAL, "a final result", timeout)
+
+    def until_match(self, pattern: re.Pattern[bytes], what: str, timeout: float | None = None) -> bytes:
+        """Everything up to and including the first match of ``pattern`` (``what`` names it in
+        the error when it does not come)."""
         deadline = time.monotonic() + (timeout or self.timeout)
-        while (match := FINAL.search(self._buffer)) is None:
-            self._fill(deadline, "a final result")
+        while (match := pattern.search(self._buffer)) is None:
+            self._fill(deadline, what)
         return self._take(match.end())
 
     def expect(self, wanted: bytes, timeout: float | None = None) -> bytes:

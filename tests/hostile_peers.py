@@ -247,13 +247,15 @@ def _ping(port: str) -> None:
 
 class _Server(ThreadedTcpServer):
     """A hostile TCP server on 127.0.0.1: each connection served by ``serve``; ``sent[i]`` counts
-    what connection i was sent, ``done`` is set when a connection's flood has ended."""
+    what connection i was sent, ``done`` is set when a connection's flood has ended, ``held_back``
+    when a write of the flood found the socket full (TCP holds the server back)."""
 
     def __init__(self) -> None:
         super().__init__(LIFETIME)
         self.stop = self._stop
         self.sent: list[int] = []
         self.done = threading.Event()
+        self.held_back = threading.Event()
 
     def accepted(self, index: int) -> None:
         self.sent.append(0)
@@ -281,6 +283,7 @@ class _Server(ThreadedTcpServer):
             try:
                 sent = conn.send(view[offset:offset + size])
             except (TimeoutError, socket.timeout):
+                self.held_back.set()
                 continue
             self.sent[index] += sent
             offset = (offset + sent) % len(block)

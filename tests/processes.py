@@ -49,7 +49,7 @@ class RunningEmulator:
         wanted = {"port", "control"} | ({"link"} if "--link" in args and "--tcp" not in args else set())
         deadline = time.monotonic() + START_TIMEOUT
         while not wanted <= self.announced.keys():
-            line = self._readline(deadline)
+            line = self.readline(deadline)
             self.stdout_lines.append(line)
             key, _, value = line.partition(": ")
             self.announced[key] = value
@@ -58,7 +58,8 @@ class RunningEmulator:
     def with_environment(cls, env: dict[str, str], *args: str) -> "RunningEmulator":
         return cls(*args, env=env)
 
-    def _readline(self, deadline: float) -> str:
+    def readline(self, deadline: float) -> str:
+        """The next line the process writes on its standard output; failing at ``deadline``."""
         return read_announcement(self.process, deadline, self.kill, lambda: f"log: {self.log_text()!r}")
 
     def wait_for_boot(self) -> bytes:

@@ -154,7 +154,7 @@ def test_mqtt_messages_wait_in_the_client_while_the_host_does_not_read_and_come_
             h.advance(0.001)
         assert h.take_output() == b""
         assert kinds(h.take_effects()) == ["PauseReading"]
-        held = h.modem._held_urcs
+        held = h.modem.channel.held_urcs
         assert held.size <= held.limit // 2 and held.dropped == 0  # messages never take the others' room
         h.modem.set_output_blocked(False)
         out = h.take_output()

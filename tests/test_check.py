@@ -46,8 +46,9 @@ GOOD = """\
 
 
 def test_a_log_the_emulator_answers_alike_has_no_difference(tmp_path):
-    # Signal, IMEI and address differ from the emulator's: they are normalised.
-    report = check_log(write(tmp_path, GOOD))
+    # Signal, IMEI and address differ from the emulator's: they are normalised. The timing check
+    # runs with a tolerance a loaded machine cannot exceed (its own test is the next one).
+    report = check_log(write(tmp_path, GOOD), CheckOptions(tolerance=10.0))
     assert report.passed, "\n".join(report.render())
     assert report.profile == "EC800M-CN" and report.exact_profile
     assert report.exchanges == 5

@@ -86,7 +86,7 @@ def test_ctl_link_i_reaches_modem_i(tmp_path):
     try:
         deadline = time.monotonic() + 15
         while len(running.stdout_lines) < 6:  # port, link and control of each modem
-            running.stdout_lines.append(running._readline(deadline))
+            running.stdout_lines.append(running.readline(deadline))
         for index in range(2):
             modem_link = tmp_path / f"mm-{index}"
             assert f"control: {modem_link}.ctl" in running.stdout_lines

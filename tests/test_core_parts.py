@@ -277,6 +277,6 @@ def test_a_line_seen_before_answers_as_the_first_time_and_the_table_of_parsed_li
     assert first[1] == b"\r\n002\r\n\r\nOK\r\n" and first[4] == b"\r\nERROR\r\n"
     for line in (f"ATS0={n % 256}" for n in range(PARSED_LINES_KEPT * 3)):
         assert h.command(line) == b"\r\nOK\r\n"
-        assert len(h.modem.line._parsed) <= PARSED_LINES_KEPT
+        assert h.modem.line.parsed_lines_kept <= PARSED_LINES_KEPT
     assert h.command("ATS0=2") == b"\r\nOK\r\n"
     assert [h.command(line) for line in ("ATS0=2", "ATS0?", "AT+CMEE=2;+CMEE?", "AT+QSSLSTATE=1", "AT+BOGUS")] == first

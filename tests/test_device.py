@@ -153,7 +153,7 @@ def test_several_devices_are_several_modems(tmp_path):
                               "--ufs", str(tmp_path / "ufs"))
     try:
         while sum(line.startswith("port: ") for line in running.stdout_lines) < 2:
-            running.stdout_lines.append(running._readline(time.monotonic() + WAIT))
+            running.stdout_lines.append(running.readline(time.monotonic() + WAIT))
         ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
         assert ports == [uart.path for uart in uarts]
         for uart in uarts:

@@ -56,7 +56,7 @@ def answer_of(port: str, line: bytes) -> str:
 def announced_ports(running: RunningEmulator, count: int) -> list[str]:
     ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
     while len(ports) < count:
-        line = running._readline(time.monotonic() + 10)
+        line = running.readline(time.monotonic() + 10)
         running.stdout_lines.append(line)
         if line.startswith("port: "):
             ports.append(line.removeprefix("port: "))

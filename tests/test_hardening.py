@@ -34,10 +34,7 @@ def answer_of(host: AtHost, line: str, timeout: float = 10.0) -> bytes:
     """Send ``line`` and read to its final result, the bytes of a download included (whose
     CONNECT is not the end of the answer)."""
     host.write(line.encode("latin-1") + b"\r")
-    deadline = time.monotonic() + timeout
-    while (match := ANSWER_END.search(host._buffer)) is None:
-        host._fill(deadline, f"the answer to {line}")
-    return host._take(match.end())
+    return host.until_match(ANSWER_END, f"the answer to {line}", timeout)
 
 
 @pytest.fixture
@@ -353,6 +350,9 @@ NOBODY = 65534
 
 def _connect_as(uid: int, address: tuple[str, int]) -> bytes:
     """In a child process running as ``uid``: connect, send a command, return what came back."""
+    # The child connects by name, which takes the idna codec: imported here, while the interpreter's
+    # files can still be read (after setuid the other user may not be allowed to read them).
+    "127.0.0.1".encode("idna")
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: only system calls, then _exit
@@ -519,7 +519,7 @@ def test_a_host_that_does_not_read_is_flow_controlled_and_then_gets_every_answer
             # renewed by every byte that arrives.
             deadline = time.monotonic() + 60
             # The module stops taking the host's bytes while its answers wait: the host is blocked.
-            while not emulator.call(lambda runner: runner._host_reading_paused and runner._output_full()):
+            while not emulator.call(lambda runner: runner.reading_paused and runner.output_full):
                 assert time.monotonic() < deadline, "the emulator never stopped reading the host"
                 time.sleep(0.01)
             assert writer.is_alive()

@@ -26,9 +26,9 @@ def test_remaining_length_examples_of_2_2_3():
     for length, encoded in ((0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16_383, b"\xff\x7f"),
                             (16_384, b"\x80\x80\x01"), (2_097_151, b"\xff\xff\x7f"),
                             (268_435_455, b"\xff\xff\xff\x7f")):
-        assert m._remaining_length(length) == encoded
+        assert m.encode_remaining_length(length) == encoded
     with pytest.raises(ValueError):
-        m._remaining_length(268_435_456)
+        m.encode_remaining_length(268_435_456)
 
 
 def test_publish_subscribe_and_acks():

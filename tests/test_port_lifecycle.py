@@ -185,8 +185,9 @@ def test_emulator_stop_ends_its_thread_while_a_host_floods_and_reopens(tmp_path)
     try:
         while sum(flood.written for flood in floods) < 100_000:  # the floods are under way
             floods[0].stop.wait(0.01)
+        assert emulator.running
         emulator.stop()
-        assert emulator._thread is not None and not emulator._thread.is_alive()
+        assert not emulator.running
     finally:
         for flood in floods:
             flood.end()
@@ -241,7 +242,7 @@ def test_a_reboot_drops_what_the_frozen_module_had_not_read(tmp_path):
 
             taken = fill(0)
             # The runner takes one piece, then stops reading while the module hangs: refill what it freed.
-            while emulator.call(lambda runner: len(runner._input_waiting)) == 0:
+            while emulator.call(lambda runner: runner.input_held) == 0:
                 time.sleep(0.01)
             taken = fill(taken)
             assert taken < len(held), "the pty took everything: nothing would be held"
@@ -292,8 +293,9 @@ def test_emulator_stop_ends_its_thread_with_a_connection_streaming(tmp_path):
             flood = threading.Thread(target=write_until_gone, daemon=True)
             flood.start()
             assert len(port.read(65536)) > 0  # the echo is coming back
+            assert emulator.running
             emulator.stop()
-            assert emulator._thread is not None and not emulator._thread.is_alive()
+            assert not emulator.running
             flood.join(WAIT)
         finally:
             port.close()

@@ -153,7 +153,7 @@ def test_the_factory_makes_several_modems_each_stopped_after(pytester):
 
         def test_they_were_stopped():
             for modem in test_two.made:
-                assert not modem._thread.is_alive()
+                assert not modem.running
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
     result.assert_outcomes(passed=2)

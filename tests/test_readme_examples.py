@@ -208,7 +208,8 @@ def test_the_python_api_example_boots_a_module_and_reads_rdy():
     finally:
         if "port" in namespace:
             namespace["port"].close()
-    assert namespace["port"].port.startswith("/dev/pts/")  # the emulator's own pty, opened by pyserial
+    opened = Path(namespace["port"].port)  # the emulator's private link, opened by pyserial; gone at stop
+    assert opened.name == "modem" and opened.parent.name.startswith("ecemu-port-") and not opened.parent.exists()
 
 
 def test_the_control_example_drives_a_module_on_its_link(tmp_path):

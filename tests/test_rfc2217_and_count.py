@@ -53,7 +53,7 @@ def test_count_runs_independent_modems_with_their_own_links(tmp_path):
     try:
         ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
         while len(ports) < 3:
-            line = running._readline(time.monotonic() + 10)
+            line = running.readline(time.monotonic() + 10)
             running.stdout_lines.append(line)
             if line.startswith("port: "):
                 ports.append(line.removeprefix("port: "))
@@ -110,7 +110,7 @@ def test_an_endless_line_costs_linear_time_and_never_stalls_another_modem():
     try:
         ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
         while len(ports) < 2:
-            line = running._readline(time.monotonic() + 10)
+            line = running.readline(time.monotonic() + 10)
             running.stdout_lines.append(line)
             if line.startswith("port: "):
                 ports.append(line.removeprefix("port: "))

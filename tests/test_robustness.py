@@ -138,15 +138,7 @@ def record_command_bytes(modem) -> bytearray:
     """Every byte the line editor consumes, in order: the bytes that were command lines. Bytes taken
     as data (after ``>``, CONNECT, in transparent mode) never pass through it."""
     seen = bytearray()
-    host = modem.host
-    edit = host._edit_line
-
-    def recording() -> None:
-        before = bytes(host.input)
-        edit()
-        seen.extend(before[: len(before) - len(host.input)])
-
-    host._edit_line = recording
+    modem.host.on_command_bytes = seen.extend
     return seen
 
 
@@ -235,7 +227,7 @@ def run_fuzz_example(pieces: list[tuple[bytes, bool]], events: list[tuple]) -> N
         for client in range(CLIENTS):
             assert h.command(f"AT+QSSLCLOSE={client},0") + net.run() == OK
             assert h.command(f"AT+QICLOSE={client},0") + net.run() == OK
-        assert h.modem._event_handlers == {}
+        assert h.modem.handled_conn_ids == ()
         h.advance(301.0)
         assert h.modem.next_deadline() is None
 
@@ -567,12 +559,12 @@ def test_qideact_with_direct_push_data_waiting_still_reports_the_close():
     assert h.command('AT+QSSLOPEN=1,1,3,"127.0.0.1",8011,1') + net.run() == OK + b'\r\n+QSSLOPEN: 3,0\r\n'
     assert h.command('AT+QSSLOPEN=1,1,5,"127.0.0.1",8011,0') + net.run() == OK + b'\r\n+QSSLOPEN: 5,0\r\n'
     pushing, closing = server_of(h, net, 3), server_of(h, net, 5)
-    execute = net._execute
+    execute = net.execute
 
     def no_fin_yet(effect):  # client 5's server answers its close later: the line waits meanwhile
         return b"" if isinstance(effect, ev.ShutdownTcp) and effect.conn_id == closing.conn_id else execute(effect)
 
-    net._execute = no_fin_yet
+    net.execute = no_fin_yet
     assert h.command("AT+QSSLCLOSE=5;+QIDEACT=1") + net.run() == b""
     assert net.server_sends(pushing, b"hello") == b""  # the port is busy: the push waits
     out = net.server_closes(closing, notify=False)
@@ -779,7 +771,7 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
                 soak.close(client, "orderly")
             assert soak.h.command(f"AT+QSSLCLOSE={soak.silent}") + soak.net.run() == OK  # gives up waiting
             grown = memory() - baseline
-    assert modem._event_handlers == {}
+    assert modem.handled_conn_ids == ()
     assert all(client.shown_state == 0 and not client.received for client in modem.families["ssl"].clients)
     soak.h.advance(301.0)
     assert modem.next_deadline() is None and len(modem.timers) == 0
@@ -901,11 +893,11 @@ class PortReader:
 def host_bytes_taken(runner) -> bool:
     """The module has read every byte the host wrote to the port and consumed it."""
     unread = fcntl.ioctl(runner.host.port.master, termios.FIONREAD, b"\0\0\0\0")
-    return (int.from_bytes(unread, sys.byteorder) == 0 and not runner._input_waiting
+    return (int.from_bytes(unread, sys.byteorder) == 0 and runner.input_held == 0
             and runner.modem.input_backlog == 0)
 
 
-def wait_for(condition, what: str, timeout: float = 10.0) -> None:
+def wait_for(condition, what: str, timeout: float = 30.0) -> None:
     """Poll ``condition`` until it holds; a bounded wait on the thing itself."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -1076,13 +1068,13 @@ def resources(emulator: Emulator) -> dict:
         return {
             "asyncio tasks": len(asyncio.all_tasks(runner.loop)),
             "connections": len(network.connections),
-            "connections opening": len(network._opening),
+            "connections opening": network.opening,
             "connections paused": len(network.paused_by_core),
             # An RI pulse's timers (a URC in the last 120 ms) come and go with the line, not with
             # connections.
             "live modem timers": sum(1 for timer in modem.timers
                                      if not timer.cancelled and timer not in modem.lines.ri_timers),
-            "connection handlers": len(modem._event_handlers),
+            "connection handlers": len(modem.handled_conn_ids),
         }
 
     return {"open descriptors": len(os.listdir("/proc/self/fd")), **emulator.call(inside)}
@@ -1184,7 +1176,7 @@ def test_end_to_end_soak_then_resources_are_back(tmp_path, robustness_scale):
             soak.settle()
             grown = memory() - baseline
         # Descriptors close as their sockets' last references go: give them a moment, bounded.
-        wait_for(lambda: resources(emulator) == before, "resources to come back", timeout=5)
+        wait_for(lambda: resources(emulator) == before, "resources to come back")
         soak.host.close()
     assert soak.cycles == 2 * CLIENTS + cycles
     assert grown < 64 * 1024, f"the emulator's memory grew by {grown} bytes over {cycles} cycles"

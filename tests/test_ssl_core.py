@@ -474,7 +474,7 @@ def test_close_sends_close_notify_and_waits_for_the_servers_fin(h, net):
     assert h.command("AT+QSSLCLOSE=4") == b""
     effects = h.take_effects()
     assert [type(e) for e in effects] == [ev.SendTcp, ev.ShutdownTcp]
-    net._from_client(side, effects[0].data)
+    net.from_client(side, effects[0].data)
     assert side.got_close_notify
     assert h.command("AT+QSSLSTATE") == b""  # waits, in order, behind the close
     assert h.event(ev.TcpClosed(side.conn_id)) == OK + OK

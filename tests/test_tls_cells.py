@@ -83,13 +83,13 @@ class EngineNetwork(SimulatedNetwork):
         super().__init__(harness, context=cached_server_context("server-rsa"))
         self.make_server = make_server
 
-    def _execute(self, effect):
+    def execute(self, effect):
         if isinstance(effect, ev.OpenTcp):
             self.opens.append(effect)
             self.servers[effect.conn_id] = ServerSide(effect.conn_id, self.make_server(), self.echo)
             return self.harness.event(ev.TcpConnected(effect.conn_id, "127.0.0.1", effect.port,
                                                       50000 + effect.conn_id))
-        return super()._execute(effect)
+        return super().execute(effect)
 
 
 def server_for(version: int, code: int):

@@ -54,12 +54,12 @@ class EngineNetwork(SimulatedNetwork):
         super().__init__(harness, context=_any_context())
         self.make_end = make_end
 
-    def _execute(self, effect):
+    def execute(self, effect):
         if isinstance(effect, ev.OpenTcp) and not self.hold_opens:
             self.opens.append(effect)
             self.servers[effect.conn_id] = ServerSide(effect.conn_id, self.make_end(), self.echo)
             return self.harness.event(ev.TcpConnected(effect.conn_id, "127.0.0.1", effect.port, 50001))
-        return super()._execute(effect)
+        return super().execute(effect)
 
 
 def _any_context():
@@ -82,7 +82,7 @@ def opened(make_end, *lines: str):
 def test_keylog_of_the_legacy_engine_holds_the_servers_master_secret():
     harness, network, keys, out = opened(lambda: TlsliteServerEnd("server-rsa"), 'AT+QSSLCFG="sslversion",1,0')
     assert b"+QSSLOPEN: 0,0\r\n" in out
-    server = network.server().tls._conn
+    server = network.server().tls.connection
     assert keys == [b"CLIENT_RANDOM " + bytes(server._clientRandom).hex().encode() + b" "
                     + bytes(server.session.masterSecret).hex().encode()]
 

@@ -256,21 +256,21 @@ class TlsliteServerEnd:
         settings.macNames = ["sha", "sha256", "sha384", "aead", "md5"]
         settings.keyExchangeNames = ["rsa", "ecdhe_rsa", "ecdhe_ecdsa"]
         self._pipe = _Pipe()
-        self._conn = TLSConnection(self._pipe)
-        self._handshaking = self._conn.handshakeServerAsync(certChain=chain, privateKey=key, settings=settings,
-                                                            sessionCache=sessions, reqCert=ask_client_cert)
+        self.connection = TLSConnection(self._pipe)
+        self._handshaking = self.connection.handshakeServerAsync(
+            certChain=chain, privateKey=key, settings=settings, sessionCache=sessions, reqCert=ask_client_cert)
         self._reading = None
 
     def negotiated(self) -> tuple[tuple[int, int], int]:
-        return self._conn.version, self._conn.session.cipherSuite
+        return self.connection.version, self.connection.session.cipherSuite
 
     @property
     def resumed(self) -> bool:
-        return self._conn.resumed
+        return self.connection.resumed
 
     @property
     def client_cert_der(self) -> bytes | None:
-        chain = self._conn.session.clientCertChain
+        chain = self.connection.session.clientCertChain
         return bytes(chain.x509List[0].bytes) if chain and chain.x509List else None
 
     def bio_write(self, data: bytes) -> None:
@@ -298,7 +298,7 @@ class TlsliteServerEnd:
         try:
             while True:
                 if self._reading is None:
-                    self._reading = self._conn.readAsync()
+                    self._reading = self.connection.readAsync()
                 result = next(self._reading, b"")
                 if result == 0:
                     raise SSL.WantReadError()
@@ -312,11 +312,11 @@ class TlsliteServerEnd:
             raise SSL.ZeroReturnError() from None
 
     def sendall(self, data: bytes) -> None:
-        for _ in self._conn.writeAsync(data):
+        for _ in self.connection.writeAsync(data):
             pass
 
     def shutdown(self) -> None:
-        for want in self._conn.closeAsync():
+        for want in self.connection.closeAsync():
             if want == 0:
                 return
 

@@ -33,7 +33,7 @@ class Will:
 # --- encoding -------------------------------------------------------------------------------------
 
 
-def _remaining_length(length: int) -> bytes:
+def encode_remaining_length(length: int) -> bytes:
     """2.2.3: seven bits a byte, least significant first, the top bit saying more follow."""
     if not 0 <= length <= MAX_REMAINING_LENGTH:
         raise ValueError(f"remaining length {length} out of range")
@@ -54,7 +54,7 @@ def _string(value: str | bytes) -> bytes:
 
 
 def _packet(kind: int, flags: int, body: bytes) -> bytes:
-    return bytes(((kind << 4) | flags,)) + _remaining_length(len(body)) + body
+    return bytes(((kind << 4) | flags,)) + encode_remaining_length(len(body)) + body
 
 
 def encode_connect(client_id: str, keepalive: int, clean_session: bool, username: str | None = None,

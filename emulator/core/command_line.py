@@ -68,6 +68,11 @@ class CommandLineRunner:
         # CommandCall is never changed once parsed. Bounded; emptied when full.
         self._parsed: dict[str, list[CommandCall]] = {}
 
+    @property
+    def parsed_lines_kept(self) -> int:
+        """How many lines are kept already split into calls (at most ``PARSED_LINES_KEPT``)."""
+        return len(self._parsed)
+
     def _calls(self, line: bytes) -> list[CommandCall] | None:
         """The calls of ``line``, or None when it is not well formed."""
         body = line[2:].decode("latin-1")

@@ -20,7 +20,7 @@ control lines, the trace) through ``ModuleSide``, both implemented in ``channel.
 from __future__ import annotations
 
 import enum
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .command_line import CommandLineRunner, LineEnd, Stop
 from .data_entry import DataEntry
@@ -169,6 +169,9 @@ class HostModes:
         self._line_wait_timer: Timer | None = None  # while the runner holds a line (``_answer_apart``)
         self.input = bytearray()  # host bytes received and not yet consumed
         self._processing = False
+        # Told every run of bytes the command-line editor takes, in order: the bytes that were
+        # command lines, never data after ``>`` or CONNECT (a recorder for tests and tools).
+        self.on_command_bytes: Callable[[bytes], None] | None = None
 
     def _enter(self, event: str, state: HostState) -> None:
         """The transition ``event`` (``IllegalTransition`` when the table does not allow it) into
@@ -268,6 +271,8 @@ class HostModes:
         settings = channel.settings
         data = self.input
         consumed, edited = editor.edit(data, settings, COMMAND)
+        if self.on_command_bytes is not None and consumed:
+            self.on_command_bytes(bytes(data[:consumed]))
         del data[:consumed]
         if consumed and edited is None:
             channel.line_typed()  # a line begun and not ended holds URCs back (Modem.idle)

@@ -441,6 +441,11 @@ class Modem:
     def forget_conn(self, conn_id: int) -> None:
         self._event_handlers.pop(conn_id, None)
 
+    @property
+    def handled_conn_ids(self) -> tuple[int, ...]:
+        """The connections whose events have a handler, in order (none once every one is closed)."""
+        return tuple(sorted(self._event_handlers))
+
     def handle_event(self, event: ev.NetworkEvent, now: float) -> None:
         self.tick(now)
         handler = self._event_handlers.get(event.conn_id)

@@ -399,6 +399,12 @@ class Network:
             log.info("network: %s", policy.describe())
 
     @property
+    def opening(self) -> int:
+        """Tasks under way for the module: TCP connects, UDP sockets and listeners being opened,
+        name lookups, pings and NTP queries (none once every connection is up or closed)."""
+        return len(self._opening)
+
+    @property
     def one_way_delay(self) -> float:
         return self.round_trip / 2 + self.latency
 

@@ -399,6 +399,26 @@ class ModemRunner:
         """A host holds the port now (opened it, connected, or is on the device)."""
         return self._host_came_before and not self.host_has_left
 
+    # Read-only views of the flow control between the host and the module, for tests and tools.
+
+    @property
+    def reading_paused(self) -> bool:
+        """The port is not being read: the host's bytes wait in the pty (or socket) until the
+        module has taken what it holds (``input_held``) and its input backlog has gone down."""
+        return self._host_reading_paused
+
+    @property
+    def output_full(self) -> bool:
+        """The module's output the host has not taken is past the high mark: no more of the
+        host's bytes go to the module until it goes down."""
+        return self._output_full()
+
+    @property
+    def input_held(self) -> int:
+        """Bytes read from the host and not yet given to the module (they wait while the output is
+        full or the module is frozen)."""
+        return len(self._input_waiting)
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_deadline = None
