@@ -15,7 +15,7 @@ does the work. AT+QHTTPGETEX is the EC200x/EG800K HTTP(S) note's ranged GET.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .files import ufs_name
 from .http_state import CONTENT_TYPES, BodyToFile, HttpConfig, HttpFamily, Request, Target
@@ -343,6 +343,27 @@ def _response_to_read(family: HttpFamily):
     return response
 
 
+class BodyToHost:
+    """AT+QHTTPREAD at work: the body goes to the host as it arrives; at its end ``finished``
+    tells how it ended and the command's OK follows."""
+
+    def __init__(self, modem: "Modem", family: HttpFamily, finished: Callable[[HttpError], None]):
+        self.modem = modem
+        self.family = family
+        self.finished = finished
+
+    def more(self) -> None:
+        family = self.family
+        self.modem.write_host(family.take_body())
+        outcome = family.outcome
+        if outcome is not None:
+            self.finished(outcome)
+            self.modem.host.finish_pending(Reply())
+
+    def abandon(self) -> None:
+        pass  # AT+QHTTPSTOP: the command's wait runs out (+QHTTPREAD: 702)
+
+
 @command("+QHTTPREAD", family=FAMILY)
 def http_read(modem: "Modem", call: CommandCall) -> Outcome:
     """AT+QHTTPREAD[=<wait_time>] (HTTP note 2.3.6): CONNECT, the response body (after its header
@@ -359,26 +380,19 @@ def http_read(modem: "Modem", call: CommandCall) -> Outcome:
     modem.write_host(_connect_prompt(modem) + head + family.take_body())
 
     def finished(code: HttpError) -> None:
-        family.body_taker = None
-        family.response = None  # read once (chosen): a second AT+QHTTPREAD answers 705
+        family.read_over()  # read once (chosen): a second AT+QHTTPREAD answers 705
         modem.emit_urc(f"+QHTTPREAD: {int(code)}")
 
-    if response.complete or response.failure is not None:
-        finished(response.failure or HttpError.OK)
+    if family.outcome is not None:
+        finished(family.outcome)
         return Reply()
-
-    def more() -> None:
-        modem.write_host(family.take_body())
-        if response.complete or response.failure is not None:
-            finished(response.failure or HttpError.OK)
-            modem.host.finish_pending(Reply())
 
     def timed_out(_modem: "Modem") -> Outcome:
         family.stop()
         modem.emit_urc(f"+QHTTPREAD: {int(HttpError.READ_TIMEOUT)}")
         return Reply()
 
-    family.body_taker = more
+    family.read_by(BodyToHost(modem, family, finished))
     return Pending("+QHTTPREAD", deadline=modem.now + wait, on_timeout=timed_out)
 
 

@@ -30,7 +30,7 @@ import enum
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 from urllib.parse import urlsplit
 
 from .app_sockets import STEP, AppSocket
@@ -140,11 +140,34 @@ class Request:
     byte_range: tuple[int, int] | None = None  # AT+QHTTPGETEX: the first byte and how many
     follows_redirects: bool = False  # a GET the module built itself
     redirects: int = 0
-    left: bool = False  # its bytes have gone to the server
 
     def to(self, event: str) -> None:
         """The command's next stage (``REQUEST_STAGES``)."""
         self.stage = REQUEST_STAGES.next(self.stage, event)
+
+
+class BodyReader(Protocol):
+    """Who takes a response's body as it comes: AT+QHTTPREAD (to the host), AT+QHTTPREADFILE
+    (``BodyToFile``)."""
+
+    def more(self) -> None:
+        """More of the body is there, or its end (``HttpFamily.outcome``)."""
+
+    def abandon(self) -> None:
+        """AT+QHTTPSTOP or a power cycle: the read ends without a word."""
+
+
+class NoReader:
+    """No read runs: the body waits in the module."""
+
+    def more(self) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
+NO_READER = NoReader()
 
 
 @dataclass
@@ -154,8 +177,89 @@ class Response:
     head: bytes = b""  # the status line and header as they were, for "responseheader"
     content_length: int | None = None
     body: bytearray = field(default_factory=bytearray)  # received, not yet read by the host
-    complete: bool = False
-    failure: HttpError | None = None  # the body could not be had whole
+    reader: BodyReader = NO_READER
+
+
+# --- the exchange: one request and its response, each step with what it holds ---------------------
+
+
+class Step(enum.Enum):
+    """Where the family's exchange with a server is."""
+
+    IDLE = "no request runs and no response waits to be read"
+    SENDING = "connecting, taking the host's body, or connecting again for a redirect"
+    WAITING = "the request left: the answer's head is awaited"
+    RECEIVING = "the head came: the body arrives"
+    RECEIVED = "the body is whole, or failed: it waits to be read"
+
+
+EXCHANGE_STEPS = Transitions("HTTP exchange", {
+    (Step.IDLE, "start"): Step.SENDING,
+    (Step.RECEIVED, "start"): Step.SENDING,  # a response nobody read is dropped
+    (Step.SENDING, "sent"): Step.WAITING,
+    (Step.SENDING, "failed"): Step.IDLE,
+    (Step.WAITING, "head"): Step.RECEIVING,
+    (Step.WAITING, "redirect"): Step.SENDING,
+    (Step.WAITING, "failed"): Step.IDLE,
+    (Step.RECEIVING, "ended"): Step.RECEIVED,  # the end of the body, or a failure
+    (Step.RECEIVED, "read"): Step.IDLE,  # read once (chosen): a second read answers 705
+    **{(step, "stop"): Step.IDLE for step in Step},  # AT+QHTTPSTOP, a failed read, a power cycle
+})
+
+
+class Idle:
+    __slots__ = ()
+    step = Step.IDLE
+
+
+IDLE = Idle()
+
+
+class Sending:
+    """SENDING: the request, not yet on the wire."""
+
+    __slots__ = ("request",)
+    step = Step.SENDING
+
+    def __init__(self, request: Request):
+        self.request = request
+
+
+class Waiting:
+    """WAITING: the request, and h11's connection that sent it."""
+
+    __slots__ = ("request", "wire")
+    step = Step.WAITING
+
+    def __init__(self, request: Request, wire: "h11.Connection"):
+        self.request = request
+        self.wire = wire
+
+
+class Receiving:
+    """RECEIVING: the request still runs; its response arrives through h11."""
+
+    __slots__ = ("request", "wire", "response")
+    step = Step.RECEIVING
+
+    def __init__(self, request: Request, wire: "h11.Connection", response: Response):
+        self.request = request
+        self.wire = wire
+        self.response = response
+
+
+class Received:
+    """RECEIVED: the response, and how it ended (``HttpError.OK`` when whole)."""
+
+    __slots__ = ("response", "outcome")
+    step = Step.RECEIVED
+
+    def __init__(self, response: Response, outcome: HttpError):
+        self.response = response
+        self.outcome = outcome
+
+
+Exchange = Idle | Sending | Waiting | Receiving | Received
 
 
 class HttpSocket(AppSocket):
@@ -186,8 +290,8 @@ class HttpSocket(AppSocket):
 
 
 class HttpFamily(SocketFamily["HttpSocket"]):
-    """``modem.families["http"]``."""
-
+    """``modem.families["http"]``: the settings, the URL, and the exchange (``EXCHANGE_STEPS``),
+    changed by ``_enter`` only."""
 
     def __init__(self, modem: "Modem"):
         super().__init__(modem, [])
@@ -195,13 +299,33 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         self.clients = [self.socket]
         self.config = HttpConfig()
         self.url = ""
-        self.request: Request | None = None
-        self.response: Response | None = None
-        self.h11: h11.Connection | None = None
+        self.exchange: Exchange = IDLE
         self._response_timer: Timer | None = None
-        # Who takes the body as it comes: the running AT+QHTTPREAD (to the host), AT+QHTTPREADFILE.
-        self.body_taker: Callable[[], None] | None = None
-        self.body_file: BodyToFile | None = None  # AT+QHTTPREADFILE's file, while it is written
+
+    def _enter(self, event: str, exchange: Exchange) -> None:
+        """The step ``event`` (``IllegalTransition`` when ``EXCHANGE_STEPS`` does not allow it)
+        into ``exchange``, which holds what its step needs."""
+        step = EXCHANGE_STEPS.next(self.exchange.step, event)
+        assert exchange.step is step, (event, exchange)
+        self.exchange = exchange
+
+    @property
+    def request(self) -> Request | None:
+        """The request running, if any."""
+        exchange = self.exchange
+        return None if isinstance(exchange, (Idle, Received)) else exchange.request
+
+    @property
+    def response(self) -> Response | None:
+        """The response arriving or waiting to be read, if any."""
+        exchange = self.exchange
+        return exchange.response if isinstance(exchange, (Receiving, Received)) else None
+
+    @property
+    def outcome(self) -> HttpError | None:
+        """How the response ended (``HttpError.OK``: whole); None while it still arrives."""
+        exchange = self.exchange
+        return exchange.outcome if isinstance(exchange, Received) else None
 
     @property
     def busy(self) -> bool:
@@ -212,11 +336,11 @@ class HttpFamily(SocketFamily["HttpSocket"]):
 
     def start(self, request: Request) -> None:
         """Connect for ``request``; ``CommandFailed`` with an HttpError when that cannot even start."""
-        self.request, self.response = request, None
+        self._enter("start", Sending(request))
         try:
             self._connect(request)
         except OpenFailed as failure:
-            self.request = None
+            self._enter("failed", IDLE)
             raise CommandFailed(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN)) from None
         self._response_timer = self.modem.call_at(self.modem.now + request.rsptime, self._response_timed_out)
 
@@ -225,12 +349,13 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         self.socket.open_on(self.config.contextid, request.target.host, request.target.port, ssl_ctx)
 
     def opened(self, code: HttpError) -> None:
-        request = self.request
-        if request is None:
+        exchange = self.exchange
+        if not isinstance(exchange, Sending):
             return
         if code is not HttpError.OK:
             self._fail(code)
             return
+        request = exchange.request
         if request.on_connected is not None:
             request.to("connected")
             request.on_connected()  # the body comes from the host first
@@ -240,8 +365,9 @@ class HttpFamily(SocketFamily["HttpSocket"]):
     def send_request(self) -> None:
         import h11  # here, not at the top: `ecemu run` is ready sooner, and most hosts never ask for HTTP
 
-        request = self.request
-        assert request is not None
+        exchange = self.exchange
+        assert isinstance(exchange, Sending), exchange
+        request = exchange.request
         connection = h11.Connection(h11.CLIENT)
         if request.raw is not None:
             # The host wrote the request itself: it goes as it is; h11 only learns its method, which
@@ -256,8 +382,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
             if request.body:
                 wire += connection.send(h11.Data(data=request.body))
             wire += connection.send(h11.EndOfMessage())
-        self.h11 = connection
-        request.left = True
+        self._enter("sent", Waiting(request, connection))
         self.socket.send(wire)
 
     def _headers(self, request: Request) -> list[tuple[str, str]]:
@@ -280,22 +405,23 @@ class HttpFamily(SocketFamily["HttpSocket"]):
     # --- the response -------------------------------------------------------------------------
 
     def from_server(self, data: bytes) -> None:
-        if self.h11 is None:
+        exchange = self.exchange
+        if not isinstance(exchange, (Waiting, Receiving)):
             return
-        self.h11.receive_data(data)
+        exchange.wire.receive_data(data)
         self._events()
 
     def server_closed(self) -> None:
         """The server ended the connection (or the network did): the end of a body that runs to
         the close, or a failure."""
-        if self.request is not None and self.response is None:
+        exchange = self.exchange
+        if isinstance(exchange, (Sending, Waiting)):
             self._fail(self._cause_of_loss(HttpError.SOCKET_CLOSED))  # nothing came back
             return
         import h11  # already imported by send_request
 
-        connection = self.h11
-        if connection is not None and connection.their_state is not h11.DONE:
-            connection.receive_data(b"")
+        if isinstance(exchange, Receiving) and exchange.wire.their_state is not h11.DONE:
+            exchange.wire.receive_data(b"")
             self._events(steps=None)  # all that came before the close, now: nothing follows it
         if self.socket.phase is not Phase.INITIAL:
             self.socket.close(0)
@@ -311,38 +437,44 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         answers, 1-byte chunks ...) on the event loop's next turn, the socket unread meanwhile."""
         import h11  # already imported by send_request
 
-        connection = self.h11
+        exchange = self.exchange
+        if not isinstance(exchange, (Waiting, Receiving)):
+            return
+        connection = exchange.wire
         for _ in itertools.repeat(None) if steps is None else range(steps):
-            if connection is None or self.h11 is not connection or self.request is None:
-                return
+            exchange = self.exchange
+            if not isinstance(exchange, (Waiting, Receiving)) or exchange.wire is not connection:
+                return  # the request ended, or went elsewhere (a redirect)
             try:
                 event = connection.next_event()
             except h11.RemoteProtocolError as exc:
                 log.warning("http: the server's response is not HTTP/1.1: %s", exc)
-                self._fail(HttpError.DATA_DECODE_ERROR if self.response is None
+                self._fail(HttpError.DATA_DECODE_ERROR if isinstance(exchange, Waiting)
                            else self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 self.socket.caught_up()
                 return
             if isinstance(event, h11.Response):
-                self._head(event)
-                if self.h11 is not connection:
+                assert isinstance(exchange, Waiting), exchange
+                self._head(exchange, event)
+                after = self.exchange
+                if not isinstance(after, Receiving) or after.wire is not connection:
                     return  # the answer ended the request, or sent it elsewhere (a redirect)
             elif isinstance(event, h11.Data):
-                assert self.response is not None
-                self.response.body += event.data
-                self._body_arrived()
+                assert isinstance(exchange, Receiving), exchange
+                exchange.response.body += event.data
+                self._body_arrived(exchange.response)
             elif isinstance(event, h11.EndOfMessage):
-                self._complete()
+                assert isinstance(exchange, Receiving), exchange
+                self._complete(exchange.response)
                 return
             elif isinstance(event, h11.ConnectionClosed):
                 return
         self.socket.go_on_later(self._events)
 
-    def _head(self, event: h11.Response) -> None:
-        request = self.request
-        assert request is not None
+    def _head(self, exchange: Waiting, event: h11.Response) -> None:
+        request = exchange.request
         location = next((value for name, value in event.headers if name == b"location"), None)
         if request.follows_redirects and event.status_code in REDIRECTS and location is not None:
             self._redirect(request, location.decode("latin-1"))
@@ -351,7 +483,8 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         length = next((int(value) for name, value in event.headers if name == b"content-length"), None)
         lines = [b"HTTP/%s %d %s" % (event.http_version, event.status_code, event.reason)]
         lines += [name + b": " + value for name, value in event.headers.raw_items()]
-        self.response = Response(event.status_code, event.reason, b"\r\n".join(lines) + b"\r\n\r\n", length)
+        response = Response(event.status_code, event.reason, b"\r\n".join(lines) + b"\r\n\r\n", length)
+        self._enter("head", Receiving(request, exchange.wire, response))
         # No <content_length> when the answer has none (chunked, or to the close): an EG800K shows
         # +QHTTPGET: 0,200 then (REFERENCE.md "HTTP(S) and MQTT", seen).
         shown = f"{request.urc}: {int(HttpError.OK)},{event.status_code}" + (f",{length}" if length is not None else "")
@@ -373,8 +506,8 @@ class HttpFamily(SocketFamily["HttpSocket"]):
             self._fail(HttpError.URL_ERROR)
             return
         request.redirects += 1
-        request.target, request.left = target, False
-        self.h11 = None
+        request.target = target
+        self._enter("redirect", Sending(request))
         self.socket.close(0)
         # The next connection starts once the answer that asked for it is handled.
         self.modem.call_at(self.modem.now, lambda: self._follow(request))
@@ -387,13 +520,10 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         except OpenFailed as failure:
             self._fail(OPEN_ERRORS.get(failure.code, HttpError.UNKNOWN))
 
-    def _body_arrived(self) -> None:
-        if self.body_taker is not None:
-            self.body_taker()
-        response = self.response
-        socket = self.socket
-        if response is not None and len(response.body) >= self.modem.profile.limits.recv_buffer:
-            socket.pause()
+    def _body_arrived(self, response: Response) -> None:
+        response.reader.more()
+        if self.response is response and len(response.body) >= self.modem.profile.limits.recv_buffer:
+            self.socket.pause()
 
     def resume_if_room(self) -> None:
         response = self.response
@@ -409,32 +539,39 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         self.resume_if_room()
         return data
 
-    def _complete(self) -> None:
+    def read_by(self, reader: BodyReader) -> Response:
+        """``reader`` takes the body from now on (``Response.reader``)."""
         response = self.response
         assert response is not None
-        response.complete = True
-        self.request = None
-        self.h11 = None
+        response.reader = reader
+        return response
+
+    def read_over(self) -> None:
+        """The response has been read to its end: a second read answers 705 (chosen)."""
+        self._enter("read", IDLE)
+
+    def _complete(self, response: Response) -> None:
+        self._enter("ended", Received(response, HttpError.OK))
         self.socket.close(0)
-        if self.body_taker is not None:
-            self.body_taker()
+        response.reader.more()
 
     def _fail(self, code: HttpError) -> None:
         """The request ends with ``code``: before the response its URC says so, after it the read does."""
-        request, self.request = self.request, None
+        exchange = self.exchange
         self._cancel_response_timer()
-        self.h11 = None
         if self.socket.phase is not Phase.INITIAL:
             self.socket.close(0)
-        if self.response is not None:
-            self.response.failure = code
-            if self.body_taker is not None:
-                self.body_taker()
+        if isinstance(exchange, Receiving):
+            self._enter("ended", Received(exchange.response, code))
+            exchange.response.reader.more()
             return
-        if request is None:
+        if not isinstance(exchange, (Sending, Waiting)):
             return
+        self._enter("failed", IDLE)
+        request = exchange.request
         stage = request.stage
-        if stage is Stage.CONNECTING or (stage is Stage.ANSWER and (not request.left or code is HttpError.URL_ERROR)):
+        left = isinstance(exchange, Waiting)  # the request's bytes have gone to the server
+        if stage is Stage.CONNECTING or (stage is Stage.ANSWER and (not left or code is HttpError.URL_ERROR)):
             # Before the request left (AT+QHTTPPOST still waits to say CONNECT), or a redirect the
             # module refuses: the command's own +CME ERROR (module docstring).
             request.to("failed")
@@ -449,7 +586,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
 
     def _response_timed_out(self) -> None:
         self._response_timer = None
-        if self.request is not None and self.response is None:
+        if isinstance(self.exchange, (Sending, Waiting)):
             log.info("http: no response within rsptime")
             self._fail(HttpError.TIMEOUT)
 
@@ -460,13 +597,11 @@ class HttpFamily(SocketFamily["HttpSocket"]):
 
     def stop(self) -> None:
         """AT+QHTTPSTOP: whatever runs ends without a word (a file being written is removed)."""
-        self.request = None
-        self.response = None
-        self.h11 = None
-        self.body_taker = None
-        body_file, self.body_file = self.body_file, None
-        if body_file is not None:
-            body_file.abandon()
+        response = self.response
+        self._enter("stop", IDLE)
+        if response is not None:
+            reader, response.reader = response.reader, NO_READER
+            reader.abandon()
         self._cancel_response_timer()
         if self.socket.phase is not Phase.INITIAL:
             self.socket.close(0)
@@ -491,12 +626,9 @@ class BodyToFile:
         self.family = family
         self.name = name
         modem = family.modem
-        response = family.response
-        assert response is not None
+        response = family.read_by(self)
         self.writer: FileWriter | None = None
         self.timer: Timer | None = None
-        family.body_file = self
-        family.body_taker = self.more
         expected = len(head) + (response.content_length or 0)
         if expected > room_for(modem, name):
             self.finish(HttpError.MEMORY_ERROR)
@@ -512,15 +644,17 @@ class BodyToFile:
 
     def more(self) -> None:
         family = self.family
-        response = family.response
-        if response is None or family.body_file is not self:
+        if not self._reading():
             return
         if not self._write(family.take_body()):
             return
-        if response.failure is not None:
-            self.finish(response.failure)
-        elif response.complete:
-            self.finish(HttpError.OK)
+        outcome = family.outcome
+        if outcome is not None:
+            self.finish(outcome)
+
+    def _reading(self) -> bool:
+        response = self.family.response
+        return response is not None and response.reader is self
 
     def _write(self, data: bytes) -> bool:
         writer = self.writer
@@ -540,16 +674,15 @@ class BodyToFile:
 
     def _timed_out(self) -> None:
         self.timer = None
-        if self.family.body_file is self:
+        if self._reading():
             self.finish(HttpError.READ_TIMEOUT)
 
     def finish(self, code: HttpError) -> None:
         """``+QHTTPREADFILE: <err>``; the file is there only with 0. A failure ends the request."""
         family = self.family
-        if family.body_file is self:
-            family.body_file = None
-            family.body_taker = None
-            family.response = None
+        reading = self._reading()
+        if reading:
+            family.read_by(NO_READER)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -565,6 +698,8 @@ class BodyToFile:
                 writer.discard()
         if code is not HttpError.OK:
             family.stop()  # what the server still sends is of no use now
+        elif reading:
+            family.read_over()
         family.modem.emit_urc(f"+QHTTPREADFILE: {int(code)}")
 
     def abandon(self) -> None:
