@@ -257,8 +257,9 @@ def test_a_background_job_draws_no_status_line_until_it_is_brought_to_the_foregr
     leader = subprocess.Popen([sys.executable, "-c", LEADER, os.ttyname(terminal), *ECEMU, "run", "--link",
                                str(tmp_path / "modem")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     os.close(terminal)
+    job = None
     try:
-        leader.stdout.readline()
+        job = int(leader.stdout.readline())
         seen = read_until(controller, b"control: ", timeout=15).decode()
         port = str(tmp_path / "modem")  # the link: each opener gets a pty of its own behind it
         boot = wait_for_boot(port)
@@ -278,6 +279,11 @@ def test_a_background_job_draws_no_status_line_until_it_is_brought_to_the_foregr
     finally:
         leader.kill()
         leader.wait(10)
+        if job is not None:  # the job is in a group of its own: killing the leader leaves it running
+            try:
+                os.killpg(job, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it ended as told
         os.close(controller)
 
 
