@@ -147,28 +147,39 @@ class Flood:
         self.reopen = reopen
         self.stop = threading.Event()
         self.written = 0
+        self.ended_by: OSError | None = None  # what ended it before it was told to stop
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    @property
+    def flooding(self) -> bool:
+        """Still writing; a flood that ended on its own says why."""
+        assert self.ended_by is None, f"the host's port failed under it: {self.ended_by!r}"
+        return self.thread.is_alive()
+
     def _run(self) -> None:
+        try:
+            self._flood()
+        except OSError as exc:
+            self.ended_by = exc
+
+    def _flood(self) -> None:
         while not self.stop.is_set():
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            except OSError:
-                return
+            fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
             try:
                 for _ in range(200 if self.reopen else 10**9):
                     if self.stop.is_set():
                         return
                     _, writable, _ = select.select([], [fd], [], 0.05)
                     if writable:
-                        self.written += os.write(fd, b"AT+CSQ\rAT+QSSLSTATE\r" * 50)
+                        try:
+                            self.written += os.write(fd, b"AT+CSQ\rAT+QSSLSTATE\r" * 50)
+                        except BlockingIOError:
+                            pass  # another host on the same pty filled it since select looked
                     try:
                         os.read(fd, 65536)
                     except BlockingIOError:
                         pass
-            except OSError:
-                return
             finally:
                 os.close(fd)
 
@@ -183,6 +194,7 @@ def test_emulator_stop_ends_its_thread_while_a_host_floods_and_reopens(tmp_path)
     floods = [Flood(emulator.port), Flood(emulator.port, reopen=True)]
     try:
         while sum(flood.written for flood in floods) < 100_000:  # the floods are under way
+            assert all(flood.flooding for flood in floods)
             floods[0].stop.wait(0.01)
         assert emulator.running
         emulator.stop()
@@ -212,6 +224,7 @@ def test_ecemu_run_exits_on_sigterm_while_a_host_writes(tmp_path):
     flood = Flood(running.port)
     try:
         while flood.written < 100_000:
+            assert flood.flooding
             flood.stop.wait(0.01)
         assert running.stop(signal.SIGTERM, timeout=WAIT) == 0
         assert not (tmp_path / "modem").exists()

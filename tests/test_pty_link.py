@@ -164,6 +164,40 @@ def test_when_the_first_of_two_hosts_leaves_the_other_gets_only_its_own_answers(
                 os.close(fd)
 
 
+def test_two_hosts_opening_the_link_together_share_it_until_the_last_leaves(emulator):
+    """Two opens of one pty before the emulator looks give a single inotify event (the kernel
+    folds an event into the one before it when both are the same): the host that stays keeps a
+    working port when the other closes."""
+
+    def open_twice(runner) -> tuple[int, int]:  # on the emulator's thread: it cannot look between
+        return open_port(emulator.port), open_port(emulator.port)
+
+    staying, leaving = emulator.call(open_twice)
+    try:
+        os.close(leaving)
+        for _ in range(3):
+            assert ask(staying) == OWN_ANSWER
+    finally:
+        os.close(staying)
+
+
+def test_two_descriptors_closed_together_are_a_host_leaving(emulator):
+    """A host holding its pty twice (a reader and a writer) closes both at once: one folded close
+    event, and still the module sees the host leave: the file upload it left waiting for data
+    ends, and the next host is answered in command mode."""
+    first = open_port(emulator.port)
+    pty_path = os.readlink(emulator.port)
+    os.write(first, b'AT+QFUPL="left.bin",100\r')
+    assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+    second = open_port(pty_path)  # its own /dev/pts/N: the same pty, seen as a second descriptor
+    emulator.call(lambda runner: (os.close(first), os.close(second)))
+    nxt = open_port(emulator.port)
+    try:
+        assert ask(nxt) == OWN_ANSWER
+    finally:
+        os.close(nxt)
+
+
 def test_pyserial_reopening_the_link_in_turns(emulator):
     for _ in range(5):
         with serial.Serial(emulator.port, 115200, timeout=WAIT) as port:
@@ -215,11 +249,11 @@ def test_when_no_fresh_pty_can_be_made_the_link_stays_and_hosts_share_the_pty(tm
 
     real, made = pty_link.PtyPort, []
 
-    def scarce(link=None):
+    def scarce(link=None, **options):
         if made:
             raise OSError(errnos.EMFILE, "Too many open files")
         made.append(link)
-        return real(link)
+        return real(link, **options)
 
     monkeypatch.setattr(pty_link, "PtyPort", scarce)
     link = tmp_path / "modem"

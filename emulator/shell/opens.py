@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 IN_CLOSE_WRITE = 0x08
 IN_CLOSE_NOWRITE = 0x10
 IN_OPEN = 0x20
+IN_Q_OVERFLOW = 0x4000
+# What a watcher is given for a queue overflow: its events may be lost, each of its ptys is to be
+# looked at again (watch -1 is no watch; the change 0 moves no count).
+OVERFLOW = (-1, 0)
 _EVENT_HEADER = struct.Struct("iIII")
 # Room for a few hundred events per read (each is 16 bytes: the ptys' events carry no name).
 _READ_SIZE = 16384
@@ -92,9 +96,18 @@ class _SharedInstance:
             while offset + _EVENT_HEADER.size <= len(data):
                 wd, mask, _cookie, name_len = _EVENT_HEADER.unpack_from(data, offset)
                 offset += _EVENT_HEADER.size + name_len
+                if mask & IN_Q_OVERFLOW:
+                    # Events were lost (the queue holds 16384 by default; a fleet of busy hosts
+                    # can pass that): every watcher looks at its ptys again.
+                    log.warning("the inotify queue overflowed: every port looks at its hosts again")
+                    for each in self.watchers:
+                        each.news.append(OVERFLOW)
+                        if each is not reader:
+                            due[each] = None
+                    continue
                 watcher = by_watch.get(wd)
                 if watcher is None:
-                    continue  # a watch removed since (its pty closed), or a queue overflow
+                    continue  # a watch removed since (its pty closed)
                 if mask & IN_OPEN:
                     watcher.news.append((wd, +1))
                 if mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE):
@@ -176,8 +189,9 @@ class OpenWatcher:
             self._instance.rm_watch(wd)
 
     def read(self) -> list[int]:
-        """+1 for each open and -1 for each close since the last call, in order."""
-        return [change for _wd, change in self.read_events()]
+        """+1 for each open and -1 for each close since the last call, in order (an overflow,
+        which a count cannot recover from, is left out)."""
+        return [change for wd, change in self.read_events() if wd >= 0]
 
     def read_events(self) -> list[tuple[int, int]]:
         """(watch, +1) for each open and (watch, -1) for each close since the last call, in order."""

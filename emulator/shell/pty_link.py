@@ -55,13 +55,16 @@ def point_link(link: Path, target: str) -> None:
 
 
 class Seat:
-    """One pty behind the link and the descriptors hosts hold on it."""
+    """One pty behind the link, and whether a host holds it as the emulator last looked."""
 
-    __slots__ = ("port", "wd", "opens", "closed")
+    __slots__ = ("port", "wd", "held", "reading", "closed")
 
     def __init__(self, port: PtyPort, wd: int):
         self.port, self.wd = port, wd
-        self.opens = 0
+        self.held = False
+        # The loop reads its master: only while a host holds it (a hung-up master is always
+        # readable, so a reader on a pty nobody holds would wake the loop forever).
+        self.reading = False
         self.closed = False
 
 
@@ -106,7 +109,12 @@ class LinkedPtyHost(PtyHost):
         program waiting for the link to be created sees it)."""
         watcher = self._watcher
         assert watcher is not None
-        port = PtyPort(self.link if first else None)
+        # The emulator holds no descriptor of its slave: the master's hangup then tells exactly
+        # whether a host holds it. inotify's events only say when to look: the kernel folds an
+        # event into the one before it when both are the same, so two hosts opening (or closing)
+        # one after the other give one event, and counting them would let a pty close under a
+        # host that still holds it.
+        port = PtyPort(self.link if first else None, hold_slave=False)
         try:
             wd = watcher.watch(port.path)
         except OSError:
@@ -124,8 +132,6 @@ class LinkedPtyHost(PtyHost):
             port.close()
             raise
         self._seats[wd] = seat
-        if not self._reading_paused:
-            self.runner.loop.add_reader(port.master, functools.partial(self._on_seat_readable, seat))
         if not first:
             self.swaps += 1
         self._waiting = seat
@@ -133,18 +139,19 @@ class LinkedPtyHost(PtyHost):
     # --- hosts coming and going ------------------------------------------------------------
 
     def _settle(self) -> None:
-        """Handle every open and close so far, in the order they happened."""
+        """Look at every pty a host opened or closed since the last look, in the order of the
+        first news of each."""
         pending = self._events
         pending.extend(self._read_events())
         while pending:
-            wd, change = pending.popleft()
+            wd, _change = pending.popleft()
+            if wd < 0:  # the queue overflowed: news may be lost for any of them
+                for seat in list(self._seats.values()):
+                    self._look_at(seat)
+                continue
             seat = self._seats.get(wd)
-            if seat is None or seat.closed:
-                continue  # a pty already closed: its last events
-            if change > 0:
-                self._opened(seat)
-            else:
-                self._closed(seat)
+            if seat is not None:
+                self._look_at(seat)
 
     def _read_events(self) -> list[tuple[int, int]]:
         watcher = self._watcher
@@ -156,10 +163,25 @@ class LinkedPtyHost(PtyHost):
             events += more
         return events
 
+    def _look_at(self, seat: Seat) -> None:
+        """Bring what the emulator knows of ``seat`` up to what the pty says now."""
+        if seat.closed:
+            return  # a pty already closed: its last events
+        holds = seat.port.host_holds()
+        if holds == seat.held:
+            if not holds and seat.port.has_input():
+                # A host opened, wrote and closed between two looks: its session, all at once.
+                self._opened(seat)
+                self._closed(seat)
+            return  # no news (the emulator's own flush opens and closes the pty too)
+        if holds:
+            self._opened(seat)
+        else:
+            self._closed(seat)
+
     def _opened(self, seat: Seat) -> None:
-        seat.opens += 1
-        if seat.opens > 1:
-            return
+        seat.held = True
+        self._read_from(seat)
         if seat is self._waiting:
             try:
                 self._wait_on_fresh_pty()  # the next opener of the link gets a pty of its own
@@ -172,19 +194,15 @@ class LinkedPtyHost(PtyHost):
             self.runner.host_attached()
 
     def _closed(self, seat: Seat) -> None:
-        if seat.opens == 0:
-            return
-        seat.opens -= 1
-        if seat.opens:
-            return
+        seat.held = False
+        self._stop_reading(seat)
         self._held.remove(seat)
-        # A host that found the link still on this pty (its previous host came and went before
-        # the emulator could move the link) may have opened it since, or the link could not be
-        # moved: then the pty stays, as the one pty always did, and what the module wrote on it
-        # for the host that left is flushed (the rare case the swap cannot cover; robustness.md).
-        self._events.extend(self._read_events())
-        kept = seat is self._waiting or any(wd == seat.wd and change > 0 for wd, change in self._events)
-        last_words = b"" if kept else seat.port.read()
+        # Nobody holds the pty: all it still holds from the host side is the leaving host's.
+        last_words = seat.port.read_to_hangup()
+        # The link is still on this pty only when it could not be moved: then the pty stays, as
+        # the one pty always did, and what the module wrote on it for the host that left is
+        # flushed (the rare case the swap cannot cover; robustness.md).
+        kept = seat is self._waiting
         if seat is not self._primary:
             if not kept:
                 self._close_seat(seat)
@@ -196,7 +214,7 @@ class LinkedPtyHost(PtyHost):
         self.port = None
         self._apply_writer()
         if kept:
-            self.runner.host_left()
+            self.runner.host_left(last_words)
             seat.port.discard_unread()
         else:
             self._close_seat(seat)
@@ -215,7 +233,7 @@ class LinkedPtyHost(PtyHost):
         seat.closed = True
         del self._seats[seat.wd]
         loop = self.runner.loop
-        loop.remove_reader(seat.port.master)
+        self._stop_reading(seat)
         if self._writer_fd == seat.port.master:
             loop.remove_writer(seat.port.master)
             self._writer_fd = None
@@ -225,22 +243,28 @@ class LinkedPtyHost(PtyHost):
 
     # --- bytes ------------------------------------------------------------------------------
 
+    def _read_from(self, seat: Seat) -> None:
+        if seat.held and not seat.reading and not self._reading_paused:
+            self.runner.loop.add_reader(seat.port.master, functools.partial(self._on_seat_readable, seat))
+            seat.reading = True
+
+    def _stop_reading(self, seat: Seat) -> None:
+        if seat.reading:
+            self.runner.loop.remove_reader(seat.port.master)
+            seat.reading = False
+
     def _on_seat_readable(self, seat: Seat) -> None:
         # Opens and closes first: a host opens the port before it writes.
         poll_news = self._poll_news
         if self._events or self._news or (poll_news is not None and poll_news(0)):
             self._settle()
-        if seat.closed:
-            return
+        if not seat.held:
+            return  # its host left (seen just now)
         data = seat.port.read()
-        if not data:
-            return
-        if seat.opens == 0:
-            # Bytes from a host whose open was not seen (inotify's queue overflowed): a host
-            # writes only after opening, so the first byte counts as one.
-            log.debug("bytes from a host whose open was not seen: counted as an open")
-            self._opened(seat)
-        self.runner.host_data(data)
+        if data:
+            self.runner.host_data(data)
+        elif not seat.port.host_holds():
+            self._closed(seat)  # the master hung up: its host closed the pty
 
     def write(self, data: bytes) -> int:
         if not self._fresh:
@@ -290,12 +314,11 @@ class LinkedPtyHost(PtyHost):
         if paused == self._reading_paused:
             return
         self._reading_paused = paused
-        loop = self.runner.loop
         for seat in self._seats.values():
             if paused:
-                loop.remove_reader(seat.port.master)
+                self._stop_reading(seat)
             else:
-                loop.add_reader(seat.port.master, functools.partial(self._on_seat_readable, seat))
+                self._read_from(seat)
 
     def close(self) -> None:
         if not self._fresh:

@@ -7,8 +7,11 @@ would report EIO (Linux) and the port would vanish for the next opener.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import os
+import select
 import termios
 import tty
 from pathlib import Path
@@ -69,12 +72,30 @@ def discard_available(fd: int) -> int:
 
 
 class PtyPort:
-    def __init__(self, link: Path | None = None):
-        self.master, self._slave = os.openpty()
-        tty.setraw(self._slave, termios.TCSANOW)
+    """A pty in raw mode. With ``hold_slave`` the emulator keeps a descriptor of the slave side
+    (see the module's docstring); without, nobody holds the slave until a host opens it, and the
+    master's hangup says exactly whether some host holds it now (``host_holds``)."""
+
+    def __init__(self, link: Path | None = None, hold_slave: bool = True):
+        self.master, slave = os.openpty()
+        tty.setraw(slave, termios.TCSANOW)  # kept by the pty while its master is open
         os.set_blocking(self.master, False)
-        self.path = os.ttyname(self._slave)
+        self.path = os.ttyname(slave)
         self.link = Path(link) if link else None
+        self._slave: int | None = slave
+        self._hangup: select.poll | None = None
+        if not hold_slave:
+            os.close(slave)
+            self._slave = None
+            self._hangup = select.poll()
+            self._hangup.register(self.master, 0)  # POLLHUP is reported whatever is asked
+
+    def host_holds(self) -> bool:
+        """Whether any host holds the slave side now (a port made without ``hold_slave``). The
+        master hangs up (POLLHUP) when the last descriptor of the slave closes, and the next open
+        ends that, however many opens and closes inotify folded into one event."""
+        assert self._hangup is not None
+        return not self._hangup.poll(0)
 
     def make_link(self) -> None:
         """The symbolic link to the port, made last: a host that opens it at once is seen."""
@@ -92,6 +113,28 @@ class PtyPort:
         """What the host wrote, up to ``size`` bytes; b"" when there is nothing to read now."""
         return read_available(self.master, size)
 
+    def read_to_hangup(self) -> bytes:
+        """All a host wrote before the last host closed the slave (nothing more can come then;
+        at most ``DISCARD_LIMIT``, which a pty never holds)."""
+        chunks = []
+        total = 0
+        while total < DISCARD_LIMIT:
+            chunk = read_available(self.master)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+
+    def has_input(self) -> bool:
+        """Whether a host's bytes wait to be read (a hung-up master reads as ready regardless)."""
+        waiting = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.master, termios.FIONREAD, waiting)
+        except OSError:
+            return False
+        return waiting[0] > 0
+
     def write(self, data: bytes) -> int:
         """Write what the pty takes now; returns the count written (0 when its buffer is full)."""
         try:
@@ -101,7 +144,17 @@ class PtyPort:
 
     def discard_unread(self) -> None:
         """Drop what the emulator wrote that no host has read."""
-        termios.tcflush(self._slave, termios.TCIFLUSH)
+        if self._slave is not None:
+            termios.tcflush(self._slave, termios.TCIFLUSH)
+            return
+        try:
+            slave = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            termios.tcflush(slave, termios.TCIFLUSH)
+        finally:
+            os.close(slave)
 
     def discard_input(self) -> int:
         """Drop what the host wrote that the emulator has not read; the count dropped."""
@@ -111,6 +164,8 @@ class PtyPort:
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
             self.link.unlink()
         for fd in (self.master, self._slave):
+            if fd is None:
+                continue
             try:
                 os.close(fd)
             except OSError:
