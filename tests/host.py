@@ -138,3 +138,12 @@ def wait_until_read(trace: Path, count: int, timeout: float = 15.0) -> None:
     while (read := bytes_read_by_module(trace)) < count:
         assert time.monotonic() < deadline, f"the module read {read} of {count} bytes"
         time.sleep(0.01)
+
+
+def wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` (a state the emulator sets) until it holds: a bounded wait on the thing
+    itself, the bound mattering only when it never comes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s, never: {what}"
+        time.sleep(0.005)

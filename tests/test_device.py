@@ -18,15 +18,9 @@ import pytest
 from ecemu.api import Emulator
 from tests.byte_ends import WAIT, UartEnd, upload_and_download
 from tests.wire import BOOT_URCS
+from tests.host import wait_until
 from tests.processes import RunningEmulator
 
-
-
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.005)  # polling a state the emulator sets; the bound only matters on failure
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from ecemu.api import Emulator
-from tests.host import AtHost, bytes_read_by_module, wait_until_read
+from tests.host import AtHost, bytes_read_by_module, wait_until_read, wait_until
 from tests.wire import BOOT_URCS, EC200M, OK
 
 # Echo is on until ATE0: the echo of a line with CR LF is the line editor's business (tested with the
@@ -127,10 +127,11 @@ def test_powered_down_until_a_power_cycle(modem):
     assert ECHOED.fullmatch(ask(host, "ATE0"))
     # TinyGSM's poweroff(): OK first, then POWERED DOWN.
     assert ask(host, "AT+QPOWD=1", final=b"POWERED DOWN\r\n") == OK + b"\r\nPOWERED DOWN\r\n"
+    # The module turns off just after POWERED DOWN; what reaches it before is lost with its UART.
+    wait_until(lambda: emulator.control.status()["mode"] == "off", "the module off")
     sent = bytes_read_by_module(emulator.trace) + 4
     host.write(b"AT\r\n")
     wait_until_read(emulator.trace, sent)  # read while the module is off: never answered
-    assert emulator.control.status()["mode"] == "off"
     emulator.control.reboot()
     assert host.expect(b"+QIND: PB DONE\r\n") == BOOT_URCS
     assert ECHOED.fullmatch(ask(host, "AT"))

@@ -23,7 +23,6 @@ import re
 import socket
 import sys
 import termios
-import time
 import tracemalloc
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +37,7 @@ from ecemu.core.escape import EscapeDetector
 from ecemu.core.modem import HostMode
 from tests.core_network import SimulatedNetwork, server_context
 from tests.harness import CoreHarness, complete_lines, no_internal_errors
-from tests.host import AtHost
+from tests.host import AtHost, wait_until
 from tests.tls_servers import TlsServer, echo
 from tests.wire import CONNECT, NO_CARRIER, OK, PROMPT
 
@@ -897,15 +896,6 @@ def host_bytes_taken(runner) -> bool:
             and runner.modem.input_backlog == 0)
 
 
-def wait_for(condition, what: str, timeout: float = 30.0) -> None:
-    """Poll ``condition`` until it holds; a bounded wait on the thing itself."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.005)
-
-
 E2E_FAULTS = ["server_reset", "pdp_drop", "host_reopen", "fin_with_latency", "close_with_latency"]
 
 
@@ -1001,7 +991,7 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
                         # The data is the module's (taken from the port), not still on the wire:
                         # read from the port (the pty may not count it as readable at once) and
                         # consumed.
-                        wait_for(lambda: emulator.call(lambda runner: runner.bytes_from_host - received_before >= last
+                        wait_until(lambda: emulator.call(lambda runner: runner.bytes_from_host - received_before >= last
                                                        and host_bytes_taken(runner)), "the module to read the data")
                         emulator.control.dtr(active=False)  # AT&D2: hang up
                         assert host.expect(NO_CARRIER) == NO_CARRIER
@@ -1010,7 +1000,7 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
                 elif fault == "host_reopen":
                     read_until(ordered)
                     host.close()
-                    wait_for(lambda: not emulator.control.status()["host_attached"], "the module to see the close")
+                    wait_until(lambda: not emulator.control.status()["host_attached"], "the module to see the close")
                     streamer.send(burst)  # while nobody has the port
                     ordered += burst
 
@@ -1019,7 +1009,7 @@ def test_end_to_end_streams_under_faults(tmp_path, mode, fault, robustness_scale
 
                     # The module has it (buffered, a push waiting, or, after AT&D1 took transparent
                     # mode back to buffer access, in the buffer) before the host comes back.
-                    wait_for(lambda: emulator.call(lambda r: len(ssl(r).received)) == burst, "the burst to arrive")
+                    wait_until(lambda: emulator.call(lambda r: len(ssl(r).received)) == burst, "the burst to arrive")
                     host = AtHost(emulator.port, timeout=20)
                     port.host = host
                     if mode == TRANSPARENT:
@@ -1096,7 +1086,7 @@ class EndToEndSoak:
 
     def reopen(self) -> None:
         self.host.close()
-        wait_for(lambda: not self.emulator.control.status()["host_attached"], "the module to see the close")
+        wait_until(lambda: not self.emulator.control.status()["host_attached"], "the module to see the close")
         self.attach()
 
     def cycle(self, client: int) -> None:
@@ -1110,7 +1100,7 @@ class EndToEndSoak:
             assert self.host.read_exactly(len(payload)) == payload
             if rng.random() < 0.75:
                 # DTR drops with AT&D2: the connection is hung up. (+++ below costs guard times.)
-                wait_for(lambda: self.emulator.call(host_bytes_taken), "the module to read the data")
+                wait_until(lambda: self.emulator.call(host_bytes_taken), "the module to read the data")
                 self.emulator.control.dtr(active=False)
                 assert self.host.expect(NO_CARRIER) == NO_CARRIER
                 self.emulator.control.dtr(active=True)
@@ -1176,7 +1166,7 @@ def test_end_to_end_soak_then_resources_are_back(tmp_path, robustness_scale):
             soak.settle()
             grown = memory() - baseline
         # Descriptors close as their sockets' last references go: give them a moment, bounded.
-        wait_for(lambda: resources(emulator) == before, "resources to come back")
+        wait_until(lambda: resources(emulator) == before, "resources to come back")
         soak.host.close()
     assert soak.cycles == 2 * CLIENTS + cycles
     assert grown < 64 * 1024, f"the emulator's memory grew by {grown} bytes over {cycles} cycles"

@@ -146,8 +146,8 @@ class LinkedPtyHost(PtyHost):
         while pending:
             wd, _change = pending.popleft()
             if wd < 0:  # the queue overflowed: news may be lost for any of them
-                for seat in list(self._seats.values()):
-                    self._look_at(seat)
+                for each in list(self._seats.values()):
+                    self._look_at(each)
                 continue
             seat = self._seats.get(wd)
             if seat is not None:
