@@ -269,14 +269,14 @@ class HttpSocket(AppSocket):
     family_name = "http"
     family: "HttpFamily"
 
-    def _report_open(self, code: QiError) -> None:
+    def opened(self, code: QiError) -> None:
         self.family.opened(OPEN_ERRORS.get(code, HttpError.UNKNOWN) if code is not QiError.OK else HttpError.OK)
 
-    def _received(self, data: bytes) -> None:
+    def arrived(self, data: bytes) -> None:
         self.modem.observe("received", client=self.client_id, family=self.family_name, size=len(data))
         self.family.from_server(data)
 
-    def peer_closed(self) -> None:
+    def peer_gone(self) -> None:
         self.family.server_closed()
 
     def resume_if_room(self) -> None:
@@ -423,7 +423,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         if isinstance(exchange, Receiving) and exchange.wire.their_state is not h11.DONE:
             exchange.wire.receive_data(b"")
             self._events(steps=None)  # all that came before the close, now: nothing follows it
-        if self.socket.phase is not Phase.INITIAL:
+        if self.socket.connection.phase is not Phase.INITIAL:
             self.socket.close(0)
         if self.request is not None:
             self._fail(self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
@@ -559,7 +559,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         """The request ends with ``code``: before the response its URC says so, after it the read does."""
         exchange = self.exchange
         self._cancel_response_timer()
-        if self.socket.phase is not Phase.INITIAL:
+        if self.socket.connection.phase is not Phase.INITIAL:
             self.socket.close(0)
         if isinstance(exchange, Receiving):
             self._enter("ended", Received(exchange.response, code))
@@ -603,7 +603,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
             reader, response.reader = response.reader, NO_READER
             reader.abandon()
         self._cancel_response_timer()
-        if self.socket.phase is not Phase.INITIAL:
+        if self.socket.connection.phase is not Phase.INITIAL:
             self.socket.close(0)
 
     def power_off(self) -> None:
