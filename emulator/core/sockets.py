@@ -1,11 +1,13 @@
 """The socket core: one client connection of a TCP/IP-style command family, whatever runs on it.
 
-The SSL clients (AT+QSSLOPEN ...) are sockets with TLS as their stream layer; the TCP/UDP, HTTP and
-MQTT families build on the same class. A socket is made of:
+The SSL clients (AT+QSSLOPEN ...) are sockets with TLS as their stream layer; the TCP/UDP family
+builds on the same class, and the HTTP and MQTT stacks' sockets hold the same connection. A socket
+is made of parts it holds:
 
-- its connection (``Connection``, ``connection.py``): the life cycle table ``SOCKET_LIFECYCLE``,
-  the stream layer on the TCP connection (nothing for plain TCP, TLS for SSL), open and close,
-  and its ``ReadGate`` (``read_gate.py``);
+- its connection (``socket.connection``, a ``Connection``, ``connection.py``): the life cycle
+  table ``SOCKET_LIFECYCLE``, the stream layer on the TCP connection (nothing for plain TCP, TLS
+  for SSL), open and close, and its ``ReadGate`` (``read_gate.py``). It tells the socket what
+  happened through ``ConnectionOwner``, and nothing else;
 - what the host sees (``Socket``, here): its access mode (SSL note 1.4, Quectel TCP/IP note):
   received data waits in the buffer with one ``"recv"`` URC until read (buffer access), goes out as
   ``"recv",<id>,<len>`` URCs whenever the port is idle (direct push), or goes straight to the host
@@ -17,8 +19,8 @@ MQTT families build on the same class. A socket is made of:
 
 The inbox and the transparent session see the socket through Protocols of their own
 (``InboxOwner``, ``OnlineSocket``): the modules import one way only. A family's socket subclass
-gives the names of its URCs and, for TLS, its ``layer_maker``; its ``SocketFamily`` holds its
-sockets.
+gives the names of its URCs and, for TLS, its connection's ``layer_maker``; its ``SocketFamily``
+holds its sockets.
 """
 
 from __future__ import annotations
