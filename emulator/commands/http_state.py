@@ -110,6 +110,7 @@ class Stage(enum.Enum):
     HOST_DATA = "the host is sending the body"
     ANSWER = "it holds its final result until the server answers"
     SENT = "the command is over: the outcome is a URC"
+    BODY_LOST = "the request ended while the host still sent the body: the end of the entry tells why"
 
 
 REQUEST_STAGES = Transitions("HTTP request", {
@@ -118,9 +119,20 @@ REQUEST_STAGES = Transitions("HTTP request", {
     (Stage.CONNECTING, "connected"): Stage.HOST_DATA,
     (Stage.CONNECTING, "failed"): Stage.SENT,  # +CME ERROR: nothing left
     (Stage.HOST_DATA, "body_taken"): Stage.SENT,
+    (Stage.HOST_DATA, "lost"): Stage.BODY_LOST,  # a BodyLost says why
     (Stage.ANSWER, "answered"): Stage.SENT,  # OK, then the URC
     (Stage.ANSWER, "failed"): Stage.SENT,
 })
+
+
+class BodyLost:
+    """``Stage.BODY_LOST`` with what it holds: what ended the request (``code``) while the host
+    still sent its body."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: HttpError):
+        self.code = code
 
 
 @dataclass
@@ -134,8 +146,9 @@ class Request:
     raw: bytes | None = None  # the host's whole request (AT+QHTTPCFG="requestheader",1)
     rsptime: float = 60.0
     on_connected: Callable[[], None] | None = None  # POST: the body is asked for once connected
-    stage: Stage = Stage.NEW  # where the command that made it is; changed by ``to`` only
-    failure: "HttpError | None" = None  # what ended it while the host was still sending the body
+    # Where the command that made it is (a BodyLost for Stage.BODY_LOST); changed by ``to`` and
+    # ``lose`` only.
+    stage: "Stage | BodyLost" = Stage.NEW
     network_lost: bool = False  # its PDP context went: a loss is told as such (NETWORK_DEACTIVATED)
     byte_range: tuple[int, int] | None = None  # AT+QHTTPGETEX: the first byte and how many
     follows_redirects: bool = False  # a GET the module built itself
@@ -143,7 +156,14 @@ class Request:
 
     def to(self, event: str) -> None:
         """The command's next stage (``REQUEST_STAGES``)."""
-        self.stage = REQUEST_STAGES.next(self.stage, event)
+        stage = self.stage
+        self.stage = REQUEST_STAGES.next(Stage.BODY_LOST if isinstance(stage, BodyLost) else stage, event)
+
+    def lose(self, code: HttpError) -> None:
+        """The request ended (``code``) while the host still sends its body: the end of the body
+        entry tells it (``Stage.BODY_LOST``)."""
+        self.to("lost")
+        self.stage = BodyLost(code)
 
 
 class BodyReader(Protocol):
@@ -577,7 +597,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
             request.to("failed")
             self.modem.host.finish_pending(CommandFailed(code))
         elif stage is Stage.HOST_DATA:
-            request.failure = code  # the end of the body entry says so
+            request.lose(code)  # the end of the body entry says so
         else:
             self.modem.emit_urc(f"{request.urc}: {int(code)}")
             if stage is Stage.ANSWER:
