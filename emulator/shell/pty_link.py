@@ -10,9 +10,11 @@ when its host has left and the emulator closes it.
 
 Opening the link at the moment of the swap gives the old pty or the new one: the old one is swapped
 away once its host is seen on it, while that host still holds it, so an opener that gets it shares
-the port with that host (the same session, as two descriptors of one pty always did). Only a host
-whose whole session ended before the emulator saw it begin leaves the link where it was; the next
-opener then gets that pty, flushed when the close is seen, as one pty always was. Hosts that hold
+the port with that host (the same session, as two descriptors of one pty always did) until the
+last of them closes it. The emulator holds no descriptor of these ptys' slaves: a pty's master
+hangs up exactly when no host holds it, which is what decides; inotify's events only say when to
+look. A host whose whole session ended before the emulator looked is taken all at once (its bytes,
+then its leaving) if it wrote anything; if not, the link stays where it was. Hosts that hold
 several ptys at once (a reader and a writer that each opened the link) are one session: the bytes
 of each are taken, the module's output goes to the pty of the one that came first, and when that
 one leaves while another stays, that is a host leaving (its unread output dies with its pty, the
