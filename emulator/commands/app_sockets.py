@@ -2,7 +2,7 @@
 core that is plain TCP, or TLS on one of the SSL family's contexts made as AT+QSSLOPEN makes it
 (``ecemu.commands.ssl_state.ContextTls``: the same version, suites, SNI, certificate checks,
 session cache and negotiation timeout). Faults, the trace and the key log reach it as they reach
-the SSL clients, since it is the same socket with the same layers.
+the SSL clients, since it holds the same connection with the same layers.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ NEXT_TURN = 1e-6
 
 
 class AppSocket:
-    """The connection an application stack opens itself (``connection``, whose
-    ``ConnectionOwner`` it is): the stack takes what arrives (MQTT packets, an HTTP response) and
-    holds the connection's ``gate`` while the host has not taken what it made of it; no inbox, no
-    access modes. ``family_name`` names it in the trace. A stack's socket gives ``arrived``,
-    ``peer_gone`` and ``opened``."""
+    """The socket an application stack opens itself: it holds its connection (``connection``,
+    whose ``ConnectionOwner`` it is); the stack takes what arrives (MQTT packets, an HTTP
+    response) and holds the connection's ``gate`` while the host has not taken what it made of
+    it; no inbox, no access modes. ``family_name`` names it in the trace. A stack's socket gives
+    ``arrived``, ``peer_gone`` and ``opened``."""
 
     family_name = "app"
 
