@@ -15,6 +15,7 @@ from ecemu.core.sockets import (
     SHOWN_STATE,
     SOCKET_LIFECYCLE,
     AccessMode,
+    Connection,
     OpenFailed,
     Phase,
     Socket,
@@ -204,3 +205,52 @@ def test_a_pdp_context_taken_down_by_the_host_closes_its_sockets(h, family):
     connect(h, sock)
     out = h.command("AT+QIDEACT=1")
     assert b'+QIURC: "closed",0' in out and sock.connection.phase is Phase.INITIAL
+
+
+class Holder:
+    """A holder of a connection that writes down what the connection tells it: the whole of what a
+    connection may say to the socket that holds it (``ConnectionOwner``)."""
+
+    client_id = 0
+
+    def __init__(self) -> None:
+        self.heard: list[tuple] = []
+
+    def arrived(self, data: bytes) -> None:
+        self.heard.append(("arrived", data))
+
+    def peer_gone(self) -> None:
+        self.heard.append(("peer_gone",))
+
+    def opened(self, code: QiError) -> None:
+        self.heard.append(("opened", code))
+
+    def drained(self) -> None:
+        self.heard.append(("drained",))
+
+    def host_close_done(self) -> None:
+        self.heard.append(("host_close_done",))
+
+    def released(self) -> None:
+        self.heard.append(("released",))
+
+    def when_port_idle(self) -> bool:
+        return False
+
+
+def test_a_connection_tells_its_holder_its_life_through_the_owner_seam_alone(h, family):
+    holder = Holder()
+    connection = Connection(holder, family)
+    connection.open(connection.may_open(1), 1, "example.net", 7)
+    (opening,) = h.take_effects()
+    conn = opening.conn_id
+    h.event(ev.TcpConnected(conn, "192.0.2.7", 7, 40000))
+    h.event(ev.TcpData(conn, b"hello"))
+    connection.send(b"hi")
+    h.event(ev.TcpDrained(conn))
+    h.event(ev.TcpClosed(conn))
+    assert connection.close(0) == Reply() and connection.phase is Phase.INITIAL
+    assert holder.heard == [("opened", QiError.OK), ("arrived", b"hello"), ("drained",), ("peer_gone",),
+                            ("released",)]
+    assert h.take_output() == b""  # the holder, not the connection, speaks to the host
+
