@@ -2,8 +2,9 @@
 default 1024) and "transwaittm" (0-20 in 100 ms, default 2), TCP/IP note 2.1.15 (REFERENCE.md
 "TCP/IP"): a packet goes when transpktsize bytes have come; fewer go once transwaittm has passed.
 
-Time is the harness's, so every instant is exact; each plain TCP send is one SendTcp effect and
-each SSL send one TLS record, as the server end reads them.
+Time is the harness's, so every instant is exact. Each SSL packet is one TLS record, as the
+server end reads them; on plain TCP the packets that go at the same instant are one SendTcp effect
+(back-to-back segments, which the peer reads as one stream), so there the time shows the packing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def test_defaults_whole_packets_at_once_the_rest_after_200_ms():
     online_tcp(h)
     data = bytes(range(256)) * 9 + b"x" * 196  # 2500 bytes
     h.send(data)
-    assert sends(h) == [data[:1024], data[1024:2048]]
+    assert sends(h) == [data[:2048]]  # two packets
     h.advance(0.19)
     assert sends(h) == []
     h.advance(0.01)
@@ -76,7 +77,7 @@ def test_transwaittm_0_sends_at_once_in_packets_of_transpktsize():
     h = CoreHarness(escape_guard=GUARD)
     online_tcp(h, 'AT+QICFG="transpktsize",100', 'AT+QICFG="transwaittm",0')
     h.send(b"c" * 250)
-    assert sends(h) == [b"c" * 100, b"c" * 100, b"c" * 50]
+    assert sends(h) == [b"c" * 250]  # three packets, at once
     h.send(b"d")
     assert sends(h) == [b"d"]
 
@@ -149,7 +150,7 @@ def test_settings_take_effect_at_the_next_entry():
     assert h.command('AT+QICFG="transwaittm",1') == OK
     assert h.command("ATO") == CONNECT
     h.send(b"0123456789")
-    assert sends(h) == [b"0123", b"4567"]
+    assert sends(h) == [b"01234567"]  # two packets of 4
     h.advance(0.1)
     assert sends(h) == [b"89"]
 
@@ -170,3 +171,15 @@ def test_ssl_transparent_mode_packs_into_tls_records():
     net.run()
     assert side.records == [1000, 1000, 500]
     assert side.received == data
+
+
+def test_ssl_transwaittm_0_sends_records_of_transpktsize_at_once():
+    h = CoreHarness(escape_guard=GUARD)
+    assert h.command("AT+QIACT=1") == OK
+    assert h.command('AT+QICFG="transpktsize",100') == OK
+    assert h.command('AT+QICFG="transwaittm",0') == OK
+    net = SimulatedNetwork(h, echo=False)
+    assert h.command('AT+QSSLOPEN=1,1,4,"127.0.0.1",8011,2') + net.run() == CONNECT
+    h.send(b"e" * 250)
+    net.run()
+    assert net.server().records == [100, 100, 50]

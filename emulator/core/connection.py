@@ -405,6 +405,14 @@ class Connection:
         if data and self.layer is not None and self.phase is Phase.CONNECTED:
             self._send_raw(self.layer.send(data))
 
+    def send_packets(self, packets: list[bytes]) -> None:
+        """Data for the server in sends of their own (transparent mode's packets: a TLS record
+        each), handed to the network together: on TCP back-to-back segments, as the peer reads
+        them anyway, and one system call instead of one per packet."""
+        if packets and self.layer is not None and self.phase is Phase.CONNECTED:
+            send = self.layer.send
+            self._send_raw(b"".join([send(packet) for packet in packets]))
+
     def _send_raw(self, data: bytes) -> None:
         if self.conn_id is None or not data:
             return

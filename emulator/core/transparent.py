@@ -54,6 +54,9 @@ class OnlineSocket(SocketSide, Protocol):
 
     def send(self, data: bytes) -> None: ...
 
+    def send_packets(self, packets: list[bytes]) -> None:
+        """Each packet its own send (a TLS record each), handed to the network together."""
+
     def left_transparent(self) -> None:
         """+++ or DTR with AT&D1: the connection goes on in buffer access mode."""
 
@@ -159,11 +162,7 @@ class TransparentSession:
 
     def _send_packets(self, data: bytearray) -> None:
         size = self.packing.packet_size
-        send = self.socket.send
-        view = memoryview(data)
-        for start in range(0, len(data), size):
-            send(bytes(view[start:start + size]))
-        view.release()
+        self.socket.send_packets([bytes(data[start:start + size]) for start in range(0, len(data), size)])
 
     def _packing_deadline(self) -> float | None:
         return self._collected_since + self.packing.wait if self._collected else None
