@@ -97,10 +97,10 @@ class MbedTlsConnection:
             chunks.append(chunk)
         return b"".join(chunks), closed, failure, self._take()
 
-    def send(self, plaintext: bytes) -> bytes:
+    def send(self, plaintext: bytes, record_size: int) -> bytes:
         view = memoryview(plaintext)
         while view:
-            written = self._tls.write(bytes(view[:16384]))
+            written = self._tls.write(bytes(view[:record_size]))
             view = view[written:]
         return self._take()
 

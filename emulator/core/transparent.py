@@ -54,8 +54,9 @@ class OnlineSocket(SocketSide, Protocol):
 
     def send(self, data: bytes) -> None: ...
 
-    def send_packets(self, packets: list[bytes]) -> None:
-        """Each packet its own send (a TLS record each), handed to the network together."""
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        """``data`` in sends of ``packet_size`` bytes (a TLS record each), handed to the network
+        together."""
 
     def left_transparent(self) -> None:
         """+++ or DTR with AT&D1: the connection goes on in buffer access mode."""
@@ -161,8 +162,7 @@ class TransparentSession:
             self._collected = bytearray()
 
     def _send_packets(self, data: bytearray) -> None:
-        size = self.packing.packet_size
-        self.socket.send_packets([bytes(data[start:start + size]) for start in range(0, len(data), size)])
+        self.socket.send_packets(bytes(data), self.packing.packet_size)
 
     def _packing_deadline(self) -> float | None:
         return self._collected_since + self.packing.wait if self._collected else None
