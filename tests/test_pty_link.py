@@ -198,6 +198,26 @@ def test_two_descriptors_closed_together_are_a_host_leaving(emulator):
         os.close(nxt)
 
 
+def test_a_host_leaving_and_the_next_opening_its_pty_before_the_module_looks(emulator):
+    """The next host opens the pty the one before left (it found the link still there) before
+    the emulator has looked: that is still a host leaving, so the upload the first left waiting
+    for data ends and the next host is answered in command mode."""
+    first = open_port(emulator.port)
+    pty_path = os.readlink(emulator.port)
+    os.write(first, b'AT+QFUPL="left.bin",100\r')
+    assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+
+    def leave_and_come(runner) -> int:  # on the emulator's thread: it cannot look between
+        os.close(first)
+        return open_port(pty_path)
+
+    nxt = emulator.call(leave_and_come)
+    try:
+        assert ask(nxt) == OWN_ANSWER
+    finally:
+        os.close(nxt)
+
+
 def test_pyserial_reopening_the_link_in_turns(emulator):
     for _ in range(5):
         with serial.Serial(emulator.port, 115200, timeout=WAIT) as port:
