@@ -52,8 +52,6 @@ class OnlineSocket(SocketSide, Protocol):
     def take_received(self) -> bytes:
         """Everything received and not yet taken: it goes to the host first."""
 
-    def send(self, data: bytes) -> None: ...
-
     def send_packets(self, data: bytes, packet_size: int) -> None:
         """``data`` in sends of ``packet_size`` bytes (a TLS record each), handed to the network
         together."""
