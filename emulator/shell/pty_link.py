@@ -324,7 +324,11 @@ class LinkedPtyHost(PtyHost):
         self._apply_writer()
 
     def _apply_writer(self) -> None:
-        wanted = self.port.master if self._wants_writable and self.port is not None else None
+        # Only while a host holds the pty: before the first one opens it nobody holds its slave,
+        # and a hung-up master reads as writable even when full, which would wake the loop
+        # forever; the output waits in the runner until the host comes (_make_primary).
+        port = self.port
+        wanted = port.master if self._wants_writable and port is not None and self._primary is not None else None
         if wanted == self._writer_fd:
             return
         loop = self.runner.loop
