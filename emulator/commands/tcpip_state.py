@@ -277,6 +277,11 @@ class TcpClient(TcpipSocket):
             self.count_sent(len(data))
         super().send(data)
 
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        if data and self.connection.phase is Phase.CONNECTED:
+            self.count_sent(len(data))
+        super().send_packets(data, packet_size)
+
 
 class UdpSocket(TcpipSocket, DatagramSocket):
     """A "UDP" client or a "UDP SERVICE": the core's datagram socket."""

@@ -265,6 +265,10 @@ class Socket:
     def send(self, data: bytes) -> None:
         self.connection.send(data)
 
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        """Transparent mode's packets (``Connection.send_packets``)."""
+        self.connection.send_packets(data, packet_size)
+
     def close(self, timeout: float) -> Reply | None:
         """The host's close: the reply now, or None when the command waits for the peer."""
         return self.connection.close(timeout)
@@ -406,6 +410,12 @@ class DatagramSocket(Socket):
     def send(self, data: bytes) -> None:
         """One datagram to the address the client was opened with."""
         self.send_to(data, "", 0)
+
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        """Transparent mode's packets: a datagram each (chosen: the TCP/IP note's <transpktsize>
+        is the size of what is sent at once, which for UDP is one datagram)."""
+        for start in range(0, len(data), packet_size):
+            self.send(data[start:start + packet_size])
 
     def send_to(self, data: bytes, ip: str, port: int) -> None:
         connection = self.connection
