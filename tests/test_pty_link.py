@@ -185,8 +185,10 @@ def test_two_descriptors_closed_together_are_a_host_leaving(emulator):
     """A host holding its pty twice (a reader and a writer) closes both at once: one folded close
     event, and still the module sees the host leave: the file upload it left waiting for data
     ends, and the next host is answered in command mode."""
-    first = open_port(emulator.port)
+    # The pty the link points to, read before anyone opens it: once the emulator sees the open it
+    # moves the link on, so reading it after the open could name the next host's pty.
     pty_path = os.readlink(emulator.port)
+    first = open_port(pty_path)
     os.write(first, b'AT+QFUPL="left.bin",100\r')
     assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
     second = open_port(pty_path)  # its own /dev/pts/N: the same pty, seen as a second descriptor
@@ -202,8 +204,10 @@ def test_a_host_leaving_and_the_next_opening_its_pty_before_the_module_looks(emu
     """The next host opens the pty the one before left (it found the link still there) before
     the emulator has looked: that is still a host leaving, so the upload the first left waiting
     for data ends and the next host is answered in command mode."""
-    first = open_port(emulator.port)
+    # The pty the link points to, read before anyone opens it: once the emulator sees the open it
+    # moves the link on, so reading it after the open could name the next host's pty.
     pty_path = os.readlink(emulator.port)
+    first = open_port(pty_path)
     os.write(first, b'AT+QFUPL="left.bin",100\r')
     assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
 
