@@ -41,16 +41,21 @@ def read_available(fd: int, size: int = 65536) -> bytes:
     # may have written much more; reading on while reads come back full hands the modem bigger
     # batches, so transparent mode makes fewer TLS records, socket writes and trips through
     # the core. A shorter read found the pty drained: asking again would only cost an EAGAIN.
-    chunks = []
-    left = size
+    try:
+        chunk = os.read(fd, size)
+    except OSError:
+        # EAGAIN: nothing now. EIO would mean no slave is open; ours always is, so this is a
+        # passing condition.
+        return b""
+    if len(chunk) < LINE_DISCIPLINE_BUFFER or len(chunk) == size:
+        return chunk  # the common case: a command line, all there was
+    chunks = [chunk]
+    left = size - len(chunk)
     while left > 0:
         try:
             chunk = os.read(fd, left)
-        except (BlockingIOError, InterruptedError):
-            break
         except OSError:
-            # EIO would mean no slave is open; ours always is, so this is a passing condition.
-            break
+            break  # as above
         if not chunk:
             break
         chunks.append(chunk)
