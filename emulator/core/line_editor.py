@@ -130,13 +130,14 @@ class LineEditor:
         rest comes next); all of them when no line ends there. What a caller gives the editor at
         once so that a flood of lines is answered one line at a time."""
         end = data.find(settings.s_registers[3])
-        slash = data.find(b"/", 0, end + 1 if end >= 0 else len(data))
-        if slash >= 0:
-            return slash + 1
+        if b"/" in data:  # seldom: where it is is looked up only then
+            slash = data.find(b"/", 0, end + 1 if end >= 0 else len(data))
+            if slash >= 0:
+                return slash + 1
         if end < 0:
             return len(data)
         end += 1
-        if data[end:end + 1] == b"\n":
+        if end < len(data) and data[end] == LF:
             end += 1  # the LF of CR LF: taken with its CR
         return end
 

@@ -223,20 +223,22 @@ class PtyHost(QuietLink):
         port = self.port
         if port is None:
             return len(data)  # closed: for nobody
-        written = 0
+        if not data:
+            return 0
         just_checked, self._just_checked = self._just_checked, False
-        while written < len(data):
-            if not just_checked and self._noticed_a_leave():
-                return len(data)  # for nobody: the runner drops the rest when it hears
-            just_checked = False
+        if not just_checked and self._noticed_a_leave():
+            return len(data)  # for nobody: the runner drops the rest when it hears
+        written = 0
+        while True:
             count = port.write(data[written:written + TTY_WRITE_CHUNK])
             written += count
             if count and self._noticed_a_leave():
                 port.discard_unread()
                 return len(data)
-            if count < TTY_WRITE_CHUNK:
-                break
-        return written
+            if count < TTY_WRITE_CHUNK or written == len(data):
+                return written
+            if self._noticed_a_leave():
+                return len(data)
 
     def _noticed_a_leave(self) -> bool:
         """Read opens and closes (kept for ``_on_open_or_close``); whether the last host has
@@ -307,7 +309,8 @@ class PtyHost(QuietLink):
         poll_news = self._poll_news
         if self._unprocessed or self._news or (poll_news is not None and poll_news(0)):
             self._settle_comings_and_goings()
-        data = self._read()
+        port = self.port
+        data = read_available(port.master) if port is not None else b""
         if data and self.opens == 0:
             # Bytes with no host known to hold the port: its open was missed (no inotify, or its
             # queue overflowed). A host writes only after opening: the first byte counts as one.
