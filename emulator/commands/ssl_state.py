@@ -10,7 +10,6 @@ time, the negotiation timeout, and the names of its URCs.
 from __future__ import annotations
 
 import logging
-import operator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
@@ -207,11 +206,6 @@ class ContextTls:
         return TlsClient(self.context, policy, sni=sni, session=session)
 
 
-# What a +QSSLSTATE line shows of a client: its line is made again only when one of them changed.
-_SHOWN_IN_STATE_LINE = operator.attrgetter("remote_ip", "remote_port", "local_port", "phase", "pdp_ctx",
-                                           "access_mode", "ssl_ctx")
-
-
 class SslClient(Socket):
     """One <clientID>: a socket with TLS on it (its ``layer_maker``, a ``ContextTls``)."""
 
@@ -251,7 +245,8 @@ class SslClient(Socket):
     def state_line(self) -> bytes:
         """One +QSSLSTATE line (SSL note 2.2.6). <serverID> is reserved; the note's and the seen
         examples show the client ID there, so it does too."""
-        shown = _SHOWN_IN_STATE_LINE(self)
+        shown = (self.remote_ip, self.remote_port, self.local_port, self.phase, self.pdp_ctx,
+                 self.access_mode, self.ssl_ctx)
         if shown != self._state_line_of:
             at_port = self.modem.profile.defaults.at_port
             self._state_line_of = shown

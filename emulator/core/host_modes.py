@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 from .command_line import CommandLineRunner, LineEnd, Stop
 from .data_entry import DataEntry
 from .lifecycle import Transitions, guarded
-from .line_editor import LF, REJECTED, LineEditor
+from .line_editor import LF, LineEditor
 from .registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
 from .results import ERROR, CmeError, FinalResult
 from .settings import Settings

@@ -188,11 +188,10 @@ class LineEditor:
             if byte == LF and not line and terminator != LF:
                 continue  # a stray LF between lines (a line end's is take_line_end_lf's): echoed, ignored
             if byte == terminator:
-                overflow = self._overflow
-                typed = bytes(line)
+                typed: bytes | None = bytes(line)
                 line.clear()
-                self._overflow = False
-                if overflow:
+                if self._overflow:
+                    self._overflow = False
                     log.info("command line longer than %d characters", self._line_length)
                     typed = None
                 return i, self._line_ended(typed, data, i, terminator)
