@@ -175,7 +175,6 @@ def _replayed_modem(request: pytest.FixtureRequest, marker: pytest.Mark):
     """``ecemu_modem`` under ``@pytest.mark.ecemu_replay(LOG, ...)``: the log's module side."""
     from pathlib import Path
 
-    from .api import private_link, remove_private_link
     from .replay import DIVERGENCE_MODES, Replay
     from .sessionlog import LogError
 
@@ -192,18 +191,15 @@ def _replayed_modem(request: pytest.FixtureRequest, marker: pytest.Mark):
         path = Path(request.path).parent / path
     if not path.is_file():
         pytest.fail(f"ecemu_replay: no log at {path}", pytrace=False)
-    link = private_link()  # as Emulator's: a fresh pty behind it for each opener
-    try:
-        module = Replay(path, on_divergence=on_divergence, link=link, profile=marker.kwargs.get("profile")).start()
+    try:  # a private link, as Emulator's: a fresh pty behind it for each opener
+        module = Replay(path, on_divergence=on_divergence, profile=marker.kwargs.get("profile")).start()
     except (LogError, ValueError) as exc:
-        remove_private_link(link)
         pytest.fail(f"ecemu_replay: {exc}", pytrace=False)
     try:
         module.wait_for_boot()
         yield module
     finally:
         module.stop()
-        remove_private_link(link)
     if module.report is not None and on_divergence == "stop":
         pytest.fail(f"ecemu_replay: {module.report}", pytrace=False)
     left = module.host_line_left()

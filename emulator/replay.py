@@ -27,9 +27,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
-from .api import run_on_loop
+from .api import private_link, remove_private_link, run_on_loop
 from .profile import load_profile
 from .sessionlog import EVENT, HOST, MODULE, LogError, ReadOptions, Record, open_log
 from .sessionlog.matching import Divergence, HostMatcher
@@ -488,14 +488,17 @@ class Replay:
             ...
         assert module.report is None, module.report
 
-    ``port`` is the device path; ``report`` the divergence report (None while the host followed
-    the log); ``finished`` whether the whole log was played."""
+    ``port`` is where the host opens the module: as with ``Emulator``, a link with a fresh pty
+    behind it for each opener, in a folder of its own only this user can enter unless ``link``
+    names it (``link=False``: the one pty's own path); ``report`` the divergence report (None while
+    the host followed the log); ``finished`` whether the whole log was played."""
 
-    def __init__(self, log_path: str | Path, on_divergence: str = "stop", link: str | Path | None = None,
+    def __init__(self, log_path: str | Path, on_divergence: str = "stop", link: str | Path | Literal[False] | None = None,
                  profile: str | None = None, read_options: ReadOptions | None = None, time_scale: float = 1.0):
         self.log_path = Path(log_path)
         self.on_divergence = on_divergence
-        self.link = Path(link) if link is not None else None
+        self._private_link = link is None  # made at start, removed at stop
+        self.link = Path(link) if link is not None and link is not False else None
         self.profile = profile
         self.read_options = read_options
         self.time_scale = time_scale
@@ -523,11 +526,15 @@ class Replay:
         return self.server is not None and self.server.engine.finished
 
     def start(self) -> "Replay":
+        if self._private_link and self.link is None:
+            self.link = private_link()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="ecemu-replay", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT):
+            self.stop()
             raise RuntimeError("the replay did not start in time")
         if self._error is not None:
+            self.stop()  # its folder
             raise self._error
         return self
 
@@ -585,6 +592,9 @@ class Replay:
         if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(START_TIMEOUT)
+        if self._private_link and self.link is not None:
+            remove_private_link(self.link)
+            self.link = None
 
     def __enter__(self) -> "Replay":
         return self.start()

@@ -22,6 +22,7 @@ from ecemu.core.cmux import (
     fcs,
 )
 from ecemu.core.timers import TimerHeap
+from ecemu.core.uart import LineFormat
 
 SABM, UA, DM, DISC, UIH = 0x2F, 0x63, 0x0F, 0x43, 0xEF
 P = 0x10
@@ -322,3 +323,37 @@ def test_the_modules_msc_is_repeated_every_t2_n2_times():
     mux.receive(uih(0, 1, control_message(0xE1, False, msc(1, DEFAULT_MODULE_SIGNALS | 0x80))))
     clock.advance(1.0)
     assert take(mux) == b""
+
+
+def rpn(dlci: int, *octets: int) -> bytes:
+    return bytes((dlci << 2 | 3, *octets))
+
+
+def test_rpn_answers_with_the_ports_own_rate_and_framing():
+    """A query (the DLCI alone) gets the port's settings in 27.010 5.4.6.3.9's seven octets: the
+    rate's code (2400 0 ... 115200 7, 230400 8), the framing (8 data bits: D1 D2 set), no flow
+    control, XON 0x11, XOFF 0x13, the mask of every parameter."""
+    line = LineFormat()
+    hooks, clock = Hooks(), Clock()
+    mux = Multiplexer(CmuxParameters(), hooks, lambda: clock.now, clock.timers.call_at, port_format=lambda: line)
+    mux.receive(frame(0, 1, SABM))
+    take(mux)
+    mux.receive(uih(0, 1, control_message(0x91, True, rpn(1)[:1])))
+    assert take(mux) == uih(0, 0, control_message(0x91, False, rpn(1, 0x07, 0x03, 0x00, 0x11, 0x13, 0x7F, 0x3F)))
+    line = LineFormat(baud=9600, data_bits=7, parity="even", stop_bits=1)  # AT+IPR=9600, AT+ICF=5,1
+    mux.receive(uih(0, 1, control_message(0x91, True, rpn(1)[:1])))
+    assert take(mux) == uih(0, 0, control_message(0x91, False, rpn(1, 0x03, 0x1A, 0x00, 0x11, 0x13, 0x7F, 0x3F)))
+
+
+def test_rpn_negotiation_accepts_only_what_the_port_already_has():
+    """The host asks for 57600 8N1 with RTS/CTS: the mux does not change the UART, so the answer
+    gives the port's values and a mask naming only the parameters that matched."""
+    hooks, clock = Hooks(), Clock()
+    mux = Multiplexer(CmuxParameters(), hooks, lambda: clock.now, clock.timers.call_at,
+                      port_format=lambda: LineFormat(115200))
+    mux.receive(frame(0, 1, SABM))
+    take(mux)
+    mux.receive(uih(0, 1, control_message(0x91, True, rpn(1, 0x06, 0x03, 0x0C, 0x11, 0x13, 0x7F, 0x3F))))
+    # bit rate refused; data bits, stop bits, parity, parity type, XON, XOFF accepted (0x7E);
+    # flow control bits 3 and 4 (RTS/CTS in and out) refused, the other four accepted (0x33)
+    assert take(mux) == uih(0, 0, control_message(0x91, False, rpn(1, 0x07, 0x03, 0x00, 0x11, 0x13, 0x7E, 0x33)))

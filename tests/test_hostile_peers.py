@@ -68,7 +68,10 @@ def assert_fair_and_bounded(fleet: Fleet, attack: Attack, connections: int = 1) 
     turns = fleet.turns
     assert turns["turns"] > 0, "the loop probe saw nothing"
     assert turns["longest"] < LONGEST_TURN, f"a turn of the event loop took {turns['longest'] * 1e3:.0f} ms of CPU"
-    assert attack.silences.pings >= 5, f"modem 1 answered {attack.silences.pings} times"
+    # The pinger asks from before the attack until after it, the AT in flight at the end included,
+    # so the longest round trip covers the whole attack however few fit in it: a short attack on a
+    # loaded machine leaves room for one or two (four were seen in 0.28 s), which is no stall.
+    assert attack.silences.pings >= 1, "modem 1 never answered"
     assert attack.silences.longest < SILENCE, f"modem 1 was silent for {attack.silences.longest:.2f} s"
     bound = RSS_CONSTANT_MIB + PER_CONNECTION_MIB * connections
     assert attack.grown_mib < bound, f"RSS grew by {attack.grown_mib:.1f} MiB (bound {bound} MiB)"

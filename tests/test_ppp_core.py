@@ -223,3 +223,17 @@ def test_frames_with_a_bad_fcs_are_dropped_and_the_link_goes_on():
     assert h.send(bytes(bad)) == b""
     assert frames(h.send(frame(LCP, control(1, 9, options((5, b"\1\2\3\4")))))) == [
         (LCP, control(2, 9, options((5, b"\1\2\3\4"))))]
+
+
+def test_packets_from_the_network_are_dropped_while_the_host_takes_no_output():
+    """A host that does not read: past the shell's high mark the module stops writing to it, and
+    an IP packet arriving then is dropped, not queued without bound (a UDP flood has no window);
+    once the host reads again packets flow, and TCP has the lost ones sent again."""
+    h = CoreHarness()
+    link = dial(h)
+    negotiate(h, link)
+    packet = bytes.fromhex("4500001c000100004011") + b"\0" * 18
+    h.modem.set_output_blocked(True)
+    assert all(h.event(ev.IpPacket(link.conn_id, packet)) == b"" for _ in range(1000))
+    h.modem.set_output_blocked(False)
+    assert frames(h.event(ev.IpPacket(link.conn_id, packet))) == [(IP, packet)]

@@ -198,6 +198,52 @@ def test_two_descriptors_closed_together_are_a_host_leaving(emulator):
         os.close(nxt)
 
 
+def test_a_host_leaving_and_the_next_opening_its_pty_before_the_module_looks(emulator):
+    """The next host opens the pty the one before left (it found the link still there) before
+    the emulator has looked: that is still a host leaving, so the upload the first left waiting
+    for data ends and the next host is answered in command mode."""
+    first = open_port(emulator.port)
+    pty_path = os.readlink(emulator.port)
+    os.write(first, b'AT+QFUPL="left.bin",100\r')
+    assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+
+    def leave_and_come(runner) -> int:  # on the emulator's thread: it cannot look between
+        os.close(first)
+        return open_port(pty_path)
+
+    nxt = emulator.call(leave_and_come)
+    try:
+        assert ask(nxt) == OWN_ANSWER
+    finally:
+        os.close(nxt)
+
+
+def test_output_before_the_first_host_waits_with_the_loop_idle(tmp_path):
+    """Before the first host opens the link nobody holds its pty, and a master nobody holds reads
+    as writable even when full: more output than the pty takes waits in the emulator, whose loop
+    stays idle meanwhile, and the first host gets all of it, in order."""
+    urcs = [b"+QIURC: \"recv\",%d,%s" % (i, b"x" * 80) for i in range(400)]  # 36 kB, twice what a pty takes
+    with Emulator(link=tmp_path / "modem", ufs=tmp_path / "ufs", boot="at-start") as emulator:
+        emulator.wait_for_boot()
+
+        def say(runner) -> int:
+            for urc in urcs:
+                runner.modem.emit_urc(urc.decode())
+            runner.pump()
+            return threading.get_ident()
+
+        loop_thread = time.pthread_getcpuclockid(emulator.call(say))
+        before = time.clock_gettime(loop_thread)
+        threading.Event().wait(1.0)  # a window to measure the loop's CPU in, not a wait for anything
+        assert time.clock_gettime(loop_thread) - before < 0.1  # spinning, it takes all a core gives
+        fd = open_port(emulator.port)
+        try:
+            got = read_until(fd, urcs[-1] + b"\r\n", timeout=WAIT)
+        finally:
+            os.close(fd)
+    assert got.endswith(b"".join(b"\r\n" + urc + b"\r\n" for urc in urcs))
+
+
 def test_pyserial_reopening_the_link_in_turns(emulator):
     for _ in range(5):
         with serial.Serial(emulator.port, 115200, timeout=WAIT) as port:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -130,6 +131,25 @@ def test_more_than_the_log_holds_is_a_departure_too(tmp_path):
             time.sleep(0.01)
     assert module.report == (f"the host sent more than the log holds ({log}): the log has no more host lines.\n"
                              "  came:     AT\\r")
+
+
+def test_the_replay_api_port_is_a_private_link_gone_at_stop(tmp_path):
+    """As Emulator's: a link in a folder only its user can enter, a fresh pty behind it for each
+    opener, the folder removed at stop; link=False gives the one pty's own path."""
+    import stat
+
+    log = tmp_path / "field.log"
+    log.write_bytes(session((0.0, HOST, b"AT\r"), (0.01, MODULE, b"AT\r\r\nOK\r\n"),
+                            (1.0, HOST, b"AT\r"), (1.01, MODULE, b"AT\r\r\nOK\r\n")))
+    with Replay(log) as module:
+        link = Path(module.port)
+        assert link.is_symlink() and stat.S_IMODE(link.parent.stat().st_mode) == 0o700
+        for _ in range(2):  # two hosts in turn, each on a pty of its own
+            with AtHost(module.port, timeout=10) as host:
+                assert host.ask("AT") == b"AT\r\r\nOK\r\n"
+    assert module.report is None and not link.parent.exists()
+    with Replay(log, link=False) as module:
+        assert module.port.startswith("/dev/pts/")
 
 
 def test_emulate_carries_on_from_the_state_the_logged_commands_left(tmp_path):

@@ -73,6 +73,7 @@ class DataCall(PppHooks):
         self.escape = EscapeDetector(modem.escape_guard, modem.now)
         self._escape_timer: Timer | None = None
         self.connected = False  # the network engine is up
+        self.dropped_packets = 0  # from the network while the host took no output (see _event)
         self.conn_id = modem.new_conn_id(self._event)
 
     # the network engine -------------------------------------------------------------------------
@@ -80,6 +81,16 @@ class DataCall(PppHooks):
     def _event(self, event: ev.NetworkEvent) -> None:
         modem = self.modem
         if isinstance(event, ev.IpPacket):
+            if modem.output_blocked:
+                # The host takes nothing of what the module already sent: one more packet would
+                # only wait behind it, without bound under a flood (UDP knows no window). A module
+                # whose UART transmit buffer is full drops it, which IP allows and TCP repairs by
+                # sending again (chosen: RFC 1661 leaves buffering to the implementation).
+                if not self.dropped_packets:
+                    log.info("data call on context %d: the host is not reading; packets from the network "
+                             "are dropped until it does", self.cid)
+                self.dropped_packets += 1
+                return
             self.link.deliver_ip(event.packet)
         elif isinstance(event, ev.IpLinkUp):
             self.connected = True

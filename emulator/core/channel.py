@@ -30,6 +30,7 @@ from .line_editor import LineEditor
 from .registry import CommandSet, HandlerModem
 from .settings import Settings
 from .timers import Scheduler, Timer
+from .uart import LineFormat
 from .urcs import HeldUrcs
 from ..profile import Profile
 
@@ -147,6 +148,10 @@ class MuxModule(Scheduler, Protocol):
 
     def observe(self, kind: str, **details: Any) -> None: ...
 
+    @property
+    def line_format(self) -> LineFormat:
+        """The port's rate and framing now (AT+IPR, AT+ICF)."""
+
     def on_channel(self, channel: Channel, work: Callable[[], Any]) -> Any: ...
 
     def open_channel(self, number: int, on_signals: Callable[[Channel], None]) -> Channel:
@@ -169,7 +174,8 @@ class MuxSession:
     def __init__(self, module: MuxModule, params: CmuxParameters):
         self.module = module
         self.params = params
-        self.mux = Multiplexer(params, self, lambda: module.now, module.call_at, module.observe)
+        self.mux = Multiplexer(params, self, lambda: module.now, module.call_at, module.observe,
+                               lambda: module.line_format)
 
     # OnlineSession: the port ------------------------------------------------------------------
 

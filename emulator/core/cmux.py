@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from .lifecycle import Transitions
+from .uart import LineFormat
 
 if TYPE_CHECKING:
     from .timers import Timer
@@ -320,6 +321,46 @@ class CmuxParameters:
     k: int = 2
 
 
+# 27.010 5.4.6.3.9 (RPN), the baud rate octet's codes. A rate the table has no code for (the
+# module's 460800 and 921600) is given as the highest it has (chosen: the standard stops there).
+RPN_BAUD_CODES = {2400: 0, 4800: 1, 7200: 2, 9600: 3, 19200: 4, 38400: 5, 57600: 6, 115200: 7, 230400: 8}
+RPN_PARITY_TYPES = {"odd": 0, "even": 1, "mark": 2, "space": 3}
+XON, XOFF = 0x11, 0x13
+
+
+def rpn_settings(line: LineFormat) -> bytes:
+    """RPN's seven value octets after the DLCI for the port as it is (27.010 5.4.6.3.9): the rate;
+    data bits (D1 D2), stop bit (1, or 1.5 for the module's 2), parity and its type; no flow
+    control in the mux (AT+IFC acts on the port itself); XON, XOFF; a mask with every parameter."""
+    baud = RPN_BAUD_CODES.get(line.baud, 8 if line.baud > 230400 else 7)
+    framing = (line.data_bits - 5) & 0x03 | (line.stop_bits > 1) << 2
+    if line.parity != "none":
+        framing |= 1 << 3 | RPN_PARITY_TYPES[line.parity] << 4
+    return bytes((baud, framing, 0x00, XON, XOFF, 0x7F, 0x3F))
+
+
+def _rpn_accepted(asked: bytes, ours: bytes) -> bytes:
+    """RPN's parameter mask for a negotiation: a bit for each parameter the host asked for (its
+    own mask) whose value is the port's."""
+    pm1, pm2 = asked[5], asked[6]
+    accepted1 = 0
+    checks = ((0x01, asked[0] == ours[0]),  # bit rate
+              (0x02, asked[1] & 0x03 == ours[1] & 0x03),  # data bits
+              (0x04, asked[1] & 0x04 == ours[1] & 0x04),  # stop bits
+              (0x08, asked[1] & 0x08 == ours[1] & 0x08),  # parity
+              (0x10, asked[1] & 0x30 == ours[1] & 0x30),  # parity type
+              (0x20, asked[3] == ours[3]),  # XON
+              (0x40, asked[4] == ours[4]))  # XOFF
+    for bit, same in checks:
+        if pm1 & bit and same:
+            accepted1 |= bit
+    accepted2 = 0
+    for bit in range(6):  # flow control: the bits of octet 4, one for one
+        if pm2 & 1 << bit and (asked[2] ^ ours[2]) & 1 << bit == 0:
+            accepted2 |= 1 << bit
+    return bytes((accepted1, accepted2))
+
+
 class MuxHooks(Protocol):
     """What the modem does when the host opens, closes, writes to or signals a channel."""
 
@@ -357,8 +398,10 @@ class Multiplexer:
 
     def __init__(self, params: CmuxParameters, hooks: MuxHooks, now: Callable[[], float],
                  call_at: Callable[[float, Callable[[], None]], "Timer"],
-                 observe: Callable[..., Any] = lambda kind, **details: None):
+                 observe: Callable[..., Any] = lambda kind, **details: None,
+                 port_format: Callable[[], LineFormat] = LineFormat):
         self.params = params
+        self._port_format = port_format  # the UART's rate and framing now (AT+IPR, AT+ICF)
         self.hooks = hooks
         self._now = now
         self._call_at = call_at
@@ -498,10 +541,15 @@ class Multiplexer:
                 self._send_control(ControlMessage(Message.PN, False, answer))
             else:
                 self._send_control(ControlMessage(Message.NSC, False, bytes((kind | CR,))))
-        elif kind == Message.RPN and len(value) == 1:
-            # A query: the port's settings, 115200 8N1 without flow control (27.010 5.4.6.3.9).
-            self._send_control(ControlMessage(Message.RPN, False, value + bytes((0x05, 0x03, 0x00, 0x00, 0x11, 0x13,
-                                                                                  0xFF, 0x3F))))
+        elif kind == Message.RPN and len(value) in (1, 8):
+            # A query gets the port's settings (27.010 5.4.6.3.9). A negotiation gets them too, its
+            # mask naming only what the host asked for and the port already has: the mux does not
+            # change the module's UART (chosen; AT+IPR and AT+ICF do that).
+            settings = rpn_settings(self._port_format())
+            if len(value) == 8:
+                mask = _rpn_accepted(value[1:], settings)
+                settings = settings[:5] + mask
+            self._send_control(ControlMessage(Message.RPN, False, value[:1] + settings))
         elif kind == Message.RLS:
             self._send_control(ControlMessage(Message.RLS, False, value))
         else:

@@ -10,9 +10,11 @@ when its host has left and the emulator closes it.
 
 Opening the link at the moment of the swap gives the old pty or the new one: the old one is swapped
 away once its host is seen on it, while that host still holds it, so an opener that gets it shares
-the port with that host (the same session, as two descriptors of one pty always did). Only a host
-whose whole session ended before the emulator saw it begin leaves the link where it was; the next
-opener then gets that pty, flushed when the close is seen, as one pty always was. Hosts that hold
+the port with that host (the same session, as two descriptors of one pty always did) until the
+last of them closes it. The emulator holds no descriptor of these ptys' slaves: a pty's master
+hangs up exactly when no host holds it, which is what decides; inotify's events only say when to
+look. A host whose whole session ended before the emulator looked is taken all at once (its bytes,
+then its leaving) if it wrote anything; if not, the link stays where it was. Hosts that hold
 several ptys at once (a reader and a writer that each opened the link) are one session: the bytes
 of each are taken, the module's output goes to the pty of the one that came first, and when that
 one leaves while another stays, that is a host leaving (its unread output dies with its pty, the
@@ -57,11 +59,13 @@ def point_link(link: Path, target: str) -> None:
 class Seat:
     """One pty behind the link, and whether a host holds it as the emulator last looked."""
 
-    __slots__ = ("port", "wd", "held", "reading", "closed")
+    __slots__ = ("port", "wd", "held", "opens", "reading", "closed", "own_opens")
 
     def __init__(self, port: PtyPort, wd: int):
         self.port, self.wd = port, wd
         self.held = False
+        self.opens = 0  # descriptors hosts hold, as inotify's events tell (a hint: see _look_at)
+        self.own_opens = 0  # the emulator's own opens (a flush), whose events are not a host's
         # The loop reads its master: only while a host holds it (a hung-up master is always
         # readable, so a reader on a pty nobody holds would wake the loop forever).
         self.reading = False
@@ -143,15 +147,25 @@ class LinkedPtyHost(PtyHost):
         first news of each."""
         pending = self._events
         pending.extend(self._read_events())
+        news: dict[Seat, list[int]] = {}
+        overflowed = False
         while pending:
-            wd, _change = pending.popleft()
+            wd, change = pending.popleft()
             if wd < 0:  # the queue overflowed: news may be lost for any of them
-                for each in list(self._seats.values()):
-                    self._look_at(each)
+                overflowed = True
                 continue
             seat = self._seats.get(wd)
-            if seat is not None:
-                self._look_at(seat)
+            if seat is None:
+                continue
+            if change > 0 and seat.own_opens:
+                seat.own_opens -= 1  # the emulator's own flush, not a host
+                continue
+            news.setdefault(seat, []).append(change)
+        if overflowed:
+            for seat in self._seats.values():
+                news.setdefault(seat, [])
+        for seat, changes in news.items():
+            self._look_at(seat, changes)
 
     def _read_events(self) -> list[tuple[int, int]]:
         watcher = self._watcher
@@ -163,21 +177,48 @@ class LinkedPtyHost(PtyHost):
             events += more
         return events
 
-    def _look_at(self, seat: Seat) -> None:
-        """Bring what the emulator knows of ``seat`` up to what the pty says now."""
+    def _look_at(self, seat: Seat, changes: list[int]) -> None:
+        """Bring what the emulator knows of ``seat`` up to what the pty says now. Its master's
+        hangup says whether a host holds it; the opens (+1) and closes (-1) since the last look
+        say whether a host came, and whether one left and another opened it before the emulator
+        looked (a host that found the link still there). They are hints, never a count to trust:
+        inotify folds an event into the one before it when both are the same."""
         if seat.closed:
             return  # a pty already closed: its last events
+        opens, opened, emptied, left_then_came = seat.opens, False, False, False
+        for change in changes:
+            if change > 0:
+                left_then_came |= emptied
+                opened = True
+                opens += 1
+            else:
+                opens = max(0, opens - 1)
+                emptied |= opens == 0 and (seat.held or opened)
         holds = seat.port.host_holds()
-        if holds == seat.held:
-            if not holds and seat.port.has_input():
-                # A host opened, wrote and closed between two looks: its session, all at once.
-                self._opened(seat)
-                self._closed(seat)
-            return  # no news (the emulator's own flush opens and closes the pty too)
+        seat.opens = max(opens, 1) if holds else 0
         if holds:
-            self._opened(seat)
-        else:
+            if not seat.held:
+                self._opened(seat)
+            if left_then_came:
+                self._left_and_came(seat)
+        elif seat.held:
             self._closed(seat)
+        elif opened or seat.port.has_input():
+            # A host opened it (and read or wrote) and closed it between two looks: its
+            # session, all at once.
+            self._opened(seat)
+            self._closed(seat)
+
+    def _left_and_came(self, seat: Seat) -> None:
+        """A host left ``seat`` and another opened it before the emulator looked: for the module a
+        host leaving (the DTR drop; what it left unread is flushed) and the next one coming. What
+        waits from the host side goes to the new host (chosen, as on one pty: no command of the new
+        host is taken as the old one's data)."""
+        if seat is not self._primary:
+            return
+        log.debug("a host left %s and the next opened it at once (%s)", self.link, seat.port.path)
+        self.runner.host_left()
+        self.runner.host_attached()
 
     def _opened(self, seat: Seat) -> None:
         seat.held = True
@@ -215,6 +256,7 @@ class LinkedPtyHost(PtyHost):
         self._apply_writer()
         if kept:
             self.runner.host_left(last_words)
+            seat.own_opens += 1  # the flush opens the slave
             seat.port.discard_unread()
         else:
             self._close_seat(seat)
@@ -282,7 +324,11 @@ class LinkedPtyHost(PtyHost):
         self._apply_writer()
 
     def _apply_writer(self) -> None:
-        wanted = self.port.master if self._wants_writable and self.port is not None else None
+        # Only while a host holds the pty: before the first one opens it nobody holds its slave,
+        # and a hung-up master reads as writable even when full, which would wake the loop
+        # forever; the output waits in the runner until the host comes (_make_primary).
+        port = self.port
+        wanted = port.master if self._wants_writable and port is not None and self._primary is not None else None
         if wanted == self._writer_fd:
             return
         loop = self.runner.loop
@@ -298,6 +344,15 @@ class LinkedPtyHost(PtyHost):
             return
         self._settle()
         self.runner.host_writable()
+
+    def discard_unread(self) -> None:
+        if not self._fresh:
+            super().discard_unread()
+            return
+        seat = self._primary
+        if seat is not None:
+            seat.own_opens += 1  # the flush opens the slave
+            seat.port.discard_unread()
 
     def discard_input(self) -> None:
         if not self._fresh:
