@@ -113,30 +113,15 @@ class CommandUse:
 
 class LineTally:
     """One command line as counted: its commands' uses, the one that gets the line's result
-    (``stop``), and how often it came and with which results since its counts were last added to
-    the uses (``Coverage.uses``). A line counts here, once; its commands when the table is read."""
+    (``stop``; the ones before it count as OK, the ones after it as not run), and how often it came
+    since that was last added to the uses (``Coverage.uses``)."""
 
-    __slots__ = ("uses", "stop", "count", "results")
+    __slots__ = ("uses", "stop", "count")
 
     def __init__(self, uses: tuple[CommandUse, ...], stop: int):
         self.uses = uses
         self.stop = stop
         self.count = 0
-        self.results: Counter = Counter()
-
-    def add_to_uses(self) -> None:
-        """The commands before ``stop`` count as OK, the ones after it as not run."""
-        if not self.count and not self.results:
-            return
-        answered = sum(self.results.values())
-        for index, use in enumerate(self.uses):
-            use.count += self.count
-            if index == self.stop:
-                use.results.update(self.results)
-            elif answered:
-                use.results["OK" if index < self.stop else NOT_RUN] += answered
-        self.count = 0
-        self.results.clear()
 
 
 class Coverage:
@@ -151,8 +136,12 @@ class Coverage:
         self._open_line: LineTally | None = None  # waiting for its result
         # What each line seen holds, and where it stops: drivers send the same lines again and
         # again, and the table is kept while the module answers, so a line is split only once
-        # and counted in one place.
+        # and counted in one place; its commands' counts are added up when the table is read.
         self._known_lines: dict[bytes | str, LineTally] = {}
+        self._refused: LineTally | None = None  # the lines refused before any command ran
+        # How often each line got each result, in the order each pair first came (the order in
+        # which a command's results are listed when their counts are equal).
+        self._answers: Counter = Counter()
 
     @property
     def uses(self) -> dict[str, CommandUse]:
@@ -161,8 +150,18 @@ class Coverage:
         return self._uses
 
     def _add_up_lines(self) -> None:
-        for tally in self._known_lines.values():
-            tally.add_to_uses()
+        tallies = list(self._known_lines.values())
+        if self._refused is not None:
+            tallies.append(self._refused)
+        for tally in tallies:
+            for use in tally.uses:
+                use.count += tally.count
+            tally.count = 0
+        for (tally, text), times in self._answers.items():
+            stop = tally.stop
+            for index, use in enumerate(tally.uses):
+                use.results["OK" if index < stop else text if index == stop else NOT_RUN] += times
+        self._answers.clear()
 
     # --- taking observations -----------------------------------------------------------------
 
@@ -226,13 +225,13 @@ class Coverage:
 
     def _result(self, text: str) -> None:
         known, self._open_line = self._open_line, None
-        if known is None:
-            use = self._use(Command(REFUSED_LINE, True))
-            use.count += 1
-            use.results[text] += 1
+        if known is None:  # a line refused before any command ran
+            known = self._refused
+            if known is None:
+                known = self._refused = LineTally((self._use(Command(REFUSED_LINE, True)),), 0)
+            known.count += 1
             self.lines += 1
-            return
-        known.results[text] += 1
+        self._answers[(known, text)] += 1
 
     # --- reading it --------------------------------------------------------------------------
 
