@@ -44,6 +44,7 @@ class ServerSide:
     tls: SSL.Connection
     echo: bool
     received: bytearray = field(default_factory=bytearray)
+    records: list[int] = field(default_factory=list)  # each application data record's size, in order
     handshake_done: bool = False
     failed: str | None = None
     closed: bool = False  # the client closed (FIN or abort)
@@ -172,6 +173,7 @@ class SimulatedNetwork:
                     side.failed = str(exc)
                     break
                 side.received += chunk
+                side.records.append(len(chunk))  # SSL_read gives one record at most
                 if side.echo:
                     side.tls.sendall(chunk)
         return self._to_client(side)

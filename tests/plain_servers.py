@@ -70,12 +70,15 @@ class TcpEchoServer(ThreadedTcpServer):
         self.greeting = greeting
         self.echo = echo
         self.received: list[bytearray] = []
+        self.reads: list[list[int]] = []  # the size of each recv, per connection
 
     def accepted(self, index: int) -> None:
         self.received.append(bytearray())
+        self.reads.append([])
 
     def _serve(self, conn: socket.socket, index: int) -> None:
         buffer = self.received[index]
+        reads = self.reads[index]
         if self.greeting:
             conn.sendall(self.greeting)
         while not self._stop.is_set():
@@ -92,6 +95,7 @@ class TcpEchoServer(ThreadedTcpServer):
                     pass
                 return
             buffer += data
+            reads.append(len(data))
             if self.echo:
                 try:
                     conn.sendall(data)

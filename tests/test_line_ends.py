@@ -123,7 +123,7 @@ def test_transparent_mode_carries_exactly_the_data(end_name, echo, split):
     out = play(h, net, pieces)
     echoed = line + b"\r" if echo else b""
     assert out == echoed + CONNECT  # the LF never reaches transparent mode's stream
-    assert play(h, net, [data]) == data  # the server echoes it back, unframed
+    assert play(h, net, [data]) + h.advance(0.2) + net.run() == data  # echoed unframed, after transwaittm
     assert net.server().received == data
 
 
@@ -363,7 +363,8 @@ CASES_BY_MODE = {
         network=Peer.accept, delivered=sent_to(b"\r\n\r\nhello")),
     "qiopen-busy-then-transparent": Case(
         b'AT+QIOPEN=1,0,"TCP","192.0.2.7",8009,0,2', CONNECT, b"\nhello", False, b"", setup=Peer,
-        network=Peer.accept, delivered=lambda h, peer: peer.take() == b"\nhello" and h.advance(1.5) == b""),
+        network=Peer.accept,  # the data goes after transwaittm (AT+QICFG's default 200 ms)
+        delivered=lambda h, peer: h.advance(0.2) == b"" and peer.take() == b"\nhello" and h.advance(1.3) == b""),
     "qiclose-busy": Case(b"AT+QICLOSE=0", OK, setup=tcp_socket,
                          network=lambda peer: peer.h.event(ev.TcpClosed(peer.conn))),
 }

@@ -199,6 +199,7 @@ def test_transparent_mode_takes_the_port_and_gives_it_back_with_the_connection(h
     assert h.event(ev.TcpConnected(conn, "192.0.2.7", 7, 40000)) == b"\r\nCONNECT\r\n"
     assert h.modem.host.mode is HostMode.ONLINE and h.modem.host.online is sock.session
     assert h.send(b"to the server") == b""
+    h.advance(0.2)  # AT+QICFG="transwaittm"'s default
     assert h.take_effects() == [ev.SendTcp(conn, b"to the server")]
     assert h.event(ev.TcpData(conn, b"to the host")) == b"to the host"
     assert h.event(ev.TcpClosed(conn)) == b"\r\nNO CARRIER\r\n"

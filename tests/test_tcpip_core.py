@@ -245,6 +245,9 @@ def test_qiswtmd_switches_a_tcp_socket_and_ato_returns(h):
     assert h.command("AT+QISWTMD=2,2") == CONNECT
     assert h.event(ev.TcpData(conn, b"two")) == b"two"
     h.send(b"up")
+    h.advance(0.19)
+    assert not h.take_effects()  # held for transwaittm (AT+QICFG's default: 200 ms)
+    h.advance(0.01)
     assert only(h, ev.SendTcp).data == b"up"
     h.advance(1.1)
     assert h.send(b"+++") == b""

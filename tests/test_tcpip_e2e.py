@@ -105,6 +105,40 @@ def test_transparent_mode_escape_and_back(modem):
         assert host.ask("AT+QICLOSE=1") == OK
 
 
+def test_transparent_mode_packs_as_qicfg_says(modem):
+    """AT+QICFG="transpktsize" and "transwaittm" (TCP/IP note 2.1.15): 1500 bytes written at once
+    reach the server as a packet of 1000, whose echo comes back while the other 500 wait (2 s);
+    +++ sends them as the port leaves. With transwaittm 1 a short write waits 100 ms."""
+    _, host = modem
+    with TcpEchoServer() as server:
+        assert host.ask('AT+QICFG="transpktsize",1000') == OK
+        assert host.ask('AT+QICFG="transwaittm",20') == OK
+        assert host.ask(f'AT+QIOPEN=1,1,"TCP","127.0.0.1",{server.port},0,2', final=b"CONNECT\r\n") == CONNECT
+        payload = random.Random(4).randbytes(1500).replace(b"+", b"-")
+        host.write(payload)
+        assert host.read_exactly(1000) == payload[:1000]
+        host.idle(GUARD * 1.5)
+        host.write(b"+++")
+        assert host.expect(OK, timeout=5) == OK
+        assert host.expect(b'+QIURC: "recv",1\r\n') == b'\r\n+QIURC: "recv",1\r\n'  # the 500, echoed
+        reads = server.reads[0]
+        # The server read the first packet's bytes before the rest was sent: its reads add up to
+        # exactly 1000 at some point, whatever way TCP split them.
+        assert 1000 in [sum(reads[:n]) for n in range(1, len(reads) + 1)], reads
+        assert bytes(server.received[0]) == payload
+        assert host.ask('AT+QICFG="transwaittm",1') == OK
+        assert host.ask("ATO") == CONNECT
+        assert host.read_exactly(500) == payload[1000:]  # the echo that waited comes first
+        written = time.monotonic()
+        host.write(b"ping")
+        assert host.read_exactly(4) == b"ping"
+        assert time.monotonic() - written >= 0.1  # held for transwaittm: it cannot come sooner
+        host.idle(GUARD * 1.5)
+        host.write(b"+++")
+        assert host.expect(OK, timeout=5) == OK
+        assert host.ask("AT+QICLOSE=1") == OK
+
+
 def test_server_closing_gives_the_closed_urc(modem):
     _, host = modem
     with TcpEchoServer(greeting=b"bye", echo=False) as server:

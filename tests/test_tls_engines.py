@@ -162,3 +162,31 @@ def test_secllevel_2_presents_the_client_certificate_on_every_engine(make_end, l
     assert b"+QSSLOPEN: 0,0\r\n" in out, out
     client = x509.load_pem_x509_certificate(pki["client.pem"]).public_bytes(Encoding.DER)
     assert network.server().tls.client_cert_der == client
+
+
+@pytest.mark.parametrize("make_end,lines", [
+    (lambda: TlsliteServerEnd("server-rsa"), ['AT+QSSLCFG="ciphersuite",1,0X000A']),
+    pytest.param(lambda: MbedTlsServerEnd("server-ecdsa"), ['AT+QSSLCFG="ciphersuite",1,0XC00F'],
+                 marks=pytest.mark.needs("python-mbedtls")),
+], ids=["tlslite-ng", "mbedtls"])
+def test_transparent_packets_are_records_on_every_engine(make_end, lines):
+    """AT+QICFG="transpktsize" (TCP/IP note 2.1.15): each packet one TLS record, whichever engine."""
+    harness = CoreHarness()
+    network = EngineNetwork(harness, make_end)
+    network.echo = False
+    for line in ("AT+QIACT=1", 'AT+QICFG="transpktsize",100', 'AT+QICFG="transwaittm",0', *lines):
+        assert harness.command(line).endswith(b"OK\r\n"), line
+    assert harness.command('AT+QSSLOPEN=1,1,0,"127.0.0.1",4433,2') + network.run() == b"\r\nCONNECT\r\n"
+    harness.send(b"r" * 250)
+    # Counted on the wire, from the records' headers (RFC 5246 6.2.1): type 23 is application
+    # data. (Mbed TLS's server end reads several records in one read.)
+    effects = harness.take_effects()
+    sent = b"".join(effect.data for effect in effects if isinstance(effect, ev.SendTcp))
+    records, offset = [], 0
+    while offset < len(sent):
+        records.append(sent[offset])
+        offset += 5 + int.from_bytes(sent[offset + 3:offset + 5], "big")
+    assert offset == len(sent) and records == [23, 23, 23]
+    for effect in effects:
+        network.execute(effect)
+    assert network.server().received == b"r" * 250  # every byte, once

@@ -58,6 +58,9 @@ def test_data_flows_unframed_both_ways(hn):
     payload = bytes(range(256)) * 4 + b"AT\r+++\r\nOK"
     assert h.send(payload) == b""
     net.run()
+    assert net.server().received == payload[:1024]  # a whole packet at once (AT+QICFG defaults)
+    h.advance(0.2)  # the rest after transwaittm
+    net.run()
     assert net.server().received == payload
     assert net.run() == b""
     net.server().echo = False
@@ -150,6 +153,7 @@ def test_ato_returns_with_waiting_data_first(hn):
     assert h.command("ATO") == CONNECT + b"waited "
     assert net.server_sends(side, b"newer") == b"newer"
     assert state_of(h) == b""  # in transparent mode this is data, not a command
+    h.advance(0.2)  # transwaittm
     net.run()
     assert side.received.endswith(b"AT+QSSLSTATE=4\r")
 
@@ -264,9 +268,15 @@ def test_host_bytes_wait_while_the_server_does_not_take_them(hn):
     h.send(b"a" * (limit + 10))
     h.send(b"b" * 100)
     net.run()
+    whole = (limit + 10) // 1024 * 1024
+    assert len(side.received) == whole  # whole packets at once, the rest waits for transwaittm
+    assert h.modem.input_backlog == 100  # the collected bytes are in the send buffer too
+    h.advance(0.2)
+    net.run()
     assert len(side.received) == limit + 10  # one batch went; the next waits its turn
     assert h.modem.input_backlog == 100
     h.event(ev.TcpDrained(side.conn_id))
+    h.advance(0.2)
     net.run()
     assert side.received == b"a" * (limit + 10) + b"b" * 100
 
@@ -356,6 +366,7 @@ def test_a_random_stream_survives_any_sequence_of_switches(steps, seed):
         net.run()
     if mode == "transparent":
         assert escape(h) == OK
+        net.run()
     if mode != "push":
         h.command("AT+QISWTMD=4,0")
     got_by_host += _read_buffer(h, len(to_host) - len(got_by_host)) if len(got_by_host) < len(to_host) else b""

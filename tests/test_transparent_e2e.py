@@ -76,7 +76,8 @@ def test_ato_returns_and_the_waiting_data_comes_first(modem):
     gate = threading.Event()
 
     def talk(server, tls, seen):
-        server.recv_some(tls, seen)  # anything from the host starts it
+        while server.recv_some(tls, seen) is None and not server.stopping.is_set():
+            pass  # anything from the host starts it (it comes after transwaittm)
         tls.sendall(b"first,")
         gate.wait(10)
         tls.sendall(b"second")
@@ -93,6 +94,43 @@ def test_ato_returns_and_the_waiting_data_comes_first(modem):
         assert host.read_exactly(6) == b"second"
         host.write(b"more")
         assert host.read_exactly(4) == b"more"
+
+
+def test_the_host_bytes_reach_the_server_in_records_of_transpktsize(modem):
+    """AT+QICFG="transpktsize" and "transwaittm" (TCP/IP note 2.1.15) for an SSL connection: each
+    packet is one TLS record, which the server reads one at a time; the bytes collected when +++
+    comes go as the port leaves; a short write waits transwaittm."""
+    _, host = modem
+    records: list[int] = []
+
+    def echo_records(server, tls, seen):
+        while not server.stopping.is_set():
+            data = server.recv_some(tls, seen)  # one record at most (SSL_read)
+            if data == b"":
+                return
+            if data:
+                records.append(len(data))
+                tls.sendall(data)
+
+    with TlsServer(behaviour=echo_records) as server:
+        assert host.ask('AT+QICFG="transpktsize",1000') == OK
+        assert host.ask('AT+QICFG="transwaittm",20') == OK
+        go_online(host, server.port)
+        payload = random.Random(7).randbytes(2000).replace(b"+", b"-")
+        host.write(payload)
+        assert host.read_exactly(2000) == payload  # two whole packets: no wait
+        host.write(b"tail!")
+        assert escape(host) == OK  # long before the 2 s are over
+        assert host.expect(b'\r\n+QSSLURC: "recv",4\r\n') == b'\r\n+QSSLURC: "recv",4\r\n'
+        assert records == [1000, 1000, 5]
+        assert host.ask('AT+QICFG="transwaittm",1') == OK
+        assert host.ask("ATO", final=b"CONNECT\r\n") == CONNECT
+        assert host.read_exactly(5) == b"tail!"  # the echo that waited in the buffer comes first
+        written = time.monotonic()
+        host.write(b"ping")
+        assert host.read_exactly(4) == b"ping"
+        assert time.monotonic() - written >= 0.1  # held for transwaittm: it cannot come sooner
+        assert records == [1000, 1000, 5, 4]
 
 
 def test_server_closing_gives_no_carrier_and_command_mode(modem):

@@ -424,9 +424,10 @@ def configure(modem: "Modem", call: CommandCall) -> Reply:
     back as ``+QICFG: "<name>",<values>``. The values are kept and shown. ``dataformat`` (0 text,
     1 hex: AT+QISEND's data, AT+QIRD's and the push URCs'), ``viewmode`` (0: the data on the line
     after the header, 1: after a comma on the header's line) and ``close/mode`` (EC200U edition
-    2.4.1, 2.4.8) take effect. chosen: the machine's own TCP stack retransmits and keeps
-    connections alive, and transparent mode sends the host's bytes as they come
-    (``transpktsize`` and ``transwaittm`` do not split or hold them). "recv/buffersize" (bytes a
+    2.4.1, 2.4.8) take effect, and so do ``transpktsize`` and ``transwaittm``: how transparent
+    mode packs the host's bytes into sends, for AT+QIOPEN's and AT+QSSLOPEN's connections alike,
+    from the next entry into transparent mode (``ecemu.core.transparent.Packing``). chosen: the
+    machine's own TCP stack retransmits and keeps connections alive. "recv/buffersize" (bytes a
     socket buffers before it stops reading from its peer; the range an EG25-G lists, the
     profile's recv_buffer by default, chosen) takes effect at once."""
     settings = _family(modem).settings.values

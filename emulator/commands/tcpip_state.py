@@ -37,6 +37,7 @@ from ..core.sockets import (
     pool_sockets,
     socket_in_pool,
 )
+from ..core.transparent import Packing
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
@@ -133,6 +134,11 @@ class TcpipFamily(SocketFamily["TcpipSocket"]):
         # peer; the profile's recv_buffer until the host sets it.
         self.settings.values["recv/buffersize"] = (modem.profile.limits.recv_buffer,)
         self.limits = modem.profile.limits
+
+    def transparent_packing(self) -> Packing:
+        """AT+QICFG="transpktsize" and "transwaittm" (units of 100 ms) for transparent mode."""
+        values = self.settings.values
+        return Packing(values["transpktsize"][0], values["transwaittm"][0] / 10)
 
     def set_receive_buffer(self, size: int) -> None:
         """AT+QICFG="recv/buffersize",<size>: every TCP/IP socket buffers up to ``size`` bytes

@@ -103,7 +103,9 @@ class StreamLayer(Protocol):
     def peer_closed(self) -> bool:
         """The server closed the layer (TLS: its close_notify came)."""
 
-    def send(self, data: bytes) -> bytes: ...
+    def send(self, data: bytes, record_size: int = ...) -> bytes:
+        """What goes on the connection for ``data``; a layer with records (TLS) makes them
+        ``record_size`` bytes at most."""
 
     def close_notify(self) -> bytes: ...
 
@@ -161,7 +163,7 @@ class PlainStream:
     def feed(self, data: bytes) -> PlainStep:
         return PlainStep(data)
 
-    def send(self, data: bytes) -> bytes:
+    def send(self, data: bytes, record_size: int = 0) -> bytes:
         return data
 
     def close_notify(self) -> bytes:
@@ -404,6 +406,13 @@ class Connection:
         """Data for the server, through the layer."""
         if data and self.layer is not None and self.phase is Phase.CONNECTED:
             self._send_raw(self.layer.send(data))
+
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        """Data for the server in sends of ``packet_size`` bytes (transparent mode's packets: a TLS
+        record each), handed to the network together: on TCP back-to-back segments, as the peer
+        reads them anyway, and one system call instead of one per packet."""
+        if data and self.layer is not None and self.phase is Phase.CONNECTED:
+            self._send_raw(self.layer.send(data, packet_size))
 
     def _send_raw(self, data: bytes) -> None:
         if self.conn_id is None or not data:

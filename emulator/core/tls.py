@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # functions that use them, when a host first opens or asks about a TLS connection: together they
 # are most of what `ecemu run` would import before its ports are ready.
 
+RECORD_PLAINTEXT_MAX = 16384  # the longest TLSPlaintext fragment (RFC 5246 6.2.1, RFC 8446 5.1)
+
 log = logging.getLogger(__name__)
 
 # SSL note table 3: code -> (the note's name, OpenSSL's name), in the note's order.
@@ -152,7 +154,8 @@ class EngineConnection(Protocol):
     def receive(self, ciphertext: bytes) -> tuple[bytes, bool, str | None, bytes]:
         """(plaintext, peer_closed, failure, outgoing)."""
 
-    def send(self, plaintext: bytes) -> bytes: ...
+    def send(self, plaintext: bytes, record_size: int) -> bytes:
+        """Ciphertext carrying ``plaintext`` in records of ``record_size`` bytes (the last shorter)."""
 
     def close_notify(self) -> bytes: ...
 
@@ -392,9 +395,10 @@ class TlsClient:
         return TlsStep(outgoing=alert_record(flight.version, verdict.alert),
                        failure="certificate verification failed: " + "; ".join(verdict.problems))
 
-    def send(self, plaintext: bytes) -> bytes:
-        """Ciphertext carrying ``plaintext``; a memory buffer takes every record at once."""
-        return self._engine.send(plaintext)
+    def send(self, plaintext: bytes, record_size: int = RECORD_PLAINTEXT_MAX) -> bytes:
+        """Ciphertext carrying ``plaintext`` in records of ``record_size`` bytes at most (transparent
+        mode's packets: one record each); a memory buffer takes every record at once."""
+        return self._engine.send(plaintext, record_size)
 
     def close_notify(self) -> bytes:
         return b"" if self.state is TlsState.DEAD else self._engine.close_notify()

@@ -170,12 +170,12 @@ class LegacyConnection:
             failure = f"TLS error: {exc or type(exc).__name__}"
         return b"".join(chunks), closed, failure, self._buffers.take()
 
-    def send(self, plaintext: bytes) -> bytes:
+    def send(self, plaintext: bytes, record_size: int) -> bytes:
         view = memoryview(plaintext)
         while view:
-            for _ in self._conn.writeAsync(bytes(view[:16384])):
+            for _ in self._conn.writeAsync(bytes(view[:record_size])):
                 pass
-            view = view[16384:]
+            view = view[record_size:]
         return self._buffers.take()
 
     def close_notify(self) -> bytes:

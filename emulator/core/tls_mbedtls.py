@@ -97,12 +97,14 @@ class MbedTlsConnection:
             chunks.append(chunk)
         return b"".join(chunks), closed, failure, self._take()
 
-    def send(self, plaintext: bytes) -> bytes:
-        view = memoryview(plaintext)
-        while view:
-            written = self._tls.write(bytes(view[:16384]))
-            view = view[written:]
-        return self._take()
+    def send(self, plaintext: bytes, record_size: int) -> bytes:
+        records = []
+        for start in range(0, len(plaintext), record_size):
+            # One record each. python-mbedtls's write answers the bytes it put in its outgoing
+            # buffer, the record's header and MAC included, not the plaintext it took: it takes it all.
+            self._tls.write(plaintext[start:start + record_size])
+            records.append(self._take())
+        return b"".join(records)
 
     def close_notify(self) -> bytes:
         try:

@@ -110,10 +110,10 @@ class OpenSslConnection:
                 break
         return b"".join(chunks), closed, failure, self._drain()
 
-    def send(self, plaintext: bytes) -> bytes:
+    def send(self, plaintext: bytes, record_size: int) -> bytes:
         view = memoryview(plaintext)
         while view:
-            written = self._conn.send(view[:16384])
+            written = self._conn.send(view[:record_size])
             view = view[written:]
         return self._drain()
 
