@@ -41,21 +41,16 @@ def read_available(fd: int, size: int = 65536) -> bytes:
     # may have written much more; reading on while reads come back full hands the modem bigger
     # batches, so transparent mode makes fewer TLS records, socket writes and trips through
     # the core. A shorter read found the pty drained: asking again would only cost an EAGAIN.
-    try:
-        chunk = os.read(fd, size)
-    except OSError:
-        # EAGAIN: nothing now. EIO would mean no slave is open; ours always is, so this is a
-        # passing condition.
-        return b""
-    if len(chunk) < LINE_DISCIPLINE_BUFFER or len(chunk) == size:
-        return chunk  # the common case: a command line, all there was
-    chunks = [chunk]
-    left = size - len(chunk)
+    chunks = []
+    left = size
     while left > 0:
         try:
             chunk = os.read(fd, left)
+        except (BlockingIOError, InterruptedError):
+            break
         except OSError:
-            break  # as above
+            # EIO would mean no slave is open; ours always is, so this is a passing condition.
+            break
         if not chunk:
             break
         chunks.append(chunk)
@@ -223,22 +218,20 @@ class PtyHost(QuietLink):
         port = self.port
         if port is None:
             return len(data)  # closed: for nobody
-        if not data:
-            return 0
-        just_checked, self._just_checked = self._just_checked, False
-        if not just_checked and self._noticed_a_leave():
-            return len(data)  # for nobody: the runner drops the rest when it hears
         written = 0
-        while True:
+        just_checked, self._just_checked = self._just_checked, False
+        while written < len(data):
+            if not just_checked and self._noticed_a_leave():
+                return len(data)  # for nobody: the runner drops the rest when it hears
+            just_checked = False
             count = port.write(data[written:written + TTY_WRITE_CHUNK])
             written += count
             if count and self._noticed_a_leave():
                 port.discard_unread()
                 return len(data)
-            if count < TTY_WRITE_CHUNK or written == len(data):
-                return written
-            if self._noticed_a_leave():
-                return len(data)
+            if count < TTY_WRITE_CHUNK:
+                break
+        return written
 
     def _noticed_a_leave(self) -> bool:
         """Read opens and closes (kept for ``_on_open_or_close``); whether the last host has
@@ -309,8 +302,7 @@ class PtyHost(QuietLink):
         poll_news = self._poll_news
         if self._unprocessed or self._news or (poll_news is not None and poll_news(0)):
             self._settle_comings_and_goings()
-        port = self.port
-        data = read_available(port.master) if port is not None else b""
+        data = self._read()
         if data and self.opens == 0:
             # Bytes with no host known to hold the port: its open was missed (no inotify, or its
             # queue overflowed). A host writes only after opening: the first byte counts as one.
