@@ -226,6 +226,9 @@ class Controller:
         fault = name not in INSPECTIONS
         if fault:
             self.runner.fault(name, raw_args)  # into the trace before what it causes
+            # The fault happens now on the module's clock too: what it starts (an RI pulse, a
+            # timeout) is timed from now, not from the module's last input.
+            self.runner.modem.tick(self.runner.loop.time())
         try:
             result = op.method(self, **arguments)
         except ControlError as exc:
@@ -305,7 +308,8 @@ class Controller:
 
     @operation
     def wait_ri(self, seconds: Annotated[float, Range(0.001, 3600)] = 10.0) -> Any:
-        """Wait up to SECONDS for the next RI pulse to end; its width in ms (``{"width_ms": 120.0}``)."""
+        """Wait up to SECONDS for the next RI pulse to end; its width in ms on the module's clock
+        (``{"width_ms": 120.0}``)."""
         runner = self.runner
         waiter = runner.wait_for_ri_pulse()
 

@@ -112,6 +112,20 @@ def test_url_and_post_body_input_timeouts_are_726(h):
     assert any(isinstance(e, ev.CloseTcp) for e in h.take_effects())
 
 
+def test_a_server_closing_while_the_host_sends_the_body_answers_at_the_body_s_end(h):
+    """The body entry runs to its length; then the command answers the loss (719, "socket
+    closed", the HTTP note's table), and nothing is sent."""
+    set_url(h, "http://example.com/p")
+    assert h.command("AT+QHTTPPOST=5,3,5") == b""
+    [open_tcp] = h.take_effects()
+    assert h.event(ev.TcpConnected(open_tcp.conn_id, "10.0.0.9", 80, 40000)) == b"\r\nCONNECT\r\n"
+    assert h.send(b"12") == b""
+    assert h.event(ev.TcpClosed(open_tcp.conn_id)) == b""
+    assert h.send(b"345") == b"\r\n+CME ERROR: 719\r\n"
+    assert sent(h) == b""
+    assert h.command("AT") == OK
+
+
 def test_post_connect_failure_answers_the_command(h):
     set_url(h, "http://example.com/p")
     assert h.command("AT+QHTTPPOST=10") == b""

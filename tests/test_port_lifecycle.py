@@ -206,16 +206,21 @@ def test_emulator_stop_ends_its_thread_while_a_host_floods_and_reopens(tmp_path)
 
 def test_a_closed_pty_host_settles_a_late_open_or_close_at_once(tmp_path):
     """A write can schedule the handling of an open or close just before the port closes; once
-    closed, that handling must end instead of finding the same news forever."""
-    with Emulator(ufs=tmp_path / "ufs") as emulator:
-        def close_then_settle(runner) -> list[int]:
+    closed, that handling must end instead of finding the same news forever: the loop goes on."""
+    with Emulator(ufs=tmp_path / "ufs", link=False) as emulator:  # the bare pty: a PtyHost
+        def come_and_go_then_close(runner) -> str:
             host = runner.host
-            host.close()
-            host._unprocessed = [+1, -1]
-            host._settle_comings_and_goings()
-            return host._unprocessed
+            path = host.address
+            # A host opens and closes the pty: news the next write reads (the loop has had no turn
+            # to read it), and hands to the loop's next turn to handle.
+            os.close(os.open(path, os.O_RDWR | os.O_NOCTTY))
+            host.write(b"\r\nOK\r\n")
+            host.close()  # before that turn comes
+            return path
 
-        assert emulator.call(close_then_settle) == []
+        assert emulator.call(come_and_go_then_close).startswith("/dev/pts/")
+        # The late handling ran on a closed port and ended: the loop answers again.
+        assert emulator.call(lambda runner: runner.host.address) == ""
 
 
 def test_ecemu_run_exits_on_sigterm_while_a_host_writes(tmp_path):

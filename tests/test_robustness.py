@@ -56,7 +56,7 @@ def core_rig(echo_server: bool = True) -> tuple[CoreHarness, SimulatedNetwork]:
 
 def server_of(h: CoreHarness, net: SimulatedNetwork, client: int):
     """The server end of a client's live connection, or None."""
-    conn_id = h.modem.families["ssl"].client(client).conn_id
+    conn_id = h.modem.families["ssl"].client(client).connection.conn_id
     side = net.servers.get(conn_id) if conn_id is not None else None
     return side if side is not None and side.handshake_done and not side.closed else None
 
@@ -772,7 +772,7 @@ def test_core_soak_every_client_then_resources_are_back(robustness_scale):
             assert soak.h.command(f"AT+QSSLCLOSE={soak.silent}") + soak.net.run() == OK  # gives up waiting
             grown = memory() - baseline
     assert modem.handled_conn_ids == ()
-    assert all(client.shown_state == 0 and not client.received for client in modem.families["ssl"].clients)
+    assert all(client.connection.shown_state == 0 and not client.received for client in modem.families["ssl"].clients)
     soak.h.advance(301.0)
     assert modem.next_deadline() is None and len(modem.timers) == 0
     # A leak of one small object per cycle shows as tens of kilobytes here.

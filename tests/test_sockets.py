@@ -15,20 +15,15 @@ from ecemu.core.sockets import (
     SHOWN_STATE,
     SOCKET_LIFECYCLE,
     AccessMode,
+    Connection,
     OpenFailed,
     Phase,
-    PlainStream,
     Socket,
     SocketFamily,
     SocketState,
 )
 from tests.harness import CoreHarness
 from tests.wire import OK
-
-
-class PlainSocket(Socket):
-    def _new_layer(self) -> PlainStream:
-        return PlainStream()
 
 
 @pytest.fixture
@@ -44,7 +39,7 @@ def family(h: CoreHarness, monkeypatch) -> SocketFamily:
     """Two plain sockets, and two test commands on socket 0 as a TCP family's would be:
     AT+ZCLOSE=<timeout> closes it, AT+ZOPEN opens it in transparent mode."""
     fam = SocketFamily(h.modem, [])
-    fam.clients = [PlainSocket(fam, n) for n in range(2)]
+    fam.clients = [Socket(fam, n) for n in range(2)]
 
     def close(modem, call):
         reply = fam.client(0).close(float(call.args[0].text))
@@ -122,7 +117,7 @@ def test_finishing_a_command_that_does_not_wait_is_an_illegal_transition(h):
 def test_open_connect_receive_read(h, family):
     sock = family.client(0)
     conn = connect(h, sock)
-    assert sock.shown_state is SocketState.CONNECTED and sock.remote_ip == "192.0.2.7"
+    assert sock.connection.shown_state is SocketState.CONNECTED and sock.connection.remote_ip == "192.0.2.7"
     assert h.event(ev.TcpData(conn, b"hello")) == b'\r\n+QIURC: "recv",0\r\n'
     assert h.event(ev.TcpData(conn, b" world")) == b""  # one "recv" until the buffer is emptied
     assert sock.read(5) == b"hello"
@@ -146,7 +141,7 @@ def test_a_failed_connect_reports_its_code_and_frees_the_socket(h, family):
     sock = family.client(1)
     conn = open_socket(h, sock)
     assert h.event(ev.TcpConnectFailed(conn, "dns")) == b"\r\n+QIOPEN: 1,565\r\n"
-    assert sock.phase is Phase.INITIAL and sock.conn_id is None
+    assert sock.connection.phase is Phase.INITIAL and sock.connection.conn_id is None
 
 
 def test_a_full_buffer_pauses_reading_until_the_host_has_read_half(h, family):
@@ -154,11 +149,11 @@ def test_a_full_buffer_pauses_reading_until_the_host_has_read_half(h, family):
     conn = connect(h, sock)
     limit = h.modem.profile.limits.recv_buffer
     h.event(ev.TcpData(conn, b"x" * limit))
-    assert h.take_effects() == [ev.PauseReading(conn)] and sock.reading_paused
+    assert h.take_effects() == [ev.PauseReading(conn)] and sock.connection.gate.paused
     sock.read(limit // 2 - 1)
     assert h.take_effects() == []
     sock.read(2)
-    assert h.take_effects() == [ev.ResumeReading(conn)] and not sock.reading_paused
+    assert h.take_effects() == [ev.ResumeReading(conn)] and not sock.connection.gate.paused
 
 
 def test_direct_push_and_the_closed_urc_behind_it(h, family):
@@ -166,17 +161,17 @@ def test_direct_push_and_the_closed_urc_behind_it(h, family):
     conn = connect(h, sock, AccessMode.DIRECT_PUSH)
     assert h.event(ev.TcpData(conn, b"abc")) == b'\r\n+QIURC: "recv",0,3\r\nabc\r\n'
     assert h.event(ev.TcpClosed(conn)) == b'\r\n+QIURC: "closed",0\r\n'
-    assert sock.shown_state is SocketState.CLOSING
-    assert sock.close(10) == Reply() and sock.phase is Phase.INITIAL
+    assert sock.connection.shown_state is SocketState.CLOSING
+    assert sock.close(10) == Reply() and sock.connection.phase is Phase.INITIAL
 
 
 def test_an_orderly_close_waits_for_the_servers_fin(h, family):
     sock = family.client(0)
     conn = connect(h, sock)
     assert h.command("AT+ZCLOSE=5") == b""  # the command waits
-    assert h.take_effects() == [ev.ShutdownTcp(conn)] and sock.phase is Phase.HOST_CLOSING
+    assert h.take_effects() == [ev.ShutdownTcp(conn)] and sock.connection.phase is Phase.HOST_CLOSING
     assert h.event(ev.TcpClosed(conn)) == OK
-    assert sock.phase is Phase.INITIAL and h.take_effects() == [ev.CloseTcp(conn)]
+    assert sock.connection.phase is Phase.INITIAL and h.take_effects() == [ev.CloseTcp(conn)]
     assert h.modem.host.mode is HostMode.COMMAND
 
 
@@ -187,7 +182,7 @@ def test_an_orderly_close_gives_up_after_its_timeout(h, family):
     h.take_effects()
     assert h.advance(1.9) == b""
     assert h.advance(0.2) == OK
-    assert sock.phase is Phase.INITIAL
+    assert sock.connection.phase is Phase.INITIAL
     assert ev.CloseTcp(conn, abort=True) in h.take_effects()
 
 
@@ -203,11 +198,60 @@ def test_transparent_mode_takes_the_port_and_gives_it_back_with_the_connection(h
     assert h.take_effects() == [ev.SendTcp(conn, b"to the server")]
     assert h.event(ev.TcpData(conn, b"to the host")) == b"to the host"
     assert h.event(ev.TcpClosed(conn)) == b"\r\nNO CARRIER\r\n"
-    assert h.modem.host.mode is HostMode.COMMAND and sock.shown_state is SocketState.CLOSING
+    assert h.modem.host.mode is HostMode.COMMAND and sock.connection.shown_state is SocketState.CLOSING
 
 
 def test_a_pdp_context_taken_down_by_the_host_closes_its_sockets(h, family):
     sock = family.client(0)
     connect(h, sock)
     out = h.command("AT+QIDEACT=1")
-    assert b'+QIURC: "closed",0' in out and sock.phase is Phase.INITIAL
+    assert b'+QIURC: "closed",0' in out and sock.connection.phase is Phase.INITIAL
+
+
+class Holder:
+    """A holder of a connection that writes down what the connection tells it: the whole of what a
+    connection may say to the socket that holds it (``ConnectionOwner``)."""
+
+    client_id = 0
+
+    def __init__(self) -> None:
+        self.heard: list[tuple] = []
+
+    def arrived(self, data: bytes) -> None:
+        self.heard.append(("arrived", data))
+
+    def peer_gone(self) -> None:
+        self.heard.append(("peer_gone",))
+
+    def opened(self, code: QiError) -> None:
+        self.heard.append(("opened", code))
+
+    def drained(self) -> None:
+        self.heard.append(("drained",))
+
+    def host_close_done(self) -> None:
+        self.heard.append(("host_close_done",))
+
+    def released(self) -> None:
+        self.heard.append(("released",))
+
+    def when_port_idle(self) -> bool:
+        return False
+
+
+def test_a_connection_tells_its_holder_its_life_through_the_owner_seam_alone(h, family):
+    holder = Holder()
+    connection = Connection(holder, family)
+    connection.open(connection.may_open(1), 1, "example.net", 7)
+    (opening,) = h.take_effects()
+    conn = opening.conn_id
+    h.event(ev.TcpConnected(conn, "192.0.2.7", 7, 40000))
+    h.event(ev.TcpData(conn, b"hello"))
+    connection.send(b"hi")
+    h.event(ev.TcpDrained(conn))
+    h.event(ev.TcpClosed(conn))
+    assert connection.close(0) == Reply() and connection.phase is Phase.INITIAL
+    assert holder.heard == [("opened", QiError.OK), ("arrived", b"hello"), ("drained",), ("peer_gone",),
+                            ("released",)]
+    assert h.take_output() == b""  # the holder, not the connection, speaks to the host
+

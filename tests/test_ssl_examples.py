@@ -196,7 +196,7 @@ def test_a_server_faster_than_the_host_is_held_back_and_nothing_is_lost(modem):
         echo(server, tls, seen)
 
     def client_buffer() -> tuple[bool, int]:
-        return running.call(lambda r: (r.modem.families["ssl"].clients[0].reading_paused,
+        return running.call(lambda r: (r.modem.families["ssl"].clients[0].connection.gate.paused,
                                        len(r.modem.families["ssl"].clients[0].received)))
 
     with TlsServer(behaviour=flood) as server:

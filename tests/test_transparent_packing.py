@@ -183,3 +183,31 @@ def test_ssl_transwaittm_0_sends_records_of_transpktsize_at_once():
     h.send(b"e" * 250)
     net.run()
     assert net.server().records == [100, 100, 50]
+
+
+def test_a_udp_client_sends_each_packet_as_a_datagram():
+    h = CoreHarness(escape_guard=GUARD)
+    assert h.command("AT+QIACT=1") == OK
+    assert h.command('AT+QICFG="transpktsize",100') == OK
+    assert h.command('AT+QICFG="transwaittm",0') == OK
+    assert h.command('AT+QIOPEN=1,2,"UDP","192.0.2.9",5000,0,2') == b""
+    (opening,) = h.take_effects()
+    assert isinstance(opening, ev.OpenUdp)
+    assert h.event(ev.UdpOpened(opening.conn_id, "192.0.2.9", 40001)) == CONNECT
+    h.send(b"d" * 250)
+    assert h.take_effects() == [ev.SendDatagram(opening.conn_id, b"d" * 100, "", 0),
+                                ev.SendDatagram(opening.conn_id, b"d" * 100, "", 0),
+                                ev.SendDatagram(opening.conn_id, b"d" * 50, "", 0)]
+
+
+def test_what_transparent_mode_sent_is_counted_for_at_qisend_0():
+    h = CoreHarness(escape_guard=GUARD)
+    online_tcp(h, 'AT+QICFG="transwaittm",0')
+    h.send(b"e" * 30)
+    assert sends(h) == [b"e" * 30]
+    h.advance(GUARD)
+    h.send(b"+++")
+    assert h.advance(GUARD) == OK
+    # TCP/IP note 2.1.8: <total_send_length>,<ackedbytes>,<unackedbytes>; the 30 bytes are still
+    # in the module's buffers (not drained), so they count as not acknowledged.
+    assert h.command("AT+QISEND=0,0") == b"\r\n+QISEND: 30,0,30\r\n" + OK

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from .files import ufs_name
-from .http_state import CONTENT_TYPES, BodyToFile, HttpConfig, HttpFamily, Request, Target
+from .http_state import CONTENT_TYPES, BodyLost, BodyToFile, HttpConfig, HttpFamily, Request, Target
 from ..core.parser import CommandCall, Form
 from ..core.registry import (
     AwaitData,
@@ -206,8 +206,9 @@ def _with_body_from_host(modem: "Modem", family: HttpFamily, request: Request, l
         if data is None:
             family.stop()
             return CommandFailed(HttpError.INPUT_TIMEOUT)
-        if request.failure is not None:
-            return CommandFailed(request.failure)
+        stage = request.stage
+        if isinstance(stage, BodyLost):
+            return CommandFailed(stage.code)
         request.to("body_taken")
         if as_raw:
             request.raw = data

@@ -110,6 +110,7 @@ class Stage(enum.Enum):
     HOST_DATA = "the host is sending the body"
     ANSWER = "it holds its final result until the server answers"
     SENT = "the command is over: the outcome is a URC"
+    BODY_LOST = "the request ended while the host still sent the body: the end of the entry tells why"
 
 
 REQUEST_STAGES = Transitions("HTTP request", {
@@ -118,9 +119,20 @@ REQUEST_STAGES = Transitions("HTTP request", {
     (Stage.CONNECTING, "connected"): Stage.HOST_DATA,
     (Stage.CONNECTING, "failed"): Stage.SENT,  # +CME ERROR: nothing left
     (Stage.HOST_DATA, "body_taken"): Stage.SENT,
+    (Stage.HOST_DATA, "lost"): Stage.BODY_LOST,  # a BodyLost says why
     (Stage.ANSWER, "answered"): Stage.SENT,  # OK, then the URC
     (Stage.ANSWER, "failed"): Stage.SENT,
 })
+
+
+class BodyLost:
+    """``Stage.BODY_LOST`` with what it holds: what ended the request (``code``) while the host
+    still sent its body."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: HttpError):
+        self.code = code
 
 
 @dataclass
@@ -134,8 +146,9 @@ class Request:
     raw: bytes | None = None  # the host's whole request (AT+QHTTPCFG="requestheader",1)
     rsptime: float = 60.0
     on_connected: Callable[[], None] | None = None  # POST: the body is asked for once connected
-    stage: Stage = Stage.NEW  # where the command that made it is; changed by ``to`` only
-    failure: "HttpError | None" = None  # what ended it while the host was still sending the body
+    # Where the command that made it is (a BodyLost for Stage.BODY_LOST); changed by ``to`` and
+    # ``lose`` only.
+    stage: "Stage | BodyLost" = Stage.NEW
     network_lost: bool = False  # its PDP context went: a loss is told as such (NETWORK_DEACTIVATED)
     byte_range: tuple[int, int] | None = None  # AT+QHTTPGETEX: the first byte and how many
     follows_redirects: bool = False  # a GET the module built itself
@@ -143,7 +156,14 @@ class Request:
 
     def to(self, event: str) -> None:
         """The command's next stage (``REQUEST_STAGES``)."""
-        self.stage = REQUEST_STAGES.next(self.stage, event)
+        stage = self.stage
+        self.stage = REQUEST_STAGES.next(Stage.BODY_LOST if isinstance(stage, BodyLost) else stage, event)
+
+    def lose(self, code: HttpError) -> None:
+        """The request ended (``code``) while the host still sends its body: the end of the body
+        entry tells it (``Stage.BODY_LOST``)."""
+        self.to("lost")
+        self.stage = BodyLost(code)
 
 
 class BodyReader(Protocol):
@@ -269,14 +289,14 @@ class HttpSocket(AppSocket):
     family_name = "http"
     family: "HttpFamily"
 
-    def _report_open(self, code: QiError) -> None:
+    def opened(self, code: QiError) -> None:
         self.family.opened(OPEN_ERRORS.get(code, HttpError.UNKNOWN) if code is not QiError.OK else HttpError.OK)
 
-    def _received(self, data: bytes) -> None:
+    def arrived(self, data: bytes) -> None:
         self.modem.observe("received", client=self.client_id, family=self.family_name, size=len(data))
         self.family.from_server(data)
 
-    def peer_closed(self) -> None:
+    def peer_gone(self) -> None:
         self.family.server_closed()
 
     def resume_if_room(self) -> None:
@@ -423,7 +443,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         if isinstance(exchange, Receiving) and exchange.wire.their_state is not h11.DONE:
             exchange.wire.receive_data(b"")
             self._events(steps=None)  # all that came before the close, now: nothing follows it
-        if self.socket.phase is not Phase.INITIAL:
+        if self.socket.connection.phase is not Phase.INITIAL:
             self.socket.close(0)
         if self.request is not None:
             self._fail(self._cause_of_loss(HttpError.SOCKET_READ_ERROR))
@@ -559,7 +579,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
         """The request ends with ``code``: before the response its URC says so, after it the read does."""
         exchange = self.exchange
         self._cancel_response_timer()
-        if self.socket.phase is not Phase.INITIAL:
+        if self.socket.connection.phase is not Phase.INITIAL:
             self.socket.close(0)
         if isinstance(exchange, Receiving):
             self._enter("ended", Received(exchange.response, code))
@@ -577,7 +597,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
             request.to("failed")
             self.modem.host.finish_pending(CommandFailed(code))
         elif stage is Stage.HOST_DATA:
-            request.failure = code  # the end of the body entry says so
+            request.lose(code)  # the end of the body entry says so
         else:
             self.modem.emit_urc(f"{request.urc}: {int(code)}")
             if stage is Stage.ANSWER:
@@ -603,7 +623,7 @@ class HttpFamily(SocketFamily["HttpSocket"]):
             reader, response.reader = response.reader, NO_READER
             reader.abandon()
         self._cancel_response_timer()
-        if self.socket.phase is not Phase.INITIAL:
+        if self.socket.connection.phase is not Phase.INITIAL:
             self.socket.close(0)
 
     def power_off(self) -> None:

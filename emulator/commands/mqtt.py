@@ -167,7 +167,7 @@ def mqtt_open(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok(f'+QMTOPEN: (0-{CLIENTS - 1}),"<host_name>",(1-65535)')
     if call.form is Form.READ:
-        return ok(*(f'+QMTOPEN: {c.client_id},"{c.address}",{c.remote_port}' for c in family.clients if c.opened))
+        return ok(*(f'+QMTOPEN: {c.client_id},"{c.connection.address}",{c.connection.remote_port}' for c in family.clients if c.network_open))
     require_form(call, Form.WRITE)
     if len(call.args) != 3:
         raise CommandFailed(Refusal.PARAMETER)
@@ -211,7 +211,7 @@ def mqtt_connect(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f'+QMTCONN: (0-{CLIENTS - 1}),"<clientID>","<username>","<password>"')
     if call.form is Form.READ:
         return ok(*(f"+QMTCONN: {c.client_id},{int(c.link.session)}" for c in family.clients
-                    if c.opened and c.link is not None))
+                    if c.network_open and c.link is not None))
     require_form(call, Form.WRITE)
     if not 2 <= len(call.args) <= 4:
         raise CommandFailed(Refusal.PARAMETER)
@@ -235,7 +235,7 @@ def mqtt_disconnect(modem: "Modem", call: CommandCall) -> Reply:
     if len(call.args) != 1:
         raise CommandFailed(Refusal.PARAMETER)
     client = _client(modem, call)
-    if not client.opened:
+    if not client.network_open:
         raise CommandFailed(Refusal.PARAMETER)
     client.disconnect()
     return ok()
@@ -392,7 +392,7 @@ def mqtt_receive(modem: "Modem", call: CommandCall) -> Reply:
         return ok(f"+QMTRECV: (0-{CLIENTS - 1}),(0-{RECV_SLOTS - 1})")
     if call.form is Form.READ:
         return ok(*(f"+QMTRECV: {c.client_id}," + ",".join("1" if slot else "0" for slot in c.slots)
-                    for c in family.clients if c.opened))
+                    for c in family.clients if c.network_open))
     require_form(call, Form.WRITE)
     if len(call.args) > 2:
         raise CommandFailed(Refusal.PARAMETER)

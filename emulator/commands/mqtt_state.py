@@ -172,7 +172,7 @@ class MqttClient(AppSocket):
 
     def open_network(self, host: str, port: int) -> None:
         """AT+QMTOPEN: OpenFailed when it cannot start, else +QMTOPEN comes later."""
-        if self.phase is not Phase.INITIAL:
+        if self.connection.phase is not Phase.INITIAL:
             raise OpenFailed(QiError.SOCKET_IN_USE, f"MQTT client {self.client_id} is in use")
         config = replace(self.config)  # as it is now, at open time
         self.link = Link(config)
@@ -184,15 +184,15 @@ class MqttClient(AppSocket):
             self.link = None
             raise
 
-    def _report_open(self, code: QiError) -> None:
+    def opened(self, code: QiError) -> None:
         result = OPEN_RESULTS.get(code, MqttOpenResult.FAILED)
-        if result is not MqttOpenResult.OK and self.phase is Phase.INITIAL:
+        if result is not MqttOpenResult.OK and self.connection.phase is Phase.INITIAL:
             self.link = None
         self.modem.emit_urc(f"+QMTOPEN: {self.client_id},{int(result)}")
 
     def report_open_failure(self, failure: OpenFailed) -> None:
         """An AT+QMTOPEN that could not start: its result, as every other one, in the URC."""
-        self._report_open(failure.code)
+        self.opened(failure.code)
 
     def close_network(self) -> None:
         """AT+QMTCLOSE: the connection goes at once (no DISCONNECT: the broker sends the will)."""
@@ -200,13 +200,14 @@ class MqttClient(AppSocket):
         self.close(0)
 
     @property
-    def opened(self) -> bool:
-        return self.phase is Phase.CONNECTED and self.link is not None
+    def network_open(self) -> bool:
+        """AT+QMTOPEN's connection is up (a session on it or not)."""
+        return self.connection.phase is Phase.CONNECTED and self.link is not None
 
     def in_session(self, session: Session) -> bool:
         """The network connection is open and its MQTT session is ``session``."""
         link = self.link
-        return link is not None and link.session is session and self.phase is Phase.CONNECTED
+        return link is not None and link.session is session and self.connection.phase is Phase.CONNECTED
 
     # --- the session (AT+QMTCONN, AT+QMTDISC) ---------------------------------------------------
 
@@ -252,10 +253,9 @@ class MqttClient(AppSocket):
 
     def _send_answer(self, packet: bytes) -> None:
         """An acknowledgement of what the broker sent: if the broker does not read them, the
-        socket stops being read until they have gone (``Connection._answer``)."""
-        self._send_packet(packet)
-        if self.unsent > self.outgoing_limit:
-            self._sending_backed_up(True)
+        socket stops being read until they have gone (``Connection.answer``)."""
+        self.connection.answer(packet)
+        self._arm_keepalive()
 
     def _arm_keepalive(self) -> None:
         """3.1.2.10: a PINGREQ when nothing else has been sent for <keep_alive_time> seconds."""
@@ -290,7 +290,8 @@ class MqttClient(AppSocket):
         """AT+QMTPUB / AT+QMTPUBEX once the message is in (4.3): QoS 0 is done when sent."""
         packet = codec.encode_publish(topic, payload, qos, retain, packet_id=msgid)
         link = self.link
-        if link is None or self.unsent + len(packet) > self.outgoing_limit or \
+        connection = self.connection
+        if link is None or connection.unsent + len(packet) > connection.outgoing_limit or \
                 (qos and link.in_flight_bytes + len(packet) > MAX_IN_FLIGHT_BYTES):
             # The broker does not take what was sent (or answer it): the message is not sent
             # (REFERENCE.md "HTTP(S) and MQTT", chosen: <result> 2, failed).
@@ -348,7 +349,7 @@ class MqttClient(AppSocket):
 
     # --- receiving ----------------------------------------------------------------------------
 
-    def _received(self, data: bytes) -> None:
+    def arrived(self, data: bytes) -> None:
         self.modem.observe("received", client=self.client_id, family=self.family_name, size=len(data))
         link = self.link
         if link is None:
@@ -508,7 +509,7 @@ class MqttClient(AppSocket):
 
     # --- the connection going -----------------------------------------------------------------
 
-    def peer_closed(self) -> None:
+    def peer_gone(self) -> None:
         """The broker or the network ended the connection: +QMTSTAT, and the client is free again."""
         link = self.link
         code = link.stat_code if link is not None else MqttStat.CLOSED_BY_PEER
@@ -537,8 +538,8 @@ class MqttClient(AppSocket):
             if timer is not None:
                 timer.cancel()
 
-    def _gone_quietly(self) -> None:
-        super()._gone_quietly()
+    def released(self) -> None:
+        super().released()
         self._stop_link()
 
 

@@ -27,9 +27,8 @@ from ..core.registry import (
     require_form,
     str_arg,
 )
-from ..core.connection import Connection
 from ..core.results import QIGETERROR, SEND_FAIL, SEND_OK, QiError, Refusal
-from ..core.sockets import AccessMode, Phase, SocketState
+from ..core.sockets import AccessMode, Phase, Socket, SocketState
 from ..core.tls import ALL_CIPHER_SUITES, CIPHER_SUITES
 
 if TYPE_CHECKING:
@@ -199,9 +198,9 @@ def ssl_open(modem: "Modem", call: CommandCall) -> Outcome:
 
 def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
     client = _family(modem).client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))
-    if client.shown_state is SocketState.CLOSING:
+    if client.connection.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
-    if client.phase is not Phase.CONNECTED:
+    if client.connection.phase is not Phase.CONNECTED:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, or still opening
     return client
 
@@ -209,7 +208,7 @@ def _connected_client(modem: "Modem", call: CommandCall) -> SslClient:
 class SendSink(PromptedData):
     """The data after ``>``: ``length`` bytes, or up to Ctrl+Z (sent) or ESC (cancelled)."""
 
-    def __init__(self, client: Connection, length: int | None, limit: int):
+    def __init__(self, client: Socket, length: int | None, limit: int):
         # chosen: the cancelled send answers ERROR and AT+QIGETERROR reads 571 "cancel send", the
         # chapter 5 code that exists for it; more than <sendlen>'s maximum before Ctrl+Z is refused
         # whole, the byte that overflowed starting the next command line.
@@ -219,11 +218,11 @@ class SendSink(PromptedData):
 
     def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
         client = self.client
-        if client.phase is not Phase.CONNECTED:
+        if client.connection.phase is not Phase.CONNECTED:
             return CommandFailed(QiError.SOCKET_CLOSED)
         if not self.data:
             return Reply(final=SEND_OK)
-        if not client.send_buffer_has_room(len(self.data)):
+        if not client.connection.send_buffer_has_room(len(self.data)):
             return Reply(final=SEND_FAIL)
         client.send(bytes(self.data))
         return Reply(final=SEND_OK)
@@ -259,11 +258,11 @@ def ssl_receive(modem: "Modem", call: CommandCall) -> Reply:
     at_most(call, 2)
     client = _family(modem).client(int_arg(call, 0, 0, limits.clients - 1))
     length = int_arg(call, 1, 0, limits.recv_max, default=limits.recv_max)
-    if client.phase in (Phase.INITIAL, Phase.OPENING):
+    if client.connection.phase in (Phase.INITIAL, Phase.OPENING):
         raise CommandFailed(QiError.NOT_ALLOWED)
     if client.access_mode is not AccessMode.BUFFER:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: nothing is buffered in the other modes
-    if client.shown_state is SocketState.CLOSING and not client.received:
+    if client.connection.shown_state is SocketState.CLOSING and not client.received:
         # The note: ERROR once the connection is "abnormally closed"; its data is read first.
         raise CommandFailed(QiError.SOCKET_CLOSED)
     data = client.read(length)
@@ -307,5 +306,5 @@ def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.WRITE:
         at_most(call, 1)
         client = family.client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))
-        return Reply([client.state_line()] if client.phase is not Phase.INITIAL else [])
+        return Reply([client.state_line()] if client.connection.phase is not Phase.INITIAL else [])
     raise CommandFailed(Refusal.PARAMETER)

@@ -79,12 +79,15 @@ class SslFamily(SocketFamily["SslClient"]):
     def state_lines(self) -> list[bytes]:
         """+QSSLSTATE's lines, one per client in use (SSL note 2.2.6), made again only when a
         field one of them shows has changed."""
-        shown = [(c.remote_ip, c.remote_port, c.local_port, c.phase, c.pdp_ctx, c.access_mode, c.ssl_ctx)
-                 for c in self.clients]
+        shown = []
+        for client in self.clients:
+            conn = client.connection
+            shown.append((conn.remote_ip, conn.remote_port, conn.local_port, conn.phase, conn.pdp_ctx,
+                          client.access_mode, client.ssl_ctx))
         if shown != self._state_lines_of:
             self._state_lines_of = shown
             initial = Phase.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
-            self._state_lines = [c.state_line() for c in self.clients if c.phase is not initial]
+            self._state_lines = [c.state_line() for c in self.clients if c.connection.phase is not initial]
         return list(self._state_lines)
 
     def openssl_context(self, ctx_id: int, settings: ContextSettings) -> "ClientContext":
@@ -233,30 +236,28 @@ class SslClient(Socket):
         super().__init__(family, client_id)
         self.ssl_ctx = 0
 
-    @property
-    def tls(self) -> TlsClient | None:
-        return self.layer if isinstance(self.layer, TlsClient) else None
-
     # --- opening (SSL note 2.2.2) ------------------------------------------------------------
 
     def open_tls(self, pdp_ctx: int, ssl_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
         """Start connecting; the result comes later (URC, or CONNECT/ERROR in transparent mode).
         Raises OpenFailed when the attempt cannot even start."""
-        pdp = self._may_open(pdp_ctx)
+        connection = self.connection
+        pdp = connection.may_open(pdp_ctx)
         try:
             tls = ContextTls(self.family, ssl_ctx, self.client_id)
         except TlsUnavailable as exc:
             log.warning("client %d: SSL context %d cannot be used: %s", self.client_id, ssl_ctx, exc)
             raise OpenFailed(QiError.CONNECT_FAILED, str(exc)) from None
-        self.ssl_ctx, self.layer_maker = ssl_ctx, tls
-        self._start_open(pdp, pdp_ctx, address, port, access_mode)
+        self.ssl_ctx, connection.layer_maker, self.access_mode = ssl_ctx, tls, access_mode
+        connection.open(pdp, pdp_ctx, address, port)
 
     # --- AT+QSSLSTATE (SSL note 2.2.6) ----------------------------------------------------------
 
     def state_line(self) -> bytes:
         """One +QSSLSTATE line (SSL note 2.2.6). <serverID> is reserved; the note's and the seen
         examples show the client ID there, so it does too."""
+        conn = self.connection
         at_port = self.modem.profile.defaults.at_port
-        return (f'+QSSLSTATE: {self.client_id},"SSLClient","{self.remote_ip}",{self.remote_port},'
-                f'{self.local_port},{int(self.shown_state)},{self.pdp_ctx},{self.client_id},{int(self.access_mode)},'
+        return (f'+QSSLSTATE: {self.client_id},"SSLClient","{conn.remote_ip}",{conn.remote_port},'
+                f'{conn.local_port},{int(conn.shown_state)},{conn.pdp_ctx},{self.client_id},{int(self.access_mode)},'
                 f'"{at_port}",{self.ssl_ctx}').encode("latin-1")

@@ -135,9 +135,9 @@ def _socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
 
 def _sending_socket(modem: "Modem", call: CommandCall) -> TcpipSocket:
     socket = _socket(modem, call)
-    if socket.shown_state is SocketState.CLOSING:
+    if socket.connection.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
-    if socket.phase not in (Phase.CONNECTED, Phase.LISTENING) or isinstance(socket, TcpListener):
+    if socket.connection.phase not in (Phase.CONNECTED, Phase.LISTENING) or isinstance(socket, TcpListener):
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a listener
     return socket
 
@@ -150,7 +150,7 @@ class DatagramSink(SendSink):
         self.udp, self.ip, self.port = socket, ip, port
 
     def _finish(self, modem: "Modem") -> Outcome | CommandFailed:
-        if self.udp.phase is not Phase.LISTENING:
+        if self.udp.connection.phase is not Phase.LISTENING:
             return CommandFailed(QiError.SOCKET_CLOSED)
         self.udp.send_to(bytes(self.data), self.ip, self.port)
         return Reply(final=SEND_OK)
@@ -199,7 +199,7 @@ def send(modem: "Modem", call: CommandCall) -> Outcome:
     length = int_arg(call, 1, 0, limits.send_max) if len(call.args) > 1 else None
     if length == 0:
         socket = _socket(modem, call)
-        if socket.phase is Phase.INITIAL:
+        if socket.connection.phase is Phase.INITIAL:
             raise CommandFailed(QiError.NOT_ALLOWED)
         return _send_status(socket)
     socket = _sending_socket(modem, call)
@@ -238,7 +238,7 @@ def send_hex(modem: "Modem", call: CommandCall) -> Reply:
     socket = _sending_socket(modem, call)
     if isinstance(socket, UdpSocket) and socket.service is Service.UDP_SERVICE:
         raise CommandFailed(Refusal.PARAMETER)  # chosen: a service's sends name their address, which this form cannot
-    if not socket.send_buffer_has_room(len(data)):
+    if not socket.connection.send_buffer_has_room(len(data)):
         return Reply(final=SEND_FAIL)
     socket.send(data)
     return Reply(final=SEND_OK)
@@ -263,7 +263,7 @@ def read(modem: "Modem", call: CommandCall) -> Reply:
     at_most(call, 2)
     socket = _socket(modem, call)
     length = int_arg(call, 1, 0, limits.recv_max, default=limits.recv_max)
-    if socket.phase in (Phase.INITIAL, Phase.OPENING) or isinstance(socket, TcpListener):
+    if socket.connection.phase in (Phase.INITIAL, Phase.OPENING) or isinstance(socket, TcpListener):
         raise CommandFailed(QiError.NOT_ALLOWED)
     if len(call.args) > 1 and length == 0:
         return ok(f"+QIRD: {socket.received_total},{socket.read_total},{len(socket.received)}")
@@ -297,7 +297,7 @@ def close(modem: "Modem", call: CommandCall) -> Outcome:
     at_most(call, 2)
     socket = _family(modem).client(_connect_id(modem, call))
     timeout = int_arg(call, 1, 0, 65535, default=CLOSE_TIMEOUT)
-    was_open = socket.phase is not Phase.INITIAL
+    was_open = socket.connection.phase is not Phase.INITIAL
     reply = socket.close(float(timeout))
     if reply is None:
         return Pending("+QICLOSE")  # the URC of "close/mode" 1 follows the OK (_finish_close)
@@ -316,14 +316,14 @@ def state(modem: "Modem", call: CommandCall) -> Reply:
     family = _family(modem)
     if call.form is Form.TEST:
         return ok()
-    sockets = [s for s in family.clients if isinstance(s, TcpipSocket) and s.phase is not Phase.INITIAL]
+    sockets = [s for s in family.clients if isinstance(s, TcpipSocket) and s.connection.phase is not Phase.INITIAL]
     if call.form is Form.WRITE:
         if len(call.args) != 2:
             raise CommandFailed(Refusal.PARAMETER)
         query = int_arg(call, 0, 0, 1)
         if query == 0:
             context = int_arg(call, 1, 1, modem.profile.limits.pdp_contexts)
-            sockets = [s for s in sockets if s.pdp_ctx == context]
+            sockets = [s for s in sockets if s.connection.pdp_ctx == context]
         else:
             connect_id = _connect_id(modem, call, 1)
             sockets = [s for s in sockets if s.client_id == connect_id]
@@ -347,9 +347,9 @@ def switch_access_mode(modem: "Modem", call: CommandCall) -> Reply:
     connect_id = _connect_id(modem, call)
     mode = AccessMode(int_arg(call, 1, 0, 2))
     socket = socket_in_pool(modem, CONNECT_IDS, connect_id)
-    if socket is not None and socket.shown_state is SocketState.CLOSING:
+    if socket is not None and socket.connection.shown_state is SocketState.CLOSING:
         raise CommandFailed(QiError.SOCKET_CLOSED)
-    if socket is None or socket.phase is not Phase.CONNECTED:
+    if socket is None or socket.connection.phase is not Phase.CONNECTED:
         raise CommandFailed(QiError.NOT_ALLOWED)  # chosen: never opened, still opening, or a server
     return socket.switch_mode(mode)
 

@@ -41,7 +41,6 @@ from ..core.transparent import Packing
 
 if TYPE_CHECKING:
     from ..core.modem import Modem
-    from ..profile import Limits
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,6 @@ class TcpipFamily(SocketFamily["TcpipSocket"]):
         # AT+QICFG="recv/buffersize": what a socket buffers before it stops reading from its
         # peer; the profile's recv_buffer until the host sets it.
         self.settings.values["recv/buffersize"] = (modem.profile.limits.recv_buffer,)
-        self.limits = modem.profile.limits
 
     def transparent_packing(self) -> Packing:
         """AT+QICFG="transpktsize" and "transwaittm" (units of 100 ms) for transparent mode."""
@@ -150,12 +148,12 @@ class TcpipFamily(SocketFamily["TcpipSocket"]):
     def host_ports(self) -> dict[int, int]:
         """connectID of each server socket: the port it is reachable at on 127.0.0.1."""
         return {s.client_id: s.host_port for s in self.clients
-                if isinstance(s, (UdpSocket, TcpListener)) and s.host_port and s.phase is Phase.LISTENING}
+                if isinstance(s, (UdpSocket, TcpListener)) and s.host_port and s.connection.phase is Phase.LISTENING}
 
     def service(self, connect_id: int, service: Service) -> Socket:
         """A fresh socket of the right kind in slot ``connect_id`` (which must be free)."""
         current = self.clients[connect_id]
-        if current.phase is not Phase.INITIAL:
+        if current.connection.phase is not Phase.INITIAL:
             return current  # its open will refuse it as in use
         kind = {Service.TCP: TcpClient, Service.TCP_INCOMING: TcpClient, Service.UDP: UdpSocket,
                 Service.UDP_SERVICE: UdpSocket, Service.TCP_LISTENER: TcpListener}[service]
@@ -186,8 +184,10 @@ class TcpipFamily(SocketFamily["TcpipSocket"]):
         socket = self.service(connect_id, Service.TCP_INCOMING)
         assert isinstance(socket, TcpClient)
         socket.server_id = listener.client_id
-        conn_id = socket.adopt(listener.pdp_ctx, event.remote_ip, event.remote_port, listener.local_port,
-                               listener.access_mode)
+        listening = listener.connection
+        conn_id = socket.connection.adopt(listening.pdp_ctx, event.remote_ip, event.remote_port,
+                                          listening.local_port)
+        socket.access_mode = listener.access_mode
         modem.effect(ev.AcceptTcp(event.token, conn_id))
         modem.emit_urc(f'+QIURC: "incoming",{connect_id},{listener.client_id},"{event.remote_ip}",'
                        f'{event.remote_port}')
@@ -210,24 +210,20 @@ class TcpipSocket(Socket):
 
     family: TcpipFamily
 
-    @property
-    def limits(self) -> "Limits":
-        return self.family.limits
-
     def __init__(self, family: TcpipFamily, client_id: int):
         super().__init__(family, client_id)
         self.service = Service.TCP
         self.server_id = client_id
         self.sent_total = 0
-        self.arrived = 0  # every byte received, the backlog past the buffer included
+        self.arrived_total = 0  # every byte received, the backlog past the buffer included
         self.read_total = 0
         self.host_port = 0
-        self.inbox = PresentingDatagramInbox(self, self.gate) if isinstance(self, DatagramSocket) else PresentingInbox(self, self.gate)
+        gate = self.connection.gate
+        self.inbox = PresentingDatagramInbox(self, gate) if isinstance(self, DatagramSocket) else PresentingInbox(self, gate)
 
-    def _finish_close(self) -> None:
+    def host_close_done(self) -> None:
         """The host's AT+QICLOSE, once the peer's FIN or the timeout has come: OK, then the
         "closed" URC when AT+QICFG="close/mode" is 1 (held behind the OK, as URCs are)."""
-        super()._finish_close()
         self.report_host_close()
 
     def report_host_close(self) -> None:
@@ -238,11 +234,11 @@ class TcpipSocket(Socket):
     def received_total(self) -> int:
         """What AT+QIRD=<id>,0 counts as received: what reached the module's buffer (the rest of
         a delivery past the buffer's size waits outside it, as in the network)."""
-        return self.arrived - len(self.inbox.backlog)
+        return self.arrived_total - len(self.inbox.backlog)
 
-    def _received(self, data: bytes) -> None:
-        self.arrived += len(data)
-        super()._received(data)
+    def arrived(self, data: bytes) -> None:
+        self.arrived_total += len(data)
+        super().arrived(data)
 
     def read(self, length: int) -> bytes:
         data = super().read(length)
@@ -255,20 +251,21 @@ class TcpipSocket(Socket):
     def unacknowledged(self) -> int:
         """chosen: bytes still in the emulator's buffers count as sent but not acknowledged; once
         they have left for the kernel they count as acknowledged."""
-        return min(self.unsent, self.sent_total)
+        return min(self.connection.unsent, self.sent_total)
 
     def enter_transparent(self) -> Reply:
         self.family.transparent_elsewhere()
         return super().enter_transparent()
 
     def shown_address(self) -> str:
-        return self.remote_ip
+        return self.connection.remote_ip
 
     def state_line(self) -> bytes:
         """One +QISTATE line (TCP/IP note 2.1.6)."""
         at_port = self.modem.profile.defaults.at_port
-        return (f'+QISTATE: {self.client_id},"{self.service.value}","{self.shown_address()}",{self.remote_port},'
-                f'{self.local_port},{int(self.shown_state)},{self.pdp_ctx},{self.server_id},{int(self.access_mode)},'
+        conn = self.connection
+        return (f'+QISTATE: {self.client_id},"{self.service.value}","{self.shown_address()}",{conn.remote_port},'
+                f'{conn.local_port},{int(conn.shown_state)},{conn.pdp_ctx},{self.server_id},{int(self.access_mode)},'
                 f'"{at_port}"').encode("latin-1")
 
 
@@ -276,9 +273,14 @@ class TcpClient(TcpipSocket):
     """A "TCP" client or a "TCP INCOMING" connection: the core socket with no layer."""
 
     def send(self, data: bytes) -> None:
-        if data and self.phase is Phase.CONNECTED:
+        if data and self.connection.phase is Phase.CONNECTED:
             self.count_sent(len(data))
         super().send(data)
+
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        if data and self.connection.phase is Phase.CONNECTED:
+            self.count_sent(len(data))
+        super().send_packets(data, packet_size)
 
 
 class UdpSocket(TcpipSocket, DatagramSocket):
@@ -289,7 +291,7 @@ class UdpSocket(TcpipSocket, DatagramSocket):
         self.service = Service.UDP
 
     def send_to(self, data: bytes, ip: str, port: int) -> None:
-        if data and self.phase in (Phase.CONNECTED, Phase.LISTENING):
+        if data and self.connection.phase in (Phase.CONNECTED, Phase.LISTENING):
             self.count_sent(len(data))
         super().send_to(data, ip, port)
 
@@ -300,8 +302,8 @@ class UdpSocket(TcpipSocket, DatagramSocket):
 
     def shown_address(self) -> str:
         if self.service is Service.UDP_SERVICE:
-            return self.address  # the note: the local address for a service
-        return self.remote_ip
+            return self.connection.address  # the note: the local address for a service
+        return self.connection.remote_ip
 
 
 class TcpListener(TcpipSocket):
@@ -310,41 +312,39 @@ class TcpListener(TcpipSocket):
     a "TCP INCOMING" service of its own."""
 
     def listen(self, pdp_ctx: int, address: str, local_port: int, access_mode: AccessMode) -> None:
-        self._may_open(pdp_ctx)
-        self.pdp_ctx, self.address, self.remote_ip = pdp_ctx, address, address
-        self.remote_port, self.local_port, self.access_mode = 0, local_port, access_mode
-        self._to("open")
-        self.conn_id = self.modem.new_conn_id(self._on_event)
-        self.modem.effect(ev.Listen(self.conn_id, local_port))
+        connection = self.connection
+        connection.may_open(pdp_ctx)
+        self.access_mode = access_mode
+        conn_id = connection.begin(pdp_ctx, address, 0, local_port, self._on_event)
+        self.modem.effect(ev.Listen(conn_id, local_port))
 
     def _on_event(self, event: ev.NetworkEvent) -> None:
+        connection = self.connection
         if isinstance(event, ev.TcpIncoming):
-            if self.phase is Phase.LISTENING:
+            if connection.phase is Phase.LISTENING:
                 self.family.accept(self, event)
             else:
                 self.modem.effect(ev.RefuseTcp(event.token))
         elif isinstance(event, ev.Listening):
-            if self.phase is Phase.OPENING:
-                self._to("listening")
+            if connection.phase is Phase.OPENING:
+                connection.to("listening")
                 self.host_port = event.host_port
-                log.info("socket %d: TCP LISTENER for port %d is 127.0.0.1:%d", self.client_id, self.local_port,
-                         event.host_port)
-                self.modem.observe("listening", client=self.client_id, port=self.local_port,
+                log.info("socket %d: TCP LISTENER for port %d is 127.0.0.1:%d", self.client_id,
+                         connection.local_port, event.host_port)
+                self.modem.observe("listening", client=self.client_id, port=connection.local_port,
                                    host_port=event.host_port)
-                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(QiError.OK)}")
+                self.report_open(QiError.OK)
         elif isinstance(event, ev.ListenFailed):
-            log.info("socket %d: cannot listen on %d (%s)", self.client_id, self.local_port, event.reason)
-            self._open_failed(QiError.SOCKET_BIND_FAILED, close=False)
+            log.info("socket %d: cannot listen on %d (%s)", self.client_id, connection.local_port, event.reason)
+            connection.open_failed(QiError.SOCKET_BIND_FAILED, close=False)
 
     def close(self, timeout: float) -> Reply:
         """A listener has no peer to wait for: it stops listening at once; the connections it
         accepted stay (chosen)."""
-        if self.conn_id is not None and self.phase is not Phase.INITIAL:
-            self.modem.effect(ev.CloseTcp(self.conn_id))
-        self._release()
-        return Reply()
+        return self.connection.close_at_once()
 
-    def _gone_quietly(self) -> None:
+    def released(self) -> None:
+        super().released()
         self.host_port = 0
 
 

@@ -8,11 +8,12 @@ up to a timeout) or at once.
 
 A connection owns its one state (``phase``), its ``ReadGate`` (why the connection is not read
 now, ``read_gate.py``) and its ``LayerMaker`` (none for plain TCP; ``ContextTls`` for TLS); it
-reaches its family through ``SocketHome``. It is the base of ``ecemu.core.sockets.Socket``, which
-adds what the host reads (the inbox, access modes, transparent mode), and of the application
-stacks' ``AppSocket``, which take what arrives themselves. What they give it: ``_received``,
-``_closed_under_host``, and where they differ, ``_drained``, ``when_port_idle`` and
-``enter_transparent``.
+reaches its family through ``SocketHome``. It is a part of the socket that holds it
+(``socket.connection``): ``ecemu.core.sockets.Socket``, which adds what the host reads (the inbox,
+access modes, transparent mode), or the application stacks' ``AppSocket``, which take what arrives
+themselves. The connection tells its holder what happened through one seam, ``ConnectionOwner``
+(what arrived, how the open went, that the peer went, that it is free again); the holder asks the
+connection to open, send and close through its public methods.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ import logging
 from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from . import events as ev
-from .inbox import AccessMode
 from .lifecycle import Transitions
 from .read_gate import SENDING, ReadGate
-from .registry import CommandFailed, Reply
+from .registry import Reply
 from .results import QiError
 
 if TYPE_CHECKING:
@@ -186,29 +186,62 @@ class SocketHome(Protocol):
     @property
     def modem(self) -> "Modem": ...
 
+    @property
+    def limits(self) -> "Limits": ...
+
     def id_in_use(self, client_id: int) -> bool:
         """Another family's socket uses this ID (the families share one pool of IDs)."""
 
 
+class ConnectionOwner(Protocol):
+    """What a connection needs of the socket that holds it (``ecemu.core.sockets.Socket``, the
+    application stacks' ``AppSocket``): where what arrives goes, and whom to tell how the
+    connection went. The connection calls these and nothing else of its owner."""
+
+    @property
+    def client_id(self) -> int: ...
+
+    def arrived(self, data: bytes) -> None:
+        """The server's data, through the layer."""
+
+    def peer_gone(self) -> None:
+        """The server or the network ended the connection: tell the host."""
+
+    def opened(self, code: QiError) -> None:
+        """How the open went (``QiError.OK``: connected); the connection is still opening."""
+
+    def drained(self) -> None:
+        """Everything sent has left: the send buffer is empty."""
+
+    def host_close_done(self) -> None:
+        """The host's orderly close is over (the server's FIN came, or the timeout); its command
+        has had its OK."""
+
+    def released(self) -> None:
+        """The connection is back to "initial": forget what was kept for it."""
+
+    def when_port_idle(self) -> bool:
+        """The port is idle (``Connection.wait_for_idle``): what waited for it goes now; True
+        while something still waits."""
+
+
 class Connection:
-    """One <clientID> / <connectID>'s connection: its phase, its layer, opening and closing."""
+    """One <clientID> / <connectID>'s connection: its phase, its layer, opening and closing. A
+    socket holds one (``socket.connection``) and is its ``ConnectionOwner``."""
 
-    OPEN_URC = "+QIOPEN"  # the open result: +QIOPEN: <id>,<err>
-    # Whether the host's AT+QIDEACT tells each socket on the context that it closed before the
-    # socket is freed (the SSL note: "closed" comes when the PDP context is deactivated); the
-    # TCP/IP family's sockets are closed without it (REFERENCE.md "PDP context").
-    CLOSED_URC_ON_DEACT = True
-
-    def __init__(self, family: SocketHome, client_id: int):
+    def __init__(self, owner: ConnectionOwner, family: SocketHome, closed_urc_on_deact: bool = True):
+        self.owner = owner
         self.family = family
-        self.client_id = client_id
+        # Whether the host's AT+QIDEACT tells the socket that it closed before it is freed (the
+        # SSL note: "closed" comes when the PDP context is deactivated); the TCP/IP family's
+        # sockets are closed without it (REFERENCE.md "PDP context").
+        self.closed_urc_on_deact = closed_urc_on_deact
         self.phase = Phase.INITIAL  # the one state; the queries show it as ``shown_state``
         self.pdp_ctx = 0
         self.address = ""  # as the host gave it
         self.remote_ip = ""  # resolved, as the state query shows it (REFERENCE.md, seen)
         self.remote_port = 0
         self.local_port = 0
-        self.access_mode = AccessMode.BUFFER
         self.conn_id: int | None = None
         self.layer: StreamLayer | None = None
         self.layer_maker: LayerMaker | None = None  # None: plain TCP
@@ -222,8 +255,8 @@ class Connection:
         return self.family.modem
 
     @property
-    def limits(self) -> "Limits":
-        return self.modem.profile.limits
+    def client_id(self) -> int:
+        return self.owner.client_id
 
     @property
     def is_open(self) -> bool:
@@ -234,63 +267,35 @@ class Connection:
         """<socket_state> as AT+QSSLSTATE / AT+QISTATE show the phase."""
         return SHOWN_STATE[self.phase]
 
-    def _to(self, event: str) -> None:
+    def to(self, event: str) -> None:
+        """The next phase (``SOCKET_LIFECYCLE``; ``IllegalTransition`` when it does not allow it)."""
         self.phase = SOCKET_LIFECYCLE.next(self.phase, event)
 
-    @property
-    def reading_paused(self) -> bool:
-        return self.gate.paused
-
     def wait_for_idle(self) -> None:
-        """Be looked at when the port is next idle (``SocketFamily.port_idle`` calls
-        ``when_port_idle``)."""
+        """Be looked at when the port is next idle: ``SocketFamily.port_idle`` asks the owner
+        (``when_port_idle``)."""
         self.modem.mark_idle_waiting(self)
 
-    def when_port_idle(self) -> bool:
-        """The port is idle: what waited for it goes now; True while something still waits."""
-        return False
-
     def send_buffer_has_room(self, length: int) -> bool:
-        return not self.send_buffer_forced_full and self.unsent + length <= self.limits.send_buffer
+        return not self.send_buffer_forced_full and self.unsent + length <= self.family.limits.send_buffer
 
-    # --- what a family's socket gives ---------------------------------------------------------
-
-    def _new_layer(self) -> StreamLayer:
+    def make_layer(self) -> None:
         """The layer for the connection just made (``remote_ip`` ... are set)."""
         maker = self.layer_maker
         if maker is None:
-            return PlainStream()
-        return maker.make(self.address, self.remote_port, self._layer_timed_out)
+            self.layer = PlainStream()
+        else:
+            self.layer = maker.make(self.address, self.remote_port, self._layer_timed_out)
 
     def _layer_timed_out(self) -> None:
         if self.phase is Phase.OPENING:
             log.warning("client %d: handshake with %s:%d took longer than negotiatetime", self.client_id,
                         self.address, self.remote_port)
-            self._open_failed(QiError.TIMEOUT)
-
-    def _gone_quietly(self) -> None:
-        """The socket is free again: forget what the family kept for this connection."""
-
-    # --- what the host side (Socket) gives ----------------------------------------------------
-
-    def _received(self, data: bytes) -> None:
-        """The server's data, through the layer."""
-        raise NotImplementedError
-
-    def _closed_under_host(self) -> None:
-        """The server or the network ended the connection: tell the host."""
-        raise NotImplementedError
-
-    def _drained(self) -> None:
-        """Everything sent has left: the send buffer is empty."""
-
-    def enter_transparent(self) -> Reply:
-        """CONNECT, and the port is this socket's."""
-        raise NotImplementedError
+            self.open_failed(QiError.TIMEOUT)
 
     # --- opening --------------------------------------------------------------------------------
 
-    def _may_open(self, pdp_ctx: int) -> PdpContexts:
+    def may_open(self, pdp_ctx: int) -> PdpContexts:
         """The PDP contexts, when this socket may open on ``pdp_ctx``; else OpenFailed."""
         if self.phase is not Phase.INITIAL:
             raise OpenFailed(QiError.SOCKET_IN_USE, f"client {self.client_id} is in use")
@@ -303,29 +308,32 @@ class Connection:
             raise OpenFailed(QiError.OPEN_PDP_FAILED, f"PDP context {pdp_ctx} is not active")
         return pdp
 
-    def _start_open(self, pdp: PdpContexts, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
+    def begin(self, pdp_ctx: int, address: str, port: int, local_port: int = 0,
+              on_event: Callable[[ev.NetworkEvent], None] | None = None) -> int:
+        """Opening starts: the phase is "opening" and the connection has a fresh conn_id, whose
+        events go to ``on_event`` (a TCP client's: this connection's own). Returns the conn_id
+        for the effect that opens it."""
         self.pdp_ctx, self.address, self.remote_port = pdp_ctx, address, port
-        self.remote_ip, self.local_port = address, 0
-        self.access_mode = access_mode
-        self._to("open")
-        self.conn_id = self.modem.new_conn_id(self._on_event)
-        self.modem.effect(ev.OpenTcp(self.conn_id, address, port, dns_servers=pdp.dns_servers(pdp_ctx)))
-
-    def adopt(self, pdp_ctx: int, remote_ip: str, remote_port: int, local_port: int,
-              access_mode: AccessMode) -> int:
-        """A connection a server socket accepted becomes this socket, connected at once; returns
-        the conn_id the shell is to carry it under."""
-        self.pdp_ctx, self.address, self.remote_ip = pdp_ctx, remote_ip, remote_ip
-        self.remote_port, self.local_port, self.access_mode = remote_port, local_port, access_mode
-        self.conn_id = self.modem.new_conn_id(self._on_event)
-        self.layer = self._new_layer()
-        self._to("accepted")
+        self.remote_ip, self.local_port = address, local_port
+        self.to("open")
+        self.conn_id = self.modem.new_conn_id(on_event or self._on_event)
         return self.conn_id
 
-    @property
-    def open_waits_as_command(self) -> bool:
-        """Transparent mode's open answers CONNECT or ERROR as its command's final result."""
-        return self.phase is Phase.OPENING and self.access_mode is AccessMode.TRANSPARENT
+    def open(self, pdp: PdpContexts, pdp_ctx: int, address: str, port: int) -> None:
+        """Start a TCP connection on ``pdp_ctx``, which ``may_open`` allowed; the result comes to
+        the owner (``opened``)."""
+        conn_id = self.begin(pdp_ctx, address, port)
+        self.modem.effect(ev.OpenTcp(conn_id, address, port, dns_servers=pdp.dns_servers(pdp_ctx)))
+
+    def adopt(self, pdp_ctx: int, remote_ip: str, remote_port: int, local_port: int) -> int:
+        """A connection a server socket accepted becomes this socket's, connected at once; returns
+        the conn_id the shell is to carry it under."""
+        self.pdp_ctx, self.address, self.remote_ip = pdp_ctx, remote_ip, remote_ip
+        self.remote_port, self.local_port = remote_port, local_port
+        self.conn_id = self.modem.new_conn_id(self._on_event)
+        self.make_layer()
+        self.to("accepted")
+        return self.conn_id
 
     def _on_event(self, event: ev.NetworkEvent) -> None:
         if isinstance(event, ev.TcpData):
@@ -335,19 +343,20 @@ class Connection:
         elif isinstance(event, ev.TcpConnectFailed):
             log.info("client %d: cannot connect to %s:%d (%s)", self.client_id, self.address,
                      self.remote_port, event.reason)
-            self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
+            self.open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
         elif isinstance(event, ev.TcpClosed):
             self._tcp_closed(event.reset)
         elif isinstance(event, ev.TcpDrained):
             self.unsent = 0
-            self._sending_backed_up(False)
-            self._drained()
+            self.gate.lift(SENDING)
+            self.owner.drained()
 
     def _connected(self, event: ev.TcpConnected) -> None:
         if self.phase is not Phase.OPENING:
             return
         self.remote_ip, self.remote_port, self.local_port = event.remote_ip, event.remote_port, event.local_port
-        self.layer = self._new_layer()
+        self.make_layer()
+        assert self.layer is not None
         self._apply(self.layer.start())
 
     def _from_server(self, data: bytes) -> None:
@@ -357,50 +366,44 @@ class Connection:
 
     def _apply(self, step: LayerStep) -> None:
         if step.outgoing:
-            self._answer(step.outgoing)
+            self._send_raw(step.outgoing)
+            self._hold_if_backed_up()
         if step.failure is not None:
             if self.layer_maker is not None:
                 self.layer_maker.failed(step.failure, opening=self.phase is Phase.OPENING)
             if self.phase is Phase.OPENING:
-                self._open_failed(QiError.CONNECT_FAILED)
+                self.open_failed(QiError.CONNECT_FAILED)
             else:
                 if step.plaintext:
                     # The records before the broken one decrypted: they are the server's data and
                     # reach the host ahead of the closed URC, as data before an orderly close does.
-                    self._received(step.plaintext)
+                    self.owner.arrived(step.plaintext)
                 self._abort_connection()
                 self._peer_gone()
             return
         if step.established:
-            self._established()
+            self.established()
         if step.plaintext:
-            self._received(step.plaintext)
+            self.owner.arrived(step.plaintext)
         if step.peer_closed and self.phase is Phase.CONNECTED:
             self._peer_gone()
 
-    def _established(self) -> None:
-        waits_as_command = self.open_waits_as_command
-        self._to("established")
+    def established(self) -> None:
+        """Connected (and the layer up): the owner hears ``QiError.OK``."""
+        self.to("established")
         if self.layer_maker is not None:
             self.layer_maker.up()
-        if waits_as_command:
-            self.modem.host.finish_pending(self.enter_transparent())
-        else:
-            self._report_open(QiError.OK)
+        self.owner.opened(QiError.OK)
 
-    def _open_failed(self, code: QiError, close: bool = True) -> None:
-        waits_as_command = self.open_waits_as_command
+    def open_failed(self, code: QiError, close: bool = True) -> None:
+        """The open failed (``close``: the connection made so far goes too); the socket is free
+        again when the owner hears ``code``."""
         if close:
             self._abort_connection()
-        self._release()
-        if waits_as_command:
-            self.modem.host.finish_pending(CommandFailed(code))
-        else:
-            self._report_open(code)
+        self.release()
+        self.owner.opened(code)
 
-    def _report_open(self, code: QiError) -> None:
-        """The open URC (SSL note 2.2.2); a family whose result codes differ (MQTT) says its own."""
-        self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(code)}")
+    # --- sending --------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
         """Data for the server, through the layer."""
@@ -420,36 +423,32 @@ class Connection:
         self.unsent += len(data)
         self.modem.effect(ev.SendTcp(self.conn_id, data))
 
-    def _answer(self, data: bytes) -> None:
+    def answer(self, data: bytes) -> None:
         """Send what the module says on its own to what the server sent (TLS records the layer
-        answers with, MQTT acknowledgements): when the server does not take it and more than
-        ``outgoing_limit`` waits, the socket stops reading what makes it say more, until all has
-        left (``TcpDrained``). Only answers: a server that does not read while it sends (an echo
-        whose own sends are blocked) would otherwise stop both ways for good; what the host sends
-        is bounded by the send buffer already."""
-        self._send_raw(data)
+        answers with, MQTT acknowledgements), through the layer: when the server does not take it
+        and more than ``outgoing_limit`` waits, the socket stops reading what makes it say more,
+        until all has left (``TcpDrained``). Only answers: a server that does not read while it
+        sends (an echo whose own sends are blocked) would otherwise stop both ways for good; what
+        the host sends is bounded by the send buffer already."""
+        self.send(data)
+        self._hold_if_backed_up()
+
+    def _hold_if_backed_up(self) -> None:
         if self.unsent > self.outgoing_limit:
-            self._sending_backed_up(True)
+            self.gate.hold(SENDING)
 
     @property
     def outgoing_limit(self) -> int:
         """Bytes waiting to leave above which answers stop the socket being read: twice the send
         buffer, so the host's own sends (at most one buffer: SEND FAIL beyond) never do it."""
-        return 2 * self.limits.send_buffer
-
-    def _sending_backed_up(self, on: bool) -> None:
-        """More than ``outgoing_limit`` waits to leave after an answer (True), or all has left (False)."""
-        if on:
-            self.gate.hold(SENDING)
-        else:
-            self.gate.lift(SENDING)
+        return 2 * self.family.limits.send_buffer
 
     # --- closing (SSL note 2.2.5, 2.3.2) --------------------------------------------------------
 
     def _tcp_closed(self, reset: bool) -> None:
         if self.phase is Phase.OPENING:
             log.info("client %d: %s closed the connection while it opened", self.client_id, self.address)
-            self._open_failed(QiError.CONNECT_FAILED, close=False)
+            self.open_failed(QiError.CONNECT_FAILED, close=False)
         elif self.phase is Phase.HOST_CLOSING:
             self._finish_close()
         elif self.phase is Phase.CONNECTED:
@@ -459,12 +458,12 @@ class Connection:
     def _peer_gone(self) -> None:
         """The server or the network ended the connection (SSL note 2.3.2): the socket waits in
         "closing" for the host's close; unread data stays readable."""
-        self._to("peer_gone")
+        self.to("peer_gone")
         # The trace tells a TLS connection's end from a plain one's (a TCP socket has no TLS).
         plain = self.layer is None or isinstance(self.layer, PlainStream)
         self.modem.observe("socket" if plain else "tls", client=self.client_id,
                            event="closed by peer or network", detail="")
-        self._closed_under_host()
+        self.owner.peer_gone()
 
     def close(self, timeout: float) -> Reply | None:
         """The host's close. Returns the reply now, or None when the command waits for the peer."""
@@ -483,12 +482,28 @@ class Connection:
             if timeout > 0:
                 # Orderly: close_notify, FIN, then the server's FIN, for up to <close_timeout>.
                 self.modem.effect(ev.ShutdownTcp(self.conn_id))
-                self._to("close")
+                self.to("close")
                 self._close_timer = self.modem.call_at(self.modem.now + timeout, self._close_timed_out)
                 return None
             self.modem.effect(ev.CloseTcp(self.conn_id))  # 0: "closing immediately"
-        self._release()
+        self.release()
         return Reply()
+
+    def close_at_once(self) -> Reply:
+        """A close with nothing to wait for (UDP, a listener): the connection goes now."""
+        if self.conn_id is not None and self.phase is not Phase.INITIAL:
+            self.modem.effect(ev.CloseTcp(self.conn_id))
+        self.release()
+        return Reply()
+
+    def hang_up(self, before_close: bytes) -> None:
+        """DTR with AT&D2 in transparent mode: ``before_close`` goes out, then the connection
+        closes."""
+        if self.layer is not None and self.conn_id is not None:
+            self.send(before_close)  # ahead of close_notify, as an orderly close sends it
+            self._send_raw(self.layer.close_notify())
+            self.modem.effect(ev.CloseTcp(self.conn_id))
+        self.release()
 
     def _close_timed_out(self) -> None:
         if self.phase is Phase.HOST_CLOSING:
@@ -502,51 +517,48 @@ class Connection:
             self._close_timer = None
         if self.conn_id is not None:
             self.modem.effect(ev.CloseTcp(self.conn_id))
-        self._release()
+        self.release()
         self.modem.host.finish_pending(Reply())
+        self.owner.host_close_done()
 
     def _abort_connection(self) -> None:
         if self.conn_id is not None:
             self.modem.effect(ev.CloseTcp(self.conn_id, abort=True))
             self.modem.forget_conn(self.conn_id)
 
-    def _release(self) -> None:
-        """Back to "initial": the client ID is free again."""
+    def release(self) -> None:
+        """Back to "initial": the client ID is free again (the owner hears ``released``)."""
         self.gate.clear()
         if self.conn_id is not None:
             self.modem.forget_conn(self.conn_id)
         if self.phase is not Phase.INITIAL:
-            self._to("release")
+            self.to("release")
         self.conn_id = None
         self.layer = None
         if self.layer_maker is not None:
             self.layer_maker.stop()
             self.layer_maker = None
         self.unsent = 0
-        self._gone_quietly()
+        self.owner.released()
 
-    def pdp_down(self, by_network: bool) -> None:
+    def pdp_down(self, by_network: bool) -> bool:
         """The socket's PDP context went down: by the network (SSL note 2.3.2: the socket waits in
         "closing" for the host's close, its unread data still readable) or by AT+QIDEACT (the
-        sockets are closed with it, told so where ``CLOSED_URC_ON_DEACT``; REFERENCE.md)."""
+        sockets are closed with it, told so where ``closed_urc_on_deact``; REFERENCE.md). True
+        when the owner is to free the socket with its context (``release``)."""
         if self.phase is Phase.OPENING:
-            self._open_failed(QiError.PDP_BROKEN)
-            return
+            self.open_failed(QiError.PDP_BROKEN)
+            return False
         self._abort_connection()
         if self.phase is Phase.HOST_CLOSING:
             self._finish_close()
-            return
-        if self.phase in (Phase.CONNECTED, Phase.LISTENING) and (by_network or self.CLOSED_URC_ON_DEACT):
+            return False
+        if self.phase in (Phase.CONNECTED, Phase.LISTENING) and (by_network or self.closed_urc_on_deact):
             self._peer_gone()
-        if not by_network:
-            self._release_with_context()
-
-    def _release_with_context(self) -> None:
-        """AT+QIDEACT frees the socket."""
-        self._release()
+        return not by_network
 
     def drop_silently(self) -> None:
         """Power off: the connection just goes, with no URC (nobody is left to tell)."""
         if self.phase is not Phase.INITIAL:
             self._abort_connection()
-            self._release()
+            self.release()

@@ -26,7 +26,8 @@ LIFTED_WHEN_IDLE = frozenset((FULL, STACK))
 
 
 class GateOwner(Protocol):
-    """What a gate needs of its socket: its connection, and a way to be looked at when idle."""
+    """What a gate needs of its connection (``Connection``): its conn_id, and a way to be looked at
+    when idle."""
 
     @property
     def modem(self) -> "Modem": ...

@@ -1,11 +1,13 @@
 """The socket core: one client connection of a TCP/IP-style command family, whatever runs on it.
 
-The SSL clients (AT+QSSLOPEN ...) are sockets with TLS as their stream layer; the TCP/UDP, HTTP and
-MQTT families build on the same class. A socket is made of:
+The SSL clients (AT+QSSLOPEN ...) are sockets with TLS as their stream layer; the TCP/UDP family
+builds on the same class, and the HTTP and MQTT stacks' sockets hold the same connection. A socket
+is made of parts it holds:
 
-- its connection (``Connection``, ``connection.py``): the life cycle table ``SOCKET_LIFECYCLE``,
-  the stream layer on the TCP connection (nothing for plain TCP, TLS for SSL), open and close,
-  and its ``ReadGate`` (``read_gate.py``);
+- its connection (``socket.connection``, a ``Connection``, ``connection.py``): the life cycle
+  table ``SOCKET_LIFECYCLE``, the stream layer on the TCP connection (nothing for plain TCP, TLS
+  for SSL), open and close, and its ``ReadGate`` (``read_gate.py``). It tells the socket what
+  happened through ``ConnectionOwner``, and nothing else;
 - what the host sees (``Socket``, here): its access mode (SSL note 1.4, Quectel TCP/IP note):
   received data waits in the buffer with one ``"recv"`` URC until read (buffer access), goes out as
   ``"recv",<id>,<len>`` URCs whenever the port is idle (direct push), or goes straight to the host
@@ -17,14 +19,14 @@ MQTT families build on the same class. A socket is made of:
 
 The inbox and the transparent session see the socket through Protocols of their own
 (``InboxOwner``, ``OnlineSocket``): the modules import one way only. A family's socket subclass
-gives the names of its URCs and, for TLS, its ``layer_maker``; its ``SocketFamily`` holds its
-sockets.
+gives the names of its URCs and, for TLS, its connection's ``layer_maker``; its ``SocketFamily``
+holds its sockets.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from . import events as ev
 
@@ -33,6 +35,7 @@ from .connection import (
     SHOWN_STATE,
     SOCKET_LIFECYCLE,
     Connection,
+    ConnectionOwner,
     LayerStep,
     OpenFailed,
     PdpContexts,
@@ -43,16 +46,18 @@ from .connection import (
     StreamLayer,
 )
 from .inbox import AccessMode, DatagramInbox, Inbox
-from .registry import FamilyState, Reply
+from .registry import CommandFailed, FamilyState, Reply
 from .results import CONNECT, NO_CARRIER, QiError
 from .transparent import TransparentSession
 
-__all__ = ["CONNECT_FAILURES", "SHOWN_STATE", "SOCKET_LIFECYCLE", "AccessMode", "DatagramSocket", "LayerStep",
+__all__ = ["CONNECT_FAILURES", "SHOWN_STATE", "SOCKET_LIFECYCLE", "AccessMode", "Connection", "ConnectionOwner",
+           "DatagramSocket", "FamilySocket", "LayerStep",
            "OpenFailed", "Phase", "PlainStep", "PlainStream", "Socket", "SocketFamily", "SocketState", "StreamLayer",
            "TransparentSession", "pool_sockets", "socket_in_pool"]
 
 if TYPE_CHECKING:
     from .modem import Modem
+    from ..profile import Limits
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +72,22 @@ def pool_sockets(modem: "Modem", pool: str) -> "list[Socket]":
 def socket_in_pool(modem: "Modem", pool: str, socket_id: int) -> "Socket | None":
     """The socket in use under ``socket_id`` in ``pool``, whichever family opened it."""
     for socket in pool_sockets(modem, pool):
-        if socket.client_id == socket_id and socket.phase is not Phase.INITIAL:
+        if socket.client_id == socket_id and socket.connection.phase is not Phase.INITIAL:
             return socket
     return None
 
 
-ClientT = TypeVar("ClientT", bound=Connection, covariant=True)
+class FamilySocket(ConnectionOwner, Protocol):
+    """What a family's socket is to its ``SocketFamily`` (``Socket``, the application stacks'
+    ``AppSocket``): the connection it holds, and what it does when its PDP context goes down."""
+
+    @property
+    def connection(self) -> Connection: ...
+
+    def pdp_down(self, by_network: bool) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=FamilySocket, covariant=True)
 
 
 class SocketFamily(FamilyState, Generic[ClientT]):
@@ -86,6 +101,7 @@ class SocketFamily(FamilyState, Generic[ClientT]):
 
     def __init__(self, modem: "Modem", sockets: list[ClientT]):
         self.modem = modem
+        self.limits: Limits = modem.profile.limits  # the family's sockets' (AT+QICFG may change them)
         self.clients = sockets
         self.last_transparent: Socket | None = None  # what ATO returns to (SSL note 1.4)
         pdp = modem.families.get("pdp")
@@ -104,65 +120,88 @@ class SocketFamily(FamilyState, Generic[ClientT]):
         """The live connection of a client, for faults injected by the control interface."""
         if not 0 <= client_id < len(self.clients):
             return None
-        client = self.clients[client_id]
-        return client.conn_id if client.phase is not Phase.INITIAL else None
+        connection = self.clients[client_id].connection
+        return connection.conn_id if connection.phase is not Phase.INITIAL else None
 
     def set_send_buffer_full(self, client_id: int, full: bool) -> None:
         """A fault: the client's send buffer reads full (True) or as it is (False)."""
         if not 0 <= client_id < len(self.clients):
             raise LookupError(f"no client {client_id}")
-        self.clients[client_id].send_buffer_forced_full = full
+        self.clients[client_id].connection.send_buffer_forced_full = full
 
     # FamilyState ---------------------------------------------------------------------------------
 
     def resume_online(self) -> Reply | None:
         """ATO (SSL note 1.4): back to the connection that last left transparent mode."""
         client = self.last_transparent
-        if client is None or client.phase is not Phase.CONNECTED:
+        if client is None or client.connection.phase is not Phase.CONNECTED:
             return None
         return client.enter_transparent()
 
     def port_idle(self) -> None:
         """Direct push data and the closed URCs queued behind it, now that the port is idle."""
-        # Only the sockets that marked themselves (``Connection.wait_for_idle``) are looked at, this
-        # family's in client order, as they would be met walking the clients.
+        # Only the connections that marked themselves (``Connection.wait_for_idle``) are looked
+        # at, this family's in client order, as they would be met walking the clients.
         waiting = self.modem.idle_waiting
         mine = [waiter for waiter in waiting if isinstance(waiter, Connection) and waiter.family is self]
-        for socket in sorted(mine, key=_client_id_of):
-            if any(client is socket for client in self.clients) and socket.when_port_idle():
+        for connection in sorted(mine, key=_client_id_of):
+            owner = connection.owner
+            if any(client is owner for client in self.clients) and owner.when_port_idle():
                 continue
-            waiting.pop(socket, None)  # done, or replaced: a socket of this family's past
+            waiting.pop(connection, None)  # done, or replaced: a socket of this family's past
 
     def power_off(self) -> None:
         for client in self.clients:
-            client.drop_silently()
+            client.connection.drop_silently()
 
     def _pdp_down(self, pdp_ctx: int, by_network: bool) -> None:
         for client in self.clients:
-            if client.phase is not Phase.INITIAL and client.pdp_ctx == pdp_ctx:
+            connection = client.connection
+            if connection.phase is not Phase.INITIAL and connection.pdp_ctx == pdp_ctx:
                 client.pdp_down(by_network)
 
 
-def _client_id_of(socket: Connection) -> int:
-    return socket.client_id
+def _client_id_of(connection: Connection) -> int:
+    return connection.client_id
 
 
-class Socket(Connection):
-    """One <clientID> / <connectID> the host reads: its connection (``Connection``), its inbox,
-    its access mode, transparent mode."""
+class Socket:
+    """One <clientID> / <connectID> the host reads: its connection (``connection``, whose
+    ``ConnectionOwner`` it is), its inbox, its access mode, transparent mode. A family's socket
+    gives the names of its URCs and, for TLS, the connection's ``layer_maker``."""
 
+    OPEN_URC = "+QIOPEN"  # the open result: +QIOPEN: <id>,<err>
     EVENT_URC = "+QIURC"  # "recv" and "closed"
-
-    family: "SocketFamily[Socket]"
+    # Whether AT+QIDEACT tells the socket that it closed before freeing it (``Connection``).
+    CLOSED_URC_ON_DEACT = True
 
     def __init__(self, family: "SocketFamily[Socket]", client_id: int):
-        super().__init__(family, client_id)
-        self.inbox = Inbox(self, self.gate)  # received, not yet taken by the host
+        self.family = family
+        self.client_id = client_id
+        self.connection = Connection(self, family, self.CLOSED_URC_ON_DEACT)
+        self.access_mode = AccessMode.BUFFER
+        self.inbox = Inbox(self, self.connection.gate)  # received, not yet taken by the host
         self.session: TransparentSession | None = None  # while the port is this socket's
+
+    @property
+    def modem(self) -> "Modem":
+        return self.family.modem
+
+    @property
+    def limits(self) -> "Limits":
+        return self.family.limits
 
     @property
     def online(self) -> "TransparentSession | None":
         return self.session
+
+    @property
+    def unsent(self) -> int:
+        """Bytes handed to the network and not yet drained (the transparent session's pace)."""
+        return self.connection.unsent
+
+    def wait_for_idle(self) -> None:
+        self.connection.wait_for_idle()
 
     def take_received(self) -> bytes:
         """Everything received and not yet taken (transparent mode: it goes to the host first)."""
@@ -172,17 +211,33 @@ class Socket(Connection):
         """The connection ended under the host in transparent mode: the port is no longer its."""
         self.session = None
 
-    # --- opening (the connection's side: Connection._start_open) ------------------------------------
+    # --- opening --------------------------------------------------------------------------------
 
     def open(self, pdp_ctx: int, address: str, port: int, access_mode: AccessMode) -> None:
         """Start connecting; the result comes later (the open URC, or CONNECT/ERROR in transparent
         mode). Raises OpenFailed when the attempt cannot even start."""
-        pdp = self._may_open(pdp_ctx)
-        self._start_open(pdp, pdp_ctx, address, port, access_mode)
+        connection = self.connection
+        pdp = connection.may_open(pdp_ctx)
+        self.access_mode = access_mode
+        connection.open(pdp, pdp_ctx, address, port)
+
+    def opened(self, code: QiError) -> None:
+        """The open URC (SSL note 2.2.2); in transparent mode the open's command answers instead:
+        CONNECT, and the port is the socket's, or its error."""
+        if self.access_mode is not AccessMode.TRANSPARENT:
+            self.report_open(code)
+        elif code is QiError.OK:
+            self.modem.host.finish_pending(self.enter_transparent())
+        else:
+            self.modem.host.finish_pending(CommandFailed(code))
+
+    def report_open(self, code: QiError) -> None:
+        """The open URC: +QIOPEN: <id>,<err> under the family's name (SSL note 2.2.2)."""
+        self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(code)}")
 
     # --- receiving (ecemu.core.inbox) --------------------------------------------------------
 
-    def _received(self, data: bytes) -> None:
+    def arrived(self, data: bytes) -> None:
         self.modem.observe("received", client=self.client_id, size=len(data))
         if self.session is not None:
             self.modem.write_host(data)
@@ -205,42 +260,52 @@ class Socket(Connection):
         inbox.push()
         return inbox.waiting
 
-    # --- sending --------------------------------------------------------------------------------
+    # --- sending and closing ----------------------------------------------------------------------
 
-    # --- the connection's hooks (Connection) ----------------------------------------------------
+    def send(self, data: bytes) -> None:
+        self.connection.send(data)
 
-    def _closed_under_host(self) -> None:
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        """Transparent mode's packets (``Connection.send_packets``)."""
+        self.connection.send_packets(data, packet_size)
+
+    def close(self, timeout: float) -> Reply | None:
+        """The host's close: the reply now, or None when the command waits for the peer."""
+        return self.connection.close(timeout)
+
+    def hang_up(self, before_close: bytes) -> None:
+        """DTR with AT&D2 in transparent mode: ``before_close`` goes out, then the socket closes."""
+        self.connection.hang_up(before_close)
+
+    # --- what the connection tells (ConnectionOwner) ----------------------------------------------
+
+    def peer_gone(self) -> None:
         if self.session is not None:
             self.session.lost(NO_CARRIER)
             return
         self.inbox.closed_by_peer(pushing=self.access_mode is AccessMode.DIRECT_PUSH)
 
-    def _drained(self) -> None:
+    def drained(self) -> None:
         if self.session is not None:
             self.modem.host.process_input()
 
-    def _release(self) -> None:
-        """Back to "initial": the client ID is free again, nothing received is kept."""
+    def host_close_done(self) -> None:
+        """Nothing more to say: the close's OK was the answer."""
+
+    def released(self) -> None:
+        """Back to "initial": nothing received is kept."""
         self.inbox.clear()
         self.session = None
-        super()._release()
         if self.family.last_transparent is self:
             self.family.last_transparent = None
 
-    def _release_with_context(self) -> None:
-        if self.inbox.closed_due:
-            # Its closed URC was waiting behind direct push data for an idle port; the data goes
-            # with the socket, the URC must not.
-            self.inbox.report_closed()
-        self._release()
-
-    def hang_up(self, before_close: bytes) -> None:
-        """DTR with AT&D2 in transparent mode: ``before_close`` goes out, then the socket closes."""
-        if self.layer is not None and self.conn_id is not None:
-            self.send(before_close)  # ahead of close_notify, as an orderly close sends it
-            self._send_raw(self.layer.close_notify())
-            self.modem.effect(ev.CloseTcp(self.conn_id))
-        self._release()
+    def pdp_down(self, by_network: bool) -> None:
+        if self.connection.pdp_down(by_network):
+            if self.inbox.closed_due:
+                # Its closed URC was waiting behind direct push data for an idle port; the data
+                # goes with the socket, the URC must not.
+                self.inbox.report_closed()
+            self.connection.release()
 
     # --- access modes (SSL note 1.4) --------------------------------------------------------------
 
@@ -283,40 +348,40 @@ class DatagramSocket(Socket):
         super().__init__(family, client_id)
         self.bound_only = bound_only
         self.host_port = 0  # where the socket is bound on the machine the emulator runs on
-        self.inbox = DatagramInbox(self, self.gate)
+        self.inbox = DatagramInbox(self, self.connection.gate)
         self.dropped = 0  # datagrams that found the receive buffer full (UDP has no flow control)
 
     def open_datagram(self, pdp_ctx: int, address: str, port: int, local_port: int,
                       access_mode: AccessMode) -> None:
         """Bind (and for a client, aim at ``address``:``port``); the result comes as the open URC."""
-        pdp = self._may_open(pdp_ctx)
-        self.pdp_ctx, self.address, self.remote_port = pdp_ctx, address, port
-        self.remote_ip, self.local_port, self.access_mode = address, local_port, access_mode
-        self._to("open")
-        self.conn_id = self.modem.new_conn_id(self._on_event)
-        self.modem.effect(ev.OpenUdp(self.conn_id, "" if self.bound_only else address, port, local_port,
+        connection = self.connection
+        pdp = connection.may_open(pdp_ctx)
+        self.access_mode = access_mode
+        conn_id = connection.begin(pdp_ctx, address, port, local_port, self._on_event)
+        self.modem.effect(ev.OpenUdp(conn_id, "" if self.bound_only else address, port, local_port,
                                      dns_servers=pdp.dns_servers(pdp_ctx)))
 
     def _on_event(self, event: ev.NetworkEvent) -> None:
+        connection = self.connection
         if isinstance(event, ev.UdpDatagram):
-            if self.phase in (Phase.CONNECTED, Phase.LISTENING):
+            if connection.phase in (Phase.CONNECTED, Phase.LISTENING):
                 self._datagram(event.data, event.remote_ip, event.remote_port)
         elif isinstance(event, ev.UdpOpened):
-            if self.phase is not Phase.OPENING:
+            if connection.phase is not Phase.OPENING:
                 return
             self.host_port = event.local_port
-            self.local_port = self.local_port or event.local_port
+            connection.local_port = connection.local_port or event.local_port
             if event.remote_ip:
-                self.remote_ip = event.remote_ip
-            self.layer = self._new_layer()
+                connection.remote_ip = event.remote_ip
+            connection.make_layer()
             if self.bound_only:
-                self._to("listening")
-                self.modem.emit_urc(f"{self.OPEN_URC}: {self.client_id},{int(QiError.OK)}")
+                connection.to("listening")
+                self.report_open(QiError.OK)
             else:
-                self._established()
+                connection.established()
         elif isinstance(event, ev.UdpOpenFailed):
-            log.info("socket %d: cannot open UDP to %s (%s)", self.client_id, self.address, event.reason)
-            self._open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
+            log.info("socket %d: cannot open UDP to %s (%s)", self.client_id, connection.address, event.reason)
+            connection.open_failed(CONNECT_FAILURES.get(event.reason, QiError.CONNECT_FAILED), close=False)
         # UdpDropped (the simulated network's own drops) is in the trace as the event itself.
 
     def _datagram(self, data: bytes, ip: str, port: int) -> None:
@@ -334,7 +399,7 @@ class DatagramSocket(Socket):
                 self.modem.observe("datagram_dropped", client=self.client_id, size=len(data), dropped=self.dropped)
                 return
             inbox.sender(ip, port, len(data))
-        self._received(data)
+        self.arrived(data)
 
     def read_datagram(self, length: int) -> tuple[bytes, str, int]:
         """Up to ``length`` bytes of the first datagram, and its sender."""
@@ -346,13 +411,17 @@ class DatagramSocket(Socket):
         """One datagram to the address the client was opened with."""
         self.send_to(data, "", 0)
 
+    def send_packets(self, data: bytes, packet_size: int) -> None:
+        """Transparent mode's packets: a datagram each (chosen: the TCP/IP note's <transpktsize>
+        is the size of what is sent at once, which for UDP is one datagram)."""
+        for start in range(0, len(data), packet_size):
+            self.send(data[start:start + packet_size])
+
     def send_to(self, data: bytes, ip: str, port: int) -> None:
-        if data and self.conn_id is not None and self.phase in (Phase.CONNECTED, Phase.LISTENING):
-            self.modem.effect(ev.SendDatagram(self.conn_id, data, ip, port))
+        connection = self.connection
+        if data and connection.conn_id is not None and connection.phase in (Phase.CONNECTED, Phase.LISTENING):
+            self.modem.effect(ev.SendDatagram(connection.conn_id, data, ip, port))
 
     def close(self, timeout: float) -> Reply | None:
         """UDP has nothing to wait for: closed at once."""
-        if self.conn_id is not None and self.phase is not Phase.INITIAL:
-            self.modem.effect(ev.CloseTcp(self.conn_id))
-        self._release()
-        return Reply()
+        return self.connection.close_at_once()

@@ -470,7 +470,7 @@ class ModemRunner:
                 self._hold_output(change.held)
 
     def _ri_edge(self, active: bool) -> None:
-        now = self.loop.time()
+        now = self.modem.now  # when the module moved RI: its pulses are timed on its clock
         if active:
             self._ri_since = now
             return
