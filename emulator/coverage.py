@@ -111,19 +111,57 @@ class CommandUse:
         return counts
 
 
+class LineTally:
+    """One command line as counted: its commands' uses, the one that gets the line's result
+    (``stop``; the ones before it count as OK, the ones after it as not run), and how often it came
+    since that was last added to the uses (``Coverage.uses``)."""
+
+    __slots__ = ("uses", "stop", "count")
+
+    def __init__(self, uses: tuple[CommandUse, ...], stop: int):
+        self.uses = uses
+        self.stop = stop
+        self.count = 0
+
+
 class Coverage:
     """Aggregates one modem's observations; ``merged`` adds several up."""
 
     def __init__(self) -> None:
-        self.uses: dict[str, CommandUse] = {}
+        self._uses: dict[str, CommandUse] = {}
         self.lines = 0
         self.urcs: Counter = Counter()
         self.tls: Counter = Counter()
         self.faults: Counter = Counter()
-        self._open_line: tuple[tuple[CommandUse, ...], int] | None = None  # waiting for its result
+        self._open_line: LineTally | None = None  # waiting for its result
         # What each line seen holds, and where it stops: drivers send the same lines again and
-        # again, and the table is kept while the module answers, so a line is split only once.
-        self._known_lines: dict[bytes | str, tuple[tuple[CommandUse, ...], int]] = {}
+        # again, and the table is kept while the module answers, so a line is split only once
+        # and counted in one place; its commands' counts are added up when the table is read.
+        self._known_lines: dict[bytes | str, LineTally] = {}
+        self._refused: LineTally | None = None  # the lines refused before any command ran
+        # How often each line got each result, in the order each pair first came (the order in
+        # which a command's results are listed when their counts are equal).
+        self._answers: Counter = Counter()
+
+    @property
+    def uses(self) -> dict[str, CommandUse]:
+        """Each command's use, its lines' counts added up."""
+        self._add_up_lines()
+        return self._uses
+
+    def _add_up_lines(self) -> None:
+        tallies = list(self._known_lines.values())
+        if self._refused is not None:
+            tallies.append(self._refused)
+        for tally in tallies:
+            for use in tally.uses:
+                use.count += tally.count
+            tally.count = 0
+        for (tally, text), times in self._answers.items():
+            stop = tally.stop
+            for index, use in enumerate(tally.uses):
+                use.results["OK" if index < stop else text if index == stop else NOT_RUN] += times
+        self._answers.clear()
 
     # --- taking observations -----------------------------------------------------------------
 
@@ -158,43 +196,42 @@ class Coverage:
         modem.observer = observe
 
     def _use(self, command: Command) -> CommandUse:
-        use = self.uses.get(command.key)
+        uses = self._uses
+        use = uses.get(command.key)
         if use is None:
-            if len(self.uses) >= ROWS_MAX:
+            if len(uses) >= ROWS_MAX:
                 command = Command(MORE_ROWS, True)
-                use = self.uses.get(MORE_ROWS)
+                use = uses.get(MORE_ROWS)
                 if use is not None:
                     return use
-            use = self.uses[command.key] = CommandUse(command)
+            use = uses[command.key] = CommandUse(command)
         return use
 
     def _command_line(self, line: Any) -> None:
         self.lines += 1  # an earlier line still open never got its result: it keeps "no result"
         if not isinstance(line, (bytes, str)):
-            line = str(line)
+            line = str(line)  # a trace file may hold anything there
         known = self._known_lines.get(line)
         if known is None:
             commands = commands_of_line(_text(line))
             stop = next((i for i, c in enumerate(commands) if not c.implemented), len(commands) - 1)
-            known = (tuple(self._use(command) for command in commands), stop)
+            known = LineTally(tuple(self._use(command) for command in commands), stop)
             if len(self._known_lines) >= KNOWN_LINES_MAX:
+                self._add_up_lines()  # their counts so far, before they are forgotten
                 self._known_lines.clear()
             self._known_lines[line] = known
-        for use in known[0]:
-            use.count += 1
+        known.count += 1
         self._open_line = known
 
     def _result(self, text: str) -> None:
         known, self._open_line = self._open_line, None
-        if known is None:
-            use = self._use(Command(REFUSED_LINE, True))
-            use.count += 1
-            use.results[text] += 1
+        if known is None:  # a line refused before any command ran
+            known = self._refused
+            if known is None:
+                known = self._refused = LineTally((self._use(Command(REFUSED_LINE, True)),), 0)
+            known.count += 1
             self.lines += 1
-            return
-        uses, stop = known
-        for index, use in enumerate(uses):
-            use.results["OK" if index < stop else text if index == stop else NOT_RUN] += 1
+        self._answers[(known, text)] += 1
 
     # --- reading it --------------------------------------------------------------------------
 

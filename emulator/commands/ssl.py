@@ -302,11 +302,9 @@ def ssl_state(modem: "Modem", call: CommandCall) -> Reply:
     if call.form is Form.TEST:
         return ok()
     if call.form is Form.EXEC:
-        clients = family.clients
-    elif call.form is Form.WRITE:
+        return Reply(family.state_lines())  # lines are bytes
+    if call.form is Form.WRITE:
         at_most(call, 1)
-        clients = [family.client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))]
-    else:
-        raise CommandFailed(Refusal.PARAMETER)
-    initial = Phase.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
-    return Reply([c.state_line() for c in clients if c.connection.phase is not initial])  # lines are bytes
+        client = family.client(int_arg(call, 0, 0, modem.profile.limits.clients - 1))
+        return Reply([client.state_line()] if client.connection.phase is not Phase.INITIAL else [])
+    raise CommandFailed(Refusal.PARAMETER)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from ..core.results import QiError
-from ..core.sockets import AccessMode, OpenFailed, Socket, SocketFamily
+from ..core.sockets import AccessMode, OpenFailed, Phase, Socket, SocketFamily
 from ..core.tls import (
     ClientContext,
     ContextSettings,
@@ -68,9 +68,27 @@ class SslFamily(SocketFamily["SslClient"]):
         # OpenSSL context that made them (REFERENCE.md "TLS engines").
         self._openssl: dict[int, tuple[ContextSettings, ClientContext]] = {}
         self.sessions: dict[tuple[int, str, int], object] = {}
+        # The last +QSSLSTATE lines and the fields they show: hosts poll AT+QSSLSTATE, and making
+        # twelve lines afresh each time was a third of its answer's work.
+        self._state_lines: list[bytes] = []
+        self._state_lines_of: list[tuple] | None = None
 
     def client(self, client_id: int) -> "SslClient":
         return self.clients[client_id]
+
+    def state_lines(self) -> list[bytes]:
+        """+QSSLSTATE's lines, one per client in use (SSL note 2.2.6), made again only when a
+        field one of them shows has changed."""
+        shown = []
+        for client in self.clients:
+            conn = client.connection
+            shown.append((conn.remote_ip, conn.remote_port, conn.local_port, conn.phase, conn.pdp_ctx,
+                          client.access_mode, client.ssl_ctx))
+        if shown != self._state_lines_of:
+            self._state_lines_of = shown
+            initial = Phase.INITIAL  # looked up once: an enum member costs a hook call each time (3.11)
+            self._state_lines = [c.state_line() for c in self.clients if c.connection.phase is not initial]
+        return list(self._state_lines)
 
     def openssl_context(self, ctx_id: int, settings: ContextSettings) -> "ClientContext":
         cached = self._openssl.get(ctx_id)
@@ -217,10 +235,6 @@ class SslClient(Socket):
     def __init__(self, family: SslFamily, client_id: int):
         super().__init__(family, client_id)
         self.ssl_ctx = 0
-        # The last +QSSLSTATE line and the fields it shows: hosts poll AT+QSSLSTATE, and formatting
-        # twelve lines afresh each time was a third of its answer's work.
-        self._state_line = b""
-        self._state_line_of: tuple | None = None
 
     # --- opening (SSL note 2.2.2) ------------------------------------------------------------
 
@@ -243,13 +257,7 @@ class SslClient(Socket):
         """One +QSSLSTATE line (SSL note 2.2.6). <serverID> is reserved; the note's and the seen
         examples show the client ID there, so it does too."""
         conn = self.connection
-        shown = (conn.remote_ip, conn.remote_port, conn.local_port, conn.phase, conn.pdp_ctx,
-                 self.access_mode, self.ssl_ctx)
-        if shown != self._state_line_of:
-            at_port = self.modem.profile.defaults.at_port
-            self._state_line_of = shown
-            self._state_line = (
-                f'+QSSLSTATE: {self.client_id},"SSLClient","{conn.remote_ip}",{conn.remote_port},'
+        at_port = self.modem.profile.defaults.at_port
+        return (f'+QSSLSTATE: {self.client_id},"SSLClient","{conn.remote_ip}",{conn.remote_port},'
                 f'{conn.local_port},{int(conn.shown_state)},{conn.pdp_ctx},{self.client_id},{int(self.access_mode)},'
                 f'"{at_port}",{self.ssl_ctx}').encode("latin-1")
-        return self._state_line

@@ -66,7 +66,7 @@ class CommandLineRunner:
         self.held: bytes | None = None  # a line held back (``hold``)
         # Lines already split into calls: drivers send the same few lines again and again, and a
         # CommandCall is never changed once parsed. Bounded; emptied when full.
-        self._parsed: dict[str, list[CommandCall]] = {}
+        self._parsed: dict[bytes, list[CommandCall]] = {}
 
     @property
     def parsed_lines_kept(self) -> int:
@@ -75,17 +75,16 @@ class CommandLineRunner:
 
     def _calls(self, line: bytes) -> list[CommandCall] | None:
         """The calls of ``line``, or None when it is not well formed."""
-        body = line[2:].decode("latin-1")
-        calls = self._parsed.get(body)
+        calls = self._parsed.get(line)
         if calls is None:
             try:
-                calls = parse_command_line(body)
+                calls = parse_command_line(line[2:].decode("latin-1"))
             except SyntaxProblem as problem:
                 log.debug("syntax error in %r: %s", line, problem)
                 return None
             if len(self._parsed) >= PARSED_LINES_KEPT:
                 self._parsed.clear()
-            self._parsed[body] = calls
+            self._parsed[line] = calls
         return calls
 
     def answered_after(self, line: bytes) -> float | None:

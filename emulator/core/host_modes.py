@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 from .command_line import CommandLineRunner, LineEnd, Stop
 from .data_entry import DataEntry
 from .lifecycle import Transitions, guarded
-from .line_editor import LF, REJECTED, LineEditor
+from .line_editor import LF, LineEditor
 from .registry import AwaitData, CommandFailed, OnlineSession, Outcome, Pending, Reply
 from .results import ERROR, CmeError, FinalResult
 from .settings import Settings
@@ -237,25 +237,28 @@ class HostModes:
             self._processing = False
 
     def _consume_input(self) -> None:
-        while self.input:
-            state = self.state
-            mode = state.mode
-            if mode is BUSY or mode is BOOTING:
+        data = self.input
+        editor = self.channel.editor
+        while data:
+            mode = self.mode
+            if mode is COMMAND and not editor.line_end_open:
+                self._edit_line()  # the common case first
+            elif mode is BUSY or mode is BOOTING:
                 # The parser takes nothing, not even a line end's LF, until the running command
                 # has answered (REFERENCE.md "Line ends"): the bytes wait, in order.
                 return
-            if mode is OFF:
-                self.input.clear()
+            elif mode is OFF:
+                data.clear()
                 return
-            if self.channel.editor.line_end_open:
+            elif editor.line_end_open:
                 self._take_line_end()
-            elif mode is COMMAND:
-                self._edit_line()
-            elif isinstance(state, Online):
-                if not self._feed_online(state.session):
-                    return
-            elif isinstance(state, TakingData):
-                self._feed_sink(state.entry)
+            else:
+                state = self.state
+                if isinstance(state, Online):
+                    if not self._feed_online(state.session):
+                        return
+                elif isinstance(state, TakingData):
+                    self._feed_sink(state.entry)
 
     def _edit_line(self) -> None:
         """The command-line editor takes bytes until a line completes or input runs out."""
@@ -274,17 +277,19 @@ class HostModes:
         if self.on_command_bytes is not None and consumed:
             self.on_command_bytes(bytes(data[:consumed]))
         del data[:consumed]
-        if consumed and edited is None:
-            channel.line_typed()  # a line begun and not ended holds URCs back (Modem.idle)
-        if edited is REJECTED:
+        if edited is None:
+            if consumed:
+                channel.line_typed()  # a line begun and not ended holds URCs back (Modem.idle)
+            return
+        if not isinstance(edited, bytes):  # REJECTED
             self.finish_line(ERROR)
-        elif isinstance(edited, bytes):
-            runner = channel.line
-            if editor.line_end_open and settings.echo:
-                after = runner.answered_after(edited)
-                if after is not None and self._answer_apart(edited, after):
-                    return
-            self._after(runner.execute(edited))
+            return
+        runner = channel.line
+        if editor.line_end_open and settings.echo:
+            after = runner.answered_after(edited)
+            if after is not None and self._answer_apart(edited, after):
+                return
+        self._after(runner.execute(edited))
 
     def _after(self, stop: Stop) -> None:
         """What stopped a run of the line's commands: its end, a wait or data."""

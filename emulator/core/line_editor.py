@@ -50,11 +50,21 @@ class EditorSettings(Protocol):
     s_registers: dict[int, int]
 
 
+def _special(terminator: int, erase: int) -> bytes:
+    """Bytes the line editor does more with than append: LF, S3, S5, DEL and the ``/`` of ``A/``."""
+    return re.escape(bytes(sorted({LF, terminator, erase, DELETE, ord("/")})))
+
+
 @functools.lru_cache(maxsize=None)
 def _plain_run(terminator: int, erase: int) -> re.Pattern[bytes]:
-    """Bytes the line editor only appends: anything but LF, S3, S5, DEL and the ``/`` of ``A/``."""
-    special = bytes(sorted({LF, terminator, erase, DELETE, ord("/")}))
-    return re.compile(b"[^" + re.escape(special) + b"]+")
+    """Bytes the line editor only appends."""
+    return re.compile(b"[^" + _special(terminator, erase) + b"]+")
+
+
+@functools.lru_cache(maxsize=None)
+def _whole_line(terminator: int, erase: int) -> re.Pattern[bytes]:
+    """A line in one piece: bytes the editor only appends, then S3."""
+    return re.compile(b"[^" + _special(terminator, erase) + b"]*" + re.escape(bytes((terminator,))))
 
 
 class LineEditor:
@@ -120,24 +130,37 @@ class LineEditor:
         rest comes next); all of them when no line ends there. What a caller gives the editor at
         once so that a flood of lines is answered one line at a time."""
         end = data.find(settings.s_registers[3])
-        slash = data.find(b"/", 0, end + 1 if end >= 0 else len(data))
-        if slash >= 0:
-            return slash + 1
+        if b"/" in data:  # seldom: where it is is looked up only then
+            slash = data.find(b"/", 0, end + 1 if end >= 0 else len(data))
+            if slash >= 0:
+                return slash + 1
         if end < 0:
             return len(data)
         end += 1
-        if data[end:end + 1] == b"\n":
+        if end < len(data) and data[end] == LF:
             end += 1  # the LF of CR LF: taken with its CR
         return end
 
     def edit(self, data: bytearray, settings: EditorSettings, mode: Mode) -> tuple[int, Edited]:
         """Consume ``data`` until a line ends or it runs out: how many bytes were taken, and the
         line to run (bytes), ``REJECTED``, or None."""
-        limit = self.limit
         # S3 and S5 as they are when the line starts: the line that sets S3 still ends at the old
         # terminator (V.250 6.2.1).
-        terminator, erase = settings.s_registers[3], settings.s_registers[5]
-        echo = settings.echo
+        registers = settings.s_registers
+        terminator = registers[3]
+        if not self._line and not self._overflow:
+            # The common case: a whole line in one piece, plain bytes up to its S3, taken with one
+            # echo (the same bytes as ``_edit_bytes`` gives).
+            whole = _whole_line(terminator, registers[5]).match(data)
+            if whole is not None and (end := whole.end()) <= self.limit + 1:
+                if settings.echo:
+                    self._write(data[:end])
+                return end, self._line_ended(bytes(data[:end - 1]), data, end, terminator)
+        return self._edit_bytes(data, terminator, registers[5], settings.echo)
+
+    def _edit_bytes(self, data: bytearray, terminator: int, erase: int, echo: bool) -> tuple[int, Edited]:
+        """``edit`` byte by byte, runs of plain bytes at once."""
+        limit = self.limit
         write = self._write
         line = self._line
         plain = _plain_run(terminator, erase)
@@ -165,14 +188,13 @@ class LineEditor:
             if byte == LF and not line and terminator != LF:
                 continue  # a stray LF between lines (a line end's is take_line_end_lf's): echoed, ignored
             if byte == terminator:
-                # The line runs before the byte after the CR is taken (take_line_end_lf).
-                self.line_end_open = open_end = terminator != LF
-                self._lf_came_with_cr = came = open_end and i < len(data) and data[i] == LF
-                if came:
-                    self._host_ends_lines_with_lf = True
-                completed = self._complete_line()
-                self.ended_empty = completed is None
-                return i, completed
+                typed: bytes | None = bytes(line)
+                line.clear()
+                if self._overflow:
+                    self._overflow = False
+                    log.info("command line longer than %d characters", self._line_length)
+                    typed = None
+                return i, self._line_ended(typed, data, i, terminator)
             if byte in (erase, DELETE):
                 if line and not self._overflow:
                     line.pop()
@@ -188,14 +210,23 @@ class LineEditor:
             line.append(byte)
         return i, None
 
-    def _complete_line(self) -> Edited:
-        line = bytes(self._line)
-        overflow = self._overflow
-        self._line.clear()
-        self._overflow = False
-        if overflow:
-            log.info("command line longer than %d characters", self._line_length)
+    def _line_ended(self, typed: bytes | None, data: bytearray, i: int, terminator: int) -> Edited:
+        """S3 ended the line ``typed`` (None: it overflowed) at ``data[i - 1]``. The line runs
+        before the byte after the CR is taken (``take_line_end_lf``)."""
+        self.line_end_open = open_end = terminator != LF
+        self._lf_came_with_cr = came = open_end and i < len(data) and data[i] == LF
+        if came:
+            self._host_ends_lines_with_lf = True
+        completed = self._complete_line(typed)
+        self.ended_empty = completed is None
+        return completed
+
+    def _complete_line(self, line: bytes | None) -> Edited:
+        if line is None:
             return REJECTED
+        if line[:2] in (b"AT", b"at"):
+            self.last_line = line  # the common case: nothing before AT
+            return line
         line = line.lstrip(b" \x00")
         # A Ctrl+Z (SUB) before AT is ignored too: multiplexer daemons and SMS drivers send one
         # first to end any text input left open (chosen); alone it is a line like any other.

@@ -70,7 +70,7 @@ class Modem:
         self.now = now
         self._wall_clock_at_boot = wall_clock or datetime(2000, 1, 1, tzinfo=timezone.utc)
         self._created_at = now
-        self._effects: list[ev.Effect] = []
+        self.effects: list[ev.Effect] = []  # for the network, in order; the shell takes them (take_effects)
         self.port_changes: list[PortChange] = []  # for the shell's port (``core/uart.py``)
         # Told of every command line, final result and URC (the session trace); pure notification.
         self.observer: Callable[[str, dict], None] | None = None
@@ -293,7 +293,7 @@ class Modem:
         return out
 
     def effect(self, effect: ev.Effect) -> None:
-        self._effects.append(effect)
+        self.effects.append(effect)
 
     def port_change(self, change: PortChange) -> None:
         self.port_changes.append(change)
@@ -312,7 +312,7 @@ class Modem:
         return out
 
     def take_effects(self) -> list[ev.Effect]:
-        out, self._effects = self._effects, []
+        out, self.effects = self.effects, []
         return out
 
     def block(self, lines: list[bytes]) -> bytes:

@@ -319,7 +319,7 @@ class ModemRunner:
         answers to a flood of commands never pile up beyond one command's answer past the mark."""
         waiting = self._input_waiting
         modem = self.modem
-        while waiting and self._frozen_until is None and not self._output_full():
+        while waiting and self._frozen_until is None and self._output_queued() < HOST_QUEUE_HIGH:
             size = modem.input_wanted(waiting)
             if size == len(waiting):
                 piece = bytes(waiting)
@@ -436,10 +436,9 @@ class ModemRunner:
                 self._send_to_host(out)
             if modem.port_changes:
                 self._change_port(modem.take_port_changes())
-            effects = modem.take_effects()
-            if not effects:
+            if not modem.effects:
                 break
-            for effect in effects:
+            for effect in modem.take_effects():
                 if isinstance(effect, ev.IP_LINK_EFFECTS):
                     self.ip_links.execute(effect)
                 else:
