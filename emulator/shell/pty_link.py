@@ -14,7 +14,8 @@ the port with that host (the same session, as two descriptors of one pty always 
 last of them closes it. The emulator holds no descriptor of these ptys' slaves: a pty's master
 hangs up exactly when no host holds it, which is what decides; inotify's events only say when to
 look. A host whose whole session ended before the emulator looked is taken all at once (its bytes,
-then its leaving) if it wrote anything; if not, the link stays where it was. Hosts that hold
+then its leaving), and the link stays on its pty, flushed: the next host may have found it there
+already. Hosts that hold
 several ptys at once (a reader and a writer that each opened the link) are one session: the bytes
 of each are taken, the module's output goes to the pty of the one that came first, and when that
 one leaves while another stays, that is a host leaving (its unread output dies with its pty, the
@@ -204,9 +205,10 @@ class LinkedPtyHost(PtyHost):
         elif seat.held:
             self._closed(seat)
         elif opened or seat.port.has_input():
-            # A host opened it (and read or wrote) and closed it between two looks: its
-            # session, all at once.
-            self._opened(seat)
+            # A host opened it (and read or wrote) and closed it between two looks: its session,
+            # all at once. The link stays on this pty, now flushed: the next host may already have
+            # found the link there, and must not find the pty gone under it.
+            self._opened(seat, move_link=False)
             self._closed(seat)
 
     def _left_and_came(self, seat: Seat) -> None:
@@ -220,10 +222,10 @@ class LinkedPtyHost(PtyHost):
         self.runner.host_left()
         self.runner.host_attached()
 
-    def _opened(self, seat: Seat) -> None:
+    def _opened(self, seat: Seat, move_link: bool = True) -> None:
         seat.held = True
         self._read_from(seat)
-        if seat is self._waiting:
+        if seat is self._waiting and move_link:
             try:
                 self._wait_on_fresh_pty()  # the next opener of the link gets a pty of its own
             except OSError as exc:  # out of ptys or descriptors: the link stays on this one
@@ -240,10 +242,12 @@ class LinkedPtyHost(PtyHost):
         self._held.remove(seat)
         # Nobody holds the pty: all it still holds from the host side is the leaving host's.
         last_words = seat.port.read_to_hangup()
-        # The link is still on this pty only when it could not be moved: then the pty stays, as
-        # the one pty always did, and what the module wrote on it for the host that left is
-        # flushed (the rare case the swap cannot cover; robustness.md).
-        kept = seat is self._waiting
+        # The pty stays, as the one pty always did, with what the module wrote on it for the host
+        # that left flushed, when the link is still on it (it could not be moved, or the host's
+        # whole session fell between two looks) or when a host opened it since the look (it found
+        # the link there before it moved: closing the pty would hang that host up; its open is
+        # news still to come). The rare cases the swap cannot cover; robustness.md.
+        kept = seat is self._waiting or seat.port.host_holds()
         if seat is not self._primary:
             if not kept:
                 self._close_seat(seat)
