@@ -15,7 +15,7 @@ import select
 import termios
 import tty
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .host_link import QuietLink
 from .opens import OpenWatcher
@@ -60,15 +60,21 @@ def read_available(fd: int, size: int = 65536) -> bytes:
     return b"".join(chunks)
 
 
-def discard_available(fd: int) -> int:
-    """Read and drop what waits on a non-blocking tty (at most ``DISCARD_LIMIT``); the count."""
-    dropped = 0
-    while dropped < DISCARD_LIMIT:
+def drain_available(fd: int) -> Iterator[bytes]:
+    """What waits on a non-blocking tty, read until it is empty (at most ``DISCARD_LIMIT``: a host
+    that keeps writing refills it)."""
+    taken = 0
+    while taken < DISCARD_LIMIT:
         chunk = read_available(fd)
         if not chunk:
-            break
-        dropped += len(chunk)
-    return dropped
+            return
+        taken += len(chunk)
+        yield chunk
+
+
+def discard_available(fd: int) -> int:
+    """Read and drop what waits on a non-blocking tty (at most ``DISCARD_LIMIT``); the count."""
+    return sum(len(chunk) for chunk in drain_available(fd))
 
 
 class PtyPort:
@@ -116,15 +122,7 @@ class PtyPort:
     def read_to_hangup(self) -> bytes:
         """All a host wrote before the last host closed the slave (nothing more can come then;
         at most ``DISCARD_LIMIT``, which a pty never holds)."""
-        chunks = []
-        total = 0
-        while total < DISCARD_LIMIT:
-            chunk = read_available(self.master)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        return b"".join(chunks)
+        return b"".join(drain_available(self.master))
 
     def has_input(self) -> bool:
         """Whether a host's bytes wait to be read (a hung-up master reads as ready regardless)."""
