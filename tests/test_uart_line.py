@@ -7,12 +7,17 @@ the data bits, the parity bit if any, the stop bits, at the rate in bits per sec
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from typing import Any
 
+import pytest
 import serial
 
 from ecemu.api import Emulator
+from ecemu.core.uart import LineFormat
+from ecemu.shell.uart_line import UartLine
 from tests.byte_ends import TcpEnd as Peer
 
 WAIT = 15.0
@@ -146,3 +151,157 @@ def test_the_plugin_marker_gives_the_uart_line(pytester):
     """)
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+# --- Lines sharing one loop (an `ecemu run --count` fleet) --------------------------------------
+# The lines themselves on a real asyncio loop, its real timers: each direction records when each
+# slice came (the loop's clock) and where the line's own clock (``free_at``, when the slice's
+# last bit arrived) stood. Late is allowed (a busy machine), early never; and the line's clock
+# follows the arithmetic exactly however late the loop was, so a long transfer takes its line time.
+
+
+class Received:
+    """What one direction delivered: (loop time, the line's clock, bytes) per slice."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expected: int):
+        self.loop = loop
+        self.expected = expected
+        self.direction: Any = None  # set once the line exists
+        self.slices: list[tuple[float, float, bytes]] = []
+        self.complete = loop.create_future()
+        self.then: list = []  # called with each slice's bytes: what a test does mid-stream
+
+    def __call__(self, data: bytes) -> None:
+        self.slices.append((self.loop.time(), self.direction.free_at, data))
+        for action in self.then:
+            action(data)
+        if len(self.data) >= self.expected and not self.complete.done():
+            self.complete.set_result(None)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(data for _, _, data in self.slices)
+
+
+def a_line(loop, line_format: LineFormat, to_module: int, to_host: int):
+    incoming, outgoing = Received(loop, to_module), Received(loop, to_host)
+    line = UartLine(loop, line_format, incoming, outgoing)
+    incoming.direction, outgoing.direction = line.incoming, line.outgoing
+    return line, incoming, outgoing
+
+
+def assert_on_schedule(received: Received, start: float, byte_times: list[float], since: float) -> None:
+    """Slice by slice: the line's clock at ``start`` plus the byte times of every byte so far
+    (``byte_times[i]`` for the i-th byte), exactly; and no slice came before the loop's clock
+    reached it, nor before ``since`` (when the bytes were pushed) plus their line time."""
+    crossed = 0
+    for came, clock, data in received.slices:
+        crossed += len(data)
+        line_time = sum(byte_times[:crossed])
+        assert clock == pytest.approx(start + line_time, rel=0, abs=1e-9), (crossed, clock - start, line_time)
+        assert came >= clock - EPSILON
+        assert came >= since + line_time - EPSILON
+
+
+def run_loop(scenario) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(scenario(loop), WAIT))
+    finally:
+        loop.close()
+
+
+def test_lines_sharing_a_loop_each_keep_their_own_rate_and_order():
+    """Three lines, both ways at once: 115200 8N1 (86.8 us a byte), 9600 8E1 (11 bits: 1.146 ms)
+    and 57600 8N2 (11 bits: 191 us), the bytes of each in order, each at its own rate."""
+    cases = [  # format, its byte time, bytes towards the module, bytes towards the host
+        (LineFormat(115200), 10 / 115200, bytes(i % 251 for i in range(700)), bytes(range(256)) * 2),
+        (LineFormat(9600, parity="even"), 11 / 9600, b"AT+QFDWL\r" * 4, bytes(range(60))),
+        (LineFormat(57600, stop_bits=2), 11 / 57600, bytes(range(200)), bytes(range(255, -1, -1)) + b"x" * 44),
+    ]
+
+    async def scenario(loop):
+        since = loop.time()
+        runs = []
+        for line_format, _, to_module, to_host in cases:
+            line, incoming, outgoing = a_line(loop, line_format, len(to_module), len(to_host))
+            line.incoming.push(to_module)
+            line.outgoing.push(to_host)
+            runs.append((line, incoming, outgoing, line.incoming.free_at, line.outgoing.free_at))
+        await asyncio.gather(*(run[i].complete for run in runs for i in (1, 2)))
+        for (_, byte_time_here, to_module, to_host), (line, incoming, outgoing, start_in, start_out) in zip(
+                cases, runs, strict=True):
+            assert incoming.data == to_module and outgoing.data == to_host
+            assert len(incoming.slices) > 1 and len(outgoing.slices) > 1  # in slices, not at once
+            assert_on_schedule(incoming, start_in, [byte_time_here] * len(to_module), since)
+            assert_on_schedule(outgoing, start_out, [byte_time_here] * len(to_host), since)
+            line.close()
+
+    run_loop(scenario)
+
+
+def test_a_direction_cleared_or_held_stops_while_the_other_lines_go_on():
+    """One line's host side is cleared while its first slice is on the wire (what was on its way
+    is dropped) and given new bytes at once; its module side held after its first slice (flow
+    control); the other line carries all of its bytes meanwhile. Released, the held side sends the
+    rest from then on; the cleared side sends the new bytes only, from when they came."""
+    b = 10 / 115200
+
+    async def scenario(loop):
+        line, incoming, outgoing = a_line(loop, LineFormat(115200), 200, 600)
+        other, other_in, other_out = a_line(loop, LineFormat(115200), 600, 600)
+        outgoing.then.append(lambda data: line.outgoing.hold(True))
+        for direction in (line.incoming, line.outgoing, other.incoming, other.outgoing):
+            direction.push(bytes(range(200)) * 3)
+        line.incoming.clear()
+        since = loop.time()
+        line.incoming.push(b"again" * 40)
+        start = line.incoming.free_at
+        await asyncio.gather(other_in.complete, other_out.complete, incoming.complete)
+        assert other_in.data == other_out.data == bytes(range(200)) * 3
+        assert incoming.data == b"again" * 40  # none of the cleared bytes, the new ones in order
+        assert_on_schedule(incoming, start, [b] * 200, since)
+        assert len(outgoing.slices) == 1  # held since
+        first_out = outgoing.data
+        assert first_out == bytes(range(len(first_out)))
+
+        outgoing.then.clear()
+        released = loop.time()
+        line.outgoing.hold(False)
+        restart = line.outgoing.free_at
+        await outgoing.complete
+        assert outgoing.data == bytes(range(200)) * 3  # the rest, in order, nothing lost or doubled
+        crossed = 0
+        for came, clock, data in outgoing.slices[1:]:
+            crossed += len(data)
+            assert clock == pytest.approx(restart + crossed * b, rel=0, abs=1e-9)
+            assert came >= released + crossed * b - EPSILON
+        line.close()
+        other.close()
+
+    run_loop(scenario)
+
+
+def test_a_format_change_mid_stream_applies_after_the_slice_on_the_wire():
+    """AT+IPR=9600 while bytes wait at 115200: the slice already on the wire ends at 115200's
+    86.8 us a byte, every byte after it takes 9600's 1.04 ms; a line beside it keeps 115200."""
+    fast, slow = 10 / 115200, 10 / 9600
+
+    async def scenario(loop):
+        line, incoming, _ = a_line(loop, LineFormat(115200), 120, 0)
+        other, other_in, _ = a_line(loop, LineFormat(115200), 1200, 0)
+        incoming.then.append(lambda data: line.set_format(LineFormat(9600)) if len(incoming.slices) == 1 else None)
+        since = loop.time()
+        line.incoming.push(bytes(range(120)))
+        other.incoming.push(bytes(range(120)) * 10)
+        start, other_start = line.incoming.free_at, other.incoming.free_at
+        await asyncio.gather(incoming.complete, other_in.complete)
+        assert incoming.data == bytes(range(120))
+        first = len(incoming.slices[0][2])
+        assert 1 <= first < 120
+        assert_on_schedule(incoming, start, [fast] * first + [slow] * (120 - first), since)
+        assert_on_schedule(other_in, other_start, [fast] * 1200, since)
+        line.close()
+        other.close()
+
+    run_loop(scenario)
