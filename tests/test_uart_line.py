@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from ecemu.api import Emulator
 from ecemu.core.uart import LineFormat
 from ecemu.shell.uart_line import UartLine
 from tests.byte_ends import TcpEnd as Peer
+from tests.processes import RunningEmulator
 
 WAIT = 15.0
 EPSILON = 1e-6
@@ -305,3 +307,55 @@ def test_a_format_change_mid_stream_applies_after_the_slice_on_the_wire():
         other.close()
 
     run_loop(scenario)
+
+
+def test_a_fleet_s_modems_each_download_at_their_own_rate_at_once(tmp_path):
+    """``ecemu run --count 2 --line uart``: both modems on one loop, one switched to 9600 by
+    AT+IPR, both sending a file at once; each answer whole, in order, in no less than its line
+    time at its own rate (the command in, then every byte of the answer out)."""
+    files = {0: bytes(range(32, 127)) * 6, 1: bytes(range(126, 31, -1)) * 24}  # 570 and 2280 bytes
+    rates = {0: 9600, 1: 115200}
+    for index, data in files.items():
+        (tmp_path / "ufs" / str(index)).mkdir(parents=True)
+        (tmp_path / "ufs" / str(index) / "f.txt").write_bytes(data)
+    running = RunningEmulator("--count", "2", "--line", "uart", "--baud", "115200", "--ufs", str(tmp_path / "ufs"))
+    try:
+        ports = [line.removeprefix("port: ") for line in running.stdout_lines if line.startswith("port: ")]
+        while len(ports) < 2:
+            line = running.readline(time.monotonic() + WAIT)
+            running.stdout_lines.append(line)
+            if line.startswith("port: "):
+                ports.append(line.removeprefix("port: "))
+        opened = [serial.Serial(port, 115200, timeout=WAIT) for port in ports]
+        try:
+            for port in opened:
+                assert port.read_until(b"+QIND: PB DONE\r\n").endswith(b"+QIND: PB DONE\r\n")
+                port.write(b"ATE0\r")
+                assert port.read_until(b"OK\r\n").endswith(b"OK\r\n")
+            opened[0].write(b"AT+IPR=9600\r")
+            assert opened[0].read_until(b"OK\r\n") == b"\r\nOK\r\n"
+            opened[0].baudrate = 9600
+            results: dict[int, tuple[bytes, float]] = {}
+            both = threading.Barrier(2)
+
+            def download(index: int) -> None:
+                both.wait(WAIT)
+                asked = time.monotonic()
+                opened[index].write(b'AT+QFDWL="f.txt"\r')
+                answer = opened[index].read_until(b"OK\r\n")
+                results[index] = (answer, time.monotonic() - asked)
+
+            threads = [threading.Thread(target=download, args=(index,)) for index in (0, 1)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(WAIT * 2)
+        finally:
+            for port in opened:
+                port.close()
+    finally:
+        assert running.stop() == 0
+    assert sorted(results) == [0, 1]
+    for index, (answer, took) in sorted(results.items()):
+        assert files[index] in answer and answer.endswith(b"OK\r\n")
+        assert took >= (17 + len(answer)) * byte_time(rates[index]) - EPSILON, (index, took)
