@@ -7,8 +7,9 @@ other side when its last bit has, at the current AT+IPR rate and AT+ICF framing,
 once (full duplex). The module processes what it receives as it arrives (so ``+++`` guard
 times and timeouts see the real spacing), and what it says leaves at the line's pace.
 
-The schedule is kept in absolute times: a timer that fires late delivers late, but the bytes
-after it are not delayed further, so a long transfer takes its exact line time.
+The schedule is kept in absolute times: a hand-over that comes late (a busy loop) delivers late,
+together with every byte whose last bit has come since, and the bytes after it are not delayed
+further, so a long transfer takes its exact line time.
 
 All the lines of one event loop (every modem of an ``ecemu run --count`` fleet) share one pacer
 with one asyncio timer, for the earliest slice due: a streaming modem's two directions would
