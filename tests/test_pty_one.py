@@ -216,3 +216,34 @@ def test_without_inotify_a_host_is_seen_leaving_once_it_has_written(tmp_path, mo
             assert ask(nxt) == OWN_ANSWER
         finally:
             os.close(nxt)
+
+
+def test_a_host_opening_in_the_instant_of_a_flush_is_seen(emulator, monkeypatch):
+    """The emulator drops what a host that left had not read by opening the pty's slave for a
+    moment; a host that opens the port in that moment has its open folded into the emulator's own
+    (the same event, unread): it is still seen, and answered."""
+    from ecemu.shell.pty_port import PtyPort
+
+    came: list[int] = []
+
+    def flush_while_a_host_opens(port) -> bool:  # PtyPort.discard_unread, a host opening midway
+        own = os.open(port.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            if not came:
+                came.append(open_port(port.path))
+            termios.tcflush(own, termios.TCIFLUSH)
+        finally:
+            os.close(own)
+        return True
+
+    monkeypatch.setattr(PtyPort, "discard_unread", flush_while_a_host_opens)
+    first = open_port(emulator.port)
+    try:
+        assert ask(first) == OWN_ANSWER
+    finally:
+        os.close(first)
+    until(emulator, lambda runner: bool(came))
+    try:
+        assert ask(came[0]) == OWN_ANSWER
+    finally:
+        os.close(came[0])

@@ -347,6 +347,10 @@ class PtyHost(QuietLink):
         read first: the flush's own open must not be folded into a host's unread one."""
         self._read_ahead()
         seat.flush()
+        if not seat.port.emulator_holds and seat.port.host_holds() != seat.held:
+            # A host opened or closed the pty in the instant of the flush: its event may have
+            # been folded into the flush's own and taken for it. The pty says what happened.
+            self._settle_later(everyone=True)
 
     def _take_events(self) -> None:
         """Read the opens and closes so far into ``_events``, less the emulator's own."""
@@ -357,6 +361,9 @@ class PtyHost(QuietLink):
                 return
             for wd, change in events:
                 seat = seats.get(wd)
+                if wd < 0:  # the queue overflowed: the emulator's own events may be lost too
+                    for each in seats.values():
+                        each.own_opens = each.own_closes = 0
                 if seat is not None and change > 0 and seat.own_opens:
                     seat.own_opens -= 1
                 elif seat is not None and change < 0 and seat.own_closes:
@@ -515,6 +522,8 @@ class PtyHost(QuietLink):
         poll_news = self._poll_news
         if self._news or (poll_news is not None and poll_news(0)):
             self._read_ahead()
+        if poll_news is not None and not self._events:
+            return False  # the last close is news before the master hangs up: none, no leave
         left = not seat.port.host_holds()
         if not left and self._events:
             left = seat.hints([change for wd, change in self._events if wd == seat.wd])[2]
