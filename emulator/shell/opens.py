@@ -173,8 +173,8 @@ class OpenWatcher:
                 self.watch(path)
         except (OSError, AttributeError) as exc:
             self.close()
-            log.warning("cannot watch %s for opens and closes (%s): a host leaving is noticed late, and "
-                        "what it did not read is kept for the next opener", path, exc)
+            log.warning("cannot watch %s for opens and closes (%s): a host is noticed by its first byte",
+                        path or "the port", exc)
 
     def watch(self, path: str) -> int:
         """Report opens and closes of ``path`` from now on; the watch's number (``read_events``)."""
