@@ -347,9 +347,11 @@ class PtyHost(QuietLink):
         read first: the flush's own open must not be folded into a host's unread one."""
         self._read_ahead()
         seat.flush()
-        if not seat.port.emulator_holds and seat.port.host_holds() != seat.held:
-            # A host opened or closed the pty in the instant of the flush: its event may have
-            # been folded into the flush's own and taken for it. The pty says what happened.
+        port = seat.port
+        if not port.emulator_holds and (port.host_holds() != seat.held or not seat.held and port.has_input()):
+            # A host opened or closed the pty in the instant of the flush (or both, and wrote):
+            # its events may have been folded into the flush's own and taken for them. The pty
+            # says what happened.
             self._settle_later(everyone=True)
 
     def _take_events(self) -> None:
