@@ -258,7 +258,7 @@ class PtyHost(QuietLink):
         self._poll_news: Callable[[int], list] | None = None
         self._news: list[tuple[int, int]] = []
         self._events: collections.deque[tuple[int, int]] = collections.deque()  # read, not yet handled
-        self._seats: dict[int, Seat] = {}  # by inotify watch
+        self._seats: dict[int, Seat] = {}  # by inotify watch (-1: the one pty, without inotify)
         self._primary: Seat | None = None  # the seat of the host that gets the module's output
         self._writer_fd: int | None = None
         self._wants_writable = False
@@ -397,6 +397,7 @@ class PtyHost(QuietLink):
             self._closed(seat)
 
     def _opened(self, seat: Seat, move_link: bool = True) -> None:
+        """A host came to ``seat`` (``move_link``: behind a link, whether the link moves on)."""
         seat.held = True
         self._read_from(seat)
         self._primary = seat
