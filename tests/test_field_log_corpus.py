@@ -41,8 +41,9 @@ def test_every_log_has_its_expectations_and_a_source():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_the_emulator_answers_each_log_as_expected(name):
-    # The log's host pauses are cut to 0.2 s: nothing in these logs depends on a guard time.
-    report = check_log(CORPUS / name, CheckOptions(max_gap=0.2))
+    # The log's host pauses are cut to 0.2 s: nothing in these logs depends on a guard time. The
+    # answers are the subject: 5 s of timing tolerance, which a loaded machine's pauses stay inside.
+    report = check_log(CORPUS / name, CheckOptions(max_gap=0.2, tolerance=5.0))
     found = [(difference.kind, difference.line) for difference in report.differences]
     expected = [(item["kind"], item["line"]) for item in EXPECTED[name]["differences"]]
     assert found == expected, "\n".join(report.render())

@@ -77,8 +77,9 @@ def test_record_replay_check_round_trip(recorded, tmp_path):
         assert wait_for_boot(module.port) + host_program(module.port, server_port) == got_while_recorded
     assert module.report is None and module.host_line_left() is None
     # Checked: the emulator, with its own TLS echo server standing in, answers as the log says.
-    result = subprocess.run([sys.executable, "-m", "ecemu", "check", str(log)], capture_output=True, text=True,
-                            timeout=120)
+    # Recorded and checked on a machine that may pause: the answers are the subject, not a second's timing.
+    result = subprocess.run([sys.executable, "-m", "ecemu", "check", "--tolerance-ms", "10000", str(log)],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == "no differences"
     # And on the command line: ecemu replay plays it, then ends once the host has gone.
