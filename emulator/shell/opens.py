@@ -1,9 +1,10 @@
 """Noticing when a host opens and closes the port, through inotify on the pty slave's path.
 
-A pty has no carrier or DTR line, and because the emulator keeps the slave open itself it never
-sees a hangup; inotify's open and close events on /dev/pts/N are what tell it that a host came
-or went. Where inotify is not available the watcher reports nothing and the port simply keeps
-its output for the next opener.
+A pty has no carrier or DTR line. Its master hangs up when the last descriptor of the slave closes,
+which says whether a host holds it, but not when to look; inotify's open and close events on
+/dev/pts/N say that (they are hints, never a count: the kernel folds an event into the one before
+it when both are the same). Where inotify is not available the watcher reports nothing and the
+port takes a host's first byte as its open (``pty_port.py``).
 
 All the ports of one event loop share one inotify instance (``_SharedInstance``): Linux allows a
 user 128 instances across all of their processes (``fs.inotify.max_user_instances``), while one
@@ -172,8 +173,8 @@ class OpenWatcher:
                 self.watch(path)
         except (OSError, AttributeError) as exc:
             self.close()
-            log.warning("cannot watch %s for opens and closes (%s): a host leaving is noticed late, and "
-                        "what it did not read is kept for the next opener", path, exc)
+            log.warning("cannot watch %s for opens and closes (%s): a host is noticed by its first byte",
+                        path or "the port", exc)
 
     def watch(self, path: str) -> int:
         """Report opens and closes of ``path`` from now on; the watch's number (``read_events``)."""

@@ -11,9 +11,9 @@ when its host has left and the emulator closes it.
 Opening the link at the moment of the swap gives the old pty or the new one: the old one is swapped
 away once its host is seen on it, while that host still holds it, so an opener that gets it shares
 the port with that host (the same session, as two descriptors of one pty always did) until the
-last of them closes it. The emulator holds no descriptor of these ptys' slaves: a pty's master
-hangs up exactly when no host holds it, which is what decides; inotify's events only say when to
-look. A host whose whole session ended before the emulator looked is taken all at once (its bytes,
+last of them closes it. As on the one pty (``pty_port.py``), the emulator holds no descriptor of
+these ptys' slaves: a pty's master hangs up exactly when no host holds it, which is what decides;
+inotify's events only say when to look. A host whose whole session ended before the emulator looked is taken all at once (its bytes,
 then its leaving), and the link stays on its pty, flushed: the next host may have found it there
 already. Hosts that hold
 several ptys at once (a reader and a writer that each opened the link) are one session: the bytes
@@ -28,8 +28,6 @@ session's pty, which closes when the session ends.
 
 from __future__ import annotations
 
-import collections
-import functools
 import logging
 import os
 import secrets
@@ -37,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .opens import OpenWatcher
-from .pty_port import PtyHost, PtyPort
+from .pty_port import PtyHost, PtyPort, Seat
 
 if TYPE_CHECKING:
     from .runner import ModemRunner
@@ -57,37 +55,16 @@ def point_link(link: Path, target: str) -> None:
         raise
 
 
-class Seat:
-    """One pty behind the link, and whether a host holds it as the emulator last looked."""
-
-    __slots__ = ("port", "wd", "held", "opens", "reading", "closed", "own_opens")
-
-    def __init__(self, port: PtyPort, wd: int):
-        self.port, self.wd = port, wd
-        self.held = False
-        self.opens = 0  # descriptors hosts hold, as inotify's events tell (a hint: see _look_at)
-        self.own_opens = 0  # the emulator's own opens (a flush), whose events are not a host's
-        # The loop reads its master: only while a host holds it (a hung-up master is always
-        # readable, so a reader on a pty nobody holds would wake the loop forever).
-        self.reading = False
-        self.closed = False
-
-
 class LinkedPtyHost(PtyHost):
-    """A pty of its own for each host that opens the link (see the module's docstring)."""
+    """A pty of its own for each host that opens the link (see the module's docstring). Whether
+    a host holds a pty is decided as on one pty (``PtyHost._look_at``); what follows differs."""
 
     def __init__(self, link: Path):
         super().__init__(link)
         self.link: Path = Path(link)
         self._fresh = False  # ptys are being swapped (inotify works); else PtyHost's one pty
-        self._seats: dict[int, Seat] = {}  # by inotify watch
         self._waiting: Seat | None = None  # the pty the link points to
         self._held: list[Seat] = []  # seats hosts hold, in the order they came
-        self._primary: Seat | None = None  # the first of them: the module's output goes there
-        self._writer_fd: int | None = None
-        self._wants_writable = False
-        self._reading_paused = False
-        self._events: collections.deque[tuple[int, int]] = collections.deque()  # read, not yet handled
         self.swaps = 0  # ptys made for the link after the first (for tests and the benchmark)
 
     @property
@@ -110,16 +87,11 @@ class LinkedPtyHost(PtyHost):
         self.port = self._waiting.port if self._waiting is not None else None
 
     def _wait_on_fresh_pty(self, first: bool = False) -> None:
-        """A new pty, watched and read, then the link moved to it (made, the first time: a
-        program waiting for the link to be created sees it)."""
+        """A new pty, watched, then the link moved to it (made, the first time: a program waiting
+        for the link to be created sees it)."""
         watcher = self._watcher
         assert watcher is not None
-        # The emulator holds no descriptor of its slave: the master's hangup then tells exactly
-        # whether a host holds it. inotify's events only say when to look: the kernel folds an
-        # event into the one before it when both are the same, so two hosts opening (or closing)
-        # one after the other give one event, and counting them would let a pty close under a
-        # host that still holds it.
-        port = PtyPort(self.link if first else None, hold_slave=False)
+        port = PtyPort(self.link if first else None)
         try:
             wd = watcher.watch(port.path)
         except OSError:
@@ -143,86 +115,10 @@ class LinkedPtyHost(PtyHost):
 
     # --- hosts coming and going ------------------------------------------------------------
 
-    def _settle(self) -> None:
-        """Look at every pty a host opened or closed since the last look, in the order of the
-        first news of each."""
-        pending = self._events
-        pending.extend(self._read_events())
-        news: dict[Seat, list[int]] = {}
-        overflowed = False
-        while pending:
-            wd, change = pending.popleft()
-            if wd < 0:  # the queue overflowed: news may be lost for any of them
-                overflowed = True
-                continue
-            seat = self._seats.get(wd)
-            if seat is None:
-                continue
-            if change > 0 and seat.own_opens:
-                seat.own_opens -= 1  # the emulator's own flush, not a host
-                continue
-            news.setdefault(seat, []).append(change)
-        if overflowed:
-            for seat in self._seats.values():
-                news.setdefault(seat, [])
-        for seat, changes in news.items():
-            self._look_at(seat, changes)
-
-    def _read_events(self) -> list[tuple[int, int]]:
-        watcher = self._watcher
-        events: list[tuple[int, int]] = []
-        while watcher is not None:
-            more = watcher.read_events()
-            if not more:
-                break
-            events += more
-        return events
-
-    def _look_at(self, seat: Seat, changes: list[int]) -> None:
-        """Bring what the emulator knows of ``seat`` up to what the pty says now. Its master's
-        hangup says whether a host holds it; the opens (+1) and closes (-1) since the last look
-        say whether a host came, and whether one left and another opened it before the emulator
-        looked (a host that found the link still there). They are hints, never a count to trust:
-        inotify folds an event into the one before it when both are the same."""
-        if seat.closed:
-            return  # a pty already closed: its last events
-        opens, opened, emptied, left_then_came = seat.opens, False, False, False
-        for change in changes:
-            if change > 0:
-                left_then_came |= emptied
-                opened = True
-                opens += 1
-            else:
-                opens = max(0, opens - 1)
-                emptied |= opens == 0 and (seat.held or opened)
-        holds = seat.port.host_holds()
-        seat.opens = max(opens, 1) if holds else 0
-        if holds:
-            if not seat.held:
-                self._opened(seat)
-            if left_then_came:
-                self._left_and_came(seat)
-        elif seat.held:
-            self._closed(seat)
-        elif opened or seat.port.has_input():
-            # A host opened it (and read or wrote) and closed it between two looks: its session,
-            # all at once. The link stays on this pty, now flushed: the next host may already have
-            # found the link there, and must not find the pty gone under it.
-            self._opened(seat, move_link=False)
-            self._closed(seat)
-
-    def _left_and_came(self, seat: Seat) -> None:
-        """A host left ``seat`` and another opened it before the emulator looked: for the module a
-        host leaving (the DTR drop; what it left unread is flushed) and the next one coming. What
-        waits from the host side goes to the new host (chosen, as on one pty: no command of the new
-        host is taken as the old one's data)."""
-        if seat is not self._primary:
-            return
-        log.debug("a host left %s and the next opened it at once (%s)", self.link, seat.port.path)
-        self.runner.host_left()
-        self.runner.host_attached()
-
     def _opened(self, seat: Seat, move_link: bool = True) -> None:
+        if not self._fresh:
+            super()._opened(seat)
+            return
         seat.held = True
         self._read_from(seat)
         if seat is self._waiting and move_link:
@@ -237,6 +133,9 @@ class LinkedPtyHost(PtyHost):
             self.runner.host_attached()
 
     def _closed(self, seat: Seat) -> None:
+        if not self._fresh:
+            super()._closed(seat)
+            return
         seat.held = False
         self._stop_reading(seat)
         self._held.remove(seat)
@@ -260,8 +159,7 @@ class LinkedPtyHost(PtyHost):
         self._apply_writer()
         if kept:
             self.runner.host_left(last_words)
-            seat.own_opens += 1  # the flush opens the slave
-            seat.port.discard_unread()
+            self._flush(seat)
         else:
             self._close_seat(seat)
             self.runner.host_left(last_words)
@@ -274,43 +172,7 @@ class LinkedPtyHost(PtyHost):
         self.port = seat.port
         self._apply_writer()
 
-    def _close_seat(self, seat: Seat) -> None:
-        """Stop watching and reading a pty no host holds, and close it with what it still held."""
-        seat.closed = True
-        del self._seats[seat.wd]
-        loop = self.runner.loop
-        self._stop_reading(seat)
-        if self._writer_fd == seat.port.master:
-            loop.remove_writer(seat.port.master)
-            self._writer_fd = None
-        if self._watcher is not None:
-            self._watcher.unwatch(seat.wd)
-        seat.port.close()
-
     # --- bytes ------------------------------------------------------------------------------
-
-    def _read_from(self, seat: Seat) -> None:
-        if seat.held and not seat.reading and not self._reading_paused:
-            self.runner.loop.add_reader(seat.port.master, functools.partial(self._on_seat_readable, seat))
-            seat.reading = True
-
-    def _stop_reading(self, seat: Seat) -> None:
-        if seat.reading:
-            self.runner.loop.remove_reader(seat.port.master)
-            seat.reading = False
-
-    def _on_seat_readable(self, seat: Seat) -> None:
-        # Opens and closes first: a host opens the port before it writes.
-        poll_news = self._poll_news
-        if self._events or self._news or (poll_news is not None and poll_news(0)):
-            self._settle()
-        if not seat.held:
-            return  # its host left (seen just now)
-        data = seat.port.read()
-        if data:
-            self.runner.host_data(data)
-        elif not seat.port.host_holds():
-            self._closed(seat)  # the master hung up: its host closed the pty
 
     def write(self, data: bytes) -> int:
         if not self._fresh:
@@ -320,83 +182,23 @@ class LinkedPtyHost(PtyHost):
             return len(data)  # no host: for nobody
         return port.write(data)
 
-    def want_writable(self, on: bool) -> None:
-        if not self._fresh:
-            super().want_writable(on)
-            return
-        self._wants_writable = on
-        self._apply_writer()
-
-    def _apply_writer(self) -> None:
-        # Only while a host holds the pty: before the first one opens it nobody holds its slave,
-        # and a hung-up master reads as writable even when full, which would wake the loop
-        # forever; the output waits in the runner until the host comes (_make_primary).
-        port = self.port
-        wanted = port.master if self._wants_writable and port is not None and self._primary is not None else None
-        if wanted == self._writer_fd:
-            return
-        loop = self.runner.loop
-        if self._writer_fd is not None:
-            loop.remove_writer(self._writer_fd)
-        if wanted is not None:
-            loop.add_writer(wanted, self._on_writable)
-        self._writer_fd = wanted
-
-    def _on_writable(self) -> None:
-        if not self._fresh:
-            super()._on_writable()
-            return
-        self._settle()
-        self.runner.host_writable()
-
     def discard_unread(self) -> None:
         if not self._fresh:
             super().discard_unread()
             return
         seat = self._primary
         if seat is not None:
-            seat.own_opens += 1  # the flush opens the slave
-            seat.port.discard_unread()
-
-    def discard_input(self) -> None:
-        if not self._fresh:
-            super().discard_input()
-            return
-        dropped = sum(seat.port.discard_input() for seat in list(self._seats.values()))
-        if dropped:
-            log.info("the module rebooted: %d bytes the host had sent were lost with its UART", dropped)
-
-    def pause_reading(self, paused: bool) -> None:
-        if not self._fresh:
-            super().pause_reading(paused)
-            return
-        if paused == self._reading_paused:
-            return
-        self._reading_paused = paused
-        for seat in self._seats.values():
-            if paused:
-                self._stop_reading(seat)
-            else:
-                self._read_from(seat)
+            self._flush(seat)
 
     def close(self) -> None:
-        if not self._fresh:
-            super().close()
-            return
+        if self._fresh:
+            link = self.link
+            if link.is_symlink() and os.readlink(link) in {seat.port.path for seat in self._seats.values()}:
+                link.unlink()
         self._fresh = False
-        link = self.link
-        paths = {seat.port.path for seat in self._seats.values()}
-        if link.is_symlink() and os.readlink(link) in paths:
-            link.unlink()
-        for seat in list(self._seats.values()):
-            self._close_seat(seat)
-        if self._watcher is not None:
-            self._watcher.close()
-            self._watcher = None
-            self._poll_news = None
+        super().close()
         self._held.clear()
-        self._primary = self._waiting = None
-        self.port = None
+        self._waiting = None
 
 
 def pty_host(link: Path | None) -> PtyHost:
