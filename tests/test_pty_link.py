@@ -317,3 +317,35 @@ def test_when_no_fresh_pty_can_be_made_the_link_stays_and_hosts_share_the_pty(tm
                 os.close(fd)
         assert os.readlink(link) == pty_path
         assert emulator.call(lambda runner: runner.host.swaps) == 0
+
+
+def test_a_host_that_opened_the_pty_before_the_last_one_was_seen_leaving_gets_its_answer(emulator, monkeypatch):
+    """The next host found the link still on the pty of the host before, opened it and wrote its
+    command just as the emulator took that host's leaving: its command is its own, answered to it,
+    not taken as the last words of the host that left (a recording tap logged it before that host's
+    close, and the emulator answered it to nobody)."""
+    from ecemu.shell.pty_port import PtyPort
+
+    came: list[int] = []
+    read_to_hangup = PtyPort.read_to_hangup
+
+    def a_host_opens_and_writes_first(port) -> bytes:  # PtyPort.read_to_hangup, a host coming midway
+        if not came:
+            came.append(open_port(port.path))
+            os.write(came[0], b"AT\r")
+        return read_to_hangup(port)
+
+    first = open_port(emulator.port)
+    try:
+        assert ask(first, b"ATE1") == b"ATE1\r\r\nOK\r\n"
+        monkeypatch.setattr(PtyPort, "read_to_hangup", a_host_opens_and_writes_first)
+    finally:
+        os.close(first)
+    deadline = time.monotonic() + WAIT
+    while not came:  # the emulator sees the first host leave
+        assert time.monotonic() < deadline, "the emulator never saw the host leave"
+        emulator.call(lambda runner: None)
+    try:
+        assert read_until(came[0], b"OK\r\n", timeout=WAIT) == OWN_ANSWER
+    finally:
+        os.close(came[0])

@@ -157,8 +157,13 @@ class LinkedPtyHost(PtyHost):
         self._primary = None
         self.port = None
         self._apply_writer()
+        # A host opened this pty since the look (it found the link there; its open is news still
+        # to come): what was read may be partly its own, as on the one pty. Chosen, as there: all
+        # of it goes to the new host, once the one that left has been let go, so that no command
+        # of the new host is taken as the old one's last words (and answered to nobody).
+        came_since = seat.port.host_holds()
         if kept:
-            self.runner.host_left(last_words)
+            self.runner.host_left(b"" if came_since else last_words)
             self._flush(seat)
         else:
             self._close_seat(seat)
@@ -166,6 +171,10 @@ class LinkedPtyHost(PtyHost):
         if self._held and self._primary is None:
             self._make_primary(self._held[0])
             self.runner.host_attached()
+        if came_since:
+            self._opened(seat)
+            if last_words:
+                self.runner.host_data(last_words)
 
     def _make_primary(self, seat: Seat) -> None:
         self._primary = seat
