@@ -43,6 +43,23 @@ def ask(fd: int, line: bytes = b"AT") -> bytes:
     return read_until(fd, b"OK\r\n", timeout=WAIT)
 
 
+def answer_to_a_new_host(path, line: bytes = b"AT") -> bytes:
+    """What a host that opens ``path``, sends ``line`` and closes it again gets back."""
+    fd = open_port(path)
+    try:
+        return ask(fd, line)
+    finally:
+        os.close(fd)
+
+
+def upload_left_waiting(path) -> int:
+    """A host on ``path`` starts a file upload (AT+QFUPL) and sends none of its data: its descriptor."""
+    fd = open_port(path)
+    os.write(fd, b'AT+QFUPL="left.bin",100\r')
+    assert read_until(fd, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+    return fd
+
+
 @pytest.fixture
 def emulator(tmp_path):
     ufs = tmp_path / "ufs"
@@ -188,16 +205,10 @@ def test_two_descriptors_closed_together_are_a_host_leaving(emulator):
     # The pty the link points to, read before anyone opens it: once the emulator sees the open it
     # moves the link on, so reading it after the open could name the next host's pty.
     pty_path = os.readlink(emulator.port)
-    first = open_port(pty_path)
-    os.write(first, b'AT+QFUPL="left.bin",100\r')
-    assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+    first = upload_left_waiting(pty_path)
     second = open_port(pty_path)  # its own /dev/pts/N: the same pty, seen as a second descriptor
     emulator.call(lambda runner: (os.close(first), os.close(second)))
-    nxt = open_port(emulator.port)
-    try:
-        assert ask(nxt) == OWN_ANSWER
-    finally:
-        os.close(nxt)
+    assert answer_to_a_new_host(emulator.port) == OWN_ANSWER
 
 
 def test_a_host_leaving_and_the_next_opening_its_pty_before_the_module_looks(emulator):
@@ -207,9 +218,7 @@ def test_a_host_leaving_and_the_next_opening_its_pty_before_the_module_looks(emu
     # The pty the link points to, read before anyone opens it: once the emulator sees the open it
     # moves the link on, so reading it after the open could name the next host's pty.
     pty_path = os.readlink(emulator.port)
-    first = open_port(pty_path)
-    os.write(first, b'AT+QFUPL="left.bin",100\r')
-    assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+    first = upload_left_waiting(pty_path)
 
     def leave_and_come(runner) -> int:  # on the emulator's thread: it cannot look between
         os.close(first)

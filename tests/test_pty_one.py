@@ -16,21 +16,11 @@ import pytest
 
 from ecemu.api import Emulator
 from tests.processes import read_until
+from tests.test_pty_link import OWN_ANSWER, WAIT, answer_to_a_new_host, ask, open_port, upload_left_waiting
 
-WAIT = 10.0
 # A command and all a host gets back for it with echo on (the default): the echo, then the result
 # with its line ends (V.250; the AT+CSQ line as the module prints it, REFERENCE.md).
 CSQ_ANSWER = b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
-OWN_ANSWER = b"AT\r\r\nOK\r\n"
-
-
-def open_port(path: str) -> int:
-    return os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-
-
-def ask(fd: int, line: bytes = b"AT") -> bytes:
-    os.write(fd, line + b"\r")
-    return read_until(fd, b"OK\r\n", timeout=WAIT)
 
 
 def until(emulator: Emulator, condition) -> None:
@@ -77,19 +67,13 @@ def test_two_descriptors_closed_together_are_a_host_leaving(emulator):
     """A host holding the port twice closes both at once: one folded close event, and still the
     module sees the host leave: the file upload it left waiting for data ends, and the next host
     starts a session of its own, answered in command mode."""
-    first = open_port(emulator.port)
-    os.write(first, b'AT+QFUPL="left.bin",100\r')
-    assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+    first = upload_left_waiting(emulator.port)
     second = open_port(emulator.port)
     emulator.call(lambda runner: (os.close(first), os.close(second)))
     # Seen before the next host opens: a close folded into another, then an open, both before
     # the emulator looks, cannot be told from a second descriptor closing (robustness.md).
     until(emulator, lambda runner: not runner.has_host)
-    nxt = open_port(emulator.port)
-    try:
-        assert ask(nxt) == OWN_ANSWER
-    finally:
-        os.close(nxt)
+    assert answer_to_a_new_host(emulator.port) == OWN_ANSWER
 
 
 def test_a_host_whose_whole_session_falls_between_two_looks_is_a_session(emulator):
@@ -104,19 +88,14 @@ def test_a_host_whose_whole_session_falls_between_two_looks_is_a_session(emulato
 
     emulator.call(come_and_go)
     until(emulator, lambda runner: runner.bytes_from_host == taken + 5 and not runner.has_host)
-    nxt = open_port(emulator.port)
-    try:
-        assert ask(nxt) == b"\r\nOK\r\n"  # no echo: ATE0 was executed; nothing else waited
-    finally:
-        os.close(nxt)
+    # No echo: ATE0 was executed; nothing else waited.
+    assert answer_to_a_new_host(emulator.port) == b"\r\nOK\r\n"
 
 
 def test_a_host_leaving_and_the_next_opening_before_the_module_looks(emulator):
     """The next host opens the pty the one before has just closed, before the emulator looks:
     still a host leaving (the upload the first left waiting for data ends) and a new one coming."""
-    first = open_port(emulator.port)
-    os.write(first, b'AT+QFUPL="left.bin",100\r')
-    assert read_until(first, b"CONNECT\r\n", timeout=WAIT).endswith(b"CONNECT\r\n")
+    first = upload_left_waiting(emulator.port)
 
     def leave_and_come(runner) -> int:  # on the emulator's thread: it cannot look between
         os.close(first)
@@ -169,11 +148,7 @@ def test_the_loop_stays_idle_once_the_last_host_has_left(emulator):
     os.close(fd)
     until(emulator, lambda runner: not runner.has_host)
     assert loop_cpu_over_a_window(emulator) < 0.1
-    fd = open_port(emulator.port)
-    try:
-        assert ask(fd) == OWN_ANSWER
-    finally:
-        os.close(fd)
+    assert answer_to_a_new_host(emulator.port) == OWN_ANSWER
 
 
 def test_each_new_host_finds_the_pty_raw(emulator):
@@ -211,11 +186,7 @@ def test_without_inotify_a_host_is_seen_leaving_once_it_has_written(tmp_path, mo
             os.close(first)
         until(emulator, lambda runner: not runner.has_host)
         assert loop_cpu_over_a_window(emulator) < 0.1
-        nxt = open_port(emulator.port)
-        try:
-            assert ask(nxt) == OWN_ANSWER
-        finally:
-            os.close(nxt)
+        assert answer_to_a_new_host(emulator.port) == OWN_ANSWER
 
 
 def test_a_host_opening_in_the_instant_of_a_flush_is_seen(emulator, monkeypatch):
