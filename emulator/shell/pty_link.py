@@ -141,12 +141,14 @@ class LinkedPtyHost(PtyHost):
         self._held.remove(seat)
         # Nobody holds the pty: all it still holds from the host side is the leaving host's.
         last_words = seat.port.read_to_hangup()
+        # A host opened this pty since the look: it found the link there before it moved; its
+        # open is news still to come. Asked once: the pty's answer may change at any moment.
+        came_since = seat.port.host_holds()
         # The pty stays, as the one pty always did, with what the module wrote on it for the host
         # that left flushed, when the link is still on it (it could not be moved, or the host's
-        # whole session fell between two looks) or when a host opened it since the look (it found
-        # the link there before it moved: closing the pty would hang that host up; its open is
-        # news still to come). The rare cases the swap cannot cover; robustness.md.
-        kept = seat is self._waiting or seat.port.host_holds()
+        # whole session fell between two looks) or when a host came since (closing the pty would
+        # hang that host up). The rare cases the swap cannot cover; robustness.md.
+        kept = seat is self._waiting or came_since
         if seat is not self._primary:
             if not kept:
                 self._close_seat(seat)
@@ -157,11 +159,8 @@ class LinkedPtyHost(PtyHost):
         self._primary = None
         self.port = None
         self._apply_writer()
-        # A host opened this pty since the look (it found the link there; its open is news still
-        # to come): what was read may be partly its own, as on the one pty. Chosen, as there: all
-        # of it goes to the new host, once the one that left has been let go, so that no command
-        # of the new host is taken as the old one's last words (and answered to nobody).
-        came_since = seat.port.host_holds()
+        # With a host come since, what was read may be partly its own: all of it goes to the new
+        # host once the one that left has been let go, as on the one pty (``PtyHost._closed``).
         if kept:
             self.runner.host_left(b"" if came_since else last_words)
             self._flush(seat)
